@@ -1,0 +1,99 @@
+// _core.sgemm and the configuration calls (ISA, threads).
+#include <algorithm>
+
+#include <pybind11/stl.h>
+
+#include "bind_util.hpp"
+#include "common/cpu.hpp"
+#include "common/parallel.hpp"
+#include "kernels/gemm.hpp"
+
+namespace nncore::bind {
+
+namespace {
+
+// c = act(alpha * op(a) @ op(b) + beta * c + bias). Shapes are checked here, not trusted.
+void py_sgemm(py::array c, py::array a, py::array b, bool trans_a, bool trans_b, float alpha,
+              float beta, py::object bias, bool relu, int num_threads, bool reference) {
+  Matrix mc = as_matrix(c, "out", true);
+  Matrix ma = as_matrix(a, "a", false);
+  Matrix mb = as_matrix(b, "b", false);
+  if (mc.col_major && mc.rows > 1 && mc.cols > 1) throw py::value_error("out must be row-major");
+  // A column-major operand is the transpose of a row-major one: flip the flag instead of copying.
+  const bool ta = trans_a != ma.col_major, tb = trans_b != mb.col_major;
+  const int64_t m = trans_a ? ma.cols : ma.rows, k = trans_a ? ma.rows : ma.cols;
+  const int64_t kb = trans_b ? mb.cols : mb.rows, n = trans_b ? mb.rows : mb.cols;
+  if (k != kb)
+    throw py::value_error("matmul: inner dimensions differ: op(a) is (" + std::to_string(m) + ", " +
+                          std::to_string(k) + "), op(b) is (" + std::to_string(kb) + ", " +
+                          std::to_string(n) + ")");
+  if (mc.rows != m || mc.cols != n)
+    throw py::value_error("matmul: out has shape " + shape_str(c) + ", expected (" +
+                          std::to_string(m) + ", " + std::to_string(n) + ")");
+  const float* bias_ptr = nullptr;
+  py::array bias_arr;
+  if (!bias.is_none()) {
+    bias_arr = bias.cast<py::array>();
+    bias_ptr = require_c(bias_arr, "bias", 1);
+    require_shape(bias_arr, "bias", {n});
+  }
+  if (num_threads < 0) throw py::value_error("num_threads must be >= 0");
+  GemmParams p;
+  p.trans_a = ta;
+  p.trans_b = tb;
+  p.alpha = alpha;
+  p.beta = beta;
+  p.bias = bias_ptr;
+  p.act = relu ? Act::relu : Act::none;
+  p.num_threads = num_threads;
+  // Leading dimensions as the kernel sees them (row stride of the stored matrix).
+  const int64_t lda = ma.ld, ldb = mb.ld, ldc = mc.ld;
+  {
+    py::gil_scoped_release release;
+    if (reference)
+      sgemm_ref(mc.ptr, ldc, ma.ptr, lda, mb.ptr, ldb, m, n, k, p);
+    else
+      sgemm(mc.ptr, ldc, ma.ptr, lda, mb.ptr, ldb, m, n, k, p);
+  }
+}
+
+Isa isa_from(const std::string& name) {
+  Isa isa;
+  if (!parse_isa(name.c_str(), &isa))
+    throw py::value_error("unknown ISA '" + name + "' (expected generic, avx2 or avx512)");
+  return isa;
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("sgemm", &py_sgemm, py::arg("out"), py::arg("a"), py::arg("b"), py::arg("trans_a") = false,
+        py::arg("trans_b") = false, py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f,
+        py::arg("bias") = py::none(), py::arg("relu") = false, py::arg("num_threads") = 0,
+        py::arg("reference") = false,
+        "out = act(alpha * op(a) @ op(b) + beta * out + bias), in place. float32 2-D arrays.");
+  m.def("sgemm_kernel_name", &sgemm_kernel_name);
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  });
+  m.def("in_forked_child", &in_forked_child);
+  m.def("cpu_isa", [] { return std::string(isa_name(cpu_best_isa())); });
+  m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("set_isa", [](const std::string& name) {
+    Isa isa = isa_from(name);
+    if (!set_active_isa(isa))
+      throw py::value_error(std::string("ISA '") + name + "' is not supported by this CPU (best: " +
+                            isa_name(cpu_best_isa()) + ")");
+  });
+  m.def("supported_isas", [] {
+    std::vector<std::string> out;
+    for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512})
+      if (isa_supported(isa)) out.push_back(isa_name(isa));
+    return out;
+  });
+  m.def("openmp_version", [] { return _OPENMP; });
+}
+
+}  // namespace nncore::bind

@@ -1,0 +1,22 @@
+// The pybind11 module nncore._core. Each kernel family registers its functions from its own
+// bind_*.cpp; this file only assembles them and records how the module was built.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+namespace py = pybind11;
+
+namespace nncore::bind {
+void bind_gemm(py::module_& m);
+}  // namespace nncore::bind
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "nncore C++ kernels (float32, OpenMP). Use nncore.ops, not this module.";
+  nncore::bind::bind_gemm(m);
+#if defined(__clang__)
+  m.attr("compiler") = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  m.attr("compiler") = "gcc " __VERSION__;
+#else
+  m.attr("compiler") = "unknown";
+#endif
+}

@@ -1,0 +1,53 @@
+#include "common/parallel.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <cstdlib>
+
+namespace nncore {
+namespace {
+
+std::atomic<bool> g_parallel_used{false};
+std::atomic<bool> g_forked_child{false};
+
+int default_threads() {
+  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
+    // OMP_NUM_THREADS may be a list ("4,2"): the first entry is the outer level's count.
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != env && v >= 1) return v > 1024 ? 1024 : static_cast<int>(v);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n >= 1) return n;
+  }
+  int n = omp_get_num_procs();
+  return n >= 1 ? n : 1;
+}
+
+std::atomic<int>& threads_slot() {
+  static std::atomic<int> slot{default_threads()};
+  return slot;
+}
+
+void on_fork_child() {
+  if (g_parallel_used.load(std::memory_order_relaxed)) g_forked_child.store(true);
+}
+
+struct ForkHook {
+  ForkHook() { pthread_atfork(nullptr, nullptr, on_fork_child); }
+} g_fork_hook;
+
+}  // namespace
+
+int get_num_threads() { return threads_slot().load(std::memory_order_relaxed); }
+void set_num_threads(int n) { threads_slot().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+bool in_forked_child() { return g_forked_child.load(std::memory_order_relaxed); }
+void note_parallel_used() {
+  if (!g_parallel_used.load(std::memory_order_relaxed)) g_parallel_used.store(true);
+}
+
+}  // namespace nncore

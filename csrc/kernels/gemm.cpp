@@ -1,0 +1,252 @@
+// sgemm: Goto/BLIS loops around a per-ISA micro-kernel.
+//
+//   jc over N in NC blocks         B panel (KC x NC) packed once, shared by all threads (L3)
+//     pc over K in KC blocks
+//       ic over M in MC blocks     A block (MC x KC) packed per thread (L2)
+//         jr over NC in NR steps   B micro-panel (KC x NR) stays in L1
+//           ir over MC in MR steps micro-kernel: MR x NR tile of C in registers
+//
+// Parallel level (one per op): after the threads pack the B panel together, each takes a contiguous,
+// MR-aligned range of rows (or, when M is short, an NR-aligned range of columns). K is never split,
+// and every tile starts at a multiple of MR/NR whatever the split, so each element of C sees the same
+// operations in the same order for any thread count: results are bitwise identical.
+#include "kernels/gemm.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/cpu.hpp"
+#include "common/parallel.hpp"
+#include "common/scratch.hpp"
+#include "kernels/gemm_ukr.hpp"
+
+namespace nncore {
+
+// Portable micro-kernel, 4 x 16. The compiler vectorises the j loops for the baseline ISA.
+void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
+                            float alpha, float beta) {
+  float acc[4][16] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    for (int i = 0; i < 4; ++i) {
+      const float ai = a[i];
+      for (int j = 0; j < 16; ++j) acc[i][j] += ai * b[j];
+    }
+    a += 4;
+    b += 16;
+  }
+  for (int i = 0; i < 4; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < 16; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < 16; ++j) ci[j] = beta * ci[j] + alpha * acc[i][j];
+    }
+  }
+}
+
+namespace {
+
+struct GemmConfig {
+  sgemm_ukr_fn ukr;
+  int64_t mr, nr;  // micro-tile
+  int64_t mc, kc, nc;  // cache blocks: A block MC x KC in L2, B panel KC x NC in L3
+  const char* name;
+};
+
+// Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
+const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, 4, 16, 128, 256, 2048, "generic 4x16"};
+#if defined(NNCORE_X86)
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, 6, 16, 168, 256, 4080, "avx2 6x16"};
+const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, 14, 32, 336, 256, 4096, "avx512 14x32"};
+#endif
+
+const GemmConfig& config_for(Isa isa) {
+#if defined(NNCORE_X86)
+  if (isa == Isa::avx512) return kAvx512;
+  if (isa == Isa::avx2) return kAvx2;
+#endif
+  return kGeneric;
+}
+
+// Work below this many flops per thread is not worth waking another thread for.
+constexpr double kMinFlopsPerThread = 4.0e5;
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Packs rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) into MR-row micro-panels, k-major, zero padded.
+void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int64_t mc,
+            int64_t p0, int64_t kc, int64_t mr) {
+  for (int64_t ip = 0; ip < mc; ip += mr) {
+    const int64_t rows = std::min(mr, mc - ip);
+    if (trans) {  // op(A)(i, p) = a[p * lda + i]: each k step is a contiguous run of rows
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a + (p0 + p) * lda + i0 + ip;
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < rows; ++i) d[i] = src[i];
+        for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
+      }
+    } else {  // op(A)(i, p) = a[i * lda + p]
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* src = a + (i0 + ip + i) * lda + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+      }
+      for (int64_t i = rows; i < mr; ++i)
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
+    }
+    dst += mr * kc;
+  }
+}
+
+// Packs NR-column micro-panels [first, last) of op(B) rows [p0, p0+kc), cols from j0 (nc wide).
+void pack_b(float* dst, const float* b, int64_t ldb, bool trans, int64_t p0, int64_t kc,
+            int64_t j0, int64_t nc, int64_t nr, int64_t first, int64_t last) {
+  for (int64_t panel = first; panel < last; ++panel) {
+    const int64_t jp = panel * nr;
+    const int64_t cols = std::min(nr, nc - jp);
+    float* d = dst + panel * nr * kc;
+    if (trans) {  // op(B)(p, j) = b[j * ldb + p]
+      for (int64_t j = 0; j < cols; ++j) {
+        const float* src = b + (j0 + jp + j) * ldb + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = src[p];
+      }
+      for (int64_t j = cols; j < nr; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * nr + j] = 0.0f;
+    } else {  // op(B)(p, j) = b[p * ldb + j]: each k step is a contiguous run of columns
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b + (p0 + p) * ldb + j0 + jp;
+        float* dp = d + p * nr;
+        if (cols == nr) {
+          std::memcpy(dp, src, sizeof(float) * nr);
+        } else {
+          for (int64_t j = 0; j < cols; ++j) dp[j] = src[j];
+          for (int64_t j = cols; j < nr; ++j) dp[j] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// c (rows x cols) = act(c + bias); bias already offset to the first column.
+void epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bias, Act act) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    if (bias)
+      for (int64_t j = 0; j < cols; ++j) ci[j] += bias[j];
+    if (act == Act::relu)
+      for (int64_t j = 0; j < cols; ++j) ci[j] = ci[j] > 0.0f ? ci[j] : 0.0f;
+  }
+}
+
+// c = beta * c (beta == 0: c = 0 without reading it), then the epilogue. For k == 0 or alpha == 0.
+void scale_only(float* c, int64_t ldc, int64_t m, int64_t n, const GemmParams& p) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (p.beta == 0.0f) std::fill(ci, ci + n, 0.0f);
+    else if (p.beta != 1.0f)
+      for (int64_t j = 0; j < n; ++j) ci[j] *= p.beta;
+  }
+  if (p.bias || p.act != Act::none) epilogue(c, ldc, m, n, p.bias, p.act);
+}
+
+}  // namespace
+
+const char* sgemm_kernel_name() { return config_for(active_isa()).name; }
+
+void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+           int64_t m, int64_t n, int64_t k, const GemmParams& p) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || p.alpha == 0.0f) {
+    scale_only(c, ldc, m, n, p);
+    return;
+  }
+  const GemmConfig& cfg = config_for(active_isa());
+  const int64_t mr = cfg.mr, nr = cfg.nr;
+  const int nt = threads_for(2.0 * m * n * k, kMinFlopsPerThread, p.num_threads);
+
+  const int64_t kc_max = std::min(cfg.kc, k);
+  const int64_t nc_max = std::min(cfg.nc, round_up(n, nr));
+  const int64_t mc_max = std::min(cfg.mc, round_up(m, mr));
+  const int64_t b_size = round_up(kc_max * nc_max, 16);
+  const int64_t a_size = round_up(mc_max * kc_max + mr * nr, 16);  // A block + one edge tile
+  float* const buf = thread_scratch(ScratchSlot::gemm).floats(b_size + nt * a_size);
+
+  // Split rows when there are enough MR tiles for every thread, else columns of the B panel.
+  const bool split_m = (m + mr - 1) / mr >= 2 * nt || m >= n;
+
+  parallel_run(nt, [&](int tid, int nth) {
+    float* const b_pack = buf;
+    float* const a_pack = buf + b_size + tid * a_size;
+    float* const tile = a_pack + mc_max * kc_max;
+
+    for (int64_t jc = 0; jc < n; jc += cfg.nc) {
+      const int64_t ncur = std::min(cfg.nc, n - jc);
+      const int64_t panels = (ncur + nr - 1) / nr;
+      for (int64_t pc = 0; pc < k; pc += cfg.kc) {
+        const int64_t kcur = std::min(cfg.kc, k - pc);
+        const float beta = pc == 0 ? p.beta : 1.0f;
+        const bool last_k = pc + kcur == k;
+
+        int64_t lo, hi;
+        split_range(panels, tid, nth, 1, &lo, &hi);
+        pack_b(b_pack, b, ldb, p.trans_b, pc, kcur, jc, ncur, nr, lo, hi);
+        parallel_barrier(nth);
+
+        int64_t m0 = 0, m1 = m, j0 = 0, j1 = ncur;
+        if (split_m) split_range(m, tid, nth, mr, &m0, &m1);
+        else split_range(ncur, tid, nth, nr, &j0, &j1);
+
+        for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
+          const int64_t mcur = std::min(cfg.mc, m1 - ic);
+          if (j0 >= j1) break;
+          pack_a(a_pack, a, lda, p.trans_a, ic, mcur, pc, kcur, mr);
+          for (int64_t jr = j0; jr < j1; jr += nr) {
+            const int64_t ncols = std::min(nr, ncur - jr);
+            const float* bp = b_pack + (jr / nr) * nr * kcur;
+            for (int64_t ir = 0; ir < mcur; ir += mr) {
+              const int64_t nrows = std::min(mr, mcur - ir);
+              float* cp = c + (ic + ir) * ldc + jc + jr;
+              const float* ap = a_pack + ir * kcur;
+              if (nrows == mr && ncols == nr) {
+                cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
+              } else {  // edge tile: full product into the scratch tile, then merge what fits
+                cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);
+                for (int64_t i = 0; i < nrows; ++i) {
+                  float* ci = cp + i * ldc;
+                  const float* ti = tile + i * nr;
+                  if (beta == 0.0f)
+                    for (int64_t j = 0; j < ncols; ++j) ci[j] = p.alpha * ti[j];
+                  else
+                    for (int64_t j = 0; j < ncols; ++j) ci[j] = beta * ci[j] + p.alpha * ti[j];
+                }
+              }
+              if (last_k && (p.bias || p.act != Act::none))
+                epilogue(cp, ldc, nrows, ncols, p.bias ? p.bias + jc + jr : nullptr, p.act);
+            }
+          }
+        }
+        parallel_barrier(nth);  // the B panel is overwritten next
+      }
+    }
+  });
+}
+
+void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+               int64_t m, int64_t n, int64_t k, const GemmParams& p) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0.0f;
+      for (int64_t q = 0; q < k; ++q) {
+        const float av = p.trans_a ? a[q * lda + i] : a[i * lda + q];
+        const float bv = p.trans_b ? b[j * ldb + q] : b[q * ldb + j];
+        s += av * bv;
+      }
+      float v = p.alpha * s;
+      if (p.beta != 0.0f) v += p.beta * c[i * ldc + j];
+      if (p.bias) v += p.bias[j];
+      if (p.act == Act::relu && v < 0.0f) v = 0.0f;
+      c[i * ldc + j] = v;
+    }
+  }
+}
+
+}  // namespace nncore

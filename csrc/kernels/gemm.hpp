@@ -1,0 +1,34 @@
+// Single-precision GEMM, Goto/BLIS structure: the five loops and the packing are written once here;
+// only the MR x NR micro-kernel is per ISA (gemm_ukr_*.cpp), chosen at run time by CPUID.
+#pragma once
+
+#include <cstdint>
+
+namespace nncore {
+
+enum class Act : int { none = 0, relu = 1 };
+
+struct GemmParams {
+  bool trans_a = false;   // op(a) = a^T: a is stored (K, M) with row stride lda
+  bool trans_b = false;   // op(b) = b^T: b is stored (N, K) with row stride ldb
+  float alpha = 1.0f;
+  float beta = 0.0f;      // beta == 0: c is never read (NaN garbage in c cannot leak)
+  const float* bias = nullptr;  // epilogue: (N,) added to every row, after alpha*AB + beta*C
+  Act act = Act::none;          // epilogue: applied last
+  int num_threads = 0;          // 0: nncore's setting; 1 when called inside an outer parallel region
+};
+
+// c (M,N; row stride ldc) = act(alpha * op(a) (M,K) @ op(b) (K,N) + beta * c + bias)
+// Bitwise identical for any thread count (the K loop is never split). May throw std::bad_alloc for
+// its packing buffers (before any thread starts), nothing else.
+void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+           int64_t m, int64_t n, int64_t k, const GemmParams& p);
+
+// The plain triple loop (float accumulation), kept as a readable oracle.
+void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
+               int64_t m, int64_t n, int64_t k, const GemmParams& p);
+
+// Name of the micro-kernel the active ISA uses, e.g. "avx512 14x32".
+const char* sgemm_kernel_name();
+
+}  // namespace nncore
