@@ -1,0 +1,47 @@
+"""Shared fixtures: every ISA path this machine has, thread counts, a seeded RNG, the data dir."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import nncore
+from nncore import ops
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Full MNIST lives beside the checkout on the project's machines (../shared/data/mnist).
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(params=ops.supported_isas())
+def isa(request):
+    """Runs the test once per instruction set this CPU supports, restoring the default after."""
+    before = ops.get_isa()
+    ops.set_isa(request.param)
+    yield request.param
+    ops.set_isa(before)
+
+
+@pytest.fixture
+def threads():
+    """Restores nncore's thread count after a test that changes it."""
+    before = nncore.get_num_threads()
+    yield
+    nncore.set_num_threads(before)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def mnist_dir():
+    """Directory holding the full MNIST IDX files, or skip."""
+    path = pathlib.Path(os.environ.get("NNCORE_TEST_MNIST", SHARED_MNIST))
+    if not (path / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"full MNIST not found at {path}")
+    return path
