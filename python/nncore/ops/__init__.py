@@ -1,5 +1,17 @@
 """Thin, validating functions over the C++ kernels. Every kernel is reached through this package."""
 
+from .conv import conv2d, conv2d_backward, conv2d_output_shape
 from .gemm import get_isa, matmul, set_isa, supported_isas
+from .pool import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    pool2d_output_shape,
+)
 
-__all__ = ["matmul", "get_isa", "set_isa", "supported_isas"]
+__all__ = [
+    "matmul", "get_isa", "set_isa", "supported_isas",
+    "conv2d_output_shape", "conv2d", "conv2d_backward",
+    "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+]
