@@ -130,6 +130,23 @@ void col2im(float* dx, const float* dpm, int64_t n0, int64_t n1, const Conv2dPar
   }
 }
 
+// g = dy * (y > 0), elementwise over n values.
+void relu_mask(float* __restrict g, const float* __restrict dy, const float* __restrict y,
+               int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = dy[i];  // loaded unconditionally so the loop vectorises to a blend
+    g[i] = y[i] > 0.0f ? d : 0.0f;
+  }
+}
+
+// acc (F) += sum of the rows of g (rows, F), in row order.
+void add_column_sums(float* __restrict acc, const float* __restrict g, int64_t rows, int64_t F) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gr = g + r * F;
+    for (int64_t j = 0; j < F; ++j) acc[j] += gr[j];
+  }
+}
+
 // True for a 1x1 convolution that reads every input pixel once: x itself is the patch matrix.
 bool is_pointwise(const Conv2dParams& p) {
   return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 &&
@@ -232,14 +249,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       // g (rows, F): the upstream gradient of this tile, ReLU-masked by the forward output.
       const float* g = dy + n0 * R * F;
       if (relu) {
-        const float* yt = y + n0 * R * F;
-        for (int64_t i = 0; i < rows * F; ++i) gm[i] = yt[i] > 0.0f ? g[i] : 0.0f;
+        relu_mask(gm, g, y + n0 * R * F, rows * F);
         g = gm;
       }
       if (db) {
         if (tile == first) std::fill(dbc, dbc + F, 0.0f);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < F; ++j) dbc[j] += g[r * F + j];
+        add_column_sums(dbc, g, rows, F);
       }
       const float* a = x + n0 * R * K;
       if (!pointwise) {
