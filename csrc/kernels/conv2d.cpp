@@ -18,8 +18,10 @@
 #include <cstring>
 #include <new>
 
+#include "common/cpu.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
+#include "kernels/conv2d_direct.hpp"
 
 namespace nncore {
 
@@ -153,6 +155,12 @@ bool is_pointwise(const Conv2dParams& p) {
          p.oh == p.h && p.ow == p.w;
 }
 
+// True when every window lies inside x (no padding is read), as the direct kernels need.
+bool windows_inside(const Conv2dParams& p) {
+  return p.pt == 0 && p.pl == 0 && (p.oh - 1) * p.sh + (p.kh - 1) * p.dh < p.h &&
+         (p.ow - 1) * p.sw + (p.kw - 1) * p.dw < p.w;
+}
+
 // parallel_run whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread): the
 // exception is caught inside the region and rethrown after it, never escaping OpenMP.
 template <class F>
@@ -174,9 +182,18 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
                     const Conv2dParams& p) {
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;
   if (p.n <= 0 || R <= 0 || F <= 0) return;
+  const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
+#if defined(NNCORE_X86)
+  if (active_isa() == Isa::avx512 && windows_inside(p)) {
+    // Output pixels are independent: split them in register-tile-aligned runs.
+    parallel_for(p.n * R, nt, 12, [&](int64_t lo, int64_t hi) {
+      conv2d_direct_forward_avx512(y, x, w, b, p, lo, hi);
+    });
+    return;
+  }
+#endif
   const Tiling t = make_tiling(p);
   const bool pointwise = is_pointwise(p);
-  const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
   const bool outer = nt > 1 && t.tiles >= nt;  // threads over tiles, else sgemm goes parallel
   const int workers = outer ? nt : 1;
   const int64_t tile_floats = round_up(t.nb * R * K, 16);

@@ -1,0 +1,16 @@
+// Direct (implicit-GEMM) Conv2D kernels, one per ISA file. Kept free of templates and standard-library
+// headers, like gemm_ukr.hpp, so nothing ISA-specific can leak into generic callers at link time.
+#pragma once
+
+#include "kernels/conv2d.hpp"
+
+namespace nncore {
+
+#if defined(NNCORE_X86)
+// x (N,H,W,C), w (KH,KW,C,F), b (F,) or null -> y pixels [q0, q1) of the flattened N*OH*OW output,
+// act(conv + b). Needs every window inside x (no padding is read): the caller checks that.
+void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, const float* b,
+                                  const Conv2dParams& p, int64_t q0, int64_t q1);
+#endif
+
+}  // namespace nncore
