@@ -236,6 +236,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const Tiling t = make_tiling(p);
   const bool pointwise = is_pointwise(p);
   const bool relu = p.act == Act::relu;
+  // The direct dW kernel reads x in place (no im2col); its per-thread work is a whole chunk.
+  bool direct = false;
+#if defined(NNCORE_X86)
+  direct = active_isa() == Isa::avx512 && windows_inside(p);
+#endif
   const double flops = (dx ? 4.0 : 2.0) * p.n * R * K * F;
   const int nt = threads_for(flops, kMinFlopsPerThread, p.num_threads);
   const bool outer = nt > 1 && t.chunks >= nt;
@@ -243,8 +248,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
 
   // Per worker: P tile, dP tile, masked dy tile. Then the per-chunk partials of dW and db.
   const int64_t rows_max = t.nb * R;
-  const int64_t p_floats = pointwise ? 0 : round_up(rows_max * K, 16);
-  const int64_t dp_floats = (dx && !pointwise) ? p_floats : 0;
+  const int64_t p_floats = (pointwise || direct) ? 0 : round_up(rows_max * K, 16);
+  const int64_t dp_floats = (dx && !pointwise) ? round_up(rows_max * K, 16) : 0;
   const int64_t g_floats = relu ? round_up(rows_max * F, 16) : 0;
   const int64_t worker_floats = p_floats + dp_floats + g_floats;
   const int64_t parts = t.chunks > 1 ? t.chunks : 0;
@@ -273,17 +278,23 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         if (tile == first) std::fill(dbc, dbc + F, 0.0f);
         add_column_sums(dbc, g, rows, F);
       }
-      const float* a = x + n0 * R * K;
-      if (!pointwise) {
-        im2col(pm, x, n0, n1, p);
-        a = pm;
+      if (direct) {
+#if defined(NNCORE_X86)
+        conv2d_direct_dw_avx512(dwc, x, g, p, n0, n1, tile != first);
+#endif
+      } else {
+        const float* a = x + n0 * R * K;
+        if (!pointwise) {
+          im2col(pm, x, n0, n1, p);
+          a = pm;
+        }
+        // dW (K, F) (+)= Pᵀ (K, rows) @ g (rows, F)
+        GemmParams gw;
+        gw.trans_a = true;
+        gw.beta = tile == first ? 0.0f : 1.0f;
+        gw.num_threads = gemm_threads;
+        sgemm(dwc, F, a, K, g, F, K, F, rows, gw);
       }
-      // dW (K, F) (+)= Pᵀ (K, rows) @ g (rows, F)
-      GemmParams gw;
-      gw.trans_a = true;
-      gw.beta = tile == first ? 0.0f : 1.0f;
-      gw.num_threads = gemm_threads;
-      sgemm(dwc, F, a, K, g, F, K, F, rows, gw);
       if (dx) {
         // dP (rows, K) = g (rows, F) @ Wᵀ (F, K); pointwise: dP is dx itself
         GemmParams gx;

@@ -11,6 +11,11 @@ namespace nncore {
 // act(conv + b). Needs every window inside x (no padding is read): the caller checks that.
 void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, const float* b,
                                   const Conv2dParams& p, int64_t q0, int64_t q1);
+// dw (KH,KW,C,F) = (accumulate ? dw : 0) + sum over the output pixels of images [n0, n1) of
+// patch(x)ᵀ g, where g (rows of images [n0, n1), F) is the (masked) output gradient, pixel order.
+// Same precondition as the forward.
+void conv2d_direct_dw_avx512(float* dw, const float* x, const float* g, const Conv2dParams& p,
+                             int64_t n0, int64_t n1, bool accumulate);
 #endif
 
 }  // namespace nncore

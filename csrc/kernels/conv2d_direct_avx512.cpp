@@ -106,3 +106,92 @@ void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, cons
 }
 
 }  // namespace nncore
+
+namespace nncore {
+
+namespace {
+
+// dw rows [k0, k0 + MR) (MR kernel entries at x offsets off[]) x columns [f0, f0 + 16*NV):
+// (+)= sum over the output pixels of images [n0, n1) of x[origin + off[i]] * g[pixel, f].
+template <int MR, int NV>
+void dw_tile(float* dw, const float* x, const float* g, const int64_t* off, const Conv2dParams& p,
+             int64_t n0, int64_t n1, int64_t f0, __mmask16 m0, __mmask16 m1, bool accumulate) {
+  const int64_t F = p.f;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = accumulate ? _mm512_maskz_loadu_ps(v == 0 ? m0 : m1, dw + i * F + f0 + 16 * v)
+                             : _mm512_setzero_ps();
+  int64_t o[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) o[i] = off[i];
+  const float* gp = g + f0;
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t oh = 0; oh < p.oh; ++oh) {
+      const float* xo = x + ((n * p.h + oh * p.sh) * p.w) * p.c;
+      for (int64_t ow = 0; ow < p.ow; ++ow) {
+        const __m512 g0 = _mm512_maskz_loadu_ps(m0, gp);
+        const __m512 g1 = NV > 1 ? _mm512_maskz_loadu_ps(m1, gp + 16) : g0;
+        gp += F;
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i) {
+          const __m512 a = _mm512_set1_ps(xo[o[i]]);
+          acc[i][0] = _mm512_fmadd_ps(a, g0, acc[i][0]);
+          if (NV > 1) acc[i][NV - 1] = _mm512_fmadd_ps(a, g1, acc[i][NV - 1]);
+        }
+        xo += p.sw * p.c;
+      }
+    }
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v)
+      _mm512_mask_storeu_ps(dw + i * F + f0 + 16 * v, v == 0 ? m0 : m1, acc[i][v]);
+}
+
+template <int NV>
+void dw_tile_any(int mr, float* dw, const float* x, const float* g, const int64_t* off,
+                 const Conv2dParams& p, int64_t n0, int64_t n1, int64_t f0, __mmask16 m0,
+                 __mmask16 m1, bool acc) {
+  switch (mr) {
+    case 12: return dw_tile<12, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 11: return dw_tile<11, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 10: return dw_tile<10, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 9: return dw_tile<9, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 8: return dw_tile<8, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 7: return dw_tile<7, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 6: return dw_tile<6, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 5: return dw_tile<5, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 4: return dw_tile<4, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 3: return dw_tile<3, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    case 2: return dw_tile<2, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+    default: return dw_tile<1, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, acc);
+  }
+}
+
+}  // namespace
+
+void conv2d_direct_dw_avx512(float* dw, const float* x, const float* g, const Conv2dParams& p,
+                             int64_t n0, int64_t n1, bool accumulate) {
+  const int64_t K = p.kh * p.kw * p.c, F = p.f;
+  int64_t off[kMR];
+  for (int64_t k0 = 0; k0 < K; k0 += kMR) {
+    const int mr = static_cast<int>(K - k0 < kMR ? K - k0 : kMR);
+    // Offset of kernel entry k = (kh, kw, c) from a pixel's receptive-field origin in x.
+    for (int i = 0; i < mr; ++i) {
+      const int64_t k = k0 + i, c = k % p.c, kw = (k / p.c) % p.kw, kh = k / (p.c * p.kw);
+      off[i] = (kh * p.dh * p.w + kw * p.dw) * p.c + c;
+    }
+    for (int64_t f0 = 0; f0 < F; f0 += 32) {
+      const int64_t left = F - f0;
+      if (left > 16)
+        dw_tile_any<2>(mr, dw + k0 * F, x, g, off, p, n0, n1, f0, lanes(left), lanes(left - 16),
+                       accumulate);
+      else
+        dw_tile_any<1>(mr, dw + k0 * F, x, g, off, p, n0, n1, f0, lanes(left), 0, accumulate);
+    }
+  }
+}
+
+}  // namespace nncore
