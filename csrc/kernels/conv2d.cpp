@@ -149,6 +149,23 @@ void add_column_sums(float* __restrict acc, const float* __restrict g, int64_t r
   }
 }
 
+// g (n, OH, OW, F) -> gp (n, OH + 2*ph, OW + 2*pw, F) with a zero border of ph rows, pw columns.
+void pad_rows(float* gp, const float* g, int64_t n, int64_t oh, int64_t ow, int64_t F, int64_t ph,
+              int64_t pw) {
+  const int64_t gh = oh + 2 * ph, gw = ow + 2 * pw;
+  for (int64_t i = 0; i < n; ++i) {
+    float* dst = gp + i * gh * gw * F;
+    std::memset(dst, 0, sizeof(float) * ph * gw * F);
+    std::memset(dst + (ph + oh) * gw * F, 0, sizeof(float) * ph * gw * F);
+    for (int64_t r = 0; r < oh; ++r) {
+      float* row = dst + (ph + r) * gw * F;
+      std::memset(row, 0, sizeof(float) * pw * F);
+      std::memcpy(row + pw * F, g + (i * oh + r) * ow * F, sizeof(float) * ow * F);
+      std::memset(row + (pw + ow) * F, 0, sizeof(float) * pw * F);
+    }
+  }
+}
+
 // True for a 1x1 convolution that reads every input pixel once: x itself is the patch matrix.
 bool is_pointwise(const Conv2dParams& p) {
   return p.kh == 1 && p.kw == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 &&
@@ -246,18 +263,39 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const bool outer = nt > 1 && t.chunks >= nt;
   const int workers = outer ? nt : 1;
 
-  // Per worker: P tile, dP tile, masked dy tile. Then the per-chunk partials of dW and db.
+  // dx as the forward direct kernel on g zero-padded by the dilated kernel extent, with the kernel
+  // flipped and transposed: dx[ih] = sum_kh g[ih - kh*dh] W[kh] (stride 1 only).
+  const bool direct_dx = direct && dx && p.sh == 1 && p.sw == 1;
+  const int64_t ekh = (p.kh - 1) * p.dh, ekw = (p.kw - 1) * p.dw;
+  Conv2dParams q = p;  // the dx convolution: g padded (GH, GW, F) -> dx (H, W, C)
+  q.h = p.oh + 2 * ekh, q.w = p.ow + 2 * ekw, q.c = p.f, q.f = p.c, q.oh = p.h, q.ow = p.w;
+  q.act = Act::none;
+
+  // Per worker: P tile, dP tile (or padded g), masked dy tile. Then the per-chunk partials of dW
+  // and db, then the flipped kernel.
   const int64_t rows_max = t.nb * R;
   const int64_t p_floats = (pointwise || direct) ? 0 : round_up(rows_max * K, 16);
-  const int64_t dp_floats = (dx && !pointwise) ? round_up(rows_max * K, 16) : 0;
+  const int64_t dp_floats = direct_dx ? round_up(t.nb * q.h * q.w * F, 16)
+                            : (dx && !pointwise) ? round_up(rows_max * K, 16) : 0;
   const int64_t g_floats = relu ? round_up(rows_max * F, 16) : 0;
   const int64_t worker_floats = p_floats + dp_floats + g_floats;
   const int64_t parts = t.chunks > 1 ? t.chunks : 0;
   const int64_t dw_part = round_up(K * F, 16), db_part = round_up(F, 16);
   float* const buf = thread_scratch(ScratchSlot::conv)
-                         .floats(workers * worker_floats + parts * (dw_part + db_part) + 16);
+                         .floats(workers * worker_floats + parts * (dw_part + db_part) +
+                                 (direct_dx ? K * F : 0) + 16);
   float* const dw_parts = buf + workers * worker_floats;
   float* const db_parts = dw_parts + parts * dw_part;
+  float* const wflip = db_parts + parts * db_part;  // (KH,KW,F,C)
+  if (direct_dx) {
+    for (int64_t kh = 0; kh < p.kh; ++kh)
+      for (int64_t kw = 0; kw < p.kw; ++kw) {
+        const float* src = w + ((p.kh - 1 - kh) * p.kw + (p.kw - 1 - kw)) * p.c * F;
+        float* dst = wflip + (kh * p.kw + kw) * F * p.c;
+        for (int64_t c = 0; c < p.c; ++c)
+          for (int64_t f = 0; f < F; ++f) dst[f * p.c + c] = src[c * F + f];
+      }
+  }
 
   auto run_chunk = [&](int64_t chunk, float* ws, int gemm_threads) {
     float* const pm = ws;
@@ -295,7 +333,15 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         gw.num_threads = gemm_threads;
         sgemm(dwc, F, a, K, g, F, K, F, rows, gw);
       }
-      if (dx) {
+      if (direct_dx) {
+#if defined(NNCORE_X86)
+        Conv2dParams qt = q;
+        qt.n = n1 - n0;
+        pad_rows(dpm, g, qt.n, p.oh, p.ow, F, ekh, ekw);
+        conv2d_direct_forward_avx512(dx + n0 * p.h * p.w * p.c, dpm, wflip, nullptr, qt, 0,
+                                     qt.n * p.h * p.w);
+#endif
+      } else if (dx) {
         // dP (rows, K) = g (rows, F) @ Wᵀ (F, K); pointwise: dP is dx itself
         GemmParams gx;
         gx.trans_b = true;
