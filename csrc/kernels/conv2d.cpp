@@ -36,9 +36,11 @@ constexpr double kMinFlopsPerThread = 1.0e6;
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 struct Tiling {
-  int64_t nb;      // images per tile
-  int64_t tiles;   // ceil(N / nb)
+  int64_t n;       // batch
+  int64_t nb;      // most images in a tile
+  int64_t tiles;   // tile i holds images [i*N/tiles, (i+1)*N/tiles): sizes differ by at most 1
   int64_t chunks;  // groups of consecutive tiles, each owning one dW partial
+  int64_t image_begin(int64_t tile) const { return tile * n / tiles; }
   int64_t tile_begin(int64_t chunk) const { return chunk * tiles / chunks; }
 };
 
@@ -46,11 +48,9 @@ struct Tiling {
 Tiling make_tiling(const Conv2dParams& p) {
   const int64_t per_image = std::max<int64_t>(1, p.oh * p.ow * std::max(p.kh * p.kw * p.c, p.f));
   const int64_t nb_max = std::max<int64_t>(1, kPatchBudget / per_image);
-  // At least 4 equal tiles when the batch allows, so 2 or 4 threads get balanced work.
-  int64_t tiles = std::min(p.n, round_up((p.n + nb_max - 1) / nb_max, 4));
-  const int64_t nb = (p.n + tiles - 1) / tiles;
-  tiles = (p.n + nb - 1) / nb;
-  return {nb, tiles, std::min(tiles, kMaxChunks)};
+  // A multiple of 4 tiles when the batch allows, so 2 or 4 threads get balanced work.
+  const int64_t tiles = std::max<int64_t>(1, std::min(p.n, round_up((p.n + nb_max - 1) / nb_max, 4)));
+  return {p.n, (p.n + tiles - 1) / tiles, tiles, std::min(tiles, kMaxChunks)};
 }
 
 // Output columns [ow0, ow1) whose kernel column kw lands inside the input (0 <= iw < W).
@@ -221,7 +221,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   g.act = p.act;
   g.num_threads = outer ? 1 : nt;
   auto run_tile = [&](int64_t tile, float* pm) {
-    const int64_t n0 = tile * t.nb, n1 = std::min(p.n, n0 + t.nb);
+    const int64_t n0 = t.image_begin(tile), n1 = t.image_begin(tile + 1);
     const float* a = x + n0 * R * K;  // pointwise: x rows are the patches
     if (!pointwise) {
       im2col(pm, x, n0, n1, p);
@@ -305,7 +305,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     float* const dbc = parts ? db_parts + chunk * db_part : db;
     const int64_t first = t.tile_begin(chunk), last = t.tile_begin(chunk + 1);
     for (int64_t tile = first; tile < last; ++tile) {
-      const int64_t n0 = tile * t.nb, n1 = std::min(p.n, n0 + t.nb), rows = (n1 - n0) * R;
+      const int64_t n0 = t.image_begin(tile), n1 = t.image_begin(tile + 1), rows = (n1 - n0) * R;
       // g (rows, F): the upstream gradient of this tile, ReLU-masked by the forward output.
       const float* g = dy + n0 * R * F;
       if (relu) {
