@@ -88,6 +88,8 @@ CASES = [
     (4, 6, 5, 8, 1, 1, 17, (1, 1), "valid", (1, 1)),          # pointwise 1x1 (no im2col)
     (2, 6, 5, 8, 1, 1, 3, (2, 2), "same", (1, 1)),            # 1x1 with stride
     (40, 20, 20, 16, 3, 3, 8, (1, 1), "valid", (1, 1)),       # many tiles and dW chunks
+    (2, 10, 9, 3, 3, 2, 45, (1, 1), "valid", (2, 2)),         # filters = 32 + 13 (lane tails)
+    (5, 5, 5, 64, 3, 3, 64, (1, 1), "valid", (1, 1)),         # pixel blocks straddle images
 ]
 
 

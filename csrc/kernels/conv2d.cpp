@@ -204,7 +204,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   if (active_isa() == Isa::avx512 && windows_inside(p)) {
     // Output pixels are independent: split them in register-tile-aligned runs.
     parallel_for(p.n * R, nt, 12, [&](int64_t lo, int64_t hi) {
-      conv2d_direct_forward_avx512(y, x, w, b, p, lo, hi);
+      conv2d_direct_forward_avx512(y, x, w, b, p, lo, hi, 0, p.h);
     });
     return;
   }
@@ -339,7 +339,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         qt.n = n1 - n0;
         pad_rows(dpm, g, qt.n, p.oh, p.ow, F, ekh, ekw);
         conv2d_direct_forward_avx512(dx + n0 * p.h * p.w * p.c, dpm, wflip, nullptr, qt, 0,
-                                     qt.n * p.h * p.w);
+                                     qt.n * p.h * p.w, ekh, ekh + p.oh);
 #endif
       } else if (dx) {
         // dP (rows, K) = g (rows, F) @ Wᵀ (F, K); pointwise: dP is dx itself

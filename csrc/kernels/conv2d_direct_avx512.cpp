@@ -16,13 +16,13 @@ constexpr int kMR = 12;
 // y rows of MR pixels (row stride F) at columns [f0, f0 + 16*NV) (lanes masked by m0, m1).
 template <int MR, int NV>
 void tile(float* y, const float* const* px, const float* w, const float* b, const Conv2dParams& p,
-          int64_t f0, __mmask16 m0, __mmask16 m1) {
+          int64_t kh0, int64_t kh1, int64_t f0, __mmask16 m0, __mmask16 m1) {
   const int64_t C = p.c, F = p.f;
   __m512 acc[MR][NV];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-  for (int64_t kh = 0; kh < p.kh; ++kh) {
+  for (int64_t kh = kh0; kh < kh1; ++kh) {
     for (int64_t kw = 0; kw < p.kw; ++kw) {
       const int64_t tap = (kh * p.dh * p.w + kw * p.dw) * C;
       const float* wp = w + (kh * p.kw + kw) * C * F + f0;
@@ -59,20 +59,21 @@ void tile(float* y, const float* const* px, const float* w, const float* b, cons
 
 template <int NV>
 void tile_any(int mr, float* y, const float* const* px, const float* w, const float* b,
-              const Conv2dParams& p, int64_t f0, __mmask16 m0, __mmask16 m1) {
+              const Conv2dParams& p, int64_t kh0, int64_t kh1, int64_t f0, __mmask16 m0,
+              __mmask16 m1) {
   switch (mr) {
-    case 12: return tile<12, NV>(y, px, w, b, p, f0, m0, m1);
-    case 11: return tile<11, NV>(y, px, w, b, p, f0, m0, m1);
-    case 10: return tile<10, NV>(y, px, w, b, p, f0, m0, m1);
-    case 9: return tile<9, NV>(y, px, w, b, p, f0, m0, m1);
-    case 8: return tile<8, NV>(y, px, w, b, p, f0, m0, m1);
-    case 7: return tile<7, NV>(y, px, w, b, p, f0, m0, m1);
-    case 6: return tile<6, NV>(y, px, w, b, p, f0, m0, m1);
-    case 5: return tile<5, NV>(y, px, w, b, p, f0, m0, m1);
-    case 4: return tile<4, NV>(y, px, w, b, p, f0, m0, m1);
-    case 3: return tile<3, NV>(y, px, w, b, p, f0, m0, m1);
-    case 2: return tile<2, NV>(y, px, w, b, p, f0, m0, m1);
-    default: return tile<1, NV>(y, px, w, b, p, f0, m0, m1);
+    case 12: return tile<12, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 11: return tile<11, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 10: return tile<10, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 9: return tile<9, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 8: return tile<8, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 7: return tile<7, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 6: return tile<6, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 5: return tile<5, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 4: return tile<4, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 3: return tile<3, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    case 2: return tile<2, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
+    default: return tile<1, NV>(y, px, w, b, p, kh0, kh1, f0, m0, m1);
   }
 }
 
@@ -84,7 +85,8 @@ inline __mmask16 lanes(int64_t n) {
 }  // namespace
 
 void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, const float* b,
-                                  const Conv2dParams& p, int64_t q0, int64_t q1) {
+                                  const Conv2dParams& p, int64_t q0, int64_t q1, int64_t row_lo,
+                                  int64_t row_hi) {
   const int64_t R = p.oh * p.ow, F = p.f;
   const float* px[kMR];
   for (int64_t q = q0; q < q1; q += kMR) {
@@ -94,13 +96,22 @@ void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, cons
       const int64_t qi = q + i, n = qi / R, rem = qi % R, oh = rem / p.ow, ow = rem % p.ow;
       px[i] = x + ((n * p.h + oh * p.sh) * p.w + ow * p.sw) * p.c;
     }
+    // Kernel rows that reach a non-zero input row [row_lo, row_hi) for some pixel of the block
+    // (all of them when the block spans two images).
+    int64_t kh0 = 0, kh1 = p.kh;
+    const int64_t qa = q, qb = q + mr - 1;
+    if (qa / R == qb / R && (row_lo > 0 || row_hi < p.h)) {
+      const int64_t oha = (qa % R) / p.ow, ohb = (qb % R) / p.ow;
+      while (kh0 < kh1 && ohb * p.sh + kh0 * p.dh < row_lo) ++kh0;
+      while (kh1 > kh0 && oha * p.sh + (kh1 - 1) * p.dh >= row_hi) --kh1;
+    }
     float* yq = y + q * F;
     for (int64_t f0 = 0; f0 < F; f0 += 32) {
       const int64_t left = F - f0;
       if (left > 16)
-        tile_any<2>(mr, yq, px, w, b, p, f0, lanes(left), lanes(left - 16));
+        tile_any<2>(mr, yq, px, w, b, p, kh0, kh1, f0, lanes(left), lanes(left - 16));
       else
-        tile_any<1>(mr, yq, px, w, b, p, f0, lanes(left), 0);
+        tile_any<1>(mr, yq, px, w, b, p, kh0, kh1, f0, lanes(left), 0);
     }
   }
 }
