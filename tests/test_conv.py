@@ -208,18 +208,20 @@ def test_need_dx_and_has_bias_flags(rng):
     assert ops.conv2d(x, w).shape == y.shape  # no bias
 
 
+@pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("shape", [(37, 13, 11, 3, 3, 3, 16), (256, 12, 12, 2, 3, 3, 5),
-                                   (1, 28, 28, 1, 3, 3, 32), (3, 12, 12, 64, 3, 3, 64)])
-def test_one_vs_two_threads_bitwise(shape, threads, rng):
+                                   (1, 28, 28, 1, 3, 3, 32), (3, 12, 12, 64, 3, 3, 64),
+                                   (32, 5, 5, 64, 3, 3, 64)])
+def test_one_vs_two_threads_bitwise(shape, padding, threads, isa, rng):
     x, w, b = _data(rng, *shape)
-    y = ops.conv2d(x, w, b, activation="relu", padding="same")
+    y = ops.conv2d(x, w, b, activation="relu", padding=padding)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     results = []
     for nt in (1, 2, 3):
         nncore.set_num_threads(nt)
-        yy = ops.conv2d(x, w, b, activation="relu", padding="same")
+        yy = ops.conv2d(x, w, b, activation="relu", padding=padding)
         results.append((yy, *ops.conv2d_backward(dy, x, w, y=yy, activation="relu",
-                                                 padding="same")))
+                                                 padding=padding)))
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
