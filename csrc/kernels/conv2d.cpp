@@ -149,19 +149,50 @@ void add_column_sums(float* __restrict acc, const float* __restrict g, int64_t r
   }
 }
 
-// g (n, OH, OW, F) -> gp (n, OH + 2*ph, OW + 2*pw, F) with a zero border of ph rows, pw columns.
-void pad_rows(float* gp, const float* g, int64_t n, int64_t oh, int64_t ow, int64_t F, int64_t ph,
-              int64_t pw) {
-  const int64_t gh = oh + 2 * ph, gw = ow + 2 * pw;
+// g (n, OH, OW, F) -> gp (n, top + OH + bottom, left + OW + right, F): g inside a zero border.
+void pad_rows(float* gp, const float* g, int64_t n, int64_t oh, int64_t ow, int64_t F, int64_t top,
+              int64_t bottom, int64_t left, int64_t right) {
+  const int64_t gh = top + oh + bottom, gw = left + ow + right;
   for (int64_t i = 0; i < n; ++i) {
     float* dst = gp + i * gh * gw * F;
-    std::memset(dst, 0, sizeof(float) * ph * gw * F);
-    std::memset(dst + (ph + oh) * gw * F, 0, sizeof(float) * ph * gw * F);
+    std::memset(dst, 0, sizeof(float) * top * gw * F);
+    std::memset(dst + (top + oh) * gw * F, 0, sizeof(float) * bottom * gw * F);
     for (int64_t r = 0; r < oh; ++r) {
-      float* row = dst + (ph + r) * gw * F;
-      std::memset(row, 0, sizeof(float) * pw * F);
-      std::memcpy(row + pw * F, g + (i * oh + r) * ow * F, sizeof(float) * ow * F);
-      std::memset(row + (pw + ow) * F, 0, sizeof(float) * pw * F);
+      float* row = dst + (top + r) * gw * F;
+      std::memset(row, 0, sizeof(float) * left * F);
+      std::memcpy(row + left * F, g + (i * oh + r) * ow * F, sizeof(float) * ow * F);
+      std::memset(row + (left + ow) * F, 0, sizeof(float) * right * F);
+    }
+  }
+}
+
+// The geometry of x zero-padded to exactly the rows and columns the windows read:
+// (OH-1)*sh + (KH-1)*dh + 1 rows starting pt above x (likewise columns), no padding left.
+Conv2dParams padded_geometry(const Conv2dParams& p) {
+  Conv2dParams q = p;
+  q.h = (p.oh - 1) * p.sh + (p.kh - 1) * p.dh + 1;
+  q.w = (p.ow - 1) * p.sw + (p.kw - 1) * p.dw + 1;
+  q.pt = q.pl = 0;
+  return q;
+}
+
+// x images [n0, n1) -> xp (N, q.h, q.w, C) of padded_geometry: x placed at (pt, pl), zeros around.
+void pad_input(float* xp, const float* x, const Conv2dParams& p, const Conv2dParams& q, int64_t n0,
+               int64_t n1) {
+  const int64_t C = p.c;
+  // Columns of x that land inside the padded row: [0, cols) at offset pl.
+  const int64_t cols = std::max<int64_t>(0, std::min(p.w, q.w - p.pl));
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t r = 0; r < q.h; ++r) {
+      float* row = xp + ((n * q.h) + r) * q.w * C;
+      const int64_t ih = r - p.pt;
+      if (ih < 0 || ih >= p.h || cols == 0) {
+        std::memset(row, 0, sizeof(float) * q.w * C);
+        continue;
+      }
+      std::memset(row, 0, sizeof(float) * p.pl * C);
+      std::memcpy(row + p.pl * C, x + ((n * p.h + ih) * p.w) * C, sizeof(float) * cols * C);
+      std::memset(row + (p.pl + cols) * C, 0, sizeof(float) * (q.w - p.pl - cols) * C);
     }
   }
 }
@@ -201,10 +232,19 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   if (p.n <= 0 || R <= 0 || F <= 0) return;
   const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
 #if defined(NNCORE_X86)
-  if (active_isa() == Isa::avx512 && windows_inside(p)) {
+  if (active_isa() == Isa::avx512) {
+    // Direct kernel on x, or on a zero-padded copy when the windows reach into the padding.
+    const bool inside = windows_inside(p);
+    const Conv2dParams q = inside ? p : padded_geometry(p);
+    const float* src = x;
+    if (!inside) {
+      float* xp = thread_scratch(ScratchSlot::conv).floats(p.n * q.h * q.w * p.c);
+      parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) { pad_input(xp, x, p, q, lo, hi); });
+      src = xp;
+    }
     // Output pixels are independent: split them in register-tile-aligned runs.
     parallel_for(p.n * R, nt, 12, [&](int64_t lo, int64_t hi) {
-      conv2d_direct_forward_avx512(y, x, w, b, p, lo, hi, 0, p.h);
+      conv2d_direct_forward_avx512(y, src, w, b, q, lo, hi, p.pt, p.pt + p.h);
     });
     return;
   }
@@ -253,11 +293,13 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const Tiling t = make_tiling(p);
   const bool pointwise = is_pointwise(p);
   const bool relu = p.act == Act::relu;
-  // The direct dW kernel reads x in place (no im2col); its per-thread work is a whole chunk.
+  // The direct dW kernel reads x in place (no im2col), or a zero-padded copy of it.
   bool direct = false;
 #if defined(NNCORE_X86)
-  direct = active_isa() == Isa::avx512 && windows_inside(p);
+  direct = active_isa() == Isa::avx512;
 #endif
+  const bool pad_x = direct && !windows_inside(p);
+  const Conv2dParams px = pad_x ? padded_geometry(p) : p;
   const double flops = (dx ? 4.0 : 2.0) * p.n * R * K * F;
   const int nt = threads_for(flops, kMinFlopsPerThread, p.num_threads);
   const bool outer = nt > 1 && t.chunks >= nt;
@@ -268,10 +310,16 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   // It computes H*W outputs where GEMM + col2im computes OH*OW patch rows (and then scatters them):
   // worth it unless the border is a large part of the image (measured on the MNIST CNN's layers:
   // 13x13 from 11x11 wins, 5x5 from 3x3 loses).
-  const bool direct_dx = direct && dx && p.sh == 1 && p.sw == 1 && 2 * p.h * p.w < 3 * R;
+  // With padding pt: dx[ih] = sum_kh g[ih + pt - kh*dh] W[kh], so g is padded by ekh - pt on top
+  // and to H + ekh rows in all.
   const int64_t ekh = (p.kh - 1) * p.dh, ekw = (p.kw - 1) * p.dw;
+  const int64_t g_top = ekh - p.pt, g_left = ekw - p.pl;
+  const int64_t g_bottom = p.h + p.pt - p.oh, g_right = p.w + p.pl - p.ow;
+  const bool direct_dx = direct && dx && p.sh == 1 && p.sw == 1 && 2 * p.h * p.w < 3 * R &&
+                         g_top >= 0 && g_left >= 0 && g_bottom >= 0 && g_right >= 0;
   Conv2dParams q = p;  // the dx convolution: g padded (GH, GW, F) -> dx (H, W, C)
-  q.h = p.oh + 2 * ekh, q.w = p.ow + 2 * ekw, q.c = p.f, q.f = p.c, q.oh = p.h, q.ow = p.w;
+  q.h = g_top + p.oh + g_bottom, q.w = g_left + p.ow + g_right, q.c = p.f, q.f = p.c;
+  q.oh = p.h, q.ow = p.w, q.pt = q.pl = 0;
   q.act = Act::none;
 
   // Per worker: P tile, dP tile (or padded g), masked dy tile. Then the per-chunk partials of dW
@@ -284,12 +332,18 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t worker_floats = p_floats + dp_floats + g_floats;
   const int64_t parts = t.chunks > 1 ? t.chunks : 0;
   const int64_t dw_part = round_up(K * F, 16), db_part = round_up(F, 16);
+  const int64_t wflip_floats = direct_dx ? round_up(K * F, 16) : 0;
+  const int64_t xpad_floats = pad_x ? p.n * px.h * px.w * p.c : 0;
   float* const buf = thread_scratch(ScratchSlot::conv)
                          .floats(workers * worker_floats + parts * (dw_part + db_part) +
-                                 (direct_dx ? K * F : 0) + 16);
+                                 wflip_floats + xpad_floats + 16);
   float* const dw_parts = buf + workers * worker_floats;
   float* const db_parts = dw_parts + parts * dw_part;
   float* const wflip = db_parts + parts * db_part;  // (KH,KW,F,C)
+  float* const xpad = wflip + wflip_floats;          // x in padded_geometry
+  const float* const xsrc = pad_x ? xpad : x;
+  if (pad_x)
+    parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) { pad_input(xpad, x, p, px, lo, hi); });
   if (direct_dx) {
     for (int64_t kh = 0; kh < p.kh; ++kh)
       for (int64_t kw = 0; kw < p.kw; ++kw) {
@@ -321,7 +375,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       }
       if (direct) {
 #if defined(NNCORE_X86)
-        conv2d_direct_dw_avx512(dwc, x, g, p, n0, n1, tile != first);
+        conv2d_direct_dw_avx512(dwc, xsrc, g, px, n0, n1, tile != first);
 #endif
       } else {
         const float* a = x + n0 * R * K;
@@ -340,9 +394,9 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
 #if defined(NNCORE_X86)
         Conv2dParams qt = q;
         qt.n = n1 - n0;
-        pad_rows(dpm, g, qt.n, p.oh, p.ow, F, ekh, ekw);
+        pad_rows(dpm, g, qt.n, p.oh, p.ow, F, g_top, g_bottom, g_left, g_right);
         conv2d_direct_forward_avx512(dx + n0 * p.h * p.w * p.c, dpm, wflip, nullptr, qt, 0,
-                                     qt.n * p.h * p.w, ekh, ekh + p.oh);
+                                     qt.n * p.h * p.w, g_top, g_top + p.oh);
 #endif
       } else if (dx) {
         // dP (rows, K) = g (rows, F) @ Wᵀ (F, K); pointwise: dP is dx itself
