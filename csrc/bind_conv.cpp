@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "bind_util.hpp"
+#include "common/array_pool.hpp"
 #include "kernels/conv2d.hpp"
 
 namespace nncore::bind {
@@ -65,7 +66,7 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
 }
 
 py::array_t<float> new_f32(std::initializer_list<int64_t> shape) {
-  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return pooled_array<float>(std::vector<int64_t>(shape));
 }
 
 py::array_t<float> py_conv2d_forward(py::array x, py::array w, py::object b, Pair strides,

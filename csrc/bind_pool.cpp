@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "bind_util.hpp"
+#include "common/array_pool.hpp"
 #include "kernels/pool2d.hpp"
 
 namespace nncore::bind {
@@ -50,15 +51,13 @@ std::vector<int64_t> shape_of(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
-py::array_t<float> new_f32(const std::vector<int64_t>& shape) {
-  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-}
+py::array_t<float> new_f32(const std::vector<int64_t>& shape) { return pooled_array<float>(shape); }
 
 py::tuple py_maxpool2d_forward(py::array x, Pair pool, Pair strides, bool same) {
   const float* xp = require_c(x, "x", 4);
   Pool2dParams p = make_params(shape_of(x), pool, strides, same);
   auto y = new_f32({p.n, p.oh, p.ow, p.c});
-  py::array_t<int32_t> am(std::vector<py::ssize_t>{p.n, p.oh, p.ow, p.c});
+  auto am = pooled_array<int32_t>({p.n, p.oh, p.ow, p.c});
   float* yp = y.mutable_data();
   int32_t* ap = am.mutable_data();
   {

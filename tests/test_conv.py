@@ -315,3 +315,21 @@ def test_pytorch_parity(case, rng):
     _assert_close(dx, tx.grad.numpy().transpose(0, 2, 3, 1))
     _assert_close(dw, tw.grad.numpy().transpose(2, 3, 1, 0))
     _assert_close(db, tb.grad.numpy())
+
+
+def test_pooled_outputs_are_independent_writable_arrays(rng):
+    # Large outputs come from nncore's recycled-block pool: each must be its own writable array.
+    x, w, b = _data(rng, 8, 20, 20, 4, 3, 3, 16)
+    y1 = ops.conv2d(x, w, b)
+    y2 = ops.conv2d(x, w, b)
+    assert y1.nbytes >= 1 << 16 and y1.flags.writeable and y1.flags.c_contiguous
+    assert not np.may_share_memory(y1, y2)
+    np.testing.assert_array_equal(y1, y2)
+    view = y1[1:3]
+    del y1
+    y3 = ops.conv2d(x, w, b)  # may reuse a freed block, never one still referenced by `view`
+    assert not np.may_share_memory(view, y3)
+    y3[:] = 0.0
+    np.testing.assert_array_equal(view, y2[1:3])
+    for _ in range(100):  # steady state: blocks are recycled, nothing accumulates
+        ops.conv2d_backward(ops.conv2d(x, w, b), x, w)
