@@ -25,15 +25,19 @@ from nncore import ops
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def median_ms(fn, reps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def median_ms(*fns, reps: int, warmup: int = 3) -> list:
+    """Median wall time (ms) of each function. The functions take turns rep by rep, so a burst of
+    load from elsewhere on the machine hits all of them alike and the ratios stay fair."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [1e3 * statistics.median(t) for t in times]
 
 
 def cpu_model() -> str:
@@ -116,7 +120,7 @@ def _torch_layer(kind, cfg, x, first, torch):
     return fwd, fwd_bwd
 
 
-def _stack(x, rng, torch, nn_threads):
+def _stack(x, rng, torch):
     """Whole conv stack fwd+bwd (every layer chained), nncore and torch closures."""
     F = torch.nn.functional
     shapes = [(3, 3, 1, 32), (3, 3, 32, 64), (3, 3, 64, 64)]
@@ -157,7 +161,10 @@ def bench_conv(args) -> list:
     torch.set_num_threads(args.threads)
     nncore.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    lines = ["## Conv/pool layers of the Keras MNIST CNN (forward; forward+backward)", ""]
+    lines = ["## Conv/pool layers of the Keras MNIST CNN (forward; forward+backward)", "",
+             f"Medians of {args.reps} interleaved reps, ms; ratio = nncore / torch (< 1: nncore "
+             "faster). nncore NHWC, torch NCHW (its native layout). f+b of conv1 skips dx "
+             "(need_dx=False / input without grad), as in training.", ""]
     lines += header(args.threads)
     lines += ["| batch | layer | nncore fwd ms | torch fwd ms | ratio | nncore f+b ms | "
               "torch f+b ms | ratio |", "|---|---|---|---|---|---|---|---|"]
@@ -168,13 +175,13 @@ def bench_conv(args) -> list:
                 x = np.maximum(x, 0)
             nf, nfb = _nncore_layer(kind, cfg, x, idx == 0, rng)
             tf, tfb = _torch_layer(kind, cfg, x, idx == 0, torch)
-            r = [median_ms(f, args.reps) for f in (nf, tf, nfb, tfb)]
+            r = median_ms(nf, tf, reps=args.reps) + median_ms(nfb, tfb, reps=args.reps)
             lines.append(f"| {batch} | {name} | {r[0]:.3f} | {r[1]:.3f} | {r[0] / r[1]:.2f} | "
                          f"{r[2]:.3f} | {r[3]:.3f} | {r[2] / r[3]:.2f} |")
             print(lines[-1], flush=True)
         x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
-        ns, ts = _stack(x, rng, torch, args.threads)
-        a, b = median_ms(ns, args.reps), median_ms(ts, args.reps)
+        ns, ts = _stack(x, rng, torch)
+        a, b = median_ms(ns, ts, reps=args.reps)
         lines.append(f"| {batch} | **conv stack f+b** (all 5 layers) | | | | {a:.3f} | {b:.3f} | "
                      f"{a / b:.2f} ({b / a:.2f}x faster) |")
         print(lines[-1], flush=True)
