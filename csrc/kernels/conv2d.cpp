@@ -209,6 +209,22 @@ bool windows_inside(const Conv2dParams& p) {
          (p.ow - 1) * p.sw + (p.kw - 1) * p.dw < p.w;
 }
 
+// The direct kernels of the active ISA; none on the portable path (which uses im2col + GEMM).
+struct DirectKernels {
+  conv2d_direct_forward_fn forward = nullptr;
+  conv2d_direct_dw_fn dw = nullptr;
+  int64_t mr = 1;  // pixel tile: forward splits align to it so tiles never depend on the split
+};
+
+DirectKernels direct_kernels() {
+  DirectKernels k;
+#if defined(NNCORE_X86)
+  if (active_isa() == Isa::avx512) k = {conv2d_direct_forward_avx512, conv2d_direct_dw_avx512, 12};
+  else if (active_isa() == Isa::avx2) k = {conv2d_direct_forward_avx2, conv2d_direct_dw_avx2, 6};
+#endif
+  return k;
+}
+
 // parallel_run whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread): the
 // exception is caught inside the region and rethrown after it, never escaping OpenMP.
 template <class F>
@@ -231,8 +247,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;
   if (p.n <= 0 || R <= 0 || F <= 0) return;
   const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
-#if defined(NNCORE_X86)
-  if (active_isa() == Isa::avx512) {
+  const DirectKernels dk = direct_kernels();
+  if (dk.forward) {
     // Direct kernel on x, or on a zero-padded copy when the windows reach into the padding.
     const bool inside = windows_inside(p);
     const Conv2dParams q = inside ? p : padded_geometry(p);
@@ -243,12 +259,11 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
       src = xp;
     }
     // Output pixels are independent: split them in register-tile-aligned runs.
-    parallel_for(p.n * R, nt, 12, [&](int64_t lo, int64_t hi) {
-      conv2d_direct_forward_avx512(y, src, w, b, q, lo, hi, p.pt, p.pt + p.h);
+    parallel_for(p.n * R, nt, dk.mr, [&](int64_t lo, int64_t hi) {
+      dk.forward(y, src, w, b, q, lo, hi, p.pt, p.pt + p.h);
     });
     return;
   }
-#endif
   const Tiling t = make_tiling(p);
   const bool pointwise = is_pointwise(p);
   const bool outer = nt > 1 && t.tiles >= nt;  // threads over tiles, else sgemm goes parallel
@@ -294,10 +309,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const bool pointwise = is_pointwise(p);
   const bool relu = p.act == Act::relu;
   // The direct dW kernel reads x in place (no im2col), or a zero-padded copy of it.
-  bool direct = false;
-#if defined(NNCORE_X86)
-  direct = active_isa() == Isa::avx512;
-#endif
+  const DirectKernels dk = direct_kernels();
+  const bool direct = dk.dw != nullptr;
   const bool pad_x = direct && !windows_inside(p);
   const Conv2dParams px = pad_x ? padded_geometry(p) : p;
   const double flops = (dx ? 4.0 : 2.0) * p.n * R * K * F;
@@ -374,9 +387,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         add_column_sums(dbc, g, rows, F);
       }
       if (direct) {
-#if defined(NNCORE_X86)
-        conv2d_direct_dw_avx512(dwc, xsrc, g, px, n0, n1, tile != first);
-#endif
+        dk.dw(dwc, xsrc, g, px, n0, n1, tile != first);
       } else {
         const float* a = x + n0 * R * K;
         if (!pointwise) {
@@ -391,13 +402,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         sgemm(dwc, F, a, K, g, F, K, F, rows, gw);
       }
       if (direct_dx) {
-#if defined(NNCORE_X86)
         Conv2dParams qt = q;
         qt.n = n1 - n0;
         pad_rows(dpm, g, qt.n, p.oh, p.ow, F, g_top, g_bottom, g_left, g_right);
-        conv2d_direct_forward_avx512(dx + n0 * p.h * p.w * p.c, dpm, wflip, nullptr, qt, 0,
-                                     qt.n * p.h * p.w, g_top, g_top + p.oh);
-#endif
+        dk.forward(dx + n0 * p.h * p.w * p.c, dpm, wflip, nullptr, qt, 0, qt.n * p.h * p.w, g_top,
+                   g_top + p.oh);
       } else if (dx) {
         // dP (rows, K) = g (rows, F) @ Wᵀ (F, K); pointwise: dP is dx itself
         GemmParams gx;
