@@ -164,7 +164,10 @@ def bench_conv(args) -> list:
     lines = ["## Conv/pool layers of the Keras MNIST CNN (forward; forward+backward)", "",
              f"Medians of {args.reps} interleaved reps, ms; ratio = nncore / torch (< 1: nncore "
              "faster). nncore NHWC, torch NCHW (its native layout). f+b of conv1 skips dx "
-             "(need_dx=False / input without grad), as in training.", ""]
+             "(need_dx=False / input without grad), as in training.", "",
+             "Command: `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+             f"PYTHONPATH=python python bench/bench_layers.py --section conv --reps {args.reps} "
+             f"--threads {args.threads}`", ""]
     lines += header(args.threads)
     lines += ["| batch | layer | nncore fwd ms | torch fwd ms | ratio | nncore f+b ms | "
               "torch f+b ms | ratio |", "|---|---|---|---|---|---|---|---|"]

@@ -17,7 +17,8 @@ using Pair = std::pair<int64_t, int64_t>;
 
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw py::value_error(std::string(what) + " overflows int64");
+  if (__builtin_mul_overflow(a, b, &r))
+    throw py::value_error(std::string(what) + " overflows int64");
   return r;
 }
 
@@ -32,9 +33,9 @@ std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, int64_t d, bo
     return {out, total / 2};
   }
   if (ek > in)
-    throw py::value_error(std::string("conv2d: kernel ") + dim + " (dilated: " + std::to_string(ek) +
-                          ") is larger than the input " + dim + " " + std::to_string(in) +
-                          " with padding='valid'");
+    throw py::value_error(std::string("conv2d: kernel ") + dim + " (dilated: " +
+                          std::to_string(ek) + ") is larger than the input " + dim + " " +
+                          std::to_string(in) + " with padding='valid'");
   return {(in - ek) / s + 1, 0};
 }
 
@@ -47,7 +48,8 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
   if (w.shape(2) != x.shape(3))
     throw py::value_error("conv2d: w has shape " + shape_str(w) + " but x " + shape_str(x) +
                           " has " + std::to_string(x.shape(3)) + " channels");
-  if (strides.first < 1 || strides.second < 1) throw py::value_error("conv2d: strides must be >= 1");
+  if (strides.first < 1 || strides.second < 1)
+    throw py::value_error("conv2d: strides must be >= 1");
   if (dilation.first < 1 || dilation.second < 1)
     throw py::value_error("conv2d: dilation_rate must be >= 1");
   Conv2dParams p;

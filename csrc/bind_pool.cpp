@@ -34,7 +34,8 @@ Pool2dParams make_params(const std::vector<int64_t>& shape, Pair pool, Pair stri
     if (shape[i] < (i == 0 ? 0 : 1))
       throw py::value_error("pool2d: input shape must have N >= 0 and H, W, C >= 1");
   if (pool.first < 1 || pool.second < 1) throw py::value_error("pool2d: pool_size must be >= 1");
-  if (strides.first < 1 || strides.second < 1) throw py::value_error("pool2d: strides must be >= 1");
+  if (strides.first < 1 || strides.second < 1)
+    throw py::value_error("pool2d: strides must be >= 1");
   Pool2dParams p;
   p.n = shape[0], p.h = shape[1], p.w = shape[2], p.c = shape[3];
   if (p.h > INT32_MAX / p.w) throw py::value_error("pool2d: H*W must fit in int32 for argmax");
@@ -75,7 +76,8 @@ py::array_t<float> py_maxpool2d_backward(py::array dy, py::array argmax,
     throw py::type_error("argmax must be an int32 array, got dtype " +
                          std::string(py::str(argmax.dtype())));
   if (argmax.ndim() != 4 || !(argmax.flags() & py::array::c_style))
-    throw py::value_error("argmax must be a 4-D C-contiguous array, got shape " + shape_str(argmax));
+    throw py::value_error("argmax must be a 4-D C-contiguous array, got shape " +
+                          shape_str(argmax));
   Pool2dParams p = make_params(input_shape, {1, 1}, {1, 1}, false);
   p.oh = dy.shape(1), p.ow = dy.shape(2);
   if (dy.shape(0) != p.n || dy.shape(3) != p.c)

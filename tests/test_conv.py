@@ -333,3 +333,22 @@ def test_pooled_outputs_are_independent_writable_arrays(rng):
     np.testing.assert_array_equal(view, y2[1:3])
     for _ in range(30):  # steady state: blocks are recycled, nothing accumulates
         ops.conv2d_backward(ops.conv2d(x, w, b), x, w)
+
+
+def _conv_in_child(seed):
+    rng = np.random.default_rng(seed)
+    x, w, b = _data(rng, 16, 12, 12, 8, 3, 3, 16)
+    y = ops.conv2d(x, w, b, activation="relu")
+    dx, dw, db = ops.conv2d_backward(y, x, w, y=y, activation="relu")
+    return float(y.sum() + dx.sum() + dw.sum() + db.sum())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (Python >= 3.12)
+def test_forked_child_does_not_hang(threads):
+    # libgomp's pool does not survive fork(): the child must run serially, with the same results.
+    import multiprocessing
+
+    nncore.set_num_threads(2)
+    want = _conv_in_child(3)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_conv_in_child, (3,)).get(timeout=60) == want

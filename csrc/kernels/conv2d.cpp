@@ -1,16 +1,26 @@
-// Conv2D as im2col + sgemm over tiles of the batch.
+// Conv2D forward and backward: direct (implicit-GEMM) kernels on AVX-512 / AVX2, im2col + sgemm on
+// the portable path, over tiles of the batch.
 //
-// With NHWC and the (KH,KW,C,F) kernel, the patch matrix P of a tile of images has one row per output
-// pixel (n, oh, ow) and one column per (kh, kw, c), so the forward is one GEMM P @ W (K = KH*KW*C) whose
-// result is the NHWC output itself, bias and ReLU fused in the GEMM epilogue. Backward per tile:
-// dYm = dy * (y > 0) (ReLU mask), db += colsum(dYm), dW += Pᵀ @ dYm, dP = dYm @ Wᵀ scattered by col2im.
+// With NHWC and the (KH,KW,C,F) kernel the convolution is the GEMM P @ W, P the patch matrix: one
+// row per output pixel (n, oh, ow), one column per (kh, kw, c), K = KH*KW*C. Its result is the NHWC
+// output itself. The direct kernels (conv2d_direct_impl.hpp) run the GEMM's register tile with A
+// read straight from x, which avoids writing P and, above all, packing it (a transposing copy that
+// costs a third of the time for K ~ 300). Measured on the MNIST CNN at batch 32, 1 thread, AVX-512:
+// conv 3x3 32->64 forward 0.97 -> 0.58 ms, first layer (C = 1) 0.44 -> 0.18 ms.
+//   forward   y = act(P @ W + b)                    (bias and ReLU in the tile's epilogue)
+//   backward  g = dy * (y > 0); db = colsum(g); dW = Pᵀ @ g;
+//             dx = col2im(g @ Wᵀ), or for stride 1 the forward kernel on g zero-padded by the
+//             kernel extent, with the flipped, transposed kernel:
+//             dx[ih] = sum_kh g[ih + pt - kh*dh] W[kh].
+// Windows that reach into 'same' padding read a zero-padded copy of x (activation-sized scratch).
 //
-// Parallel level (one per op): the batch is cut into tiles of whole images (images never share dx), the
-// tiles are grouped into at most kMaxChunks chunks, and threads take contiguous runs of chunks, each
-// with its own patch buffer and single-threaded sgemm calls. A chunk accumulates its own partial dW/db
-// in tile order; the partials are summed in chunk order at the end. Tile and chunk boundaries depend on
-// the shapes only, never on the thread count, so every result is bitwise identical for any thread count.
-// When there are fewer tiles than threads (batch 1, 2), tiles run in turn and each sgemm goes parallel.
+// Parallel level (one per op): forward outputs are independent, split in pixel runs aligned to the
+// register tile. The backward cuts the batch into tiles of whole images (images never share dx),
+// groups the tiles into at most kMaxChunks chunks, and threads take contiguous runs of chunks. A
+// chunk accumulates its own partial dW/db in tile order; the partials are summed in chunk order at
+// the end. Tile and chunk boundaries depend on the shapes only, never on the thread count, so every
+// result is bitwise identical for any thread count. With fewer chunks than threads (batch 1, 2) the
+// chunks run in turn and each sgemm goes parallel.
 #include "kernels/conv2d.hpp"
 
 #include <algorithm>
@@ -49,7 +59,8 @@ Tiling make_tiling(const Conv2dParams& p) {
   const int64_t per_image = std::max<int64_t>(1, p.oh * p.ow * std::max(p.kh * p.kw * p.c, p.f));
   const int64_t nb_max = std::max<int64_t>(1, kPatchBudget / per_image);
   // A multiple of 4 tiles when the batch allows, so 2 or 4 threads get balanced work.
-  const int64_t tiles = std::max<int64_t>(1, std::min(p.n, round_up((p.n + nb_max - 1) / nb_max, 4)));
+  const int64_t tiles =
+      std::max<int64_t>(1, std::min(p.n, round_up((p.n + nb_max - 1) / nb_max, 4)));
   return {p.n, (p.n + tiles - 1) / tiles, tiles, std::min(tiles, kMaxChunks)};
 }
 
@@ -85,7 +96,8 @@ void im2col(float* pm, const float* x, int64_t n0, int64_t n1, const Conv2dParam
           valid_range(p.kw, p.dw, iw0, p.w, &k0, &k1);
           if (k0 > 0) std::memset(seg, 0, sizeof(float) * k0 * C);
           if (p.dw == 1) {
-            if (k1 > k0) std::memcpy(seg + k0 * C, xr + (iw0 + k0) * C, sizeof(float) * (k1 - k0) * C);
+            if (k1 > k0)
+              std::memcpy(seg + k0 * C, xr + (iw0 + k0) * C, sizeof(float) * (k1 - k0) * C);
           } else {
             for (int64_t kw = k0; kw < k1; ++kw)
               std::memcpy(seg + kw * C, xr + (iw0 + kw * p.dw) * C, sizeof(float) * C);
@@ -225,8 +237,8 @@ DirectKernels direct_kernels() {
   return k;
 }
 
-// parallel_run whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread): the
-// exception is caught inside the region and rethrown after it, never escaping OpenMP.
+// parallel_run whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread):
+// the exception is caught inside the region and rethrown after it, never escaping OpenMP.
 template <class F>
 void parallel_run_guarded(int nt, F&& body) {
   std::atomic<bool> failed{false};
@@ -269,7 +281,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   const bool outer = nt > 1 && t.tiles >= nt;  // threads over tiles, else sgemm goes parallel
   const int workers = outer ? nt : 1;
   const int64_t tile_floats = round_up(t.nb * R * K, 16);
-  float* const buf = pointwise ? nullptr : thread_scratch(ScratchSlot::conv).floats(workers * tile_floats);
+  float* const buf =
+      pointwise ? nullptr : thread_scratch(ScratchSlot::conv).floats(workers * tile_floats);
 
   GemmParams g;
   g.bias = b;
@@ -431,7 +444,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     });
   }
   if (!parts) return;
-  // Sum the partials in chunk order; each element is summed by one thread, in the same order always.
+  // Sum the partials in chunk order; each element is summed by one thread, always in this order.
   const int rt = threads_for(static_cast<double>(K * F) * parts, 1.0e5, p.num_threads);
   parallel_for(K * F, rt, 16, [&](int64_t lo, int64_t hi) {
     std::memcpy(dw + lo, dw_parts + lo, sizeof(float) * (hi - lo));
@@ -459,7 +472,8 @@ void conv2d_forward_ref(float* y, const float* x, const float* w, const float* b
               const int64_t ih = oh * p.sh - p.pt + kh * p.dh, iw = ow * p.sw - p.pl + kw * p.dw;
               if (ih < 0 || ih >= p.h || iw < 0 || iw >= p.w) continue;
               for (int64_t c = 0; c < p.c; ++c)
-                s += x[((n * p.h + ih) * p.w + iw) * p.c + c] * w[((kh * p.kw + kw) * p.c + c) * p.f + f];
+                s += x[((n * p.h + ih) * p.w + iw) * p.c + c] *
+                     w[((kh * p.kw + kw) * p.c + c) * p.f + f];
             }
           if (p.act == Act::relu && s < 0.0f) s = 0.0f;
           y[((n * p.oh + oh) * p.ow + ow) * p.f + f] = s;

@@ -1,4 +1,4 @@
-// AVX-512 direct Conv2D: 12 x 32 register tile (24 zmm accumulators), masked lanes for filter tails.
+// AVX-512 direct Conv2D: 12 x 32 register tile (24 zmm accumulators), masked filter tails.
 // Per step: 2 vector loads and 12 broadcasts feed 24 FMAs. The algorithm is conv2d_direct_impl.hpp.
 #include <immintrin.h>
 

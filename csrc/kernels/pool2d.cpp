@@ -1,9 +1,9 @@
-// Max and average pooling, NHWC: the innermost loop always runs over the C contiguous channels so it
-// vectorises; the window loops sit outside it.
+// Max and average pooling, NHWC: the innermost loop always runs over the C contiguous channels, so
+// it vectorises; the window loops sit outside it.
 //
-// Parallel level (one per op): forwards split the N*OH output rows (rows are independent), backwards
-// split the batch (windows of one image may overlap, so an image's dx belongs to one thread and is
-// accumulated in the same order whatever the thread count).
+// Parallel level (one per op): forwards split the N*OH output rows (rows are independent),
+// backwards split the batch (windows of one image may overlap, so an image's dx belongs to one
+// thread and is accumulated in the same order whatever the thread count).
 #include "kernels/pool2d.hpp"
 
 #include <algorithm>
