@@ -18,7 +18,7 @@ using Pair = std::pair<int64_t, int64_t>;
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   int64_t r;
   if (__builtin_mul_overflow(a, b, &r))
-    throw py::value_error(std::string(what) + " overflows int64");
+    throw py::value_error(std::string("conv2d: ") + what + " overflows int64");
   return r;
 }
 
@@ -64,6 +64,13 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
   checked_mul(checked_mul(rows, p.f, "output size"), 4, "output size");
   checked_mul(checked_mul(p.oh * p.ow, p.kh * p.kw * p.c, "patch matrix size"), 4,
               "patch matrix size");
+  // The zero-padded copy of x that 'same' windows read: (OH-1)*sh + ekh rows, likewise columns.
+  const int64_t ph = checked_mul(p.oh - 1, p.sh, "padded input size") + (p.kh - 1) * p.dh + 1;
+  const int64_t pw = checked_mul(p.ow - 1, p.sw, "padded input size") + (p.kw - 1) * p.dw + 1;
+  checked_mul(checked_mul(checked_mul(checked_mul(p.n, ph, "padded input size"), pw,
+                                      "padded input size"),
+                          p.c, "padded input size"),
+              4, "padded input size");
   return p;
 }
 

@@ -261,6 +261,8 @@ def test_bad_inputs(rng):
         ops.conv2d(x, w, strides=1.5)
     with pytest.raises(ValueError, match="activation"):
         ops.conv2d(x, w, activation="tanh")
+    with pytest.raises(ValueError, match="overflows"):
+        ops.conv2d(x, w, dilation_rate=10**12, padding="same")
     y = ops.conv2d(x, w, b)
     with pytest.raises(ValueError, match="dy has shape"):
         ops.conv2d_backward(y[:, :2], x, w)
