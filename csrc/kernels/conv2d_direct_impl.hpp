@@ -28,14 +28,14 @@ void fwd_tile(float* y, const float* const* px, const float* w, const float* b,
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  const float* a[MR];  // pixel origins; a tap is one index into all of them
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) a[i] = px[i];
   for (int64_t kh = kh0; kh < kh1; ++kh) {
     for (int64_t kw = 0; kw < p.kw; ++kw) {
       const int64_t tap = (kh * p.dh * p.w + kw * p.dw) * C;
       const float* wp = w + (kh * p.kw + kw) * C * F + f0;
-      const float* a[MR];
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) a[i] = px[i] + tap;
-      for (int64_t c = 0; c < C; ++c) {
+      for (int64_t c = tap; c < tap + C; ++c) {
         const typename V::vec w0 = V::load(m0, wp);
         const typename V::vec w1 = NV > 1 ? V::load(m1, wp + W) : w0;
         wp += F;
@@ -130,21 +130,26 @@ void direct_forward(float* y, const float* x, const float* w, const float* b,
   constexpr int MR = V::kMR, W = V::kWidth;
   const int64_t R = p.oh * p.ow, F = p.f;
   const float* px[MR];
+  // (n, oh, ow) of pixel q, stepped along instead of divided out per pixel.
+  int64_t n = q0 / R, oh = (q0 % R) / p.ow, ow = q0 % p.ow;
   for (int64_t q = q0; q < q1; q += MR) {
     const int mr = static_cast<int>(q1 - q < MR ? q1 - q : MR);
     // Origin of each pixel's receptive field in x.
+    int64_t n_first = n, oh_first = oh, oh_last = oh;
     for (int i = 0; i < mr; ++i) {
-      const int64_t qi = q + i, n = qi / R, rem = qi % R, oh = rem / p.ow, ow = rem % p.ow;
       px[i] = x + ((n * p.h + oh * p.sh) * p.w + ow * p.sw) * p.c;
+      oh_last = n == n_first ? oh : p.oh;
+      if (++ow == p.ow) {
+        ow = 0;
+        if (++oh == p.oh) oh = 0, ++n;
+      }
     }
     // Kernel rows that reach a non-zero input row [row_lo, row_hi) for some pixel of the tile
     // (all of them when the tile spans two images).
     int64_t kh0 = 0, kh1 = p.kh;
-    const int64_t qa = q, qb = q + mr - 1;
-    if (qa / R == qb / R && (row_lo > 0 || row_hi < p.h)) {
-      const int64_t oha = (qa % R) / p.ow, ohb = (qb % R) / p.ow;
-      while (kh0 < kh1 && ohb * p.sh + kh0 * p.dh < row_lo) ++kh0;
-      while (kh1 > kh0 && oha * p.sh + (kh1 - 1) * p.dh >= row_hi) --kh1;
+    if (oh_last < p.oh && (row_lo > 0 || row_hi < p.h)) {
+      while (kh0 < kh1 && oh_last * p.sh + kh0 * p.dh < row_lo) ++kh0;
+      while (kh1 > kh0 && oh_first * p.sh + (kh1 - 1) * p.dh >= row_hi) --kh1;
     }
     float* yq = y + q * F;
     for (int64_t f0 = 0; f0 < F; f0 += 2 * W) {
