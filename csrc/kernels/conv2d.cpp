@@ -15,10 +15,10 @@
 // Windows that reach into 'same' padding read a zero-padded copy of x (activation-sized scratch).
 //
 // Parallel level (one per op): forward outputs are independent, split in pixel runs aligned to the
-// register tile. The backward cuts the batch into tiles of whole images (images never share dx),
-// groups the tiles into at most kMaxChunks chunks, and threads take contiguous runs of chunks. A
-// chunk accumulates its own partial dW/db in tile order; the partials are summed in chunk order at
-// the end. Tile and chunk boundaries depend on the shapes only, never on the thread count, so every
+// register tile and sized from the shapes alone. The backward cuts the batch into tiles of whole images (images never share dx),
+// groups the tiles into at most kMaxChunks chunks, and threads claim chunks one at a time
+// (parallel_units: a thread slowed by another process simply does fewer). A chunk accumulates its
+// own partial dW/db in tile order; the partials are summed in chunk order at the end. Tile and chunk boundaries depend on the shapes only, never on the thread count, so every
 // result is bitwise identical for any thread count. With fewer chunks than threads (batch 1, 2) the
 // chunks run in turn and each sgemm goes parallel.
 #include "kernels/conv2d.hpp"
@@ -30,6 +30,7 @@
 
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
+#include "common/parallel_units.hpp"
 #include "common/scratch.hpp"
 #include "kernels/conv2d_direct.hpp"
 
@@ -237,20 +238,24 @@ DirectKernels direct_kernels() {
   return k;
 }
 
-// parallel_run whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread):
+// parallel_units whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread):
 // the exception is caught inside the region and rethrown after it, never escaping OpenMP.
 template <class F>
-void parallel_run_guarded(int nt, F&& body) {
+void parallel_units_guarded(int64_t units, int nt, F&& f) {
   std::atomic<bool> failed{false};
-  parallel_run(nt, [&](int tid, int nth) {
+  parallel_units(units, nt, [&](int tid, int64_t u) {
+    if (failed.load(std::memory_order_relaxed)) return;
     try {
-      body(tid, nth);
+      f(tid, u);
     } catch (...) {
       failed.store(true);
     }
   });
   if (failed.load()) throw std::bad_alloc();
 }
+
+// Work units per call for dynamic scheduling: enough for balance, few enough to be cheap.
+constexpr int64_t kUnits = 64;
 
 }  // namespace
 
@@ -270,9 +275,10 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
       parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) { pad_input(xp, x, p, q, lo, hi); });
       src = xp;
     }
-    // Output pixels are independent: split them in register-tile-aligned runs.
-    parallel_for(p.n * R, nt, dk.mr, [&](int64_t lo, int64_t hi) {
-      dk.forward(y, src, w, b, q, lo, hi, p.pt, p.pt + p.h);
+    // Output pixels are independent: runs aligned to the register tile, sized from the shapes.
+    const int64_t total = p.n * R, unit = unit_size(total, dk.mr, kUnits);
+    parallel_units((total + unit - 1) / unit, nt, [&](int, int64_t u) {
+      dk.forward(y, src, w, b, q, u * unit, std::min(total, (u + 1) * unit), p.pt, p.pt + p.h);
     });
     return;
   }
@@ -302,10 +308,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
     for (int64_t i = 0; i < t.tiles; ++i) run_tile(i, buf);
     return;
   }
-  parallel_run_guarded(nt, [&](int tid, int nth) {
-    int64_t lo, hi;
-    split_range(t.tiles, tid, nth, 1, &lo, &hi);
-    for (int64_t i = lo; i < hi; ++i) run_tile(i, buf + tid * tile_floats);
+  parallel_units_guarded(t.tiles, nt, [&](int tid, int64_t i) {
+    run_tile(i, buf + tid * tile_floats);
   });
 }
 
@@ -437,10 +441,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   if (!outer) {
     for (int64_t c = 0; c < t.chunks; ++c) run_chunk(c, buf, nt);
   } else {
-    parallel_run_guarded(nt, [&](int tid, int nth) {
-      int64_t lo, hi;
-      split_range(t.chunks, tid, nth, 1, &lo, &hi);
-      for (int64_t c = lo; c < hi; ++c) run_chunk(c, buf + tid * worker_floats, 1);
+    parallel_units_guarded(t.chunks, nt, [&](int tid, int64_t c) {
+      run_chunk(c, buf + tid * worker_floats, 1);
     });
   }
   if (!parts) return;

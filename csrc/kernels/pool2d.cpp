@@ -3,7 +3,8 @@
 //
 // Parallel level (one per op): forwards split the N*OH output rows (rows are independent),
 // backwards split the batch (windows of one image may overlap, so an image's dx belongs to one
-// thread and is accumulated in the same order whatever the thread count).
+// thread and is accumulated in the same order whatever the thread count). Threads claim runs of
+// rows / images dynamically (parallel_units), so a core shared with another process does less.
 #include "kernels/pool2d.hpp"
 
 #include <algorithm>
@@ -15,12 +16,14 @@
 #endif
 
 #include "common/parallel.hpp"
+#include "common/parallel_units.hpp"
 
 namespace nncore {
 
 namespace {
 
 constexpr double kMinWorkPerThread = 1.0e5;  // element reads per thread
+constexpr int64_t kUnits = 64;               // dynamically claimed work units per call
 
 // Window rows [h0, h1) and columns [w0, w1) of output (oh, ow), clipped to the input.
 struct Window {
@@ -64,8 +67,9 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
   const int64_t C = p.c;
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
-  parallel_for(p.n * p.oh, nt, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t row = lo; row < hi; ++row) {
+  const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
+  parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
+    for (int64_t row = u * unit; row < std::min(rows, (u + 1) * unit); ++row) {
       const int64_t n = row / p.oh, oh = row % p.oh;
       const float* xn = x + n * p.h * p.w * C;
       for (int64_t ow = 0; ow < p.ow; ++ow) {
@@ -92,9 +96,10 @@ bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
   const int nt = threads_for(static_cast<double>(p.n) * (outs + plane) * C, kMinWorkPerThread,
                              p.num_threads);
   std::atomic<bool> ok{true};
-  parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) {
+  const int64_t unit = unit_size(p.n, 1, kUnits);
+  parallel_units((p.n + unit - 1) / unit, nt, [&](int, int64_t u) {
     bool good = true;
-    for (int64_t n = lo; n < hi; ++n) {
+    for (int64_t n = u * unit; n < std::min(p.n, (u + 1) * unit); ++n) {
       float* dxn = dx + n * plane * C;
       std::memset(dxn, 0, sizeof(float) * plane * C);
       const float* dyn = dy + n * outs * C;
@@ -121,8 +126,9 @@ void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p) {
   const int64_t C = p.c;
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
-  parallel_for(p.n * p.oh, nt, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t row = lo; row < hi; ++row) {
+  const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
+  parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
+    for (int64_t row = u * unit; row < std::min(rows, (u + 1) * unit); ++row) {
       const int64_t n = row / p.oh, oh = row % p.oh;
       const float* xn = x + n * p.h * p.w * C;
       for (int64_t ow = 0; ow < p.ow; ++ow) {
@@ -146,8 +152,9 @@ void avgpool2d_backward(float* dx, const float* dy, const Pool2dParams& p) {
   const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
   const int nt = threads_for(static_cast<double>(p.n) * (outs * p.ph * p.pw + plane) * C,
                              kMinWorkPerThread, p.num_threads);
-  parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t n = lo; n < hi; ++n) {
+  const int64_t unit = unit_size(p.n, 1, kUnits);
+  parallel_units((p.n + unit - 1) / unit, nt, [&](int, int64_t u) {
+    for (int64_t n = u * unit; n < std::min(p.n, (u + 1) * unit); ++n) {
       float* dxn = dx + n * plane * C;
       std::memset(dxn, 0, sizeof(float) * plane * C);
       for (int64_t oh = 0; oh < p.oh; ++oh)
