@@ -18,148 +18,25 @@
 
 #include <cstring>
 
+#include "common/cpu.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm.hpp"
+#define NNCORE_RNN_CELLS_IMPL
+#include "kernels/rnn_cells.hpp"
 
 namespace nncore {
+
+const RnnRowKernels* rnn_row_kernels_generic() { return &kRnnRowKernels; }
+
 namespace {
 
-// exp, sigmoid and tanh in plain float arithmetic (Cephes-style range reduction and polynomial, ~2
-// ulp), written so that loops over them vectorise and give the same bits in every lane. NaN propagates.
-inline float exp_fast(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float n = x * 1.44269504088896341f + magic;
-  int32_t bits;
-  std::memcpy(&bits, &n, sizeof bits);
-  const int32_t ni = bits - 0x4B400000;  // the integer n (|n| <= 127)
-  n -= magic;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const int32_t sbits = (ni + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &sbits, sizeof scale);
-  return p * scale;
-}
-
-inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
-
-inline float tanh_fast(float x) {
-  const float ax = x < 0.0f ? -x : x;
-  const float e = exp_fast(-2.0f * ax);
-  const float t = (1.0f - e) / (1.0f + e);
-  return x < 0.0f ? -t : t;
-}
-
-// ---- forward rows: one batch row of one step ------------------------------------------------------
-
-// z (U) pre-activation -> h (U)
-void simple_fwd_row(float* h, const float* z, int64_t n, bool relu) {
-  if (relu) {
-    for (int64_t j = 0; j < n; ++j) h[j] = z[j] > 0.0f ? z[j] : 0.0f;
-  } else {
-    for (int64_t j = 0; j < n; ++j) h[j] = tanh_fast(z[j]);
-  }
-}
-
-// g (4U) pre-activations -> activated in place; c_prev -> c, h; tc = tanh(c) if kept
-void lstm_fwd_row(float* g, float* c, float* h, float* tc, const float* c_prev, int64_t n) {
-  float* gi = g;
-  float* gf = g + n;
-  float* gc = g + 2 * n;
-  float* go = g + 3 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float i = sigmoid_fast(gi[j]), f = sigmoid_fast(gf[j]);
-    const float cc = tanh_fast(gc[j]), o = sigmoid_fast(go[j]);
-    const float cv = f * c_prev[j] + i * cc;
-    const float t = tanh_fast(cv);
-    gi[j] = i;
-    gf[j] = f;
-    gc[j] = cc;
-    go[j] = o;
-    c[j] = cv;
-    h[j] = o * t;
-    if (tc) tc[j] = t;
-  }
-}
-
-// g (3U) = x W + b0 -> [z r hh] in place; rec (3U) = h_prev U + b1; rh = rec_h kept if asked
-void gru_fwd_row(float* g, float* h, float* rh, const float* rec, const float* h_prev, int64_t n) {
-  float* gz = g;
-  float* gr = g + n;
-  float* gh = g + 2 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float z = sigmoid_fast(gz[j] + rec[j]);
-    const float r = sigmoid_fast(gr[j] + rec[n + j]);
-    const float hh = tanh_fast(gh[j] + r * rec[2 * n + j]);
-    gz[j] = z;
-    gr[j] = r;
-    gh[j] = hh;
-    h[j] = z * h_prev[j] + (1.0f - z) * hh;
-  }
-  if (rh) std::memcpy(rh, rec + 2 * n, sizeof(float) * n);
-}
-
-// ---- backward rows ---------------------------------------------------------------------------------
-
-// dh (U): gradient from step t+1 (read); dy: dout row or null; h: h_t -> dz (U)
-void simple_bwd_row(float* dz, const float* dh, const float* dy, const float* h, int64_t n,
-                    bool relu) {
-  for (int64_t j = 0; j < n; ++j) {
-    const float d = dy ? dh[j] + dy[j] : dh[j];
-    dz[j] = relu ? (h[j] > 0.0f ? d : 0.0f) : d * (1.0f - h[j] * h[j]);
-  }
-}
-
-// g (4U) activated gates, c_prev, tc = tanh(c_t); dc (U) updated in place to dc_{t-1}
-void lstm_bwd_row(float* dz, float* dc, const float* dh, const float* dy, const float* g,
-                  const float* c_prev, const float* tc, int64_t n) {
-  const float* gi = g;
-  const float* gf = g + n;
-  const float* gc = g + 2 * n;
-  const float* go = g + 3 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float d = dy ? dh[j] + dy[j] : dh[j];
-    const float i = gi[j], f = gf[j], cc = gc[j], o = go[j], t = tc[j];
-    const float dcv = dc[j] + d * o * (1.0f - t * t);
-    dz[j] = dcv * cc * i * (1.0f - i);
-    dz[n + j] = dcv * c_prev[j] * f * (1.0f - f);
-    dz[2 * n + j] = dcv * i * (1.0f - cc * cc);
-    dz[3 * n + j] = d * t * o * (1.0f - o);
-    dc[j] = dcv * f;
-  }
-}
-
-// g (3U) = [z r hh], rh, h_prev -> dzx (3U) input-side and dzr (3U) recurrent-side pre-activation
-// gradients; dh (U) is replaced by the direct part z * dh (the GEMM adds dzr U^T after)
-void gru_bwd_row(float* dzx, float* dzr, float* dh, const float* dy, const float* g,
-                 const float* rh, const float* h_prev, int64_t n) {
-  const float* gz = g;
-  const float* gr = g + n;
-  const float* gh = g + 2 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float d = dy ? dh[j] + dy[j] : dh[j];
-    const float z = gz[j], r = gr[j], hh = gh[j];
-    const float dzz = d * (h_prev[j] - hh) * z * (1.0f - z);
-    const float dah = d * (1.0f - z) * (1.0f - hh * hh);
-    const float drr = dah * rh[j] * r * (1.0f - r);
-    dzx[j] = dzz;
-    dzx[n + j] = drr;
-    dzx[2 * n + j] = dah;
-    dzr[j] = dzz;
-    dzr[n + j] = drr;
-    dzr[2 * n + j] = dah * r;
-    dh[j] = d * z;
-  }
+const RnnRowKernels& row_kernels() {
+#if defined(NNCORE_X86)
+  if (active_isa() == Isa::avx512) return *rnn_row_kernels_avx512();
+  if (active_isa() == Isa::avx2) return *rnn_row_kernels_avx2();
+#endif
+  return *rnn_row_kernels_generic();
 }
 
 // Elementwise work per thread below which one thread does a whole step (thread wake-up costs more).
@@ -218,6 +95,7 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
     else std::memset(cs, 0, sizeof(float) * BU);
   }
 
+  const RnnRowKernels& k = row_kernels();
   const int nt = elem_threads(B, G);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
@@ -237,13 +115,13 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
     parallel_for(B, nt, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         if (lstm)
-          lstm_fwd_row(g + i * G, cs + cur * BU + i * U, h_cur + i * U,
+          k.lstm_fwd(g + i * G, cs + cur * BU + i * U, h_cur + i * U,
                        tsave ? tsave + i * U : nullptr, cs + prev * BU + i * U, U);
         else if (gru)
-          gru_fwd_row(g + i * G, h_cur + i * U, tsave ? tsave + i * U : nullptr, rec + i * G,
+          k.gru_fwd(g + i * G, h_cur + i * U, tsave ? tsave + i * U : nullptr, rec + i * G,
                       h_prev + i * U, U);
         else
-          simple_fwd_row(h_cur + i * U, g + i * G, U, relu);
+          k.simple_fwd(h_cur + i * U, g + i * G, U, relu);
         if (p.return_sequences)
           std::memcpy(out + (i * T + t) * U, h_cur + i * U, sizeof(float) * U);
       }
@@ -265,18 +143,24 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
 
-  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F).
+  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F), ut (G,U) = Uᵀ.
   const size_t nz = static_cast<size_t>(T * BG) * (gru ? 2 : 1);
-  float* const buf = thread_scratch(ScratchSlot::rnn).floats(nz + static_cast<size_t>(T * B * F));
+  float* const buf = thread_scratch(ScratchSlot::rnn)
+                         .floats(nz + static_cast<size_t>(T * B * F) + static_cast<size_t>(G * U));
   float* const dz = buf;
   float* const dzr = gru ? buf + T * BG : buf;  // the recurrent-side gradient
   float* const dxt = buf + nz;
+  float* const ut = dxt + T * B * F;
+  // Each step multiplies by Uᵀ; transposing once here saves the GEMM a strided repack every step.
+  for (int64_t r = 0; r < U; ++r)
+    for (int64_t c = 0; c < G; ++c) ut[c * U + r] = u[r * G + c];
 
   // dh0 / dc0 double as the running dh_{t} / dc_{t} buffers; they end as the initial-state gradients.
   float* const dh = dh0;
   std::memset(dh, 0, sizeof(float) * BU);
   if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
 
+  const RnnRowKernels& k = row_kernels();
   const int nt = elem_threads(B, G);
   for (int64_t t = T - 1; t >= 0; --t) {
     const float* g = gates + t * BG;
@@ -290,20 +174,19 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
                           : p.return_sequences ? dout + (i * T + t) * U
                                                : dout + i * U;
         if (lstm)
-          lstm_bwd_row(dzt + i * G, dc0 + i * U, dh + i * U, dy, g + i * G, cs + t * BU + i * U,
+          k.lstm_bwd(dzt + i * G, dc0 + i * U, dh + i * U, dy, g + i * G, cs + t * BU + i * U,
                        aux + t * BU + i * U, U);
         else if (gru)
-          gru_bwd_row(dzt + i * G, dzrt + i * G, dh + i * U, dy, g + i * G, aux + t * BU + i * U,
+          k.gru_bwd(dzt + i * G, dzrt + i * G, dh + i * U, dy, g + i * G, aux + t * BU + i * U,
                       h_prev + i * U, U);
         else
-          simple_bwd_row(dzt + i * G, dh + i * U, dy, hs + (t + 1) * BU + i * U, U, relu);
+          k.simple_bwd(dzt + i * G, dh + i * U, dy, hs + (t + 1) * BU + i * U, U, relu);
       }
     });
     // dh_{t-1} = dZr_t U^T   (GRU: added to the direct part z * dh already in dh)
     GemmParams rp;
-    rp.trans_b = true;
     rp.beta = gru ? 1.0f : 0.0f;
-    sgemm(dh, U, dzrt, G, u, G, B, U, G, rp);
+    sgemm(dh, U, dzrt, G, ut, U, B, U, G, rp);
   }
 
   // Weight gradients over all T*B rows at once.
