@@ -11,12 +11,16 @@
 // dZ_t and one GEMM dh_{t-1} = dZ_t U^T; afterwards dW = X^T dZ, dU = Hprev^T dZ, dX = dZ W^T are single
 // GEMMs over all T*B rows and db is a column sum in fixed row order.
 //
-// Parallel level: the GEMMs split themselves; the elementwise passes split the batch rows, and every
-// row is computed by the same code whatever the split, so results are bitwise identical for any
-// thread count. The column sums split columns only (each column is summed in row order).
+// Parallel level: the time loops run in one parallel region per call, each thread owning a contiguous
+// range of batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
+// single-threaded GEMMs on them. The big GEMMs outside the loops split themselves; the column sums
+// split columns only (each column summed in row order). Every element is computed by the same code
+// whatever the split, so results are bitwise identical for any thread count.
 #include "kernels/rnn.hpp"
 
+#include <atomic>
 #include <cstring>
+#include <new>
 
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
@@ -39,11 +43,31 @@ const RnnRowKernels& row_kernels() {
   return *rnn_row_kernels_generic();
 }
 
-// Elementwise work per thread below which one thread does a whole step (thread wake-up costs more).
-constexpr double kMinElemsPerThread = 8192.0;
+// Per-step GEMM flops per thread below which one thread runs the whole recurrence.
+constexpr double kMinStepFlopsPerThread = 2.0e5;
+constexpr int64_t kMinRowsPerThread = 4;
 
-int elem_threads(int64_t rows, int64_t cols) {
-  return threads_for(static_cast<double>(rows) * static_cast<double>(cols), kMinElemsPerThread);
+// Runs f(lo, hi) over contiguous ranges of batch rows, one per thread, for the whole time loop.
+// Batch rows of a recurrence are independent, so the threads never wait for each other inside the
+// loop, and each row goes through the same code whatever the split (bitwise identical results).
+// Returns false if a thread ran out of memory (its GEMM's first scratch allocation): the exception
+// is caught inside the region, where it must not escape, and the caller rethrows it outside.
+template <class F>
+bool batch_parallel(int64_t B, int64_t U, int64_t G, F&& f) {
+  int nt = threads_for(2.0 * static_cast<double>(B) * U * G, kMinStepFlopsPerThread);
+  if (nt > B / kMinRowsPerThread) nt = B / kMinRowsPerThread > 1 ? B / kMinRowsPerThread : 1;
+  std::atomic<bool> ok{true};
+  parallel_run(nt, [&](int tid, int nth) {
+    int64_t lo, hi;
+    split_range(B, tid, nth, 1, &lo, &hi);
+    if (lo >= hi) return;
+    try {
+      f(lo, hi);
+    } catch (const std::bad_alloc&) {
+      ok.store(false);
+    }
+  });
+  return ok.load();
 }
 
 // dst (B,T,C) <-> src (T,B,C)
@@ -96,37 +120,39 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
   }
 
   const RnnRowKernels& k = row_kernels();
-  const int nt = elem_threads(B, G);
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
-    const float* h_prev = hs + prev * BU;
-    float* h_cur = hs + cur * BU;
-    float* g = gates + t * BG;
-    if (gru) {  // rec = h_prev U + b1
+  const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
+    const int64_t m = hi - lo;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
+      const float* h_prev = hs + prev * BU + lo * U;
+      float* h_cur = hs + cur * BU + lo * U;
+      float* g = gates + t * BG + lo * G;
       GemmParams rp;
-      rp.bias = b ? b + G : nullptr;
-      sgemm(rec, G, h_prev, U, u, G, B, G, U, rp);
-    } else {  // g += h_prev U
-      GemmParams rp;
-      rp.beta = 1.0f;
-      sgemm(g, G, h_prev, U, u, G, B, G, U, rp);
-    }
-    float* tsave = p.training && aux ? aux + t * BU : nullptr;
-    parallel_for(B, nt, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        if (lstm)
-          k.lstm_fwd(g + i * G, cs + cur * BU + i * U, h_cur + i * U,
-                       tsave ? tsave + i * U : nullptr, cs + prev * BU + i * U, U);
-        else if (gru)
-          k.gru_fwd(g + i * G, h_cur + i * U, tsave ? tsave + i * U : nullptr, rec + i * G,
-                      h_prev + i * U, U);
-        else
-          k.simple_fwd(h_cur + i * U, g + i * G, U, relu);
-        if (p.return_sequences)
-          std::memcpy(out + (i * T + t) * U, h_cur + i * U, sizeof(float) * U);
+      rp.num_threads = 1;
+      if (gru) {  // rec = h_prev U + b1
+        rp.bias = b ? b + G : nullptr;
+        sgemm(rec + lo * G, G, h_prev, U, u, G, m, G, U, rp);
+      } else {  // g += h_prev U
+        rp.beta = 1.0f;
+        sgemm(g, G, h_prev, U, u, G, m, G, U, rp);
       }
-    });
-  }
+      float* tsave = p.training && aux ? aux + t * BU + lo * U : nullptr;
+      for (int64_t i = 0; i < m; ++i) {
+        float* hi_row = h_cur + i * U;
+        if (lstm)
+          k.lstm_fwd(g + i * G, cs + cur * BU + (lo + i) * U, hi_row,
+                     tsave ? tsave + i * U : nullptr, cs + prev * BU + (lo + i) * U, U);
+        else if (gru)
+          k.gru_fwd(g + i * G, hi_row, tsave ? tsave + i * U : nullptr, rec + (lo + i) * G,
+                    h_prev + i * U, U);
+        else
+          k.simple_fwd(hi_row, g + i * G, U, relu);
+        if (p.return_sequences)
+          std::memcpy(out + ((lo + i) * T + t) * U, hi_row, sizeof(float) * U);
+      }
+    }
+  });
+  if (!ok) throw std::bad_alloc();
   if (!p.return_sequences) {
     const int64_t last = p.training ? T : T % 2;
     std::memcpy(out, hs + last * BU, sizeof(float) * BU);
@@ -161,33 +187,36 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
 
   const RnnRowKernels& k = row_kernels();
-  const int nt = elem_threads(B, G);
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const float* g = gates + t * BG;
-    const float* h_prev = hs + t * BU;
-    float* dzt = dz + t * BG;
-    float* dzrt = dzr + t * BG;
-    const bool has_dy = p.return_sequences || t == T - 1;
-    parallel_for(B, nt, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const float* dy = !has_dy ? nullptr
-                          : p.return_sequences ? dout + (i * T + t) * U
-                                               : dout + i * U;
+  const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
+    const int64_t m = hi - lo;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const float* g = gates + t * BG + lo * G;
+      float* dzt = dz + t * BG + lo * G;
+      float* dzrt = dzr + t * BG + lo * G;
+      float* dht = dh + lo * U;
+      const bool has_dy = p.return_sequences || t == T - 1;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t row = lo + i;
+        const float* dy = !has_dy              ? nullptr
+                          : p.return_sequences ? dout + (row * T + t) * U
+                                               : dout + row * U;
         if (lstm)
-          k.lstm_bwd(dzt + i * G, dc0 + i * U, dh + i * U, dy, g + i * G, cs + t * BU + i * U,
-                       aux + t * BU + i * U, U);
+          k.lstm_bwd(dzt + i * G, dc0 + row * U, dht + i * U, dy, g + i * G,
+                     cs + t * BU + row * U, aux + t * BU + row * U, U);
         else if (gru)
-          k.gru_bwd(dzt + i * G, dzrt + i * G, dh + i * U, dy, g + i * G, aux + t * BU + i * U,
-                      h_prev + i * U, U);
+          k.gru_bwd(dzt + i * G, dzrt + i * G, dht + i * U, dy, g + i * G,
+                    aux + t * BU + row * U, hs + t * BU + row * U, U);
         else
-          k.simple_bwd(dzt + i * G, dh + i * U, dy, hs + (t + 1) * BU + i * U, U, relu);
+          k.simple_bwd(dzt + i * G, dht + i * U, dy, hs + (t + 1) * BU + row * U, U, relu);
       }
-    });
-    // dh_{t-1} = dZr_t U^T   (GRU: added to the direct part z * dh already in dh)
-    GemmParams rp;
-    rp.beta = gru ? 1.0f : 0.0f;
-    sgemm(dh, U, dzrt, G, ut, U, B, U, G, rp);
-  }
+      // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part z * dh already in dh)
+      GemmParams rp;
+      rp.num_threads = 1;
+      rp.beta = gru ? 1.0f : 0.0f;
+      sgemm(dht, U, dzrt, G, ut, U, m, U, G, rp);
+    }
+  });
+  if (!ok) throw std::bad_alloc();
 
   // Weight gradients over all T*B rows at once.
   GemmParams tp;
