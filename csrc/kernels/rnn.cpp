@@ -104,7 +104,12 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
   const int64_t BU = B * U, BG = B * G;
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
-  float* rec = gru ? thread_scratch(ScratchSlot::rnn).floats(static_cast<size_t>(BG)) : nullptr;
+  // Scratch: U packed once for the per-step GEMMs, then (GRU) rec (B,G) = h_{t-1} U + b1.
+  const Isa isa = active_isa();
+  const int64_t npack = sgemm_packed_b_floats(isa, U, G);
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + (gru ? BG : 0));
+  float* const rec = buf + npack;
+  const GemmPackedB up = sgemm_pack_b(buf, isa, u, G, false, U, G);
 
   // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only)
   to_time_major(xt, x, B, T, F);
@@ -128,13 +133,12 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
       float* h_cur = hs + cur * BU + lo * U;
       float* g = gates + t * BG + lo * G;
       GemmParams rp;
-      rp.num_threads = 1;
       if (gru) {  // rec = h_prev U + b1
         rp.bias = b ? b + G : nullptr;
-        sgemm(rec + lo * G, G, h_prev, U, u, G, m, G, U, rp);
+        sgemm_prepacked(rec + lo * G, G, h_prev, U, up, m, rp);
       } else {  // g += h_prev U
         rp.beta = 1.0f;
-        sgemm(g, G, h_prev, U, u, G, m, G, U, rp);
+        sgemm_prepacked(g, G, h_prev, U, up, m, rp);
       }
       float* tsave = p.training && aux ? aux + t * BU + lo * U : nullptr;
       for (int64_t i = 0; i < m; ++i) {
@@ -169,17 +173,16 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
 
-  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F), ut (G,U) = Uᵀ.
+  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F), Uᵀ packed once for the
+  // per-step GEMMs.
+  const Isa isa = active_isa();
   const size_t nz = static_cast<size_t>(T * BG) * (gru ? 2 : 1);
-  float* const buf = thread_scratch(ScratchSlot::rnn)
-                         .floats(nz + static_cast<size_t>(T * B * F) + static_cast<size_t>(G * U));
-  float* const dz = buf;
-  float* const dzr = gru ? buf + T * BG : buf;  // the recurrent-side gradient
-  float* const dxt = buf + nz;
-  float* const ut = dxt + T * B * F;
-  // Each step multiplies by Uᵀ; transposing once here saves the GEMM a strided repack every step.
-  for (int64_t r = 0; r < U; ++r)
-    for (int64_t c = 0; c < G; ++c) ut[c * U + r] = u[r * G + c];
+  const size_t npack = static_cast<size_t>(sgemm_packed_b_floats(isa, G, U));
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + T * B * F);
+  const GemmPackedB ut = sgemm_pack_b(buf, isa, u, G, true, G, U);
+  float* const dz = buf + npack;
+  float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
+  float* const dxt = dz + nz;
 
   // dh0 / dc0 double as the running dh_{t} / dc_{t} buffers; they end as the initial-state gradients.
   float* const dh = dh0;
@@ -211,9 +214,8 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
       }
       // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part z * dh already in dh)
       GemmParams rp;
-      rp.num_threads = 1;
       rp.beta = gru ? 1.0f : 0.0f;
-      sgemm(dht, U, dzrt, G, ut, U, m, U, G, rp);
+      sgemm_prepacked(dht, U, dzrt, G, ut, m, rp);
     }
   });
   if (!ok) throw std::bad_alloc();
