@@ -86,12 +86,14 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
         for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
       }
     } else {  // op(A)(i, p) = a[i * lda + p]
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + ip + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+      // k outer: the stores run contiguously and the MR row streams are read in step (a strided
+      // store per element was the slow part for the skinny A operands of the RNN steps).
+      const float* src = a + (i0 + ip) * lda + p0;
+      for (int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < rows; ++i) d[i] = src[i * lda + p];
+        for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
       }
-      for (int64_t i = rows; i < mr; ++i)
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
     }
     dst += mr * kc;
   }
