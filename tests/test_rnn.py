@@ -369,8 +369,8 @@ def test_bad_inputs(rng):
     with pytest.raises(ValueError):
         _core.rnn_forward(2, x, w, u[:, :8], b, None, None, False, True)
     with pytest.raises(ValueError):
-        _core.rnn_backward(2, out, cache.xt, w, u, cache.gates[:1], cache.hs, cache.cs,
-                           cache.aux, False, True)
+        xt, gates, hs, cs, aux = cache.workspace
+        _core.rnn_backward(2, out, xt, w, u, gates[:1], hs, cs, aux, False, True)
     with pytest.raises(TypeError):
         _core.rnn_forward(2, x.astype(np.float64), w, u, b, None, None, False, True)
 
