@@ -91,12 +91,14 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
         for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
       }
     } else {  // op(A)(i, p) = a[i * lda + p]
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + ip + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+      // k outer: the stores run contiguously and the MR row streams are read in step (a strided
+      // store per element was the slow part for the skinny A operands of the RNN steps).
+      const float* src = a + (i0 + ip) * lda + p0;
+      for (int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < rows; ++i) d[i] = src[i * lda + p];
+        for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
       }
-      for (int64_t i = rows; i < mr; ++i)
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
     }
     dst += mr * kc;
   }
@@ -151,6 +153,45 @@ void scale_only(float* c, int64_t ldc, int64_t m, int64_t n, const GemmParams& p
       for (int64_t j = 0; j < n; ++j) ci[j] *= p.beta;
   }
   if (p.bias || p.act != Act::none) epilogue(c, ldc, m, n, p.bias, p.act);
+}
+
+// C rows [0, mcur) x cols [j0, j1) of a (KC-deep) block product: packed A block times packed B
+// panels (panel j / NR), all cols < ncur. bias is already offset to the block's first column.
+// Row tiles below full_rows read A in place from a_rows (row-major, stride lda) with the rowa kernel;
+// the rest come packed from a_pack (at their usual offsets).
+void macro_kernel(const GemmConfig& cfg, float* c, int64_t ldc, const float* a_pack,
+                  const float* a_rows, int64_t lda, int64_t full_rows, const float* b_pack,
+                  float* tile, int64_t mcur, int64_t j0, int64_t j1, int64_t ncur, int64_t kcur,
+                  float beta, bool last_k, const float* bias, const GemmParams& p) {
+  const int64_t mr = cfg.mr, nr = cfg.nr;
+  for (int64_t jr = j0; jr < j1; jr += nr) {
+    const int64_t ncols = std::min(nr, ncur - jr);
+    const float* bp = b_pack + (jr / nr) * nr * kcur;
+    for (int64_t ir = 0; ir < mcur; ir += mr) {
+      const int64_t nrows = std::min(mr, mcur - ir);
+      float* cp = c + ir * ldc + jr;
+      const float* ap = a_pack + ir * kcur;
+      const bool in_place = ir < full_rows;
+      const float* arow = in_place ? a_rows + ir * lda : nullptr;
+      if (nrows == mr && ncols == nr) {
+        if (in_place) cfg.ukr_rowa(kcur, arow, lda, bp, cp, ldc, p.alpha, beta);
+        else cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
+      } else {  // edge tile: full product into the scratch tile, then merge what fits
+        if (in_place) cfg.ukr_rowa(kcur, arow, lda, bp, tile, nr, 1.0f, 0.0f);
+        else cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);
+        for (int64_t i = 0; i < nrows; ++i) {
+          float* ci = cp + i * ldc;
+          const float* ti = tile + i * nr;
+          if (beta == 0.0f)
+            for (int64_t j = 0; j < ncols; ++j) ci[j] = p.alpha * ti[j];
+          else
+            for (int64_t j = 0; j < ncols; ++j) ci[j] = beta * ci[j] + p.alpha * ti[j];
+        }
+      }
+      if (last_k && (bias || p.act != Act::none))
+        epilogue(cp, ldc, nrows, ncols, bias ? bias + jr : nullptr, p.act);
+    }
+  }
 }
 
 }  // namespace
@@ -210,39 +251,59 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
           const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;  // tiles read in place
           pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
                  kcur, mr);
-          for (int64_t jr = j0; jr < j1; jr += nr) {
-            const int64_t ncols = std::min(nr, ncur - jr);
-            const float* bp = b_pack + (jr / nr) * nr * kcur;
-            for (int64_t ir = 0; ir < mcur; ir += mr) {
-              const int64_t nrows = std::min(mr, mcur - ir);
-              float* cp = c + (ic + ir) * ldc + jc + jr;
-              const float* ap = a_pack + ir * kcur;
-              const float* arow = a + (ic + ir) * lda + pc;
-              const bool in_place = ir < full_rows;
-              if (nrows == mr && ncols == nr) {
-                if (in_place) cfg.ukr_rowa(kcur, arow, lda, bp, cp, ldc, p.alpha, beta);
-                else cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
-              } else {  // edge tile: full product into the scratch tile, then merge what fits
-                if (in_place) cfg.ukr_rowa(kcur, arow, lda, bp, tile, nr, 1.0f, 0.0f);
-                else cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);
-                for (int64_t i = 0; i < nrows; ++i) {
-                  float* ci = cp + i * ldc;
-                  const float* ti = tile + i * nr;
-                  if (beta == 0.0f)
-                    for (int64_t j = 0; j < ncols; ++j) ci[j] = p.alpha * ti[j];
-                  else
-                    for (int64_t j = 0; j < ncols; ++j) ci[j] = beta * ci[j] + p.alpha * ti[j];
-                }
-              }
-              if (last_k && (p.bias || p.act != Act::none))
-                epilogue(cp, ldc, nrows, ncols, p.bias ? p.bias + jc + jr : nullptr, p.act);
-            }
-          }
+          macro_kernel(cfg, c + ic * ldc + jc, ldc, a_pack, use_rowa ? a + ic * lda + pc : nullptr, lda, full_rows,
+                       b_pack, tile, mcur, j0, j1, ncur, kcur, beta, last_k,
+                       p.bias ? p.bias + jc : nullptr, p);
         }
         parallel_barrier(nth);  // the B panel is overwritten next
       }
     }
   });
+}
+
+int64_t sgemm_packed_b_floats(Isa isa, int64_t k, int64_t n) {
+  return k * round_up(n, config_for(isa).nr) + 16;
+}
+
+GemmPackedB sgemm_pack_b(float* dst, Isa isa, const float* b, int64_t ldb, bool trans_b, int64_t k,
+                         int64_t n) {
+  const GemmConfig& cfg = config_for(isa);
+  const int64_t np = round_up(n, cfg.nr);
+  // Each KC-deep block holds every NR panel of op(b): block pc starts at pc * np.
+  for (int64_t pc = 0; pc < k; pc += cfg.kc) {
+    const int64_t kcur = std::min(cfg.kc, k - pc);
+    pack_b(dst + pc * np, b, ldb, trans_b, pc, kcur, 0, n, cfg.nr, 0, np / cfg.nr);
+  }
+  return GemmPackedB{dst, k, n, isa};
+}
+
+void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const GemmPackedB& b,
+                     int64_t m, const GemmParams& p) {
+  const int64_t n = b.n, k = b.k;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || p.alpha == 0.0f) {
+    scale_only(c, ldc, m, n, p);
+    return;
+  }
+  const GemmConfig& cfg = config_for(b.isa);
+  const int64_t mr = cfg.mr, np = round_up(n, cfg.nr);
+  const int64_t kc_max = std::min(cfg.kc, k);
+  const int64_t mc_max = std::min(cfg.mc, round_up(m, mr));
+  float* const a_pack = thread_scratch(ScratchSlot::gemm).floats(mc_max * kc_max + mr * cfg.nr);
+  float* const tile = a_pack + mc_max * kc_max;
+  const bool use_rowa = cfg.ukr_rowa && !p.trans_a && n <= kRowaMaxN;
+  for (int64_t pc = 0; pc < k; pc += cfg.kc) {
+    const int64_t kcur = std::min(cfg.kc, k - pc);
+    const float beta = pc == 0 ? p.beta : 1.0f;
+    for (int64_t ic = 0; ic < m; ic += cfg.mc) {
+      const int64_t mcur = std::min(cfg.mc, m - ic);
+      const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;
+      pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
+             kcur, mr);
+      macro_kernel(cfg, c + ic * ldc, ldc, a_pack, use_rowa ? a + ic * lda + pc : nullptr, lda, full_rows,
+                   b.data + pc * np, tile, mcur, 0, n, n, kcur, beta, pc + kcur == k, p.bias, p);
+    }
+  }
 }
 
 void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
