@@ -251,7 +251,8 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
           const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;  // tiles read in place
           pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
                  kcur, mr);
-          macro_kernel(cfg, c + ic * ldc + jc, ldc, a_pack, use_rowa ? a + ic * lda + pc : nullptr, lda, full_rows,
+          const float* a_rows = use_rowa ? a + ic * lda + pc : nullptr;
+          macro_kernel(cfg, c + ic * ldc + jc, ldc, a_pack, a_rows, lda, full_rows,
                        b_pack, tile, mcur, j0, j1, ncur, kcur, beta, last_k,
                        p.bias ? p.bias + jc : nullptr, p);
         }
@@ -300,7 +301,8 @@ void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const G
       const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;
       pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
              kcur, mr);
-      macro_kernel(cfg, c + ic * ldc, ldc, a_pack, use_rowa ? a + ic * lda + pc : nullptr, lda, full_rows,
+      const float* a_rows = use_rowa ? a + ic * lda + pc : nullptr;
+      macro_kernel(cfg, c + ic * ldc, ldc, a_pack, a_rows, lda, full_rows,
                    b.data + pc * np, tile, mcur, 0, n, n, kcur, beta, pc + kcur == k, p.bias, p);
     }
   }
