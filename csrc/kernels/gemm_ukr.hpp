@@ -14,6 +14,11 @@ namespace nncore {
 typedef void (*sgemm_ukr_fn)(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                              float alpha, float beta);
 
+// Variant reading A unpacked, row-major: a[i*lda + p]. For a short N, packing A costs as much as
+// the product itself; reading rows straight from the source removes that pass.
+typedef void (*sgemm_ukr_rowa_fn)(int64_t k, const float* a, int64_t lda, const float* b, float* c,
+                                  int64_t ldc, float alpha, float beta);
+
 void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 #if defined(NNCORE_X86)
@@ -21,6 +26,8 @@ void sgemm_ukr_avx2_6x16(int64_t k, const float* a, const float* b, float* c, in
                          float alpha, float beta);
 void sgemm_ukr_avx512_14x32(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
+void sgemm_ukr_avx512_14x32_rowa(int64_t k, const float* a, int64_t lda, const float* b, float* c,
+                                 int64_t ldc, float alpha, float beta);
 #endif
 
 }  // namespace nncore

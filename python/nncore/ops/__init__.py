@@ -9,9 +9,11 @@ from .pool import (
     max_pool2d_backward,
     pool2d_output_shape,
 )
+from .rnn import gru, gru_backward, lstm, lstm_backward, simple_rnn, simple_rnn_backward
 
 __all__ = [
     "matmul", "get_isa", "set_isa", "supported_isas",
     "conv2d_output_shape", "conv2d", "conv2d_backward",
     "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "simple_rnn", "simple_rnn_backward", "lstm", "lstm_backward", "gru", "gru_backward",
 ]

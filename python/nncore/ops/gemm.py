@@ -8,7 +8,14 @@ from .. import _core
 from ._util import as_f32, check_out
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _operand(x, name: str) -> np.ndarray:
+    if type(x) is np.ndarray and x.dtype == _F32 and x.ndim == 2:  # the common case, fast
+        flags = x.flags
+        if flags.c_contiguous or flags.f_contiguous:
+            return x
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"matmul: {name} must be a real numeric array, got dtype {arr.dtype}")

@@ -1,0 +1,23 @@
+"""Assemble bench/RESULTS.md from the tables the individual benchmarks write (results_*.md)."""
+
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+ORDER = ["results_e2e.md", "results_gemm.md", "results_layers_conv.md", "results_layers_rnn.md"]
+
+
+def main():
+    parts = [p for p in (HERE / name for name in ORDER) if p.exists()]
+    parts += sorted(p for p in HERE.glob("results_*.md") if p.name not in ORDER)
+    body = "\n\n".join(p.read_text().strip() for p in parts)
+    (HERE / "RESULTS.md").write_text(
+        "# nncore benchmark results\n\n"
+        "Measured on the project's 2-core machine; each section names the command that produced it.\n"
+        "Medians of repeated runs; ratios are computed from the medians of the same run.\n\n"
+        + body + "\n"
+    )
+    print(f"wrote {HERE / 'RESULTS.md'} from {', '.join(p.name for p in parts)}")
+
+
+if __name__ == "__main__":
+    main()

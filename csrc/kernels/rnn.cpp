@@ -1,0 +1,238 @@
+// Recurrent layers over a whole sequence, Keras parametrisation (G = gates * U columns):
+//   SimpleRNN  h_t = act(x_t W + h_{t-1} U + b)                              act = tanh | relu
+//   LSTM       [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
+//              c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
+//   GRU        (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
+//              z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh); h_t = z*h_{t-1} + (1-z)*hh
+//
+// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is then
+// one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise pass.
+// Backward through time: each step is one fused elementwise pass producing the pre-activation gradient
+// dZ_t and one GEMM dh_{t-1} = dZ_t U^T; afterwards dW = X^T dZ, dU = Hprev^T dZ, dX = dZ W^T are single
+// GEMMs over all T*B rows and db is a column sum in fixed row order.
+//
+// Parallel level: the time loops run in one parallel region per call, each thread owning a contiguous
+// range of batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
+// single-threaded GEMMs on them. The big GEMMs outside the loops split themselves; the column sums
+// split columns only (each column summed in row order). Every element is computed by the same code
+// whatever the split, so results are bitwise identical for any thread count.
+#include "kernels/rnn.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "common/cpu.hpp"
+#include "common/parallel.hpp"
+#include "common/scratch.hpp"
+#include "kernels/gemm.hpp"
+#define NNCORE_RNN_CELLS_IMPL
+#include "kernels/rnn_cells.hpp"
+
+namespace nncore {
+
+const RnnRowKernels* rnn_row_kernels_generic() { return &kRnnRowKernels; }
+
+namespace {
+
+const RnnRowKernels& row_kernels() {
+#if defined(NNCORE_X86)
+  if (active_isa() == Isa::avx512) return *rnn_row_kernels_avx512();
+  if (active_isa() == Isa::avx2) return *rnn_row_kernels_avx2();
+#endif
+  return *rnn_row_kernels_generic();
+}
+
+// Per-step GEMM flops per thread below which one thread runs the whole recurrence.
+constexpr double kMinStepFlopsPerThread = 2.0e5;
+constexpr int64_t kMinRowsPerThread = 4;
+
+// Runs f(lo, hi) over contiguous ranges of batch rows, one per thread, for the whole time loop.
+// Batch rows of a recurrence are independent, so the threads never wait for each other inside the
+// loop, and each row goes through the same code whatever the split (bitwise identical results).
+// Returns false if a thread ran out of memory (its GEMM's first scratch allocation): the exception
+// is caught inside the region, where it must not escape, and the caller rethrows it outside.
+template <class F>
+bool batch_parallel(int64_t B, int64_t U, int64_t G, F&& f) {
+  int nt = threads_for(2.0 * static_cast<double>(B) * U * G, kMinStepFlopsPerThread);
+  if (nt > B / kMinRowsPerThread) nt = B / kMinRowsPerThread > 1 ? B / kMinRowsPerThread : 1;
+  std::atomic<bool> ok{true};
+  parallel_run(nt, [&](int tid, int nth) {
+    int64_t lo, hi;
+    split_range(B, tid, nth, 1, &lo, &hi);
+    if (lo >= hi) return;
+    try {
+      f(lo, hi);
+    } catch (const std::bad_alloc&) {
+      ok.store(false);
+    }
+  });
+  return ok.load();
+}
+
+// dst (B,T,C) <-> src (T,B,C)
+void to_time_major(float* dst, const float* src, int64_t B, int64_t T, int64_t C) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(dst + (t * B + b) * C, src + (b * T + t) * C, sizeof(float) * C);
+}
+void to_batch_major(float* dst, const float* src, int64_t B, int64_t T, int64_t C) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(dst + (b * T + t) * C, src + (t * B + b) * C, sizeof(float) * C);
+}
+
+// out (C,) = sum over rows of a (R,C), each column summed in row order (split over columns only).
+void column_sum(float* out, const float* a, int64_t rows, int64_t cols) {
+  const int nt = threads_for(static_cast<double>(rows) * cols, 65536.0);
+  parallel_for(cols, nt, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t j = lo; j < hi; ++j) out[j] = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* ar = a + r * cols;
+      for (int64_t j = lo; j < hi; ++j) out[j] += ar[j];
+    }
+  });
+}
+
+}  // namespace
+
+void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, float* aux,
+                 const float* x, const float* w, const float* u, const float* b, const float* h0,
+                 const float* c0, const RnnShape& s, const RnnParams& p) {
+  const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
+  const int64_t G = rnn_gates(p.cell) * U;
+  const int64_t BU = B * U, BG = B * G;
+  const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
+  const bool relu = p.cell == RnnCell::simple_relu;
+  // Scratch: U packed once for the per-step GEMMs, then (GRU) rec (B,G) = h_{t-1} U + b1.
+  const Isa isa = active_isa();
+  const int64_t npack = sgemm_packed_b_floats(isa, U, G);
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + (gru ? BG : 0));
+  float* const rec = buf + npack;
+  const GemmPackedB up = sgemm_pack_b(buf, isa, u, G, false, U, G);
+
+  // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only)
+  to_time_major(xt, x, B, T, F);
+  GemmParams proj;
+  proj.bias = b;
+  sgemm(gates, G, xt, F, w, G, T * B, G, F, proj);
+
+  if (h0) std::memcpy(hs, h0, sizeof(float) * BU);
+  else std::memset(hs, 0, sizeof(float) * BU);
+  if (lstm) {
+    if (c0) std::memcpy(cs, c0, sizeof(float) * BU);
+    else std::memset(cs, 0, sizeof(float) * BU);
+  }
+
+  const RnnRowKernels& k = row_kernels();
+  const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
+    const int64_t m = hi - lo;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
+      const float* h_prev = hs + prev * BU + lo * U;
+      float* h_cur = hs + cur * BU + lo * U;
+      float* g = gates + t * BG + lo * G;
+      GemmParams rp;
+      if (gru) {  // rec = h_prev U + b1
+        rp.bias = b ? b + G : nullptr;
+        sgemm_prepacked(rec + lo * G, G, h_prev, U, up, m, rp);
+      } else {  // g += h_prev U
+        rp.beta = 1.0f;
+        sgemm_prepacked(g, G, h_prev, U, up, m, rp);
+      }
+      float* tsave = p.training && aux ? aux + t * BU + lo * U : nullptr;
+      for (int64_t i = 0; i < m; ++i) {
+        float* hi_row = h_cur + i * U;
+        if (lstm)
+          k.lstm_fwd(g + i * G, cs + cur * BU + (lo + i) * U, hi_row,
+                     tsave ? tsave + i * U : nullptr, cs + prev * BU + (lo + i) * U, U);
+        else if (gru)
+          k.gru_fwd(g + i * G, hi_row, tsave ? tsave + i * U : nullptr, rec + (lo + i) * G,
+                    h_prev + i * U, U);
+        else
+          k.simple_fwd(hi_row, g + i * G, U, relu);
+        if (p.return_sequences)
+          std::memcpy(out + ((lo + i) * T + t) * U, hi_row, sizeof(float) * U);
+      }
+    }
+  });
+  if (!ok) throw std::bad_alloc();
+  if (!p.return_sequences) {
+    const int64_t last = p.training ? T : T % 2;
+    std::memcpy(out, hs + last * BU, sizeof(float) * BU);
+  }
+}
+
+void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float* db,
+                  const float* dout, const float* xt, const float* w, const float* u,
+                  const float* gates, const float* hs, const float* cs, const float* aux,
+                  const RnnShape& s, const RnnParams& p) {
+  const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
+  const int64_t G = rnn_gates(p.cell) * U;
+  const int64_t BU = B * U, BG = B * G;
+  const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
+  const bool relu = p.cell == RnnCell::simple_relu;
+
+  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F), Uᵀ packed once for the
+  // per-step GEMMs.
+  const Isa isa = active_isa();
+  const size_t nz = static_cast<size_t>(T * BG) * (gru ? 2 : 1);
+  const size_t npack = static_cast<size_t>(sgemm_packed_b_floats(isa, G, U));
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + T * B * F);
+  const GemmPackedB ut = sgemm_pack_b(buf, isa, u, G, true, G, U);
+  float* const dz = buf + npack;
+  float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
+  float* const dxt = dz + nz;
+
+  // dh0 / dc0 double as the running dh_{t} / dc_{t} buffers; they end as the initial-state gradients.
+  float* const dh = dh0;
+  std::memset(dh, 0, sizeof(float) * BU);
+  if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
+
+  const RnnRowKernels& k = row_kernels();
+  const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
+    const int64_t m = hi - lo;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const float* g = gates + t * BG + lo * G;
+      float* dzt = dz + t * BG + lo * G;
+      float* dzrt = dzr + t * BG + lo * G;
+      float* dht = dh + lo * U;
+      const bool has_dy = p.return_sequences || t == T - 1;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t row = lo + i;
+        const float* dy = !has_dy              ? nullptr
+                          : p.return_sequences ? dout + (row * T + t) * U
+                                               : dout + row * U;
+        if (lstm)
+          k.lstm_bwd(dzt + i * G, dc0 + row * U, dht + i * U, dy, g + i * G,
+                     cs + t * BU + row * U, aux + t * BU + row * U, U);
+        else if (gru)
+          k.gru_bwd(dzt + i * G, dzrt + i * G, dht + i * U, dy, g + i * G,
+                    aux + t * BU + row * U, hs + t * BU + row * U, U);
+        else
+          k.simple_bwd(dzt + i * G, dht + i * U, dy, hs + (t + 1) * BU + row * U, U, relu);
+      }
+      // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part z * dh already in dh)
+      GemmParams rp;
+      rp.beta = gru ? 1.0f : 0.0f;
+      sgemm_prepacked(dht, U, dzrt, G, ut, m, rp);
+    }
+  });
+  if (!ok) throw std::bad_alloc();
+
+  // Weight gradients over all T*B rows at once.
+  GemmParams tp;
+  tp.trans_a = true;
+  sgemm(dw, G, xt, F, dz, G, F, G, T * B, tp);   // dW = Xᵀ dZx
+  sgemm(du, G, hs, U, dzr, G, U, G, T * B, tp);  // dU = Hprevᵀ dZr  (hs[0:T] = h_{-1}..h_{T-2})
+  if (db) {
+    column_sum(db, dz, T * B, G);
+    if (gru) column_sum(db + G, dzr, T * B, G);
+  }
+  GemmParams xp;
+  xp.trans_b = true;
+  sgemm(dxt, F, dz, G, w, G, T * B, F, G, xp);  // dX = dZx Wᵀ
+  to_batch_major(dx, dxt, B, T, F);
+}
+
+}  // namespace nncore
