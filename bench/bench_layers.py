@@ -11,10 +11,9 @@ ratio = nncore / PyTorch (below 1.0: nncore is faster). PyTorch runs its native 
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
-import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -23,6 +22,8 @@ import nncore
 from nncore import ops
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _harness import machine_header, openblas_env_warning  # noqa: E402
 
 
 def median_ms(*fns, reps: int, warmup: int = 3) -> list:
@@ -40,21 +41,11 @@ def median_ms(*fns, reps: int, warmup: int = 3) -> list:
     return [1e3 * statistics.median(t) for t in times]
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def header(threads: int) -> list:
     import torch
 
-    return [f"CPU: {cpu_model()}; nncore {nncore.__version__} ISA {ops.get_isa()}, "
-            f"{threads} threads; torch {torch.__version__}, {torch.get_num_threads()} threads", ""]
+    return [f"{machine_header()}; nncore {threads} threads, torch {torch.__version__} "
+            f"{torch.get_num_threads()} threads", ""]
 
 
 # ------------------------------------------------------------------------------------------ conv
@@ -209,8 +200,9 @@ def main():
         print(text)
         if not args.no_write:
             (HERE / f"results_layers_{name}.md").write_text(text)
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        print("note: OPENBLAS_CORETYPE is set; run under env -u OPENBLAS_CORETYPE")
+    warning = openblas_env_warning()
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":
