@@ -1,6 +1,14 @@
 """Thin, validating functions over the C++ kernels. Every kernel is reached through this package."""
 
+from .conv import conv2d, conv2d_backward, conv2d_output_shape
 from .gemm import get_isa, matmul, set_isa, supported_isas
+from .pool import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    pool2d_output_shape,
+)
 from .train import (
     activation,
     activation_backward,
@@ -10,5 +18,10 @@ from .train import (
     softmax_cross_entropy,
 )
 
-__all__ = ["matmul", "get_isa", "set_isa", "supported_isas", "activation", "activation_backward",
-           "softmax_cross_entropy", "sgd_update", "adam_update", "rmsprop_update"]
+__all__ = [
+    "matmul", "get_isa", "set_isa", "supported_isas",
+    "conv2d_output_shape", "conv2d", "conv2d_backward",
+    "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+    "activation", "activation_backward", "softmax_cross_entropy", "sgd_update", "adam_update",
+    "rmsprop_update",
+]
