@@ -9,6 +9,7 @@ from .pool import (
     max_pool2d_backward,
     pool2d_output_shape,
 )
+from .rnn import gru, gru_backward, lstm, lstm_backward, simple_rnn, simple_rnn_backward
 from .train import (
     activation,
     activation_backward,
@@ -24,4 +25,5 @@ __all__ = [
     "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "activation", "activation_backward", "softmax_cross_entropy", "sgd_update", "adam_update",
     "rmsprop_update",
+    "simple_rnn", "simple_rnn_backward", "lstm", "lstm_backward", "gru", "gru_backward",
 ]
