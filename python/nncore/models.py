@@ -326,6 +326,17 @@ class Sequential:
         per, _ = self._train_step(x, y)
         return float(np.mean(per, dtype=np.float64)) + self._reg_loss()
 
+    def _gradients(self, x, y):
+        """(batch-mean data loss, gradients of trainable weights in model.trainable_weights order)
+        without updating anything; for tests and debugging."""
+        x, y = self._check_xy(x, y, "gradients")
+        self._prepare_training()
+        per, g, _ = self._forward_loss(x, y, True, True)
+        for i in range(len(self._layers) - 1, self._bw_stop - 1, -1):
+            g = self._layers[i].backward(g)
+        return (float(np.mean(per, dtype=np.float64)),
+                [g.copy() for lay in self._train_layers for g in lay.grads])
+
     def _train_step(self, xb, yb):
         per, g, probs = self._forward_loss(xb, yb, True, True)
         layers = self._layers
