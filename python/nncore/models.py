@@ -323,8 +323,8 @@ class Sequential:
         self._require_compiled("train_on_batch")
         x, y = self._check_xy(x, y, "train_on_batch")
         self._prepare_training()
-        per, _ = self._train_step(x, y)
-        return float(np.mean(per, dtype=np.float64)) + self._reg_loss()
+        per, _, reg = self._train_step(x, y)
+        return float(np.mean(per, dtype=np.float64)) + reg
 
     def _gradients(self, x, y):
         """(batch-mean data loss, gradients of trainable weights in model.trainable_weights order)
@@ -343,8 +343,10 @@ class Sequential:
         for i in range(len(layers) - 1, self._bw_stop - 1, -1):
             g = layers[i].backward(g)
         grads = [g for lay in self._train_layers for g in lay.grads]
+        # The penalty is reported for the weights the loss was computed with (before the step).
+        reg = self._reg_loss() if self._reg_layers else 0.0
         self.optimizer.apply(self._params, grads, self._regs)
-        return per, probs
+        return per, probs, reg
 
     # ---- fit / evaluate / predict -------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -412,10 +414,8 @@ class Sequential:
                     yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
                 for c in cbs:
                     c.on_train_batch_begin(step)
-                per, probs = self._train_step(xb, yb)
-                batch_loss = float(np.mean(per, dtype=np.float64))
-                if self._reg_layers:
-                    batch_loss += self._reg_loss()
+                per, probs, reg = self._train_step(xb, yb)
+                batch_loss = float(np.mean(per, dtype=np.float64)) + reg
                 loss_sum += batch_loss * (hi - lo)
                 seen += hi - lo
                 for m in metrics:
