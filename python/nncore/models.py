@@ -379,7 +379,7 @@ class Sequential:
         cbs = list(callbacks or [])
         if not any(isinstance(c, callbacks_module.TerminateOnNaN) for c in cbs):
             cbs.append(callbacks_module.TerminateOnNaN())
-        cbs = [history] + cbs
+        cbs = cbs + [history]  # last, like Keras: it records what the others add to logs
         params = {"verbose": verbose, "epochs": epochs, "steps": steps}
         for c in cbs:
             c.set_model(self)
