@@ -8,7 +8,7 @@ import pytest
 
 from nncore import layers, models, utils
 
-# ---- float64 NumPy reference of a Sequential model ------------------------------------------------
+# ---- float64 NumPy reference of a Sequential model ---------------------------------------------
 
 
 def _act(name, z):

@@ -165,7 +165,7 @@ def test_regularizer_objects():
         regularizers.L2(-1.0)
 
 
-# ---- activations and fused losses -----------------------------------------------------------------
+# ---- activations and fused losses --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["linear", "relu", "sigmoid", "tanh", "softmax"])

@@ -8,7 +8,6 @@ and one fused optimizer pass per parameter.
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 

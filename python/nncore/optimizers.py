@@ -56,7 +56,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """momentum 0: w -= lr*g. Else v = momentum*v - lr*g; w += v (nesterov: w += momentum*v - lr*g)."""
+    """momentum 0: w -= lr*g. Else v = momentum*v - lr*g; w += v
+    (nesterov: w += momentum*v - lr*g)."""
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD"):
         super().__init__(learning_rate, name)

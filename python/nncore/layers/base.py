@@ -28,7 +28,8 @@ def _unique_name(base: str) -> str:
 
 
 def _snake(name: str) -> str:
-    # Keras's to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, SimpleRNN -> simple_rnn
+    # Keras's to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d,
+    # SimpleRNN -> simple_rnn
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
