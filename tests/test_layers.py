@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nncore import layers, models, utils
+from nncore import layers, losses, models, utils
 
 # ---- float64 NumPy reference of a Sequential model ---------------------------------------------
 
@@ -119,6 +119,11 @@ def ref_forward(model, weights, x):
 
 
 def ref_loss(loss, p, y):
+    if isinstance(loss, losses.Loss) and loss.from_logits:
+        p = _act("softmax", p)
+        loss = loss.name
+    if "categorical" in loss:
+        p = p / p.sum(-1, keepdims=True)  # Keras normalises non-softmax outputs
     if loss == "sparse_categorical_crossentropy":
         return float(np.mean(-np.log(p[np.arange(len(y)), y])))
     if loss == "categorical_crossentropy":
@@ -166,6 +171,18 @@ def test_dense_model_gradients(rng):
     x = rng.normal(size=(9, 5)).astype(np.float32)
     y = rng.integers(0, 3, 9)
     check_model_gradients(model, x, y, "sparse_categorical_crossentropy")
+
+
+def test_unfused_cross_entropy_gradients(rng):
+    utils.set_random_seed(6)
+    x = rng.normal(size=(7, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 7)
+    probs = models.Sequential([layers.Dense(3, activation="sigmoid", input_shape=(4,))])
+    check_model_gradients(probs, x, y, "sparse_categorical_crossentropy")
+    onehot = np.eye(3, dtype=np.float32)[y]
+    check_model_gradients(probs, x, onehot, "categorical_crossentropy")
+    logits = models.Sequential([layers.Dense(3, input_shape=(4,))])
+    check_model_gradients(logits, x, y, losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
 @pytest.mark.parametrize("loss", ["mse", "binary_crossentropy"])
