@@ -497,13 +497,8 @@ class Sequential:
         return out
 
     def __call__(self, x, training=False):
-        return self.predict(x) if not training else self._forward_only(x)
-
-    def _forward_only(self, x):
-        h = self._check_x(x, "call")
-        for layer in self._layers:
-            h = layer.forward(h, training=True)
-        return h
+        """Eager inference on a numpy array (same as predict)."""
+        return self.predict(x)
 
     # ---- config / saving ----------------------------------------------------------------------
     def get_config(self) -> dict:
