@@ -227,3 +227,50 @@ def test_nonfused_losses_match_formulas(rng):
     assert losses.binary_crossentropy(t, p) == pytest.approx(
         np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))), rel=1e-5)
     assert losses.mean_squared_error(t, p) == pytest.approx(np.mean((t - p) ** 2), rel=1e-5)
+
+
+def test_training_kernels_bitwise_equal_for_any_thread_count(rng, threads):
+    z = rng.normal(size=(5003, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 5003)
+    x = rng.normal(size=(301, 1013)).astype(np.float32)
+    results = []
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        out = list(ops.softmax_cross_entropy(z, y, grad_scale=0.5))
+        for name in ("relu", "sigmoid", "tanh", "softmax"):
+            a = ops.activation(x, name)
+            out += [a, ops.activation_backward(x, a, name)]
+        results.append(out)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_core_rejects_bad_inputs_without_crashing():
+    from nncore import _core
+
+    z = np.zeros((3, 4), np.float32)
+    loss = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.softmax_xent_sparse(loss, None, z, np.array([0, 4, 1], np.int32), 1.0)
+    with pytest.raises(TypeError):
+        _core.softmax_xent_sparse(loss, None, z, np.array([0, 1, 1], np.int64), 1.0)
+    with pytest.raises(ValueError):
+        _core.softmax_xent_dense(np.zeros(2, np.float32), None, z, z, 1.0)
+    with pytest.raises(ValueError):
+        _core.activation_forward(np.zeros(5, np.float32), np.zeros(4, np.float32), 1)
+    with pytest.raises(ValueError):
+        _core.activation_forward(np.zeros(4, np.float32), np.zeros(4, np.float32), 9)
+    with pytest.raises(ValueError):
+        _core.adam_update(np.zeros(4, np.float32), np.zeros(4, np.float32),
+                          np.zeros(4, np.float32), np.zeros(3, np.float32), 0.1, 0.9, 0.999,
+                          1e-7, 0.0, 0.0)
+    ro = np.zeros(4, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.sgd_update(ro, np.zeros(4, np.float32), None, 0.1, 0.0, False, 0.0, 0.0)
+    with pytest.raises(ValueError):
+        ops.activation(np.zeros((2, 2)), "gelu")
+    with pytest.raises(TypeError):
+        ops.activation(np.array(["a"]), "relu")
+    with pytest.raises(ValueError):
+        ops.softmax_cross_entropy(z, np.zeros(4, np.int64))
