@@ -65,6 +65,21 @@ void rmsprop_impl(float* __restrict w, float* __restrict v, float* __restrict mo
   }
 }
 
+// Scalars copied to locals and restrict pointers: the loop vectorizes (sqrt and div included).
+void adam_impl(float* __restrict w, float* __restrict m, float* __restrict v,
+               const float* __restrict g, int64_t lo, int64_t hi, const OptimParams& p) {
+  const float one_b1 = 1.0f - p.beta1, one_b2 = 1.0f - p.beta2, alpha = p.alpha, eps = p.eps;
+  const float l1 = p.l1, two_l2 = 2.0f * p.l2;
+  for (int64_t i = lo; i < hi; ++i) {
+    const float gi = reg_grad(g[i], w[i], l1, two_l2);
+    const float mi = m[i] + (gi - m[i]) * one_b1;
+    const float vi = v[i] + (gi * gi - v[i]) * one_b2;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] -= alpha * mi / (std::sqrt(vi) + eps);
+  }
+}
+
 }  // namespace
 
 // w, m, g (n,). momentum == 0: w -= lr g.  Else m = mu m - lr g;  w += m  (nesterov: mu m - lr g).
@@ -82,22 +97,7 @@ void sgd_update(float* w, float* m, const float* g, int64_t n, const OptimParams
 
 // m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2);  w -= alpha m / (sqrt(v) + eps)
 void adam_update(float* w, float* m, float* v, const float* g, int64_t n, const OptimParams& p) {
-  const float one_b1 = 1.0f - p.beta1, one_b2 = 1.0f - p.beta2, alpha = p.alpha, eps = p.eps;
-  const float l1 = p.l1, two_l2 = 2.0f * p.l2;
-  elementwise(n, [&](int64_t lo, int64_t hi) {
-    float* __restrict wr = w;
-    float* __restrict mr = m;
-    float* __restrict vr = v;
-    const float* __restrict gr = g;
-    for (int64_t i = lo; i < hi; ++i) {
-      const float gi = reg_grad(gr[i], wr[i], l1, two_l2);
-      const float mi = mr[i] + (gi - mr[i]) * one_b1;
-      const float vi = vr[i] + (gi * gi - vr[i]) * one_b2;
-      mr[i] = mi;
-      vr[i] = vi;
-      wr[i] -= alpha * mi / (std::sqrt(vi) + eps);
-    }
-  });
+  elementwise(n, [&](int64_t lo, int64_t hi) { adam_impl(w, m, v, g, lo, hi, p); });
 }
 
 // v = rho v + (1-rho) g^2;  centered: a = rho a + (1-rho) g, den = v - a^2 + eps, else v + eps;
