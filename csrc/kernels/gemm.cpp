@@ -51,13 +51,17 @@ struct GemmConfig {
   int64_t mr, nr;  // micro-tile
   int64_t mc, kc, nc;  // cache blocks: A block MC x KC in L2, B panel KC x NC in L3
   const char* name;
+  // Optional: the same tile for fewer than MR rows (same per-element arithmetic, so results do not
+  // depend on where a row falls), used for the bottom edge instead of a padded full tile.
+  sgemm_ukr_rows_fn ukr_rows;
 };
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
-const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, 4, 16, 128, 256, 2048, "generic 4x16"};
+const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, 4, 16, 128, 256, 2048, "generic 4x16", nullptr};
 #if defined(NNCORE_X86)
-const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, 6, 16, 168, 256, 4080, "avx2 6x16"};
-const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, 14, 32, 336, 256, 4096, "avx512 14x32"};
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr};
+const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, 14, 32, 336, 256, 4096, "avx512 14x32",
+                            sgemm_ukr_avx512_14x32_rows};
 #endif
 
 const GemmConfig& config_for(Isa isa) {
@@ -166,6 +170,8 @@ void macro_kernel(const GemmConfig& cfg, float* c, int64_t ldc, const float* a_p
       const float* ap = a_pack + ir * kcur;
       if (nrows == mr && ncols == nr) {
         cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
+      } else if (ncols == nr && cfg.ukr_rows) {
+        cfg.ukr_rows(nrows, kcur, ap, bp, cp, ldc, p.alpha, beta);
       } else {  // edge tile: full product into the scratch tile, then merge what fits
         cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);
         for (int64_t i = 0; i < nrows; ++i) {
