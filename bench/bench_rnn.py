@@ -1,5 +1,5 @@
-"""RNN section of the layer benchmarks: SimpleRNN/LSTM/GRU(128) forward+backward on MNIST-as-sequences
-shapes (batch 32, 28 steps x 28 features), nncore vs PyTorch in the same run.
+"""RNN section of the layer benchmarks: SimpleRNN/LSTM/GRU(128) forward+backward on
+MNIST-as-sequences shapes (batch 32, 28 steps x 28 features), nncore vs PyTorch in the same run.
 
 Run: flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
        PYTHONPATH=python python bench/bench_rnn.py

@@ -15,7 +15,7 @@ CELLS = ["simple_tanh", "simple_relu", "lstm", "gru"]
 GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3}
 
 
-# ---- float64 reference ------------------------------------------------------------------------------
+# ---- float64 reference
 
 def sigmoid(v):
     return 1.0 / (1.0 + np.exp(-v))
@@ -102,7 +102,7 @@ def ref_backward(dhs, cache):
     return dx, dh, dc, dw, du, db
 
 
-# ---- helpers ----------------------------------------------------------------------------------------
+# ---- helpers
 
 def make(cell, rng, bsz, steps, feat, units, scale=0.5, bias=True):
     g = GATES[cell] * units
@@ -168,7 +168,7 @@ def check_against_reference(cell, rng, bsz, steps, feat, units, seq, states=True
         np.testing.assert_allclose(g, r, rtol=2e-4, atol=5 * atol * scale, err_msg=name)
 
 
-# ---- the reference itself is right: float64 finite differences --------------------------------------
+# ---- the reference itself is right: float64 finite differences
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_reference_backward_matches_finite_differences(cell, rng):
@@ -201,7 +201,7 @@ def test_reference_backward_matches_finite_differences(cell, rng):
         np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7, err_msg=f"grad {k}")
 
 
-# ---- kernel vs reference ---------------------------------------------------------------------------
+# ---- kernel vs reference
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("seq", [False, True])
@@ -279,7 +279,7 @@ def test_large_batch_threads_split_rows(rng, threads):
     check_against_reference("lstm", rng, 67, 3, 5, 19, True)
 
 
-# ---- the float32 kernel against its own finite differences (sampled entries) ----------------------
+# ---- the float32 kernel against its own finite differences (sampled entries)
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_kernel_finite_differences(cell, rng):
@@ -309,7 +309,7 @@ def test_kernel_finite_differences(cell, rng):
             assert abs(g.reshape(-1)[idx] - num) <= 2e-2 * max(1.0, abs(num)), (k, idx)
 
 
-# ---- determinism -----------------------------------------------------------------------------------
+# ---- determinism
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_one_vs_two_threads_bitwise(cell, rng, threads):
@@ -325,7 +325,7 @@ def test_one_vs_two_threads_bitwise(cell, rng, threads):
         np.testing.assert_array_equal(a, c)
 
 
-# ---- PyTorch parity --------------------------------------------------------------------------------
+# ---- PyTorch parity
 
 def _torch_module(torch, cell, w, u, b, units):
     feat = w.shape[0]
@@ -383,7 +383,7 @@ def test_pytorch_parity(cell, rng):
     np.testing.assert_allclose(du, gwh.T, rtol=1e-4, atol=1e-4)
 
 
-# ---- bad input -------------------------------------------------------------------------------------
+# ---- bad input
 
 def test_bad_inputs(rng):
     x, w, u, b = make("lstm", rng, 2, 3, 4, 5)

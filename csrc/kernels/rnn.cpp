@@ -1,18 +1,20 @@
 // Recurrent layers over a whole sequence, Keras parametrisation (G = gates * U columns):
-//   SimpleRNN  h_t = act(x_t W + h_{t-1} U + b)                              act = tanh | relu
-//   LSTM       [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
-//              c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
-//   GRU        (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
-//              z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh); h_t = z*h_{t-1} + (1-z)*hh
+//   SimpleRNN h_t = act(x_t W + h_{t-1} U + b)                            act = tanh | relu
+//   LSTM      [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
+//             c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
+//   GRU       (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
+//             z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh)
+//             h_t = z*h_{t-1} + (1-z)*hh
 //
-// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is then
-// one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise pass.
-// Backward through time: each step is one fused elementwise pass producing the pre-activation gradient
-// dZ_t and one GEMM dh_{t-1} = dZ_t U^T; afterwards dW = X^T dZ, dU = Hprev^T dZ, dX = dZ W^T are single
-// GEMMs over all T*B rows and db is a column sum in fixed row order.
+// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is
+// then one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise
+// pass (rnn_cells.hpp). Backward through time: each step is one fused elementwise pass producing
+// the pre-activation gradient dZ_t and one GEMM dh_{t-1} = dZ_t Uᵀ; afterwards dW = Xᵀ dZ,
+// dU = Hprevᵀ dZ and dX = dZ Wᵀ are single GEMMs over all T*B rows, db a column sum in row order.
+// U (forward) and Uᵀ (backward) are packed for the GEMM micro-kernel once per call.
 //
-// Parallel level: the time loops run in one parallel region per call, each thread owning a contiguous
-// range of batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
+// Parallel level: each time loop is one parallel region, each thread owning a contiguous range of
+// batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
 // single-threaded GEMMs on them. The big GEMMs outside the loops split themselves; the column sums
 // split columns only (each column summed in row order). Every element is computed by the same code
 // whatever the split, so results are bitwise identical for any thread count.
@@ -26,12 +28,9 @@
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm.hpp"
-#define NNCORE_RNN_CELLS_IMPL
 #include "kernels/rnn_cells.hpp"
 
 namespace nncore {
-
-const RnnRowKernels* rnn_row_kernels_generic() { return &kRnnRowKernels; }
 
 namespace {
 
@@ -184,7 +183,7 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
   float* const dxt = dz + nz;
 
-  // dh0 / dc0 double as the running dh_{t} / dc_{t} buffers; they end as the initial-state gradients.
+  // dh0 / dc0 double as the running dh_t / dc_t buffers; they end as the initial-state gradients.
   float* const dh = dh0;
   std::memset(dh, 0, sizeof(float) * BU);
   if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
