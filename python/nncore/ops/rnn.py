@@ -33,8 +33,9 @@ _GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3}
 # once; taking fresh pages from the OS for it every call cost more than the kernel itself at
 # MNIST-sized shapes. Workspaces go back to this pool when their cache is garbage-collected (or
 # right after an inference call) and are handed to the next call with the same shapes. Bounded: at
-# most _POOL_PER_KEY free workspaces for each of the _POOL_KEYS most recent shapes.
-_POOL_KEYS, _POOL_PER_KEY = 8, 2
+# most _POOL_PER_KEY free workspaces of at most _POOL_MAX_BYTES each for each of the _POOL_KEYS
+# most recent shapes (big workspaces are not kept: there the kernel time dominates anyway).
+_POOL_KEYS, _POOL_PER_KEY, _POOL_MAX_BYTES = 4, 2, 16 << 20
 _pool: dict = {}
 
 
@@ -49,6 +50,8 @@ def _pool_take(key):
 
 
 def _pool_give(key, workspace) -> None:
+    if sum(a.nbytes for a in workspace if a is not None) > _POOL_MAX_BYTES:
+        return
     free = _pool.get(key)
     if free is None:
         if len(_pool) >= _POOL_KEYS:
