@@ -82,8 +82,9 @@ void to_batch_major(float* dst, const float* src, int64_t B, int64_t T, int64_t 
 }
 
 // out (C,) = sum over rows of a (R,C), each column summed in row order (split over columns only).
+// Memory-bound: a second thread only pays once the sum is far bigger than a thread wake-up.
 void column_sum(float* out, const float* a, int64_t rows, int64_t cols) {
-  const int nt = threads_for(static_cast<double>(rows) * cols, 65536.0);
+  const int nt = threads_for(static_cast<double>(rows) * cols, 4.0e6);
   parallel_for(cols, nt, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; ++j) out[j] = 0.0f;
     for (int64_t r = 0; r < rows; ++r) {
