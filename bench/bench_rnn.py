@@ -1,5 +1,5 @@
-"""RNN section of the layer benchmarks: SimpleRNN/LSTM/GRU(128) forward+backward on MNIST-as-sequences
-shapes (batch 32, 28 steps x 28 features), nncore vs PyTorch in the same run.
+"""RNN section of the layer benchmarks: SimpleRNN/LSTM/GRU(128) forward+backward on
+MNIST-as-sequences shapes (batch 32, 28 steps x 28 features), nncore vs PyTorch in the same run.
 
 Run: flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
        PYTHONPATH=python python bench/bench_rnn.py
@@ -22,15 +22,19 @@ BATCH, STEPS, FEATURES, UNITS = 32, 28, 28, 128
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
-def _median_seconds(fn, repeats=60, warmup=10):
+def _median_seconds(fns, repeats=60, warmup=10):
+    """Median wall time of each function, timed in interleaved rounds so that both libraries see
+    the same machine load (this 2-core box is shared)."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def _nncore_step(kind, rng):
@@ -77,8 +81,8 @@ def run_rnn_section(repeats=60):
         torch = None
     rows = []
     for kind in GATES:
-        t_nn = _median_seconds(_nncore_step(kind, rng), repeats)
-        t_pt = _median_seconds(_torch_step(torch, kind, rng), repeats) if torch else None
+        fns = [_nncore_step(kind, rng)] + ([_torch_step(torch, kind, rng)] if torch else [])
+        t_nn, t_pt = (_median_seconds(fns, repeats) + [None])[:2]
         rows.append((f"{kind}({UNITS}) fwd+bwd", t_nn * 1e3, None if t_pt is None else t_pt * 1e3,
                      None if t_pt is None else t_pt / t_nn))
     return rows

@@ -1,5 +1,5 @@
 // _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences.
-// Every shape is checked here (again after nncore.ops.rnn) so no call can read or write out of bounds.
+// Every shape is checked here (again after nncore.ops.rnn): no call can read or write out of bounds.
 #include <initializer_list>
 #include <string>
 #include <vector>

@@ -7,6 +7,7 @@ namespace py = pybind11;
 
 namespace nncore::bind {
 void bind_gemm(py::module_& m);
+void bind_train(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_rnn(py::module_& m);
@@ -15,6 +16,7 @@ void bind_rnn(py::module_& m);
 PYBIND11_MODULE(_core, m) {
   m.doc() = "nncore C++ kernels (float32, OpenMP). Use nncore.ops, not this module.";
   nncore::bind::bind_gemm(m);
+  nncore::bind::bind_train(m);
   nncore::bind::bind_conv(m);
   nncore::bind::bind_pool(m);
   nncore::bind::bind_rnn(m);

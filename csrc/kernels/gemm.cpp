@@ -15,6 +15,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
@@ -52,13 +56,18 @@ struct GemmConfig {
   int64_t mr, nr;  // micro-tile
   int64_t mc, kc, nc;  // cache blocks: A block MC x KC in L2, B panel KC x NC in L3
   const char* name;
+  // Optional: the same tile for fewer than MR rows (same per-element arithmetic, so results do not
+  // depend on where a row falls), used for the bottom edge instead of a padded full tile.
+  sgemm_ukr_rows_fn ukr_rows;
 };
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
-const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2048, "generic 4x16"};
+const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2048,
+                               "generic 4x16", nullptr};
 #if defined(NNCORE_X86)
-const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16"};
-const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 336, 256, 4096, "avx512 14x32"};
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr};
+const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 336, 256,
+                            4096, "avx512 14x32", sgemm_ukr_avx512_14x32_rows};
 #endif
 
 const GemmConfig& config_for(Isa isa) {
@@ -90,14 +99,31 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
         for (int64_t i = 0; i < rows; ++i) d[i] = src[i];
         for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
       }
-    } else {  // op(A)(i, p) = a[i * lda + p]
-      // k outer: the stores run contiguously and the MR row streams are read in step (a strided
-      // store per element was the slow part for the skinny A operands of the RNN steps).
+    } else {  // op(A)(i, p) = a[i * lda + p]: a transpose; 4 x 4 blocks in registers where we can
+      // (element-by-element this was ~12% of an LSTM training step: dX = dZ Wᵀ and every BPTT step).
       const float* src = a + (i0 + ip) * lda + p0;
+      int64_t i = 0;
+#if defined(__SSE2__)
+      const int64_t kc4 = kc & ~int64_t(3);
+      for (; i + 4 <= rows; i += 4) {
+        const float* s0 = src + i * lda;
+        for (int64_t p = 0; p < kc4; p += 4) {
+          __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s0 + lda + p);
+          __m128 r2 = _mm_loadu_ps(s0 + 2 * lda + p), r3 = _mm_loadu_ps(s0 + 3 * lda + p);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+          _mm_storeu_ps(dst + p * mr + i, r0);
+          _mm_storeu_ps(dst + (p + 1) * mr + i, r1);
+          _mm_storeu_ps(dst + (p + 2) * mr + i, r2);
+          _mm_storeu_ps(dst + (p + 3) * mr + i, r3);
+        }
+        for (int64_t p = kc4; p < kc; ++p)
+          for (int64_t q = 0; q < 4; ++q) dst[p * mr + i + q] = s0[q * lda + p];
+      }
+#endif
       for (int64_t p = 0; p < kc; ++p) {
         float* d = dst + p * mr;
-        for (int64_t i = 0; i < rows; ++i) d[i] = src[i * lda + p];
-        for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
+        for (int64_t r = i; r < rows; ++r) d[r] = src[r * lda + p];
+        for (int64_t r = rows; r < mr; ++r) d[r] = 0.0f;
       }
     }
     dst += mr * kc;
@@ -176,6 +202,8 @@ void macro_kernel(const GemmConfig& cfg, float* c, int64_t ldc, const float* a_p
       if (nrows == mr && ncols == nr) {
         if (in_place) cfg.ukr_rowa(kcur, arow, lda, bp, cp, ldc, p.alpha, beta);
         else cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
+      } else if (ncols == nr && cfg.ukr_rows) {  // bottom edge (never read in place)
+        cfg.ukr_rows(nrows, kcur, ap, bp, cp, ldc, p.alpha, beta);
       } else {  // edge tile: full product into the scratch tile, then merge what fits
         if (in_place) cfg.ukr_rowa(kcur, arow, lda, bp, tile, nr, 1.0f, 0.0f);
         else cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);

@@ -19,6 +19,10 @@ typedef void (*sgemm_ukr_fn)(int64_t k, const float* a, const float* b, float* c
 typedef void (*sgemm_ukr_rowa_fn)(int64_t k, const float* a, int64_t lda, const float* b, float* c,
                                   int64_t ldc, float alpha, float beta);
 
+// The same for only the first m (< MR) rows of the tile: a is still packed with stride MR.
+typedef void (*sgemm_ukr_rows_fn)(int64_t m, int64_t k, const float* a, const float* b, float* c,
+                                  int64_t ldc, float alpha, float beta);
+
 void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 #if defined(NNCORE_X86)
@@ -27,6 +31,8 @@ void sgemm_ukr_avx2_6x16(int64_t k, const float* a, const float* b, float* c, in
 void sgemm_ukr_avx512_14x32(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 void sgemm_ukr_avx512_14x32_rowa(int64_t k, const float* a, int64_t lda, const float* b, float* c,
+                                 int64_t ldc, float alpha, float beta);
+void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const float* b, float* c,
                                  int64_t ldc, float alpha, float beta);
 #endif
 

@@ -1,6 +1,10 @@
 // AVX-512 micro-kernels, 14 x 32: 28 zmm accumulators, 2 for the B row, A broadcast from memory.
 // Per k step 2 loads and 14 broadcasts feed 28 independent FMAs, enough to keep both 512-bit FMA
 // pipes busy through their latency. The fully unrolled constant-index loops keep acc in registers.
+//
+// Three entry points share one body: the packed tile, the tile reading row-major A in place, and
+// the bottom edge with M < 14 rows. Each element is one FMA chain in k order and the same store
+// formula in all three, so a row gets the same bits whichever entry computes it.
 #include <immintrin.h>
 
 #include "kernels/gemm_ukr.hpp"
@@ -9,21 +13,21 @@ namespace nncore {
 
 namespace {
 
-// One kernel body for both A layouts: A element (i, p) is a[i * rs + p * cs].
-template <bool kPackedA>
-inline __attribute__((always_inline)) void ukr_14x32(int64_t k, const float* a, int64_t lda,
-                                                     const float* b, float* c, int64_t ldc,
-                                                     float alpha, float beta) {
-  __m512 acc[14][2];
+// A element (i, p): packed a[p * 14 + i], or in place a[i * lda + p].
+template <int M, bool kPackedA>
+inline __attribute__((always_inline)) void ukr_body(int64_t k, const float* a, int64_t lda,
+                                                    const float* b, float* c, int64_t ldc,
+                                                    float alpha, float beta) {
+  __m512 acc[M][2];
 #pragma GCC unroll 14
-  for (int i = 0; i < 14; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
 
   for (int64_t p = 0; p < k; ++p) {
     const __m512 b0 = _mm512_load_ps(b);
     const __m512 b1 = _mm512_load_ps(b + 16);
     _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 32), _MM_HINT_T0);
 #pragma GCC unroll 14
-    for (int i = 0; i < 14; ++i) {
+    for (int i = 0; i < M; ++i) {
       const __m512 ai = _mm512_set1_ps(kPackedA ? a[i] : a[i * lda]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
@@ -35,14 +39,14 @@ inline __attribute__((always_inline)) void ukr_14x32(int64_t k, const float* a, 
   const __m512 va = _mm512_set1_ps(alpha);
   if (beta == 0.0f) {
 #pragma GCC unroll 14
-    for (int i = 0; i < 14; ++i) {
+    for (int i = 0; i < M; ++i) {
       _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, acc[i][0]));
       _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, acc[i][1]));
     }
   } else {
     const __m512 vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 14
-    for (int i = 0; i < 14; ++i) {
+    for (int i = 0; i < M; ++i) {
       float* ci = c + i * ldc;
       _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
       _mm512_storeu_ps(ci + 16,
@@ -51,16 +55,43 @@ inline __attribute__((always_inline)) void ukr_14x32(int64_t k, const float* a, 
   }
 }
 
+template <int M>
+void rows_kernel(int64_t k, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                 float beta) {
+  ukr_body<M, true>(k, a, 14, b, c, ldc, alpha, beta);
+}
+
 }  // namespace
 
 void sgemm_ukr_avx512_14x32(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta) {
-  ukr_14x32<true>(k, a, 14, b, c, ldc, alpha, beta);
+  ukr_body<14, true>(k, a, 14, b, c, ldc, alpha, beta);
 }
 
 void sgemm_ukr_avx512_14x32_rowa(int64_t k, const float* a, int64_t lda, const float* b, float* c,
                                  int64_t ldc, float alpha, float beta) {
-  ukr_14x32<false>(k, a, lda, b, c, ldc, alpha, beta);
+  ukr_body<14, false>(k, a, lda, b, c, ldc, alpha, beta);
+}
+
+// The bottom edge of a tile column (batch 32 = 14 + 14 + 4 rows) without padding to 14 rows.
+void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const float* b, float* c,
+                                 int64_t ldc, float alpha, float beta) {
+  switch (m) {
+    case 1: return rows_kernel<1>(k, a, b, c, ldc, alpha, beta);
+    case 2: return rows_kernel<2>(k, a, b, c, ldc, alpha, beta);
+    case 3: return rows_kernel<3>(k, a, b, c, ldc, alpha, beta);
+    case 4: return rows_kernel<4>(k, a, b, c, ldc, alpha, beta);
+    case 5: return rows_kernel<5>(k, a, b, c, ldc, alpha, beta);
+    case 6: return rows_kernel<6>(k, a, b, c, ldc, alpha, beta);
+    case 7: return rows_kernel<7>(k, a, b, c, ldc, alpha, beta);
+    case 8: return rows_kernel<8>(k, a, b, c, ldc, alpha, beta);
+    case 9: return rows_kernel<9>(k, a, b, c, ldc, alpha, beta);
+    case 10: return rows_kernel<10>(k, a, b, c, ldc, alpha, beta);
+    case 11: return rows_kernel<11>(k, a, b, c, ldc, alpha, beta);
+    case 12: return rows_kernel<12>(k, a, b, c, ldc, alpha, beta);
+    case 13: return rows_kernel<13>(k, a, b, c, ldc, alpha, beta);
+    default: return sgemm_ukr_avx512_14x32(k, a, b, c, ldc, alpha, beta);
+  }
 }
 
 }  // namespace nncore

@@ -1,18 +1,20 @@
 // Recurrent layers over a whole sequence, Keras parametrisation (G = gates * U columns):
-//   SimpleRNN  h_t = act(x_t W + h_{t-1} U + b)                              act = tanh | relu
-//   LSTM       [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
-//              c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
-//   GRU        (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
-//              z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh); h_t = z*h_{t-1} + (1-z)*hh
+//   SimpleRNN h_t = act(x_t W + h_{t-1} U + b)                            act = tanh | relu
+//   LSTM      [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
+//             c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
+//   GRU       (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
+//             z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh)
+//             h_t = z*h_{t-1} + (1-z)*hh
 //
-// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is then
-// one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise pass.
-// Backward through time: each step is one fused elementwise pass producing the pre-activation gradient
-// dZ_t and one GEMM dh_{t-1} = dZ_t U^T; afterwards dW = X^T dZ, dU = Hprev^T dZ, dX = dZ W^T are single
-// GEMMs over all T*B rows and db is a column sum in fixed row order.
+// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is
+// then one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise
+// pass (rnn_cells.hpp). Backward through time: each step is one fused elementwise pass producing
+// the pre-activation gradient dZ_t and one GEMM dh_{t-1} = dZ_t Uᵀ; afterwards dW = Xᵀ dZ,
+// dU = Hprevᵀ dZ and dX = dZ Wᵀ are single GEMMs over all T*B rows, db a column sum in row order.
+// U (forward) and Uᵀ (backward) are packed for the GEMM micro-kernel once per call.
 //
-// Parallel level: the time loops run in one parallel region per call, each thread owning a contiguous
-// range of batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
+// Parallel level: each time loop is one parallel region, each thread owning a contiguous range of
+// batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
 // single-threaded GEMMs on them. The big GEMMs outside the loops split themselves; the column sums
 // split columns only (each column summed in row order). Every element is computed by the same code
 // whatever the split, so results are bitwise identical for any thread count.
@@ -26,12 +28,9 @@
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm.hpp"
-#define NNCORE_RNN_CELLS_IMPL
 #include "kernels/rnn_cells.hpp"
 
 namespace nncore {
-
-const RnnRowKernels* rnn_row_kernels_generic() { return &kRnnRowKernels; }
 
 namespace {
 
@@ -83,8 +82,9 @@ void to_batch_major(float* dst, const float* src, int64_t B, int64_t T, int64_t 
 }
 
 // out (C,) = sum over rows of a (R,C), each column summed in row order (split over columns only).
+// Memory-bound: a second thread only pays once the sum is far bigger than a thread wake-up.
 void column_sum(float* out, const float* a, int64_t rows, int64_t cols) {
-  const int nt = threads_for(static_cast<double>(rows) * cols, 65536.0);
+  const int nt = threads_for(static_cast<double>(rows) * cols, 4.0e6);
   parallel_for(cols, nt, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; ++j) out[j] = 0.0f;
     for (int64_t r = 0; r < rows; ++r) {
@@ -184,7 +184,7 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
   float* const dxt = dz + nz;
 
-  // dh0 / dc0 double as the running dh_{t} / dc_{t} buffers; they end as the initial-state gradients.
+  // dh0 / dc0 double as the running dh_t / dc_t buffers; they end as the initial-state gradients.
   float* const dh = dh0;
   std::memset(dh, 0, sizeof(float) * BU);
   if (lstm) std::memset(dc0, 0, sizeof(float) * BU);

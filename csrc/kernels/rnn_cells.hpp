@@ -1,6 +1,7 @@
 // The fused elementwise step of each recurrent cell, one batch row at a time (see rnn.cpp for the
-// formulas). This file is compiled once per ISA: rnn.cpp (baseline), rnn_cells_avx2.cpp and
-// rnn_cells_avx512.cpp each include it with NNCORE_RNN_CELLS_IMPL defined and export the table.
+// formulas). This file is compiled once per ISA: rnn_cells_generic.cpp (baseline flags),
+// rnn_cells_avx2.cpp and rnn_cells_avx512.cpp each include it with NNCORE_RNN_CELLS_IMPL defined
+// and export the table; rnn.cpp picks one by the active ISA.
 // Everything defined here has internal linkage, so the linker can never hand an AVX-512 copy to a
 // caller on another ISA; no standard-library headers are used for the same reason.
 #pragma once
@@ -46,8 +47,9 @@ const RnnRowKernels* rnn_row_kernels_avx512();
 namespace nncore {
 namespace {
 
-// exp, sigmoid and tanh in plain float arithmetic (Cephes-style range reduction and polynomial, ~2
-// ulp), written so that loops over them vectorise and give the same bits in every lane. NaN propagates.
+// exp, sigmoid and tanh in plain float arithmetic (Cephes-style range reduction and polynomial,
+// ~2 ulp), written so that loops over them vectorise and give the same bits in every lane. NaN
+// propagates.
 inline float exp_fast(float x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
@@ -81,7 +83,7 @@ inline float tanh_fast(float x) {
   return x < 0.0f ? -t : t;
 }
 
-// ---- forward rows: one batch row of one step ------------------------------------------------------
+// ---- forward rows: one batch row of one step
 
 // z (U) pre-activation -> h (U)
 void simple_fwd_row(float* __restrict h, const float* __restrict z, int64_t n, bool relu) {
@@ -94,7 +96,8 @@ void simple_fwd_row(float* __restrict h, const float* __restrict z, int64_t n, b
 
 // g (4U) pre-activations -> activated in place; c_prev -> c, h; tc = tanh(c) if kept
 template <bool kKeep>
-void lstm_fwd_row_t(float* __restrict g, float* __restrict c, float* __restrict h, float* __restrict tc, const float* __restrict c_prev, int64_t n) {
+void lstm_fwd_row_t(float* __restrict g, float* __restrict c, float* __restrict h,
+                    float* __restrict tc, const float* __restrict c_prev, int64_t n) {
   float* gi = g;
   float* gf = g + n;
   float* gc = g + 2 * n;
@@ -120,7 +123,8 @@ void lstm_fwd_row(float* g, float* c, float* h, float* tc, const float* c_prev, 
 }
 
 // g (3U) = x W + b0 -> [z r hh] in place; rec (3U) = h_prev U + b1; rh = rec_h kept if asked
-void gru_fwd_row(float* __restrict g, float* __restrict h, float* __restrict rh, const float* __restrict rec, const float* __restrict h_prev, int64_t n) {
+void gru_fwd_row(float* __restrict g, float* __restrict h, float* __restrict rh,
+                 const float* __restrict rec, const float* __restrict h_prev, int64_t n) {
   float* gz = g;
   float* gr = g + n;
   float* gh = g + 2 * n;
@@ -136,11 +140,12 @@ void gru_fwd_row(float* __restrict g, float* __restrict h, float* __restrict rh,
   if (rh) __builtin_memcpy(rh, rec + 2 * n, sizeof(float) * n);
 }
 
-// ---- backward rows ---------------------------------------------------------------------------------
+// ---- backward rows
 
 // dh (U): gradient from step t+1 (read); dy: dout row or null; h: h_t -> dz (U)
 template <bool kDy, bool kRelu>
-void simple_bwd_row_t(float* __restrict dz, const float* __restrict dh, const float* __restrict dy, const float* __restrict h, int64_t n) {
+void simple_bwd_row_t(float* __restrict dz, const float* __restrict dh, const float* __restrict dy,
+                      const float* __restrict h, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     const float d = kDy ? dh[j] + dy[j] : dh[j];
     dz[j] = kRelu ? (h[j] > 0.0f ? d : 0.0f) : d * (1.0f - h[j] * h[j]);
@@ -160,7 +165,8 @@ void simple_bwd_row(float* dz, const float* dh, const float* dy, const float* h,
 
 // g (4U) activated gates, c_prev, tc = tanh(c_t); dc (U) updated in place to dc_{t-1}
 template <bool kDy>
-void lstm_bwd_row_t(float* __restrict dz, float* __restrict dc, const float* __restrict dh, const float* __restrict dy, const float* __restrict g,
+void lstm_bwd_row_t(float* __restrict dz, float* __restrict dc, const float* __restrict dh,
+                    const float* __restrict dy, const float* __restrict g,
                     const float* __restrict c_prev, const float* __restrict tc, int64_t n) {
   const float* gi = g;
   const float* gf = g + n;
@@ -187,7 +193,8 @@ void lstm_bwd_row(float* dz, float* dc, const float* dh, const float* dy, const 
 // g (3U) = [z r hh], rh, h_prev -> dzx (3U) input-side and dzr (3U) recurrent-side pre-activation
 // gradients; dh (U) is replaced by the direct part z * dh (the GEMM adds dzr U^T after)
 template <bool kDy>
-void gru_bwd_row_t(float* __restrict dzx, float* __restrict dzr, float* __restrict dh, const float* __restrict dy, const float* __restrict g,
+void gru_bwd_row_t(float* __restrict dzx, float* __restrict dzr, float* __restrict dh,
+                   const float* __restrict dy, const float* __restrict g,
                    const float* __restrict rh, const float* __restrict h_prev, int64_t n) {
   const float* gz = g;
   const float* gr = g + n;

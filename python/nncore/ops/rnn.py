@@ -13,7 +13,8 @@ Each forward is one C++ call (the time loop runs in C++ with the GIL released) a
 (out, cache): out is h_T (B,U), or every h_t (B,T,U) with return_sequences=True; cache is an opaque
 object for the matching backward (None with training=False, which keeps nothing). The backward is
 one C++ call too; it reads kernel and recurrent_kernel from the cache by reference, so update the
-weights only after the backward. Missing initial states are zeros; bias=None means no bias (its gradient is None).
+weights only after the backward. Missing initial states are zeros; bias=None means no bias (its
+gradient is None).
 Results are bitwise identical for any thread count.
 """
 
@@ -28,12 +29,13 @@ _SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU = 0, 1, 2, 3
 _GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3}
 
 
-# Workspace reuse. A forward's workspace (a few MB for typical layers) is mostly written once and
-# read once; taking fresh pages from the OS for it every call cost more than the kernel itself at
-# MNIST-sized shapes. Workspaces go back to this pool when their cache is garbage-collected (or right
-# after an inference call) and are handed to the next call with the same shapes. Bounded: at most
-# _POOL_PER_KEY free workspaces for each of the _POOL_KEYS most recent shapes.
-_POOL_KEYS, _POOL_PER_KEY = 8, 2
+# Workspace reuse. A forward's workspace (a few MB for typical layers) is written once and read
+# once; taking fresh pages from the OS for it every call cost more than the kernel itself at
+# MNIST-sized shapes. Workspaces go back to this pool when their cache is garbage-collected (or
+# right after an inference call) and are handed to the next call with the same shapes. Bounded: at
+# most _POOL_PER_KEY free workspaces of at most _POOL_MAX_BYTES each for each of the _POOL_KEYS
+# most recent shapes (big workspaces are not kept: there the kernel time dominates anyway).
+_POOL_KEYS, _POOL_PER_KEY, _POOL_MAX_BYTES = 4, 2, 16 << 20
 _pool: dict = {}
 
 
@@ -48,6 +50,8 @@ def _pool_take(key):
 
 
 def _pool_give(key, workspace) -> None:
+    if sum(a.nbytes for a in workspace if a is not None) > _POOL_MAX_BYTES:
+        return
     free = _pool.get(key)
     if free is None:
         if len(_pool) >= _POOL_KEYS:
