@@ -26,18 +26,18 @@ sys.path.insert(0, str(HERE))
 from _harness import machine_header, openblas_env_warning  # noqa: E402
 
 
-def median_ms(*fns, reps: int, warmup: int = 3) -> list:
-    """Median wall time (ms) of each function. The functions take turns rep by rep, so a burst of
-    load from elsewhere on the machine hits all of them alike and the ratios stay fair."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
+def median_ms(*fns, reps: int, block: int = 5) -> list:
+    """Median wall time (ms) of each function over `reps` calls. The functions take turns in
+    blocks of `block` calls (the first of each block untimed, to warm the caches as a training loop
+    would), so a burst of load from elsewhere on the machine hits all of them alike."""
     times = [[] for _ in fns]
-    for _ in range(reps):
+    while len(times[0]) < reps:
         for fn, t in zip(fns, times):
-            t0 = time.perf_counter()
             fn()
-            t.append(time.perf_counter() - t0)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                t.append(time.perf_counter() - t0)
     return [1e3 * statistics.median(t) for t in times]
 
 
@@ -153,8 +153,8 @@ def bench_conv(args) -> list:
     nncore.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     lines = ["## Conv/pool layers of the Keras MNIST CNN (forward; forward+backward)", "",
-             f"Medians of {args.reps} interleaved reps, ms; ratio = nncore / torch (< 1: nncore "
-             "faster). nncore NHWC, torch NCHW (its native layout). f+b of conv1 skips dx "
+             f"Medians of {args.reps} reps taken in alternating warm blocks of 5, ms; ratio = "
+             "nncore / torch (< 1: nncore faster). nncore NHWC, torch NCHW (its native layout). f+b of conv1 skips dx "
              "(need_dx=False / input without grad), as in training.", "",
              "Command: `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
              f"PYTHONPATH=python python bench/bench_layers.py --section conv --reps {args.reps} "
