@@ -14,6 +14,11 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(NNCORE_X86)
+#include <immintrin.h>
+#endif
+
+#include "common/cpu.hpp"
 
 #include "common/parallel.hpp"
 #include "common/parallel_units.hpp"
@@ -36,29 +41,124 @@ inline Window window(const Pool2dParams& p, int64_t oh, int64_t ow) {
           std::min(ws + p.pw, p.w)};
 }
 
-// Running maximum of one window: y, a (C) take x's value and `cell` where x > y (strictly, so ties
-// keep the first). SSE2 (baseline on x86-64) by hand: compilers keep the two-array select scalar.
-inline void max_update(float* __restrict y, int32_t* __restrict a, const float* __restrict x,
-                       int32_t cell, int64_t C) {
+// Maximum of one window, per channel: y, a (C) = value and cell (h*W + w) of the first maximum
+// over the window's cells (row-major; a later cell wins only when strictly greater, so ties keep the
+// first). The running maximum of each group of channels stays in registers across the cells.
+// SSE2 (baseline on x86-64) by hand: compilers keep the two-array select scalar.
+inline void window_max(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+                       const Window& win, int64_t W, int64_t C) {
+  const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
   int64_t c = 0;
 #if defined(__SSE2__)
-  const __m128i vcell = _mm_set1_epi32(cell);
   for (; c + 4 <= C; c += 4) {
-    const __m128 v = _mm_loadu_ps(x + c), m = _mm_loadu_ps(y + c);
-    const __m128 gtf = _mm_cmpgt_ps(v, m);
-    const __m128i gt = _mm_castps_si128(gtf);
-    const __m128i old = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + c));
-    _mm_storeu_ps(y + c, _mm_or_ps(_mm_and_ps(gtf, v), _mm_andnot_ps(gtf, m)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(a + c),
-                     _mm_or_si128(_mm_and_si128(gt, vcell), _mm_andnot_si128(gt, old)));
+    __m128 best = _mm_loadu_ps(xn + first * C + c);
+    __m128i arg = _mm_set1_epi32(first);
+    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+        const int32_t cell = static_cast<int32_t>(ih * W + iw);
+        const __m128 v = _mm_loadu_ps(xn + cell * C + c);
+        const __m128 gtf = _mm_cmpgt_ps(v, best);
+        const __m128i gt = _mm_castps_si128(gtf);
+        best = _mm_or_ps(_mm_and_ps(gtf, v), _mm_andnot_ps(gtf, best));
+        arg = _mm_or_si128(_mm_and_si128(gt, _mm_set1_epi32(cell)), _mm_andnot_si128(gt, arg));
+      }
+    }
+    _mm_storeu_ps(y + c, best);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a + c), arg);
   }
 #endif
   for (; c < C; ++c) {
-    if (x[c] > y[c]) {
-      y[c] = x[c];
-      a[c] = cell;
+    float best = xn[first * C + c];
+    int32_t arg = first;
+    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+        const int32_t cell = static_cast<int32_t>(ih * W + iw);
+        if (xn[cell * C + c] > best) {
+          best = xn[cell * C + c];
+          arg = cell;
+        }
+      }
     }
+    y[c] = best;
+    a[c] = arg;
   }
+}
+
+#if defined(NNCORE_X86)
+// The same for AVX-512 and AVX2 (selected at run time; `target` lets this file stay baseline).
+__attribute__((target("avx512f"))) void window_max_avx512(float* __restrict y,
+                                                          int32_t* __restrict a,
+                                                          const float* __restrict xn,
+                                                          const Window& win, int64_t W,
+                                                          int64_t C) {
+  const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 m = C - c >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                    : static_cast<__mmask16>((1u << (C - c)) - 1);
+    __m512 best = _mm512_maskz_loadu_ps(m, xn + first * C + c);
+    __m512i arg = _mm512_set1_epi32(first);
+    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+        const int32_t cell = static_cast<int32_t>(ih * W + iw);
+        const __m512 v = _mm512_maskz_loadu_ps(m, xn + cell * C + c);
+        const __mmask16 gt = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+        best = _mm512_mask_mov_ps(best, gt, v);
+        arg = _mm512_mask_mov_epi32(arg, gt, _mm512_set1_epi32(cell));
+      }
+    }
+    _mm512_mask_storeu_ps(y + c, m, best);
+    _mm512_mask_storeu_epi32(a + c, m, arg);
+  }
+}
+
+__attribute__((target("avx2"))) void window_max_avx2(float* __restrict y, int32_t* __restrict a,
+                                                     const float* __restrict xn,
+                                                     const Window& win, int64_t W, int64_t C) {
+  const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
+  int64_t c = 0;
+  for (; c + 8 <= C; c += 8) {
+    __m256 best = _mm256_loadu_ps(xn + first * C + c);
+    __m256i arg = _mm256_set1_epi32(first);
+    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+        const int32_t cell = static_cast<int32_t>(ih * W + iw);
+        const __m256 v = _mm256_loadu_ps(xn + cell * C + c);
+        const __m256 gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        best = _mm256_blendv_ps(best, v, gt);
+        arg = _mm256_castps_si256(_mm256_blendv_ps(
+            _mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(cell)), gt));
+      }
+    }
+    _mm256_storeu_ps(y + c, best);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + c), arg);
+  }
+  for (; c < C; ++c) {  // the last channels, scalar
+    float best = xn[first * C + c];
+    int32_t arg = first;
+    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
+      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+        const int32_t cell = static_cast<int32_t>(ih * W + iw);
+        if (xn[cell * C + c] > best) {
+          best = xn[cell * C + c];
+          arg = cell;
+        }
+      }
+    }
+    y[c] = best;
+    a[c] = arg;
+  }
+}
+#endif
+
+typedef void (*window_max_fn)(float* __restrict, int32_t* __restrict, const float* __restrict,
+                              const Window&, int64_t, int64_t);
+
+window_max_fn pick_window_max() {
+#if defined(NNCORE_X86)
+  if (active_isa() == Isa::avx512) return window_max_avx512;
+  if (active_isa() == Isa::avx2) return window_max_avx2;
+#endif
+  return window_max;
 }
 
 }  // namespace
@@ -67,6 +167,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
   const int64_t C = p.c;
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
+  const window_max_fn wmax = pick_window_max();
   const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
   parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
     for (int64_t row = u * unit; row < std::min(rows, (u + 1) * unit); ++row) {
@@ -76,16 +177,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
         const Window win = window(p, oh, ow);
         float* yo = y + (row * p.ow + ow) * C;
         int32_t* ao = argmax + (row * p.ow + ow) * C;
-        // The first cell seeds the maximum; later cells replace it only when strictly greater.
-        const int32_t first = static_cast<int32_t>(win.h0 * p.w + win.w0);
-        std::memcpy(yo, xn + first * C, sizeof(float) * C);
-        for (int64_t c = 0; c < C; ++c) ao[c] = first;
-        for (int64_t ih = win.h0; ih < win.h1; ++ih) {
-          for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-            const int32_t cell = static_cast<int32_t>(ih * p.w + iw);
-            max_update(yo, ao, xn + cell * C, cell, C);
-          }
-        }
+        wmax(yo, ao, xn, win, p.w, C);
       }
     }
   });
