@@ -145,8 +145,17 @@ void col2im(float* dx, const float* dpm, int64_t n0, int64_t n1, const Conv2dPar
   }
 }
 
+// The two passes below are memory-bound loops that the compiler vectorises; target_clones builds
+// them for AVX-512 / AVX2 too, picked by CPUID at load time. Exact operations (a select, and sums
+// in row order per column), so every clone gives the same bits.
+#if defined(NNCORE_X86) && defined(__GNUC__) && !defined(__clang__)
+#define NNCORE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NNCORE_VECTOR_CLONES
+#endif
+
 // g = dy * (y > 0), elementwise over n values.
-void relu_mask(float* __restrict g, const float* __restrict dy, const float* __restrict y,
+NNCORE_VECTOR_CLONES void relu_mask(float* __restrict g, const float* __restrict dy, const float* __restrict y,
                int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float d = dy[i];  // loaded unconditionally so the loop vectorises to a blend
@@ -155,7 +164,7 @@ void relu_mask(float* __restrict g, const float* __restrict dy, const float* __r
 }
 
 // acc (F) += sum of the rows of g (rows, F), in row order.
-void add_column_sums(float* __restrict acc, const float* __restrict g, int64_t rows, int64_t F) {
+NNCORE_VECTOR_CLONES void add_column_sums(float* __restrict acc, const float* __restrict g, int64_t rows, int64_t F) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* gr = g + r * F;
     for (int64_t j = 0; j < F; ++j) acc[j] += gr[j];
