@@ -371,14 +371,17 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t worker_floats = p_floats + dp_floats + g_floats;
   const int64_t parts = t.chunks > 1 ? t.chunks : 0;
   const int64_t dw_part = round_up(K * F, 16), db_part = round_up(F, 16);
-  const int64_t wflip_floats = direct_dx ? round_up(K * F, 16) : 0;
+  // The dx GEMM reads Wᵀ (F, K): transposed once here, so its B panels pack by plain row copies
+  // instead of a strided transpose per tile.
+  const bool gemm_dx = dx && !direct_dx;
+  const int64_t wflip_floats = (direct_dx || gemm_dx) ? round_up(K * F, 16) : 0;
   const int64_t xpad_floats = pad_x ? p.n * px.h * px.w * p.c : 0;
   float* const buf = thread_scratch(ScratchSlot::conv)
                          .floats(workers * worker_floats + parts * (dw_part + db_part) +
                                  wflip_floats + xpad_floats + 16);
   float* const dw_parts = buf + workers * worker_floats;
   float* const db_parts = dw_parts + parts * dw_part;
-  float* const wflip = db_parts + parts * db_part;  // (KH,KW,F,C)
+  float* const wflip = db_parts + parts * db_part;  // (KH,KW,F,C), or Wᵀ (F, K) for gemm_dx
   float* const xpad = wflip + wflip_floats;          // x in padded_geometry
   const float* const xsrc = pad_x ? xpad : x;
   if (pad_x)
@@ -391,6 +394,9 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         for (int64_t c = 0; c < p.c; ++c)
           for (int64_t f = 0; f < F; ++f) dst[f * p.c + c] = src[c * F + f];
       }
+  } else if (gemm_dx) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t f = 0; f < F; ++f) wflip[f * K + k] = w[k * F + f];
   }
 
   auto run_chunk = [&](int64_t chunk, float* ws, int gemm_threads) {
@@ -436,12 +442,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       } else if (dx) {
         // dP (rows, K) = g (rows, F) @ Wᵀ (F, K); pointwise: dP is dx itself
         GemmParams gx;
-        gx.trans_b = true;
         gx.num_threads = gemm_threads;
         if (pointwise) {
-          sgemm(dx + n0 * R * K, K, g, F, w, F, rows, K, F, gx);
+          sgemm(dx + n0 * R * K, K, g, F, wflip, K, rows, K, F, gx);
         } else {
-          sgemm(dpm, K, g, F, w, F, rows, K, F, gx);
+          sgemm(dpm, K, g, F, wflip, K, rows, K, F, gx);
           col2im(dx, dpm, n0, n1, p);
         }
       }
