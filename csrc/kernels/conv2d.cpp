@@ -386,17 +386,23 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const float* const xsrc = pad_x ? xpad : x;
   if (pad_x)
     parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) { pad_input(xpad, x, p, px, lo, hi); });
+  // Split over filters: each thread writes whole rows of the transposed kernel.
+  const int wt = threads_for(static_cast<double>(K) * F, 2.0e4, p.num_threads);
   if (direct_dx) {
-    for (int64_t kh = 0; kh < p.kh; ++kh)
-      for (int64_t kw = 0; kw < p.kw; ++kw) {
-        const float* src = w + ((p.kh - 1 - kh) * p.kw + (p.kw - 1 - kw)) * p.c * F;
-        float* dst = wflip + (kh * p.kw + kw) * F * p.c;
-        for (int64_t c = 0; c < p.c; ++c)
-          for (int64_t f = 0; f < F; ++f) dst[f * p.c + c] = src[c * F + f];
-      }
+    parallel_for(F, wt, 1, [&](int64_t f0, int64_t f1) {
+      for (int64_t kh = 0; kh < p.kh; ++kh)
+        for (int64_t kw = 0; kw < p.kw; ++kw) {
+          const float* src = w + ((p.kh - 1 - kh) * p.kw + (p.kw - 1 - kw)) * p.c * F;
+          float* dst = wflip + (kh * p.kw + kw) * F * p.c;
+          for (int64_t f = f0; f < f1; ++f)
+            for (int64_t c = 0; c < p.c; ++c) dst[f * p.c + c] = src[c * F + f];
+        }
+    });
   } else if (gemm_dx) {
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t f = 0; f < F; ++f) wflip[f * K + k] = w[k * F + f];
+    parallel_for(F, wt, 1, [&](int64_t f0, int64_t f1) {
+      for (int64_t f = f0; f < f1; ++f)
+        for (int64_t k = 0; k < K; ++k) wflip[f * K + k] = w[k * F + f];
+    });
   }
 
   auto run_chunk = [&](int64_t chunk, float* ws, int gemm_threads) {
