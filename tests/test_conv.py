@@ -196,15 +196,26 @@ def test_relu_gradients_vs_finite_differences(rng):
 
 
 # -------------------------------------------------------------------------------- options, threads
-def test_need_dx_and_has_bias_flags(rng):
-    x, w, b = _data(rng, 3, 10, 10, 1, 3, 3, 8)
-    y = ops.conv2d(x, w, b, activation="relu")
+@pytest.mark.parametrize("shape", [(3, 10, 10, 1, 3, 3, 8), (5, 9, 8, 1, 3, 3, 37),
+                                   (2, 8, 8, 3, 2, 2, 5), (4, 7, 7, 6, 3, 3, 9)])
+@pytest.mark.parametrize("act", [None, "relu"])
+def test_need_dx_and_has_bias_flags(shape, act, isa, rng):
+    # need_dx=False with K <= one register tile takes the fused single-pass weight gradient.
+    x, w, b = _data(rng, *shape)
+    y = ops.conv2d(x, w, b, activation=act)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    full = ops.conv2d_backward(dy, x, w, y=y, activation="relu")
-    dx, dw, db = ops.conv2d_backward(dy, x, w, y=y, activation="relu", need_dx=False,
-                                     has_bias=False)
-    assert dx is None and db is None
+    full = ops.conv2d_backward(dy, x, w, y=y, activation=act)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, y=y, activation=act, need_dx=False)
+    assert dx is None
     np.testing.assert_array_equal(dw, full[1])
+    np.testing.assert_array_equal(db, full[2])
+    rdx, rdw, rdb = ref_conv_backward(dy, x, w, y if act else None)
+    _assert_close(dw, rdw)
+    _assert_close(db, rdb)
+    dx, dw2, db = ops.conv2d_backward(dy, x, w, y=y, activation=act, need_dx=False,
+                                      has_bias=False)
+    assert dx is None and db is None
+    np.testing.assert_array_equal(dw2, full[1])
     assert ops.conv2d(x, w).shape == y.shape  # no bias
 
 
@@ -221,7 +232,9 @@ def test_one_vs_two_threads_bitwise(shape, padding, threads, isa, rng):
         nncore.set_num_threads(nt)
         yy = ops.conv2d(x, w, b, activation="relu", padding=padding)
         results.append((yy, *ops.conv2d_backward(dy, x, w, y=yy, activation="relu",
-                                                 padding=padding)))
+                                                 padding=padding),
+                        *ops.conv2d_backward(dy, x, w, y=yy, activation="relu", padding=padding,
+                                             need_dx=False)[1:]))
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)

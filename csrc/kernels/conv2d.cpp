@@ -338,6 +338,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const DirectKernels dk = direct_kernels();
   const bool direct = dk.dw != nullptr;
   const bool pad_x = direct && !windows_inside(p);
+  // When K fits one register tile (the first layer), the dW kernel masks dy and sums db itself in
+  // its single pass: no separate gradient pass (needs no dx, which reads the masked g). Only while
+  // dy and y stay in cache: streamed from memory inside the FMA loop they ran slower than a plain
+  // masking pass (first layer at batch 32: 0.17 -> 0.09 ms; at batch 256: 2.1 -> 3.6 ms).
+  const bool fused = direct && !dx && K <= dk.mr && 2.0 * p.n * R * F * sizeof(float) <= 16.0e6;
   const Conv2dParams px = pad_x ? padded_geometry(p) : p;
   const double flops = (dx ? 4.0 : 2.0) * p.n * R * K * F;
   const int nt = threads_for(flops, kMinFlopsPerThread, p.num_threads);
@@ -367,7 +372,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t p_floats = (pointwise || direct) ? 0 : round_up(rows_max * K, 16);
   const int64_t dp_floats = direct_dx ? round_up(t.nb * q.h * q.w * F, 16)
                             : (dx && !pointwise) ? round_up(rows_max * K, 16) : 0;
-  const int64_t g_floats = relu ? round_up(rows_max * F, 16) : 0;
+  const int64_t g_floats = (relu && !fused) ? round_up(rows_max * F, 16) : 0;
   const int64_t worker_floats = p_floats + dp_floats + g_floats;
   const int64_t parts = t.chunks > 1 ? t.chunks : 0;
   const int64_t dw_part = round_up(K * F, 16), db_part = round_up(F, 16);
@@ -416,6 +421,10 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       const int64_t n0 = t.image_begin(tile), n1 = t.image_begin(tile + 1), rows = (n1 - n0) * R;
       // g (rows, F): the upstream gradient of this tile, ReLU-masked by the forward output.
       const float* g = dy + n0 * R * F;
+      if (fused) {
+        dk.dw(dwc, dbc, xsrc, g, relu ? y + n0 * R * F : nullptr, px, n0, n1, tile != first);
+        continue;
+      }
       if (relu) {
         relu_mask(gm, g, y + n0 * R * F, rows * F);
         g = gm;
@@ -425,7 +434,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         add_column_sums(dbc, g, rows, F);
       }
       if (direct) {
-        dk.dw(dwc, xsrc, g, px, n0, n1, tile != first);
+        dk.dw(dwc, nullptr, xsrc, g, nullptr, px, n0, n1, tile != first);
       } else {
         const float* a = x + n0 * R * K;
         if (!pointwise) {

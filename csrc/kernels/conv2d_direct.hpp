@@ -14,22 +14,27 @@ typedef void (*conv2d_direct_forward_fn)(float* y, const float* x, const float* 
                                          const Conv2dParams& p, int64_t q0, int64_t q1,
                                          int64_t row_lo, int64_t row_hi);
 // dw (KH,KW,C,F) = (accumulate ? dw : 0) + sum over the output pixels of images [n0, n1) of
-// patch(x)ᵀ g, where g (rows of images [n0, n1), F) is the (masked) output gradient, pixel order.
-// Same precondition as the forward.
-typedef void (*conv2d_direct_dw_fn)(float* dw, const float* x, const float* g,
-                                    const Conv2dParams& p, int64_t n0, int64_t n1, bool accumulate);
+// patch(x)ᵀ g, where g (rows of images [n0, n1), F) is the output gradient, pixel order. With
+// ymask (same rows as g), g is first masked by ymask > 0 (ReLU). With db, also
+// db (F) = (accumulate ? db : 0) + the column sums of g in pixel order. Same precondition as the
+// forward.
+typedef void (*conv2d_direct_dw_fn)(float* dw, float* db, const float* x, const float* g,
+                                    const float* ymask, const Conv2dParams& p, int64_t n0,
+                                    int64_t n1, bool accumulate);
 
 #if defined(NNCORE_X86)
 void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, const float* b,
                                   const Conv2dParams& p, int64_t q0, int64_t q1, int64_t row_lo,
                                   int64_t row_hi);
-void conv2d_direct_dw_avx512(float* dw, const float* x, const float* g, const Conv2dParams& p,
-                             int64_t n0, int64_t n1, bool accumulate);
+void conv2d_direct_dw_avx512(float* dw, float* db, const float* x, const float* g,
+                             const float* ymask, const Conv2dParams& p, int64_t n0, int64_t n1,
+                             bool accumulate);
 void conv2d_direct_forward_avx2(float* y, const float* x, const float* w, const float* b,
                                 const Conv2dParams& p, int64_t q0, int64_t q1, int64_t row_lo,
                                 int64_t row_hi);
-void conv2d_direct_dw_avx2(float* dw, const float* x, const float* g, const Conv2dParams& p,
-                           int64_t n0, int64_t n1, bool accumulate);
+void conv2d_direct_dw_avx2(float* dw, float* db, const float* x, const float* g,
+                           const float* ymask, const Conv2dParams& p, int64_t n0, int64_t n1,
+                           bool accumulate);
 #endif
 
 }  // namespace nncore

@@ -24,6 +24,9 @@ struct Avx2 {
     return _mm256_and_ps(r, _mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_GT_OQ));
   }
   static void store(mask m, float* p, vec v) { _mm256_maskstore_ps(p, m, v); }
+  static vec mask_positive(vec y, vec g) {  // y > 0 ? g : 0
+    return _mm256_and_ps(g, _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ));
+  }
 };
 
 }  // namespace
@@ -34,9 +37,10 @@ void conv2d_direct_forward_avx2(float* y, const float* x, const float* w, const 
   direct_forward<Avx2>(y, x, w, b, p, q0, q1, row_lo, row_hi);
 }
 
-void conv2d_direct_dw_avx2(float* dw, const float* x, const float* g, const Conv2dParams& p,
-                           int64_t n0, int64_t n1, bool accumulate) {
-  direct_dw<Avx2>(dw, x, g, p, n0, n1, accumulate);
+void conv2d_direct_dw_avx2(float* dw, float* db, const float* x, const float* g,
+                           const float* ymask, const Conv2dParams& p, int64_t n0, int64_t n1,
+                           bool accumulate) {
+  direct_dw<Avx2>(dw, db, x, g, ymask, p, n0, n1, accumulate);
 }
 
 }  // namespace nncore

@@ -25,6 +25,10 @@ struct Avx512 {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_GT_OQ), r);
   }
   static void store(mask m, float* p, vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  // y > 0 ? g : 0
+  static vec mask_positive(vec y, vec g) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), g);
+  }
 };
 
 }  // namespace
@@ -35,9 +39,10 @@ void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, cons
   direct_forward<Avx512>(y, x, w, b, p, q0, q1, row_lo, row_hi);
 }
 
-void conv2d_direct_dw_avx512(float* dw, const float* x, const float* g, const Conv2dParams& p,
-                             int64_t n0, int64_t n1, bool accumulate) {
-  direct_dw<Avx512>(dw, x, g, p, n0, n1, accumulate);
+void conv2d_direct_dw_avx512(float* dw, float* db, const float* x, const float* g,
+                           const float* ymask, const Conv2dParams& p, int64_t n0, int64_t n1,
+                           bool accumulate) {
+  direct_dw<Avx512>(dw, db, x, g, ymask, p, n0, n1, accumulate);
 }
 
 }  // namespace nncore

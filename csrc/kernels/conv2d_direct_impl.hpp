@@ -64,17 +64,22 @@ void fwd_tile(float* y, const float* const* px, const float* w, const float* b,
 
 // dw rows [k0, k0 + MR) (kernel entries at x offsets off[]) x columns [f0, f0 + NV*W):
 // (+)= sum over the output pixels of images [n0, n1) of x[origin + off[i]] * g[pixel, f].
+// With ymask, g is dy masked on the fly by ymask > 0 (ReLU); with db, db (+)= the column sums of g
+// in pixel order (the fused single pass of a layer whose K fits one tile, e.g. the first layer).
 template <class V, int MR, int NV>
-void dw_tile(float* dw, const float* x, const float* g, const int64_t* off, const Conv2dParams& p,
-             int64_t n0, int64_t n1, int64_t f0, typename V::mask m0, typename V::mask m1,
-             bool accumulate) {
+void dw_tile(float* dw, float* db, const float* x, const float* g, const float* ymask,
+             const int64_t* off, const Conv2dParams& p, int64_t n0, int64_t n1, int64_t f0,
+             typename V::mask m0, typename V::mask m1, bool accumulate) {
   constexpr int W = V::kWidth;
   const int64_t F = p.f;
-  typename V::vec acc[MR][NV];
+  typename V::vec acc[MR][NV], dbacc[NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v)
       acc[i][v] = accumulate ? V::load(v == 0 ? m0 : m1, dw + i * F + f0 + W * v) : V::zero();
+  for (int v = 0; v < NV; ++v)
+    dbacc[v] = (db && accumulate) ? V::load(v == 0 ? m0 : m1, db + f0 + W * v) : V::zero();
+  const float* yp = ymask ? ymask + f0 : nullptr;
   int64_t o[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) o[i] = off[i];
@@ -83,9 +88,18 @@ void dw_tile(float* dw, const float* x, const float* g, const int64_t* off, cons
     for (int64_t oh = 0; oh < p.oh; ++oh) {
       const float* xo = x + ((n * p.h + oh * p.sh) * p.w) * p.c;
       for (int64_t ow = 0; ow < p.ow; ++ow) {
-        const typename V::vec g0 = V::load(m0, gp);
-        const typename V::vec g1 = NV > 1 ? V::load(m1, gp + W) : g0;
+        typename V::vec g0 = V::load(m0, gp);
+        typename V::vec g1 = NV > 1 ? V::load(m1, gp + W) : g0;
         gp += F;
+        if (yp) {
+          g0 = V::mask_positive(V::load(m0, yp), g0);
+          if (NV > 1) g1 = V::mask_positive(V::load(m1, yp + W), g1);
+          yp += F;
+        }
+        if (db) {
+          dbacc[0] = V::add(dbacc[0], g0);
+          if (NV > 1) dbacc[NV - 1] = V::add(dbacc[NV - 1], g1);
+        }
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
           const typename V::vec a = V::bcast(xo + o[i]);
@@ -99,6 +113,8 @@ void dw_tile(float* dw, const float* x, const float* g, const int64_t* off, cons
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) V::store(v == 0 ? m0 : m1, dw + i * F + f0 + W * v, acc[i][v]);
+  if (db)
+    for (int v = 0; v < NV; ++v) V::store(v == 0 ? m0 : m1, db + f0 + W * v, dbacc[v]);
 }
 
 // Run-time tile height -> compile-time template (tails of the pixel or kernel-entry range).
@@ -113,14 +129,15 @@ void fwd_tile_any(int mr, float* y, const float* const* px, const float* w, cons
 }
 
 template <class V, int NV, int MR = V::kMR>
-void dw_tile_any(int mr, float* dw, const float* x, const float* g, const int64_t* off,
-                 const Conv2dParams& p, int64_t n0, int64_t n1, int64_t f0, typename V::mask m0,
-                 typename V::mask m1, bool accumulate) {
+void dw_tile_any(int mr, float* dw, float* db, const float* x, const float* g, const float* ymask,
+                 const int64_t* off, const Conv2dParams& p, int64_t n0, int64_t n1, int64_t f0,
+                 typename V::mask m0, typename V::mask m1, bool accumulate) {
   if constexpr (MR > 1) {
     if (mr < MR)
-      return dw_tile_any<V, NV, MR - 1>(mr, dw, x, g, off, p, n0, n1, f0, m0, m1, accumulate);
+      return dw_tile_any<V, NV, MR - 1>(mr, dw, db, x, g, ymask, off, p, n0, n1, f0, m0, m1,
+                                        accumulate);
   }
-  dw_tile<V, MR, NV>(dw, x, g, off, p, n0, n1, f0, m0, m1, accumulate);
+  dw_tile<V, MR, NV>(dw, db, x, g, ymask, off, p, n0, n1, f0, m0, m1, accumulate);
 }
 
 template <class V>
@@ -163,8 +180,8 @@ void direct_forward(float* y, const float* x, const float* w, const float* b,
 }
 
 template <class V>
-void direct_dw(float* dw, const float* x, const float* g, const Conv2dParams& p, int64_t n0,
-               int64_t n1, bool accumulate) {
+void direct_dw(float* dw, float* db, const float* x, const float* g, const float* ymask,
+               const Conv2dParams& p, int64_t n0, int64_t n1, bool accumulate) {
   constexpr int MR = V::kMR, W = V::kWidth;
   const int64_t K = p.kh * p.kw * p.c, F = p.f;
   int64_t off[MR];
@@ -177,11 +194,12 @@ void direct_dw(float* dw, const float* x, const float* g, const Conv2dParams& p,
     }
     for (int64_t f0 = 0; f0 < F; f0 += 2 * W) {
       const int64_t left = F - f0;
+      float* const dbk = k0 == 0 ? db : nullptr;  // bias gradient on the first pass only
       if (left > W)
-        dw_tile_any<V, 2>(mr, dw + k0 * F, x, g, off, p, n0, n1, f0, V::lanes(left),
+        dw_tile_any<V, 2>(mr, dw + k0 * F, dbk, x, g, ymask, off, p, n0, n1, f0, V::lanes(left),
                           V::lanes(left - W), accumulate);
       else
-        dw_tile_any<V, 1>(mr, dw + k0 * F, x, g, off, p, n0, n1, f0, V::lanes(left),
+        dw_tile_any<V, 1>(mr, dw + k0 * F, dbk, x, g, ymask, off, p, n0, n1, f0, V::lanes(left),
                           V::lanes(0), accumulate);
     }
   }
