@@ -189,7 +189,8 @@ def _load_npz(file: pathlib.Path, where: str | None = None):
     where = where or str(file)
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with np.load(file, allow_pickle=False) as z:
+        # Our own file handle: np.load leaks the one it opens when the zip is corrupt.
+        with open(file, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in keys if k in z.files}
     except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile) as e:
         raise ValueError(f"{where}: corrupt or unreadable npz ({e})") from None

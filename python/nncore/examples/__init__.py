@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m nncore.examples.mnist_cnn`` and ``python -m nncore.examples.mnist_rnn``."""

@@ -1,0 +1,48 @@
+"""Smoke runs of the main job and the RNN example: a fraction of the embedded subset, one epoch, in
+a subprocess (as a user runs them). They need nncore's Keras API (nncore.layers / nncore.models)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def _has_api() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("nncore.layers", "nncore.models"))
+
+
+needs_api = pytest.mark.skipif(not _has_api(), reason="nncore.layers/nncore.models not merged yet")
+
+
+def run_example(script: str, *args: str) -> str:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env.pop("NNCORE_DATA", None)
+    p = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    return p.stdout
+
+
+@needs_api
+@pytest.mark.parametrize("script", ["mnist_cnn.py", "mnist_rnn.py"])
+def test_example_smoke(script):
+    out = run_example(script, "--embedded", "--epochs", "1", "--fraction", "0.2", "--threads", "2")
+    assert "embedded MNIST subset" in out and "1000 training, 1000 test images" in out
+    m = re.search(r"Test accuracy: (\d\.\d+)", out)
+    assert m, out
+    assert 0.3 < float(m.group(1)) <= 1.0  # 1000 images, 1 epoch: well above chance
+
+
+@needs_api
+def test_example_help():
+    out = run_example("mnist_cnn.py", "--help")
+    for flag in ("--data", "--epochs", "--batch-size", "--fraction", "--threads"):
+        assert flag in out
