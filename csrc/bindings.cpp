@@ -7,11 +7,19 @@ namespace py = pybind11;
 
 namespace nncore::bind {
 void bind_gemm(py::module_& m);
+void bind_train(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_rnn(py::module_& m);
 }  // namespace nncore::bind
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "nncore C++ kernels (float32, OpenMP). Use nncore.ops, not this module.";
   nncore::bind::bind_gemm(m);
+  nncore::bind::bind_train(m);
+  nncore::bind::bind_conv(m);
+  nncore::bind::bind_pool(m);
+  nncore::bind::bind_rnn(m);
 #if defined(__clang__)
   m.attr("compiler") = "clang " __clang_version__;
 #elif defined(__GNUC__)

@@ -1,0 +1,145 @@
+// _core.conv2d_forward / conv2d_backward: shape checks, geometry ('valid'/'same'), GIL release.
+#include <pybind11/stl.h>
+
+#include <array>
+#include <string>
+#include <utility>
+
+#include "bind_util.hpp"
+#include "kernels/conv2d.hpp"
+
+namespace nncore::bind {
+
+namespace {
+
+using Pair = std::pair<int64_t, int64_t>;
+
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw py::value_error(std::string(what) + " overflows int64");
+  return r;
+}
+
+// One axis: output length and leading pad. Keras/TF 'same': out = ceil(in / s),
+// pad_total = max((out - 1) * s + (k - 1) * d + 1 - in, 0), pad_top = pad_total / 2.
+std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, int64_t d, bool same,
+                                 const char* dim) {
+  const int64_t ek = checked_mul(k - 1, d, "dilated kernel size") + 1;
+  if (same) {
+    const int64_t out = (in + s - 1) / s;
+    const int64_t total = std::max<int64_t>((out - 1) * s + ek - in, 0);
+    return {out, total / 2};
+  }
+  if (ek > in)
+    throw py::value_error(std::string("conv2d: kernel ") + dim + " (dilated: " + std::to_string(ek) +
+                          ") is larger than the input " + dim + " " + std::to_string(in) +
+                          " with padding='valid'");
+  return {(in - ek) / s + 1, 0};
+}
+
+Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, bool same,
+                         Pair dilation, bool relu) {
+  if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(3) < 1)
+    throw py::value_error("conv2d: x must have H, W, C >= 1, got shape " + shape_str(x));
+  if (w.shape(0) < 1 || w.shape(1) < 1 || w.shape(3) < 1)
+    throw py::value_error("conv2d: w must have KH, KW, F >= 1, got shape " + shape_str(w));
+  if (w.shape(2) != x.shape(3))
+    throw py::value_error("conv2d: w has shape " + shape_str(w) + " but x " + shape_str(x) +
+                          " has " + std::to_string(x.shape(3)) + " channels");
+  if (strides.first < 1 || strides.second < 1) throw py::value_error("conv2d: strides must be >= 1");
+  if (dilation.first < 1 || dilation.second < 1)
+    throw py::value_error("conv2d: dilation_rate must be >= 1");
+  Conv2dParams p;
+  p.n = x.shape(0), p.h = x.shape(1), p.w = x.shape(2), p.c = x.shape(3);
+  p.kh = w.shape(0), p.kw = w.shape(1), p.f = w.shape(3);
+  p.sh = strides.first, p.sw = strides.second, p.dh = dilation.first, p.dw = dilation.second;
+  std::tie(p.oh, p.pt) = axis(p.h, p.kh, p.sh, p.dh, same, "height");
+  std::tie(p.ow, p.pl) = axis(p.w, p.kw, p.sw, p.dw, same, "width");
+  p.act = relu ? Act::relu : Act::none;
+  // Sizes the kernels form: the output and one image's patch matrix.
+  const int64_t rows = checked_mul(checked_mul(p.n, p.oh, "output size"), p.ow, "output size");
+  checked_mul(checked_mul(rows, p.f, "output size"), 4, "output size");
+  checked_mul(checked_mul(p.oh * p.ow, p.kh * p.kw * p.c, "patch matrix size"), 4,
+              "patch matrix size");
+  return p;
+}
+
+py::array_t<float> new_f32(std::initializer_list<int64_t> shape) {
+  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+py::array_t<float> py_conv2d_forward(py::array x, py::array w, py::object b, Pair strides,
+                                     bool same, Pair dilation, bool relu, bool reference) {
+  const float* xp = require_c(x, "x", 4);
+  const float* wp = require_c(w, "w", 4);
+  Conv2dParams p = make_params(x, w, strides, same, dilation, relu);
+  const float* bp = nullptr;
+  py::array barr;
+  if (!b.is_none()) {
+    barr = b.cast<py::array>();
+    bp = require_c(barr, "b", 1);
+    require_shape(barr, "b", {p.f});
+  }
+  auto y = new_f32({p.n, p.oh, p.ow, p.f});
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release r;
+    if (reference) conv2d_forward_ref(yp, xp, wp, bp, p);
+    else conv2d_forward(yp, xp, wp, bp, p);
+  }
+  return y;
+}
+
+py::tuple py_conv2d_backward(py::array dy, py::array x, py::array w, py::object y, Pair strides,
+                             bool same, Pair dilation, bool relu, bool need_dx, bool has_bias,
+                             bool reference) {
+  const float* xp = require_c(x, "x", 4);
+  const float* wp = require_c(w, "w", 4);
+  Conv2dParams p = make_params(x, w, strides, same, dilation, relu);
+  const float* dyp = require_c(dy, "dy", 4);
+  require_shape(dy, "dy", {p.n, p.oh, p.ow, p.f});
+  const float* yp = nullptr;
+  py::array yarr;
+  if (relu) {
+    if (y.is_none()) throw py::value_error("conv2d_backward: activation='relu' needs y");
+    yarr = y.cast<py::array>();
+    yp = require_c(yarr, "y", 4);
+    require_shape(yarr, "y", {p.n, p.oh, p.ow, p.f});
+  }
+  auto dw = new_f32({p.kh, p.kw, p.c, p.f});
+  py::object dx = py::none(), db = py::none();
+  float* dxp = nullptr;
+  float* dbp = nullptr;
+  if (need_dx) {
+    auto a = new_f32({p.n, p.h, p.w, p.c});
+    dxp = a.mutable_data();
+    dx = a;
+  }
+  if (has_bias) {
+    auto a = new_f32({p.f});
+    dbp = a.mutable_data();
+    db = a;
+  }
+  float* dwp = dw.mutable_data();
+  {
+    py::gil_scoped_release r;
+    if (reference) conv2d_backward_ref(dxp, dwp, dbp, dyp, xp, wp, yp, p);
+    else conv2d_backward(dxp, dwp, dbp, dyp, xp, wp, yp, p);
+  }
+  return py::make_tuple(dx, dw, db);
+}
+
+}  // namespace
+
+void bind_conv(py::module_& m) {
+  m.def("conv2d_forward", &py_conv2d_forward, py::arg("x"), py::arg("w"), py::arg("b"),
+        py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
+        py::arg("reference") = false,
+        "y = act(conv2d(x, w) + b); x (N,H,W,C), w (KH,KW,C,F) float32 C-contiguous.");
+  m.def("conv2d_backward", &py_conv2d_backward, py::arg("dy"), py::arg("x"), py::arg("w"),
+        py::arg("y"), py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
+        py::arg("need_dx"), py::arg("has_bias"), py::arg("reference") = false,
+        "(dx or None, dw, db or None) of conv2d_forward; relu masks dy by y > 0.");
+}
+
+}  // namespace nncore::bind

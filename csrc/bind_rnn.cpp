@@ -1,0 +1,175 @@
+// _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences.
+// Every shape is checked here (again after nncore.ops.rnn) so no call can read or write out of bounds.
+#include <cstring>
+#include <string>
+
+#include "bind_util.hpp"
+#include "kernels/rnn.hpp"
+
+namespace nncore::bind {
+
+namespace {
+
+RnnCell cell_from(int cell) {
+  if (cell < 0 || cell > 3)
+    throw py::value_error("rnn: unknown cell " + std::to_string(cell) +
+                          " (0 simple tanh, 1 simple relu, 2 lstm, 3 gru)");
+  return static_cast<RnnCell>(cell);
+}
+
+// a * b, or ValueError when the product of sizes gets absurd (keeps every index in int64 range).
+int64_t mul(int64_t a, int64_t b) {
+  constexpr int64_t kLimit = int64_t(1) << 40;
+  if (a < 0 || b < 0 || (a != 0 && b > kLimit / a))
+    throw py::value_error("rnn: array sizes are too large");
+  return a * b;
+}
+
+py::array_t<float> empty(std::initializer_list<int64_t> shape) {
+  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+float* data(py::array_t<float>& a) { return a.mutable_data(); }
+
+const float* optional(const py::object& o, const char* name, std::vector<int64_t> shape,
+                      py::array* keep) {
+  if (o.is_none()) return nullptr;
+  *keep = o.cast<py::array>();
+  const float* ptr = require_c(*keep, name, static_cast<int>(shape.size()));
+  require_shape(*keep, name, shape);
+  return ptr;
+}
+
+py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array recurrent_kernel,
+                         py::object bias, py::object h0, py::object c0, bool return_sequences,
+                         bool training) {
+  const RnnCell cell = cell_from(cell_id);
+  const float* xp = require_c(x, "x", 3);
+  const float* wp = require_c(kernel, "kernel", 2);
+  const float* up = require_c(recurrent_kernel, "recurrent_kernel", 2);
+  const int64_t B = x.shape(0), T = x.shape(1), F = x.shape(2), U = recurrent_kernel.shape(0);
+  if (B < 1 || T < 1 || F < 1 || U < 1)
+    throw py::value_error("rnn: batch, timesteps, features and units must be >= 1; x has shape " +
+                          shape_str(x) + ", recurrent_kernel " + shape_str(recurrent_kernel));
+  const int64_t G = mul(rnn_gates(cell), U);
+  require_shape(kernel, "kernel", {F, G});
+  require_shape(recurrent_kernel, "recurrent_kernel", {U, G});
+  mul(mul(mul(T + 1, B), G + F + U), 4);  // every buffer below is smaller than this
+  py::array keep_b, keep_h, keep_c;
+  const float* bp = optional(bias, "bias",
+                             cell == RnnCell::gru ? std::vector<int64_t>{2, G}
+                                                  : std::vector<int64_t>{G}, &keep_b);
+  const float* hp = optional(h0, "h0", {B, U}, &keep_h);
+  const bool lstm = cell == RnnCell::lstm;
+  if (!lstm && !c0.is_none()) throw py::value_error("rnn: c0 is only for LSTM");
+  const float* cp = optional(c0, "c0", {B, U}, &keep_c);
+
+  const int64_t S = training ? T + 1 : 2;
+  auto out = return_sequences ? empty({B, T, U}) : empty({B, U});
+  auto xt = empty({T, B, F});
+  auto gates = empty({T, B, G});
+  auto hs = empty({S, B, U});
+  py::object cs = py::none(), aux = py::none();
+  float* csp = nullptr;
+  float* auxp = nullptr;
+  if (lstm) {
+    auto a = empty({S, B, U});
+    csp = data(a);
+    cs = a;
+  }
+  if (training && (lstm || cell == RnnCell::gru)) {
+    auto a = empty({T, B, U});
+    auxp = data(a);
+    aux = a;
+  }
+  RnnShape s{B, T, F, U};
+  RnnParams p;
+  p.cell = cell;
+  p.return_sequences = return_sequences;
+  p.training = training;
+  float *op = data(out), *xtp = data(xt), *gp = data(gates), *hsp = data(hs);
+  {
+    py::gil_scoped_release release;
+    rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p);
+  }
+  if (!training) return py::make_tuple(out, py::none(), py::none(), py::none(), py::none(), py::none());
+  return py::make_tuple(out, xt, gates, hs, cs, aux);
+}
+
+py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array kernel,
+                          py::array recurrent_kernel, py::array gates, py::array hs, py::object cs,
+                          py::object aux, bool return_sequences, bool has_bias) {
+  const RnnCell cell = cell_from(cell_id);
+  const float* xtp = require_c(xt, "xt", 3);
+  const float* wp = require_c(kernel, "kernel", 2);
+  const float* up = require_c(recurrent_kernel, "recurrent_kernel", 2);
+  const int64_t T = xt.shape(0), B = xt.shape(1), F = xt.shape(2), U = recurrent_kernel.shape(0);
+  if (B < 1 || T < 1 || F < 1 || U < 1)
+    throw py::value_error("rnn backward: empty cache arrays");
+  const int64_t G = mul(rnn_gates(cell), U);
+  mul(mul(mul(T + 1, B), 2 * G + F + U), 4);
+  require_shape(kernel, "kernel", {F, G});
+  require_shape(recurrent_kernel, "recurrent_kernel", {U, G});
+  const float* dp = require_c(dout, "dout", return_sequences ? 3 : 2);
+  if (return_sequences) require_shape(dout, "dout", {B, T, U});
+  else require_shape(dout, "dout", {B, U});
+  const float* gp = require_c(gates, "gates", 3);
+  require_shape(gates, "gates", {T, B, G});
+  const float* hsp = require_c(hs, "hs", 3);
+  require_shape(hs, "hs", {T + 1, B, U});
+  const bool lstm = cell == RnnCell::lstm, gru = cell == RnnCell::gru;
+  py::array keep_c, keep_a;
+  const float* csp = nullptr;
+  const float* auxp = nullptr;
+  if (lstm) {
+    if (cs.is_none()) throw py::value_error("rnn backward: LSTM needs the cell states");
+    csp = optional(cs, "cs", {T + 1, B, U}, &keep_c);
+  }
+  if (lstm || gru) {
+    if (aux.is_none()) throw py::value_error("rnn backward: missing saved activations");
+    auxp = optional(aux, "aux", {T, B, U}, &keep_a);
+  }
+  auto dx = empty({B, T, F});
+  auto dh0 = empty({B, U});
+  auto dw = empty({F, G});
+  auto du = empty({U, G});
+  py::object dc0 = py::none(), db = py::none();
+  float* dc0p = nullptr;
+  float* dbp = nullptr;
+  if (lstm) {
+    auto a = empty({B, U});
+    dc0p = data(a);
+    dc0 = a;
+  }
+  if (has_bias) {
+    auto a = gru ? empty({2, G}) : empty({G});
+    dbp = data(a);
+    db = a;
+  }
+  RnnShape s{B, T, F, U};
+  RnnParams p;
+  p.cell = cell;
+  p.return_sequences = return_sequences;
+  p.training = true;
+  float *dxp = data(dx), *dh0p = data(dh0), *dwp = data(dw), *dup = data(du);
+  {
+    py::gil_scoped_release release;
+    rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, xtp, wp, up, gp, hsp, csp, auxp, s, p);
+  }
+  return py::make_tuple(dx, dh0, dc0, dw, du, db);
+}
+
+}  // namespace
+
+void bind_rnn(py::module_& m) {
+  m.def("rnn_forward", &rnn_forward_py, py::arg("cell"), py::arg("x"), py::arg("kernel"),
+        py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
+        py::arg("return_sequences"), py::arg("training"),
+        "Whole-sequence recurrent forward -> (out, xt, gates, hs, cs, aux); use nncore.ops.rnn.");
+  m.def("rnn_backward", &rnn_backward_py, py::arg("cell"), py::arg("dout"), py::arg("xt"),
+        py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"), py::arg("hs"),
+        py::arg("cs"), py::arg("aux"), py::arg("return_sequences"), py::arg("has_bias"),
+        "Backward through time -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).");
+}
+
+}  // namespace nncore::bind

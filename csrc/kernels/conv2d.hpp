@@ -1,0 +1,39 @@
+// Conv2D on NHWC activations with Keras's kernel layout, as im2col + one sgemm per batch tile.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm.hpp"
+
+namespace nncore {
+
+// Geometry of one convolution. The binding derives oh/ow/pt/pl from the padding mode and checks
+// that every index the kernels form stays inside x; the kernels trust it.
+struct Conv2dParams {
+  int64_t n, h, w, c;      // input x (N,H,W,C)
+  int64_t kh, kw, f;       // kernel (KH,KW,C,F)
+  int64_t oh, ow;          // output y (N,OH,OW,F)
+  int64_t sh, sw;          // strides
+  int64_t dh, dw;          // dilation
+  int64_t pt, pl;          // zero padding at the top / left (bottom / right follow from oh, ow)
+  Act act = Act::none;     // fused activation of the forward
+  int num_threads = 0;     // 0: nncore's setting
+};
+
+// x (N,H,W,C), w (KH,KW,C,F), b (F,) or null -> y (N,OH,OW,F) = act(conv(x, w) + b)
+// May throw std::bad_alloc (scratch), before any output is written.
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p);
+
+// dy (N,OH,OW,F), x (N,H,W,C), w (KH,KW,C,F), y (N,OH,OW,F) (only read when p.act == relu: the
+// gradient is masked by y > 0) -> dx (N,H,W,C) or null, dw (KH,KW,C,F), db (F,) or null.
+// dw and db are bitwise identical for any thread count. May throw std::bad_alloc.
+void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
+                     const float* w, const float* y, const Conv2dParams& p);
+
+// Plain loops (float accumulation), readable oracles for the two above.
+void conv2d_forward_ref(float* y, const float* x, const float* w, const float* b,
+                        const Conv2dParams& p);
+void conv2d_backward_ref(float* dx, float* dw, float* db, const float* dy, const float* x,
+                         const float* w, const float* y, const Conv2dParams& p);
+
+}  // namespace nncore

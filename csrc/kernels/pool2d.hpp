@@ -1,0 +1,34 @@
+// Max and average pooling on NHWC activations, forward and backward.
+#pragma once
+
+#include <cstdint>
+
+namespace nncore {
+
+// Geometry of one pooling. The binding derives oh/ow/pt/pl from the padding mode; every window
+// holds at least one input element (the 'same' padding is always smaller than the pool).
+struct Pool2dParams {
+  int64_t n, h, w, c;  // input x (N,H,W,C)
+  int64_t ph, pw;      // pool size
+  int64_t sh, sw;      // strides
+  int64_t oh, ow;      // output (N,OH,OW,C)
+  int64_t pt, pl;      // implicit padding at the top / left (padded cells are never read)
+  int num_threads = 0;
+};
+
+// x (N,H,W,C) -> y (N,OH,OW,C), argmax (N,OH,OW,C) = h*W + w of the first maximum in the window
+// (row-major scan order; ties go to the first).
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dParams& p);
+
+// dy (N,OH,OW,C), argmax (N,OH,OW,C) -> dx (N,H,W,C): every dy added to its argmax's input cell.
+// Only p.n, h, w, c, oh, ow are used. Returns false (dx then partly written) if some argmax lies
+// outside [0, H*W).
+bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dParams& p);
+
+// x (N,H,W,C) -> y (N,OH,OW,C) = mean over the window's cells inside the input.
+void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p);
+
+// dy (N,OH,OW,C) -> dx (N,H,W,C): dy / count spread over each window's cells inside the input.
+void avgpool2d_backward(float* dx, const float* dy, const Pool2dParams& p);
+
+}  // namespace nncore

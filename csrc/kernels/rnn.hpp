@@ -1,0 +1,49 @@
+// Recurrent kernels (SimpleRNN, LSTM, GRU) over a whole sequence, forward and backward through time,
+// in Keras's parametrisation. See rnn.cpp for the formulas and the workspace layouts.
+#pragma once
+
+#include <cstdint>
+
+namespace nncore {
+
+enum class RnnCell : int { simple_tanh = 0, simple_relu = 1, lstm = 2, gru = 3 };
+
+// Gate blocks per cell: G = gates * units columns in kernel / recurrent_kernel.
+inline int64_t rnn_gates(RnnCell cell) {
+  return cell == RnnCell::lstm ? 4 : cell == RnnCell::gru ? 3 : 1;
+}
+
+struct RnnShape {
+  int64_t batch, steps, features, units;  // B, T, F, U
+};
+
+struct RnnParams {
+  RnnCell cell = RnnCell::simple_tanh;
+  bool return_sequences = false;
+  bool training = true;  // false: state slots are reused (2 of them), nothing for backward is kept
+};
+
+// Workspace, all time-major so each step is one contiguous (B, .) block:
+//   xt    (T,B,F)   x transposed to time-major
+//   gates (T,B,G)   x W + b, then in place the activated gates (LSTM i,f,c,o; GRU z,r,hh)
+//   hs    (S,B,U)   hs[0] = h0, hs[t+1] = h_t          S = T+1 when training, else 2 (ping-pong)
+//   cs    (S,B,U)   LSTM cell states, same indexing     (null for other cells)
+//   aux   (T,B,U)   training only: LSTM tanh(c_t), GRU h_{t-1} U_h + b1_h (null otherwise)
+// Rows the caller does not provide (h0, c0, bias) are zeros.
+
+// x (B,T,F), w (F,G), u (U,G), b (G,) [GRU: (2,G)] or null, h0/c0 (B,U) or null
+//   -> out (B,T,U) if return_sequences else (B,U)
+// May throw std::bad_alloc (scratch) before any work starts; nothing else.
+void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, float* aux,
+                 const float* x, const float* w, const float* u, const float* b, const float* h0,
+                 const float* c0, const RnnShape& s, const RnnParams& p);
+
+// dout like out, the forward's workspace (training)
+//   -> dx (B,T,F), dh0 (B,U), dc0 (B,U) [LSTM, else null], dw (F,G), du (U,G), db like b or null
+// May throw std::bad_alloc (scratch) before any work starts; nothing else.
+void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float* db,
+                  const float* dout, const float* xt, const float* w, const float* u,
+                  const float* gates, const float* hs, const float* cs, const float* aux,
+                  const RnnShape& s, const RnnParams& p);
+
+}  // namespace nncore

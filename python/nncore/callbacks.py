@@ -1,0 +1,170 @@
+"""Keras-style callbacks: History, EarlyStopping, ModelCheckpoint, LearningRateScheduler,
+TerminateOnNaN (fit adds it unless one is given)."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+
+class Callback:
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+class History(Callback):
+    """history: {metric name: [value per epoch]}; epoch: [epoch indices]."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+
+class TerminateOnNaN(Callback):
+    """Stops training, with a message, when a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training "
+                  "(check the learning rate and the input data for NaN/inf)", file=sys.stderr)
+            self.model.stop_training = True
+            self.model.stop_reason = f"invalid loss {loss} at batch {batch}"
+
+
+def _monitor_mode(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    return mode
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor, self.patience, self.verbose = monitor, int(patience), verbose
+        self.min_delta = abs(float(min_delta))
+        self.mode = _monitor_mode(monitor, mode)
+        self.baseline, self.restore_best_weights = baseline, bool(restore_best_weights)
+        self.start_from_epoch = int(start_from_epoch)
+
+    def _better(self, a, b):
+        if b is None:
+            return True
+        return a < b - self.min_delta if self.mode == "min" else a > b + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_weights, self.best_epoch = 0, 0, None, 0
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        cur = (logs or {}).get(self.monitor)
+        if cur is None:
+            print(f"EarlyStopping: metric {self.monitor!r} is not available "
+                  f"(have {sorted(logs or {})})", file=sys.stderr)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self._better(cur, self.best):
+            self.best, self.best_epoch = cur, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._better(cur, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or its weights) after each epoch, or only when `monitor` improves.
+    filepath may contain {epoch} (1-based) and log keys, e.g. 'ckpt-{epoch:02d}-{val_loss:.2f}.npz'."""
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch"):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = bool(save_best_only), bool(save_weights_only)
+        self.mode = _monitor_mode(monitor, mode)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            cur = logs.get(self.monitor)
+            if cur is None or (self.best is not None and not (
+                    cur < self.best if self.mode == "min" else cur > self.best)):
+                return
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to {cur}")
+            self.best = cur
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class LearningRateScheduler(Callback):
+    """Sets optimizer.learning_rate = schedule(epoch, lr) at the start of every epoch."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        lr = self.schedule(epoch, opt.learning_rate)
+        if not isinstance(lr, (float, int, np.floating)) or not math.isfinite(float(lr)):
+            raise ValueError(f"LearningRateScheduler: schedule returned {lr!r}, expected a float")
+        opt.learning_rate = float(lr)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate

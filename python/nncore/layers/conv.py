@@ -1,0 +1,124 @@
+"""Conv2D (NHWC, kernel (KH, KW, Cin, Cout)) on the im2col + GEMM kernel, ReLU fused."""
+
+from __future__ import annotations
+
+from .. import activations, initializers, regularizers
+from .. import ops as _ops
+from .base import (
+    ActivationMixin,
+    Layer,
+    check_initializer,
+    check_regularizer,
+    fmt_shape,
+    int_tuple,
+    positive_int,
+)
+
+
+def conv_out_dim(n, k, s, d, padding):
+    if padding == "same":
+        return -(-n // s)
+    eff = d * (k - 1) + 1
+    return (n - eff) // s + 1 if n >= eff else 0
+
+
+def check_padding(padding, where):
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{where}: padding must be 'valid' or 'same', got {padding!r}")
+    return padding.lower()
+
+
+def check_data_format(data_format, where):
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"{where}: only data_format='channels_last' (NHWC) is supported")
+
+
+class Conv2D(ActivationMixin, Layer):
+    """y = activation(conv2d(x, kernel) + bias), NHWC. padding 'valid' or 'same'."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        w = self.name
+        self.filters = positive_int(filters, "filters", w)
+        self.kernel_size = int_tuple(kernel_size, 2, "kernel_size", w)
+        self.strides = int_tuple(strides, 2, "strides", w)
+        self.padding = check_padding(padding, w)
+        check_data_format(data_format, w)
+        self.dilation_rate = int_tuple(dilation_rate, 2, "dilation_rate", w)
+        if groups != 1:
+            raise ValueError(f"{w}: groups != 1 is not supported")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = check_initializer(kernel_initializer)
+        self.bias_initializer = check_initializer(bias_initializer)
+        self.kernel_regularizer = check_regularizer(kernel_regularizer)
+        self.bias_regularizer = check_regularizer(bias_regularizer)
+
+    def check_input_shape(self, s):
+        if len(s) != 4 or any(d is None for d in s[1:]):
+            raise ValueError(f"layer {self.name!r} (Conv2D) needs input (batch, height, width, "
+                             f"channels), got {fmt_shape(s)}")
+        oh, ow = self._out_hw(s)
+        if oh <= 0 or ow <= 0:
+            raise ValueError(f"layer {self.name!r} (Conv2D): input {fmt_shape(s)} is smaller than "
+                             f"the kernel {self.kernel_size} (dilation {self.dilation_rate}) with "
+                             f"padding='valid'")
+
+    def _out_hw(self, s):
+        return tuple(conv_out_dim(s[1 + i], self.kernel_size[i], self.strides[i],
+                                  self.dilation_rate[i], self.padding) for i in range(2))
+
+    def weight_specs(self, s):
+        specs = [("kernel", self.kernel_size + (s[3], self.filters), self.kernel_initializer,
+                  self.kernel_regularizer)]
+        if self.use_bias:
+            specs.append(("bias", (self.filters,), self.bias_initializer, self.bias_regularizer))
+        return specs
+
+    def compute_output_shape(self, s):
+        return (s[0],) + self._out_hw(s) + (self.filters,)
+
+    def _on_built(self):
+        self.kernel = self.weights[0]
+        self.bias = self.weights[1] if self.use_bias else None
+
+    def _geom(self):
+        return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate)
+
+    def forward(self, x, training=False, logits=False):
+        relu = self.activation == "relu" and not logits
+        z = _ops.conv2d(x, self.kernel, self.bias, activation="relu" if relu else None,
+                        **self._geom())
+        if training:
+            self._x = x
+        return self._activate(z, training, logits, fused_relu=relu)
+
+    def backward(self, dy):
+        if self.activation == "relu" and not self._fused_out:
+            dz, y, act = dy, self._y, "relu"
+        else:
+            dz, y, act = self._activation_grad(dy), None, None
+        dx, dw, db = _ops.conv2d_backward(dz, self._x, self.kernel, y=y, activation=act,
+                                          need_dx=self.need_input_grad, has_bias=self.use_bias,
+                                          **self._geom())
+        self.grads[0] = dw
+        if self.use_bias:
+            self.grads[1] = db
+        return dx
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(filters=self.filters, kernel_size=list(self.kernel_size),
+                   strides=list(self.strides), padding=self.padding,
+                   dilation_rate=list(self.dilation_rate), activation=self.activation,
+                   use_bias=self.use_bias,
+                   kernel_initializer=initializers.serialize(self.kernel_initializer),
+                   bias_initializer=initializers.serialize(self.bias_initializer),
+                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                   bias_regularizer=regularizers.serialize(self.bias_regularizer))
+        return cfg

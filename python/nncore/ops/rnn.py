@@ -1,0 +1,148 @@
+"""Recurrent layers over whole sequences (SimpleRNN, LSTM, GRU), forward and backward through time.
+
+Keras parametrisation; inputs are (batch, timesteps, features), float32. With G = gates * units:
+
+- SimpleRNN: h_t = act(x_t W + h_{t-1} U + b), act tanh or relu; W (F,U), U (U,U), b (U,).
+- LSTM: [i f c o] = x_t W + h_{t-1} U + b (Keras gate order i, f, c, o); W (F,4U), U (U,4U),
+  b (4U,); c_t = sigmoid(f)*c_{t-1} + sigmoid(i)*tanh(c); h_t = sigmoid(o)*tanh(c_t).
+- GRU (Keras reset_after=True): [xz xr xh] = x_t W + b[0]; [rz rr rh] = h_{t-1} U + b[1];
+  z = sigmoid(xz+rz), r = sigmoid(xr+rr), hh = tanh(xh + r*rh), h_t = z*h_{t-1} + (1-z)*hh;
+  W (F,3U), U (U,3U), b (2,3U).
+
+Each forward is one C++ call (the time loop runs in C++ with the GIL released) and returns
+(out, cache): out is h_T (B,U), or every h_t (B,T,U) with return_sequences=True; cache is an opaque
+object for the matching backward (None with training=False, which keeps nothing). The backward is
+one C++ call too; it reads kernel and recurrent_kernel from the cache by reference, so update the
+weights only after the backward. Missing initial states are zeros; bias=None means no bias (its gradient is None).
+Results are bitwise identical for any thread count.
+"""
+
+from __future__ import annotations
+
+from .. import _core
+from ._util import as_f32
+
+__all__ = ["simple_rnn", "simple_rnn_backward", "lstm", "lstm_backward", "gru", "gru_backward"]
+
+_SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU = 0, 1, 2, 3
+_GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3}
+
+
+class RnnCache:
+    """What a recurrent backward needs from its forward (time-major arrays). Treat as opaque."""
+
+    __slots__ = ("cell", "name", "kernel", "recurrent_kernel", "has_bias", "return_sequences",
+                 "out_shape", "xt", "gates", "hs", "cs", "aux")
+
+    def __repr__(self) -> str:
+        return f"RnnCache({self.name}, out_shape={self.out_shape})"
+
+
+def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_sequences, training):
+    x = as_f32(x, "x", ndim=3, where=name)
+    kernel = as_f32(kernel, "kernel", ndim=2, where=name)
+    recurrent_kernel = as_f32(recurrent_kernel, "recurrent_kernel", ndim=2, where=name)
+    batch, steps, features = x.shape
+    units = recurrent_kernel.shape[0]
+    g = _GATES[cell] * units
+    if min(batch, steps, features) < 1:
+        raise ValueError(f"{name}: x must be (batch, timesteps, features) with every size >= 1, "
+                         f"got shape {x.shape}")
+    if units < 1 or recurrent_kernel.shape != (units, g):
+        raise ValueError(f"{name}: recurrent_kernel must have shape (units, {_GATES[cell]}*units)"
+                         f", got {recurrent_kernel.shape}")
+    if kernel.shape != (features, g):
+        raise ValueError(f"{name}: kernel must have shape (features, {_GATES[cell]}*units) = "
+                         f"{(features, g)} for x {x.shape} and recurrent_kernel "
+                         f"{recurrent_kernel.shape}, got {kernel.shape}")
+    if bias is not None:
+        bias = as_f32(bias, "bias", where=name)
+        want = (2, g) if cell == _GRU else (g,)
+        if bias.shape != want:
+            raise ValueError(f"{name}: bias must have shape {want}, got {bias.shape}")
+    states = []
+    for sname, s in (("h0", h0), ("c0", c0)):
+        if s is not None:
+            s = as_f32(s, sname, ndim=2, where=name)
+            if s.shape != (batch, units):
+                raise ValueError(f"{name}: {sname} must have shape (batch, units) = "
+                                 f"{(batch, units)}, got {s.shape}")
+        states.append(s)
+    out, xt, gates, hs, cs, aux = _core.rnn_forward(
+        cell, x, kernel, recurrent_kernel, bias, states[0], states[1], bool(return_sequences),
+        bool(training))
+    if not training:
+        return out, None
+    cache = RnnCache()
+    cache.cell, cache.name = cell, name
+    cache.kernel, cache.recurrent_kernel = kernel, recurrent_kernel
+    cache.has_bias, cache.return_sequences = bias is not None, bool(return_sequences)
+    cache.out_shape = out.shape
+    cache.xt, cache.gates, cache.hs, cache.cs, cache.aux = xt, gates, hs, cs, aux
+    return out, cache
+
+
+def _backward(dout, cache, name, cells):
+    if not isinstance(cache, RnnCache) or cache.cell not in cells:
+        raise TypeError(f"{name}_backward: cache must be the cache returned by {name}(..., "
+                        f"training=True), got {type(cache).__name__}")
+    dout = as_f32(dout, "dout", where=f"{name}_backward")
+    if dout.shape != cache.out_shape:
+        raise ValueError(f"{name}_backward: dout must have the output's shape {cache.out_shape}, "
+                         f"got {dout.shape}")
+    return _core.rnn_backward(cache.cell, dout, cache.xt, cache.kernel, cache.recurrent_kernel,
+                              cache.gates, cache.hs, cache.cs, cache.aux, cache.return_sequences,
+                              cache.has_bias)
+
+
+def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
+               return_sequences=False, training=True):
+    """SimpleRNN: h_t = act(x_t W + h_{t-1} U + b), act 'tanh' (default) or 'relu'.
+
+    x (B,T,F), kernel W (F,U), recurrent_kernel U (U,U), bias (U,) or None, h0 (B,U) or None.
+    Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
+    """
+    if activation not in ("tanh", "relu"):
+        raise ValueError(f"simple_rnn: activation must be 'tanh' or 'relu', got {activation!r}")
+    cell = _SIMPLE_TANH if activation == "tanh" else _SIMPLE_RELU
+    return _forward(cell, "simple_rnn", x, kernel, recurrent_kernel, bias, h0, None,
+                    return_sequences, training)
+
+
+def simple_rnn_backward(dout, cache):
+    """Gradients of simple_rnn given dout (same shape as out) -> (dx, dh0, dkernel,
+    drecurrent_kernel, dbias); dbias is None without bias, dh0 is the initial state's gradient."""
+    dx, dh0, _, dw, du, db = _backward(dout, cache, "simple_rnn", (_SIMPLE_TANH, _SIMPLE_RELU))
+    return dx, dh0, dw, du, db
+
+
+def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, return_sequences=False,
+         training=True):
+    """LSTM (Keras gate order i, f, c, o; sigmoid gates, tanh activation).
+
+    x (B,T,F), kernel (F,4U), recurrent_kernel (U,4U), bias (4U,) or None, h0/c0 (B,U) or None.
+    Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
+    """
+    return _forward(_LSTM, "lstm", x, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
+                    training)
+
+
+def lstm_backward(dout, cache):
+    """Gradients of lstm -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)."""
+    return tuple(_backward(dout, cache, "lstm", (_LSTM,)))
+
+
+def gru(x, kernel, recurrent_kernel, bias, h0=None, *, return_sequences=False, training=True):
+    """GRU, Keras reset_after=True (gate order z, r, h; bias rows: input, recurrent).
+
+    x (B,T,F), kernel (F,3U), recurrent_kernel (U,3U), bias (2,3U) or None, h0 (B,U) or None.
+    Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
+    """
+    return _forward(_GRU, "gru", x, kernel, recurrent_kernel, bias, h0, None, return_sequences,
+                    training)
+
+
+def gru_backward(dout, cache):
+    """Gradients of gru -> (dx, dh0, dkernel, drecurrent_kernel, dbias); dbias is (2,3U)."""
+    dx, dh0, _, dw, du, db = _backward(dout, cache, "gru", (_GRU,))
+    return dx, dh0, dw, du, db
