@@ -26,6 +26,9 @@ def parse_args(description: str, argv=None, epochs: int = 5, batch_size: int = 3
     ap.add_argument("--fraction", type=float, default=1.0,
                     help="use only this fraction of the training images (for smoke runs)")
     ap.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="random seed (weights, shuffling); runs are bitwise reproducible for any "
+                         "thread count. -1: unseeded")
     args = ap.parse_args(argv)
     if not 0 < args.fraction <= 1:
         ap.error("--fraction must be in (0, 1]")
@@ -35,6 +38,8 @@ def parse_args(description: str, argv=None, epochs: int = 5, batch_size: int = 3
         if args.threads < 1:
             ap.error("--threads must be >= 1")
         nncore.set_num_threads(args.threads)
+    if args.seed >= 0:
+        nncore.utils.set_random_seed(args.seed)
     return args
 
 
