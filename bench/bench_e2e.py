@@ -425,8 +425,9 @@ def main(argv=None) -> None:
         f"- machine: {_cpu_model()}, {os.cpu_count()} logical CPUs, {platform.python_version()}",
         f"- command: `{command}` (run as `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE "
         f"-u OPENBLAS_L2_SIZE PYTHONPATH=python {args.python or sys.executable} ...`)",
-        f"- data: {source}; {args.fraction:g} of the training set per epoch"
-        + (" (s/epoch scaled to 60000 images)" if args.fraction < 1 else "")
+        f"- data: {source}; "
+        + (f"{args.fraction:g} of the training set per epoch (s/epoch scaled to 60000 images)"
+           if args.fraction < 1 else "the full training set per epoch")
         + f"; batch {args.batch_size}; training on {args.threads} threads; latency on 1 thread "
         "(median of many single-image calls: nncore `model.predict`, PyTorch forward + softmax "
         "under inference_mode, Keras a `tf.function` of `model(x)`; eager `model(x)` and "

@@ -67,6 +67,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         type(self).requests.append(self.path)
+        if self.path.startswith("/cut/"):  # promises 1 MB, sends 100 bytes, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            self.wfile.write(b"\x1f\x8b" + b"\x00" * 98)
+            self.close_connection = True
+            return
         super().do_GET()
 
     def log_message(self, *args):
@@ -112,17 +119,17 @@ def cache_listing() -> list[str]:
 
 def test_download_tries_mirrors_in_turn(server, refused_url, monkeypatch):
     _Handler.requests.clear()
-    mirrors = [refused_url, server + "empty/", server + "bad/", server + "good/"]
+    mirrors = [refused_url, server + "empty/", server + "cut/", server + "bad/", server + "good/"]
     (x_train, y_train), (x_test, y_test) = mnist.load_data(mirrors=mirrors)
     assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
     assert y_train.shape == (60000,) and y_train.dtype == np.uint8
     assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
     assert np.bincount(y_train).tolist() == TRAIN_COUNTS
     assert np.bincount(y_test).tolist() == TEST_COUNTS
-    # every file: 404 first, then the wrong checksum (rejected), then the good mirror
+    # every file: refused, 404, cut mid-transfer, wrong checksum (rejected), then the good mirror
     for n in NAMES:
         assert [p for p in _Handler.requests if p.endswith(n + ".gz")] == [
-            f"/empty/{n}.gz", f"/bad/{n}.gz", f"/good/{n}.gz"]
+            f"/empty/{n}.gz", f"/cut/{n}.gz", f"/bad/{n}.gz", f"/good/{n}.gz"]
     assert cache_listing() == sorted(n + ".gz" for n in NAMES)  # nothing half written
 
     # second call: served from the cache, no network at all
@@ -190,6 +197,7 @@ def test_search_order_path_env_cache(tmp_path, monkeypatch):
     assert mnist.find() == tmp_path / "env" / "mnist"
     assert len(mnist.load_data()[0][0]) == 6  # NNCORE_DATA before the cache
     assert len(mnist.load_data(str(tmp_path / "p"))[0][0]) == 5  # path first
+    assert len(mnist.load_data(tmp_path / "env")[0][0]) == 6  # path may be a data root
 
 
 def test_cache_dir_honours_xdg(tmp_path, monkeypatch):

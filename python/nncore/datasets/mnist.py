@@ -4,7 +4,8 @@
 ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)``, ``(10000,)``, read from the original IDX
 files (gzip-compressed or not). Where it looks, in order:
 
-1. ``path`` (a directory holding the four files, or a Keras-style ``mnist.npz``); when given, only there;
+1. ``path`` (a directory holding the four files or a ``mnist/`` subdirectory with them, or a
+   Keras-style ``mnist.npz``); when given, nothing else is searched;
 2. ``$NNCORE_DATA/mnist/``;
 3. the user cache, ``$XDG_CACHE_HOME/nncore/mnist`` (default ``~/.cache/nncore/mnist``).
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import pathlib
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 import zlib
@@ -81,7 +82,8 @@ def _has_all(directory: pathlib.Path) -> bool:
 
 def _search_dirs(path) -> list[pathlib.Path]:
     if path is not None:
-        return [pathlib.Path(path).expanduser()]
+        p = pathlib.Path(path).expanduser()
+        return [p, p / "mnist"]  # the files themselves, or a data root like $NNCORE_DATA
     dirs = []
     env = os.environ.get("NNCORE_DATA")
     if env:
@@ -263,10 +265,13 @@ def _download(directory: pathlib.Path, mirrors) -> list[str]:
                 digest = hashlib.md5(_decompressed(data), usedforsecurity=False).hexdigest()
                 if digest != md5:
                     raise ValueError(f"md5 of the decompressed content is {digest}, expected {md5}")
-            except (OSError, ValueError, urllib.error.URLError) as e:  # HTTPError is a URLError
-                failures.append(f"{url}: {e}")
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                # URLError/HTTPError and timeouts are OSErrors; IncompleteRead (a connection cut
+                # mid-transfer) is an HTTPException.
+                failures.append(f"{url}: {type(e).__name__}: {e}")
                 continue
-            _write_atomic(directory / (name + ".gz"), data)
+            gz = data[:2] == b"\x1f\x8b"
+            _write_atomic(directory / (name + ".gz" if gz else name), data)
             break
         else:
             return failures
@@ -276,8 +281,9 @@ def _download(directory: pathlib.Path, mirrors) -> list[str]:
 def load_data(path=None, *, subset: str = "full", download: bool = True, mirrors=None):
     """Load MNIST as ``(x_train, y_train), (x_test, y_test)`` (uint8, as keras.datasets.mnist).
 
-    path: a directory with the four IDX files (``train-images-idx3-ubyte[.gz]`` etc.) or a
-        Keras-style ``mnist.npz``. When given, nothing else is searched.
+    path: a directory with the four IDX files (``train-images-idx3-ubyte[.gz]`` etc.), or with a
+        ``mnist/`` subdirectory holding them, or a Keras-style ``mnist.npz``. When given, nothing
+        else is searched.
     subset: ``"full"`` (default) or ``"embedded"`` (the small subset shipped in the package).
     download: when the files are found nowhere, fetch them into the user cache (default True).
     mirrors: base URLs to download from, tried in turn (default: the module-level ``MIRRORS``).
@@ -298,7 +304,7 @@ def load_data(path=None, *, subset: str = "full", download: bool = True, mirrors
             "load_data(path='DIR') or by putting them in $NNCORE_DATA/mnist/, or use "
             "load_data(subset='embedded') for the small subset shipped with nncore.")
     if path is not None:
-        raise FileNotFoundError(f"MNIST not found at {looked[0]}. {hint}")
+        raise FileNotFoundError(f"MNIST not found at {looked[0]} (nor in {looked[1]}). {hint}")
     if not download:
         raise FileNotFoundError(f"MNIST not found; looked in: {', '.join(looked)}. {hint}")
     target = cache_dir()
