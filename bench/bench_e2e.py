@@ -3,8 +3,8 @@ PyTorch and TensorFlow/Keras one after the other.
 
 For each framework and model it reports seconds per training epoch (full MNIST, batch 32, --threads
 threads), test accuracy after training, peak RSS, import time and single-image predict latency
-(batch 1, 1 thread, median of many calls). Every measurement runs in its own subprocess so imports and
-thread pools do not interfere; frameworks that are not installed are skipped.
+(batch 1, 1 thread, median of many calls). Every measurement runs in its own subprocess so imports
+and thread pools do not interfere; frameworks that are not installed are skipped.
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
         PYTHONPATH=python python bench/bench_e2e.py --epochs 1
@@ -239,7 +239,8 @@ def worker(args) -> dict:
     except ImportError as e:
         return {"skipped": str(e)}
     with np.load(args.data_npz, allow_pickle=False) as z:
-        x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test",
+                                                              "y_test"))
     n = max(args.batch_size, int(round(len(x_train) * args.fraction)))
     x_train, y_train = _inputs(x_train[:n], kind), y_train[:n]
     x_test = _inputs(x_test, kind)
@@ -370,10 +371,10 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fraction", type=float, default=None,
-                    help="fraction of the training set per epoch (times are scaled to a full epoch)")
+                    help="fraction of the training set per epoch (times scaled to a full epoch)")
     ap.add_argument("--quick", action="store_true", help="5%% of an epoch, for smoke runs")
     ap.add_argument("--data", default=None, help="directory with the MNIST IDX files")
-    ap.add_argument("--python", default=None, help="interpreter for the workers (default: this one)")
+    ap.add_argument("--python", default=None, help="workers' interpreter (default: this one)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results_e2e.md"))
     ap.add_argument("--no-latency", action="store_true")
     # worker-only arguments

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import pathlib
 
+import nncore
 import numpy as np
 import pytest
-
-import nncore
 from nncore import ops
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -16,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _shared_mnist() -> pathlib.Path:
     """Full MNIST lives beside the checkout on the project's machines (../shared/data/mnist). In a
-    git worktree (.git is a file "gitdir: MAIN/.git/worktrees/NAME") look beside the main checkout."""
+    git worktree (.git is a file "gitdir: MAIN/.git/worktrees/NAME"), look beside the main
+    checkout."""
     here = ROOT.parent / "shared" / "data" / "mnist"
     git = ROOT / ".git"
     if not here.exists() and git.is_file():

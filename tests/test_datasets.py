@@ -14,7 +14,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_MNIST
 from nncore.datasets import mnist
 

@@ -10,10 +10,10 @@ files (gzip-compressed or not). Where it looks, in order:
 3. the user cache, ``$XDG_CACHE_HOME/nncore/mnist`` (default ``~/.cache/nncore/mnist``).
 
 If none has the files, they are downloaded from ``MIRRORS`` (tried in turn), the md5 of the
-decompressed bytes is checked, and each file is written to the cache atomically (a temporary file then
-``os.replace``, so an interrupted download never leaves a half file). ``load_embedded()`` returns the
-small subset of real MNIST shipped inside the package (5000 training, 1000 test images), which needs
-neither files nor network.
+decompressed bytes is checked, and each file is written to the cache atomically (a temporary file
+then ``os.replace``, so an interrupted download never leaves a half file). ``load_embedded()``
+returns the small subset of real MNIST shipped inside the package (5000 training, 1000 test
+images), which needs neither files nor network.
 
 The MNIST database is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges (CC BY-SA 3.0).
 """
@@ -253,7 +253,7 @@ def _write_atomic(target: pathlib.Path, data: bytes) -> None:
 
 
 def _download(directory: pathlib.Path, mirrors) -> list[str]:
-    """Download the missing files into directory. Returns the failure messages (empty on success)."""
+    """Download the missing files into directory; returns the failure messages (empty: success)."""
     failures = []
     for name, (_, md5) in FILES.items():
         if _file_in(directory, name) is not None:
@@ -300,7 +300,8 @@ def load_data(path=None, *, subset: str = "full", download: bool = True, mirrors
         return _load_npz(found) if found.is_file() else _load_dir(found)
     looked = [str(d) for d in _search_dirs(path)]
     hint = ("Point nncore at local copies of the four MNIST IDX files (train-images-idx3-ubyte.gz, "
-            "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) with "
+            "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
+            "with "
             "load_data(path='DIR') or by putting them in $NNCORE_DATA/mnist/, or use "
             "load_data(subset='embedded') for the small subset shipped with nncore.")
     if path is not None:

@@ -1,1 +1,2 @@
-"""Runnable examples: ``python -m nncore.examples.mnist_cnn`` and ``python -m nncore.examples.mnist_rnn``."""
+"""Runnable examples: ``python -m nncore.examples.mnist_cnn`` (the classic Keras CNN on MNIST) and
+``python -m nncore.examples.mnist_rnn``."""

@@ -14,8 +14,8 @@ def parse_args(description: str, argv=None, epochs: int = 5, batch_size: int = 3
     ap = argparse.ArgumentParser(description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", metavar="DIR",
-                    help="directory with the MNIST IDX files (default: $NNCORE_DATA/mnist, then the "
-                         "user cache, then the small subset shipped with nncore)")
+                    help="directory with the MNIST IDX files (default: $NNCORE_DATA/mnist, then "
+                         "the user cache, then the small subset shipped with nncore)")
     ap.add_argument("--download", action="store_true",
                     help="download full MNIST into the user cache if it is found nowhere")
     ap.add_argument("--embedded", action="store_true",
