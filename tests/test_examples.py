@@ -21,11 +21,11 @@ def _has_api() -> bool:
 needs_api = pytest.mark.skipif(not _has_api(), reason="nncore.layers/nncore.models not merged yet")
 
 
-def run_example(script: str, *args: str) -> str:
+def run_example(script: str, *args: str, timeout: float = 120) -> str:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     env.pop("NNCORE_DATA", None)
     p = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
-                       capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+                       capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     return p.stdout
 
@@ -46,3 +46,21 @@ def test_example_help():
     out = run_example("mnist_cnn.py", "--help")
     for flag in ("--data", "--epochs", "--batch-size", "--fraction", "--threads"):
         assert flag in out
+
+
+@needs_api
+def test_package_module_entry_point():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    p = subprocess.run([sys.executable, "-m", "nncore.examples.mnist_rnn", "--help"],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    assert p.returncode == 0 and "SimpleRNN" in p.stdout, p.stderr
+
+
+@needs_api
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("NNCORE_RUN_SLOW"), reason="set NNCORE_RUN_SLOW=1 (~1 min)")
+def test_main_job_reaches_99_percent(mnist_dir):
+    """The issue's requirement: >= 99.0% test accuracy on full MNIST after 5 epochs (seed 0)."""
+    out = run_example("mnist_cnn.py", "--data", str(mnist_dir), timeout=1800)
+    acc = float(re.search(r"Test accuracy: (\d\.\d+)", out).group(1))
+    assert acc >= 0.990, out[-500:]

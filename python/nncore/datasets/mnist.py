@@ -154,7 +154,7 @@ def read_idx(source, expect_magic: int | None = None) -> np.ndarray:
     if isinstance(source, (bytes, bytearray)):
         what, raw = "MNIST data", io.BytesIO(source)
     else:
-        what, raw = str(source), open(source, "rb")  # noqa: SIM115 (closed below)
+        what, raw = str(source), open(source, "rb")  # closed below
     try:
         gz = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
@@ -162,6 +162,8 @@ def read_idx(source, expect_magic: int | None = None) -> np.ndarray:
         try:
             return _parse_idx(stream, what, expect_magic).copy()
         except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            if not gz:
+                raise
             raise ValueError(f"{what}: corrupt or truncated gzip data ({e})") from None
     finally:
         raw.close()
