@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "bind_util.hpp"
+#include "common/array_pool.hpp"
 #include "kernels/conv2d.hpp"
 
 namespace nncore::bind {
@@ -16,7 +17,8 @@ using Pair = std::pair<int64_t, int64_t>;
 
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   int64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw py::value_error(std::string(what) + " overflows int64");
+  if (__builtin_mul_overflow(a, b, &r))
+    throw py::value_error(std::string("conv2d: ") + what + " overflows int64");
   return r;
 }
 
@@ -31,9 +33,9 @@ std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, int64_t d, bo
     return {out, total / 2};
   }
   if (ek > in)
-    throw py::value_error(std::string("conv2d: kernel ") + dim + " (dilated: " + std::to_string(ek) +
-                          ") is larger than the input " + dim + " " + std::to_string(in) +
-                          " with padding='valid'");
+    throw py::value_error(std::string("conv2d: kernel ") + dim + " (dilated: " +
+                          std::to_string(ek) + ") is larger than the input " + dim + " " +
+                          std::to_string(in) + " with padding='valid'");
   return {(in - ek) / s + 1, 0};
 }
 
@@ -46,7 +48,8 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
   if (w.shape(2) != x.shape(3))
     throw py::value_error("conv2d: w has shape " + shape_str(w) + " but x " + shape_str(x) +
                           " has " + std::to_string(x.shape(3)) + " channels");
-  if (strides.first < 1 || strides.second < 1) throw py::value_error("conv2d: strides must be >= 1");
+  if (strides.first < 1 || strides.second < 1)
+    throw py::value_error("conv2d: strides must be >= 1");
   if (dilation.first < 1 || dilation.second < 1)
     throw py::value_error("conv2d: dilation_rate must be >= 1");
   Conv2dParams p;
@@ -61,11 +64,18 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
   checked_mul(checked_mul(rows, p.f, "output size"), 4, "output size");
   checked_mul(checked_mul(p.oh * p.ow, p.kh * p.kw * p.c, "patch matrix size"), 4,
               "patch matrix size");
+  // The zero-padded copy of x that 'same' windows read: (OH-1)*sh + ekh rows, likewise columns.
+  const int64_t ph = checked_mul(p.oh - 1, p.sh, "padded input size") + (p.kh - 1) * p.dh + 1;
+  const int64_t pw = checked_mul(p.ow - 1, p.sw, "padded input size") + (p.kw - 1) * p.dw + 1;
+  checked_mul(checked_mul(checked_mul(checked_mul(p.n, ph, "padded input size"), pw,
+                                      "padded input size"),
+                          p.c, "padded input size"),
+              4, "padded input size");
   return p;
 }
 
 py::array_t<float> new_f32(std::initializer_list<int64_t> shape) {
-  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  return pooled_array<float>(std::vector<int64_t>(shape));
 }
 
 py::array_t<float> py_conv2d_forward(py::array x, py::array w, py::object b, Pair strides,

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "bind_util.hpp"
+#include "common/array_pool.hpp"
 #include "kernels/pool2d.hpp"
 
 namespace nncore::bind {
@@ -33,7 +34,8 @@ Pool2dParams make_params(const std::vector<int64_t>& shape, Pair pool, Pair stri
     if (shape[i] < (i == 0 ? 0 : 1))
       throw py::value_error("pool2d: input shape must have N >= 0 and H, W, C >= 1");
   if (pool.first < 1 || pool.second < 1) throw py::value_error("pool2d: pool_size must be >= 1");
-  if (strides.first < 1 || strides.second < 1) throw py::value_error("pool2d: strides must be >= 1");
+  if (strides.first < 1 || strides.second < 1)
+    throw py::value_error("pool2d: strides must be >= 1");
   Pool2dParams p;
   p.n = shape[0], p.h = shape[1], p.w = shape[2], p.c = shape[3];
   if (p.h > INT32_MAX / p.w) throw py::value_error("pool2d: H*W must fit in int32 for argmax");
@@ -50,15 +52,13 @@ std::vector<int64_t> shape_of(const py::array& a) {
   return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
-py::array_t<float> new_f32(const std::vector<int64_t>& shape) {
-  return py::array_t<float>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-}
+py::array_t<float> new_f32(const std::vector<int64_t>& shape) { return pooled_array<float>(shape); }
 
 py::tuple py_maxpool2d_forward(py::array x, Pair pool, Pair strides, bool same) {
   const float* xp = require_c(x, "x", 4);
   Pool2dParams p = make_params(shape_of(x), pool, strides, same);
   auto y = new_f32({p.n, p.oh, p.ow, p.c});
-  py::array_t<int32_t> am(std::vector<py::ssize_t>{p.n, p.oh, p.ow, p.c});
+  auto am = pooled_array<int32_t>({p.n, p.oh, p.ow, p.c});
   float* yp = y.mutable_data();
   int32_t* ap = am.mutable_data();
   {
@@ -76,7 +76,8 @@ py::array_t<float> py_maxpool2d_backward(py::array dy, py::array argmax,
     throw py::type_error("argmax must be an int32 array, got dtype " +
                          std::string(py::str(argmax.dtype())));
   if (argmax.ndim() != 4 || !(argmax.flags() & py::array::c_style))
-    throw py::value_error("argmax must be a 4-D C-contiguous array, got shape " + shape_str(argmax));
+    throw py::value_error("argmax must be a 4-D C-contiguous array, got shape " +
+                          shape_str(argmax));
   Pool2dParams p = make_params(input_shape, {1, 1}, {1, 1}, false);
   p.oh = dy.shape(1), p.ow = dy.shape(2);
   if (dy.shape(0) != p.n || dy.shape(3) != p.c)

@@ -1,7 +1,8 @@
 // _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences.
-// Every shape is checked here (again after nncore.ops.rnn) so no call can read or write out of bounds.
-#include <cstring>
+// Every shape is checked here (again after nncore.ops.rnn): no call can read or write out of bounds.
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "bind_util.hpp"
 #include "kernels/rnn.hpp"
@@ -40,9 +41,20 @@ const float* optional(const py::object& o, const char* name, std::vector<int64_t
   return ptr;
 }
 
+// A workspace array handed in for reuse (checked: float32, C-contiguous, writable, exact shape), or
+// a new one when none is given.
+py::array_t<float> reuse_or_new(const py::object& given, const char* name,
+                                std::initializer_list<int64_t> shape) {
+  if (given.is_none()) return empty(shape);
+  py::array a = given.cast<py::array>();
+  require_c(a, name, static_cast<int>(shape.size()), true);
+  require_shape(a, name, std::vector<int64_t>(shape));
+  return py::reinterpret_borrow<py::array_t<float>>(a);
+}
+
 py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array recurrent_kernel,
                          py::object bias, py::object h0, py::object c0, bool return_sequences,
-                         bool training) {
+                         bool training, py::object workspace) {
   const RnnCell cell = cell_from(cell_id);
   const float* xp = require_c(x, "x", 3);
   const float* wp = require_c(kernel, "kernel", 2);
@@ -64,21 +76,29 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   if (!lstm && !c0.is_none()) throw py::value_error("rnn: c0 is only for LSTM");
   const float* cp = optional(c0, "c0", {B, U}, &keep_c);
 
+  // Workspace (xt, gates, hs, cs, aux), see kernels/rnn.hpp; the caller may pass the arrays of an
+  // earlier call to reuse (fresh pages cost more than these kernels at small sizes).
+  std::vector<py::object> ws(5, py::none());
+  if (!workspace.is_none()) {
+    auto tup = workspace.cast<py::tuple>();
+    if (tup.size() != 5) throw py::value_error("rnn: workspace must be a 5-tuple");
+    for (size_t i = 0; i < 5; ++i) ws[i] = tup[i];
+  }
   const int64_t S = training ? T + 1 : 2;
   auto out = return_sequences ? empty({B, T, U}) : empty({B, U});
-  auto xt = empty({T, B, F});
-  auto gates = empty({T, B, G});
-  auto hs = empty({S, B, U});
+  auto xt = reuse_or_new(ws[0], "workspace xt", {T, B, F});
+  auto gates = reuse_or_new(ws[1], "workspace gates", {T, B, G});
+  auto hs = reuse_or_new(ws[2], "workspace hs", {S, B, U});
   py::object cs = py::none(), aux = py::none();
   float* csp = nullptr;
   float* auxp = nullptr;
   if (lstm) {
-    auto a = empty({S, B, U});
+    auto a = reuse_or_new(ws[3], "workspace cs", {S, B, U});
     csp = data(a);
     cs = a;
   }
   if (training && (lstm || cell == RnnCell::gru)) {
-    auto a = empty({T, B, U});
+    auto a = reuse_or_new(ws[4], "workspace aux", {T, B, U});
     auxp = data(a);
     aux = a;
   }
@@ -92,8 +112,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
     py::gil_scoped_release release;
     rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p);
   }
-  if (!training) return py::make_tuple(out, py::none(), py::none(), py::none(), py::none(), py::none());
-  return py::make_tuple(out, xt, gates, hs, cs, aux);
+  return py::make_tuple(out, py::make_tuple(xt, gates, hs, cs, aux));
 }
 
 py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array kernel,
@@ -164,8 +183,8 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
 void bind_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward_py, py::arg("cell"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
-        py::arg("return_sequences"), py::arg("training"),
-        "Whole-sequence recurrent forward -> (out, xt, gates, hs, cs, aux); use nncore.ops.rnn.");
+        py::arg("return_sequences"), py::arg("training"), py::arg("workspace") = py::none(),
+        "Whole-sequence recurrent forward -> (out, (xt, gates, hs, cs, aux)); use nncore.ops.rnn.");
   m.def("rnn_backward", &rnn_backward_py, py::arg("cell"), py::arg("dout"), py::arg("xt"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"), py::arg("hs"),
         py::arg("cs"), py::arg("aux"), py::arg("return_sequences"), py::arg("has_bias"),

@@ -56,6 +56,9 @@ def rng():
 def mnist_dir():
     """Directory holding the full MNIST IDX files, or skip."""
     path = pathlib.Path(os.environ.get("NNCORE_TEST_MNIST", SHARED_MNIST))
+    if "NNCORE_TEST_MNIST" not in os.environ and not path.exists():
+        # A git worktree one level deeper (e.g. /work/wt/<name>) shares the same data directory.
+        path = ROOT.parents[1] / "shared" / "data" / "mnist"
     if not (path / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"full MNIST not found at {path}")
     return path

@@ -88,6 +88,8 @@ CASES = [
     (4, 6, 5, 8, 1, 1, 17, (1, 1), "valid", (1, 1)),          # pointwise 1x1 (no im2col)
     (2, 6, 5, 8, 1, 1, 3, (2, 2), "same", (1, 1)),            # 1x1 with stride
     (40, 20, 20, 16, 3, 3, 8, (1, 1), "valid", (1, 1)),       # many tiles and dW chunks
+    (2, 10, 9, 3, 3, 2, 45, (1, 1), "valid", (2, 2)),         # filters = 32 + 13 (lane tails)
+    (5, 5, 5, 64, 3, 3, 64, (1, 1), "valid", (1, 1)),         # pixel blocks straddle images
 ]
 
 
@@ -206,18 +208,20 @@ def test_need_dx_and_has_bias_flags(rng):
     assert ops.conv2d(x, w).shape == y.shape  # no bias
 
 
+@pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("shape", [(37, 13, 11, 3, 3, 3, 16), (256, 12, 12, 2, 3, 3, 5),
-                                   (1, 28, 28, 1, 3, 3, 32), (3, 12, 12, 64, 3, 3, 64)])
-def test_one_vs_two_threads_bitwise(shape, threads, rng):
+                                   (1, 28, 28, 1, 3, 3, 32), (3, 12, 12, 64, 3, 3, 64),
+                                   (32, 5, 5, 64, 3, 3, 64)])
+def test_one_vs_two_threads_bitwise(shape, padding, threads, isa, rng):
     x, w, b = _data(rng, *shape)
-    y = ops.conv2d(x, w, b, activation="relu", padding="same")
+    y = ops.conv2d(x, w, b, activation="relu", padding=padding)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     results = []
     for nt in (1, 2, 3):
         nncore.set_num_threads(nt)
-        yy = ops.conv2d(x, w, b, activation="relu", padding="same")
+        yy = ops.conv2d(x, w, b, activation="relu", padding=padding)
         results.append((yy, *ops.conv2d_backward(dy, x, w, y=yy, activation="relu",
-                                                 padding="same")))
+                                                 padding=padding)))
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
@@ -257,6 +261,8 @@ def test_bad_inputs(rng):
         ops.conv2d(x, w, strides=1.5)
     with pytest.raises(ValueError, match="activation"):
         ops.conv2d(x, w, activation="tanh")
+    with pytest.raises(ValueError, match="overflows"):
+        ops.conv2d(x, w, dilation_rate=10**12, padding="same")
     y = ops.conv2d(x, w, b)
     with pytest.raises(ValueError, match="dy has shape"):
         ops.conv2d_backward(y[:, :2], x, w)
@@ -311,3 +317,40 @@ def test_pytorch_parity(case, rng):
     _assert_close(dx, tx.grad.numpy().transpose(0, 2, 3, 1))
     _assert_close(dw, tw.grad.numpy().transpose(2, 3, 1, 0))
     _assert_close(db, tb.grad.numpy())
+
+
+def test_pooled_outputs_are_independent_writable_arrays(rng):
+    # Large outputs come from nncore's recycled-block pool: each must be its own writable array.
+    x, w, b = _data(rng, 8, 20, 20, 4, 3, 3, 16)
+    y1 = ops.conv2d(x, w, b)
+    y2 = ops.conv2d(x, w, b)
+    assert y1.nbytes >= 1 << 16 and y1.flags.writeable and y1.flags.c_contiguous
+    assert not np.may_share_memory(y1, y2)
+    np.testing.assert_array_equal(y1, y2)
+    view = y1[1:3]
+    del y1
+    y3 = ops.conv2d(x, w, b)  # may reuse a freed block, never one still referenced by `view`
+    assert not np.may_share_memory(view, y3)
+    y3[:] = 0.0
+    np.testing.assert_array_equal(view, y2[1:3])
+    for _ in range(30):  # steady state: blocks are recycled, nothing accumulates
+        ops.conv2d_backward(ops.conv2d(x, w, b), x, w)
+
+
+def _conv_in_child(seed):
+    rng = np.random.default_rng(seed)
+    x, w, b = _data(rng, 16, 12, 12, 8, 3, 3, 16)
+    y = ops.conv2d(x, w, b, activation="relu")
+    dx, dw, db = ops.conv2d_backward(y, x, w, y=y, activation="relu")
+    return float(y.sum() + dx.sum() + dw.sum() + db.sum())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (Python >= 3.12)
+def test_forked_child_does_not_hang(threads):
+    # libgomp's pool does not survive fork(): the child must run serially, with the same results.
+    import multiprocessing
+
+    nncore.set_num_threads(2)
+    want = _conv_in_child(3)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_conv_in_child, (3,)).get(timeout=60) == want

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nncore
 from nncore import ops
@@ -13,7 +15,7 @@ CELLS = ["simple_tanh", "simple_relu", "lstm", "gru"]
 GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3}
 
 
-# ---- float64 reference ------------------------------------------------------------------------------
+# ---- float64 reference
 
 def sigmoid(v):
     return 1.0 / (1.0 + np.exp(-v))
@@ -100,7 +102,7 @@ def ref_backward(dhs, cache):
     return dx, dh, dc, dw, du, db
 
 
-# ---- helpers ----------------------------------------------------------------------------------------
+# ---- helpers
 
 def make(cell, rng, bsz, steps, feat, units, scale=0.5, bias=True):
     g = GATES[cell] * units
@@ -166,7 +168,7 @@ def check_against_reference(cell, rng, bsz, steps, feat, units, seq, states=True
         np.testing.assert_allclose(g, r, rtol=2e-4, atol=5 * atol * scale, err_msg=name)
 
 
-# ---- the reference itself is right: float64 finite differences --------------------------------------
+# ---- the reference itself is right: float64 finite differences
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_reference_backward_matches_finite_differences(cell, rng):
@@ -199,7 +201,7 @@ def test_reference_backward_matches_finite_differences(cell, rng):
         np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7, err_msg=f"grad {k}")
 
 
-# ---- kernel vs reference ---------------------------------------------------------------------------
+# ---- kernel vs reference
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("seq", [False, True])
@@ -229,7 +231,55 @@ def test_inference_matches_training(cell, rng):
         np.testing.assert_array_equal(out_t, out_i)
 
 
-# ---- the float32 kernel against its own finite differences (sampled entries) ----------------------
+@settings(max_examples=12, deadline=None)
+@given(cell=st.sampled_from(CELLS), bsz=st.integers(1, 20), steps=st.integers(1, 9),
+       feat=st.integers(1, 12), units=st.integers(1, 40), seq=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_random_shapes(cell, bsz, steps, feat, units, seq, seed):
+    check_against_reference(cell, np.random.default_rng(seed), bsz, steps, feat, units, seq)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_reused_workspaces_do_not_alias_live_caches(cell, rng):
+    """Workspaces return to a pool when their cache dies; live caches must never share one."""
+    x1, w, u, b = make(cell, rng, 4, 6, 3, 5)
+    x2 = rng.standard_normal(x1.shape).astype(np.float32)
+    dout = rng.standard_normal((4, 5)).astype(np.float32)
+    want = {}
+    for name, x in (("a", x1), ("b", x2)):
+        out, cache = run(cell, x, w, u, b)
+        want[name] = (out.copy(), [g.copy() for g in run_backward(cell, dout, cache)
+                                   if g is not None])
+        del cache
+    _, c1 = run(cell, x1, w, u, b)
+    _, c2 = run(cell, x2, w, u, b)
+    del c1  # its workspace goes back to the pool ...
+    out3, c3 = run(cell, x1, w, u, b)  # ... and is taken here, while c2 stays live
+    for _ in range(3):
+        run(cell, x2, w, u, b, training=False)
+    for name, cache in (("b", c2), ("a", c3)):
+        got = [g for g in run_backward(cell, dout, cache) if g is not None]
+        for g, r in zip(got, want[name][1]):
+            np.testing.assert_array_equal(g, r)
+    np.testing.assert_array_equal(out3, want["a"][0])
+
+
+def test_large_batch_threads_split_rows(rng, threads):
+    """Batch large enough for every thread, with rows that do not fill micro-tiles evenly."""
+    for cell in CELLS:
+        x, w, u, b = make(cell, rng, 67, 3, 5, 19)
+        res = []
+        for nt in (1, 2, 3):
+            nncore.set_num_threads(nt)
+            out, cache = run(cell, x, w, u, b, seq=True)
+            res.append((out, *[g for g in run_backward(cell, out, cache) if g is not None]))
+        for other in res[1:]:
+            for a, c in zip(res[0], other):
+                np.testing.assert_array_equal(a, c)
+    check_against_reference("lstm", rng, 67, 3, 5, 19, True)
+
+
+# ---- the float32 kernel against its own finite differences (sampled entries)
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_kernel_finite_differences(cell, rng):
@@ -259,7 +309,7 @@ def test_kernel_finite_differences(cell, rng):
             assert abs(g.reshape(-1)[idx] - num) <= 2e-2 * max(1.0, abs(num)), (k, idx)
 
 
-# ---- determinism -----------------------------------------------------------------------------------
+# ---- determinism
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_one_vs_two_threads_bitwise(cell, rng, threads):
@@ -275,7 +325,7 @@ def test_one_vs_two_threads_bitwise(cell, rng, threads):
         np.testing.assert_array_equal(a, c)
 
 
-# ---- PyTorch parity --------------------------------------------------------------------------------
+# ---- PyTorch parity
 
 def _torch_module(torch, cell, w, u, b, units):
     feat = w.shape[0]
@@ -333,7 +383,7 @@ def test_pytorch_parity(cell, rng):
     np.testing.assert_allclose(du, gwh.T, rtol=1e-4, atol=1e-4)
 
 
-# ---- bad input -------------------------------------------------------------------------------------
+# ---- bad input
 
 def test_bad_inputs(rng):
     x, w, u, b = make("lstm", rng, 2, 3, 4, 5)
@@ -369,8 +419,8 @@ def test_bad_inputs(rng):
     with pytest.raises(ValueError):
         _core.rnn_forward(2, x, w, u[:, :8], b, None, None, False, True)
     with pytest.raises(ValueError):
-        _core.rnn_backward(2, out, cache.xt, w, u, cache.gates[:1], cache.hs, cache.cs,
-                           cache.aux, False, True)
+        xt, gates, hs, cs, aux = cache.workspace
+        _core.rnn_backward(2, out, xt, w, u, gates[:1], hs, cs, aux, False, True)
     with pytest.raises(TypeError):
         _core.rnn_forward(2, x.astype(np.float64), w, u, b, None, None, False, True)
 

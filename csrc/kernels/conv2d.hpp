@@ -22,7 +22,8 @@ struct Conv2dParams {
 
 // x (N,H,W,C), w (KH,KW,C,F), b (F,) or null -> y (N,OH,OW,F) = act(conv(x, w) + b)
 // May throw std::bad_alloc (scratch), before any output is written.
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p);
+void conv2d_forward(float* y, const float* x, const float* w, const float* b,
+                    const Conv2dParams& p);
 
 // dy (N,OH,OW,F), x (N,H,W,C), w (KH,KW,C,F), y (N,OH,OW,F) (only read when p.act == relu: the
 // gradient is masked by y > 0) -> dx (N,H,W,C) or null, dw (KH,KW,C,F), db (F,) or null.

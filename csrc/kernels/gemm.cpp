@@ -15,6 +15,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "common/cpu.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
@@ -51,13 +55,17 @@ struct GemmConfig {
   int64_t mr, nr;  // micro-tile
   int64_t mc, kc, nc;  // cache blocks: A block MC x KC in L2, B panel KC x NC in L3
   const char* name;
+  // Optional: the same tile for fewer than MR rows (same per-element arithmetic, so results do not
+  // depend on where a row falls), used for the bottom edge instead of a padded full tile.
+  sgemm_ukr_rows_fn ukr_rows;
 };
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
-const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, 4, 16, 128, 256, 2048, "generic 4x16"};
+const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, 4, 16, 128, 256, 2048, "generic 4x16", nullptr};
 #if defined(NNCORE_X86)
-const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, 6, 16, 168, 256, 4080, "avx2 6x16"};
-const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, 14, 32, 336, 256, 4096, "avx512 14x32"};
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr};
+const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, 14, 32, 336, 256, 4096, "avx512 14x32",
+                            sgemm_ukr_avx512_14x32_rows};
 #endif
 
 const GemmConfig& config_for(Isa isa) {
@@ -85,13 +93,32 @@ void pack_a(float* dst, const float* a, int64_t lda, bool trans, int64_t i0, int
         for (int64_t i = 0; i < rows; ++i) d[i] = src[i];
         for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
       }
-    } else {  // op(A)(i, p) = a[i * lda + p]
-      for (int64_t i = 0; i < rows; ++i) {
-        const float* src = a + (i0 + ip + i) * lda + p0;
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+    } else {  // op(A)(i, p) = a[i * lda + p]: a transpose; 4 x 4 blocks in registers where we can
+      // (element-by-element this was ~12% of an LSTM training step: dX = dZ Wᵀ and every BPTT step).
+      const float* src = a + (i0 + ip) * lda + p0;
+      int64_t i = 0;
+#if defined(__SSE2__)
+      const int64_t kc4 = kc & ~int64_t(3);
+      for (; i + 4 <= rows; i += 4) {
+        const float* s0 = src + i * lda;
+        for (int64_t p = 0; p < kc4; p += 4) {
+          __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s0 + lda + p);
+          __m128 r2 = _mm_loadu_ps(s0 + 2 * lda + p), r3 = _mm_loadu_ps(s0 + 3 * lda + p);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+          _mm_storeu_ps(dst + p * mr + i, r0);
+          _mm_storeu_ps(dst + (p + 1) * mr + i, r1);
+          _mm_storeu_ps(dst + (p + 2) * mr + i, r2);
+          _mm_storeu_ps(dst + (p + 3) * mr + i, r3);
+        }
+        for (int64_t p = kc4; p < kc; ++p)
+          for (int64_t q = 0; q < 4; ++q) dst[p * mr + i + q] = s0[q * lda + p];
       }
-      for (int64_t i = rows; i < mr; ++i)
-        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
+#endif
+      for (int64_t p = 0; p < kc; ++p) {
+        float* d = dst + p * mr;
+        for (int64_t r = i; r < rows; ++r) d[r] = src[r * lda + p];
+        for (int64_t r = rows; r < mr; ++r) d[r] = 0.0f;
+      }
     }
     dst += mr * kc;
   }
@@ -148,6 +175,41 @@ void scale_only(float* c, int64_t ldc, int64_t m, int64_t n, const GemmParams& p
   if (p.bias || p.act != Act::none) epilogue(c, ldc, m, n, p.bias, p.act);
 }
 
+// C rows [0, mcur) x cols [j0, j1) of a (KC-deep) block product: packed A block times packed B
+// panels (panel j / NR), all cols < ncur. bias is already offset to the block's first column.
+void macro_kernel(const GemmConfig& cfg, float* c, int64_t ldc, const float* a_pack,
+                  const float* b_pack, float* tile, int64_t mcur, int64_t j0, int64_t j1,
+                  int64_t ncur, int64_t kcur, float beta, bool last_k, const float* bias,
+                  const GemmParams& p) {
+  const int64_t mr = cfg.mr, nr = cfg.nr;
+  for (int64_t jr = j0; jr < j1; jr += nr) {
+    const int64_t ncols = std::min(nr, ncur - jr);
+    const float* bp = b_pack + (jr / nr) * nr * kcur;
+    for (int64_t ir = 0; ir < mcur; ir += mr) {
+      const int64_t nrows = std::min(mr, mcur - ir);
+      float* cp = c + ir * ldc + jr;
+      const float* ap = a_pack + ir * kcur;
+      if (nrows == mr && ncols == nr) {
+        cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
+      } else if (ncols == nr && cfg.ukr_rows) {
+        cfg.ukr_rows(nrows, kcur, ap, bp, cp, ldc, p.alpha, beta);
+      } else {  // edge tile: full product into the scratch tile, then merge what fits
+        cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);
+        for (int64_t i = 0; i < nrows; ++i) {
+          float* ci = cp + i * ldc;
+          const float* ti = tile + i * nr;
+          if (beta == 0.0f)
+            for (int64_t j = 0; j < ncols; ++j) ci[j] = p.alpha * ti[j];
+          else
+            for (int64_t j = 0; j < ncols; ++j) ci[j] = beta * ci[j] + p.alpha * ti[j];
+        }
+      }
+      if (last_k && (bias || p.act != Act::none))
+        epilogue(cp, ldc, nrows, ncols, bias ? bias + jr : nullptr, p.act);
+    }
+  }
+}
+
 }  // namespace
 
 const char* sgemm_kernel_name() { return config_for(active_isa()).name; }
@@ -199,35 +261,55 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
           const int64_t mcur = std::min(cfg.mc, m1 - ic);
           if (j0 >= j1) break;
           pack_a(a_pack, a, lda, p.trans_a, ic, mcur, pc, kcur, mr);
-          for (int64_t jr = j0; jr < j1; jr += nr) {
-            const int64_t ncols = std::min(nr, ncur - jr);
-            const float* bp = b_pack + (jr / nr) * nr * kcur;
-            for (int64_t ir = 0; ir < mcur; ir += mr) {
-              const int64_t nrows = std::min(mr, mcur - ir);
-              float* cp = c + (ic + ir) * ldc + jc + jr;
-              const float* ap = a_pack + ir * kcur;
-              if (nrows == mr && ncols == nr) {
-                cfg.ukr(kcur, ap, bp, cp, ldc, p.alpha, beta);
-              } else {  // edge tile: full product into the scratch tile, then merge what fits
-                cfg.ukr(kcur, ap, bp, tile, nr, 1.0f, 0.0f);
-                for (int64_t i = 0; i < nrows; ++i) {
-                  float* ci = cp + i * ldc;
-                  const float* ti = tile + i * nr;
-                  if (beta == 0.0f)
-                    for (int64_t j = 0; j < ncols; ++j) ci[j] = p.alpha * ti[j];
-                  else
-                    for (int64_t j = 0; j < ncols; ++j) ci[j] = beta * ci[j] + p.alpha * ti[j];
-                }
-              }
-              if (last_k && (p.bias || p.act != Act::none))
-                epilogue(cp, ldc, nrows, ncols, p.bias ? p.bias + jc + jr : nullptr, p.act);
-            }
-          }
+          macro_kernel(cfg, c + ic * ldc + jc, ldc, a_pack, b_pack, tile, mcur, j0, j1, ncur, kcur,
+                       beta, last_k, p.bias ? p.bias + jc : nullptr, p);
         }
         parallel_barrier(nth);  // the B panel is overwritten next
       }
     }
   });
+}
+
+int64_t sgemm_packed_b_floats(Isa isa, int64_t k, int64_t n) {
+  return k * round_up(n, config_for(isa).nr) + 16;
+}
+
+GemmPackedB sgemm_pack_b(float* dst, Isa isa, const float* b, int64_t ldb, bool trans_b, int64_t k,
+                         int64_t n) {
+  const GemmConfig& cfg = config_for(isa);
+  const int64_t np = round_up(n, cfg.nr);
+  // Each KC-deep block holds every NR panel of op(b): block pc starts at pc * np.
+  for (int64_t pc = 0; pc < k; pc += cfg.kc) {
+    const int64_t kcur = std::min(cfg.kc, k - pc);
+    pack_b(dst + pc * np, b, ldb, trans_b, pc, kcur, 0, n, cfg.nr, 0, np / cfg.nr);
+  }
+  return GemmPackedB{dst, k, n, isa};
+}
+
+void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const GemmPackedB& b,
+                     int64_t m, const GemmParams& p) {
+  const int64_t n = b.n, k = b.k;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || p.alpha == 0.0f) {
+    scale_only(c, ldc, m, n, p);
+    return;
+  }
+  const GemmConfig& cfg = config_for(b.isa);
+  const int64_t mr = cfg.mr, np = round_up(n, cfg.nr);
+  const int64_t kc_max = std::min(cfg.kc, k);
+  const int64_t mc_max = std::min(cfg.mc, round_up(m, mr));
+  float* const a_pack = thread_scratch(ScratchSlot::gemm).floats(mc_max * kc_max + mr * cfg.nr);
+  float* const tile = a_pack + mc_max * kc_max;
+  for (int64_t pc = 0; pc < k; pc += cfg.kc) {
+    const int64_t kcur = std::min(cfg.kc, k - pc);
+    const float beta = pc == 0 ? p.beta : 1.0f;
+    for (int64_t ic = 0; ic < m; ic += cfg.mc) {
+      const int64_t mcur = std::min(cfg.mc, m - ic);
+      pack_a(a_pack, a, lda, p.trans_a, ic, mcur, pc, kcur, mr);
+      macro_kernel(cfg, c + ic * ldc, ldc, a_pack, b.data + pc * np, tile, mcur, 0, n, n, kcur,
+                   beta, pc + kcur == k, p.bias, p);
+    }
+  }
 }
 
 void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,

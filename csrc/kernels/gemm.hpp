@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "common/cpu.hpp"
+
 namespace nncore {
 
 enum class Act : int { none = 0, relu = 1 };
@@ -23,6 +25,23 @@ struct GemmParams {
 // its packing buffers (before any thread starts), nothing else.
 void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
            int64_t m, int64_t n, int64_t k, const GemmParams& p);
+
+// op(b) (K,N) packed once for many products with different A, e.g. a recurrent weight used at every
+// time step (saves repacking it per call). The layout belongs to the ISA it was packed for.
+struct GemmPackedB {
+  const float* data;
+  int64_t k, n;
+  Isa isa;
+};
+// Floats sgemm_pack_b needs at dst (dst must be 64-byte aligned, e.g. from thread_scratch).
+int64_t sgemm_packed_b_floats(Isa isa, int64_t k, int64_t n);
+GemmPackedB sgemm_pack_b(float* dst, Isa isa, const float* b, int64_t ldb, bool trans_b, int64_t k,
+                         int64_t n);
+// c (M,N) = act(alpha * op(a) @ B + beta * c + bias) with B from sgemm_pack_b. Single-threaded (for
+// use inside an outer parallel region; p.num_threads and p.trans_b are ignored); bitwise identical
+// to sgemm with one thread. May throw std::bad_alloc for its A-packing scratch, nothing else.
+void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const GemmPackedB& b,
+                     int64_t m, const GemmParams& p);
 
 // The plain triple loop (float accumulation), kept as a readable oracle.
 void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,

@@ -14,6 +14,10 @@ namespace nncore {
 typedef void (*sgemm_ukr_fn)(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                              float alpha, float beta);
 
+// The same for only the first m (< MR) rows of the tile: a is still packed with stride MR.
+typedef void (*sgemm_ukr_rows_fn)(int64_t m, int64_t k, const float* a, const float* b, float* c,
+                                  int64_t ldc, float alpha, float beta);
+
 void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 #if defined(NNCORE_X86)
@@ -21,6 +25,8 @@ void sgemm_ukr_avx2_6x16(int64_t k, const float* a, const float* b, float* c, in
                          float alpha, float beta);
 void sgemm_ukr_avx512_14x32(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
+void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const float* b, float* c,
+                                 int64_t ldc, float alpha, float beta);
 #endif
 
 }  // namespace nncore

@@ -1,14 +1,18 @@
-// Max and average pooling, NHWC: the innermost loop always runs over the C contiguous channels so it
-// vectorises; the window loops sit outside it.
+// Max and average pooling, NHWC: the innermost loop always runs over the C contiguous channels, so
+// it vectorises; the window loops sit outside it.
 //
-// Parallel level (one per op): forwards split the N*OH output rows (rows are independent), backwards
-// split the batch (windows of one image may overlap, so an image's dx belongs to one thread and is
-// accumulated in the same order whatever the thread count).
+// Parallel level (one per op): forwards split the N*OH output rows (rows are independent),
+// backwards split the batch (windows of one image may overlap, so an image's dx belongs to one
+// thread and is accumulated in the same order whatever the thread count).
 #include "kernels/pool2d.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/parallel.hpp"
 
@@ -27,6 +31,31 @@ inline Window window(const Pool2dParams& p, int64_t oh, int64_t ow) {
   const int64_t hs = oh * p.sh - p.pt, ws = ow * p.sw - p.pl;
   return {std::max<int64_t>(hs, 0), std::min(hs + p.ph, p.h), std::max<int64_t>(ws, 0),
           std::min(ws + p.pw, p.w)};
+}
+
+// Running maximum of one window: y, a (C) take x's value and `cell` where x > y (strictly, so ties
+// keep the first). SSE2 (baseline on x86-64) by hand: compilers keep the two-array select scalar.
+inline void max_update(float* __restrict y, int32_t* __restrict a, const float* __restrict x,
+                       int32_t cell, int64_t C) {
+  int64_t c = 0;
+#if defined(__SSE2__)
+  const __m128i vcell = _mm_set1_epi32(cell);
+  for (; c + 4 <= C; c += 4) {
+    const __m128 v = _mm_loadu_ps(x + c), m = _mm_loadu_ps(y + c);
+    const __m128 gtf = _mm_cmpgt_ps(v, m);
+    const __m128i gt = _mm_castps_si128(gtf);
+    const __m128i old = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + c));
+    _mm_storeu_ps(y + c, _mm_or_ps(_mm_and_ps(gtf, v), _mm_andnot_ps(gtf, m)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a + c),
+                     _mm_or_si128(_mm_and_si128(gt, vcell), _mm_andnot_si128(gt, old)));
+  }
+#endif
+  for (; c < C; ++c) {
+    if (x[c] > y[c]) {
+      y[c] = x[c];
+      a[c] = cell;
+    }
+  }
 }
 
 }  // namespace
@@ -50,12 +79,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
         for (int64_t ih = win.h0; ih < win.h1; ++ih) {
           for (int64_t iw = win.w0; iw < win.w1; ++iw) {
             const int32_t cell = static_cast<int32_t>(ih * p.w + iw);
-            const float* xc = xn + cell * C;
-            for (int64_t c = 0; c < C; ++c) {
-              const bool gt = xc[c] > yo[c];
-              yo[c] = gt ? xc[c] : yo[c];
-              ao[c] = gt ? cell : ao[c];
-            }
+            max_update(yo, ao, xn + cell * C, cell, C);
           }
         }
       }

@@ -1,172 +1,72 @@
 // Recurrent layers over a whole sequence, Keras parametrisation (G = gates * U columns):
-//   SimpleRNN  h_t = act(x_t W + h_{t-1} U + b)                              act = tanh | relu
-//   LSTM       [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
-//              c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
-//   GRU        (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
-//              z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh); h_t = z*h_{t-1} + (1-z)*hh
+//   SimpleRNN h_t = act(x_t W + h_{t-1} U + b)                            act = tanh | relu
+//   LSTM      [i f c o] = x_t W + h_{t-1} U + b;  i,f,o = sigmoid, c~ = tanh(c)
+//             c_t = f*c_{t-1} + i*c~;  h_t = o*tanh(c_t)
+//   GRU       (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
+//             z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh)
+//             h_t = z*h_{t-1} + (1-z)*hh
 //
-// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is then
-// one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise pass.
-// Backward through time: each step is one fused elementwise pass producing the pre-activation gradient
-// dZ_t and one GEMM dh_{t-1} = dZ_t U^T; afterwards dW = X^T dZ, dU = Hprev^T dZ, dX = dZ W^T are single
-// GEMMs over all T*B rows and db is a column sum in fixed row order.
+// Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is
+// then one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise
+// pass (rnn_cells.hpp). Backward through time: each step is one fused elementwise pass producing
+// the pre-activation gradient dZ_t and one GEMM dh_{t-1} = dZ_t Uᵀ; afterwards dW = Xᵀ dZ,
+// dU = Hprevᵀ dZ and dX = dZ Wᵀ are single GEMMs over all T*B rows, db a column sum in row order.
+// U (forward) and Uᵀ (backward) are packed for the GEMM micro-kernel once per call.
 //
-// Parallel level: the GEMMs split themselves; the elementwise passes split the batch rows, and every
-// row is computed by the same code whatever the split, so results are bitwise identical for any
-// thread count. The column sums split columns only (each column is summed in row order).
+// Parallel level: each time loop is one parallel region, each thread owning a contiguous range of
+// batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
+// single-threaded GEMMs on them. The big GEMMs outside the loops split themselves; the column sums
+// split columns only (each column summed in row order). Every element is computed by the same code
+// whatever the split, so results are bitwise identical for any thread count.
 #include "kernels/rnn.hpp"
 
+#include <atomic>
 #include <cstring>
+#include <new>
 
+#include "common/cpu.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm.hpp"
+#include "kernels/rnn_cells.hpp"
 
 namespace nncore {
+
 namespace {
 
-// exp, sigmoid and tanh in plain float arithmetic (Cephes-style range reduction and polynomial, ~2
-// ulp), written so that loops over them vectorise and give the same bits in every lane. NaN propagates.
-inline float exp_fast(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float n = x * 1.44269504088896341f + magic;
-  int32_t bits;
-  std::memcpy(&bits, &n, sizeof bits);
-  const int32_t ni = bits - 0x4B400000;  // the integer n (|n| <= 127)
-  n -= magic;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const int32_t sbits = (ni + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &sbits, sizeof scale);
-  return p * scale;
+const RnnRowKernels& row_kernels() {
+#if defined(NNCORE_X86)
+  if (active_isa() == Isa::avx512) return *rnn_row_kernels_avx512();
+  if (active_isa() == Isa::avx2) return *rnn_row_kernels_avx2();
+#endif
+  return *rnn_row_kernels_generic();
 }
 
-inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+// Per-step GEMM flops per thread below which one thread runs the whole recurrence.
+constexpr double kMinStepFlopsPerThread = 2.0e5;
+constexpr int64_t kMinRowsPerThread = 4;
 
-inline float tanh_fast(float x) {
-  const float ax = x < 0.0f ? -x : x;
-  const float e = exp_fast(-2.0f * ax);
-  const float t = (1.0f - e) / (1.0f + e);
-  return x < 0.0f ? -t : t;
-}
-
-// ---- forward rows: one batch row of one step ------------------------------------------------------
-
-// z (U) pre-activation -> h (U)
-void simple_fwd_row(float* h, const float* z, int64_t n, bool relu) {
-  if (relu) {
-    for (int64_t j = 0; j < n; ++j) h[j] = z[j] > 0.0f ? z[j] : 0.0f;
-  } else {
-    for (int64_t j = 0; j < n; ++j) h[j] = tanh_fast(z[j]);
-  }
-}
-
-// g (4U) pre-activations -> activated in place; c_prev -> c, h; tc = tanh(c) if kept
-void lstm_fwd_row(float* g, float* c, float* h, float* tc, const float* c_prev, int64_t n) {
-  float* gi = g;
-  float* gf = g + n;
-  float* gc = g + 2 * n;
-  float* go = g + 3 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float i = sigmoid_fast(gi[j]), f = sigmoid_fast(gf[j]);
-    const float cc = tanh_fast(gc[j]), o = sigmoid_fast(go[j]);
-    const float cv = f * c_prev[j] + i * cc;
-    const float t = tanh_fast(cv);
-    gi[j] = i;
-    gf[j] = f;
-    gc[j] = cc;
-    go[j] = o;
-    c[j] = cv;
-    h[j] = o * t;
-    if (tc) tc[j] = t;
-  }
-}
-
-// g (3U) = x W + b0 -> [z r hh] in place; rec (3U) = h_prev U + b1; rh = rec_h kept if asked
-void gru_fwd_row(float* g, float* h, float* rh, const float* rec, const float* h_prev, int64_t n) {
-  float* gz = g;
-  float* gr = g + n;
-  float* gh = g + 2 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float z = sigmoid_fast(gz[j] + rec[j]);
-    const float r = sigmoid_fast(gr[j] + rec[n + j]);
-    const float hh = tanh_fast(gh[j] + r * rec[2 * n + j]);
-    gz[j] = z;
-    gr[j] = r;
-    gh[j] = hh;
-    h[j] = z * h_prev[j] + (1.0f - z) * hh;
-  }
-  if (rh) std::memcpy(rh, rec + 2 * n, sizeof(float) * n);
-}
-
-// ---- backward rows ---------------------------------------------------------------------------------
-
-// dh (U): gradient from step t+1 (read); dy: dout row or null; h: h_t -> dz (U)
-void simple_bwd_row(float* dz, const float* dh, const float* dy, const float* h, int64_t n,
-                    bool relu) {
-  for (int64_t j = 0; j < n; ++j) {
-    const float d = dy ? dh[j] + dy[j] : dh[j];
-    dz[j] = relu ? (h[j] > 0.0f ? d : 0.0f) : d * (1.0f - h[j] * h[j]);
-  }
-}
-
-// g (4U) activated gates, c_prev, tc = tanh(c_t); dc (U) updated in place to dc_{t-1}
-void lstm_bwd_row(float* dz, float* dc, const float* dh, const float* dy, const float* g,
-                  const float* c_prev, const float* tc, int64_t n) {
-  const float* gi = g;
-  const float* gf = g + n;
-  const float* gc = g + 2 * n;
-  const float* go = g + 3 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float d = dy ? dh[j] + dy[j] : dh[j];
-    const float i = gi[j], f = gf[j], cc = gc[j], o = go[j], t = tc[j];
-    const float dcv = dc[j] + d * o * (1.0f - t * t);
-    dz[j] = dcv * cc * i * (1.0f - i);
-    dz[n + j] = dcv * c_prev[j] * f * (1.0f - f);
-    dz[2 * n + j] = dcv * i * (1.0f - cc * cc);
-    dz[3 * n + j] = d * t * o * (1.0f - o);
-    dc[j] = dcv * f;
-  }
-}
-
-// g (3U) = [z r hh], rh, h_prev -> dzx (3U) input-side and dzr (3U) recurrent-side pre-activation
-// gradients; dh (U) is replaced by the direct part z * dh (the GEMM adds dzr U^T after)
-void gru_bwd_row(float* dzx, float* dzr, float* dh, const float* dy, const float* g,
-                 const float* rh, const float* h_prev, int64_t n) {
-  const float* gz = g;
-  const float* gr = g + n;
-  const float* gh = g + 2 * n;
-  for (int64_t j = 0; j < n; ++j) {
-    const float d = dy ? dh[j] + dy[j] : dh[j];
-    const float z = gz[j], r = gr[j], hh = gh[j];
-    const float dzz = d * (h_prev[j] - hh) * z * (1.0f - z);
-    const float dah = d * (1.0f - z) * (1.0f - hh * hh);
-    const float drr = dah * rh[j] * r * (1.0f - r);
-    dzx[j] = dzz;
-    dzx[n + j] = drr;
-    dzx[2 * n + j] = dah;
-    dzr[j] = dzz;
-    dzr[n + j] = drr;
-    dzr[2 * n + j] = dah * r;
-    dh[j] = d * z;
-  }
-}
-
-// Elementwise work per thread below which one thread does a whole step (thread wake-up costs more).
-constexpr double kMinElemsPerThread = 8192.0;
-
-int elem_threads(int64_t rows, int64_t cols) {
-  return threads_for(static_cast<double>(rows) * static_cast<double>(cols), kMinElemsPerThread);
+// Runs f(lo, hi) over contiguous ranges of batch rows, one per thread, for the whole time loop.
+// Batch rows of a recurrence are independent, so the threads never wait for each other inside the
+// loop, and each row goes through the same code whatever the split (bitwise identical results).
+// Returns false if a thread ran out of memory (its GEMM's first scratch allocation): the exception
+// is caught inside the region, where it must not escape, and the caller rethrows it outside.
+template <class F>
+bool batch_parallel(int64_t B, int64_t U, int64_t G, F&& f) {
+  int nt = threads_for(2.0 * static_cast<double>(B) * U * G, kMinStepFlopsPerThread);
+  if (nt > B / kMinRowsPerThread) nt = B / kMinRowsPerThread > 1 ? B / kMinRowsPerThread : 1;
+  std::atomic<bool> ok{true};
+  parallel_run(nt, [&](int tid, int nth) {
+    int64_t lo, hi;
+    split_range(B, tid, nth, 1, &lo, &hi);
+    if (lo >= hi) return;
+    try {
+      f(lo, hi);
+    } catch (const std::bad_alloc&) {
+      ok.store(false);
+    }
+  });
+  return ok.load();
 }
 
 // dst (B,T,C) <-> src (T,B,C)
@@ -182,8 +82,9 @@ void to_batch_major(float* dst, const float* src, int64_t B, int64_t T, int64_t 
 }
 
 // out (C,) = sum over rows of a (R,C), each column summed in row order (split over columns only).
+// Memory-bound: a second thread only pays once the sum is far bigger than a thread wake-up.
 void column_sum(float* out, const float* a, int64_t rows, int64_t cols) {
-  const int nt = threads_for(static_cast<double>(rows) * cols, 65536.0);
+  const int nt = threads_for(static_cast<double>(rows) * cols, 4.0e6);
   parallel_for(cols, nt, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; ++j) out[j] = 0.0f;
     for (int64_t r = 0; r < rows; ++r) {
@@ -203,7 +104,12 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
   const int64_t BU = B * U, BG = B * G;
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
-  float* rec = gru ? thread_scratch(ScratchSlot::rnn).floats(static_cast<size_t>(BG)) : nullptr;
+  // Scratch: U packed once for the per-step GEMMs, then (GRU) rec (B,G) = h_{t-1} U + b1.
+  const Isa isa = active_isa();
+  const int64_t npack = sgemm_packed_b_floats(isa, U, G);
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + (gru ? BG : 0));
+  float* const rec = buf + npack;
+  const GemmPackedB up = sgemm_pack_b(buf, isa, u, G, false, U, G);
 
   // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only)
   to_time_major(xt, x, B, T, F);
@@ -218,37 +124,39 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
     else std::memset(cs, 0, sizeof(float) * BU);
   }
 
-  const int nt = elem_threads(B, G);
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
-    const float* h_prev = hs + prev * BU;
-    float* h_cur = hs + cur * BU;
-    float* g = gates + t * BG;
-    if (gru) {  // rec = h_prev U + b1
+  const RnnRowKernels& k = row_kernels();
+  const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
+    const int64_t m = hi - lo;
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
+      const float* h_prev = hs + prev * BU + lo * U;
+      float* h_cur = hs + cur * BU + lo * U;
+      float* g = gates + t * BG + lo * G;
       GemmParams rp;
-      rp.bias = b ? b + G : nullptr;
-      sgemm(rec, G, h_prev, U, u, G, B, G, U, rp);
-    } else {  // g += h_prev U
-      GemmParams rp;
-      rp.beta = 1.0f;
-      sgemm(g, G, h_prev, U, u, G, B, G, U, rp);
-    }
-    float* tsave = p.training && aux ? aux + t * BU : nullptr;
-    parallel_for(B, nt, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        if (lstm)
-          lstm_fwd_row(g + i * G, cs + cur * BU + i * U, h_cur + i * U,
-                       tsave ? tsave + i * U : nullptr, cs + prev * BU + i * U, U);
-        else if (gru)
-          gru_fwd_row(g + i * G, h_cur + i * U, tsave ? tsave + i * U : nullptr, rec + i * G,
-                      h_prev + i * U, U);
-        else
-          simple_fwd_row(h_cur + i * U, g + i * G, U, relu);
-        if (p.return_sequences)
-          std::memcpy(out + (i * T + t) * U, h_cur + i * U, sizeof(float) * U);
+      if (gru) {  // rec = h_prev U + b1
+        rp.bias = b ? b + G : nullptr;
+        sgemm_prepacked(rec + lo * G, G, h_prev, U, up, m, rp);
+      } else {  // g += h_prev U
+        rp.beta = 1.0f;
+        sgemm_prepacked(g, G, h_prev, U, up, m, rp);
       }
-    });
-  }
+      float* tsave = p.training && aux ? aux + t * BU + lo * U : nullptr;
+      for (int64_t i = 0; i < m; ++i) {
+        float* hi_row = h_cur + i * U;
+        if (lstm)
+          k.lstm_fwd(g + i * G, cs + cur * BU + (lo + i) * U, hi_row,
+                     tsave ? tsave + i * U : nullptr, cs + prev * BU + (lo + i) * U, U);
+        else if (gru)
+          k.gru_fwd(g + i * G, hi_row, tsave ? tsave + i * U : nullptr, rec + (lo + i) * G,
+                    h_prev + i * U, U);
+        else
+          k.simple_fwd(hi_row, g + i * G, U, relu);
+        if (p.return_sequences)
+          std::memcpy(out + ((lo + i) * T + t) * U, hi_row, sizeof(float) * U);
+      }
+    }
+  });
+  if (!ok) throw std::bad_alloc();
   if (!p.return_sequences) {
     const int64_t last = p.training ? T : T % 2;
     std::memcpy(out, hs + last * BU, sizeof(float) * BU);
@@ -265,46 +173,52 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
 
-  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F).
+  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F), Uᵀ packed once for the
+  // per-step GEMMs.
+  const Isa isa = active_isa();
   const size_t nz = static_cast<size_t>(T * BG) * (gru ? 2 : 1);
-  float* const buf = thread_scratch(ScratchSlot::rnn).floats(nz + static_cast<size_t>(T * B * F));
-  float* const dz = buf;
-  float* const dzr = gru ? buf + T * BG : buf;  // the recurrent-side gradient
-  float* const dxt = buf + nz;
+  const size_t npack = static_cast<size_t>(sgemm_packed_b_floats(isa, G, U));
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + T * B * F);
+  const GemmPackedB ut = sgemm_pack_b(buf, isa, u, G, true, G, U);
+  float* const dz = buf + npack;
+  float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
+  float* const dxt = dz + nz;
 
-  // dh0 / dc0 double as the running dh_{t} / dc_{t} buffers; they end as the initial-state gradients.
+  // dh0 / dc0 double as the running dh_t / dc_t buffers; they end as the initial-state gradients.
   float* const dh = dh0;
   std::memset(dh, 0, sizeof(float) * BU);
   if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
 
-  const int nt = elem_threads(B, G);
-  for (int64_t t = T - 1; t >= 0; --t) {
-    const float* g = gates + t * BG;
-    const float* h_prev = hs + t * BU;
-    float* dzt = dz + t * BG;
-    float* dzrt = dzr + t * BG;
-    const bool has_dy = p.return_sequences || t == T - 1;
-    parallel_for(B, nt, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        const float* dy = !has_dy ? nullptr
-                          : p.return_sequences ? dout + (i * T + t) * U
-                                               : dout + i * U;
+  const RnnRowKernels& k = row_kernels();
+  const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
+    const int64_t m = hi - lo;
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const float* g = gates + t * BG + lo * G;
+      float* dzt = dz + t * BG + lo * G;
+      float* dzrt = dzr + t * BG + lo * G;
+      float* dht = dh + lo * U;
+      const bool has_dy = p.return_sequences || t == T - 1;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t row = lo + i;
+        const float* dy = !has_dy              ? nullptr
+                          : p.return_sequences ? dout + (row * T + t) * U
+                                               : dout + row * U;
         if (lstm)
-          lstm_bwd_row(dzt + i * G, dc0 + i * U, dh + i * U, dy, g + i * G, cs + t * BU + i * U,
-                       aux + t * BU + i * U, U);
+          k.lstm_bwd(dzt + i * G, dc0 + row * U, dht + i * U, dy, g + i * G,
+                     cs + t * BU + row * U, aux + t * BU + row * U, U);
         else if (gru)
-          gru_bwd_row(dzt + i * G, dzrt + i * G, dh + i * U, dy, g + i * G, aux + t * BU + i * U,
-                      h_prev + i * U, U);
+          k.gru_bwd(dzt + i * G, dzrt + i * G, dht + i * U, dy, g + i * G,
+                    aux + t * BU + row * U, hs + t * BU + row * U, U);
         else
-          simple_bwd_row(dzt + i * G, dh + i * U, dy, hs + (t + 1) * BU + i * U, U, relu);
+          k.simple_bwd(dzt + i * G, dht + i * U, dy, hs + (t + 1) * BU + row * U, U, relu);
       }
-    });
-    // dh_{t-1} = dZr_t U^T   (GRU: added to the direct part z * dh already in dh)
-    GemmParams rp;
-    rp.trans_b = true;
-    rp.beta = gru ? 1.0f : 0.0f;
-    sgemm(dh, U, dzrt, G, u, G, B, U, G, rp);
-  }
+      // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part z * dh already in dh)
+      GemmParams rp;
+      rp.beta = gru ? 1.0f : 0.0f;
+      sgemm_prepacked(dht, U, dzrt, G, ut, m, rp);
+    }
+  });
+  if (!ok) throw std::bad_alloc();
 
   // Weight gradients over all T*B rows at once.
   GemmParams tp;

@@ -1,5 +1,5 @@
-// Recurrent kernels (SimpleRNN, LSTM, GRU) over a whole sequence, forward and backward through time,
-// in Keras's parametrisation. See rnn.cpp for the formulas and the workspace layouts.
+// Recurrent kernels (SimpleRNN, LSTM, GRU) over a whole sequence, forward and backward through
+// time, in Keras's parametrisation (formulas in rnn.cpp).
 #pragma once
 
 #include <cstdint>

@@ -198,7 +198,6 @@ def model_from_config(mcfg, allocate):
         if not isinstance(lcfg, dict) or not all(isinstance(k, str) for k in lcfg):
             raise _Bad(f"layer {i}: config must be a dict")
         lcfg = dict(lcfg)
-        lcfg.pop("input_shape", None)
         try:
             layers.append(cls(**lcfg))
         except (TypeError, ValueError) as e:

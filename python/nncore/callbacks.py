@@ -120,7 +120,8 @@ class EarlyStopping(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model (or its weights) after each epoch, or only when `monitor` improves.
-    filepath may contain {epoch} (1-based) and log keys, e.g. 'ckpt-{epoch:02d}-{val_loss:.2f}.npz'."""
+    filepath may contain {epoch} (1-based) and log keys, e.g.
+    'ckpt-{epoch:02d}-{val_loss:.2f}.npz'."""
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch"):

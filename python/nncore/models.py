@@ -8,7 +8,6 @@ and one fused optimizer pass per parameter.
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 
@@ -323,8 +322,19 @@ class Sequential:
         self._require_compiled("train_on_batch")
         x, y = self._check_xy(x, y, "train_on_batch")
         self._prepare_training()
-        per, _ = self._train_step(x, y)
-        return float(np.mean(per, dtype=np.float64)) + self._reg_loss()
+        per, _, reg = self._train_step(x, y)
+        return float(np.mean(per, dtype=np.float64)) + reg
+
+    def _gradients(self, x, y):
+        """(batch-mean data loss, gradients of trainable weights in model.trainable_weights order)
+        without updating anything; for tests and debugging."""
+        x, y = self._check_xy(x, y, "gradients")
+        self._prepare_training()
+        per, g, _ = self._forward_loss(x, y, True, True)
+        for i in range(len(self._layers) - 1, self._bw_stop - 1, -1):
+            g = self._layers[i].backward(g)
+        return (float(np.mean(per, dtype=np.float64)),
+                [g.copy() for lay in self._train_layers for g in lay.grads])
 
     def _train_step(self, xb, yb):
         per, g, probs = self._forward_loss(xb, yb, True, True)
@@ -332,8 +342,10 @@ class Sequential:
         for i in range(len(layers) - 1, self._bw_stop - 1, -1):
             g = layers[i].backward(g)
         grads = [g for lay in self._train_layers for g in lay.grads]
+        # The penalty is reported for the weights the loss was computed with (before the step).
+        reg = self._reg_loss() if self._reg_layers else 0.0
         self.optimizer.apply(self._params, grads, self._regs)
-        return per, probs
+        return per, probs, reg
 
     # ---- fit / evaluate / predict -------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -366,7 +378,7 @@ class Sequential:
         cbs = list(callbacks or [])
         if not any(isinstance(c, callbacks_module.TerminateOnNaN) for c in cbs):
             cbs.append(callbacks_module.TerminateOnNaN())
-        cbs = [history] + cbs
+        cbs = cbs + [history]  # last, like Keras: it records what the others add to logs
         params = {"verbose": verbose, "epochs": epochs, "steps": steps}
         for c in cbs:
             c.set_model(self)
@@ -401,10 +413,8 @@ class Sequential:
                     yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
                 for c in cbs:
                     c.on_train_batch_begin(step)
-                per, probs = self._train_step(xb, yb)
-                batch_loss = float(np.mean(per, dtype=np.float64))
-                if self._reg_layers:
-                    batch_loss += self._reg_loss()
+                per, probs, reg = self._train_step(xb, yb)
+                batch_loss = float(np.mean(per, dtype=np.float64)) + reg
                 loss_sum += batch_loss * (hi - lo)
                 seen += hi - lo
                 for m in metrics:
@@ -487,13 +497,8 @@ class Sequential:
         return out
 
     def __call__(self, x, training=False):
-        return self.predict(x) if not training else self._forward_only(x)
-
-    def _forward_only(self, x):
-        h = self._check_x(x, "call")
-        for layer in self._layers:
-            h = layer.forward(h, training=True)
-        return h
+        """Eager inference on a numpy array (same as predict)."""
+        return self.predict(x)
 
     # ---- config / saving ----------------------------------------------------------------------
     def get_config(self) -> dict:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from . import _core
 from .ops import train as _train
 
 
@@ -56,7 +57,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """momentum 0: w -= lr*g. Else v = momentum*v - lr*g; w += v (nesterov: w += momentum*v - lr*g)."""
+    """momentum 0: w -= lr*g. Else v = momentum*v - lr*g; w += v
+    (nesterov: w += momentum*v - lr*g)."""
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD"):
         super().__init__(learning_rate, name)
@@ -90,10 +92,19 @@ class Adam(Optimizer):
     def _make_slots(self, w):
         return np.zeros_like(w), np.zeros_like(w)
 
+    def apply(self, params, grads, regs):
+        # The bias-corrected step size, computed once per step in float32 as Keras does.
+        t = np.float32(self.iterations + 1)
+        b1p = np.float32(self.beta_1) ** t
+        b2p = np.float32(self.beta_2) ** t
+        self._alpha = float(np.float32(self._lr) * np.sqrt(np.float32(1) - b2p)
+                            / (np.float32(1) - b1p))
+        super().apply(params, grads, regs)
+
     def _update(self, w, g, slots, l1, l2):
-        _train.adam_update(w, g, slots[0], slots[1], step=self.iterations,
-                           learning_rate=self._lr, beta_1=self.beta_1, beta_2=self.beta_2,
-                           epsilon=self.epsilon, l1=l1, l2=l2)
+        # _core checks dtypes and sizes again; grads come from our own layers.
+        _core.adam_update(w, g, slots[0], slots[1], self._alpha, self.beta_1, self.beta_2,
+                          self.epsilon, l1, l2)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

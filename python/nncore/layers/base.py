@@ -28,7 +28,10 @@ def _unique_name(base: str) -> str:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    # Keras's to_snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d,
+    # SimpleRNN -> simple_rnn
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def fmt_shape(shape) -> str:

@@ -48,7 +48,8 @@ def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
 
 
 class Dense(ActivationMixin, Layer):
-    """y = activation(x @ kernel + bias); kernel (in, units), bias (units,). Acts on the last axis."""
+    """y = activation(x @ kernel + bias); kernel (in, units), bias (units,).
+    Acts on the last axis."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,

@@ -69,8 +69,7 @@ class _RNN(Layer):
 
     def _on_built(self):
         self.kernel, self.recurrent_kernel = self.weights[0], self.weights[1]
-        self.bias = (self.weights[2] if self.use_bias
-                     else np.zeros(self._bias_shape(), np.float32))
+        self.bias = self.weights[2] if self.use_bias else None
 
     def _run(self, x, training):
         raise NotImplementedError

@@ -13,7 +13,8 @@ Each forward is one C++ call (the time loop runs in C++ with the GIL released) a
 (out, cache): out is h_T (B,U), or every h_t (B,T,U) with return_sequences=True; cache is an opaque
 object for the matching backward (None with training=False, which keeps nothing). The backward is
 one C++ call too; it reads kernel and recurrent_kernel from the cache by reference, so update the
-weights only after the backward. Missing initial states are zeros; bias=None means no bias (its gradient is None).
+weights only after the backward. Missing initial states are zeros; bias=None means no bias (its
+gradient is None).
 Results are bitwise identical for any thread count.
 """
 
@@ -28,14 +29,55 @@ _SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU = 0, 1, 2, 3
 _GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3}
 
 
+# Workspace reuse. A forward's workspace (a few MB for typical layers) is written once and read
+# once; taking fresh pages from the OS for it every call cost more than the kernel itself at
+# MNIST-sized shapes. Workspaces go back to this pool when their cache is garbage-collected (or
+# right after an inference call) and are handed to the next call with the same shapes. Bounded: at
+# most _POOL_PER_KEY free workspaces of at most _POOL_MAX_BYTES each for each of the _POOL_KEYS
+# most recent shapes (big workspaces are not kept: there the kernel time dominates anyway).
+_POOL_KEYS, _POOL_PER_KEY, _POOL_MAX_BYTES = 4, 2, 16 << 20
+_pool: dict = {}
+
+
+def _pool_take(key):
+    free = _pool.get(key)
+    if free:
+        try:
+            return free.pop()
+        except IndexError:  # another thread took it first
+            return None
+    return None
+
+
+def _pool_give(key, workspace) -> None:
+    if sum(a.nbytes for a in workspace if a is not None) > _POOL_MAX_BYTES:
+        return
+    free = _pool.get(key)
+    if free is None:
+        if len(_pool) >= _POOL_KEYS:
+            try:
+                del _pool[next(iter(_pool))]
+            except (KeyError, RuntimeError, StopIteration):
+                pass
+        free = _pool.setdefault(key, [])
+    if len(free) < _POOL_PER_KEY:
+        free.append(workspace)
+
+
 class RnnCache:
     """What a recurrent backward needs from its forward (time-major arrays). Treat as opaque."""
 
     __slots__ = ("cell", "name", "kernel", "recurrent_kernel", "has_bias", "return_sequences",
-                 "out_shape", "xt", "gates", "hs", "cs", "aux")
+                 "out_shape", "key", "workspace")
 
     def __repr__(self) -> str:
         return f"RnnCache({self.name}, out_shape={self.out_shape})"
+
+    def __del__(self):
+        try:
+            _pool_give(self.key, self.workspace)
+        except Exception:  # interpreter shutdown: module globals may be gone
+            pass
 
 
 def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_sequences, training):
@@ -68,17 +110,20 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
                 raise ValueError(f"{name}: {sname} must have shape (batch, units) = "
                                  f"{(batch, units)}, got {s.shape}")
         states.append(s)
-    out, xt, gates, hs, cs, aux = _core.rnn_forward(
+    training = bool(training)
+    key = (cell, batch, steps, features, units, training)
+    out, workspace = _core.rnn_forward(
         cell, x, kernel, recurrent_kernel, bias, states[0], states[1], bool(return_sequences),
-        bool(training))
+        training, _pool_take(key))
     if not training:
+        _pool_give(key, workspace)
         return out, None
     cache = RnnCache()
     cache.cell, cache.name = cell, name
     cache.kernel, cache.recurrent_kernel = kernel, recurrent_kernel
     cache.has_bias, cache.return_sequences = bias is not None, bool(return_sequences)
     cache.out_shape = out.shape
-    cache.xt, cache.gates, cache.hs, cache.cs, cache.aux = xt, gates, hs, cs, aux
+    cache.key, cache.workspace = key, workspace
     return out, cache
 
 
@@ -90,9 +135,9 @@ def _backward(dout, cache, name, cells):
     if dout.shape != cache.out_shape:
         raise ValueError(f"{name}_backward: dout must have the output's shape {cache.out_shape}, "
                          f"got {dout.shape}")
-    return _core.rnn_backward(cache.cell, dout, cache.xt, cache.kernel, cache.recurrent_kernel,
-                              cache.gates, cache.hs, cache.cs, cache.aux, cache.return_sequences,
-                              cache.has_bias)
+    xt, gates, hs, cs, aux = cache.workspace
+    return _core.rnn_backward(cache.cell, dout, xt, cache.kernel, cache.recurrent_kernel, gates, hs,
+                              cs, aux, cache.return_sequences, cache.has_bias)
 
 
 def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",

@@ -1,7 +1,8 @@
 """Keras-style progress output for fit / evaluate.
 
-verbose=1: one self-overwriting bar line per epoch on a terminal; when stdout is not a terminal, only
-the final line (no bar flood in logs). verbose=2: one line per epoch. verbose=0: nothing.
+verbose=1: one self-overwriting bar line per epoch on a terminal; when stdout is not a
+terminal, only the final line (no bar flood in logs). verbose=2: one line per epoch.
+verbose=0: nothing.
 """
 
 from __future__ import annotations

@@ -1,0 +1,217 @@
+"""Layer benchmarks: nncore vs PyTorch on the same machine, in the same run.
+
+    flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        PYTHONPATH=python python bench/bench_layers.py --section conv [--reps 30] [--threads 2]
+
+One function per section (bench_conv, ...); each returns markdown lines, printed and written to
+bench/results_layers_<section>.md. Times are medians of --reps runs after warm-up, in milliseconds;
+ratio = nncore / PyTorch (below 1.0: nncore is faster). PyTorch runs its native NCHW layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import nncore
+from nncore import ops
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def median_ms(*fns, reps: int, warmup: int = 3) -> list:
+    """Median wall time (ms) of each function. The functions take turns rep by rep, so a burst of
+    load from elsewhere on the machine hits all of them alike and the ratios stay fair."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [1e3 * statistics.median(t) for t in times]
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def header(threads: int) -> list:
+    import torch
+
+    return [f"CPU: {cpu_model()}; nncore {nncore.__version__} ISA {ops.get_isa()}, "
+            f"{threads} threads; torch {torch.__version__}, {torch.get_num_threads()} threads", ""]
+
+
+# ------------------------------------------------------------------------------------------ conv
+# The Keras MNIST CNN's feature extractor: (name, kind, config, input HWC).
+MNIST_CNN = [
+    ("conv1 32@3x3 relu", "conv", dict(filters=32, k=3), (28, 28, 1)),
+    ("maxpool1 2x2", "pool", dict(pool=2), (26, 26, 32)),
+    ("conv2 64@3x3 relu", "conv", dict(filters=64, k=3), (13, 13, 32)),
+    ("maxpool2 2x2", "pool", dict(pool=2), (11, 11, 64)),
+    ("conv3 64@3x3 relu", "conv", dict(filters=64, k=3), (5, 5, 64)),
+]
+
+
+def _nncore_layer(kind, cfg, x, first, rng):
+    """(forward, forward_backward) closures for one layer on input x (NHWC)."""
+    if kind == "conv":
+        w = (rng.standard_normal((cfg["k"], cfg["k"], x.shape[3], cfg["filters"])) * 0.1).astype(
+            np.float32)
+        b = np.zeros(cfg["filters"], np.float32)
+
+        def fwd():
+            return ops.conv2d(x, w, b, activation="relu")
+
+        y = fwd()
+        dy = np.ones_like(y)
+
+        def fwd_bwd():
+            yy = ops.conv2d(x, w, b, activation="relu")
+            return ops.conv2d_backward(dy, x, w, y=yy, activation="relu", need_dx=not first)
+        return fwd, fwd_bwd
+
+    def fwd():
+        return ops.max_pool2d(x, cfg["pool"])[0]
+
+    dy = np.ones_like(fwd())
+
+    def fwd_bwd():
+        _, am = ops.max_pool2d(x, cfg["pool"])
+        return ops.max_pool2d_backward(dy, am, x.shape)
+    return fwd, fwd_bwd
+
+
+def _torch_layer(kind, cfg, x, first, torch):
+    F = torch.nn.functional
+    tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    if kind == "conv":
+        tw = (torch.randn(cfg["filters"], x.shape[3], cfg["k"], cfg["k"]) * 0.1).requires_grad_()
+        tb = torch.zeros(cfg["filters"], requires_grad=True)
+        op = lambda t: F.relu(F.conv2d(t, tw, tb))  # noqa: E731
+    else:
+        op = lambda t: F.max_pool2d(t, cfg["pool"])  # noqa: E731
+    txg = tx.clone().requires_grad_(not first or kind != "conv")
+    with torch.no_grad():
+        dy = torch.ones_like(op(tx))
+
+    def fwd():
+        with torch.no_grad():
+            return op(tx)
+
+    def fwd_bwd():
+        y = op(txg)
+        y.backward(dy)
+    return fwd, fwd_bwd
+
+
+def _stack(x, rng, torch):
+    """Whole conv stack fwd+bwd (every layer chained), nncore and torch closures."""
+    F = torch.nn.functional
+    shapes = [(3, 3, 1, 32), (3, 3, 32, 64), (3, 3, 64, 64)]
+    ws = [(rng.standard_normal(s) * 0.1).astype(np.float32) for s in shapes]
+    bs = [np.zeros(s[3], np.float32) for s in shapes]
+
+    def nn_step():
+        a0 = x
+        y1 = ops.conv2d(a0, ws[0], bs[0], activation="relu")
+        p1, am1 = ops.max_pool2d(y1, 2)
+        y2 = ops.conv2d(p1, ws[1], bs[1], activation="relu")
+        p2, am2 = ops.max_pool2d(y2, 2)
+        y3 = ops.conv2d(p2, ws[2], bs[2], activation="relu")
+        g = np.ones_like(y3)
+        g, _, _ = ops.conv2d_backward(g, p2, ws[2], y=y3, activation="relu")
+        g = ops.max_pool2d_backward(g, am2, y2.shape)
+        g, _, _ = ops.conv2d_backward(g, p1, ws[1], y=y2, activation="relu")
+        g = ops.max_pool2d_backward(g, am1, y1.shape)
+        ops.conv2d_backward(g, a0, ws[0], y=y1, activation="relu", need_dx=False)
+
+    tws = [torch.from_numpy(w.transpose(3, 2, 0, 1).copy()).requires_grad_() for w in ws]
+    tbs = [torch.zeros(s[3], requires_grad=True) for s in shapes]
+    tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+    def torch_step():
+        h = F.relu(F.conv2d(tx, tws[0], tbs[0]))
+        h = F.max_pool2d(h, 2)
+        h = F.relu(F.conv2d(h, tws[1], tbs[1]))
+        h = F.max_pool2d(h, 2)
+        h = F.relu(F.conv2d(h, tws[2], tbs[2]))
+        h.sum().backward()
+    return nn_step, torch_step
+
+
+def bench_conv(args) -> list:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    nncore.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    lines = ["## Conv/pool layers of the Keras MNIST CNN (forward; forward+backward)", "",
+             f"Medians of {args.reps} interleaved reps, ms; ratio = nncore / torch (< 1: nncore "
+             "faster). nncore NHWC, torch NCHW (its native layout). f+b of conv1 skips dx "
+             "(need_dx=False / input without grad), as in training.", "",
+             "Command: `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+             f"PYTHONPATH=python python bench/bench_layers.py --section conv --reps {args.reps} "
+             f"--threads {args.threads}`", ""]
+    lines += header(args.threads)
+    lines += ["| batch | layer | nncore fwd ms | torch fwd ms | ratio | nncore f+b ms | "
+              "torch f+b ms | ratio |", "|---|---|---|---|---|---|---|---|"]
+    for batch in args.batches:
+        for idx, (name, kind, cfg, hwc) in enumerate(MNIST_CNN):
+            x = rng.standard_normal((batch, *hwc)).astype(np.float32)
+            if kind == "pool":
+                x = np.maximum(x, 0)
+            nf, nfb = _nncore_layer(kind, cfg, x, idx == 0, rng)
+            tf, tfb = _torch_layer(kind, cfg, x, idx == 0, torch)
+            r = median_ms(nf, tf, reps=args.reps) + median_ms(nfb, tfb, reps=args.reps)
+            lines.append(f"| {batch} | {name} | {r[0]:.3f} | {r[1]:.3f} | {r[0] / r[1]:.2f} | "
+                         f"{r[2]:.3f} | {r[3]:.3f} | {r[2] / r[3]:.2f} |")
+            print(lines[-1], flush=True)
+        x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
+        ns, ts = _stack(x, rng, torch)
+        a, b = median_ms(ns, ts, reps=args.reps)
+        lines.append(f"| {batch} | **conv stack f+b** (all 5 layers) | | | | {a:.3f} | {b:.3f} | "
+                     f"{a / b:.2f} ({b / a:.2f}x faster) |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+SECTIONS = {"conv": bench_conv}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--section", choices=sorted(SECTIONS) + ["all"], default="all")
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", type=int, nargs="+", default=[32, 256])
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args()
+    names = sorted(SECTIONS) if args.section == "all" else [args.section]
+    for name in names:
+        lines = SECTIONS[name](args)
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if not args.no_write:
+            (HERE / f"results_layers_{name}.md").write_text(text)
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print("note: OPENBLAS_CORETYPE is set; run under env -u OPENBLAS_CORETYPE")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+// AVX2+FMA direct Conv2D: 6 x 16 register tile (12 ymm accumulators, as the AVX2 GEMM kernel),
+// masked loads/stores for filter tails. The algorithm is conv2d_direct_impl.hpp.
+#include <immintrin.h>
+
+#include "kernels/conv2d_direct_impl.hpp"
+
+namespace nncore {
+namespace {
+
+struct Avx2 {
+  static constexpr int kWidth = 8, kMR = 6;
+  using vec = __m256;
+  using mask = __m256i;  // lane i active when its sign bit is set
+  static vec zero() { return _mm256_setzero_ps(); }
+  static mask lanes(int64_t n) {
+    const int k = n >= 8 ? 8 : (n <= 0 ? 0 : static_cast<int>(n));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static vec load(mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  static vec bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  static vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
+  static vec relu(vec r) {  // r > 0 ? r : 0 (NaN -> 0)
+    return _mm256_and_ps(r, _mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_GT_OQ));
+  }
+  static void store(mask m, float* p, vec v) { _mm256_maskstore_ps(p, m, v); }
+};
+
+}  // namespace
+
+void conv2d_direct_forward_avx2(float* y, const float* x, const float* w, const float* b,
+                                const Conv2dParams& p, int64_t q0, int64_t q1, int64_t row_lo,
+                                int64_t row_hi) {
+  direct_forward<Avx2>(y, x, w, b, p, q0, q1, row_lo, row_hi);
+}
+
+void conv2d_direct_dw_avx2(float* dw, const float* x, const float* g, const Conv2dParams& p,
+                           int64_t n0, int64_t n1, bool accumulate) {
+  direct_dw<Avx2>(dw, x, g, p, n0, n1, accumulate);
+}
+
+}  // namespace nncore

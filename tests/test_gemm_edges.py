@@ -1,0 +1,33 @@
+"""GEMM paths changed by the RNN work: the partial-row edge kernel (fewer rows than the micro-tile)
+and the register-transposed packing of non-transposed A. Checked on every ISA against float64, with
+1 vs 2 threads bitwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nncore
+from nncore import ops
+
+SHAPES = [(1, 1, 1), (4, 32, 128), (13, 64, 9), (15, 33, 7), (17, 40, 6), (29, 65, 300),
+          (32, 512, 128), (5, 3, 258), (3, 700, 515)]
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_edges_match_reference_and_threads(m, n, k, ta, tb, isa, rng, threads):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    outs = []
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        c = c0.copy()
+        ops.matmul(a, b, c, transpose_a=ta, transpose_b=tb, alpha=0.7, beta=0.3)
+        outs.append(c)
+    ref = 0.7 * ((a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64))
+    ref += 0.3 * c0
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -1,0 +1,206 @@
+"""model.save / models.load_model and save_weights / load_weights: identical predictions after a
+round trip; corrupt, truncated and hostile files raise ValueError (never anything else)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nncore import layers, models, optimizers, regularizers, utils
+
+
+def _model():
+    utils.set_random_seed(0)
+    model = models.Sequential([
+        layers.Conv2D(3, 3, activation="relu", padding="same", input_shape=(6, 6, 2),
+                      kernel_regularizer=regularizers.l2(1e-3)),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dropout(0.2),
+        layers.Dense(5, activation="tanh"),
+        layers.Dense(3, activation="softmax", name="probs"),
+    ])
+    model.compile(optimizer=optimizers.Adam(0.005), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model = _model()
+    path = tmp_path_factory.mktemp("m") / "model.keras"
+    model.save(path)
+    return model, path, path.read_bytes()
+
+
+def test_round_trip_identical_predictions(saved, rng, tmp_path):
+    model, path, _ = saved
+    x = rng.normal(size=(7, 6, 6, 2)).astype(np.float32)
+    again = models.load_model(path)
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    assert [type(lay) for lay in again.layers] == [type(lay) for lay in model.layers]
+    assert again.layers[-1].name == "probs"
+    assert again.get_config() == model.get_config()
+    # Compiled on load: it can keep training.
+    assert isinstance(again.optimizer, optimizers.Adam) and again.optimizer.learning_rate == 0.005
+    again.fit(x, np.arange(7) % 3, epochs=1, verbose=0)
+    path2 = tmp_path / "noext"
+    again.save(path2)  # no extension appended
+    assert path2.exists()
+
+
+def test_recurrent_round_trip(rng, tmp_path):
+    utils.set_random_seed(1)
+    model = models.Sequential([layers.GRU(4, return_sequences=True, input_shape=(5, 3)),
+                               layers.LSTM(3, return_sequences=True), layers.SimpleRNN(2)])
+    x = rng.normal(size=(2, 5, 3)).astype(np.float32)
+    model.save(tmp_path / "r.npz")
+    np.testing.assert_array_equal(models.load_model(tmp_path / "r.npz").predict(x),
+                                  model.predict(x))
+
+
+def test_save_load_weights(saved, rng, tmp_path):
+    model, _, _ = saved
+    model.save_weights(tmp_path / "w.npz")
+    other = _model()
+    utils.set_random_seed(9)
+    other = models.Sequential([layers.Conv2D(3, 3, activation="relu", padding="same",
+                                             input_shape=(6, 6, 2)), layers.MaxPooling2D(),
+                               layers.Flatten(), layers.Dropout(0.2),
+                               layers.Dense(5, activation="tanh"),
+                               layers.Dense(3, activation="softmax")])
+    other.load_weights(tmp_path / "w.npz")
+    x = rng.normal(size=(3, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
+    wrong = models.Sequential([layers.Dense(3, input_shape=(4,))])
+    before = wrong.get_weights()
+    with pytest.raises(ValueError, match="weight arrays"):
+        wrong.load_weights(tmp_path / "w.npz")
+    for a, b in zip(before, wrong.get_weights()):
+        np.testing.assert_array_equal(a, b)  # untouched on error
+    with pytest.raises(ValueError):
+        models.load_model(tmp_path / "w.npz")  # a weights file is not a model file
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        models.load_model(tmp_path / "nope.npz")
+
+
+def _rewrite(raw: bytes, **replace) -> bytes:
+    """Copy of the zip with members replaced (name -> bytes) or removed (name -> None)."""
+    src = zipfile.ZipFile(io.BytesIO(raw))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = replace.pop(name, src.read(name))
+            if data is not None:
+                dst.writestr(name, data)
+        for name, data in replace.items():
+            dst.writestr(name, data)
+    return out.getvalue()
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _config(raw):
+    return json.loads(np.load(io.BytesIO(raw))["config"].tobytes())
+
+
+def _with_config(raw, cfg):
+    return _rewrite(raw, **{"config.npy": _npy(np.frombuffer(json.dumps(cfg).encode(),
+                                                             np.uint8))})
+
+
+def _hostile_cases(raw):
+    cfg = _config(raw)
+    cases = {}
+
+    def variant(name, mutate):
+        c = json.loads(json.dumps(cfg))
+        mutate(c)
+        cases[name] = _with_config(raw, c)
+
+    variant("unknown_class", lambda c: c["model"]["layers"][0].update(class_name="Lambda"))
+    variant("module_path", lambda c: c["model"]["layers"][0].update(class_name="os.system"))
+    variant("huge_units", lambda c: c["model"]["layers"][4]["config"].update(units=2**30))
+    variant("neg_units", lambda c: c["model"]["layers"][4]["config"].update(units=-3))
+    variant("bool_units", lambda c: c["model"]["layers"][4]["config"].update(units=True))
+    variant("huge_input", lambda c: c["model"].update(input_shape=[2**30, 2**30, 2]))
+    variant("bad_kwarg", lambda c: c["model"]["layers"][4]["config"].update(evil="x"))
+    variant("bad_act", lambda c: c["model"]["layers"][4]["config"].update(activation="exec"))
+    variant("bad_init", lambda c: c["model"]["layers"][4]["config"].update(
+        kernel_initializer={"class_name": "builtins.eval", "config": {}}))
+    variant("bad_version", lambda c: c.update(version=99))
+    variant("no_layers", lambda c: c["model"].update(layers=[]))
+    variant("layers_not_list", lambda c: c["model"].update(layers={"a": 1}))
+    variant("bad_optimizer", lambda c: c["compile"].update(optimizer={"class_name": "X",
+                                                                      "config": {}}))
+    cases["not_json"] = _rewrite(raw, **{"config.npy": _npy(np.frombuffer(b"{nope", np.uint8))})
+    cases["deep_json"] = _rewrite(raw, **{"config.npy": _npy(np.frombuffer(b"[" * 100000,
+                                                                            np.uint8))})
+    cases["pickled_config"] = _rewrite(raw, **{"config.npy": _npy(np.array([{"a": 1}],
+                                                                          dtype=object))})
+    cases["pickled_weight"] = _rewrite(raw, **{"w0000.npy": _npy(np.array([1], dtype=object))})
+    cases["wrong_shape"] = _rewrite(raw, **{"w0000.npy": _npy(np.zeros((3, 3, 2, 4),
+                                                                      np.float32))})
+    cases["wrong_dtype"] = _rewrite(raw, **{"w0000.npy": _npy(np.zeros((3, 3, 2, 3)))})
+    cases["nan_weight"] = _rewrite(raw, **{"w0001.npy": _npy(np.full(3, np.nan, np.float32))})
+    cases["fortran"] = _rewrite(raw, **{"w0000.npy": _npy(np.asfortranarray(
+        np.zeros((3, 3, 2, 3), np.float32)))})
+    hdr = _npy(np.zeros((3, 3, 2, 3), np.float32))
+    cases["short_data"] = _rewrite(raw, **{"w0000.npy": hdr[:-8]})
+    cases["lying_header"] = _rewrite(raw, **{"w0000.npy": hdr.replace(b"(3, 3, 2, 3)",
+                                                                      b"(3, 3, 9, 3)")})
+    cases["missing_weight"] = _rewrite(raw, **{"w0003.npy": None})
+    cases["extra_member"] = _rewrite(raw, **{"evil.py": b"import os"})
+    cases["no_config"] = _rewrite(raw, **{"config.npy": None})
+    cases["empty"] = b""
+    cases["garbage"] = b"PK\x03\x04" + b"\x00" * 100
+    cases["truncated"] = raw[: len(raw) // 2]
+    return cases
+
+
+def test_hostile_files_raise_value_error(saved, tmp_path):
+    _, _, raw = saved
+    for name, data in _hostile_cases(raw).items():
+        p = tmp_path / f"{name}.npz"
+        p.write_bytes(data)
+        with pytest.raises(ValueError, match="not a valid nncore model file"):
+            models.load_model(p)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzzed_model_file_raises_value_error_or_loads(saved, tmp_path_factory, data):
+    model, _, raw = saved
+    buf = bytearray(raw)
+    kind = data.draw(st.sampled_from(["flip", "truncate", "splice"]))
+    if kind == "truncate":
+        buf = buf[: data.draw(st.integers(0, len(buf) - 1))]
+    elif kind == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            i = data.draw(st.integers(0, len(buf) - 1))
+            buf[i] = data.draw(st.integers(0, 255))
+    else:
+        i = data.draw(st.integers(0, len(buf) - 1))
+        buf[i:i] = data.draw(st.binary(min_size=1, max_size=64))
+    p = tmp_path_factory.mktemp("fz") / "m.npz"
+    p.write_bytes(bytes(buf))
+    try:
+        loaded = models.load_model(p)
+    except ValueError:
+        return
+    # A mutation that hit nothing meaningful (e.g. a zip timestamp) still loads the same model.
+    x = np.ones((1, 6, 6, 2), np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
