@@ -12,17 +12,9 @@ import pytest
 from conftest import ROOT
 
 
-def _has_api() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("nncore.layers", "nncore.models"))
-
-
-needs_api = pytest.mark.skipif(not _has_api(), reason="nncore.layers/nncore.models not merged yet")
-
-
 def run_example(script: str, *args: str, timeout: float = 120) -> str:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    # The child imports the same nncore as this process (installed, or the dev tree on PYTHONPATH).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     env.pop("NNCORE_DATA", None)
     p = subprocess.run([sys.executable, str(ROOT / "examples" / script), *args],
                        capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
@@ -30,7 +22,6 @@ def run_example(script: str, *args: str, timeout: float = 120) -> str:
     return p.stdout
 
 
-@needs_api
 @pytest.mark.parametrize("script", ["mnist_cnn.py", "mnist_rnn.py"])
 def test_example_smoke(script):
     # One thread: on a loaded 2-core CI machine, two spinning OpenMP threads can be 20x slower.
@@ -41,26 +32,23 @@ def test_example_smoke(script):
     assert 0.3 < float(m.group(1)) <= 1.0  # 1000 images, 1 epoch: well above chance
 
 
-@needs_api
 def test_example_help():
     out = run_example("mnist_cnn.py", "--help")
     for flag in ("--data", "--epochs", "--batch-size", "--fraction", "--threads"):
         assert flag in out
 
 
-@needs_api
 def test_package_module_entry_point():
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     p = subprocess.run([sys.executable, "-m", "nncore.examples.mnist_rnn", "--help"],
                        capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
     assert p.returncode == 0 and "SimpleRNN" in p.stdout, p.stderr
 
 
-@needs_api
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("NNCORE_RUN_SLOW"), reason="set NNCORE_RUN_SLOW=1 (~1 min)")
 def test_main_job_reaches_99_percent(mnist_dir):
-    """The issue's requirement: >= 99.0% test accuracy on full MNIST after 5 epochs (seed 0)."""
+    """The promise: >= 99.0% test accuracy on full MNIST after 5 epochs (seed 0, 2 threads, about
+    half a minute on a quiet 2-core machine). Deselect with -m "not slow"."""
     out = run_example("mnist_cnn.py", "--data", str(mnist_dir), timeout=1800)
     acc = float(re.search(r"Test accuracy: (\d\.\d+)", out).group(1))
     assert acc >= 0.990, out[-500:]
