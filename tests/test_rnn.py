@@ -425,6 +425,23 @@ def test_bad_inputs(rng):
         _core.rnn_forward(2, x.astype(np.float64), w, u, b, None, None, False, True)
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.3, 3.0, 30.0])
+def test_activation_accuracy(scale, rng, isa):
+    """One step with identity weights: out = tanh(x) (SimpleRNN) and the LSTM/GRU gates, to a few
+    float32 ulp relative to float64, including tiny inputs where tanh must not cancel."""
+    n = 64
+    x = (rng.standard_normal((3, 1, n)) * scale).astype(np.float32)
+    eye = np.eye(n, dtype=np.float32)
+    out, _ = ops.simple_rnn(x, eye, eye, None, training=False)
+    np.testing.assert_allclose(out, np.tanh(np.float64(x[:, 0])), rtol=4e-7, atol=1e-30)
+    z = np.zeros((n, n), np.float32)
+    out, _ = ops.lstm(x, np.concatenate([eye, z, eye, eye], 1), np.zeros((n, 4 * n), np.float32),
+                      None, training=False)
+    xs = np.float64(x[:, 0])
+    want = sigmoid(xs) * np.tanh(sigmoid(xs) * np.tanh(xs))
+    np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-30)
+
+
 def test_nan_propagates(rng):
     x, w, u, b = make("gru", rng, 2, 3, 4, 5)
     x[0, 1, 2] = np.nan
