@@ -264,6 +264,35 @@ def test_reused_workspaces_do_not_alias_live_caches(cell, rng):
     np.testing.assert_array_equal(out3, want["a"][0])
 
 
+def test_concurrent_python_threads(rng):
+    """The kernels release the GIL; concurrent calls (own scratch per thread, pooled workspaces)
+    must give the same results as sequential ones."""
+    import threading
+
+    x, w, u, b = make("lstm", rng, 9, 12, 5, 16)
+    inputs = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
+
+    def work(xi):
+        out, cache = ops.lstm(xi, w, u, b, return_sequences=True)
+        return (out, *ops.lstm_backward(out, cache))
+
+    want = [work(xi) for xi in inputs]
+    got = [None] * len(inputs)
+
+    def target(i):
+        for _ in range(5):
+            got[i] = work(inputs[i])
+
+    ts = [threading.Thread(target=target, args=(i,)) for i in range(len(inputs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for g, wnt in zip(got, want):
+        for a, c in zip(g, wnt):
+            np.testing.assert_array_equal(a, c)
+
+
 def test_large_batch_threads_split_rows(rng, threads):
     """Batch large enough for every thread, with rows that do not fill micro-tiles evenly."""
     for cell in CELLS:
