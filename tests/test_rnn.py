@@ -206,9 +206,16 @@ def test_reference_backward_matches_finite_differences(cell, rng):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("dims", [(3, 5, 7, 6), (1, 1, 1, 1), (1, 4, 2, 1), (5, 1, 3, 17),
-                                  (2, 3, 1, 33)])
+                                  (2, 3, 1, 33), (16, 3, 4, 70)])
 def test_matches_reference(cell, seq, dims, rng, isa):
     check_against_reference(cell, rng, *dims, seq)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_deeper_than_gemm_k_block(cell, rng, isa):
+    """features and units beyond the GEMM's K block (256): projection, step and BPTT GEMMs all
+    loop over K blocks, including the per-call packed recurrent weights."""
+    check_against_reference(cell, rng, 3, 2, 300, 259, True)
 
 
 @pytest.mark.parametrize("cell", CELLS)
