@@ -300,6 +300,27 @@ def test_concurrent_python_threads(rng):
             np.testing.assert_array_equal(a, c)
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_forked_child_runs_and_matches(rng):
+    """After the parent used its threads, a forked child runs serially, same bits, no hang."""
+    import os
+
+    x, w, u, b = make("gru", rng, 32, 6, 5, 40)
+    out, cache = ops.gru(x, w, u, b)
+    want = (out, *ops.gru_backward(out, cache))
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        ok = False
+        try:
+            o2, c2 = ops.gru(x, w, u, b)
+            got = (o2, *ops.gru_backward(o2, c2))
+            ok = all(np.array_equal(a, c) for a, c in zip(got, want))
+        finally:
+            os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_large_batch_threads_split_rows(rng, threads):
     """Batch large enough for every thread, with rows that do not fill micro-tiles evenly."""
     for cell in CELLS:
