@@ -3,6 +3,9 @@ finite differences, PyTorch's RNN/LSTM/GRU, across ISAs and thread counts."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -274,8 +277,6 @@ def test_reused_workspaces_do_not_alias_live_caches(cell, rng):
 def test_concurrent_python_threads(rng):
     """The kernels release the GIL; concurrent calls (own scratch per thread, pooled workspaces)
     must give the same results as sequential ones."""
-    import threading
-
     x, w, u, b = make("lstm", rng, 9, 12, 5, 16)
     inputs = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
 
@@ -300,11 +301,9 @@ def test_concurrent_python_threads(rng):
             np.testing.assert_array_equal(a, c)
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_runs_and_matches(rng):
     """After the parent used its threads, a forked child runs serially, same bits, no hang."""
-    import os
-
     x, w, u, b = make("gru", rng, 32, 6, 5, 40)
     out, cache = ops.gru(x, w, u, b)
     want = (out, *ops.gru_backward(out, cache))
@@ -472,7 +471,7 @@ def test_bad_inputs(rng):
     with pytest.raises(TypeError, match="cache"):
         ops.lstm_backward(out, None)
     # The C++ side checks again, whatever the caller passes.
-    from nncore import _core
+    _core = nncore._core
     with pytest.raises(ValueError):
         _core.rnn_forward(2, x, w, u[:, :8], b, None, None, False, True)
     with pytest.raises(ValueError):
