@@ -71,7 +71,7 @@ def _torch_step(torch, kind, rng):
     return step
 
 
-def run_rnn_section(repeats=60):
+def run_rnn_section(repeats=200):
     """Rows (layer, nncore ms, torch ms or None, speed-up) for forward+backward of one batch."""
     rng = np.random.default_rng(0)
     try:
@@ -101,8 +101,11 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+COMMAND = ("flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+           "PYTHONPATH=python python bench/bench_rnn.py")
+
 if __name__ == "__main__":
     table = format_table(run_rnn_section())
     print(table)
     out = pathlib.Path(__file__).with_name("results_layers_rnn.md")
-    out.write_text(table + "\n")
+    out.write_text(f"{table}\n\nMedians of 200 interleaved rounds; command: `{COMMAND}`\n")

@@ -67,6 +67,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   require_shape(kernel, "kernel", {F, G});
   require_shape(recurrent_kernel, "recurrent_kernel", {U, G});
   mul(mul(mul(T + 1, B), G + F + U), 4);  // every buffer below is smaller than this
+  mul(U + 64, G + 64);                     // and the packed recurrent kernel
   py::array keep_b, keep_h, keep_c;
   const float* bp = optional(bias, "bias",
                              cell == RnnCell::gru ? std::vector<int64_t>{2, G}
@@ -127,6 +128,7 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
     throw py::value_error("rnn backward: empty cache arrays");
   const int64_t G = mul(rnn_gates(cell), U);
   mul(mul(mul(T + 1, B), 2 * G + F + U), 4);
+  mul(U + 64, G + 64);
   require_shape(kernel, "kernel", {F, G});
   require_shape(recurrent_kernel, "recurrent_kernel", {U, G});
   const float* dp = require_c(dout, "dout", return_sequences ? 3 : 2);

@@ -5,15 +5,29 @@ from __future__ import annotations
 import os
 import pathlib
 
+import nncore
 import numpy as np
 import pytest
-
-import nncore
 from nncore import ops
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Full MNIST lives beside the checkout on the project's machines (../shared/data/mnist).
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def _shared_mnist() -> pathlib.Path:
+    """Full MNIST lives beside the checkout on the project's machines (../shared/data/mnist). In a
+    git worktree (.git is a file "gitdir: MAIN/.git/worktrees/NAME"), look beside the main
+    checkout."""
+    here = ROOT.parent / "shared" / "data" / "mnist"
+    git = ROOT / ".git"
+    if not here.exists() and git.is_file():
+        gitdir = git.read_text().partition("gitdir:")[2].strip()
+        if gitdir:
+            main = pathlib.Path(gitdir).resolve().parents[2]
+            return main.parent / "shared" / "data" / "mnist"
+    return here
+
+
+SHARED_MNIST = _shared_mnist()
 
 
 @pytest.fixture(params=ops.supported_isas())

@@ -3,6 +3,9 @@ finite differences, PyTorch's RNN/LSTM/GRU, across ISAs and thread counts."""
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -206,9 +209,16 @@ def test_reference_backward_matches_finite_differences(cell, rng):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("seq", [False, True])
 @pytest.mark.parametrize("dims", [(3, 5, 7, 6), (1, 1, 1, 1), (1, 4, 2, 1), (5, 1, 3, 17),
-                                  (2, 3, 1, 33)])
+                                  (2, 3, 1, 33), (16, 3, 4, 70)])
 def test_matches_reference(cell, seq, dims, rng, isa):
     check_against_reference(cell, rng, *dims, seq)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_deeper_than_gemm_k_block(cell, rng, isa):
+    """features and units beyond the GEMM's K block (256): projection, step and BPTT GEMMs all
+    loop over K blocks, including the per-call packed recurrent weights."""
+    check_against_reference(cell, rng, 3, 2, 300, 259, True)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -262,6 +272,52 @@ def test_reused_workspaces_do_not_alias_live_caches(cell, rng):
         for g, r in zip(got, want[name][1]):
             np.testing.assert_array_equal(g, r)
     np.testing.assert_array_equal(out3, want["a"][0])
+
+
+def test_concurrent_python_threads(rng):
+    """The kernels release the GIL; concurrent calls (own scratch per thread, pooled workspaces)
+    must give the same results as sequential ones."""
+    x, w, u, b = make("lstm", rng, 9, 12, 5, 16)
+    inputs = [rng.standard_normal(x.shape).astype(np.float32) for _ in range(4)]
+
+    def work(xi):
+        out, cache = ops.lstm(xi, w, u, b, return_sequences=True)
+        return (out, *ops.lstm_backward(out, cache))
+
+    want = [work(xi) for xi in inputs]
+    got = [None] * len(inputs)
+
+    def target(i):
+        for _ in range(5):
+            got[i] = work(inputs[i])
+
+    ts = [threading.Thread(target=target, args=(i,)) for i in range(len(inputs))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for g, wnt in zip(got, want):
+        for a, c in zip(g, wnt):
+            np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_runs_and_matches(rng):
+    """After the parent used its threads, a forked child runs serially, same bits, no hang."""
+    x, w, u, b = make("gru", rng, 32, 6, 5, 40)
+    out, cache = ops.gru(x, w, u, b)
+    want = (out, *ops.gru_backward(out, cache))
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        ok = False
+        try:
+            o2, c2 = ops.gru(x, w, u, b)
+            got = (o2, *ops.gru_backward(o2, c2))
+            ok = all(np.array_equal(a, c) for a, c in zip(got, want))
+        finally:
+            os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_large_batch_threads_split_rows(rng, threads):
@@ -415,7 +471,7 @@ def test_bad_inputs(rng):
     with pytest.raises(TypeError, match="cache"):
         ops.lstm_backward(out, None)
     # The C++ side checks again, whatever the caller passes.
-    from nncore import _core
+    _core = nncore._core
     with pytest.raises(ValueError):
         _core.rnn_forward(2, x, w, u[:, :8], b, None, None, False, True)
     with pytest.raises(ValueError):
@@ -423,6 +479,23 @@ def test_bad_inputs(rng):
         _core.rnn_backward(2, out, xt, w, u, gates[:1], hs, cs, aux, False, True)
     with pytest.raises(TypeError):
         _core.rnn_forward(2, x.astype(np.float64), w, u, b, None, None, False, True)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 0.3, 3.0, 30.0])
+def test_activation_accuracy(scale, rng, isa):
+    """One step with identity weights: out = tanh(x) (SimpleRNN) and the LSTM/GRU gates, to a few
+    float32 ulp relative to float64, including tiny inputs where tanh must not cancel."""
+    n = 64
+    x = (rng.standard_normal((3, 1, n)) * scale).astype(np.float32)
+    eye = np.eye(n, dtype=np.float32)
+    out, _ = ops.simple_rnn(x, eye, eye, None, training=False)
+    np.testing.assert_allclose(out, np.tanh(np.float64(x[:, 0])), rtol=4e-7, atol=1e-30)
+    z = np.zeros((n, n), np.float32)
+    out, _ = ops.lstm(x, np.concatenate([eye, z, eye, eye], 1), np.zeros((n, 4 * n), np.float32),
+                      None, training=False)
+    xs = np.float64(x[:, 0])
+    want = sigmoid(xs) * np.tanh(sigmoid(xs) * np.tanh(xs))
+    np.testing.assert_allclose(out, want, rtol=2e-6, atol=1e-30)
 
 
 def test_nan_propagates(rng):
