@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 import nncore
 from nncore import _core, ops
 
-# 1, primes, and one off the micro-tile edges of every ISA (MR 4/6/14, NR 16/32), KC + 3.
+# 1, primes, one off the micro-tile edges of every ISA (MR 4/6/14, NR 16/32), KC (256/512) + 3.
 SIZES = [1, 2, 3, 5, 7, 13, 15, 17, 31, 33, 47, 97, 259]
 SHAPES = [(m, n, k) for m, n, k in zip(SIZES, SIZES[3:] + SIZES[:3], SIZES[6:] + SIZES[:6])]
 SHAPES += [(1, 1, 1), (1, 300, 1), (300, 1, 1), (29, 33, 1), (3, 5, 1100), (700, 3, 11),
-           (2, 700, 19), (343, 65, 257), (15, 4100, 3), (21632 // 8, 32, 9)]
+           (2, 700, 19), (343, 65, 257), (15, 4100, 3), (21632 // 8, 32, 9),
+           (29, 45, 515), (170, 33, 1027), (13, 600, 520)]  # KC 512 + 3, 2 KC + 3; N > 512
 
 
 def _ref(a, b, ta=False, tb=False, alpha=1.0, beta=0.0, c=None):
