@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import activations, initializers, regularizers
+from .. import _core
 from .. import ops as _ops
 from .base import (
     ActivationMixin,
@@ -92,8 +93,11 @@ class Conv2D(ActivationMixin, Layer):
 
     def forward(self, x, training=False, logits=False):
         relu = self.activation == "relu" and not logits
-        z = _ops.conv2d(x, self.kernel, self.bias, activation="relu" if relu else None,
-                        **self._geom())
+        # x is float32 and C-contiguous here (Sequential and __call__ convert; kernels return such
+        # arrays), and the binding re-checks every shape: skip ops.conv2d's per-call validation,
+        # which cost more than the kernel itself at batch 1.
+        z = _core.conv2d_forward(x, self.kernel, self.bias, self.strides, self.padding == "same",
+                                 self.dilation_rate, relu, False)
         if training:
             self._x = x
         return self._activate(z, training, logits, fused_relu=relu)

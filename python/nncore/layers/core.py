@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations
+from .. import _core, activations
 from ..ops import gemm as _gemm
 from ..utils.random import get_rng
 from .base import (
@@ -85,7 +85,9 @@ class Dense(ActivationMixin, Layer):
     def forward(self, x, training=False, logits=False):
         x2 = x.reshape(-1, x.shape[-1])
         relu = self.activation == "relu"
-        z = _gemm.matmul(x2, self.kernel, bias=self.bias, relu=relu)
+        # Straight to the kernel: x2 is float32 (see Conv2D.forward) and the binding checks shapes.
+        z = np.empty((x2.shape[0], self.units), np.float32)
+        _core.sgemm(z, x2, self.kernel, False, False, 1.0, 0.0, self.bias, relu)
         if x.ndim != 2:
             z = z.reshape(x.shape[:-1] + (self.units,))
         if training:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _core
 from .. import ops as _ops
 from .base import Layer, fmt_shape, int_tuple
 from .conv import check_data_format, check_padding
@@ -52,7 +53,8 @@ class MaxPooling2D(_Pool2D):
     """y = max over each pool window (argmax kept for backward)."""
 
     def forward(self, x, training=False):
-        y, argmax = _ops.max_pool2d(x, self.pool_size, self.strides, self.padding)
+        # x is float32 C-contiguous (see Conv2D.forward); the binding checks shapes itself.
+        y, argmax = _core.maxpool2d_forward(x, self.pool_size, self.strides, self.padding == "same")
         if training:
             self._argmax, self._in_shape = argmax, x.shape
         return y
