@@ -1,7 +1,7 @@
 """Layer benchmarks: nncore vs PyTorch on the same machine, in the same run.
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-        PYTHONPATH=python python bench/bench_layers.py --section conv [--reps 30] [--threads 2]
+        PYTHONPATH=python python bench/bench_layers.py [--section conv|rnn|all] [--reps 30]
 
 One function per section (bench_conv, ...); each returns markdown lines, printed and written to
 bench/results_layers_<section>.md. Times are medians of --reps runs after warm-up, in milliseconds;
@@ -182,7 +182,20 @@ def bench_conv(args) -> list:
     return lines
 
 
-SECTIONS = {"conv": bench_conv}
+def bench_rnn(args):
+    """SimpleRNN/LSTM/GRU(128) forward+backward at MNIST-as-sequences shapes (bench_rnn.py)."""
+    import bench_rnn as rnn
+
+    nncore.set_num_threads(args.threads)
+    table = rnn.format_table(rnn.run_rnn_section())
+    return ["## Recurrent layers (batch 32, 28 steps x 28 features, forward+backward)", "",
+            machine_header(), "",
+            "Command: `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+            f"PYTHONPATH=python python bench/bench_layers.py --section rnn --threads {args.threads}`;"
+            " medians of 200 interleaved rounds.", "", table]
+
+
+SECTIONS = {"conv": bench_conv, "rnn": bench_rnn}
 
 
 def main():

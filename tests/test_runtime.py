@@ -76,6 +76,8 @@ def _child_matmul(q):
     q.put(float(ops.matmul(a, a)[0, 0]))
 
 
+# Python 3.12+ warns about fork() in a process with threads; that is the situation under test.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_fork_after_parallel_does_not_hang(threads):
     # libgomp's pool does not survive fork(): the child must run kernels serially and exit.
     nncore.set_num_threads(2)

@@ -9,7 +9,6 @@
 namespace nncore {
 namespace {
 
-std::atomic<bool> g_parallel_used{false};
 std::atomic<bool> g_forked_child{false};
 
 int default_threads() {
@@ -33,9 +32,10 @@ std::atomic<int>& threads_slot() {
   return slot;
 }
 
-void on_fork_child() {
-  if (g_parallel_used.load(std::memory_order_relaxed)) g_forked_child.store(true);
-}
+// Any fork makes the child serial, not only one after nncore's own parallel regions: another
+// extension linked to the same libgomp may have started its thread pool, and a parallel region in
+// the child would then hang just the same.
+void on_fork_child() { g_forked_child.store(true); }
 
 struct ForkHook {
   ForkHook() { pthread_atfork(nullptr, nullptr, on_fork_child); }
@@ -46,8 +46,5 @@ struct ForkHook {
 int get_num_threads() { return threads_slot().load(std::memory_order_relaxed); }
 void set_num_threads(int n) { threads_slot().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 bool in_forked_child() { return g_forked_child.load(std::memory_order_relaxed); }
-void note_parallel_used() {
-  if (!g_parallel_used.load(std::memory_order_relaxed)) g_parallel_used.store(true);
-}
 
 }  // namespace nncore

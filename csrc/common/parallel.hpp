@@ -1,8 +1,8 @@
 // nncore's own thread count and the one way kernels go parallel.
 //
 // Every kernel enters OpenMP only through parallel_run, which runs the body inline (no OpenMP call at
-// all) when one thread is asked for or when we are in a child forked after the parent used OpenMP:
-// GNU libgomp's thread pool does not survive fork() and a parallel region in the child would hang.
+// all) when one thread is asked for or when we are in a forked child: GNU libgomp's thread pool
+// does not survive fork() and a parallel region in the child would hang.
 #pragma once
 
 #include <omp.h>
@@ -13,9 +13,8 @@ namespace nncore {
 
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1
-// True in a process forked after this one had started OpenMP threads; such a child runs serially.
+// True in a process forked from one that had loaded nncore; such a child runs serially.
 bool in_forked_child();
-void note_parallel_used();
 
 // Threads to use for `work` units (e.g. flops) given `min_work` per thread and a cap (0 = setting).
 inline int threads_for(double work, double min_work, int cap = 0) {
@@ -34,7 +33,6 @@ void parallel_run(int nt, F&& body) {
     body(0, 1);
     return;
   }
-  note_parallel_used();
 #pragma omp parallel num_threads(nt)
   body(omp_get_thread_num(), omp_get_num_threads());
 }

@@ -22,7 +22,8 @@ _SUBMODULES = {
 
 def get_num_threads() -> int:
     """Threads nncore's kernels use: OMP_NUM_THREADS if set, else the usable cores, unless changed by
-    set_num_threads. A process forked after nncore ran threads uses 1 (see show_config)."""
+    set_num_threads. A process forked from one that imported nncore (as multiprocessing does on
+    Linux) uses 1: OpenMP thread pools do not survive fork()."""
     return 1 if _core.in_forked_child() else _core.get_num_threads()
 
 
