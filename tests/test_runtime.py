@@ -121,3 +121,20 @@ def test_import_time():
     )
     times = [float(_run(code)) for _ in range(5)]
     assert min(times) < 0.2, times
+
+
+def test_core_stub_in_sync():
+    # python/nncore/_core.pyi (tools/gen_core_stub.py) names exactly what the module exports.
+    import ast
+    import pathlib
+
+    from nncore import _core
+
+    stub = pathlib.Path(nncore.__file__).with_name("_core.pyi")
+    if not stub.exists():
+        pytest.skip("stub not installed next to the package")
+    tree = ast.parse(stub.read_text())
+    declared = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    declared |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
+    exported = {n for n in dir(_core) if not n.startswith("__")}
+    assert declared == exported
