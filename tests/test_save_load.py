@@ -204,3 +204,24 @@ def test_fuzzed_model_file_raises_value_error_or_loads(saved, tmp_path_factory, 
     # A mutation that hit nothing meaningful (e.g. a zip timestamp) still loads the same model.
     x = np.ones((1, 6, 6, 2), np.float32)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def _set_encrypted_flag(raw: bytes) -> bytes:
+    """The zip with the 'encrypted' bit set on every member (local and central headers)."""
+    buf = bytearray(raw)
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = buf.find(sig)
+        while i >= 0:
+            buf[i + flag_at] |= 0x01
+            i = buf.find(sig, i + 4)
+    return bytes(buf)
+
+
+def test_encrypted_member_raises_value_error(saved, tmp_path):
+    _, _, raw = saved
+    p = tmp_path / "encrypted.npz"
+    p.write_bytes(_set_encrypted_flag(raw))
+    with pytest.raises(ValueError, match="not a valid nncore model file"):
+        models.load_model(p)
+    with pytest.raises(ValueError):
+        models.Sequential([layers.Dense(2, input_shape=(3,))]).load_weights(p)

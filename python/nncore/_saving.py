@@ -139,7 +139,15 @@ def _read_array(zf, name, want_dtype, check_shape):
 def _open_zip(filepath):
     with open(filepath, "rb") as fh:  # FileNotFoundError passes through unchanged
         data_file = io.BytesIO(fh.read()) if os.path.getsize(filepath) < (64 << 20) else None
-    return zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    zf = zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    try:
+        for info in zf.infolist():
+            if info.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
+                raise _Bad(f"member {info.filename!r} is encrypted")
+    except BaseException:
+        zf.close()
+        raise
+    return zf
 
 
 def _read_config(zf, want_format):
@@ -239,7 +247,8 @@ def _fill_weights(zf, model, expected_names=None):
 
 _ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, KeyError, TypeError,
            ValueError, OverflowError, RecursionError, UnicodeDecodeError, MemoryError,
-           NotImplementedError, IndexError, AttributeError)
+           NotImplementedError, IndexError, AttributeError,
+           RuntimeError)  # zipfile: encrypted member, bad password
 
 
 def load_model(filepath, compile=True):
