@@ -225,3 +225,57 @@ def test_encrypted_member_raises_value_error(saved, tmp_path):
         models.load_model(p)
     with pytest.raises(ValueError):
         models.Sequential([layers.Dense(2, input_shape=(3,))]).load_weights(p)
+
+
+def _recompress(raw: bytes, replace=None) -> bytes:
+    """Copy of the zip with every member deflated (as np.savez_compressed would write it)."""
+    src = zipfile.ZipFile(io.BytesIO(raw))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            dst.writestr(name, (replace or {}).get(name, src.read(name)))
+    return out.getvalue()
+
+
+def test_compressed_members_are_refused(saved, tmp_path):
+    """A deflated member of zeros is a zip bomb: tiny on disk, huge in memory. np.savez writes
+    stored members only, so any compressed member is refused before anything is read."""
+    _, _, raw = saved
+    p = tmp_path / "deflated.npz"
+    p.write_bytes(_recompress(raw))
+    with pytest.raises(ValueError, match="compressed"):
+        models.load_model(p)
+    # A bigger bomb: a 2**22-parameter Dense whose kernel of zeros deflates to a few KB.
+    model = models.Sequential([layers.Dense(2**11, input_shape=(2**11,))])
+    path = tmp_path / "big.npz"
+    model.save(path)
+    bomb = _recompress(path.read_bytes(), {"w0000.npy": _npy(np.zeros((2**11, 2**11),
+                                                                      np.float32))})
+    assert len(bomb) < 100_000
+    p.write_bytes(bomb)
+    with pytest.raises(ValueError, match="compressed"):
+        models.load_model(p)
+
+
+def test_max_params_cap(saved, tmp_path):
+    model, path, raw = saved
+    with pytest.raises(ValueError, match="max_params=10"):
+        models.load_model(path, max_params=10)
+    loaded = models.load_model(path, max_params=model.count_params())
+    assert loaded.count_params() == model.count_params()
+    assert models.load_model(path, max_params=None).count_params() == model.count_params()
+    with pytest.raises(TypeError):
+        models.load_model(path, max_params=0)
+    # 2**29 parameters declared (under the old 2**31 cap): refused by the default cap before any
+    # allocation, with a message naming max_params.
+    cfg = _config(raw)
+    cfg["model"]["layers"][4]["config"]["units"] = 2**29 // 18
+    p = tmp_path / "huge.npz"
+    p.write_bytes(_with_config(raw, cfg))
+    with pytest.raises(ValueError, match="max_params"):
+        models.load_model(p)
+    # Under the cap but more parameters than the file holds bytes: refused before allocation.
+    cfg["model"]["layers"][4]["config"]["units"] = 2**20
+    p.write_bytes(_with_config(raw, cfg))
+    with pytest.raises(ValueError, match="weight members hold only"):
+        models.load_model(p)

@@ -527,17 +527,18 @@ class Sequential:
 Model = Sequential
 
 
-def load_model(filepath, compile=True) -> Sequential:
+def load_model(filepath, compile=True, max_params=2**28) -> Sequential:
     """Rebuild a model written by model.save. Data only: layer types come from nncore's closed
     registry; every shape is checked before memory is allocated; any corrupt, truncated or
-    hostile file raises ValueError."""
+    hostile file raises ValueError. Files with compressed members are refused, and so are models
+    of more than max_params parameters (default 2**28 = 1 GiB of float32; None: no cap)."""
     from . import _saving
 
-    return _saving.load_model(filepath, compile=compile)
+    return _saving.load_model(filepath, compile=compile, max_params=max_params)
 
 
 def clone_model(model: Sequential) -> Sequential:
     """A new model with the same architecture and freshly initialised weights."""
     from . import _saving
 
-    return _saving.model_from_config(model.get_config(), allocate=True)
+    return _saving.model_from_config(model.get_config(), allocate=True, max_params=None)
