@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -279,3 +281,17 @@ def test_max_params_cap(saved, tmp_path):
     p.write_bytes(_with_config(raw, cfg))
     with pytest.raises(ValueError, match="weight members hold only"):
         models.load_model(p)
+
+
+@pytest.mark.skipif(not hasattr(os, "umask") or os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_saved_files_honour_umask(saved, tmp_path, mask):
+    model = saved[0]
+    old = os.umask(mask)
+    try:
+        model.save(tmp_path / "m.npz")
+        model.save_weights(tmp_path / "w.npz")
+    finally:
+        os.umask(old)
+    for name in ("m.npz", "w.npz"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~mask

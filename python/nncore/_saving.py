@@ -40,6 +40,19 @@ def _weight_key(i: int) -> str:
     return f"w{i:04d}"
 
 
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would race with other threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write(filepath, arrays: dict) -> None:
     filepath = os.fspath(filepath)
     d = os.path.dirname(os.path.abspath(filepath))
@@ -47,6 +60,8 @@ def _write(filepath, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # file object: no '.npz' appended to the name
+        # mkstemp creates 0600; give the file the mode open(filepath, "wb") would have.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.exists(tmp):
