@@ -317,6 +317,34 @@ def test_get_set_weights_and_trainable_flag(rng):
     assert a.layers[0].trainable_weights == [] and len(a.trainable_weights) == 2
 
 
+def test_sequential_trainable_false_freezes_every_layer(rng, capsys):
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    y = np.ones((5, 2), np.float32)
+    model = models.Sequential([layers.Dense(4, input_shape=(3,)), layers.Dense(2)],
+                              trainable=False)
+    assert not model.trainable
+    assert all(not lay.trainable for lay in model.layers)
+    assert model.trainable_weights == [] and len(model.non_trainable_weights) == 4
+    model.add(layers.Dense(2))  # added to a frozen model: frozen too
+    assert not model.layers[-1].trainable and model.trainable_weights == []
+    before = model.get_weights()
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=2, verbose=0)
+    model.train_on_batch(x, y)
+    for u, v in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    model.summary()
+    assert "Trainable params: 0" in capsys.readouterr().out
+    # Unfreezing makes every layer trainable again, and training then moves the weights.
+    model.trainable = True
+    assert all(lay.trainable for lay in model.layers) and len(model.trainable_weights) == 6
+    model.train_on_batch(x, y)
+    assert any(not np.array_equal(u, v) for u, v in zip(before, model.get_weights()))
+    # Setting the attribute later freezes as well.
+    model.trainable = False
+    assert all(not lay.trainable for lay in model.layers) and model.trainable_weights == []
+
+
 def test_keras_parity_after_set_weights(rng):
     tf = pytest.importorskip("tensorflow")
     keras = tf.keras

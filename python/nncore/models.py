@@ -39,12 +39,16 @@ def _batch_size(batch_size):
 
 
 class Sequential:
-    """A linear stack of layers: Sequential([layers...]) or Sequential() then add(layer)."""
+    """A linear stack of layers: Sequential([layers...]) or Sequential() then add(layer).
+
+    trainable=False (or setting model.trainable = False later) freezes the model as Keras does:
+    every layer's trainable is set to False (layers added later too) and trainable_weights is
+    empty; setting it back to True makes every layer trainable again."""
 
     def __init__(self, layers=None, name=None, trainable=True):
         self.name = name if name is not None else _unique_name("sequential")
-        self.trainable = trainable
         self._layers: list = []
+        self.trainable = trainable
         self._input_shape = None  # per sample, without the batch axis
         self.built = False
         self.optimizer = None
@@ -58,6 +62,16 @@ class Sequential:
             self.add(layer)
 
     # ---- structure ----------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = self._trainable
+
     @property
     def layers(self) -> list:
         return list(self._layers)
@@ -75,6 +89,8 @@ class Sequential:
                              "layer names must be unique")
         if not self._layers and self._input_shape is None:
             self._input_shape = layer._input_shape_arg
+        if not self._trainable:
+            layer.trainable = False
         self._layers.append(layer)
         if self._input_shape is not None:
             try:
@@ -143,7 +159,15 @@ class Sequential:
 
     @property
     def trainable_weights(self) -> list:
+        if not self._trainable:
+            return []
         return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        if not self._trainable:
+            return self.weights
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._layers)
@@ -201,7 +225,8 @@ class Sequential:
             if i != len(self._layers) - 1:
                 out("_" * total)
         out("=" * total)
-        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable)
+        trainable = sum(layer.count_params() for layer in self._layers
+                        if self._trainable and layer.trainable)
         every = self.count_params()
 
         def size(n):
@@ -295,7 +320,8 @@ class Sequential:
         for i, layer in enumerate(layers):
             layer.need_input_grad = i > first
         self._bw_stop = first
-        self._train_layers = [lay for lay in layers if lay.trainable and lay.weights]
+        self._train_layers = [lay for lay in layers if self._trainable and lay.trainable
+                              and lay.weights]
         self._params = [w for lay in self._train_layers for w in lay.weights]
         self._regs = [r for lay in self._train_layers for r in lay._regularizers]
         self._reg_layers = [lay for lay in layers if any(r is not None for r in lay._regularizers)]
