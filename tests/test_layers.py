@@ -342,3 +342,15 @@ def test_dropout_scaling_and_inference_identity():
     assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     np.testing.assert_array_equal(drop.backward(x), y)
+
+
+def test_flatten_output_shape_is_exact_on_hostile_shapes():
+    """np.prod wrapped around int64: (2**16,)*4 flattened to 0 features and Dense got a (0, 1)
+    kernel. The size is now exact and too large a size is a clear ValueError."""
+    big = (None,) + (2**16,) * 4
+    assert layers.Flatten().compute_output_shape(big) == (None, 2**64)
+    assert layers.Flatten().compute_output_shape((None, 2**31 - 1, 2**31 - 1, 2**31 - 1)) == \
+        (None, (2**31 - 1) ** 3)
+    with pytest.raises(ValueError, match="Flatten"):
+        models.Sequential([layers.Flatten(input_shape=(2**16,) * 4), layers.Dense(1)])
+    assert layers.Flatten().compute_output_shape((None, 3, 5, 7)) == (None, 105)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core, activations
 from ..ops import gemm as _gemm
 from ..utils.random import get_rng
 from .base import (
+    MAX_DIM,
     ActivationMixin,
     Layer,
     check_initializer,
@@ -128,9 +131,15 @@ class Flatten(Layer):
         if len(input_shape) < 2 or any(d is None for d in input_shape[1:]):
             raise ValueError(f"layer {self.name!r} (Flatten) needs a fully known input shape, "
                              f"got {fmt_shape(input_shape)}")
+        size = math.prod(input_shape[1:])
+        if size > MAX_DIM:
+            raise ValueError(f"layer {self.name!r} (Flatten): input shape "
+                             f"{fmt_shape(input_shape)} flattens to {size} features, more than "
+                             f"{MAX_DIM}")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:])))
+        # math.prod: exact Python ints (np.prod wraps around int64 on hostile shapes).
+        return (input_shape[0], math.prod(input_shape[1:]))
 
     def forward(self, x, training=False):
         return x.reshape(x.shape[0], -1)
