@@ -128,6 +128,33 @@ def test_accuracy_flavour_follows_keras(rng):
     assert model.evaluate(x, y, verbose=0)[1] == pytest.approx(np.mean(pred == y))
 
 
+def test_accuracy_choice_matches_keras_get_metric(rng):
+    """Keras 3 picks the accuracy flavour from the shapes only (compile_utils.get_metric)."""
+    from nncore import metrics
+
+    cases = [((8,), (8, 3), metrics.SparseCategoricalAccuracy),
+             ((8, 1), (8, 3), metrics.SparseCategoricalAccuracy),
+             ((8, 3), (8, 3), metrics.CategoricalAccuracy),
+             ((8, 1), (8, 1), metrics.BinaryAccuracy),
+             ((8,), (8, 1), metrics.BinaryAccuracy),
+             ((8, 5), (8, 4, 1), metrics.BinaryAccuracy),
+             ((8, 4), (8, 4, 6), metrics.SparseCategoricalAccuracy),
+             ((8, 4, 6), (8, 4, 6), metrics.CategoricalAccuracy)]
+    for yt, yp, cls in cases:
+        m = metrics.get("accuracy", yt, yp)
+        assert type(m) is cls and m.name == "accuracy", (yt, yp)
+    assert metrics.get("acc", (8, 3), (8, 3)).name == "acc"
+    # binary_crossentropy on a multi-label output: Keras reports categorical accuracy (argmax of
+    # targets and outputs), not the per-element binary accuracy.
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    y = (rng.random((40, 3)) < 0.5).astype(np.float32)
+    model = models.Sequential([layers.Dense(3, activation="sigmoid", input_shape=(4,))])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+    _, acc = model.evaluate(x, y, verbose=0)
+    p = model.predict(x)
+    assert acc == pytest.approx(np.mean(p.argmax(1) == y.argmax(1)))
+
+
 def test_progress_output_modes(rng, capsys):
     x, y = _blobs(rng, n=64)
     model = models.Sequential([layers.Dense(3, activation="softmax", input_shape=(4,))])

@@ -255,7 +255,7 @@ class Sequential:
         if isinstance(metrics, (str, metrics_module.Metric)):
             metrics = [metrics]
         for m in metrics:
-            metrics_module.get(m, self.loss.name, (1, 1), (1, 2))  # unknown names fail now
+            metrics_module.get(m, (1, 1), (1, 2))  # unknown names fail now
         self._metric_ids = list(metrics)
         self.compiled = True
 
@@ -266,7 +266,7 @@ class Sequential:
 
     def _make_metrics(self, y_shape):
         out_shape = self.output_shape
-        ms = [metrics_module.get(m, self.loss.name, y_shape, out_shape) for m in self._metric_ids]
+        ms = [metrics_module.get(m, y_shape, out_shape) for m in self._metric_ids]
         for m in ms:
             m.reset_state()
         return ms
