@@ -160,7 +160,23 @@ def test_regularization_penalty_and_gradient(rng):
 def test_regularizer_objects():
     assert regularizers.l2()(np.array([1.0, -2.0])) == pytest.approx(0.05)
     assert regularizers.l1(0.5)(np.array([1.0, -2.0])) == pytest.approx(1.5)
-    assert regularizers.get("l1_l2").get_config() == {"l1": 0.01, "l2": 0.01}
+    # Keras 3: l1_l2 is the class L1L2, whose defaults are 0.0, 0.0; 'l1l2'/'L1L2' name it and
+    # 'l1_l2' is not a valid string identifier; l1/l2 default to 0.01.
+    assert regularizers.l1_l2 is regularizers.L1L2
+    assert regularizers.l1 is regularizers.L1 and regularizers.l2 is regularizers.L2
+    assert regularizers.l1_l2().get_config() == {"l1": 0.0, "l2": 0.0}
+    assert regularizers.L1L2(l2=0.1).get_config() == {"l1": 0.0, "l2": 0.1}
+    assert regularizers.l1_l2(l1=0.01, l2=0.01).get_config() == {"l1": 0.01, "l2": 0.01}
+    for name in ("l1l2", "L1L2"):
+        assert regularizers.get(name).get_config() == {"l1": 0.0, "l2": 0.0}
+    for name in ("l1", "L1"):
+        assert regularizers.get(name).get_config() == {"l1": 0.01}
+    for name in ("l2", "L2"):
+        assert regularizers.get(name).get_config() == {"l2": 0.01}
+    assert regularizers.l1().get_config() == {"l1": 0.01}
+    assert regularizers.l2().get_config() == {"l2": 0.01}
+    with pytest.raises(ValueError, match="l1l2"):
+        regularizers.get("l1_l2")
     with pytest.raises(ValueError):
         regularizers.L2(-1.0)
 
