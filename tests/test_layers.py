@@ -3,6 +3,8 @@ float64 NumPy reference of the model's loss."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -106,6 +108,11 @@ def ref_forward(model, weights, x):
             h = ref_pool(h, layer.pool_size, layer.strides, "max" if name[0] == "M" else "avg")
         elif name == "Flatten":
             h = h.reshape(h.shape[0], -1)
+        elif name == "Reshape":
+            shape = list(layer.target_shape)
+            if -1 in shape:  # resolved here, independently of the layer's own code
+                shape[shape.index(-1)] = h[0].size // -math.prod(shape)
+            h = h.reshape([h.shape[0]] + shape)
         elif name == "Activation":
             h = _act(layer.activation, h)
         elif name in ("SimpleRNN", "LSTM", "GRU"):
@@ -225,24 +232,59 @@ def test_recurrent_model_gradients(rng):
 
 
 def test_dense_conv_rnn_model_gradients(rng):
-    """Dense + Conv + Pool + RNN in one model: conv features read as a sequence by an LSTM."""
+    """Issue 5: one model with Dense + Conv + Pool + RNN. Conv2D -> MaxPooling2D -> Reshape to
+    (timesteps, features) -> SimpleRNN -> LSTM -> Dense; every weight's analytic gradient against
+    central differences of the float64 NumPy reference of the whole model."""
     utils.set_random_seed(5)
     model = models.Sequential([
-        layers.Input(shape=(6, 6, 1)),
-        layers.Conv2D(3, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(8, activation="tanh"),
+        layers.Input(shape=(8, 7, 2)),
+        layers.Conv2D(3, 3, activation="relu"),       # (6, 5, 3)
+        layers.MaxPooling2D(2),                       # (3, 2, 3)
+        layers.Reshape((3, -1)),                      # 3 steps of 6 features
+        layers.SimpleRNN(5, return_sequences=True),
+        layers.LSTM(4),
+        layers.Dense(3, activation="softmax"),
     ])
-    x = rng.normal(size=(4, 6, 6, 1)).astype(np.float32)
-    y = rng.integers(0, 2, (4, 8)).astype(np.float32)
-    check_model_gradients(model, x, y, "mse")
-    seq = models.Sequential([layers.SimpleRNN(4, activation="relu", return_sequences=True,
-                                              input_shape=(5, 3)),
-                             layers.Dense(2, activation="sigmoid")])
-    xs = rng.normal(size=(3, 5, 3)).astype(np.float32)
-    ys = rng.random((3, 5, 2)).astype(np.float32)
-    check_model_gradients(seq, xs, ys, "mse")
+    assert model.output_shape == (None, 3) and model.layers[2].output_shape == (None, 3, 6)
+    x = rng.normal(size=(4, 8, 7, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 4)
+    check_model_gradients(model, x, y, "sparse_categorical_crossentropy")
+    # The first layer's gradient is part of the check (not cut off by Reshape/backward stops).
+    _, grads = model._gradients(x, y)
+    assert len(grads) == len(model.weights) and np.abs(grads[0]).max() > 0
+
+
+def test_reshape_layer(rng, tmp_path):
+    lay = layers.Reshape((-1, 4))
+    assert lay.compute_output_shape((None, 2, 3, 4)) == (None, 6, 4)
+    x = rng.normal(size=(5, 2, 3, 4)).astype(np.float32)
+    y = lay(x)
+    np.testing.assert_array_equal(y, x.reshape(5, 6, 4))
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    np.testing.assert_array_equal(lay.backward(dy), dy.reshape(x.shape))
+    assert layers.Reshape(6).compute_output_shape((None, 2, 3)) == (None, 6)
+    assert layers.Reshape([3, 2]).compute_output_shape((None, 6)) == (None, 3, 2)
+    cfg = lay.get_config()
+    assert cfg["target_shape"] == [-1, 4] and "Reshape" in layers.LAYER_REGISTRY
+    assert layers.Reshape.from_config({**cfg, "name": "r2"}).target_shape == (-1, 4)
+    for bad in [(-1, -1), (0, 3), (2, -2), (2.0, 3), (True, 3), (), "ab", None, (1,) * 9]:
+        with pytest.raises(ValueError, match="Reshape"):
+            layers.Reshape(bad)
+    with pytest.raises(ValueError, match="24 values per sample"):
+        models.Sequential([layers.Reshape((5, 5), input_shape=(2, 3, 4))])
+    with pytest.raises(ValueError, match="not a multiple of 5"):
+        models.Sequential([layers.Reshape((5, -1), input_shape=(2, 3, 4))])
+    # In a model: trains, saves and loads.
+    utils.set_random_seed(8)
+    model = models.Sequential([layers.Dense(6, input_shape=(4,)), layers.Reshape((3, 2)),
+                               layers.SimpleRNN(3), layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    xs = rng.normal(size=(8, 4)).astype(np.float32)
+    model.fit(xs, rng.normal(size=(8, 2)).astype(np.float32), epochs=2, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = models.load_model(tmp_path / "m.npz")
+    assert loaded.layers[1].target_shape == (3, 2)
+    np.testing.assert_array_equal(loaded.predict(xs), model.predict(xs))
 
 
 # ---- shapes, configs, errors ---------------------------------------------------------------------
@@ -342,3 +384,15 @@ def test_dropout_scaling_and_inference_identity():
     assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
     np.testing.assert_array_equal(drop.backward(x), y)
+
+
+def test_flatten_output_shape_is_exact_on_hostile_shapes():
+    """np.prod wrapped around int64: (2**16,)*4 flattened to 0 features and Dense got a (0, 1)
+    kernel. The size is now exact and too large a size is a clear ValueError."""
+    big = (None,) + (2**16,) * 4
+    assert layers.Flatten().compute_output_shape(big) == (None, 2**64)
+    assert layers.Flatten().compute_output_shape((None, 2**31 - 1, 2**31 - 1, 2**31 - 1)) == \
+        (None, (2**31 - 1) ** 3)
+    with pytest.raises(ValueError, match="Flatten"):
+        models.Sequential([layers.Flatten(input_shape=(2**16,) * 4), layers.Dense(1)])
+    assert layers.Flatten().compute_output_shape((None, 3, 5, 7)) == (None, 105)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import os
 import threading
 
 import numpy as np
@@ -128,6 +129,33 @@ def test_accuracy_flavour_follows_keras(rng):
     assert model.evaluate(x, y, verbose=0)[1] == pytest.approx(np.mean(pred == y))
 
 
+def test_accuracy_choice_matches_keras_get_metric(rng):
+    """Keras 3 picks the accuracy flavour from the shapes only (compile_utils.get_metric)."""
+    from nncore import metrics
+
+    cases = [((8,), (8, 3), metrics.SparseCategoricalAccuracy),
+             ((8, 1), (8, 3), metrics.SparseCategoricalAccuracy),
+             ((8, 3), (8, 3), metrics.CategoricalAccuracy),
+             ((8, 1), (8, 1), metrics.BinaryAccuracy),
+             ((8,), (8, 1), metrics.BinaryAccuracy),
+             ((8, 5), (8, 4, 1), metrics.BinaryAccuracy),
+             ((8, 4), (8, 4, 6), metrics.SparseCategoricalAccuracy),
+             ((8, 4, 6), (8, 4, 6), metrics.CategoricalAccuracy)]
+    for yt, yp, cls in cases:
+        m = metrics.get("accuracy", yt, yp)
+        assert type(m) is cls and m.name == "accuracy", (yt, yp)
+    assert metrics.get("acc", (8, 3), (8, 3)).name == "acc"
+    # binary_crossentropy on a multi-label output: Keras reports categorical accuracy (argmax of
+    # targets and outputs), not the per-element binary accuracy.
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    y = (rng.random((40, 3)) < 0.5).astype(np.float32)
+    model = models.Sequential([layers.Dense(3, activation="sigmoid", input_shape=(4,))])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+    _, acc = model.evaluate(x, y, verbose=0)
+    p = model.predict(x)
+    assert acc == pytest.approx(np.mean(p.argmax(1) == y.argmax(1)))
+
+
 def test_progress_output_modes(rng, capsys):
     x, y = _blobs(rng, n=64)
     model = models.Sequential([layers.Dense(3, activation="softmax", input_shape=(4,))])
@@ -223,7 +251,7 @@ def test_set_random_seed_bitwise_reproducible_any_threads(threads):
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
 
 
-def test_predict_thread_safe_and_no_growth(rng):
+def test_predict_thread_safe(rng):
     utils.set_random_seed(5)
     model = models.Sequential([layers.Conv2D(8, 3, activation="relu", input_shape=(12, 12, 3)),
                                layers.MaxPooling2D(), layers.Flatten(),
@@ -243,15 +271,45 @@ def test_predict_thread_safe_and_no_growth(rng):
         t.join()
     for r in results:
         np.testing.assert_allclose(r, want, rtol=1e-6, atol=1e-7)
-    import tracemalloc
 
-    tracemalloc.start()
-    model.predict(x)
-    first = tracemalloc.get_traced_memory()[0]
+
+def _rss_bytes() -> int:
+    """Current resident set size (all allocations: Python, numpy and C++ alike)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_repeated_predict_does_not_grow_rss(rng):
+    """tracemalloc cannot see C++ allocations (kernels, scratch), so watch RSS instead: after a
+    warm-up (scratch buffers and the allocator's pools reach their size), many predict calls whose
+    activations total ~1 MB per call must not leave resident memory behind."""
+    import ctypes
+
+    utils.set_random_seed(5)
+    model = models.Sequential([layers.Conv2D(8, 3, activation="relu", input_shape=(12, 12, 3)),
+                               layers.MaxPooling2D(), layers.Flatten(),
+                               layers.Dense(5, activation="softmax")])
+    x = rng.normal(size=(256, 12, 12, 3)).astype(np.float32)
+    # The instrument sees memory malloc'ed outside Python (a leak tracemalloc would miss).
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = _rss_bytes()
+    block = libc.malloc(32 << 20)
+    ctypes.memset(block, 1, 32 << 20)
+    assert _rss_bytes() - before > 24 << 20
+    libc.free(block)
     for _ in range(20):
-        model.predict(x)
-    assert tracemalloc.get_traced_memory()[0] - first < 100_000
-    tracemalloc.stop()
+        model.predict(x, batch_size=64)
+        model.predict(x[:37], batch_size=16)
+    first = _rss_bytes()
+    for _ in range(200):
+        model.predict(x, batch_size=64)
+        model.predict(x[:37], batch_size=16)
+    grown = _rss_bytes() - first
+    assert grown < 16 << 20, f"RSS grew by {grown / 2**20:.1f} MiB over 400 predict calls"
 
 
 def test_daily_errors(rng):
@@ -315,6 +373,34 @@ def test_get_set_weights_and_trainable_flag(rng):
     for u, v in zip(frozen, a.layers[0].get_weights()):
         np.testing.assert_array_equal(u, v)
     assert a.layers[0].trainable_weights == [] and len(a.trainable_weights) == 2
+
+
+def test_sequential_trainable_false_freezes_every_layer(rng, capsys):
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    y = np.ones((5, 2), np.float32)
+    model = models.Sequential([layers.Dense(4, input_shape=(3,)), layers.Dense(2)],
+                              trainable=False)
+    assert not model.trainable
+    assert all(not lay.trainable for lay in model.layers)
+    assert model.trainable_weights == [] and len(model.non_trainable_weights) == 4
+    model.add(layers.Dense(2))  # added to a frozen model: frozen too
+    assert not model.layers[-1].trainable and model.trainable_weights == []
+    before = model.get_weights()
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=2, verbose=0)
+    model.train_on_batch(x, y)
+    for u, v in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    model.summary()
+    assert "Trainable params: 0" in capsys.readouterr().out
+    # Unfreezing makes every layer trainable again, and training then moves the weights.
+    model.trainable = True
+    assert all(lay.trainable for lay in model.layers) and len(model.trainable_weights) == 6
+    model.train_on_batch(x, y)
+    assert any(not np.array_equal(u, v) for u, v in zip(before, model.get_weights()))
+    # Setting the attribute later freezes as well.
+    model.trainable = False
+    assert all(not lay.trainable for lay in model.layers) and model.trainable_weights == []
 
 
 def test_keras_parity_after_set_weights(rng):

@@ -160,7 +160,23 @@ def test_regularization_penalty_and_gradient(rng):
 def test_regularizer_objects():
     assert regularizers.l2()(np.array([1.0, -2.0])) == pytest.approx(0.05)
     assert regularizers.l1(0.5)(np.array([1.0, -2.0])) == pytest.approx(1.5)
-    assert regularizers.get("l1_l2").get_config() == {"l1": 0.01, "l2": 0.01}
+    # Keras 3: l1_l2 is the class L1L2, whose defaults are 0.0, 0.0; 'l1l2'/'L1L2' name it and
+    # 'l1_l2' is not a valid string identifier; l1/l2 default to 0.01.
+    assert regularizers.l1_l2 is regularizers.L1L2
+    assert regularizers.l1 is regularizers.L1 and regularizers.l2 is regularizers.L2
+    assert regularizers.l1_l2().get_config() == {"l1": 0.0, "l2": 0.0}
+    assert regularizers.L1L2(l2=0.1).get_config() == {"l1": 0.0, "l2": 0.1}
+    assert regularizers.l1_l2(l1=0.01, l2=0.01).get_config() == {"l1": 0.01, "l2": 0.01}
+    for name in ("l1l2", "L1L2"):
+        assert regularizers.get(name).get_config() == {"l1": 0.0, "l2": 0.0}
+    for name in ("l1", "L1"):
+        assert regularizers.get(name).get_config() == {"l1": 0.01}
+    for name in ("l2", "L2"):
+        assert regularizers.get(name).get_config() == {"l2": 0.01}
+    assert regularizers.l1().get_config() == {"l1": 0.01}
+    assert regularizers.l2().get_config() == {"l2": 0.01}
+    with pytest.raises(ValueError, match="l1l2"):
+        regularizers.get("l1_l2")
     with pytest.raises(ValueError):
         regularizers.L2(-1.0)
 
@@ -274,3 +290,69 @@ def test_core_rejects_bad_inputs_without_crashing():
         ops.activation(np.array(["a"]), "relu")
     with pytest.raises(ValueError):
         ops.softmax_cross_entropy(z, np.zeros(4, np.int64))
+
+
+# ---- optimizer slots belong to one weight ------------------------------------------------------
+
+
+def test_slots_keyed_by_weight_identity(rng):
+    """Reusing an optimizer on other arrays of the same shapes starts fresh moments for them."""
+    opt = optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    wa = rng.normal(size=(4, 3)).astype(np.float32)
+    wb = rng.normal(size=(4, 3)).astype(np.float32)
+    ga = rng.normal(size=(4, 3)).astype(np.float32)
+    gb = rng.normal(size=(4, 3)).astype(np.float32)
+    wb0 = wb.copy()
+    opt.apply([wa], [ga], [None])
+    opt.apply([wb], [gb], [None])
+    np.testing.assert_allclose(wb, wb0 - 0.1 * gb, rtol=1e-6)  # not 0.9 * (a's velocity)
+    wa1 = wa.copy()
+    opt.apply([wa], [ga], [None])  # a's own velocity is still there
+    np.testing.assert_allclose(wa, wa1 + 0.9 * (-0.1 * ga) - 0.1 * ga, rtol=1e-5, atol=1e-7)
+
+
+def _three_dense(seed):
+    utils.set_random_seed(seed)
+    return models.Sequential([layers.Dense(3, input_shape=(3,)), layers.Dense(3),
+                              layers.Dense(3)])
+
+
+@pytest.mark.parametrize("make_opt", [lambda: optimizers.SGD(0.1, momentum=0.9),
+                                      lambda: optimizers.Adam(0.01),
+                                      lambda: optimizers.RMSprop(0.01, momentum=0.5)])
+def test_shared_optimizer_and_trainable_changes_keep_slots_apart(rng, make_opt):
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    y = rng.normal(size=(6, 3)).astype(np.float32)
+    # Model m: train layer 0 only, then layer 1 only (same shapes: the old shape-list matching
+    # handed layer 0's moments to layer 1). Reference r: a fresh optimizer for the second phase,
+    # with the same iteration count.
+    m, r = _three_dense(1), _three_dense(1)
+    opt = make_opt()
+    m.compile(optimizer=opt, loss="mse")
+    for lay in m.layers[1:]:
+        lay.trainable = False
+    m.train_on_batch(x, y)
+    r.set_weights(m.get_weights())
+    m.layers[0].trainable, m.layers[1].trainable = False, True
+    m.train_on_batch(x, y)
+    ropt = make_opt()
+    ropt.iterations = 1
+    r.compile(optimizer=ropt, loss="mse")
+    r.layers[0].trainable = r.layers[2].trainable = False
+    r.train_on_batch(x, y)
+    for a, b in zip(m.get_weights(), r.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # One optimizer shared by two models of the same architecture: the second model's first
+    # step uses fresh moments.
+    a, b, c = _three_dense(2), _three_dense(3), _three_dense(3)
+    shared = make_opt()
+    a.compile(optimizer=shared, loss="mse")
+    b.compile(optimizer=shared, loss="mse")
+    a.train_on_batch(x, y)
+    b.train_on_batch(x, y)
+    fresh = make_opt()
+    fresh.iterations = 1
+    c.compile(optimizer=fresh, loss="mse")
+    c.train_on_batch(x, y)
+    for u, v in zip(b.get_weights(), c.get_weights()):
+        np.testing.assert_array_equal(u, v)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -204,3 +206,92 @@ def test_fuzzed_model_file_raises_value_error_or_loads(saved, tmp_path_factory, 
     # A mutation that hit nothing meaningful (e.g. a zip timestamp) still loads the same model.
     x = np.ones((1, 6, 6, 2), np.float32)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def _set_encrypted_flag(raw: bytes) -> bytes:
+    """The zip with the 'encrypted' bit set on every member (local and central headers)."""
+    buf = bytearray(raw)
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = buf.find(sig)
+        while i >= 0:
+            buf[i + flag_at] |= 0x01
+            i = buf.find(sig, i + 4)
+    return bytes(buf)
+
+
+def test_encrypted_member_raises_value_error(saved, tmp_path):
+    _, _, raw = saved
+    p = tmp_path / "encrypted.npz"
+    p.write_bytes(_set_encrypted_flag(raw))
+    with pytest.raises(ValueError, match="not a valid nncore model file"):
+        models.load_model(p)
+    with pytest.raises(ValueError):
+        models.Sequential([layers.Dense(2, input_shape=(3,))]).load_weights(p)
+
+
+def _recompress(raw: bytes, replace=None) -> bytes:
+    """Copy of the zip with every member deflated (as np.savez_compressed would write it)."""
+    src = zipfile.ZipFile(io.BytesIO(raw))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            dst.writestr(name, (replace or {}).get(name, src.read(name)))
+    return out.getvalue()
+
+
+def test_compressed_members_are_refused(saved, tmp_path):
+    """A deflated member of zeros is a zip bomb: tiny on disk, huge in memory. np.savez writes
+    stored members only, so any compressed member is refused before anything is read."""
+    _, _, raw = saved
+    p = tmp_path / "deflated.npz"
+    p.write_bytes(_recompress(raw))
+    with pytest.raises(ValueError, match="compressed"):
+        models.load_model(p)
+    # A bigger bomb: a 2**22-parameter Dense whose kernel of zeros deflates to a few KB.
+    model = models.Sequential([layers.Dense(2**11, input_shape=(2**11,))])
+    path = tmp_path / "big.npz"
+    model.save(path)
+    bomb = _recompress(path.read_bytes(), {"w0000.npy": _npy(np.zeros((2**11, 2**11),
+                                                                      np.float32))})
+    assert len(bomb) < 100_000
+    p.write_bytes(bomb)
+    with pytest.raises(ValueError, match="compressed"):
+        models.load_model(p)
+
+
+def test_max_params_cap(saved, tmp_path):
+    model, path, raw = saved
+    with pytest.raises(ValueError, match="max_params=10"):
+        models.load_model(path, max_params=10)
+    loaded = models.load_model(path, max_params=model.count_params())
+    assert loaded.count_params() == model.count_params()
+    assert models.load_model(path, max_params=None).count_params() == model.count_params()
+    with pytest.raises(TypeError):
+        models.load_model(path, max_params=0)
+    # 2**29 parameters declared (under the old 2**31 cap): refused by the default cap before any
+    # allocation, with a message naming max_params.
+    cfg = _config(raw)
+    cfg["model"]["layers"][4]["config"]["units"] = 2**29 // 18
+    p = tmp_path / "huge.npz"
+    p.write_bytes(_with_config(raw, cfg))
+    with pytest.raises(ValueError, match="max_params"):
+        models.load_model(p)
+    # Under the cap but more parameters than the file holds bytes: refused before allocation.
+    cfg["model"]["layers"][4]["config"]["units"] = 2**20
+    p.write_bytes(_with_config(raw, cfg))
+    with pytest.raises(ValueError, match="weight members hold only"):
+        models.load_model(p)
+
+
+@pytest.mark.skipif(not hasattr(os, "umask") or os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_saved_files_honour_umask(saved, tmp_path, mask):
+    model = saved[0]
+    old = os.umask(mask)
+    try:
+        model.save(tmp_path / "m.npz")
+        model.save_weights(tmp_path / "w.npz")
+    finally:
+        os.umask(old)
+    for name in ("m.npz", "w.npz"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o666 & ~mask

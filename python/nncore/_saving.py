@@ -1,10 +1,14 @@
-"""Model files: one uncompressed-or-deflated zip (npz layout) holding
+"""Model files: one uncompressed zip (npz layout, np.savez: every member ZIP_STORED) holding
   config.npy     the architecture and compile settings as UTF-8 JSON in a uint8 array
   w0000.npy ...  the weights, float32, in model.get_weights() order.
 
 Reading never unpickles (allow_pickle is never on), never imports anything named by the file (layer
 types come from layers.LAYER_REGISTRY), checks every array header (dtype, order, shape, byte size)
 against the architecture before reading data into memory, and turns any corruption into ValueError.
+Compressed or encrypted members are refused (np.savez never writes them; a deflated member of zeros
+is a zip bomb), the members' declared sizes must fit in the file's real size, the parameter count
+the config declares must fit in the bytes the weight members hold and in max_params, and weight
+data is read straight into the model's arrays (no second copy).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ FORMAT = "nncore.Sequential"
 VERSION = 1
 MAX_CONFIG_BYTES = 16 << 20
 MAX_LAYERS = 4096
-MAX_TOTAL_PARAMS = 1 << 31  # elements
+MAX_TOTAL_PARAMS = 1 << 28  # elements (1 GiB of float32): load_model's default max_params
 MAX_SAMPLE_SIZE = 1 << 31   # elements of one sample's activation
 
 
@@ -36,6 +40,19 @@ def _weight_key(i: int) -> str:
     return f"w{i:04d}"
 
 
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would race with other threads)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write(filepath, arrays: dict) -> None:
     filepath = os.fspath(filepath)
     d = os.path.dirname(os.path.abspath(filepath))
@@ -43,6 +60,8 @@ def _write(filepath, arrays: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # file object: no '.npz' appended to the name
+        # mkstemp creates 0600; give the file the mode open(filepath, "wb") would have.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.exists(tmp):
@@ -107,8 +126,9 @@ def _header(f, name):
     return tuple(shape), dtype
 
 
-def _read_array(zf, name, want_dtype, check_shape):
-    """Read member `name` as an array after check_shape(shape) approved its header."""
+def _read_array(zf, name, want_dtype, check_shape, out=None):
+    """Read member `name` as an array after check_shape(shape) approved its header; into `out`
+    (C-contiguous, that shape and dtype) when given."""
     try:
         info = zf.getinfo(name + ".npy")
     except KeyError:
@@ -125,7 +145,10 @@ def _read_array(zf, name, want_dtype, check_shape):
         if info.file_size != header_len + nbytes:
             raise _Bad(f"{name}: member holds {info.file_size - header_len} data bytes, "
                        f"its header says {nbytes}")
-        out = np.empty(shape, dtype)
+        if out is None:
+            out = np.empty(shape, dtype)
+        elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+            raise _Bad(f"{name}: cannot read into the destination array")
         view = memoryview(out).cast("B")
         got = 0
         while got < nbytes:
@@ -139,7 +162,23 @@ def _read_array(zf, name, want_dtype, check_shape):
 def _open_zip(filepath):
     with open(filepath, "rb") as fh:  # FileNotFoundError passes through unchanged
         data_file = io.BytesIO(fh.read()) if os.path.getsize(filepath) < (64 << 20) else None
-    return zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    real_size = os.path.getsize(filepath)
+    zf = zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    try:
+        declared = 0
+        for info in zf.infolist():
+            if info.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
+                raise _Bad(f"member {info.filename!r} is encrypted")
+            if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+                raise _Bad(f"member {info.filename!r} is compressed; nncore files are written "
+                           "uncompressed (np.savez) and compressed members are refused")
+            declared += info.file_size
+        if declared > real_size:
+            raise _Bad(f"members declare {declared} bytes but the file holds {real_size}")
+    except BaseException:
+        zf.close()
+        raise
+    return zf
 
 
 def _read_config(zf, want_format):
@@ -172,8 +211,16 @@ def _check_members(names, count):
         raise _Bad(f"expected {count} weight arrays, found {len(names) - 1}")
 
 
-def model_from_config(mcfg, allocate):
-    """Sequential from model.get_config(), every shape validated; weights zero unless allocate."""
+def _check_max_params(max_params):
+    if max_params is not None and (isinstance(max_params, bool) or not isinstance(
+            max_params, (int, np.integer)) or max_params < 1):
+        raise TypeError(f"max_params must be a positive int or None, got {max_params!r}")
+
+
+def model_from_config(mcfg, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_bytes=None):
+    """Sequential from model.get_config(), every shape validated; weights zero unless allocate.
+    Before any weight is allocated: at most max_params parameters (None: no cap) and, when given,
+    at most max_weight_bytes bytes of float32 weights."""
     from . import models
     from .layers import LAYER_REGISTRY
     from .layers.base import shape_tuple
@@ -213,8 +260,12 @@ def model_from_config(mcfg, allocate):
         if any(d is not None and not 0 < d < MAX_SAMPLE_SIZE for d in shape) or \
                 math.prod(d for d in shape[1:] if d is not None) > MAX_SAMPLE_SIZE:
             raise _Bad(f"layer {layer.name!r}: output shape {shape} is too large")
-        if total > MAX_TOTAL_PARAMS:
-            raise _Bad(f"model has more than {MAX_TOTAL_PARAMS} parameters")
+        if max_params is not None and total > max_params:
+            raise _Bad(f"the config declares more than max_params={max_params} parameters "
+                       f"({total} so far); pass load_model(..., max_params=N) to allow more")
+        if max_weight_bytes is not None and 4 * total > max_weight_bytes:
+            raise _Bad(f"the config declares {total} parameters ({4 * total} bytes) but the "
+                       f"weight members hold only {max_weight_bytes} bytes")
     model = models.Sequential(name=mcfg["name"])
     model._input_shape = input_shape
     for layer in layers:
@@ -231,24 +282,27 @@ def _fill_weights(zf, model, expected_names=None):
         def check(shape, w=w, wname=wname):
             if shape != w.shape:
                 raise _Bad(f"weight {wname!r}: file has shape {shape}, model needs {w.shape}")
-        arr = _read_array(zf, _weight_key(i), np.dtype("<f4"), check)
-        if not np.all(np.isfinite(arr)):
+        _read_array(zf, _weight_key(i), np.dtype("<f4"), check, out=w)  # straight into w
+        if not np.all(np.isfinite(w)):
             raise _Bad(f"weight {wname!r} holds NaN or inf")
-        w[...] = arr
 
 
 _ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, KeyError, TypeError,
            ValueError, OverflowError, RecursionError, UnicodeDecodeError, MemoryError,
-           NotImplementedError, IndexError, AttributeError)
+           NotImplementedError, IndexError, AttributeError,
+           RuntimeError)  # zipfile: encrypted member, bad password
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath, compile=True, max_params=MAX_TOTAL_PARAMS):
+    _check_max_params(max_params)
     try:
         with _open_zip(filepath) as zf:
             cfg, names = _read_config(zf, FORMAT)
             if set(cfg) != {"format", "version", "model", "compile"}:
                 raise _Bad("unexpected top-level keys in config")
-            model = model_from_config(cfg["model"], allocate=False)
+            weight_bytes = sum(i.file_size for i in zf.infolist() if i.filename != "config.npy")
+            model = model_from_config(cfg["model"], allocate=False, max_params=max_params,
+                                      max_weight_bytes=weight_bytes)
             _check_members(names, len(model.weights))
             _fill_weights(zf, model)
             ccfg = cfg["compile"]

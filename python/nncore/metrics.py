@@ -80,21 +80,33 @@ _REGISTRY = {
 }
 
 
-def get(identifier, loss_name: str, y_true_shape, y_pred_shape) -> Metric:
-    """A metric from its name. 'accuracy'/'acc' picks binary, categorical or sparse accuracy as
-    Keras does: from the loss when it says, else from the target and output shapes."""
+def get(identifier, y_true_shape, y_pred_shape) -> Metric:
+    """A metric from its name.
+
+    'accuracy' / 'acc' picks the flavour from the shapes only, exactly as Keras 3 does
+    (keras/src/trainers/compile_utils.py, get_metric / is_binary_or_sparse_categorical); the loss
+    plays no part:
+
+    - the output's last dimension is 1                      -> BinaryAccuracy (threshold 0.5);
+    - else the targets have lower rank than the output, or their last dimension is 1 while the
+      output's is larger                                    -> SparseCategoricalAccuracy;
+    - else                                                  -> CategoricalAccuracy (argmax of both).
+
+    So binary_crossentropy on a multi-unit (multi-label) output reports categorical accuracy, as
+    in Keras; ask for 'binary_accuracy' to get the per-element one. The metric keeps the name it
+    was asked for ('accuracy' or 'acc').
+    """
     if isinstance(identifier, Metric):
         return identifier
     if not isinstance(identifier, str):
         raise ValueError(f"unknown metric {identifier!r}")
-    if identifier in ("accuracy", "acc"):
-        if loss_name == "binary_crossentropy" or y_pred_shape[-1] == 1:
+    if identifier.lower() in ("accuracy", "acc"):
+        is_binary = y_pred_shape[-1] == 1
+        is_sparse = len(y_true_shape) < len(y_pred_shape) or (
+            y_true_shape[-1] == 1 and y_pred_shape[-1] > 1)
+        if is_binary:
             cls = BinaryAccuracy
-        elif loss_name == "sparse_categorical_crossentropy":
-            cls = SparseCategoricalAccuracy
-        elif loss_name == "categorical_crossentropy":
-            cls = CategoricalAccuracy
-        elif len(y_true_shape) < len(y_pred_shape) or y_true_shape[-1] == 1:
+        elif is_sparse:
             cls = SparseCategoricalAccuracy
         else:
             cls = CategoricalAccuracy

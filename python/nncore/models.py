@@ -39,12 +39,16 @@ def _batch_size(batch_size):
 
 
 class Sequential:
-    """A linear stack of layers: Sequential([layers...]) or Sequential() then add(layer)."""
+    """A linear stack of layers: Sequential([layers...]) or Sequential() then add(layer).
+
+    trainable=False (or setting model.trainable = False later) freezes the model as Keras does:
+    every layer's trainable is set to False (layers added later too) and trainable_weights is
+    empty; setting it back to True makes every layer trainable again."""
 
     def __init__(self, layers=None, name=None, trainable=True):
         self.name = name if name is not None else _unique_name("sequential")
-        self.trainable = trainable
         self._layers: list = []
+        self.trainable = trainable
         self._input_shape = None  # per sample, without the batch axis
         self.built = False
         self.optimizer = None
@@ -58,6 +62,16 @@ class Sequential:
             self.add(layer)
 
     # ---- structure ----------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = self._trainable
+
     @property
     def layers(self) -> list:
         return list(self._layers)
@@ -75,6 +89,8 @@ class Sequential:
                              "layer names must be unique")
         if not self._layers and self._input_shape is None:
             self._input_shape = layer._input_shape_arg
+        if not self._trainable:
+            layer.trainable = False
         self._layers.append(layer)
         if self._input_shape is not None:
             try:
@@ -143,7 +159,15 @@ class Sequential:
 
     @property
     def trainable_weights(self) -> list:
+        if not self._trainable:
+            return []
         return [w for layer in self._layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        if not self._trainable:
+            return self.weights
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self._layers)
@@ -201,7 +225,8 @@ class Sequential:
             if i != len(self._layers) - 1:
                 out("_" * total)
         out("=" * total)
-        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable)
+        trainable = sum(layer.count_params() for layer in self._layers
+                        if self._trainable and layer.trainable)
         every = self.count_params()
 
         def size(n):
@@ -230,7 +255,7 @@ class Sequential:
         if isinstance(metrics, (str, metrics_module.Metric)):
             metrics = [metrics]
         for m in metrics:
-            metrics_module.get(m, self.loss.name, (1, 1), (1, 2))  # unknown names fail now
+            metrics_module.get(m, (1, 1), (1, 2))  # unknown names fail now
         self._metric_ids = list(metrics)
         self.compiled = True
 
@@ -241,7 +266,7 @@ class Sequential:
 
     def _make_metrics(self, y_shape):
         out_shape = self.output_shape
-        ms = [metrics_module.get(m, self.loss.name, y_shape, out_shape) for m in self._metric_ids]
+        ms = [metrics_module.get(m, y_shape, out_shape) for m in self._metric_ids]
         for m in ms:
             m.reset_state()
         return ms
@@ -295,7 +320,8 @@ class Sequential:
         for i, layer in enumerate(layers):
             layer.need_input_grad = i > first
         self._bw_stop = first
-        self._train_layers = [lay for lay in layers if lay.trainable and lay.weights]
+        self._train_layers = [lay for lay in layers if self._trainable and lay.trainable
+                              and lay.weights]
         self._params = [w for lay in self._train_layers for w in lay.weights]
         self._regs = [r for lay in self._train_layers for r in lay._regularizers]
         self._reg_layers = [lay for lay in layers if any(r is not None for r in lay._regularizers)]
@@ -527,17 +553,18 @@ class Sequential:
 Model = Sequential
 
 
-def load_model(filepath, compile=True) -> Sequential:
+def load_model(filepath, compile=True, max_params=2**28) -> Sequential:
     """Rebuild a model written by model.save. Data only: layer types come from nncore's closed
     registry; every shape is checked before memory is allocated; any corrupt, truncated or
-    hostile file raises ValueError."""
+    hostile file raises ValueError. Files with compressed members are refused, and so are models
+    of more than max_params parameters (default 2**28 = 1 GiB of float32; None: no cap)."""
     from . import _saving
 
-    return _saving.load_model(filepath, compile=compile)
+    return _saving.load_model(filepath, compile=compile, max_params=max_params)
 
 
 def clone_model(model: Sequential) -> Sequential:
     """A new model with the same architecture and freshly initialised weights."""
     from . import _saving
 
-    return _saving.model_from_config(model.get_config(), allocate=True)
+    return _saving.model_from_config(model.get_config(), allocate=True, max_params=None)

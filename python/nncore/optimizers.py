@@ -39,15 +39,29 @@ class Optimizer:
         return ()
 
     def build(self, params) -> None:
-        self._slots = [self._make_slots(w) for w in params]
-        self._shapes = [w.shape for w in params]
+        """Create the slots (moments) of every parameter not seen before."""
+        if self._slots is None:
+            self._slots = {}
+        for w in params:
+            self._slots_for(w)
+
+    def _slots_for(self, w) -> tuple:
+        # Keyed by the identity of the weight array, like Keras keys slots by variable: an
+        # optimizer reused on another model, or after trainable changes, never hands one weight's
+        # moments to another. The entry keeps a reference to w so its id cannot be reused.
+        entry = self._slots.get(id(w))
+        if entry is None or entry[0] is not w or entry[1] != (w.shape, w.dtype):
+            entry = (w, (w.shape, w.dtype), self._make_slots(w))
+            self._slots[id(w)] = entry
+        return entry[2]
 
     def apply(self, params, grads, regs) -> None:
         """One step: every params[i] -= update(grads[i] + regularization gradient) in place."""
-        if self._slots is None or [w.shape for w in params] != self._shapes:
-            self.build(params)
+        if self._slots is None:
+            self._slots = {}
         self.iterations += 1
-        for w, g, r, slots in zip(params, grads, regs, self._slots):
+        for w, g, r in zip(params, grads, regs):
+            slots = self._slots_for(w)
             l1 = r.l1 if r is not None else 0.0
             l2 = r.l2 if r is not None else 0.0
             self._update(w, g, slots, l1, l2)

@@ -36,55 +36,61 @@ class Regularizer:
 
 
 class L1L2(Regularizer):
+    """l1 * sum(|w|) + l2 * sum(w^2). Keras 3 defaults: L1L2() (= l1_l2() = 'l1l2') is 0, 0."""
+
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1, self.l2 = _coef(l1, "l1"), _coef(l2, "l2")
+        self.l1 = _coef(0.0 if l1 is None else l1, "l1")
+        self.l2 = _coef(0.0 if l2 is None else l2, "l2")
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(Regularizer):
+    """l1 * sum(|w|); default l1=0.01 (Keras 3)."""
+
     def __init__(self, l1=0.01):
-        self.l1 = _coef(l1, "l1")
+        self.l1 = _coef(0.01 if l1 is None else l1, "l1")
 
     def get_config(self):
         return {"l1": self.l1}
 
 
 class L2(Regularizer):
+    """l2 * sum(w^2); default l2=0.01 (Keras 3)."""
+
     def __init__(self, l2=0.01):
-        self.l2 = _coef(l2, "l2")
+        self.l2 = _coef(0.01 if l2 is None else l2, "l2")
 
     def get_config(self):
         return {"l2": self.l2}
 
 
-def l1(l1=0.01):  # noqa: D103 - Keras alias
-    return L1(l1)
-
-
-def l2(l2=0.01):  # noqa: D103
-    return L2(l2)
-
-
-def l1_l2(l1=0.01, l2=0.01):  # noqa: D103
-    return L1L2(l1, l2)
-
+# Keras 3 aliases: keras.regularizers.l1 / l2 / l1_l2 ARE the classes L1 / L2 / L1L2, so
+# l1_l2() has Keras 3's L1L2 defaults l1=0.0, l2=0.0 (Keras 2's function defaulted to 0.01, 0.01).
+l1 = L1
+l2 = L2
+l1_l2 = L1L2
 
 _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
-_NAMES = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01)}
+# Keras 3's keras.regularizers.get looks strings up among the class names and their snake case
+# (to_snake_case("L1L2") == "l1l2"); 'l1_l2' is not among them and raises there too.
+_NAMES = {**_CLASSES, "l1": L1, "l2": L2, "l1l2": L1L2}
 
 
 def get(identifier):
-    """A Regularizer from None, a name ('l1', 'l2', 'l1_l2'), an instance or a serialized dict."""
+    """A Regularizer from None, an instance, a serialized dict or a name as Keras 3 accepts it:
+    'l1' / 'L1' (0.01), 'l2' / 'L2' (0.01), 'l1l2' / 'L1L2' (l1=0, l2=0)."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str) and identifier in _NAMES:
         return _NAMES[identifier]()
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    raise ValueError(f"unknown regularizer {identifier!r}; expected 'l1', 'l2', 'l1_l2' or an "
-                     "instance of nncore.regularizers.Regularizer")
+    hint = ("; Keras 3 does not accept 'l1_l2' either: use 'l1l2' (l1=l2=0) or "
+            "regularizers.L1L2(l1=0.01, l2=0.01)") if identifier == "l1_l2" else ""
+    raise ValueError(f"unknown regularizer {identifier!r}; expected 'l1', 'l2', 'l1l2', 'L1', "
+                     f"'L2', 'L1L2' or an instance of nncore.regularizers.Regularizer{hint}")
 
 
 def serialize(reg):

@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import math
 import os
 import pathlib
 import tempfile
@@ -135,7 +136,7 @@ def _parse_idx(stream, what: str, expect_magic: int | None = None) -> np.ndarray
         dims += [int.from_bytes(more[:4], "big"), int.from_bytes(more[4:], "big")]
         if dims[1:] != [28, 28]:
             raise ValueError(f"{what}: images are {dims[1]}x{dims[2]}, expected 28x28")
-    size = int(np.prod(dims, dtype=np.int64))
+    size = math.prod(dims)
     data = _read_bounded(stream, size)
     if len(data) < size:
         raise ValueError(f"{what}: truncated: header says {count} records ({size} bytes of data), "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core, activations
 from ..ops import gemm as _gemm
 from ..utils.random import get_rng
 from .base import (
+    MAX_DIM,
     ActivationMixin,
     Layer,
     check_initializer,
@@ -128,15 +131,87 @@ class Flatten(Layer):
         if len(input_shape) < 2 or any(d is None for d in input_shape[1:]):
             raise ValueError(f"layer {self.name!r} (Flatten) needs a fully known input shape, "
                              f"got {fmt_shape(input_shape)}")
+        size = math.prod(input_shape[1:])
+        if size > MAX_DIM:
+            raise ValueError(f"layer {self.name!r} (Flatten): input shape "
+                             f"{fmt_shape(input_shape)} flattens to {size} features, more than "
+                             f"{MAX_DIM}")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:])))
+        # math.prod: exact Python ints (np.prod wraps around int64 on hostile shapes).
+        return (input_shape[0], math.prod(input_shape[1:]))
 
     def forward(self, x, training=False):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
         return dy.reshape((dy.shape[0],) + tuple(self.input_shape[1:]))
+
+
+class Reshape(Layer):
+    """(batch, *input dims) -> (batch, *target_shape), Keras's Reshape: the batch axis is kept,
+    the per-sample element count must match, and one entry of target_shape may be -1 (inferred).
+    Row-major (C order), so e.g. a conv feature map (H, W, C) -> (H, W*C) reads it as H steps of
+    W*C features."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        where = f"layer {self.name!r} (Reshape)"
+        if isinstance(target_shape, (int, np.integer)) and not isinstance(target_shape, bool):
+            target_shape = (target_shape,)
+        if not isinstance(target_shape, (tuple, list)) or not 0 < len(target_shape) <= 8:
+            raise ValueError(f"{where}: target_shape must be a tuple of 1 to 8 ints, got "
+                             f"{target_shape!r}")
+        dims = []
+        for d in target_shape:
+            if isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d == -1:
+                dims.append(-1)
+            else:
+                dims.append(positive_int(d, "each target_shape entry (or -1)", where))
+        if dims.count(-1) > 1:
+            raise ValueError(f"{where}: target_shape may have at most one unknown dimension "
+                             f"(-1), got {tuple(dims)}")
+        self.target_shape = tuple(dims)
+
+    def _resolved(self, input_shape) -> tuple:
+        where = f"layer {self.name!r} (Reshape)"
+        if len(input_shape) < 2 or any(d is None for d in input_shape[1:]):
+            raise ValueError(f"{where} needs a fully known input shape, got "
+                             f"{fmt_shape(input_shape)}")
+        size = math.prod(input_shape[1:])
+        known = math.prod(d for d in self.target_shape if d != -1)
+        if -1 in self.target_shape:
+            if size % known:
+                raise ValueError(f"{where}: cannot reshape input {fmt_shape(input_shape)} "
+                                 f"({size} values per sample) to {self.target_shape}: {size} is "
+                                 f"not a multiple of {known}")
+            missing = size // known
+            if missing > MAX_DIM:
+                raise ValueError(f"{where}: the inferred dimension {missing} is too large")
+            return tuple(missing if d == -1 else d for d in self.target_shape)
+        if known != size:
+            raise ValueError(f"{where}: cannot reshape input {fmt_shape(input_shape)} ({size} "
+                             f"values per sample) to {self.target_shape} ({known} values)")
+        return self.target_shape
+
+    def check_input_shape(self, input_shape):
+        self._resolved(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._resolved(input_shape)
+
+    def forward(self, x, training=False):
+        return x.reshape((x.shape[0],) + tuple(self.output_shape[1:]))
+
+    def backward(self, dy):
+        if not self.need_input_grad:
+            return None
+        return dy.reshape((dy.shape[0],) + tuple(self.input_shape[1:]))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["target_shape"] = list(self.target_shape)
+        return cfg
 
 
 class Dropout(Layer):
