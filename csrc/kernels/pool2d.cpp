@@ -165,6 +165,7 @@ window_max_fn pick_window_max() {
 
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dParams& p) {
   const int64_t C = p.c;
+  if (p.n * p.oh == 0) return;  // empty batch: nothing to write
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
   const window_max_fn wmax = pick_window_max();
@@ -185,6 +186,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
 
 bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dParams& p) {
   const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
+  if (p.n == 0) return true;  // empty batch
   const int nt = threads_for(static_cast<double>(p.n) * (outs + plane) * C, kMinWorkPerThread,
                              p.num_threads);
   std::atomic<bool> ok{true};
@@ -216,6 +218,7 @@ bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
 
 void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p) {
   const int64_t C = p.c;
+  if (p.n * p.oh == 0) return;  // empty batch
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
   const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
@@ -242,6 +245,7 @@ void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p) {
 
 void avgpool2d_backward(float* dx, const float* dy, const Pool2dParams& p) {
   const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
+  if (p.n == 0) return;  // empty batch
   const int nt = threads_for(static_cast<double>(p.n) * (outs * p.ph * p.pw + plane) * C,
                              kMinWorkPerThread, p.num_threads);
   const int64_t unit = unit_size(p.n, 1, kUnits);
