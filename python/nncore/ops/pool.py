@@ -42,7 +42,8 @@ def _geometry(in_hw, pool_size, strides, padding, where):
 def pool2d_output_shape(in_hw, pool_size, strides=None, padding="valid") -> tuple:
     """(OH, OW) of pooling an (H, W) input; strides default to pool_size."""
     where = "pool2d_output_shape"
-    return _geometry(_pair(in_hw, "in_hw", where), pool_size, strides, padding, where)[3]
+    in_hw = _pair(in_hw, "in_hw", where, limit=None)
+    return _geometry(in_hw, pool_size, strides, padding, where)[3]
 
 
 def _input_shape(shape, where) -> tuple:
