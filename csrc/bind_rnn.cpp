@@ -53,6 +53,37 @@ py::array_t<float> reuse_or_new(const py::object& given, const char* name,
   return py::reinterpret_borrow<py::array_t<float>>(a);
 }
 
+// The bytes [lo, hi) of a C-contiguous array, named for the error message.
+struct Span {
+  const char* lo;
+  const char* hi;
+  const char* name;
+};
+
+Span span_of(const py::array& a, const char* name) {
+  const char* p = static_cast<const char*>(a.data());
+  return {p, p + a.nbytes(), name};
+}
+
+bool overlap(const Span& a, const Span& b) {
+  return a.lo != a.hi && b.lo != b.hi && a.lo < b.hi && b.lo < a.hi;
+}
+
+// The kernel writes every workspace array while it reads the inputs: reused workspace arrays must
+// not share a byte with each other or with an input.
+void require_disjoint(const std::vector<Span>& written, const std::vector<Span>& read) {
+  for (size_t i = 0; i < written.size(); ++i) {
+    for (size_t j = i + 1; j < written.size(); ++j)
+      if (overlap(written[i], written[j]))
+        throw py::value_error(std::string("rnn: ") + written[i].name + " and " + written[j].name +
+                              " overlap in memory");
+    for (const Span& r : read)
+      if (overlap(written[i], r))
+        throw py::value_error(std::string("rnn: ") + written[i].name + " overlaps the input " +
+                              r.name + " in memory");
+  }
+}
+
 py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array recurrent_kernel,
                          py::object bias, py::object h0, py::object c0, bool return_sequences,
                          bool training, py::object workspace) {
@@ -105,6 +136,16 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
     auxp = data(a);
     aux = a;
   }
+  std::vector<Span> written{span_of(xt, "workspace xt"), span_of(gates, "workspace gates"),
+                            span_of(hs, "workspace hs")};
+  if (!cs.is_none()) written.push_back(span_of(cs.cast<py::array>(), "workspace cs"));
+  if (!aux.is_none()) written.push_back(span_of(aux.cast<py::array>(), "workspace aux"));
+  std::vector<Span> read{span_of(x, "x"), span_of(kernel, "kernel"),
+                         span_of(recurrent_kernel, "recurrent_kernel")};
+  if (bp) read.push_back(span_of(keep_b, "bias"));
+  if (hp) read.push_back(span_of(keep_h, "h0"));
+  if (cp) read.push_back(span_of(keep_c, "c0"));
+  require_disjoint(written, read);
   RnnShape s{B, T, F, U};
   RnnParams p;
   p.cell = cell;

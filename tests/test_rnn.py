@@ -503,3 +503,38 @@ def test_nan_propagates(rng):
     x[0, 1, 2] = np.nan
     out, _ = ops.gru(x, w, u, b)
     assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+
+
+# ---- workspace arrays handed to _core.rnn_forward must not alias anything
+
+def test_core_workspace_overlap_rejected(rng):
+    """The kernel writes the workspace (xt, gates, hs, cs, aux) while reading x, the weights and
+    the initial states: an overlap would corrupt them (or the results). ValueError instead."""
+    from nncore import _core
+    bsz, steps, feat, units = 4, 4, 4, 4  # B == T: x has the shape of xt
+    x, w, u, b = make("lstm", rng, bsz, steps, feat, units)
+    h0 = rng.standard_normal((bsz, units)).astype(np.float32)
+    g, lstm = 4 * units, 2
+    out, ws = _core.rnn_forward(lstm, x, w, u, b, h0, None, True, True)
+    xt, gates, hs, cs, aux = ws
+    out2, _ = _core.rnn_forward(lstm, x, w, u, b, h0, None, True, True, ws)  # plain reuse works
+    np.testing.assert_array_equal(out, out2)
+    big = np.zeros(steps * bsz * g + 8, np.float32)
+    cases = [
+        ("gates", "hs", (xt, big[8:].reshape(steps, bsz, g),
+                         big[:(steps + 1) * bsz * units].reshape(steps + 1, bsz, units), cs, aux),
+         h0),
+        ("xt", "x", (x.reshape(steps, bsz, feat), gates, hs, cs, aux), h0),
+        ("hs", "h0", (xt, gates, hs, cs, aux), hs[1]),
+        ("hs", "cs", (xt, gates, hs, hs, aux), h0),
+        ("gates", "aux", (xt, gates, hs, cs, gates.reshape(-1)[:aux.size].reshape(aux.shape)),
+         h0),
+    ]
+    for first, second, bad, h0_arg in cases:
+        before = (x.copy(), w.copy(), h0_arg.copy())
+        with pytest.raises(ValueError, match=f"{first}.* overlap.*{second}|{first} and "
+                                             f"workspace {second} overlap"):
+            _core.rnn_forward(lstm, x, w, u, b, h0_arg, None, True, True, bad)
+        np.testing.assert_array_equal(x, before[0])
+        np.testing.assert_array_equal(w, before[1])
+        np.testing.assert_array_equal(h0_arg, before[2])
