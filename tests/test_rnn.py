@@ -216,9 +216,10 @@ def test_matches_reference(cell, seq, dims, rng, isa):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_deeper_than_gemm_k_block(cell, rng, isa):
-    """features and units beyond the GEMM's K block (256): projection, step and BPTT GEMMs all
-    loop over K blocks, including the per-call packed recurrent weights."""
-    check_against_reference(cell, rng, 3, 2, 300, 259, True)
+    """features and units beyond the GEMM's K block (KC: 256 generic/AVX2, 512 AVX-512):
+    projection, step and BPTT GEMMs all loop over K blocks, including the per-call packed
+    recurrent weights."""
+    check_against_reference(cell, rng, 3, 2, 520, 521, True)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -320,10 +321,17 @@ def test_forked_child_runs_and_matches(rng):
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-def test_large_batch_threads_split_rows(rng, threads):
-    """Batch large enough for every thread, with rows that do not fill micro-tiles evenly."""
+# kernels/rnn.cpp batch_parallel: nt threads run the recurrence when the per-step GEMM has
+# 2*B*U*G >= nt * 2e5 flops and B >= 4 * nt rows (G = gates * U).
+def splits_into(bsz, units, cell, nt):
+    return 2 * bsz * units * GATES[cell] * units >= nt * 2e5 and bsz >= 4 * nt
+
+
+def test_large_batch_threads_split_rows(rng, threads, isa):
+    """Batch large enough for three threads, with rows that do not fill micro-tiles evenly."""
     for cell in CELLS:
-        x, w, u, b = make(cell, rng, 67, 3, 5, 19)
+        assert splits_into(67, 71, cell, 3)
+        x, w, u, b = make(cell, rng, 67, 3, 5, 71)
         res = []
         for nt in (1, 2, 3):
             nncore.set_num_threads(nt)
@@ -332,7 +340,7 @@ def test_large_batch_threads_split_rows(rng, threads):
         for other in res[1:]:
             for a, c in zip(res[0], other):
                 np.testing.assert_array_equal(a, c)
-    check_against_reference("lstm", rng, 67, 3, 5, 19, True)
+    check_against_reference("lstm", rng, 67, 3, 5, 71, True)
 
 
 # ---- the float32 kernel against its own finite differences (sampled entries)
@@ -368,9 +376,10 @@ def test_kernel_finite_differences(cell, rng):
 # ---- determinism
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_one_vs_two_threads_bitwise(cell, rng, threads):
-    x, w, u, b = make(cell, rng, 37, 9, 11, 70)
-    h0 = rng.standard_normal((37, 70)).astype(np.float32)
+def test_one_vs_two_threads_bitwise(cell, rng, threads, isa):
+    assert splits_into(37, 80, cell, 2)  # the recurrence really runs on two threads
+    x, w, u, b = make(cell, rng, 37, 9, 11, 80)
+    h0 = rng.standard_normal((37, 80)).astype(np.float32)
     results = []
     for nt in (1, 2):
         nncore.set_num_threads(nt)
