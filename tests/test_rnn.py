@@ -303,6 +303,7 @@ def test_concurrent_python_threads(rng):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (Python >= 3.12)
 def test_forked_child_runs_and_matches(rng):
     """After the parent used its threads, a forked child runs serially, same bits, no hang."""
     x, w, u, b = make("gru", rng, 32, 6, 5, 40)
