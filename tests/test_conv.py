@@ -374,7 +374,6 @@ def test_forked_child_does_not_hang(threads):
 def test_same_output_size_huge_strides_and_dilations():
     """'same' output size was (in + s - 1) / s and the padded size an unchecked add: signed
     overflow for strides / dilated kernels near 2**63. The ops cap them at 2**31 - 1."""
-    from nncore import _core
     x = np.arange(50, dtype=np.float32).reshape(1, 5, 5, 2)
     w = np.ones((1, 1, 2, 3), np.float32)
     big = 2**63 - 1
@@ -399,7 +398,6 @@ def test_same_output_size_huge_strides_and_dilations():
 def test_empty_batch_huge_plane_checked():
     """With N = 0 the output-size check passes whatever OH*OW is: the patch matrix is checked on
     its own (ValueError, never an overflowed size)."""
-    from nncore import _core
     x = np.zeros((0, 2**29, 2**29, 4), np.float32)
     w = np.ones((3, 3, 4, 2), np.float32)
     with pytest.raises(ValueError, match="overflows"):
