@@ -22,14 +22,22 @@ int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   return r;
 }
 
+int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw py::value_error(std::string("conv2d: ") + what + " overflows int64");
+  return r;
+}
+
 // One axis: output length and leading pad. Keras/TF 'same': out = ceil(in / s),
 // pad_total = max((out - 1) * s + (k - 1) * d + 1 - in, 0), pad_top = pad_total / 2.
 std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, int64_t d, bool same,
                                  const char* dim) {
   const int64_t ek = checked_mul(k - 1, d, "dilated kernel size") + 1;
-  if (same) {
-    const int64_t out = (in + s - 1) / s;
-    const int64_t total = std::max<int64_t>((out - 1) * s + ek - in, 0);
+  if (same) {  // in >= 1; (in + s - 1) / s would overflow for s near INT64_MAX
+    const int64_t out = (in - 1) / s + 1;
+    // (out - 1) * s <= in - 1, so the sum below stays in range.
+    const int64_t total = std::max<int64_t>(((out - 1) * s - in) + ek, 0);
     return {out, total / 2};
   }
   if (ek > in)
@@ -62,11 +70,17 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
   // Sizes the kernels form: the output and one image's patch matrix.
   const int64_t rows = checked_mul(checked_mul(p.n, p.oh, "output size"), p.ow, "output size");
   checked_mul(checked_mul(rows, p.f, "output size"), 4, "output size");
-  checked_mul(checked_mul(p.oh * p.ow, p.kh * p.kw * p.c, "patch matrix size"), 4,
-              "patch matrix size");
+  // (oh * ow is checked on its own: with N = 0 the output-size check above passes whatever it is.)
+  checked_mul(checked_mul(checked_mul(p.oh, p.ow, "patch matrix size"),
+                          checked_mul(checked_mul(p.kh, p.kw, "patch matrix size"), p.c,
+                                      "patch matrix size"),
+                          "patch matrix size"),
+              4, "patch matrix size");
   // The zero-padded copy of x that 'same' windows read: (OH-1)*sh + ekh rows, likewise columns.
-  const int64_t ph = checked_mul(p.oh - 1, p.sh, "padded input size") + (p.kh - 1) * p.dh + 1;
-  const int64_t pw = checked_mul(p.ow - 1, p.sw, "padded input size") + (p.kw - 1) * p.dw + 1;
+  const int64_t ph = checked_add(checked_mul(p.oh - 1, p.sh, "padded input size"),
+                                 (p.kh - 1) * p.dh + 1, "padded input size");
+  const int64_t pw = checked_add(checked_mul(p.ow - 1, p.sw, "padded input size"),
+                                 (p.kw - 1) * p.dw + 1, "padded input size");
   checked_mul(checked_mul(checked_mul(checked_mul(p.n, ph, "padded input size"), pw,
                                       "padded input size"),
                           p.c, "padded input size"),

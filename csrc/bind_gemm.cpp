@@ -18,7 +18,14 @@ void py_sgemm(py::array c, py::array a, py::array b, bool trans_a, bool trans_b,
   Matrix mc = as_matrix(c, "out", true);
   Matrix ma = as_matrix(a, "a", false);
   Matrix mb = as_matrix(b, "b", false);
-  if (mc.col_major && mc.rows > 1 && mc.cols > 1) throw py::value_error("out must be row-major");
+  // The kernel writes each row of out as cols contiguous floats, ldc apart: a row vector whose
+  // columns are strided (as_matrix calls it column-major) would be written past its elements.
+  const bool strided_cols = mc.cols > 1 && c.strides(1) != static_cast<py::ssize_t>(sizeof(float));
+  if ((mc.rows > 0 && strided_cols) || (mc.col_major && mc.rows > 1 && mc.cols > 1))
+    throw py::value_error("out must be row-major with contiguous rows (unit column stride), got "
+                          "shape " + shape_str(c) + " with strides (" +
+                          std::to_string(c.strides(0)) + ", " + std::to_string(c.strides(1)) +
+                          ")");
   // A column-major operand is the transpose of a row-major one: flip the flag instead of copying.
   const bool ta = trans_a != ma.col_major, tb = trans_b != mb.col_major;
   const int64_t m = trans_a ? ma.cols : ma.rows, k = trans_a ? ma.rows : ma.cols;

@@ -17,9 +17,10 @@ using Pair = std::pair<int64_t, int64_t>;
 // One axis, as Keras/TF: 'valid' out = (in - k) / s + 1; 'same' out = ceil(in / s) with
 // pad_total = max((out - 1) * s + k - in, 0), pad_top = pad_total / 2 (never a whole window).
 std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, bool same, const char* dim) {
-  if (same) {
-    const int64_t out = (in + s - 1) / s;
-    return {out, std::max<int64_t>((out - 1) * s + k - in, 0) / 2};
+  if (same) {  // in >= 1; (in + s - 1) / s would overflow for s near INT64_MAX
+    const int64_t out = (in - 1) / s + 1;
+    // (out - 1) * s <= in - 1, so the sum below stays in range whatever k is.
+    return {out, std::max<int64_t>(((out - 1) * s - in) + k, 0) / 2};
   }
   if (k > in)
     throw py::value_error(std::string("pool2d: pool ") + dim + " " + std::to_string(k) +
@@ -40,7 +41,8 @@ Pool2dParams make_params(const std::vector<int64_t>& shape, Pair pool, Pair stri
   p.n = shape[0], p.h = shape[1], p.w = shape[2], p.c = shape[3];
   if (p.h > INT32_MAX / p.w) throw py::value_error("pool2d: H*W must fit in int32 for argmax");
   int64_t sz;
-  if (__builtin_mul_overflow(p.n * p.h, p.w * p.c, &sz) || sz > (INT64_MAX >> 3))
+  if (__builtin_mul_overflow(p.n, p.h * p.w, &sz) || __builtin_mul_overflow(sz, p.c, &sz) ||
+      __builtin_mul_overflow(p.h * p.w, p.c, &sz) || sz > (INT64_MAX >> 3))
     throw py::value_error("pool2d: input size overflows");
   p.ph = pool.first, p.pw = pool.second, p.sh = strides.first, p.sw = strides.second;
   std::tie(p.oh, p.pt) = axis(p.h, p.ph, p.sh, same, "height");

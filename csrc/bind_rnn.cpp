@@ -1,5 +1,6 @@
 // _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences.
 // Every shape is checked here (again after nncore.ops.rnn): no call can read or write out of bounds.
+#include <algorithm>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -52,6 +53,37 @@ py::array_t<float> reuse_or_new(const py::object& given, const char* name,
   return py::reinterpret_borrow<py::array_t<float>>(a);
 }
 
+// The bytes [lo, hi) of a C-contiguous array, named for the error message.
+struct Span {
+  const char* lo;
+  const char* hi;
+  const char* name;
+};
+
+Span span_of(const py::array& a, const char* name) {
+  const char* p = static_cast<const char*>(a.data());
+  return {p, p + a.nbytes(), name};
+}
+
+bool overlap(const Span& a, const Span& b) {
+  return a.lo != a.hi && b.lo != b.hi && a.lo < b.hi && b.lo < a.hi;
+}
+
+// The kernel writes every workspace array while it reads the inputs: reused workspace arrays must
+// not share a byte with each other or with an input.
+void require_disjoint(const std::vector<Span>& written, const std::vector<Span>& read) {
+  for (size_t i = 0; i < written.size(); ++i) {
+    for (size_t j = i + 1; j < written.size(); ++j)
+      if (overlap(written[i], written[j]))
+        throw py::value_error(std::string("rnn: ") + written[i].name + " and " + written[j].name +
+                              " overlap in memory");
+    for (const Span& r : read)
+      if (overlap(written[i], r))
+        throw py::value_error(std::string("rnn: ") + written[i].name + " overlaps the input " +
+                              r.name + " in memory");
+  }
+}
+
 py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array recurrent_kernel,
                          py::object bias, py::object h0, py::object c0, bool return_sequences,
                          bool training, py::object workspace) {
@@ -60,9 +92,10 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   const float* wp = require_c(kernel, "kernel", 2);
   const float* up = require_c(recurrent_kernel, "recurrent_kernel", 2);
   const int64_t B = x.shape(0), T = x.shape(1), F = x.shape(2), U = recurrent_kernel.shape(0);
-  if (B < 1 || T < 1 || F < 1 || U < 1)
-    throw py::value_error("rnn: batch, timesteps, features and units must be >= 1; x has shape " +
-                          shape_str(x) + ", recurrent_kernel " + shape_str(recurrent_kernel));
+  if (B < 0 || T < 1 || F < 1 || U < 1)
+    throw py::value_error("rnn: timesteps, features and units must be >= 1 (batch >= 0); x has "
+                          "shape " + shape_str(x) + ", recurrent_kernel " +
+                          shape_str(recurrent_kernel));
   const int64_t G = mul(rnn_gates(cell), U);
   require_shape(kernel, "kernel", {F, G});
   require_shape(recurrent_kernel, "recurrent_kernel", {U, G});
@@ -103,12 +136,23 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
     auxp = data(a);
     aux = a;
   }
+  std::vector<Span> written{span_of(xt, "workspace xt"), span_of(gates, "workspace gates"),
+                            span_of(hs, "workspace hs")};
+  if (!cs.is_none()) written.push_back(span_of(cs.cast<py::array>(), "workspace cs"));
+  if (!aux.is_none()) written.push_back(span_of(aux.cast<py::array>(), "workspace aux"));
+  std::vector<Span> read{span_of(x, "x"), span_of(kernel, "kernel"),
+                         span_of(recurrent_kernel, "recurrent_kernel")};
+  if (bp) read.push_back(span_of(keep_b, "bias"));
+  if (hp) read.push_back(span_of(keep_h, "h0"));
+  if (cp) read.push_back(span_of(keep_c, "c0"));
+  require_disjoint(written, read);
   RnnShape s{B, T, F, U};
   RnnParams p;
   p.cell = cell;
   p.return_sequences = return_sequences;
   p.training = training;
   float *op = data(out), *xtp = data(xt), *gp = data(gates), *hsp = data(hs);
+  if (B == 0) return py::make_tuple(out, py::make_tuple(xt, gates, hs, cs, aux));  // empty batch
   {
     py::gil_scoped_release release;
     rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p);
@@ -124,7 +168,7 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   const float* wp = require_c(kernel, "kernel", 2);
   const float* up = require_c(recurrent_kernel, "recurrent_kernel", 2);
   const int64_t T = xt.shape(0), B = xt.shape(1), F = xt.shape(2), U = recurrent_kernel.shape(0);
-  if (B < 1 || T < 1 || F < 1 || U < 1)
+  if (B < 0 || T < 1 || F < 1 || U < 1)
     throw py::value_error("rnn backward: empty cache arrays");
   const int64_t G = mul(rnn_gates(cell), U);
   mul(mul(mul(T + 1, B), 2 * G + F + U), 4);
@@ -173,6 +217,12 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   p.return_sequences = return_sequences;
   p.training = true;
   float *dxp = data(dx), *dh0p = data(dh0), *dwp = data(dw), *dup = data(du);
+  if (B == 0) {  // empty batch: the weight gradients are sums over no rows
+    std::fill(dwp, dwp + F * G, 0.0f);
+    std::fill(dup, dup + U * G, 0.0f);
+    if (dbp) std::fill(dbp, dbp + (gru ? 2 * G : G), 0.0f);
+    return py::make_tuple(dx, dh0, dc0, dw, du, db);
+  }
   {
     py::gil_scoped_release release;
     rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, xtp, wp, up, gp, hsp, csp, auxp, s, p);

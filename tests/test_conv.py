@@ -274,8 +274,10 @@ def test_bad_inputs(rng):
         ops.conv2d(x, w, strides=1.5)
     with pytest.raises(ValueError, match="activation"):
         ops.conv2d(x, w, activation="tanh")
-    with pytest.raises(ValueError, match="overflows"):
+    with pytest.raises(ValueError, match="dilation_rate must be <= 2147483647"):
         ops.conv2d(x, w, dilation_rate=10**12, padding="same")
+    with pytest.raises(ValueError, match="overflows"):  # the binding checks on its own
+        _core.conv2d_forward(x, w, None, (1, 1), True, (10**18, 10**18), False, False)
     y = ops.conv2d(x, w, b)
     with pytest.raises(ValueError, match="dy has shape"):
         ops.conv2d_backward(y[:, :2], x, w)
@@ -367,3 +369,36 @@ def test_forked_child_does_not_hang(threads):
     want = _conv_in_child(3)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply_async(_conv_in_child, (3,)).get(timeout=60) == want
+
+
+def test_same_output_size_huge_strides_and_dilations():
+    """'same' output size was (in + s - 1) / s and the padded size an unchecked add: signed
+    overflow for strides / dilated kernels near 2**63. The ops cap them at 2**31 - 1."""
+    x = np.arange(50, dtype=np.float32).reshape(1, 5, 5, 2)
+    w = np.ones((1, 1, 2, 3), np.float32)
+    big = 2**63 - 1
+    y = _core.conv2d_forward(x, w, None, (big, big), True, (1, 1), False, False)
+    assert y.shape == (1, 1, 1, 3)
+    np.testing.assert_allclose(y[0, 0, 0], np.full(3, x[0, 0, 0].sum()))
+    # A dilated kernel of exactly INT64_MAX cells: the zero-padded input would be larger.
+    w4 = np.ones((4, 1, 2, 1), np.float32)
+    d = (2**63 - 2) // 3
+    with pytest.raises(ValueError, match="overflows"):
+        _core.conv2d_forward(x, w4, None, (1, 1), True, (d, 1), False, False)
+    for kw in ({"strides": big}, {"strides": 2**31}, {"dilation_rate": (1, 2**31)}):
+        with pytest.raises(ValueError, match="<= 2147483647"):
+            ops.conv2d(x, w, padding="same", **kw)
+        with pytest.raises(ValueError, match="<= 2147483647"):
+            ops.conv2d_backward(np.zeros((1, 1, 1, 3), np.float32), x, w, padding="same", **kw)
+    assert ops.conv2d(x, w, strides=2**31 - 1, padding="same").shape == (1, 1, 1, 3)
+    assert ops.conv2d_output_shape((2**40, 5), 1, strides=(2**31 - 1, 1), padding="same") == (
+        513, 5)
+
+
+def test_empty_batch_huge_plane_checked():
+    """With N = 0 the output-size check passes whatever OH*OW is: the patch matrix is checked on
+    its own (ValueError, never an overflowed size)."""
+    x = np.zeros((0, 2**29, 2**29, 4), np.float32)
+    w = np.ones((3, 3, 4, 2), np.float32)
+    with pytest.raises(ValueError, match="overflows"):
+        _core.conv2d_forward(x, w, None, (1, 1), True, (1, 1), False, False)

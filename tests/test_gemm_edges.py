@@ -31,3 +31,27 @@ def test_edges_match_reference_and_threads(m, n, k, ta, tb, isa, rng, threads):
     ref += 0.3 * c0
     np.testing.assert_allclose(outs[0], ref, rtol=1e-4, atol=1e-4 * np.sqrt(k))
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_sgemm_rejects_strided_row_vector_out(isa, reference):
+    """A 1-row out with a column stride of 2 floats used to pass as 'column-major' and the kernel
+    wrote 5 contiguous floats: past the view, over the cells between its elements."""
+    from nncore import _core
+    big = np.full((1, 10), -7.0, np.float32)
+    out = big[:, ::2]
+    a, b = np.ones((1, 3), np.float32), np.ones((3, 5), np.float32)
+    with pytest.raises(ValueError, match="contiguous"):
+        _core.sgemm(out, a, b, reference=reference)
+    np.testing.assert_array_equal(big, np.full((1, 10), -7.0, np.float32))
+    # Strided rows stay allowed (row stride >= cols), as do single columns with any row stride.
+    rows = np.full((3, 8), -7.0, np.float32)
+    _core.sgemm(rows[:, :5], np.ones((3, 3), np.float32), b, reference=reference)
+    np.testing.assert_array_equal(rows[:, :5], np.full((3, 5), 3.0, np.float32))
+    np.testing.assert_array_equal(rows[:, 5:], np.full((3, 3), -7.0, np.float32))
+    col = np.full((6, 2), -7.0, np.float32)
+    _core.sgemm(col[::2, :1], np.ones((3, 3), np.float32), np.ones((3, 1), np.float32),
+                reference=reference)
+    np.testing.assert_array_equal(col[::2, 0], np.full(3, 3.0, np.float32))
+    np.testing.assert_array_equal(col[1::2, 0], np.full(3, -7.0, np.float32))
+    np.testing.assert_array_equal(col[:, 1], np.full(6, -7.0, np.float32))

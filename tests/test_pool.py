@@ -285,3 +285,28 @@ def test_pytorch_parity(case, rng):
                                atol=1e-6)
     np.testing.assert_allclose(ops.avg_pool2d_backward(dy, x.shape, pool, strides, padding),
                                to_np(tx.grad), rtol=1e-5, atol=1e-6)
+
+
+def test_same_output_size_huge_strides():
+    """'same' output size was (in + s - 1) / s: signed overflow for s near 2**63 (wrong shape or a
+    SIGFPE). The ops cap strides and pool sizes at 2**31 - 1, as the layers do."""
+    from nncore import _core
+    x = np.arange(50, dtype=np.float32).reshape(1, 5, 5, 2)
+    big = 2**63 - 1
+    y, am = _core.maxpool2d_forward(x, (1, 1), (big, big), True)
+    assert y.shape == (1, 1, 1, 2)
+    np.testing.assert_array_equal(y[0, 0, 0], x[0, 0, 0])
+    assert _core.avgpool2d_forward(x, (1, 1), (big, big), True).shape == (1, 1, 1, 2)
+    y, _ = _core.maxpool2d_forward(x, (big, big), (1, 1), True)  # pad over the whole plane
+    assert y.shape == (1, 5, 5, 2)
+    np.testing.assert_array_equal(y[0, 0, 0], x[0].max(axis=(0, 1)))
+    for kw in ({"strides": big}, {"strides": 2**31}, {"pool_size": 2**31}):
+        args = {"pool_size": 1, **kw}
+        with pytest.raises(ValueError, match="<= 2147483647"):
+            ops.max_pool2d(x, args["pool_size"], strides=args.get("strides"), padding="same")
+        with pytest.raises(ValueError, match="<= 2147483647"):
+            ops.avg_pool2d(x, args["pool_size"], strides=args.get("strides"), padding="same")
+    y, _ = ops.max_pool2d(x, 1, strides=2**31 - 1, padding="same")
+    assert y.shape == (1, 1, 1, 2)
+    assert ops.pool2d_output_shape((2**40, 5), 1, strides=(2**31 - 1, 2), padding="same") == (
+        513, 3)

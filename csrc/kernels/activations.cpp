@@ -45,7 +45,7 @@ void activation_forward(float* y, const float* x, int64_t n, int64_t c, ActKind 
   parallel_for(total, threads_for(total * cost, 1 << 16), 64, [&](int64_t lo, int64_t hi) {
     switch (act) {
       case ActKind::relu:
-        for (int64_t i = lo; i < hi; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (int64_t i = lo; i < hi; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];  // NaN stays
         break;
       case ActKind::sigmoid:
         for (int64_t i = lo; i < hi; ++i) y[i] = sigmoid(x[i]);

@@ -20,9 +20,8 @@ struct Avx2 {
   static vec bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
   static vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
-  static vec relu(vec r) {  // r > 0 ? r : 0 (NaN -> 0)
-    return _mm256_and_ps(r, _mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_GT_OQ));
-  }
+  // max(0, r) with NaN kept (MAXPS returns its second operand when either is NaN).
+  static vec relu(vec r) { return _mm256_max_ps(_mm256_setzero_ps(), r); }
   static void store(mask m, float* p, vec v) { _mm256_maskstore_ps(p, m, v); }
   static vec mask_positive(vec y, vec g) {  // y > 0 ? g : 0
     return _mm256_and_ps(g, _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ));

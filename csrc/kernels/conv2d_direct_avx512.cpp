@@ -20,10 +20,9 @@ struct Avx512 {
   static vec bcast(const float* p) { return _mm512_set1_ps(*p); }
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
   static vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
-  // max(r, 0) with NaN -> 0, as the GEMM epilogue.
-  static vec relu(vec r) {
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_GT_OQ), r);
-  }
+  // max(0, r) with NaN kept, as the GEMM epilogue (MAXPS returns its second operand when either
+  // is NaN).
+  static vec relu(vec r) { return _mm512_max_ps(_mm512_setzero_ps(), r); }
   static void store(mask m, float* p, vec v) { _mm512_mask_storeu_ps(p, m, v); }
   // y > 0 ? g : 0
   static vec mask_positive(vec y, vec g) {

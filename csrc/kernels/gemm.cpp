@@ -168,7 +168,7 @@ void epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bi
     if (bias)
       for (int64_t j = 0; j < cols; ++j) ci[j] += bias[j];
     if (act == Act::relu)
-      for (int64_t j = 0; j < cols; ++j) ci[j] = ci[j] > 0.0f ? ci[j] : 0.0f;
+      for (int64_t j = 0; j < cols; ++j) ci[j] = ci[j] < 0.0f ? 0.0f : ci[j];  // NaN stays
   }
 }
 

@@ -43,7 +43,9 @@ inline Window window(const Pool2dParams& p, int64_t oh, int64_t ow) {
 
 // Maximum of one window, per channel: y, a (C) = value and cell (h*W + w) of the first maximum
 // over the window's cells (row-major; a later cell wins only when strictly greater, so ties keep the
-// first). The running maximum of each group of channels stays in registers across the cells.
+// first). A NaN wins over any number and then stays (y = NaN, a = the first NaN's cell), as
+// PyTorch: a later cell v replaces the running best b when !(v <= b) && b == b. The running
+// maximum of each group of channels stays in registers across the cells.
 // SSE2 (baseline on x86-64) by hand: compilers keep the two-array select scalar.
 inline void window_max(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
                        const Window& win, int64_t W, int64_t C) {
@@ -57,7 +59,7 @@ inline void window_max(float* __restrict y, int32_t* __restrict a, const float* 
       for (int64_t iw = win.w0; iw < win.w1; ++iw) {
         const int32_t cell = static_cast<int32_t>(ih * W + iw);
         const __m128 v = _mm_loadu_ps(xn + cell * C + c);
-        const __m128 gtf = _mm_cmpgt_ps(v, best);
+        const __m128 gtf = _mm_and_ps(_mm_cmpnle_ps(v, best), _mm_cmpord_ps(best, best));
         const __m128i gt = _mm_castps_si128(gtf);
         best = _mm_or_ps(_mm_and_ps(gtf, v), _mm_andnot_ps(gtf, best));
         arg = _mm_or_si128(_mm_and_si128(gt, _mm_set1_epi32(cell)), _mm_andnot_si128(gt, arg));
@@ -73,8 +75,9 @@ inline void window_max(float* __restrict y, int32_t* __restrict a, const float* 
     for (int64_t ih = win.h0; ih < win.h1; ++ih) {
       for (int64_t iw = win.w0; iw < win.w1; ++iw) {
         const int32_t cell = static_cast<int32_t>(ih * W + iw);
-        if (xn[cell * C + c] > best) {
-          best = xn[cell * C + c];
+        const float v = xn[cell * C + c];
+        if (!(v <= best) && best == best) {
+          best = v;
           arg = cell;
         }
       }
@@ -101,7 +104,8 @@ __attribute__((target("avx512f"))) void window_max_avx512(float* __restrict y,
       for (int64_t iw = win.w0; iw < win.w1; ++iw) {
         const int32_t cell = static_cast<int32_t>(ih * W + iw);
         const __m512 v = _mm512_maskz_loadu_ps(m, xn + cell * C + c);
-        const __mmask16 gt = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+        const __mmask16 gt = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q),
+                                                     v, best, _CMP_NLE_UQ);
         best = _mm512_mask_mov_ps(best, gt, v);
         arg = _mm512_mask_mov_epi32(arg, gt, _mm512_set1_epi32(cell));
       }
@@ -123,7 +127,8 @@ __attribute__((target("avx2"))) void window_max_avx2(float* __restrict y, int32_
       for (int64_t iw = win.w0; iw < win.w1; ++iw) {
         const int32_t cell = static_cast<int32_t>(ih * W + iw);
         const __m256 v = _mm256_loadu_ps(xn + cell * C + c);
-        const __m256 gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        const __m256 gt = _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ),
+                                        _mm256_cmp_ps(best, best, _CMP_ORD_Q));
         best = _mm256_blendv_ps(best, v, gt);
         arg = _mm256_castps_si256(_mm256_blendv_ps(
             _mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(cell)), gt));
@@ -138,8 +143,9 @@ __attribute__((target("avx2"))) void window_max_avx2(float* __restrict y, int32_
     for (int64_t ih = win.h0; ih < win.h1; ++ih) {
       for (int64_t iw = win.w0; iw < win.w1; ++iw) {
         const int32_t cell = static_cast<int32_t>(ih * W + iw);
-        if (xn[cell * C + c] > best) {
-          best = xn[cell * C + c];
+        const float v = xn[cell * C + c];
+        if (!(v <= best) && best == best) {
+          best = v;
           arg = cell;
         }
       }
@@ -165,6 +171,7 @@ window_max_fn pick_window_max() {
 
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dParams& p) {
   const int64_t C = p.c;
+  if (p.n * p.oh == 0) return;  // empty batch: nothing to write
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
   const window_max_fn wmax = pick_window_max();
@@ -185,6 +192,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
 
 bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dParams& p) {
   const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
+  if (p.n == 0) return true;  // empty batch
   const int nt = threads_for(static_cast<double>(p.n) * (outs + plane) * C, kMinWorkPerThread,
                              p.num_threads);
   std::atomic<bool> ok{true};
@@ -216,6 +224,7 @@ bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
 
 void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p) {
   const int64_t C = p.c;
+  if (p.n * p.oh == 0) return;  // empty batch
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
   const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
@@ -242,6 +251,7 @@ void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p) {
 
 void avgpool2d_backward(float* dx, const float* dy, const Pool2dParams& p) {
   const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
+  if (p.n == 0) return;  // empty batch
   const int nt = threads_for(static_cast<double>(p.n) * (outs * p.ph * p.pw + plane) * C,
                              kMinWorkPerThread, p.num_threads);
   const int64_t unit = unit_size(p.n, 1, kUnits);

@@ -98,7 +98,7 @@ inline float tanh_fast(float x) {
 // z (U) pre-activation -> h (U)
 void simple_fwd_row(float* __restrict h, const float* __restrict z, int64_t n, bool relu) {
   if (relu) {
-    for (int64_t j = 0; j < n; ++j) h[j] = z[j] > 0.0f ? z[j] : 0.0f;
+    for (int64_t j = 0; j < n; ++j) h[j] = z[j] < 0.0f ? 0.0f : z[j];  // NaN stays
   } else {
     for (int64_t j = 0; j < n; ++j) h[j] = tanh_fast(z[j]);
   }

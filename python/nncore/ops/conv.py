@@ -19,8 +19,12 @@ __all__ = ["conv2d_output_shape", "conv2d", "conv2d_backward"]
 _ACTIVATIONS = (None, "relu")
 
 
-def _pair(value, name: str, where: str) -> tuple:
-    """An int or a pair of ints >= 1 as a 2-tuple (bools are rejected)."""
+_MAX_PARAM = 2**31 - 1  # strides, kernel/pool sizes, dilations: as the layers (MAX_DIM)
+
+
+def _pair(value, name: str, where: str, limit: int | None = _MAX_PARAM) -> tuple:
+    """An int or a pair of ints in [1, limit] as a 2-tuple (bools are rejected). The limit keeps
+    the kernels' geometry far from int64 overflow; None for sizes that have no such cap."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
@@ -31,6 +35,8 @@ def _pair(value, name: str, where: str) -> tuple:
         raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
     if pair[0] < 1 or pair[1] < 1:
         raise ValueError(f"{where}: {name} must be >= 1, got {value!r}")
+    if limit is not None and max(pair) > limit:
+        raise ValueError(f"{where}: {name} must be <= {limit}, got {value!r}")
     return pair
 
 
@@ -78,7 +84,7 @@ def conv2d_output_shape(in_hw, kernel_size, strides=(1, 1), padding="valid",
     """(OH, OW) of a convolution of an (H, W) input: 'valid' (H - (KH-1)*dh - 1)//sh + 1,
     'same' ceil(H / sh). ValueError if the dilated kernel is larger than the input with 'valid'."""
     where = "conv2d_output_shape"
-    h, w = _pair(in_hw, "in_hw", where)
+    h, w = _pair(in_hw, "in_hw", where, limit=None)
     kh, kw = _pair(kernel_size, "kernel_size", where)
     sh, sw = _pair(strides, "strides", where)
     dh, dw = _pair(dilation_rate, "dilation_rate", where)

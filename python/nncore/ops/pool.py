@@ -6,8 +6,8 @@ rest at the bottom, as Keras/TF. Padded cells never take part: max pooling ignor
 pooling divides by the number of cells inside the input.
 
 Max pooling returns argmax (N,OH,OW,C) int32: the flat index h*W + w of the maximum in the input
-plane. Ties go to the FIRST maximum in row-major window order (its gradient goes there only); NaN
-inputs are not treated specially (a NaN never replaces the running maximum).
+plane. Ties go to the FIRST maximum in row-major window order (its gradient goes there only). A
+NaN anywhere in a window makes that output NaN, as PyTorch, with argmax at the window's first NaN.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def _geometry(in_hw, pool_size, strides, padding, where):
 def pool2d_output_shape(in_hw, pool_size, strides=None, padding="valid") -> tuple:
     """(OH, OW) of pooling an (H, W) input; strides default to pool_size."""
     where = "pool2d_output_shape"
-    return _geometry(_pair(in_hw, "in_hw", where), pool_size, strides, padding, where)[3]
+    in_hw = _pair(in_hw, "in_hw", where, limit=None)
+    return _geometry(in_hw, pool_size, strides, padding, where)[3]
 
 
 def _input_shape(shape, where) -> tuple:

@@ -87,9 +87,9 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
     batch, steps, features = x.shape
     units = recurrent_kernel.shape[0]
     g = _GATES[cell] * units
-    if min(batch, steps, features) < 1:
-        raise ValueError(f"{name}: x must be (batch, timesteps, features) with every size >= 1, "
-                         f"got shape {x.shape}")
+    if min(steps, features) < 1:
+        raise ValueError(f"{name}: x must be (batch, timesteps, features) with timesteps and "
+                         f"features >= 1, got shape {x.shape}")
     if units < 1 or recurrent_kernel.shape != (units, g):
         raise ValueError(f"{name}: recurrent_kernel must have shape (units, {_GATES[cell]}*units)"
                          f", got {recurrent_kernel.shape}")
