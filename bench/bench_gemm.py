@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import statistics
 import sys
+import time
 
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _harness import machine_header, markdown_table, median_time, openblas_env_warning  # noqa: E402
+from _harness import machine_header, markdown_table, openblas_env_warning  # noqa: E402
 
 import nncore  # noqa: E402
 from nncore import ops  # noqa: E402
@@ -33,7 +35,21 @@ CNN = [
 ]
 
 
+def _sample(fn, min_time):
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_time:
+            return dt / n
+
+
 def bench_case(m, n, k, ta, tb, nt, reps):
+    """Median GFLOP/s of nncore and numpy, each measured in its own block after a pause. Not
+    interleaved sample by sample: OpenBLAS's idle threads spin for a long while after a call and
+    libgomp's for a short one, so alternating calls would measure the two pools fighting over the
+    two cores rather than either library."""
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(0)
@@ -44,11 +60,20 @@ def bench_case(m, n, k, ta, tb, nt, reps):
     flops = 2.0 * m * n * k
     min_time = 0.02
     nncore.set_num_threads(nt)
-    t_nn = median_time(lambda: ops.matmul(a, b, out, transpose_a=ta, transpose_b=tb),
-                       reps=reps, min_time=min_time)
+
+    def run_nn():
+        ops.matmul(a, b, out, transpose_a=ta, transpose_b=tb)
+
+    def run_np():
+        np.matmul(aa, bb, out=out)
+
+    medians = []
     with threadpool_limits(nt, user_api="blas"):
-        t_np = median_time(lambda: np.matmul(aa, bb, out=out), reps=reps, min_time=min_time)
-    return flops / t_nn / 1e9, flops / t_np / 1e9
+        for fn in (run_nn, run_np):
+            time.sleep(0.3)  # let the other library's idle threads stop spinning
+            _sample(fn, min_time)  # warm-up
+            medians.append(statistics.median(_sample(fn, min_time) for _ in range(reps)))
+    return flops / medians[0] / 1e9, flops / medians[1] / 1e9
 
 
 def main():
@@ -72,7 +97,8 @@ def main():
     header = ["case", "M x K x N", "threads", "nncore GFLOP/s", "numpy GFLOP/s", "nncore/numpy"]
     text = (f"## GEMM (bench/bench_gemm.py)\n\n{machine_header()}\n\n"
             f"Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_gemm.py`"
-            f"{' --quick' if args.quick else ''}; median of {reps} samples of >= 20 ms each.\n\n"
+            f"{' --quick' if args.quick else ''}; median of {reps} samples of >= 20 ms each, each "
+            "library in its own block after a 0.3 s pause.\n\n"
             + markdown_table(header, rows) + "\n")
     pathlib.Path(args.out).write_text(text)
     print(text)
