@@ -9,7 +9,11 @@ ORDER = ["results_e2e.md", "results_gemm.md", "results_layers_conv.md", "results
 def main():
     parts = [p for p in (HERE / name for name in ORDER) if p.exists()]
     parts += sorted(p for p in HERE.glob("results_*.md") if p.name not in ORDER)
-    body = "\n\n".join(p.read_text().strip() for p in parts)
+    # Each table's headings move one level down under this page's title.
+    body = "\n\n".join(
+        "\n".join("#" + line if line.startswith("#") else line
+                  for line in p.read_text().strip().splitlines())
+        for p in parts)
     (HERE / "RESULTS.md").write_text(
         "# nncore benchmark results\n\n"
         "Measured on the project's 2-core machine; each section names the command that produced it.\n"
