@@ -10,22 +10,23 @@ import subprocess
 import time
 
 
+def sample_time(fn, min_time: float = 0.0) -> float:
+    """Seconds per call of fn, calling it until at least min_time has passed (once if 0)."""
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_time:
+            return dt / n
+
+
 def median_time(fn, *, reps: int = 7, warmup: int = 2, min_time: float = 0.0) -> float:
     """Median seconds of `reps` timed calls after `warmup` untimed ones. With min_time > 0 each
     sample loops until it lasts that long (for microsecond-scale calls)."""
     for _ in range(warmup):
         fn()
-    samples = []
-    for _ in range(reps):
-        n, t0 = 0, time.perf_counter()
-        while True:
-            fn()
-            n += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        samples.append(dt / n)
-    return statistics.median(samples)
+    return statistics.median(sample_time(fn, min_time) for _ in range(reps))
 
 
 def cpu_model() -> str:

@@ -17,7 +17,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _harness import machine_header, markdown_table, openblas_env_warning  # noqa: E402
+from _harness import (  # noqa: E402
+    machine_header,
+    markdown_table,
+    openblas_env_warning,
+    sample_time,
+)
 
 import nncore  # noqa: E402
 from nncore import ops  # noqa: E402
@@ -33,16 +38,6 @@ CNN = [
     ("conv2 dP dY@W^T", 3872, 288, 64, False, True),
     ("conv3 dP dY@W^T", 288, 576, 64, False, True),
 ]
-
-
-def _sample(fn, min_time):
-    n, t0 = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_time:
-            return dt / n
 
 
 def bench_case(m, n, k, ta, tb, nt, reps):
@@ -71,8 +66,8 @@ def bench_case(m, n, k, ta, tb, nt, reps):
     with threadpool_limits(nt, user_api="blas"):
         for fn in (run_nn, run_np):
             time.sleep(0.3)  # let the other library's idle threads stop spinning
-            _sample(fn, min_time)  # warm-up
-            medians.append(statistics.median(_sample(fn, min_time) for _ in range(reps)))
+            sample_time(fn, min_time)  # warm-up
+            medians.append(statistics.median(sample_time(fn, min_time) for _ in range(reps)))
     return flops / medians[0] / 1e9, flops / medians[1] / 1e9
 
 
