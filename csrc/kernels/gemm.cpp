@@ -59,17 +59,21 @@ struct GemmConfig {
   // Optional: the same tile for fewer than MR rows (same per-element arithmetic, so results do not
   // depend on where a row falls), used for the bottom edge instead of a padded full tile.
   sgemm_ukr_rows_fn ukr_rows;
+  // Optional: one row of A times row-major B without packing (a batch-1 Dense layer).
+  sgemv_rowb_fn gemv;
 };
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
 const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2048,
-                               "generic 4x16", nullptr};
+                               "generic 4x16", nullptr, nullptr};
 #if defined(NNCORE_X86)
-const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr};
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr,
+                          nullptr};
 // Zen 5, one thread, 2048^3: KC 256/MC 336 gave 205 GFLOP/s, KC 512/MC 168 237 (numpy 244); the
 // deeper KC halves the C-tile loads and stores per flop, and the CNN shapes gain too.
 const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 168, 512,
-                            4096, "avx512 14x32", sgemm_ukr_avx512_14x32_rows};
+                            4096, "avx512 14x32", sgemm_ukr_avx512_14x32_rows,
+                            sgemv_rowb_avx512};
 #endif
 
 const GemmConfig& config_for(Isa isa) {
@@ -236,6 +240,14 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
     return;
   }
   const GemmConfig& cfg = config_for(active_isa());
+  if (m <= 2 && !p.trans_b && cfg.gemv) {  // a row or two: stream B once per row, no packing
+    for (int64_t i = 0; i < m; ++i) {
+      const float* ai = p.trans_a ? a + i : a + i * lda;
+      cfg.gemv(k, n, ai, p.trans_a ? lda : 1, b, ldb, c + i * ldc, p.alpha, p.beta);
+      if (p.bias || p.act != Act::none) epilogue(c + i * ldc, ldc, 1, n, p.bias, p.act);
+    }
+    return;
+  }
   const int64_t mr = cfg.mr, nr = cfg.nr;
   const int nt = threads_for(2.0 * m * n * k, kMinFlopsPerThread, p.num_threads);
 

@@ -23,6 +23,12 @@ typedef void (*sgemm_ukr_rowa_fn)(int64_t k, const float* a, int64_t lda, const 
 typedef void (*sgemm_ukr_rows_fn)(int64_t m, int64_t k, const float* a, const float* b, float* c,
                                   int64_t ldc, float alpha, float beta);
 
+// One row: c (1 x n) = alpha * a (1 x k, element stride inca) @ b (k x n, row stride ldb) + beta * c
+// (beta == 0: c not read). Each output is one FMA chain in k order. For a single input row (a
+// Dense layer at batch 1) packing B costs more than the product.
+typedef void (*sgemv_rowb_fn)(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
+                              int64_t ldb, float* c, float alpha, float beta);
+
 void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 #if defined(NNCORE_X86)
@@ -32,6 +38,8 @@ void sgemm_ukr_avx512_14x32(int64_t k, const float* a, const float* b, float* c,
                             float alpha, float beta);
 void sgemm_ukr_avx512_14x32_rowa(int64_t k, const float* a, int64_t lda, const float* b, float* c,
                                  int64_t ldc, float alpha, float beta);
+void sgemv_rowb_avx512(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
+                       int64_t ldb, float* c, float alpha, float beta);
 void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const float* b, float* c,
                                  int64_t ldc, float alpha, float beta);
 #endif

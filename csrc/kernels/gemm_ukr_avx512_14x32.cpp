@@ -94,4 +94,39 @@ void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const flo
   }
 }
 
+// 64 columns at a time in 4 accumulators (B rows streamed once), then 16-column masked tails.
+void sgemv_rowb_avx512(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
+                       int64_t ldb, float* c, float alpha, float beta) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  int64_t j = 0;
+  for (; j + 64 <= n; j += 64) {
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) acc[q] = _mm512_setzero_ps();
+    const float* bp = b + j;
+    for (int64_t p = 0; p < k; ++p, bp += ldb) {
+      const __m512 ap = _mm512_set1_ps(a[p * inca]);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[q] = _mm512_fmadd_ps(ap, _mm512_loadu_ps(bp + 16 * q), acc[q]);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      __m512 r = _mm512_mul_ps(va, acc[q]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + j + 16 * q), r);
+      _mm512_storeu_ps(c + j + 16 * q, r);
+    }
+  }
+  for (; j < n; j += 16) {
+    const int64_t w = n - j < 16 ? n - j : 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << w) - 1u);
+    __m512 acc = _mm512_setzero_ps();
+    const float* bp = b + j;
+    for (int64_t p = 0; p < k; ++p, bp += ldb)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(a[p * inca]), _mm512_maskz_loadu_ps(mask, bp), acc);
+    __m512 r = _mm512_mul_ps(va, acc);
+    if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, c + j), r);
+    _mm512_mask_storeu_ps(c + j, mask, r);
+  }
+}
+
 }  // namespace nncore

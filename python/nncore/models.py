@@ -511,14 +511,16 @@ class Sequential:
         x = self._check_x(x, "predict")
         n = x.shape[0]
         out = np.empty((n,) + tuple(self.output_shape[1:]), np.float32)
-        bar = Progbar(-(-n // batch_size), _resolve_verbose(verbose))
+        verbose = _resolve_verbose(verbose)
+        bar = Progbar(-(-n // batch_size), verbose) if verbose else None  # none: ~2 us per call
         for step, lo in enumerate(range(0, n, batch_size)):
             h = x[lo:lo + batch_size]
             for layer in self._layers:
                 h = layer.forward(h, training=False)
             out[lo:lo + batch_size] = h
-            bar.update(step + 1)
-        if n:
+            if bar is not None:
+                bar.update(step + 1)
+        if n and bar is not None:
             bar.update(-(-n // batch_size), finalize=True)
         return out
 
