@@ -548,3 +548,18 @@ def test_core_workspace_overlap_rejected(rng):
         np.testing.assert_array_equal(x, before[0])
         np.testing.assert_array_equal(w, before[1])
         np.testing.assert_array_equal(h0_arg, before[2])
+
+
+@pytest.mark.parametrize("units", [128, 40])
+def test_batch_one_matches_its_row_in_a_batch(isa, units):
+    # Batch 1 runs the recurrent product through the one-row GEMM kernel, a larger batch through
+    # the tile kernels; both promise the same arithmetic per row, so the bits must agree.
+    rng = np.random.default_rng(7)
+    for fn, gates in ((ops.simple_rnn, 1), (ops.lstm, 4), (ops.gru, 3)):
+        x = rng.standard_normal((3, 7, 5)).astype(np.float32)
+        w = (rng.standard_normal((5, gates * units)) * 0.3).astype(np.float32)
+        u = (rng.standard_normal((units, gates * units)) * 0.1).astype(np.float32)
+        b = rng.standard_normal((2, gates * units) if fn is ops.gru else (gates * units,))
+        y3, _ = fn(x, w, u, b.astype(np.float32), training=False)
+        y1, _ = fn(x[:1], w, u, b.astype(np.float32), training=False)
+        np.testing.assert_array_equal(y1, y3[:1])

@@ -61,19 +61,21 @@ struct GemmConfig {
   sgemm_ukr_rows_fn ukr_rows;
   // Optional: one row of A times row-major B without packing (a batch-1 Dense layer).
   sgemv_rowb_fn gemv;
+  // Optional: one row of A times prepacked B panels (an RNN step at batch 1).
+  sgemv_packed_fn gemv_packed;
 };
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
 const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2048,
-                               "generic 4x16", nullptr, nullptr};
+                               "generic 4x16", nullptr, nullptr, nullptr};
 #if defined(NNCORE_X86)
 const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr,
-                          nullptr};
+                          nullptr, nullptr};
 // Zen 5, one thread, 2048^3: KC 256/MC 336 gave 205 GFLOP/s, KC 512/MC 168 237 (numpy 244); the
 // deeper KC halves the C-tile loads and stores per flop, and the CNN shapes gain too.
 const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 168, 512,
                             4096, "avx512 14x32", sgemm_ukr_avx512_14x32_rows,
-                            sgemv_rowb_avx512};
+                            sgemv_rowb_avx512, sgemv_packed_avx512_32};
 #endif
 
 const GemmConfig& config_for(Isa isa) {
@@ -335,9 +337,26 @@ void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const G
   float* const a_pack = thread_scratch(ScratchSlot::gemm).floats(mc_max * kc_max + mr * cfg.nr);
   float* const tile = a_pack + mc_max * kc_max;
   const bool use_rowa = cfg.ukr_rowa && !p.trans_a && n <= kRowaMaxN;
+  // A single row (a thread's share of a small batch, or batch 1): its full NR panels go through
+  // the one-row kernel, which has the tile kernels' arithmetic but is not bound by FMA latency;
+  // a partial last panel still takes the macro-kernel below.
+  const bool one_row = m == 1 && cfg.gemv_packed && cfg.nr == 32;
+  const int64_t gemv_cols = one_row ? n / cfg.nr * cfg.nr : 0;
   for (int64_t pc = 0; pc < k; pc += cfg.kc) {
     const int64_t kcur = std::min(cfg.kc, k - pc);
     const float beta = pc == 0 ? p.beta : 1.0f;
+    if (one_row) {
+      const bool last_k = pc + kcur == k;
+      cfg.gemv_packed(kcur, gemv_cols / cfg.nr, p.trans_a ? a + pc * lda : a + pc,
+                      p.trans_a ? lda : 1, b.data + pc * np, c, p.alpha, beta);
+      if (last_k && (p.bias || p.act != Act::none)) epilogue(c, ldc, 1, gemv_cols, p.bias, p.act);
+      if (gemv_cols < n) {
+        pack_a(a_pack, a, lda, p.trans_a, 0, 1, pc, kcur, mr);
+        macro_kernel(cfg, c, ldc, a_pack, nullptr, lda, 0, b.data + pc * np, tile, 1, gemv_cols,
+                     n, n, kcur, beta, last_k, p.bias, p);
+      }
+      continue;
+    }
     for (int64_t ic = 0; ic < m; ic += cfg.mc) {
       const int64_t mcur = std::min(cfg.mc, m - ic);
       const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;

@@ -29,6 +29,13 @@ typedef void (*sgemm_ukr_rows_fn)(int64_t m, int64_t k, const float* a, const fl
 typedef void (*sgemv_rowb_fn)(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
                               int64_t ldb, float* c, float alpha, float beta);
 
+// One row against `panels` full packed B micro-panels (k x NR each, panel stride k * NR): c (1 x
+// panels * NR) = alpha * a @ B + beta * c, a's elements inca apart. Exactly the arithmetic of the
+// tile kernels' rows (one FMA chain per element in k order, same store formula), but several panels
+// at once so the chains overlap: a single row through the tile kernel waits on FMA latency.
+typedef void (*sgemv_packed_fn)(int64_t k, int64_t panels, const float* a, int64_t inca,
+                                const float* b, float* c, float alpha, float beta);
+
 void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 #if defined(NNCORE_X86)
@@ -40,6 +47,8 @@ void sgemm_ukr_avx512_14x32_rowa(int64_t k, const float* a, int64_t lda, const f
                                  int64_t ldc, float alpha, float beta);
 void sgemv_rowb_avx512(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
                        int64_t ldb, float* c, float alpha, float beta);
+void sgemv_packed_avx512_32(int64_t k, int64_t panels, const float* a, int64_t inca,
+                            const float* b, float* c, float alpha, float beta);
 void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const float* b, float* c,
                                  int64_t ldc, float alpha, float beta);
 #endif

@@ -94,6 +94,50 @@ void sgemm_ukr_avx512_14x32_rows(int64_t m, int64_t k, const float* a, const flo
   }
 }
 
+namespace {
+
+// Q panels of 32 columns: 2*Q accumulators.
+template <int Q>
+inline __attribute__((always_inline)) void gemv_panels(int64_t k, const float* a, int64_t inca,
+                                                       const float* b, float* c, float alpha,
+                                                       float beta) {
+  __m512 acc[Q][2];
+#pragma GCC unroll 4
+  for (int q = 0; q < Q; ++q) acc[q][0] = acc[q][1] = _mm512_setzero_ps();
+  const int64_t stride = 32 * k;  // between panels
+  for (int64_t p = 0; p < k; ++p) {
+    const __m512 ap = _mm512_set1_ps(a[p * inca]);
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) {
+      acc[q][0] = _mm512_fmadd_ps(ap, _mm512_load_ps(b + q * stride + p * 32), acc[q][0]);
+      acc[q][1] = _mm512_fmadd_ps(ap, _mm512_load_ps(b + q * stride + p * 32 + 16), acc[q][1]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+#pragma GCC unroll 4
+  for (int q = 0; q < Q; ++q) {
+    float* cq = c + 32 * q;
+    if (beta == 0.0f) {
+      _mm512_storeu_ps(cq, _mm512_mul_ps(va, acc[q][0]));
+      _mm512_storeu_ps(cq + 16, _mm512_mul_ps(va, acc[q][1]));
+    } else {
+      const __m512 vb = _mm512_set1_ps(beta);
+      _mm512_storeu_ps(cq, _mm512_fmadd_ps(vb, _mm512_loadu_ps(cq), _mm512_mul_ps(va, acc[q][0])));
+      _mm512_storeu_ps(cq + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(cq + 16),
+                                                _mm512_mul_ps(va, acc[q][1])));
+    }
+  }
+}
+
+}  // namespace
+
+void sgemv_packed_avx512_32(int64_t k, int64_t panels, const float* a, int64_t inca,
+                            const float* b, float* c, float alpha, float beta) {
+  int64_t j = 0;
+  for (; j + 4 <= panels; j += 4) gemv_panels<4>(k, a, inca, b + j * 32 * k, c + 32 * j, alpha, beta);
+  for (; j < panels; ++j) gemv_panels<1>(k, a, inca, b + j * 32 * k, c + 32 * j, alpha, beta);
+}
+
 // 64 columns at a time in 4 accumulators (B rows streamed once), then 16-column masked tails.
 void sgemv_rowb_avx512(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
                        int64_t ldb, float* c, float alpha, float beta) {
