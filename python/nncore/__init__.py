@@ -16,8 +16,12 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
 
 _SUBMODULES = {
     "ops", "layers", "models", "losses", "optimizers", "regularizers", "initializers",
-    "activations", "metrics", "callbacks", "datasets", "utils",
+    "activations", "metrics", "callbacks", "datasets", "utils", "backend", "saving", "trainers",
 }
+# `import nncore as keras`: keras.Input, keras.Model, keras.Sequential... load on first use.
+_ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),
+          "Sequential": ("models", "Sequential"), "Layer": ("layers", "Layer"),
+          "KerasTensor": ("layers", "KerasTensor")}
 
 
 def get_num_threads() -> int:
@@ -61,8 +65,13 @@ def __getattr__(name: str):
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module
         return module
+    if name in _ATTRS:
+        mod, attr = _ATTRS[name]
+        value = getattr(importlib.import_module(f".{mod}", __name__), attr)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'nncore' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_SUBMODULES))
+    return sorted(list(globals()) + list(_SUBMODULES) + list(_ATTRS))

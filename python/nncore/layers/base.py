@@ -1,29 +1,45 @@
-"""Layer: Keras's contract (config in __init__, build(input_shape) creating weights, get_config)
-plus an explicit backward.
+"""Layer: Keras's contract (config in __init__, build(input_shape) creating weights with
+add_weight, get_config) plus an explicit backward, and no per-call state on the layer.
 
-Shapes include the batch axis as None: (None, 28, 28, 1).
-forward(x, training) -> y. With training=True the layer keeps what backward needs; with
-training=False it keeps nothing (so inference is thread-safe). backward(dy) -> dx fills self.grads
-(one array per entry of self.weights, same order) and returns the input gradient, or None when
-need_input_grad is False (the first layer).
+    forward(inputs, training=False, need_ctx=False) -> (outputs, ctx)
+    backward(ctx, dy, need_input_grad=True) -> dx      (adds into the layer's gradient slots)
+
+``ctx`` holds whatever the backward needs from its forward (None when need_ctx is False), so one
+layer can be called at several places of a graph (shared weights) and inference from several
+threads at once is safe. Gradients *accumulate*: the trainer calls ``_zero_grads()`` before a step
+and every backward adds its contribution with ``_add_grad``, so fan-out and shared layers are
+right. Each weight carries its own trainable flag (moving statistics are non-trainable state).
+Shapes include the batch axis as None: (None, 28, 28, 1). A layer casts its own inputs to what it
+accepts (the model never casts).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 
 import numpy as np
 
 from .. import initializers, regularizers
+from .node import KerasTensor, Node, flatten, fmt_shape, is_symbolic, pack_like, shapes_of
+
+__all__ = ["Layer", "ActivationMixin", "fmt_shape"]
 
 _name_counts: dict = {}
+_name_lock = threading.Lock()
 MAX_DIM = 2**31 - 1
+# Builds are serialised: the first predict from several threads at once on an unbuilt model must
+# build each layer exactly once (re-entrant: a model builds its layers inside its own build).
+BUILD_LOCK = threading.RLock()
+# Set while a model file is being loaded: caps on what building may allocate (see saving).
+_limits = threading.local()
 
 
 def _unique_name(base: str) -> str:
-    n = _name_counts.get(base, 0)
-    _name_counts[base] = n + 1
+    with _name_lock:
+        n = _name_counts.get(base, 0)
+        _name_counts[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
 
 
@@ -32,11 +48,6 @@ def _snake(name: str) -> str:
     # SimpleRNN -> simple_rnn
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
-
-
-def fmt_shape(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (
-        ",)" if len(shape) == 1 else ")")
 
 
 def positive_int(v, name: str, where: str) -> int:
@@ -54,97 +65,207 @@ def int_tuple(v, n: int, name: str, where: str) -> tuple:
     return tuple(positive_int(x, name, where) for x in v)
 
 
-def shape_tuple(v, name: str, where: str) -> tuple:
-    """A per-sample shape (no batch axis) of positive ints."""
+def shape_tuple(v, name: str, where: str, allow_none=False) -> tuple:
+    """A per-sample shape (no batch axis) of positive ints (None allowed where asked)."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = (v,)
-    if not isinstance(v, (tuple, list)) or len(v) == 0 or len(v) > 8:
+    if not isinstance(v, (tuple, list)) or len(v) > 8:
         raise ValueError(f"{where}: {name} must be a tuple of positive ints, got {v!r}")
-    return tuple(positive_int(x, name, where) for x in v)
+    return tuple(None if (d is None and allow_none) else positive_int(d, name, where) for d in v)
+
+
+def as_f32(x):
+    """x as a C-contiguous float32 array (no copy when it already is one)."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_load_budget(layer, shape) -> None:
+    """While a file is being loaded: refuse weights beyond the parameter cap before allocating."""
+    lim = getattr(_limits, "value", None)
+    if lim is None:
+        return
+    n = math.prod(shape)
+    lim["params"] += n
+    if lim["max_params"] is not None and lim["params"] > lim["max_params"]:
+        raise ValueError(f"the config declares more than max_params={lim['max_params']} "
+                         f"parameters ({lim['params']} at layer {layer.name!r}); pass "
+                         "load_model(..., max_params=N) to allow more")
+    if lim["max_bytes"] is not None and 4 * lim["params"] > lim["max_bytes"]:
+        raise ValueError(f"the config declares {lim['params']} parameters "
+                         f"({4 * lim['params']} bytes) but the weight members hold only "
+                         f"{lim['max_bytes']} bytes")
+
+
+def _allocating() -> bool:
+    lim = getattr(_limits, "value", None)
+    return lim is None or lim.get("allocate", True)
 
 
 class Layer:
-    """Base class. Subclasses define weight_specs, compute_output_shape, forward, backward."""
+    """Base class of every layer. Built-in layers define weight_specs (or build),
+    compute_output_shape, forward and backward."""
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None,
-                 dtype=None, **kwargs):
+                 dtype=None, input_dim=None, batch_size=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected argument(s) {sorted(kwargs)}")
-        if dtype not in (None, "float32", np.float32):
+        if dtype not in (None, "float32", np.float32) and not (
+                isinstance(dtype, dict) and dtype.get("config", {}).get("name") == "float32"):
             raise ValueError(f"{type(self).__name__}: only float32 is supported, got {dtype!r}")
         if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 256):
             raise ValueError(f"layer name must be a non-empty string, got {name!r}")
         self.name = name if name is not None else _unique_name(_snake(type(self).__name__))
-        self.trainable = bool(trainable)
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise ValueError(f"layer {self.name!r}: trainable must be True or False, got "
+                             f"{trainable!r}")
+        self._trainable = bool(trainable)
         where = self.name
         if batch_input_shape is not None:
             if not isinstance(batch_input_shape, (tuple, list)) or len(batch_input_shape) < 2:
                 raise ValueError(f"{where}: batch_input_shape must be a tuple, "
                                  f"got {batch_input_shape!r}")
             input_shape = tuple(batch_input_shape[1:])
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
         self._input_shape_arg = (None if input_shape is None
-                                 else shape_tuple(input_shape, "input_shape", where))
+                                 else shape_tuple(input_shape, "input_shape", where,
+                                                  allow_none=True))
         self.built = False
-        self.input_shape = None
-        self.output_shape = None
-        self.weights: list = []
-        self.grads: list = []
+        self._build_shape = None
+        self._out_shape = None
+        self._weights: list = []
         self._weight_names: list = []
+        self._weight_trainable: list = []
         self._regularizers: list = []
-        self.need_input_grad = True
+        self.grads: list = []
+        self._fresh: list = []       # per weight: no gradient added since _zero_grads
+        self._inbound_nodes: list = []
 
-    # ---- Keras-style construction -------------------------------------------------------------
+    # ---- construction -------------------------------------------------------------------------
     def weight_specs(self, input_shape) -> list:
-        """[(name, shape, initializer, regularizer)] for this input shape; no allocation."""
+        """[(name, shape, initializer, regularizer[, trainable])] for this input shape."""
         return []
 
-    def compute_output_shape(self, input_shape) -> tuple:
+    def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
     def check_input_shape(self, input_shape) -> None:
         """Raise ValueError naming the layer and the shape if it cannot take input_shape."""
 
-    def build(self, input_shape, allocate=True) -> None:
-        input_shape = tuple(input_shape)
-        self.check_input_shape(input_shape)
-        specs = self.weight_specs(input_shape)
-        out = self.compute_output_shape(input_shape)
-        self.weights, self.grads, self._weight_names, self._regularizers = [], [], [], []
-        for wname, shape, init, reg in specs:
-            arr = (np.ascontiguousarray(init(shape), dtype=np.float32) if allocate
-                   else np.zeros(shape, np.float32))
-            self.weights.append(arr)
-            self.grads.append(np.zeros(shape, np.float32))
-            self._weight_names.append(f"{self.name}/{wname}")
-            self._regularizers.append(reg)
-        self.input_shape, self.output_shape = input_shape, tuple(out)
-        self.built = True
-        self._on_built()
+    def build(self, input_shape) -> None:
+        """Create the weights for inputs of input_shape (Keras: override and call add_weight)."""
+        for spec in self.weight_specs(input_shape):
+            wname, shape, init, reg = spec[:4]
+            trainable = spec[4] if len(spec) > 4 else True
+            self.add_weight(shape=shape, initializer=init, regularizer=reg, trainable=trainable,
+                            name=wname)
+
+    def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None, **kwargs):
+        """A new float32 weight of `shape` (Keras's add_weight); returns the array itself."""
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"layer {self.name!r}: weight shape {shape} has a negative size")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"layer {self.name!r}: only float32 weights are supported")
+        init = initializers.get("glorot_uniform" if initializer is None else initializer)
+        reg = regularizers.get(regularizer)
+        check_load_budget(self, shape)
+        if _allocating():
+            arr = np.ascontiguousarray(init(shape), dtype=np.float32)
+        else:
+            arr = np.zeros(shape, np.float32)  # about to be overwritten by a file's data
+        if arr.shape != shape:
+            raise ValueError(f"layer {self.name!r}: initializer gave shape {arr.shape}, "
+                             f"expected {shape}")
+        self._weights.append(arr)
+        self._weight_names.append(f"{self.name}/{name or 'variable'}")
+        self._weight_trainable.append(bool(trainable))
+        self._regularizers.append(reg)
+        self.grads.append(np.zeros(shape, np.float32))
+        self._fresh.append(True)
+        return arr
+
+    def _maybe_build(self, input_shape) -> None:
+        if self.built:
+            return
+        with BUILD_LOCK:
+            if self.built:
+                return
+            self.check_input_shape(input_shape)
+            n_before = len(self._weights)
+            try:
+                self.build(input_shape)
+                out = self.compute_output_shape(input_shape)
+            except BaseException:
+                del self._weights[n_before:], self._weight_names[n_before:]
+                del self._weight_trainable[n_before:], self._regularizers[n_before:]
+                del self.grads[n_before:], self._fresh[n_before:]
+                raise
+            self._build_shape = input_shape
+            self._out_shape = out
+            self._on_built()
+            self.built = True
 
     def _on_built(self) -> None:
-        """Hook: bind attribute names (self.kernel...) to self.weights entries."""
+        """Hook: bind attribute names (self.kernel...) to the weights."""
 
-    def count_params(self) -> int:
-        return int(sum(w.size for w in self.weights))
+    def _check_compatible(self, input_shape) -> None:
+        """A built layer called again (a shared layer) must get inputs its weights fit."""
+        self.check_input_shape(input_shape)
+        if type(self).weight_specs is Layer.weight_specs:
+            return
+        want = [tuple(spec[1]) for spec in self.weight_specs(input_shape)]
+        have = [w.shape for w in self._weights]
+        if want != have:
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) was built for input "
+                             f"shape {_fmt_any(self._build_shape)} and cannot take "
+                             f"{_fmt_any(input_shape)} (weights {have} vs {want})")
+
+    # ---- weights ------------------------------------------------------------------------------
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
+
+    @property
+    def weights(self) -> list:
+        return list(self._weights)
 
     @property
     def trainable_weights(self) -> list:
-        return list(self.weights) if self.trainable else []
+        if not self._trainable:
+            return []
+        return [w for w, t in zip(self._weights, self._weight_trainable) if t]
 
     @property
     def non_trainable_weights(self) -> list:
-        return [] if self.trainable else list(self.weights)
+        if not self._trainable:
+            return list(self._weights)
+        return [w for w, t in zip(self._weights, self._weight_trainable) if not t]
+
+    @property
+    def variables(self) -> list:
+        return self.weights
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self._weights))
 
     def get_weights(self) -> list:
-        return [w.copy() for w in self.weights]
+        return [w.copy() for w in self._weights]
 
     def set_weights(self, weights) -> None:
         weights = list(weights)
-        if len(weights) != len(self.weights):
-            raise ValueError(f"layer {self.name!r} expects {len(self.weights)} weight arrays, "
+        if len(weights) != len(self._weights):
+            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, "
                              f"got {len(weights)}")
         arrs = []
-        for wname, cur, new in zip(self._weight_names, self.weights, weights):
+        for wname, cur, new in zip(self._weight_names, self._weights, weights):
             new = np.asarray(new)
             if new.dtype.kind not in "biuf":
                 raise TypeError(f"weight {wname!r}: expected a real array, got dtype {new.dtype}")
@@ -152,9 +273,127 @@ class Layer:
                 raise ValueError(f"weight {wname!r} has shape {cur.shape}, "
                                  f"got an array of shape {new.shape}")
             arrs.append(new)
-        for cur, new in zip(self.weights, arrs):
+        for cur, new in zip(self._weights, arrs):
             np.copyto(cur, new, casting="unsafe")  # in place: references stay valid
 
+    # ---- gradients ----------------------------------------------------------------------------
+    def _zero_grads(self) -> None:
+        for i in range(len(self._fresh)):
+            self._fresh[i] = True
+
+    def _grad_out(self, i):
+        """(array to write weight i's gradient into, beta): beta 0 overwrites, 1 accumulates."""
+        if self._fresh[i]:
+            self._fresh[i] = False
+            return self.grads[i], 0.0
+        return self.grads[i], 1.0
+
+    def _add_grad(self, i, g) -> None:
+        """Add g to weight i's gradient. The first contribution of a step is taken by reference
+        (g must be an array no one else writes to)."""
+        if self._fresh[i]:
+            self._fresh[i] = False
+            if g.dtype == np.float32 and g.shape == self.grads[i].shape \
+                    and g.flags.c_contiguous and g.flags.writeable:
+                self.grads[i] = g
+            else:
+                self.grads[i] = np.ascontiguousarray(g, dtype=np.float32).reshape(
+                    self._weights[i].shape).copy()
+        else:
+            self.grads[i] += g
+
+    def _finish_grads(self) -> None:
+        """Weights that got no gradient this step (a branch not in the loss) get zeros."""
+        for i, fresh in enumerate(self._fresh):
+            if fresh:
+                self.grads[i] = np.zeros_like(self._weights[i])
+                self._fresh[i] = False
+
+    # ---- calling ------------------------------------------------------------------------------
+    def __call__(self, inputs, training=None, **kwargs):
+        """On symbolic tensors: build, record a node, return symbolic outputs. On arrays: run
+        eagerly (builds on first use)."""
+        if is_symbolic(inputs):
+            return self._call_symbolic(inputs, **kwargs)
+        if kwargs:
+            raise TypeError(f"layer {self.name!r}: unexpected call argument(s) {sorted(kwargs)}")
+        if isinstance(inputs, (list, tuple)):
+            inputs = [np.asarray(x) for x in inputs]
+        else:
+            inputs = np.asarray(inputs)
+        self._maybe_build(shapes_of(inputs))
+        out, _ = self.forward(inputs, training=bool(training))
+        return out
+
+    def _call_symbolic(self, inputs, **kwargs):
+        if kwargs:
+            raise TypeError(f"layer {self.name!r}: unexpected call argument(s) {sorted(kwargs)}")
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        for t in flatten(inputs):
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"layer {self.name!r}: cannot mix symbolic tensors and "
+                                f"{type(t).__name__} values in one call")
+        shapes = shapes_of(inputs)
+        try:
+            if self.built:
+                self._check_compatible(shapes)
+            self._maybe_build(shapes)
+            out_shape = self.compute_output_shape(shapes)
+        except ValueError as e:
+            src = ", ".join(f"{_describe(t)} {fmt_shape(t.shape)}" for t in flatten(inputs))
+            msg = str(e)
+            if self.name not in msg:
+                msg = f"layer {self.name!r} ({type(self).__name__}): {msg}"
+            raise ValueError(f"cannot call {msg} [inputs: {src}]") from None
+        lim = getattr(_limits, "value", None)
+        if lim is not None:
+            _check_sample_size(self, out_shape)
+        outputs = _make_outputs(out_shape, self, inputs)
+        node = Node(self, inputs, outputs)
+        self._inbound_nodes.append(node)
+        return outputs
+
+    # Keras's layer.input / layer.output: the tensors of its (single) call in a graph.
+    def _only_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"layer {self.name!r} has never been called on symbolic tensors "
+                                 f"and thus has no defined {what}")
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(f"layer {self.name!r} has been called {len(self._inbound_nodes)}"
+                                 f" times: its {what} is ambiguous")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        return self._only_node("input").inputs
+
+    @property
+    def output(self):
+        return self._only_node("output").outputs
+
+    @property
+    def input_shape(self):
+        if self._build_shape is None:
+            return None
+        return self._build_shape
+
+    @property
+    def output_shape(self):
+        return self._out_shape
+
+    # ---- computation --------------------------------------------------------------------------
+    def forward(self, inputs, training=False, need_ctx=False):
+        raise NotImplementedError(f"layer {type(self).__name__} has no forward")
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        raise NotImplementedError(f"layer {type(self).__name__} has no backward")
+
+    def regularization_loss(self) -> float:
+        return float(sum(r(w) for w, r in zip(self._weights, self._regularizers)
+                         if r is not None))
+
+    # ---- config -------------------------------------------------------------------------------
     def get_config(self) -> dict:
         cfg = {"name": self.name, "trainable": self.trainable}
         if self._input_shape_arg is not None:
@@ -165,37 +404,48 @@ class Layer:
     def from_config(cls, config: dict):
         return cls(**config)
 
-    # ---- computation --------------------------------------------------------------------------
-    def forward(self, x, training=False):
-        raise NotImplementedError
-
-    def backward(self, dy):
-        raise NotImplementedError
-
-    def __call__(self, x, training=False):
-        """Eager call on a numpy array (builds the layer on first use)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if not self.built:
-            self.build((None,) + x.shape[1:])
-        return self.forward(x, training=training)
-
-    def regularization_loss(self) -> float:
-        return float(sum(r(w) for w, r in zip(self.weights, self._regularizers) if r is not None))
-
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def _fmt_any(shape) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(_fmt_any(s) for s in shape) + "]"
+    return fmt_shape(shape) if shape is not None else "None"
+
+
+def _describe(t: KerasTensor) -> str:
+    if t.node is not None:
+        return f"tensor {t.name!r} from layer {t.node.layer.name!r}"
+    return f"tensor {t.name!r}"
+
+
+def _check_sample_size(layer, out_shape) -> None:
+    for s in (out_shape if isinstance(out_shape, list) else [out_shape]):
+        dims = [d for d in s[1:] if d is not None]
+        if any(not 0 <= d < 2**31 for d in dims) or math.prod(dims) > 2**31:
+            raise ValueError(f"layer {layer.name!r}: output shape {fmt_shape(s)} is too large")
+
+
+def _make_outputs(out_shape, layer, inputs):
+    dtype = getattr(layer, "output_dtype", "float32")
+    if isinstance(out_shape, list):
+        return [KerasTensor(s, dtype, name=f"{layer.name}_out{i}")
+                for i, s in enumerate(out_shape)]
+    return KerasTensor(out_shape, dtype, name=layer.name)
+
+
 class ActivationMixin:
-    """Output activation handling shared by Dense, Conv2D and Activation.
+    """Output activation shared by Dense, Conv2D and Activation.
 
     A model that fuses the output softmax/sigmoid into the loss calls forward(..., logits=True):
     the layer then returns (probabilities, logits) and its backward takes d loss / d logits.
+    The activation context is (y, fused): what the activation's backward needs.
     """
 
     activation: str
 
-    def _activate(self, z, training, logits, fused_relu=False, inplace=True):
+    def _activate(self, z, logits, fused_relu=False, inplace=True):
         act = self.activation
         if act == "linear" or fused_relu:
             y = z
@@ -203,17 +453,15 @@ class ActivationMixin:
             from ..ops import train as _train
 
             y = _train.activation(z, act, out=z if inplace and not logits else None)
-        if training:
-            self._y = y
-            self._fused_out = logits
-        return (y, z) if logits else y
+        return ((y, z) if logits else y), (y, logits)
 
-    def _activation_grad(self, dy):
-        if self._fused_out or self.activation == "linear":
+    def _activation_grad(self, act_ctx, dy):
+        y, fused = act_ctx
+        if fused or self.activation == "linear":
             return dy
         from ..ops import train as _train
 
-        return _train.activation_backward(dy, self._y, self.activation)
+        return _train.activation_backward(dy, y, self.activation)
 
 
 def check_regularizer(v):
@@ -226,3 +474,7 @@ def check_initializer(v):
 
 def prod(shape) -> int:
     return math.prod(shape)
+
+
+__all__ += ["KerasTensor", "Node", "flatten", "pack_like", "as_f32", "positive_int", "int_tuple",
+            "shape_tuple", "BUILD_LOCK"]

@@ -8,6 +8,7 @@ from .. import ops as _ops
 from .base import (
     ActivationMixin,
     Layer,
+    as_f32,
     check_initializer,
     check_regularizer,
     fmt_shape,
@@ -91,28 +92,28 @@ class Conv2D(ActivationMixin, Layer):
     def _geom(self):
         return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate)
 
-    def forward(self, x, training=False, logits=False):
+    def forward(self, x, training=False, need_ctx=False, logits=False):
+        x = as_f32(x)
         relu = self.activation == "relu" and not logits
-        # x is float32 and C-contiguous here (Sequential and __call__ convert; kernels return such
-        # arrays), and the binding re-checks every shape: skip ops.conv2d's per-call validation,
-        # which cost more than the kernel itself at batch 1.
+        # The binding re-checks every shape: skip ops.conv2d's per-call validation, which cost
+        # more than the kernel itself at batch 1.
         z = _core.conv2d_forward(x, self.kernel, self.bias, self.strides, self.padding == "same",
                                  self.dilation_rate, relu, False)
-        if training:
-            self._x = x
-        return self._activate(z, training, logits, fused_relu=relu)
+        out, act = self._activate(z, logits, fused_relu=relu)
+        return out, ((x, act) if need_ctx else None)
 
-    def backward(self, dy):
-        if self.activation == "relu" and not self._fused_out:
-            dz, y, act = dy, self._y, "relu"
+    def backward(self, ctx, dy, need_input_grad=True):
+        x, act = ctx
+        if self.activation == "relu" and not act[1]:
+            dz, y, a = dy, act[0], "relu"
         else:
-            dz, y, act = self._activation_grad(dy), None, None
-        dx, dw, db = _ops.conv2d_backward(dz, self._x, self.kernel, y=y, activation=act,
-                                          need_dx=self.need_input_grad, has_bias=self.use_bias,
+            dz, y, a = self._activation_grad(act, dy), None, None
+        dx, dw, db = _ops.conv2d_backward(dz, x, self.kernel, y=y, activation=a,
+                                          need_dx=need_input_grad, has_bias=self.use_bias,
                                           **self._geom())
-        self.grads[0] = dw
+        self._add_grad(0, dw)
         if self.use_bias:
-            self.grads[1] = db
+            self._add_grad(1, db)
         return dx
 
     def get_config(self):

@@ -12,7 +12,10 @@ from ..utils.random import get_rng
 from .base import (
     MAX_DIM,
     ActivationMixin,
+    KerasTensor,
     Layer,
+    Node,
+    as_f32,
     check_initializer,
     check_regularizer,
     fmt_shape,
@@ -22,32 +25,57 @@ from .base import (
 
 
 class InputLayer(Layer):
-    """Declares the per-sample input shape of a Sequential model; holds no weights."""
+    """The source of a graph: holds no weights; its one node has no inputs and outputs the model's
+    input tensor. dtype is what the model converts that input to (float32 by default)."""
 
-    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, batch_shape=None,
-                 input_shape=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None,
+                 input_shape=None, sparse=None, input_tensor=None, **kwargs):
         if shape is None:
             shape = input_shape if input_shape is not None else (
                 tuple(batch_shape[1:]) if batch_shape is not None else None)
         if shape is None:
             raise ValueError("Input: give shape=, e.g. Input(shape=(28, 28, 1))")
-        super().__init__(name=name, dtype=dtype, input_shape=shape, **kwargs)
+        if batch_shape is not None and batch_size is None:
+            batch_size = batch_shape[0]
+        if sparse:
+            raise ValueError("Input: sparse inputs are not supported")
+        kwargs.pop("trainable", None)
+        super().__init__(name=name, input_shape=shape, **kwargs)
+        if batch_size is not None:
+            batch_size = positive_int(batch_size, "batch_size", self.name)
         self.batch_size = batch_size
+        try:
+            dt = np.dtype("float32" if dtype is None else dtype)
+        except TypeError:
+            raise ValueError(f"Input {self.name!r}: unknown dtype {dtype!r}") from None
+        if dt.kind not in "biuf":
+            raise ValueError(f"Input {self.name!r}: dtype must be numeric, got {dt}")
+        self.dtype = str(dt)
+        self.output_dtype = self.dtype
+        self.built = True
+        shape = (batch_size,) + tuple(self._input_shape_arg)
+        self._build_shape = self._out_shape = shape
+        self._tensor = KerasTensor(shape, self.dtype, name=self.name)
+        self._inbound_nodes.append(Node(self, [], self._tensor))
 
-    def forward(self, x, training=False):
-        return x
+    def forward(self, x, training=False, need_ctx=False):
+        return x, None
 
-    def backward(self, dy):
+    def backward(self, ctx, dy, need_input_grad=True):
         return dy
 
     def get_config(self):
-        return {"name": self.name, "shape": list(self._input_shape_arg)}
+        return {"name": self.name, "shape": list(self._input_shape_arg), "dtype": self.dtype,
+                "batch_size": self.batch_size}
 
 
-def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):  # noqa: N802
-    """Keras's Input: in a Sequential model it only fixes the input shape."""
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None,
+          tensor=None, optional=False):  # noqa: N802
+    """Keras's Input: a symbolic tensor (shape with a None batch axis) to build models on."""
+    if tensor is not None or optional:
+        raise ValueError("Input: tensor= and optional= are not supported")
     return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
-                      batch_shape=batch_shape)
+                      batch_shape=batch_shape, sparse=sparse)._tensor
 
 
 class Dense(ActivationMixin, Layer):
@@ -85,27 +113,33 @@ class Dense(ActivationMixin, Layer):
         self.kernel = self.weights[0]
         self.bias = self.weights[1] if self.use_bias else None
 
-    def forward(self, x, training=False, logits=False):
+    def forward(self, x, training=False, need_ctx=False, logits=False):
+        x = as_f32(x)
         x2 = x.reshape(-1, x.shape[-1])
-        relu = self.activation == "relu"
-        # Straight to the kernel: x2 is float32 (see Conv2D.forward) and the binding checks shapes.
+        relu = self.activation == "relu" and not logits
+        # Straight to the kernel: x2 is float32 C-contiguous and the binding checks shapes.
         z = np.empty((x2.shape[0], self.units), np.float32)
         _core.sgemm(z, x2, self.kernel, False, False, 1.0, 0.0, self.bias, relu)
         if x.ndim != 2:
             z = z.reshape(x.shape[:-1] + (self.units,))
-        if training:
-            self._x2 = x2
-        return self._activate(z, training, logits, fused_relu=relu)
+        out, act = self._activate(z, logits, fused_relu=relu)
+        return out, ((x2, x.shape, act) if need_ctx else None)
 
-    def backward(self, dy):
-        dz = self._activation_grad(dy).reshape(-1, self.units)
-        _gemm.matmul(self._x2, dz, out=self.grads[0], transpose_a=True)
+    def backward(self, ctx, dy, need_input_grad=True):
+        x2, in_shape, act = ctx
+        dz = self._activation_grad(act, dy).reshape(-1, self.units)
+        g, beta = self._grad_out(0)
+        _gemm.matmul(x2, dz, out=g, transpose_a=True, beta=beta)
         if self.use_bias:
-            np.sum(dz, axis=0, out=self.grads[1])
-        if not self.need_input_grad:
+            g, beta = self._grad_out(1)
+            if beta:
+                g += dz.sum(axis=0)
+            else:
+                np.sum(dz, axis=0, out=g)
+        if not need_input_grad:
             return None
         dx = _gemm.matmul(dz, self.kernel, transpose_b=True)
-        return dx.reshape(dy.shape[:-1] + (self.kernel.shape[0],))
+        return dx.reshape(in_shape)
 
     def get_config(self):
         from .. import initializers, regularizers
@@ -141,11 +175,11 @@ class Flatten(Layer):
         # math.prod: exact Python ints (np.prod wraps around int64 on hostile shapes).
         return (input_shape[0], math.prod(input_shape[1:]))
 
-    def forward(self, x, training=False):
-        return x.reshape(x.shape[0], -1)
+    def forward(self, x, training=False, need_ctx=False):
+        return x.reshape(x.shape[0], -1), (x.shape if need_ctx else None)
 
-    def backward(self, dy):
-        return dy.reshape((dy.shape[0],) + tuple(self.input_shape[1:]))
+    def backward(self, ctx, dy, need_input_grad=True):
+        return dy.reshape(ctx) if need_input_grad else None
 
 
 class Reshape(Layer):
@@ -200,13 +234,12 @@ class Reshape(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self._resolved(input_shape)
 
-    def forward(self, x, training=False):
-        return x.reshape((x.shape[0],) + tuple(self.output_shape[1:]))
+    def forward(self, x, training=False, need_ctx=False):
+        out = x.reshape((x.shape[0],) + self._resolved((None,) + x.shape[1:]))
+        return out, (x.shape if need_ctx else None)
 
-    def backward(self, dy):
-        if not self.need_input_grad:
-            return None
-        return dy.reshape((dy.shape[0],) + tuple(self.input_shape[1:]))
+    def backward(self, ctx, dy, need_input_grad=True):
+        return dy.reshape(ctx) if need_input_grad else None
 
     def get_config(self):
         cfg = super().get_config()
@@ -228,19 +261,18 @@ class Dropout(Layer):
         self.seed = seed
         self._rng = None if seed is None else np.random.default_rng(seed)
 
-    def forward(self, x, training=False):
-        if not training:
-            return x
-        if self.rate == 0.0:
-            self._mask = None
-            return x
+    def forward(self, x, training=False, need_ctx=False):
+        if not training or self.rate == 0.0:
+            return x, None
         rng = self._rng if self._rng is not None else get_rng()
         keep = rng.random(x.shape, dtype=np.float32) >= np.float32(self.rate)
-        self._mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
-        return x * self._mask
+        mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
+        return x * mask, (mask if need_ctx else None)
 
-    def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+    def backward(self, ctx, dy, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return dy if ctx is None else dy * ctx
 
     def get_config(self):
         cfg = super().get_config()
@@ -255,12 +287,13 @@ class Activation(ActivationMixin, Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def forward(self, x, training=False, logits=False):
+    def forward(self, x, training=False, need_ctx=False, logits=False):
         # Never in place: x is the previous layer's output, which its backward may still need.
-        return self._activate(x, training, logits, inplace=False)
+        out, act = self._activate(as_f32(x), logits, inplace=False)
+        return out, (act if need_ctx else None)
 
-    def backward(self, dy):
-        return self._activation_grad(dy)
+    def backward(self, ctx, dy, need_input_grad=True):
+        return self._activation_grad(ctx, dy) if need_input_grad else None
 
     def get_config(self):
         cfg = super().get_config()

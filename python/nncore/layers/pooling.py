@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import _core
 from .. import ops as _ops
-from .base import Layer, fmt_shape, int_tuple
+from .base import Layer, as_f32, fmt_shape, int_tuple
 from .conv import check_data_format, check_padding
 
 
@@ -52,28 +52,29 @@ class _Pool2D(Layer):
 class MaxPooling2D(_Pool2D):
     """y = max over each pool window (argmax kept for backward)."""
 
-    def forward(self, x, training=False):
-        # x is float32 C-contiguous (see Conv2D.forward); the binding checks shapes itself.
+    def forward(self, x, training=False, need_ctx=False):
+        x = as_f32(x)
         y, argmax = _core.maxpool2d_forward(x, self.pool_size, self.strides, self.padding == "same")
-        if training:
-            self._argmax, self._in_shape = argmax, x.shape
-        return y
+        return y, ((argmax, x.shape) if need_ctx else None)
 
-    def backward(self, dy):
-        return _ops.max_pool2d_backward(dy, self._argmax, self._in_shape)
+    def backward(self, ctx, dy, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return _ops.max_pool2d_backward(dy, ctx[0], ctx[1])
 
 
 class AveragePooling2D(_Pool2D):
     """y = mean over each pool window (with 'same', over the in-bounds part)."""
 
-    def forward(self, x, training=False):
-        if training:
-            self._in_shape = x.shape
-        return _ops.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+    def forward(self, x, training=False, need_ctx=False):
+        x = as_f32(x)
+        y = _ops.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+        return y, (x.shape if need_ctx else None)
 
-    def backward(self, dy):
-        return _ops.avg_pool2d_backward(dy, self._in_shape, self.pool_size, self.strides,
-                                        self.padding)
+    def backward(self, ctx, dy, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        return _ops.avg_pool2d_backward(dy, ctx, self.pool_size, self.strides, self.padding)
 
 
 MaxPool2D = MaxPooling2D

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from .. import ops as _ops
-from .base import Layer, check_initializer, check_regularizer, fmt_shape, positive_int
+from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape, positive_int
 
 
 class _RNN(Layer):
@@ -74,19 +74,18 @@ class _RNN(Layer):
     def _run(self, x, training):
         raise NotImplementedError
 
-    def forward(self, x, training=False):
-        out, cache = self._run(x, training)
-        if training:
-            self._cache = cache
-        return out
+    def forward(self, x, training=False, need_ctx=False):
+        out, cache = self._run(as_f32(x), need_ctx)
+        return out, cache
 
-    def backward(self, dy):
-        res = self._backward(dy, self._cache)
+    def backward(self, ctx, dy, need_input_grad=True):
+        res = self._backward(dy, ctx)
         dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
-        self.grads[0], self.grads[1] = dk, drk
+        self._add_grad(0, dk)
+        self._add_grad(1, drk)
         if self.use_bias:
-            self.grads[2] = db
-        return dx if self.need_input_grad else None
+            self._add_grad(2, db)
+        return dx if need_input_grad else None
 
     def get_config(self):
         cfg = super().get_config()

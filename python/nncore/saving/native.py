@@ -1,6 +1,8 @@
-"""Model files: one uncompressed zip (npz layout, np.savez: every member ZIP_STORED) holding
+"""nncore's model files: one uncompressed zip (npz layout, np.savez: every member ZIP_STORED)
   config.npy     the architecture and compile settings as UTF-8 JSON in a uint8 array
   w0000.npy ...  the weights, float32, in model.get_weights() order.
+Format "nncore.Model" version 2 records any graph ({"class_name", "config"} of the model, rebuilt
+through the registry); files of version 1 ("nncore.Sequential", written before graphs) still load.
 
 Reading never unpickles (allow_pickle is never on), never imports anything named by the file (layer
 types come from layers.LAYER_REGISTRY), checks every array header (dtype, order, shape, byte size)
@@ -24,8 +26,9 @@ import zlib
 
 import numpy as np
 
-FORMAT = "nncore.Sequential"
-VERSION = 1
+FORMAT = "nncore.Model"
+VERSION = 2
+OLD_FORMAT = "nncore.Sequential"  # version 1: a Sequential's {name, input_shape, layers}
 MAX_CONFIG_BYTES = 16 << 20
 MAX_LAYERS = 4096
 MAX_TOTAL_PARAMS = 1 << 28  # elements (1 GiB of float32): load_model's default max_params
@@ -53,19 +56,32 @@ def _umask() -> int:
     return mask
 
 
-def _write(filepath, arrays: dict) -> None:
-    filepath = os.fspath(filepath)
-    d = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+def _write(filepath, arrays: dict, overwrite=True) -> None:
+    user_path = os.fspath(filepath)
+    target = os.path.realpath(user_path)  # saving through a symlink replaces its target
+    if not overwrite and os.path.exists(target):
+        raise FileExistsError(f"{user_path!r} exists and overwrite=False")
+    d = os.path.dirname(target)
+    try:
+        mode = os.stat(target).st_mode & 0o7777  # an existing file keeps its mode
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()  # the mode open(path, "wb") would give
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".nncore-", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, f"cannot save to {user_path!r}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)  # file object: no '.npz' appended to the name
-        # mkstemp creates 0600; give the file the mode open(filepath, "wb") would have.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, filepath)
-    except BaseException:
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+            raise OSError(e.errno, f"cannot save to {user_path!r}: {e.strerror}") from None
         raise
 
 
@@ -76,34 +92,61 @@ def _config_array(cfg: dict) -> np.ndarray:
 def _compile_config(model):
     if not model.compiled:
         return None
-    from . import losses, optimizers
+    from .. import losses, metrics, optimizers
 
-    metrics = [m for m in model._metric_ids if isinstance(m, str)]
-    return {"optimizer": optimizers.serialize(model.optimizer),
-            "loss": losses.serialize(model.loss), "metrics": metrics}
+    def ser_loss(v):
+        if v is None:
+            return None
+        if isinstance(v, dict):
+            return {k: ser_loss(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [ser_loss(x) for x in v]
+        return losses.serialize(v)
+
+    def ser_metric(m):
+        if isinstance(m, str):
+            return m
+        if isinstance(m, (list, tuple)):
+            return [ser_metric(x) for x in m]
+        if isinstance(m, dict):
+            return {k: ser_metric(x) for k, x in m.items()}
+        if isinstance(m, metrics.Metric):
+            cfg = m.get_config() if hasattr(m, "get_config") else {"name": m.name}
+            return {"class_name": type(m).__name__, "config": cfg}
+        raise ValueError(f"cannot save metric {m!r}")
+
+    spec = model._compile_spec
+    return {"optimizer": optimizers.serialize(model.optimizer), "loss": ser_loss(spec["loss"]),
+            "loss_weights": spec["loss_weights"], "metrics": ser_metric(spec["metrics"])}
 
 
-def save_model(model, filepath) -> None:
+def _weights_of(model):
+    return model.weights
+
+
+def save_model(model, filepath, overwrite=True, **kwargs) -> None:
+    from .serialization import serialize_layer
+
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built; build or fit it before saving")
-    cfg = {"format": FORMAT, "version": VERSION, "model": model.get_config(),
+    cfg = {"format": FORMAT, "version": VERSION, "model": serialize_layer(model),
            "compile": _compile_config(model)}
     arrays = {"config": _config_array(cfg)}
-    for i, w in enumerate(model.weights):
+    for i, w in enumerate(_weights_of(model)):
         arrays[_weight_key(i)] = w
-    _write(filepath, arrays)
+    _write(filepath, arrays, overwrite)
 
 
-def save_weights(model, filepath) -> None:
+def save_weights(model, filepath, overwrite=True) -> None:
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built; nothing to save")
-    names = [n for lay in model.layers for n in lay._weight_names]
+    ws = _weights_of(model)
     cfg = {"format": FORMAT + ".weights", "version": VERSION,
-           "weights": [[n, list(w.shape)] for n, w in zip(names, model.weights)]}
+           "weights": [[n, list(w.shape)] for n, w in zip(model._weight_names(), ws)]}
     arrays = {"config": _config_array(cfg)}
-    for i, w in enumerate(model.weights):
+    for i, w in enumerate(ws):
         arrays[_weight_key(i)] = w
-    _write(filepath, arrays)
+    _write(filepath, arrays, overwrite)
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -195,9 +238,11 @@ def _read_config(zf, want_format):
         cfg = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise _Bad(f"config is not valid JSON: {e}") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != want_format:
+    formats = {FORMAT: VERSION, OLD_FORMAT: 1} if want_format == FORMAT else {
+        want_format: VERSION, OLD_FORMAT + ".weights": 1}
+    if not isinstance(cfg, dict) or cfg.get("format") not in formats:
         raise _Bad(f"config does not describe a {want_format}")
-    if cfg.get("version") != VERSION:
+    if cfg.get("version") != formats[cfg["format"]]:
         raise _Bad(f"unsupported file version {cfg.get('version')!r}")
     return cfg, names
 
@@ -217,13 +262,9 @@ def _check_max_params(max_params):
         raise TypeError(f"max_params must be a positive int or None, got {max_params!r}")
 
 
-def model_from_config(mcfg, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_bytes=None):
-    """Sequential from model.get_config(), every shape validated; weights zero unless allocate.
-    Before any weight is allocated: at most max_params parameters (None: no cap) and, when given,
-    at most max_weight_bytes bytes of float32 weights."""
-    from . import models
-    from .layers import LAYER_REGISTRY
-    from .layers.base import shape_tuple
+def _v1_to_v2(mcfg):
+    """A version-1 Sequential config {name, input_shape, layers} as a version-2 model entry."""
+    from ..layers.base import shape_tuple
 
     if not isinstance(mcfg, dict) or set(mcfg) != {"name", "input_shape", "layers"}:
         raise _Bad("model config must have exactly 'name', 'input_shape', 'layers'")
@@ -233,51 +274,44 @@ def model_from_config(mcfg, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_by
     if not isinstance(mcfg["name"], str) or mcfg["input_shape"] is None:
         raise _Bad("model config: bad name or missing input shape")
     input_shape = shape_tuple(mcfg["input_shape"], "input_shape", "model")
-    layers = []
     for i, entry in enumerate(layers_cfg):
         if not isinstance(entry, dict) or set(entry) != {"class_name", "config"}:
             raise _Bad(f"layer {i}: entry must be {{'class_name', 'config'}}")
-        cls = LAYER_REGISTRY.get(entry["class_name"]) if isinstance(entry["class_name"], str) \
-            else None
-        if cls is None or entry["class_name"] == "InputLayer":
-            raise _Bad(f"layer {i}: unknown layer type {entry['class_name']!r}")
-        lcfg = entry["config"]
-        if not isinstance(lcfg, dict) or not all(isinstance(k, str) for k in lcfg):
-            raise _Bad(f"layer {i}: config must be a dict")
-        lcfg = dict(lcfg)
-        try:
-            layers.append(cls(**lcfg))
-        except (TypeError, ValueError) as e:
-            raise _Bad(f"layer {i} ({entry['class_name']}): {e}") from None
-    # Shapes, parameter counts: all computed before any weight is allocated.
-    shape = (None,) + input_shape
-    total = 0
-    for layer in layers:
-        layer.check_input_shape(shape)
-        for _, wshape, _, _ in layer.weight_specs(shape):
-            total += math.prod(wshape)
-        shape = tuple(layer.compute_output_shape(shape))
-        if any(d is not None and not 0 < d < MAX_SAMPLE_SIZE for d in shape) or \
-                math.prod(d for d in shape[1:] if d is not None) > MAX_SAMPLE_SIZE:
-            raise _Bad(f"layer {layer.name!r}: output shape {shape} is too large")
-        if max_params is not None and total > max_params:
-            raise _Bad(f"the config declares more than max_params={max_params} parameters "
-                       f"({total} so far); pass load_model(..., max_params=N) to allow more")
-        if max_weight_bytes is not None and 4 * total > max_weight_bytes:
-            raise _Bad(f"the config declares {total} parameters ({4 * total} bytes) but the "
-                       f"weight members hold only {max_weight_bytes} bytes")
-    model = models.Sequential(name=mcfg["name"])
-    model._input_shape = input_shape
-    for layer in layers:
-        model._layers.append(layer)
-        model._build_layer(len(model._layers) - 1, allocate=allocate)
-    model.built = True
+        if entry["class_name"] == "InputLayer":
+            raise _Bad(f"layer {i}: unknown layer type 'InputLayer'")
+    return {"class_name": "Sequential",
+            "config": {"name": mcfg["name"],
+                       "layers": [{"class_name": "InputLayer",
+                                   "config": {"shape": list(input_shape)}}] + layers_cfg}}
+
+
+def model_from_entry(entry, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_bytes=None,
+                     custom_objects=None):
+    """A model from its {'class_name', 'config'}, every shape validated while it is rebuilt.
+    While building: at most max_params parameters (None: no cap) and, when given, at most
+    max_weight_bytes bytes of float32 weights, checked before each weight is allocated; weights
+    are left zero unless allocate."""
+    from ..layers import base
+    from ..models.model import Model
+    from .serialization import deserialize_layer
+
+    prev = getattr(base._limits, "value", None)
+    base._limits.value = {"params": 0, "max_params": max_params, "max_bytes": max_weight_bytes,
+                          "allocate": allocate}
+    try:
+        model = deserialize_layer(entry, custom_objects)
+    finally:
+        base._limits.value = prev
+    if not isinstance(model, Model):
+        raise _Bad(f"the file holds a {type(model).__name__}, not a model")
+    if not model.built:
+        raise _Bad("the model in the file has no input shape")
     return model
 
 
 def _fill_weights(zf, model, expected_names=None):
     weights = model.weights
-    names = [n for lay in model.layers for n in lay._weight_names]
+    names = model._weight_names()
     for i, (w, wname) in enumerate(zip(weights, names)):
         def check(shape, w=w, wname=wname):
             if shape != w.shape:
@@ -287,39 +321,41 @@ def _fill_weights(zf, model, expected_names=None):
             raise _Bad(f"weight {wname!r} holds NaN or inf")
 
 
-_ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, KeyError, TypeError,
-           ValueError, OverflowError, RecursionError, UnicodeDecodeError, MemoryError,
-           NotImplementedError, IndexError, AttributeError,
-           RuntimeError)  # zipfile: encrypted member, bad password
+# What a corrupt or hostile file can raise while it is read. KeyError, AttributeError,
+# IndexError and the like are not here: from our own code they are bugs, and pass through.
+_ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, TypeError, ValueError,
+           OverflowError, RecursionError, UnicodeDecodeError, MemoryError, NotImplementedError)
 
 
-def load_model(filepath, compile=True, max_params=MAX_TOTAL_PARAMS):
+def _is_zip_error(e):
+    # zipfile raises RuntimeError for an encrypted member, NotImplementedError for odd methods.
+    return isinstance(e, RuntimeError) and "password" in str(e).lower()
+
+
+def load_model(filepath, custom_objects=None, compile=True, max_params=MAX_TOTAL_PARAMS):
     _check_max_params(max_params)
     try:
         with _open_zip(filepath) as zf:
             cfg, names = _read_config(zf, FORMAT)
             if set(cfg) != {"format", "version", "model", "compile"}:
                 raise _Bad("unexpected top-level keys in config")
+            entry = cfg["model"] if cfg["format"] == FORMAT else _v1_to_v2(cfg["model"])
             weight_bytes = sum(i.file_size for i in zf.infolist() if i.filename != "config.npy")
-            model = model_from_config(cfg["model"], allocate=False, max_params=max_params,
-                                      max_weight_bytes=weight_bytes)
+            model = model_from_entry(entry, allocate=False, max_params=max_params,
+                                     max_weight_bytes=weight_bytes,
+                                     custom_objects=custom_objects)
             _check_members(names, len(model.weights))
             _fill_weights(zf, model)
             ccfg = cfg["compile"]
             if compile and ccfg is not None:
-                if not isinstance(ccfg, dict) or set(ccfg) != {"optimizer", "loss", "metrics"} \
-                        or not isinstance(ccfg["metrics"], list) \
-                        or not all(isinstance(m, str) for m in ccfg["metrics"]):
-                    raise _Bad("bad compile config")
-                from . import losses, optimizers
-
-                model.compile(optimizer=optimizers.deserialize(ccfg["optimizer"]),
-                              loss=losses.deserialize(ccfg["loss"]), metrics=ccfg["metrics"])
-    except FileNotFoundError:
-        raise
-    except IsADirectoryError:
+                _compile_from(model, ccfg, cfg["format"] == OLD_FORMAT)
+    except (FileNotFoundError, IsADirectoryError):
         raise
     except _ERRORS as e:
+        raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore model file: {e}") from None
+    except RuntimeError as e:
+        if not _is_zip_error(e):
+            raise
         raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore model file: {e}") from None
     except OSError as e:
         raise ValueError(f"{os.fspath(filepath)!r} could not be read as an nncore model file: "
@@ -327,9 +363,53 @@ def load_model(filepath, compile=True, max_params=MAX_TOTAL_PARAMS):
     return model
 
 
+def _compile_from(model, ccfg, old):
+    from .. import losses, metrics, optimizers
+
+    keys = {"optimizer", "loss", "metrics"} if old else {"optimizer", "loss", "loss_weights",
+                                                         "metrics"}
+    if not isinstance(ccfg, dict) or set(ccfg) != keys:
+        raise _Bad("bad compile config")
+
+    def de_loss(v):
+        if v is None:
+            return None
+        if isinstance(v, dict) and set(v) != {"class_name", "config"}:
+            return {k: de_loss(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [de_loss(x) for x in v]
+        return losses.deserialize(v)
+
+    def de_metric(m):
+        if isinstance(m, str):
+            return m
+        if isinstance(m, list):
+            return [de_metric(x) for x in m]
+        if isinstance(m, dict) and set(m) == {"class_name", "config"}:
+            cls = getattr(metrics, str(m["class_name"]), None)
+            if not (isinstance(cls, type) and issubclass(cls, metrics.Metric)) or \
+                    not isinstance(m["config"], dict):
+                raise _Bad(f"unknown metric {m['class_name']!r}")
+            return cls(**m["config"])
+        if isinstance(m, dict):
+            return {k: de_metric(x) for k, x in m.items()}
+        raise _Bad(f"bad metric entry {m!r}")
+
+    mets = ccfg["metrics"]
+    if not isinstance(mets, (list, dict)):
+        raise _Bad("bad compile config: metrics")
+    lw = None if old else ccfg["loss_weights"]
+    if lw is not None and not isinstance(lw, (list, dict)):
+        raise _Bad("bad compile config: loss_weights")
+    model.compile(optimizer=optimizers.deserialize(ccfg["optimizer"]),
+                  loss=de_loss(ccfg["loss"]), loss_weights=lw, metrics=de_metric(mets))
+
+
 def load_weights(model, filepath) -> None:
     if not model.built:
         raise ValueError(f"model {model.name!r} must be built before load_weights")
+    if os.path.isdir(os.fspath(filepath)):
+        raise IsADirectoryError(f"{os.fspath(filepath)!r} is a directory, not a weights file")
     staged = None
     try:
         with _open_zip(filepath) as zf:
@@ -342,13 +422,21 @@ def load_weights(model, filepath) -> None:
             staged = [np.empty_like(w) for w in model.weights]
 
             class _Stage:  # read into scratch arrays: the model is untouched on error
-                layers = model.layers
+                weights = staged
 
-            _Stage.weights = staged
+                @staticmethod
+                def _weight_names():
+                    return model._weight_names()
+
             _fill_weights(zf, _Stage)
     except FileNotFoundError:
         raise
     except _ERRORS as e:
+        raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore weights file: "
+                         f"{e}") from None
+    except RuntimeError as e:
+        if not _is_zip_error(e):
+            raise
         raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore weights file: "
                          f"{e}") from None
     except OSError as e:

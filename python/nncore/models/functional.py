@@ -1,0 +1,365 @@
+"""Functional: a model that is a directed acyclic graph of layer calls.
+
+The graph is read once from the output tensors back to the input tensors (Keras's map_graph: nodes
+get depths, layers are ordered by depth and then by traversal order, so ``model.layers`` and the
+weight order are Keras's). Execution walks the nodes in that order over a flat list of value slots;
+the backward walks them in reverse and *adds* the gradients of every consumer of a tensor (fan-out),
+while each layer adds its weight gradients into its own slots (shared layers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.base import Layer, _describe, fmt_shape
+from ..layers.core import InputLayer
+from ..layers.node import KerasTensor, flatten, pack_like
+from ..saving.registry import register
+from .model import Model
+
+MAX_NODES = 1 << 16
+
+
+def _struct_of(value, what):
+    """Normalise a Keras inputs/outputs argument: a tensor, a list/tuple or a dict of tensors."""
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list) and len(value) == 1 and what == "inputs":
+        pass
+    for t in flatten(value):
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"Model {what} must be symbolic tensors (from keras.Input or a layer "
+                            f"called on one), got {type(t).__name__}")
+    if not flatten(value):
+        raise ValueError(f"Model {what} are empty")
+    return value
+
+
+def map_graph(inputs: list, outputs: list):
+    """(nodes in execution order, layers in Keras's order). Raises ValueError when an output
+    depends on a tensor that is not among the inputs."""
+    in_set = {id(t) for t in inputs}
+    finished, in_progress = set(), set()
+    layer_index: dict = {}
+    post: list = []  # nodes in decreasing depth order, as Keras's build_map
+
+    def start(t, stack, out_t):
+        node = t.node
+        if node is None:
+            raise ValueError(f"tensor {t.name!r} was not made by a layer")
+        if id(node) in finished:
+            return
+        if id(node) in in_progress:
+            raise ValueError(f"the graph has a cycle at layer {node.layer.name!r}")
+        layer_index.setdefault(id(node.layer), (len(layer_index), node.layer))
+        if node.is_input and id(t) not in in_set:
+            names = ", ".join(repr(x.name) for x in inputs)
+            raise ValueError(f"output {_describe(out_t)} depends on input {t.name!r} (layer "
+                             f"{node.layer.name!r}), which is not among the model's inputs "
+                             f"[{names}]: the graph is disconnected")
+        in_progress.add(id(node))
+        children = [] if (node.is_input or id(t) in in_set) else list(node.flat_inputs)
+        stack.append([node, children, 0])
+        if len(in_progress) > MAX_NODES:
+            raise ValueError(f"the graph has more than {MAX_NODES} nodes")
+
+    for out_t in outputs:
+        stack: list = []
+        start(out_t, stack, out_t)
+        while stack:
+            frame = stack[-1]
+            node, children, pos = frame
+            if pos < len(children):
+                frame[2] += 1
+                start(children[pos], stack, out_t)
+            else:
+                stack.pop()
+                in_progress.discard(id(node))
+                finished.add(id(node))
+                post.append(node)
+    # Depths, as Keras: an output node has depth 0, a node's inputs are deeper than it.
+    node_depth: dict = {}
+    layer_depth: dict = {}
+    for node in reversed(post):
+        depth = node_depth.setdefault(id(node), 0)
+        depth = max(depth, layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        node_depth[id(node)] = depth
+        for t in node.flat_inputs:
+            if id(t) in in_set and not t.node.is_input:
+                continue
+            parent = t.node
+            node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    pos_of = {id(n): i for i, n in enumerate(post)}
+    nodes = sorted(post, key=lambda n: (-node_depth[id(n)], pos_of[id(n)]))
+    layers = sorted((lay for _, lay in layer_index.values()),
+                    key=lambda lay: (-layer_depth[id(lay)], layer_index[id(lay)][0]))
+    return nodes, layers
+
+
+@register
+class Functional(Model):
+    """keras.Model(inputs, outputs): inputs and outputs one tensor, a list or a dict of them."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=True, **kwargs)
+        self._init_graph(inputs, outputs)
+        if not trainable:
+            self.trainable = False
+
+    # ---- the graph ----------------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs):
+        inputs = _struct_of(inputs, "inputs")
+        outputs = _struct_of(outputs, "outputs")
+        flat_in, flat_out = flatten(inputs), flatten(outputs)
+        if len({id(t) for t in flat_in}) != len(flat_in):
+            raise ValueError("the same tensor is given twice among the model's inputs")
+        nodes, layers = map_graph(flat_in, flat_out)
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self.inputs, self.outputs = flat_in, flat_out
+        self._layers = layers
+        slot: dict = {}
+        for t in flat_in:
+            slot[id(t)] = len(slot)
+        steps = []
+        for node in nodes:
+            if node.is_input:
+                continue
+            ins = []
+            for t in node.flat_inputs:
+                if id(t) not in slot:
+                    raise ValueError(f"layer {node.layer.name!r} needs tensor {t.name!r}, "
+                                     "which is computed after it")
+                ins.append(slot[id(t)])
+            outs = []
+            for t in node.flat_outputs:
+                slot.setdefault(id(t), len(slot))
+                outs.append(slot[id(t)])
+            steps.append((node.layer, ins, outs, not isinstance(node.inputs, list),
+                          not isinstance(node.outputs, list), node))
+        self._steps = steps
+        self._n_slots = len(slot)
+        self._in_slots = [slot[id(t)] for t in flat_in]
+        self._out_slots = [slot[id(t)] for t in flat_out]
+        # Who consumes each slot (for fusing an output activation into the loss).
+        self._consumers = [0] * self._n_slots
+        for _, ins, _, _, _, _ in steps:
+            for s in ins:
+                self._consumers[s] += 1
+        self._input_dtypes = [str(t.dtype) for t in flat_in]
+        self._plan_cache = None
+        self.built = True
+        self._build_shape = self._struct_shapes(inputs)
+        self._out_shape = self._struct_shapes(outputs)
+
+    @staticmethod
+    def _struct_shapes(struct):
+        if isinstance(struct, dict):
+            return {k: v.shape for k, v in struct.items()}
+        if isinstance(struct, list):
+            return [t.shape for t in struct]
+        return struct.shape
+
+    @property
+    def layers(self) -> list:
+        return list(self._layers)
+
+    @property
+    def input_names(self) -> list:
+        if isinstance(self._inputs_struct, dict):
+            return list(self._inputs_struct)
+        return [t.node.layer.name if t.node.is_input else t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list:
+        if isinstance(self._outputs_struct, dict):
+            return list(self._outputs_struct)
+        return [t.node.layer.name for t in self.outputs]
+
+    @property
+    def input_shape(self):
+        return self._struct_shapes(self._inputs_struct) if not isinstance(
+            self._inputs_struct, dict) else self._struct_shapes(self._inputs_struct)
+
+    @property
+    def output_shape(self):
+        return self._struct_shapes(self._outputs_struct)
+
+    @property
+    def input(self):
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        return self._outputs_struct
+
+    # ---- running ------------------------------------------------------------------------------
+    def _run(self, xs, training=False, need_ctx=False, fuse=None):
+        """Flat input values -> (flat output values, per-step contexts, {slot: logits})."""
+        vals = [None] * self._n_slots
+        for s, x in zip(self._in_slots, xs):
+            vals[s] = x
+        ctxs = [None] * len(self._steps) if need_ctx else None
+        logits = {}
+        for k, (layer, ins, outs, single_in, single_out, _) in enumerate(self._steps):
+            arg = vals[ins[0]] if single_in else [vals[i] for i in ins]
+            if fuse is not None and k in fuse:
+                (y, z), ctx = layer.forward(arg, training=training, need_ctx=need_ctx,
+                                            logits=True)
+                logits[outs[0]] = z
+            else:
+                y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx)
+            if single_out:
+                vals[outs[0]] = y
+            else:
+                for s, v in zip(outs, flatten(y)):
+                    vals[s] = v
+            if need_ctx:
+                ctxs[k] = ctx
+        return [vals[s] for s in self._out_slots], ctxs, logits
+
+    def _grad_plan(self, input_grads=False):
+        """Per step: whether it must compute its input gradients (some input leads back to a
+        trainable weight, or to a model input whose gradient is asked for)."""
+        req = [False] * self._n_slots
+        if input_grads:
+            for s in self._in_slots:
+                req[s] = True
+        plan = []
+        for layer, ins, outs, _, _, _ in self._steps:
+            need = any(req[s] for s in ins)
+            out_req = need or bool(layer.trainable_weights)
+            for s in outs:
+                req[s] = out_req
+            plan.append(need)
+        return plan
+
+    def _backprop(self, ctxs, douts, plan):
+        """Reverse pass: output gradients (None: no gradient) -> input gradients; weight
+        gradients are added into each layer's slots."""
+        g = [None] * self._n_slots
+        for s, d in zip(self._out_slots, douts):
+            if d is not None:
+                g[s] = d if g[s] is None else g[s] + d
+        for k in range(len(self._steps) - 1, -1, -1):
+            layer, ins, outs, single_in, single_out, _ = self._steps[k]
+            if single_out:
+                dy = g[outs[0]]
+                if dy is None:
+                    continue
+            else:
+                dy = [g[s] for s in outs]
+                if all(d is None for d in dy):
+                    continue
+            need = plan[k]
+            dx = layer.backward(ctxs[k], dy, need_input_grad=need)
+            if not need:
+                continue
+            for s, d in zip(ins, [dx] if single_in else dx):
+                if d is not None:
+                    g[s] = d if g[s] is None else g[s] + d
+        return [g[s] for s in self._in_slots]
+
+    # ---- as a layer inside another model --------------------------------------------------------
+    def forward(self, inputs, training=False, need_ctx=False):
+        xs = flatten(inputs)
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"model {self.name!r} takes {len(self.inputs)} input(s), got "
+                             f"{len(xs)}")
+        outs, ctxs, _ = self._run(xs, training=training, need_ctx=need_ctx)
+        return pack_like(self._outputs_struct, outs), ctxs
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        douts = flatten(dy) if isinstance(self._outputs_struct, (list, dict)) else [dy]
+        dxs = self._backprop(ctx, douts, self._grad_plan(input_grads=need_input_grad))
+        if not need_input_grad:
+            return None
+        return pack_like(self._inputs_struct, dxs)
+
+    def check_input_shape(self, shapes):
+        got = flatten_shapes(shapes)
+        want = [t.shape for t in self.inputs]
+        if len(got) != len(want) or any(
+                len(g) != len(w) or any(a is not None and b is not None and a != b
+                                        for a, b in zip(g[1:], w[1:]))
+                for g, w in zip(got, want)):
+            raise ValueError(f"model {self.name!r} expects input shape(s) "
+                             f"{', '.join(fmt_shape(w) for w in want)}, got "
+                             f"{', '.join(fmt_shape(g) for g in got)}")
+
+    def compute_output_shape(self, shapes):
+        s = self._struct_shapes(self._outputs_struct)
+        return list(s.values()) if isinstance(s, dict) else s
+
+    def _call_symbolic(self, inputs, **kwargs):
+        out = super()._call_symbolic(inputs, **kwargs)
+        if isinstance(self._outputs_struct, dict) and isinstance(out, list):
+            # A dict-output model called as a layer gives a dict, keyed as its outputs.
+            node = out[0].node
+            keyed = dict(zip(self._outputs_struct, out))
+            node.outputs = keyed
+            return keyed
+        return out
+
+    # ---- config -------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Keras's functional config: layers with their inbound nodes, input and output refs."""
+        node_index: dict = {}
+        layer_cfgs = []
+        for layer in self._layers:
+            own = [n for n in layer._inbound_nodes if self._owns(n)]
+            for i, n in enumerate(own):
+                node_index[id(n)] = i
+        for layer in self._layers:
+            from ..saving.serialization import serialize_layer
+
+            entry = serialize_layer(layer)
+            entry["name"] = layer.name
+            inbound = []
+            if not isinstance(layer, InputLayer):
+                for n in layer._inbound_nodes:
+                    if not self._owns(n) or n.is_input:
+                        continue
+                    refs = [self._ref(t, node_index) for t in n.flat_inputs]
+                    inbound.append({"args": refs, "list": isinstance(n.inputs, list)})
+            entry["inbound_nodes"] = inbound
+            layer_cfgs.append(entry)
+
+        def refs(struct):
+            if isinstance(struct, dict):
+                return {k: self._ref(v, node_index) for k, v in struct.items()}
+            if isinstance(struct, list):
+                return [self._ref(t, node_index) for t in struct]
+            return self._ref(struct, node_index)
+
+        return {"name": self.name, "trainable": self.trainable, "layers": layer_cfgs,
+                "input_layers": refs(self._inputs_struct),
+                "output_layers": refs(self._outputs_struct)}
+
+    def _owns(self, node) -> bool:
+        ids = getattr(self, "_node_ids", None)
+        if ids is None:
+            ids = {id(s[5]) for s in self._steps}
+            ids |= {id(t.node) for t in self.inputs}
+            self._node_ids = ids
+        return id(node) in ids
+
+    def _ref(self, t, node_index):
+        return [t.node.layer.name, node_index.get(id(t.node), 0), t.index]
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving.serialization import functional_from_config
+
+        return functional_from_config(cls, config, custom_objects)
+
+
+def flatten_shapes(shapes) -> list:
+    if isinstance(shapes, dict):
+        return [tuple(v) for v in shapes.values()]
+    if isinstance(shapes, list) and shapes and isinstance(shapes[0], (tuple, list)):
+        return [tuple(s) for s in shapes]
+    return [tuple(shapes)]
+
+
+__all__ = ["Functional", "map_graph", "Layer"]

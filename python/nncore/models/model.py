@@ -1,0 +1,227 @@
+"""Model: structure, weights and config. Training lives apart, in nncore.trainers (the Trainer
+mixin gives compile / fit / evaluate / predict); saving in nncore.saving.
+
+``keras.Model(inputs, outputs)`` makes a Functional model (as in Keras); Sequential is a
+Functional whose graph is a chain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.base import Layer, _unique_name, _snake, fmt_shape
+from ..trainers.trainer import Trainer
+
+
+class Model(Trainer, Layer):
+    """Base of every model. ``Model(inputs, outputs, name=None)`` builds a Functional model."""
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+
+            return Functional.__new__(Functional)
+        return super().__new__(cls)
+
+    def __init__(self, *args, name=None, trainable=True, **kwargs):
+        if args:
+            raise TypeError("Model(inputs, outputs): both are needed for a functional model; "
+                            "subclassed models (a call() method) are not supported yet")
+        if name is None:
+            name = _unique_name(_snake(type(self).__name__) if type(self).__name__ not in (
+                "Model", "Functional") else "functional")
+        Layer.__init__(self, name=name, trainable=trainable, **kwargs)
+        Trainer.__init__(self)
+        self._layers = []
+
+    # ---- structure ----------------------------------------------------------------------------
+    @property
+    def layers(self) -> list:
+        return list(self._layers)
+
+    @Layer.trainable.setter
+    def trainable(self, value) -> None:
+        # Keras: a model's trainable flag is set on every layer inside it.
+        self._trainable = bool(value)
+        for layer in getattr(self, "_layers", []):
+            layer.trainable = self._trainable
+
+    def _leaf_layers(self) -> list:
+        """Every layer that is not a model, once each, in model.layers order (nested models
+        expanded in place)."""
+        seen, out = set(), []
+
+        def walk(model):
+            for layer in model._layers:
+                if isinstance(layer, Model):
+                    walk(layer)
+                elif id(layer) not in seen:
+                    seen.add(id(layer))
+                    out.append(layer)
+
+        walk(self)
+        return out
+
+    def _unique_layers(self):
+        seen = set()
+        for layer in self._layers:
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                yield layer
+
+    @property
+    def weights(self) -> list:
+        seen, out = set(), []
+        for layer in self._unique_layers():
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def trainable_weights(self) -> list:
+        if not self._trainable:
+            return []
+        seen, out = set(), []
+        for layer in self._unique_layers():
+            for w in layer.trainable_weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def non_trainable_weights(self) -> list:
+        train = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in train]
+
+    def _trainable_slots(self) -> list:
+        """(layer, weight index) of every trainable weight, in trainable_weights order."""
+        if not self._trainable:
+            return []
+        out, seen = [], set()
+        for layer in self._leaf_layers():
+            if not layer.trainable:
+                continue
+            for i, (w, t) in enumerate(zip(layer._weights, layer._weight_trainable)):
+                if t and id(w) not in seen:
+                    seen.add(id(w))
+                    out.append((layer, i))
+        return out
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    def get_weights(self) -> list:
+        return [w.copy() for w in self.weights]
+
+    def _weight_names(self) -> list:
+        names, seen = [], set()
+        for layer in self._leaf_layers():
+            for w, n in zip(layer._weights, layer._weight_names):
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    names.append((id(w), n))
+        by_id = dict(names)
+        return [by_id.get(id(w), "weight") for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        weights = list(weights)
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"model {self.name!r} has {len(own)} weight arrays, got "
+                             f"{len(weights)}")
+        checked = []
+        for name, cur, new in zip(self._weight_names(), own, weights):
+            new = np.asarray(new)
+            if new.dtype.kind not in "biuf":
+                raise TypeError(f"weight {name!r}: expected a real array, got {new.dtype}")
+            if new.shape != cur.shape:
+                raise ValueError(f"weight {name!r} has shape {cur.shape}, got an array of "
+                                 f"shape {new.shape}")
+            checked.append(new)
+        for cur, new in zip(own, checked):  # every shape checked before anything is written
+            np.copyto(cur, new, casting="unsafe")
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r} in model {self.name!r}; it has "
+                         f"{[lay.name for lay in self.layers]}")
+
+    def _zero_grads(self) -> None:
+        for layer in self._leaf_layers():
+            layer._zero_grads()
+
+    def regularization_loss(self) -> float:
+        return float(sum(lay.regularization_loss() for lay in self._leaf_layers()))
+
+    # ---- summary ------------------------------------------------------------------------------
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None) -> None:
+        if not self.built:
+            raise ValueError(f"model {self.name!r} has not been built yet: give the first layer "
+                             "an input_shape, call build(input_shape), or fit it on data first")
+        out = print_fn or print
+        w = [33, 26, 12]
+        if line_length:
+            w[0] = max(20, line_length - w[1] - w[2])
+        total = sum(w)
+        out(f'Model: "{self.name}"')
+        out("_" * total)
+        out(f"{' Layer (type)':<{w[0]}}{'Output Shape':<{w[1]}}{'Param #':>{w[2]}}")
+        out("=" * total)
+        rows = self._summary_layers()
+        for i, layer in enumerate(rows):
+            name = f" {layer.name} ({type(layer).__name__})"
+            shape = layer.output_shape
+            shape_s = fmt_shape(shape) if isinstance(shape, tuple) else str(shape)
+            out(f"{name:<{w[0]}}{shape_s:<{w[1]}}{layer.count_params():>{w[2]},}")
+            if i != len(rows) - 1:
+                out("_" * total)
+        out("=" * total)
+        trainable = int(sum(x.size for x in self.trainable_weights))
+        every = self.count_params()
+
+        def size(n):
+            b = 4 * n
+            for unit in ("B", "KB", "MB", "GB"):
+                if b < 1024 or unit == "GB":
+                    return f"{b:.2f} {unit}"
+                b /= 1024
+
+        out(f" Total params: {every:,} ({size(every)})")
+        out(f" Trainable params: {trainable:,} ({size(trainable)})")
+        out(f" Non-trainable params: {every - trainable:,} ({size(every - trainable)})")
+        out("_" * total)
+
+    def _summary_layers(self):
+        return self.layers
+
+    # ---- saving entry points ------------------------------------------------------------------
+    def save(self, filepath, overwrite=True, **kwargs) -> None:
+        """One file: architecture (JSON, with the compile settings) and weights."""
+        from ..saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True) -> None:
+        from ..saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:
+        from ..saving import load_weights
+
+        load_weights(self, filepath)
+
+    def to_json(self, **kwargs) -> str:
+        import json
+
+        from ..saving.serialization import serialize_layer
+
+        return json.dumps(serialize_layer(self), **kwargs)
