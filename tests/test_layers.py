@@ -261,7 +261,8 @@ def test_reshape_layer(rng, tmp_path):
     y = lay(x)
     np.testing.assert_array_equal(y, x.reshape(5, 6, 4))
     dy = rng.normal(size=y.shape).astype(np.float32)
-    np.testing.assert_array_equal(lay.backward(dy), dy.reshape(x.shape))
+    _, ctx = lay.forward(x, need_ctx=True)
+    np.testing.assert_array_equal(lay.backward(ctx, dy), dy.reshape(x.shape))
     assert layers.Reshape(6).compute_output_shape((None, 2, 3)) == (None, 6)
     assert layers.Reshape([3, 2]).compute_output_shape((None, 6)) == (None, 3, 2)
     cfg = lay.get_config()
@@ -379,11 +380,11 @@ def test_dropout_scaling_and_inference_identity():
     drop = layers.Dropout(0.25)
     x = np.ones((200, 50), np.float32)
     drop.build((None, 50))
-    assert drop.forward(x, training=False) is x
-    y = drop.forward(x, training=True)
+    assert drop.forward(x, training=False)[0] is x
+    y, ctx = drop.forward(x, training=True, need_ctx=True)
     assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
     assert abs((y == 0).mean() - 0.25) < 0.02
-    np.testing.assert_array_equal(drop.backward(x), y)
+    np.testing.assert_array_equal(drop.backward(ctx, x), y)
 
 
 def test_flatten_output_shape_is_exact_on_hostile_shapes():

@@ -133,19 +133,20 @@ def _hostile_cases(raw):
         mutate(c)
         cases[name] = _with_config(raw, c)
 
-    variant("unknown_class", lambda c: c["model"]["layers"][0].update(class_name="Lambda"))
-    variant("module_path", lambda c: c["model"]["layers"][0].update(class_name="os.system"))
-    variant("huge_units", lambda c: c["model"]["layers"][4]["config"].update(units=2**30))
-    variant("neg_units", lambda c: c["model"]["layers"][4]["config"].update(units=-3))
-    variant("bool_units", lambda c: c["model"]["layers"][4]["config"].update(units=True))
-    variant("huge_input", lambda c: c["model"].update(input_shape=[2**30, 2**30, 2]))
-    variant("bad_kwarg", lambda c: c["model"]["layers"][4]["config"].update(evil="x"))
-    variant("bad_act", lambda c: c["model"]["layers"][4]["config"].update(activation="exec"))
-    variant("bad_init", lambda c: c["model"]["layers"][4]["config"].update(
+    variant("unknown_class", lambda c: c["model"]["config"]["layers"][1].update(class_name="Lambda"))
+    variant("module_path", lambda c: c["model"]["config"]["layers"][1].update(class_name="os.system"))
+    variant("huge_units", lambda c: c["model"]["config"]["layers"][5]["config"].update(units=2**30))
+    variant("neg_units", lambda c: c["model"]["config"]["layers"][5]["config"].update(units=-3))
+    variant("bool_units", lambda c: c["model"]["config"]["layers"][5]["config"].update(units=True))
+    variant("huge_input", lambda c: c["model"]["config"]["layers"][0]["config"].update(
+        shape=[2**30, 2**30, 2]))
+    variant("bad_kwarg", lambda c: c["model"]["config"]["layers"][5]["config"].update(evil="x"))
+    variant("bad_act", lambda c: c["model"]["config"]["layers"][5]["config"].update(activation="exec"))
+    variant("bad_init", lambda c: c["model"]["config"]["layers"][5]["config"].update(
         kernel_initializer={"class_name": "builtins.eval", "config": {}}))
     variant("bad_version", lambda c: c.update(version=99))
-    variant("no_layers", lambda c: c["model"].update(layers=[]))
-    variant("layers_not_list", lambda c: c["model"].update(layers={"a": 1}))
+    variant("no_layers", lambda c: c["model"]["config"].update(layers=[]))
+    variant("layers_not_list", lambda c: c["model"]["config"].update(layers={"a": 1}))
     variant("bad_optimizer", lambda c: c["compile"].update(optimizer={"class_name": "X",
                                                                       "config": {}}))
     cases["not_json"] = _rewrite(raw, **{"config.npy": _npy(np.frombuffer(b"{nope", np.uint8))})
@@ -271,13 +272,13 @@ def test_max_params_cap(saved, tmp_path):
     # 2**29 parameters declared (under the old 2**31 cap): refused by the default cap before any
     # allocation, with a message naming max_params.
     cfg = _config(raw)
-    cfg["model"]["layers"][4]["config"]["units"] = 2**29 // 18
+    cfg["model"]["config"]["layers"][5]["config"]["units"] = 2**29 // 18
     p = tmp_path / "huge.npz"
     p.write_bytes(_with_config(raw, cfg))
     with pytest.raises(ValueError, match="max_params"):
         models.load_model(p)
     # Under the cap but more parameters than the file holds bytes: refused before allocation.
-    cfg["model"]["layers"][4]["config"]["units"] = 2**20
+    cfg["model"]["config"]["layers"][5]["config"]["units"] = 2**20
     p.write_bytes(_with_config(raw, cfg))
     with pytest.raises(ValueError, match="weight members hold only"):
         models.load_model(p)

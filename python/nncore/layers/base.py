@@ -170,7 +170,11 @@ class Layer:
             raise ValueError(f"layer {self.name!r}: weight shape {shape} has a negative size")
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"layer {self.name!r}: only float32 weights are supported")
-        init = initializers.get("glorot_uniform" if initializer is None else initializer)
+        if callable(initializer) and not isinstance(initializer, (str, dict)) and not isinstance(
+                initializer, initializers.Initializer):
+            init = initializer  # a plain function of the shape
+        else:
+            init = initializers.get("glorot_uniform" if initializer is None else initializer)
         reg = regularizers.get(regularizer)
         check_load_budget(self, shape)
         if _allocating():
@@ -188,6 +192,13 @@ class Layer:
         self._fresh.append(True)
         return arr
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Keras's build wrapper: however build is reached (by a call, or called directly), the
+        # layer ends up built, with its shapes recorded and its attribute names bound.
+        if "build" in cls.__dict__ and not getattr(cls, "_no_build_wrap", False):
+            cls.build = _wrap_build(cls.__dict__["build"])
+
     def _maybe_build(self, input_shape) -> None:
         if self.built:
             return
@@ -198,16 +209,12 @@ class Layer:
             n_before = len(self._weights)
             try:
                 self.build(input_shape)
-                out = self.compute_output_shape(input_shape)
             except BaseException:
                 del self._weights[n_before:], self._weight_names[n_before:]
                 del self._weight_trainable[n_before:], self._regularizers[n_before:]
                 del self.grads[n_before:], self._fresh[n_before:]
+                self.built = False
                 raise
-            self._build_shape = input_shape
-            self._out_shape = out
-            self._on_built()
-            self.built = True
 
     def _on_built(self) -> None:
         """Hook: bind attribute names (self.kernel...) to the weights."""
@@ -408,6 +415,28 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def _wrap_build(fn):
+    def build(self, input_shape=None, *args, **kwargs):
+        if getattr(self, "_in_build", False):
+            return fn(self, input_shape, *args, **kwargs)
+        with BUILD_LOCK:
+            self._in_build = True
+            try:
+                fn(self, input_shape, *args, **kwargs)
+            finally:
+                self._in_build = False
+            if input_shape is not None:
+                self._build_shape = input_shape
+                self._out_shape = self.compute_output_shape(input_shape)
+            self._on_built()
+            self.built = True
+
+    build.__name__ = fn.__name__
+    build.__doc__ = fn.__doc__
+    build.__wrapped__ = fn
+    return build
+
+
 def _fmt_any(shape) -> str:
     if isinstance(shape, list):
         return "[" + ", ".join(_fmt_any(s) for s in shape) + "]"
@@ -462,6 +491,9 @@ class ActivationMixin:
         from ..ops import train as _train
 
         return _train.activation_backward(dy, y, self.activation)
+
+
+Layer.build = _wrap_build(Layer.build)
 
 
 def check_regularizer(v):

@@ -16,6 +16,8 @@ from ..trainers.trainer import Trainer
 class Model(Trainer, Layer):
     """Base of every model. ``Model(inputs, outputs, name=None)`` builds a Functional model."""
 
+    _no_build_wrap = True  # a model's build builds its graph; it has no weights of its own
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
             from .functional import Functional
@@ -116,7 +118,7 @@ class Model(Trainer, Layer):
     def get_weights(self) -> list:
         return [w.copy() for w in self.weights]
 
-    def _weight_names(self) -> list:
+    def _weight_paths(self) -> list:
         names, seen = [], set()
         for layer in self._leaf_layers():
             for w, n in zip(layer._weights, layer._weight_names):
@@ -133,7 +135,7 @@ class Model(Trainer, Layer):
             raise ValueError(f"model {self.name!r} has {len(own)} weight arrays, got "
                              f"{len(weights)}")
         checked = []
-        for name, cur, new in zip(self._weight_names(), own, weights):
+        for name, cur, new in zip(self._weight_paths(), own, weights):
             new = np.asarray(new)
             if new.dtype.kind not in "biuf":
                 raise TypeError(f"weight {name!r}: expected a real array, got {new.dtype}")

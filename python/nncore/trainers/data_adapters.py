@@ -112,9 +112,14 @@ class ArrayAdapter:
     def __init__(self, xs, ys, sw, batch_size, shuffle, where, steps=None):
         n = {len(a) for a in xs + (ys or []) + ([sw] if sw is not None else [])}
         if len(n) != 1:
-            sizes = [len(a) for a in xs] + [len(a) for a in ys or []]
-            raise ValueError(f"{where}: inputs and targets must have the same number of samples, "
-                             f"got {sizes}")
+            nx = [len(a) for a in xs]
+            ny = [len(a) for a in ys or []]
+            fx = nx[0] if len(set(nx)) == 1 else nx
+            fy = ny[0] if len(set(ny)) == 1 else ny
+            extra = "" if sw is None else f", sample_weight has {len(sw)}"
+            raise ValueError(f"{where}: x has {fx} samples but y has {fy}{extra} (x shape "
+                             f"{xs[0].shape}, y shape {ys[0].shape if ys else None}): inputs "
+                             "and targets must have the same number of samples")
         self.n = n.pop()
         self.xs, self.ys, self.sw = xs, ys, sw
         self.batch_size = batch_size
