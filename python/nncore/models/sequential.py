@@ -147,6 +147,11 @@ class Sequential(Functional):
                 self._input_layer = InputLayer(shape=shape)
             self.build()
 
+    def _maybe_build(self, input_shape) -> None:
+        if not self.built:
+            shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+            self._ensure_built_for([tuple(s) for s in shapes])
+
     @property
     def input_shape(self):
         if self._input_layer is None:
