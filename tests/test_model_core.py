@@ -495,3 +495,33 @@ def test_second_concurrent_fit_is_refused(rng):
         errors.append(str(e))
     t.join()
     assert errors and "already being trained" in errors[0]
+
+
+def test_metric_objects_and_loss_dicts_survive_save_and_load(tmp_path, rng):
+    x, y = _data(rng)
+    model = _mlp_graph()
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss={"out": keras.losses.SparseCategoricalCrossentropy()},
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.nncore")
+    again = keras.models.load_model(tmp_path / "m.nncore")
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == pytest.approx(
+        model.evaluate(x, y, verbose=0, return_dict=True))
+    assert set(again.evaluate(x, y, verbose=0, return_dict=True)) == {"loss", "acc"}
+
+
+def test_tf_data_and_torch_dataloader_are_iterated_as_numpy(rng):
+    tf = pytest.importorskip("tensorflow")
+    torch = pytest.importorskip("torch")
+    x, y = _data(rng, n=40)
+    model = _mlp_graph()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    want = model.evaluate(x, y, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+    assert model.evaluate(ds, verbose=0) == pytest.approx(want, rel=1e-6)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=10)
+    assert model.evaluate(loader, verbose=0) == pytest.approx(want, rel=1e-6)
+    model.fit(ds, epochs=2, verbose=0)
+    model.fit(loader, epochs=1, verbose=0)
