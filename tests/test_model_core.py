@@ -525,3 +525,52 @@ def test_tf_data_and_torch_dataloader_are_iterated_as_numpy(rng):
     assert model.evaluate(loader, verbose=0) == pytest.approx(want, rel=1e-6)
     model.fit(ds, epochs=2, verbose=0)
     model.fit(loader, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("cls, kwargs, shapes", [
+    (layers.Add, {}, [(3, 4), (3, 4), (3, 4)]),
+    (layers.Add, {}, [(3, 4), (3, 1)]),
+    (layers.Subtract, {}, [(3, 4), (3, 4)]),
+    (layers.Multiply, {}, [(3, 4), (3, 4), (3, 4)]),
+    (layers.Average, {}, [(3, 2, 4), (3, 2, 4)]),
+    (layers.Maximum, {}, [(3, 4), (3, 4), (3, 4)]),
+    (layers.Minimum, {}, [(3, 4), (3, 4)]),
+    (layers.Concatenate, {"axis": -1}, [(3, 2), (3, 5)]),
+    (layers.Concatenate, {"axis": 1}, [(3, 2, 4), (3, 1, 4)]),
+    (layers.Dot, {"axes": 1}, [(3, 4), (3, 4)]),
+    (layers.Dot, {"axes": (2, 1)}, [(3, 2, 4), (3, 4, 5)]),
+    (layers.Dot, {"axes": 1, "normalize": True}, [(3, 4), (3, 4)]),
+])
+def test_merge_layers_forward_and_finite_differences(cls, kwargs, shapes, rng):
+    """Each merge's backward against float64 central differences of sum(R * y), and its forward
+    against numpy."""
+    xs = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    lay = cls(**kwargs)
+    y, ctx = lay.forward(xs, need_ctx=True)
+    assert tuple(lay.compute_output_shape([(None,) + s[1:] for s in shapes]))[1:] == y.shape[1:]
+    x64 = [x.astype(np.float64) for x in xs]
+    ref = {layers.Add: lambda a: sum(a), layers.Subtract: lambda a: a[0] - a[1],
+           layers.Multiply: lambda a: np.prod(np.broadcast_arrays(*a), axis=0),
+           layers.Average: lambda a: sum(a) / len(a),
+           layers.Maximum: lambda a: np.max(np.broadcast_arrays(*a), axis=0),
+           layers.Minimum: lambda a: np.min(np.broadcast_arrays(*a), axis=0)}
+    if cls in ref:
+        np.testing.assert_allclose(y, ref[cls](x64), rtol=1e-6, atol=1e-6)
+    elif cls is layers.Concatenate:
+        np.testing.assert_array_equal(y, np.concatenate(xs, axis=kwargs["axis"]))
+    r = rng.normal(size=y.shape)
+    dxs = lay.backward(ctx, r.astype(np.float32))
+
+    def f(vals):
+        out, _ = lay.forward([v.astype(np.float32) for v in vals])
+        return float(np.sum(out.astype(np.float64) * r))
+
+    eps = 1e-3
+    for k, x in enumerate(x64):
+        num = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            for sgn in (1, -1):
+                vals = [v.copy() for v in x64]
+                vals[k][idx] += sgn * eps
+                num[idx] += sgn * f(vals) / (2 * eps)
+        np.testing.assert_allclose(dxs[k], num, rtol=2e-2, atol=2e-3)

@@ -17,6 +17,7 @@ class Model(Trainer, Layer):
     """Base of every model. ``Model(inputs, outputs, name=None)`` builds a Functional model."""
 
     _no_build_wrap = True  # a model's build builds its graph; it has no weights of its own
+    _is_model = True
 
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):

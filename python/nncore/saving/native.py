@@ -292,7 +292,6 @@ def model_from_entry(entry, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_by
     max_weight_bytes bytes of float32 weights, checked before each weight is allocated; weights
     are left zero unless allocate."""
     from ..layers import base
-    from ..models.model import Model
     from .serialization import deserialize_layer
 
     prev = getattr(base._limits, "value", None)
@@ -302,7 +301,7 @@ def model_from_entry(entry, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_by
         model = deserialize_layer(entry, custom_objects)
     finally:
         base._limits.value = prev
-    if not isinstance(model, Model):
+    if not getattr(model, "_is_model", False):
         raise _Bad(f"the file holds a {type(model).__name__}, not a model")
     if not model.built:
         raise _Bad("the model in the file has no input shape")

@@ -37,9 +37,7 @@ def deserialize_layer(entry, custom_objects=None, where="model config"):
                          "custom_objects={...})")
     cfg = dict(entry["config"])
     try:
-        from ..models.model import Model
-
-        if isinstance(cls, type) and issubclass(cls, Model):
+        if getattr(cls, "_is_model", False):  # models rebuild their layers through us
             return cls.from_config(cfg, custom_objects=custom_objects)
         return cls.from_config(cfg)
     except TypeError as e:
