@@ -574,3 +574,20 @@ def test_merge_layers_forward_and_finite_differences(cls, kwargs, shapes, rng):
                 vals[k][idx] += sgn * eps
                 num[idx] += sgn * f(vals) / (2 * eps)
         np.testing.assert_allclose(dxs[k], num, rtol=2e-2, atol=2e-3)
+
+
+def test_input_gradients_match_finite_differences(rng):
+    inp = keras.Input(shape=(4,))
+    h = layers.Dense(5, activation="tanh")(inp)
+    model = keras.Model(inp, layers.Dense(2)(layers.add([h, layers.Dense(5)(inp)])))
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    r = rng.normal(size=(3, 2)).astype(np.float32)
+    g = model.input_gradients(x, lambda out: r)
+    eps = 1e-2
+    num = np.zeros_like(x, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        for sgn in (1, -1):
+            xx = x.astype(np.float64).copy()
+            xx[idx] += sgn * eps
+            num[idx] += sgn * np.sum(model.predict(xx, verbose=0) * r) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-2, atol=1e-3)

@@ -260,6 +260,46 @@ class Functional(Model):
                     g[s] = d if g[s] is None else g[s] + d
         return [g[s] for s in self._in_slots]
 
+    def input_gradients(self, x, output_grads, training=False):
+        """Gradients of the model's outputs with respect to its inputs: runs the model on x,
+        calls output_grads(outputs) -> d(objective)/d(outputs) (one array per output, None for
+        none) and returns d(objective)/d(inputs), one float32 array per input (a single array for
+        a single-input model). Weights are not updated. For attribution methods (saliency,
+        integrated gradients) and tools."""
+        xs, _ = self._inputs_targets(x, None, "input_gradients")
+        xs = self._prepare_inputs(xs, "input_gradients")
+        xs = [np.ascontiguousarray(a, dtype=np.float32) for a in xs]
+        outs, ctxs, _ = self._run(xs, training=training, need_ctx=True)
+        douts = output_grads(outs if len(outs) > 1 else outs[0])
+        douts = list(douts) if isinstance(douts, (list, tuple)) else [douts]
+        douts = [None if d is None else np.ascontiguousarray(d, dtype=np.float32) for d in douts]
+        with self._grad_scratch():
+            dxs = self._backprop(ctxs, douts, self._grad_plan(input_grads=True))
+        dxs = [np.zeros_like(a) if d is None else np.asarray(d, np.float32).reshape(a.shape)
+               for a, d in zip(xs, dxs)]
+        return dxs if len(dxs) > 1 else dxs[0]
+
+    def _grad_scratch(self):
+        """Weight gradients added during an input-gradient pass go to scratch slots, so a
+        training step's accumulators are never touched."""
+        import contextlib
+
+        model = self
+
+        @contextlib.contextmanager
+        def scope():
+            saved = [(lay, lay.grads, lay._fresh) for lay in model._leaf_layers()]
+            for lay, grads, fresh in saved:
+                lay.grads = [np.zeros_like(w) for w in lay._weights]
+                lay._fresh = [True] * len(fresh)
+            try:
+                yield
+            finally:
+                for lay, grads, fresh in saved:
+                    lay.grads, lay._fresh = grads, fresh
+
+        return scope()
+
     # ---- as a layer inside another model --------------------------------------------------------
     def forward(self, inputs, training=False, need_ctx=False):
         xs = flatten(inputs)
