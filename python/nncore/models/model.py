@@ -37,6 +37,13 @@ class Model(Trainer, Layer):
         Trainer.__init__(self)
         self._layers = []
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.Model.from_config(functional_config) builds a Functional, as in Keras.
+        from .functional import Functional
+
+        return Functional.from_config(config, custom_objects=custom_objects)
+
     # ---- structure ----------------------------------------------------------------------------
     @property
     def layers(self) -> list:
