@@ -20,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
   nncore::bind::bind_conv(m);
   nncore::bind::bind_pool(m);
   nncore::bind::bind_rnn(m);
+  m.attr("__version__") = NNCORE_VERSION;  // from pyproject.toml, through CMakeLists.txt
 #if defined(__clang__)
   m.attr("compiler") = "clang " __clang_version__;
 #elif defined(__GNUC__)

@@ -11,7 +11,7 @@ import os
 
 from . import _core
 
-__version__ = "0.1.0"
+__version__: str = _core.__version__  # defined once, in pyproject.toml
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
 
 _SUBMODULES = {
