@@ -11,13 +11,24 @@ namespace {
 
 std::atomic<bool> g_forked_child{false};
 
+// OMP_NUM_THREADS as the OpenMP runtime reads it: a positive integer, optionally the first of a
+// list ("4,2": the outer level's count), blanks around it allowed. Anything else ("2abc", "0",
+// "-1", "") is not a thread count and, as in libgomp, is ignored: the default applies. Returns 0
+// then.
+int threads_from_env(const char* env) {
+  const char* s = env;
+  while (*s == ' ' || *s == '\t') ++s;
+  if (*s < '0' || *s > '9') return 0;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);
+  while (*end == ' ' || *end == '\t') ++end;
+  if ((*end != '\0' && *end != ',') || v < 1) return 0;
+  return v > kMaxThreads ? kMaxThreads : static_cast<int>(v);
+}
+
 int default_threads() {
-  if (const char* env = std::getenv("OMP_NUM_THREADS")) {
-    // OMP_NUM_THREADS may be a list ("4,2"): the first entry is the outer level's count.
-    char* end = nullptr;
-    long v = std::strtol(env, &end, 10);
-    if (end != env && v >= 1) return v > 1024 ? 1024 : static_cast<int>(v);
-  }
+  if (const char* env = std::getenv("OMP_NUM_THREADS"))
+    if (int v = threads_from_env(env)) return v;
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
     int n = CPU_COUNT(&set);
@@ -44,7 +55,9 @@ struct ForkHook {
 }  // namespace
 
 int get_num_threads() { return threads_slot().load(std::memory_order_relaxed); }
-void set_num_threads(int n) { threads_slot().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+void set_num_threads(int n) {
+  threads_slot().store(n < 1 ? 1 : n > kMaxThreads ? kMaxThreads : n, std::memory_order_relaxed);
+}
 bool in_forked_child() { return g_forked_child.load(std::memory_order_relaxed); }
 
 }  // namespace nncore

@@ -11,8 +11,11 @@
 
 namespace nncore {
 
+// Most threads nncore runs (set_num_threads refuses more; a larger OMP_NUM_THREADS is capped).
+constexpr int kMaxThreads = 1024;
+
 int get_num_threads();
-void set_num_threads(int n);  // n >= 1
+void set_num_threads(int n);  // 1 <= n <= kMaxThreads
 // True in a process forked from one that had loaded nncore; such a child runs serially.
 bool in_forked_child();
 

@@ -20,6 +20,7 @@
 #endif
 
 #include "common/cpu.hpp"
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm_ukr.hpp"
@@ -67,24 +68,25 @@ struct GemmConfig {
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
 const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2048,
-                               "generic 4x16", nullptr, nullptr, nullptr};
+                               "generic_4x16", nullptr, nullptr, nullptr};
 #if defined(NNCORE_X86)
-const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr,
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2_6x16", nullptr,
                           nullptr, nullptr};
 // Zen 5, one thread, 2048^3: KC 256/MC 336 gave 205 GFLOP/s, KC 512/MC 168 237 (numpy 244); the
 // deeper KC halves the C-tile loads and stores per flop, and the CNN shapes gain too.
 const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 168, 512,
-                            4096, "avx512 14x32", sgemm_ukr_avx512_14x32_rows,
+                            4096, "avx512_14x32", sgemm_ukr_avx512_14x32_rows,
                             sgemv_rowb_avx512, sgemv_packed_avx512_32};
 #endif
 
-const GemmConfig& config_for(Isa isa) {
 #if defined(NNCORE_X86)
-  if (isa == Isa::avx512) return kAvx512;
-  if (isa == Isa::avx2) return kAvx2;
+constexpr PerIsa<GemmConfig> kGemm = {&kGeneric, &kAvx2, &kAvx512};
+#else
+constexpr PerIsa<GemmConfig> kGemm = {&kGeneric, nullptr, nullptr};
 #endif
-  return kGeneric;
-}
+NNCORE_KERNEL_FAMILY(gemm, kGemm, name);
+
+const GemmConfig& config_for(Isa isa) { return kGemm.get(isa); }
 
 // Work below this many flops per thread is not worth waking another thread for.
 constexpr double kMinFlopsPerThread = 4.0e5;
