@@ -223,3 +223,47 @@ def test_core_stub_in_sync():
     declared |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
     exported = {n for n in dir(_core) if not n.startswith("__")}
     assert declared == exported
+
+
+def test_concurrent_callers_get_the_same_bits(threads, rng):
+    # Kernels release the GIL: ops from several Python threads at once share nncore's pool (one
+    # runs on it, the others inline), and every result is bitwise the serial one.
+    import threading
+
+    nncore.set_num_threads(2)
+    a = rng.standard_normal((200, 300), dtype=np.float32)
+    b = rng.standard_normal((300, 150), dtype=np.float32)
+    x = rng.standard_normal((8, 12, 12, 16), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 16, 32), dtype=np.float32)
+    want_mm, want_conv = ops.matmul(a, b), ops.conv2d(x, w, None, activation="relu")
+    bad = []
+
+    def run():
+        for _ in range(20):
+            if not np.array_equal(ops.matmul(a, b), want_mm):
+                bad.append("matmul")
+            if not np.array_equal(ops.conv2d(x, w, None, activation="relu"), want_conv):
+                bad.append("conv2d")
+
+    ts = [threading.Thread(target=run) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not bad
+
+
+@pytest.mark.parametrize("policy", ["passive", "active", "PASSIVE"])
+def test_wait_policy_env(policy):
+    # OMP_WAIT_POLICY only changes how idle pool threads wait, never a result.
+    code = """
+        import numpy as np, nncore
+        from nncore import ops
+        nncore.set_num_threads(2)
+        a = np.arange(512 * 384, dtype=np.float32).reshape(512, 384) % 7
+        b = np.arange(384 * 256, dtype=np.float32).reshape(384, 256) % 5
+        print(int(ops.matmul(a, b).astype(np.int64).sum()))
+        print(int((a.astype(np.int64) @ b.astype(np.int64)).sum()))
+    """
+    out = _run(code, dict(ENV, OMP_WAIT_POLICY=policy)).split()
+    assert out[0] == out[1]
