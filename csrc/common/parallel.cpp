@@ -75,8 +75,14 @@ inline void cpu_relax() {
 // How long an idle thread spins before it sleeps. Between the kernels of a training step Python
 // runs for tens of microseconds; a worker that sleeps through that costs little (it joins the
 // next op late and the caller starts without it), while one that spins takes a core that the
-// caller or another process could use. OMP_WAIT_POLICY is honoured as OpenMP defines it.
+// caller or another process could use. OMP_WAIT_POLICY is honoured as OpenMP defines it;
+// NNCORE_SPIN_US (microseconds, read once at load) overrides both, for measurements.
 std::chrono::microseconds spin_budget() {
+  if (const char* us = std::getenv("NNCORE_SPIN_US")) {
+    char* end = nullptr;
+    const long v = std::strtol(us, &end, 10);
+    if (end != us && *end == '\0' && v >= 0 && v <= 1000000) return std::chrono::microseconds(v);
+  }
   const char* env = std::getenv("OMP_WAIT_POLICY");
   if (env && (!strcasecmp(env, "passive"))) return std::chrono::microseconds(0);
   if (env && (!strcasecmp(env, "active"))) return std::chrono::microseconds(20000);
