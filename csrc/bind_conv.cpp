@@ -29,22 +29,16 @@ int64_t checked_add(int64_t a, int64_t b, const char* what) {
   return r;
 }
 
-// One axis: output length and leading pad. Keras/TF 'same': out = ceil(in / s),
-// pad_total = max((out - 1) * s + (k - 1) * d + 1 - in, 0), pad_top = pad_total / 2.
+// One axis (conv2d_axis), with the binding's checks and messages.
 std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, int64_t d, bool same,
                                  const char* dim) {
   const int64_t ek = checked_mul(k - 1, d, "dilated kernel size") + 1;
-  if (same) {  // in >= 1; (in + s - 1) / s would overflow for s near INT64_MAX
-    const int64_t out = (in - 1) / s + 1;
-    // (out - 1) * s <= in - 1, so the sum below stays in range.
-    const int64_t total = std::max<int64_t>(((out - 1) * s - in) + ek, 0);
-    return {out, total / 2};
-  }
-  if (ek > in)
+  int64_t out, pad;
+  if (!conv2d_axis(in, k, s, d, same, &out, &pad))
     throw py::value_error(std::string("conv2d: kernel ") + dim + " (dilated: " +
                           std::to_string(ek) + ") is larger than the input " + dim + " " +
                           std::to_string(in) + " with padding='valid'");
-  return {(in - ek) / s + 1, 0};
+  return {out, pad};
 }
 
 Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, bool same,
@@ -156,6 +150,15 @@ py::tuple py_conv2d_backward(py::array dy, py::array x, py::array w, py::object 
 }  // namespace
 
 void bind_conv(py::module_& m) {
+  m.def("conv2d_geometry", [](Pair in_hw, Pair kernel, Pair strides, bool same, Pair dilation) {
+    if (in_hw.first < 1 || in_hw.second < 1 || kernel.first < 1 || kernel.second < 1 ||
+        strides.first < 1 || strides.second < 1 || dilation.first < 1 || dilation.second < 1)
+      throw py::value_error("conv2d_geometry: sizes, strides and dilation must be >= 1");
+    const auto h = axis(in_hw.first, kernel.first, strides.first, dilation.first, same, "height");
+    const auto w = axis(in_hw.second, kernel.second, strides.second, dilation.second, same, "width");
+    return std::make_pair(Pair{h.first, w.first}, Pair{h.second, w.second});
+  }, py::arg("in_hw"), py::arg("kernel"), py::arg("strides"), py::arg("same"), py::arg("dilation"),
+     "((OH, OW), (pad_top, pad_left)) of a convolution; ValueError if it does not fit.");
   m.def("conv2d_forward", &py_conv2d_forward, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
         py::arg("reference") = false,

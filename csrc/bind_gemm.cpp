@@ -1,11 +1,8 @@
-// _core.sgemm and the configuration calls (ISA, threads).
+// _core.sgemm.
 #include <algorithm>
-
-#include <pybind11/stl.h>
 
 #include "bind_util.hpp"
 #include "common/cpu.hpp"
-#include "common/parallel.hpp"
 #include "kernels/gemm.hpp"
 
 namespace nncore::bind {
@@ -64,13 +61,6 @@ void py_sgemm(py::array c, py::array a, py::array b, bool trans_a, bool trans_b,
   }
 }
 
-Isa isa_from(const std::string& name) {
-  Isa isa;
-  if (!parse_isa(name.c_str(), &isa))
-    throw py::value_error("unknown ISA '" + name + "' (expected generic, avx2 or avx512)");
-  return isa;
-}
-
 }  // namespace
 
 void bind_gemm(py::module_& m) {
@@ -80,27 +70,6 @@ void bind_gemm(py::module_& m) {
         py::arg("reference") = false,
         "out = act(alpha * op(a) @ op(b) + beta * out + bias), in place. float32 2-D arrays.");
   m.def("sgemm_kernel_name", &sgemm_kernel_name);
-  m.def("get_num_threads", &get_num_threads);
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("number of threads must be >= 1, got " + std::to_string(n));
-    set_num_threads(n);
-  });
-  m.def("in_forked_child", &in_forked_child);
-  m.def("cpu_isa", [] { return std::string(isa_name(cpu_best_isa())); });
-  m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
-  m.def("set_isa", [](const std::string& name) {
-    Isa isa = isa_from(name);
-    if (!set_active_isa(isa))
-      throw py::value_error(std::string("ISA '") + name + "' is not supported by this CPU (best: " +
-                            isa_name(cpu_best_isa()) + ")");
-  });
-  m.def("supported_isas", [] {
-    std::vector<std::string> out;
-    for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512})
-      if (isa_supported(isa)) out.push_back(isa_name(isa));
-    return out;
-  });
-  m.def("openmp_version", [] { return _OPENMP; });
 }
 
 }  // namespace nncore::bind

@@ -14,19 +14,14 @@ namespace {
 
 using Pair = std::pair<int64_t, int64_t>;
 
-// One axis, as Keras/TF: 'valid' out = (in - k) / s + 1; 'same' out = ceil(in / s) with
-// pad_total = max((out - 1) * s + k - in, 0), pad_top = pad_total / 2 (never a whole window).
+// One axis (pool2d_axis), with the binding's message.
 std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, bool same, const char* dim) {
-  if (same) {  // in >= 1; (in + s - 1) / s would overflow for s near INT64_MAX
-    const int64_t out = (in - 1) / s + 1;
-    // (out - 1) * s <= in - 1, so the sum below stays in range whatever k is.
-    return {out, std::max<int64_t>(((out - 1) * s - in) + k, 0) / 2};
-  }
-  if (k > in)
+  int64_t out, pad;
+  if (!pool2d_axis(in, k, s, same, &out, &pad))
     throw py::value_error(std::string("pool2d: pool ") + dim + " " + std::to_string(k) +
                           " is larger than the input " + dim + " " + std::to_string(in) +
                           " with padding='valid'");
-  return {(in - k) / s + 1, 0};
+  return {out, pad};
 }
 
 Pool2dParams make_params(const std::vector<int64_t>& shape, Pair pool, Pair strides, bool same) {
@@ -129,6 +124,15 @@ py::array_t<float> py_avgpool2d_backward(py::array dy, std::vector<int64_t> inpu
 }  // namespace
 
 void bind_pool(py::module_& m) {
+  m.def("pool2d_geometry", [](Pair in_hw, Pair pool, Pair strides, bool same) {
+    if (in_hw.first < 1 || in_hw.second < 1 || pool.first < 1 || pool.second < 1 ||
+        strides.first < 1 || strides.second < 1)
+      throw py::value_error("pool2d_geometry: sizes, pool and strides must be >= 1");
+    const auto h = axis(in_hw.first, pool.first, strides.first, same, "height");
+    const auto w = axis(in_hw.second, pool.second, strides.second, same, "width");
+    return std::make_pair(Pair{h.first, w.first}, Pair{h.second, w.second});
+  }, py::arg("in_hw"), py::arg("pool"), py::arg("strides"), py::arg("same"),
+     "((OH, OW), (pad_top, pad_left)) of a pooling; ValueError if it does not fit.");
   m.def("maxpool2d_forward", &py_maxpool2d_forward, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("same"), "(y, argmax int32 h*W+w) of max pooling, NHWC.");
   m.def("maxpool2d_backward", &py_maxpool2d_backward, py::arg("dy"), py::arg("argmax"),

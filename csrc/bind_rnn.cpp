@@ -233,6 +233,13 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
 }  // namespace
 
 void bind_rnn(py::module_& m) {
+  // The cell codes nncore.ops passes, taken from the enum here so they are written only once.
+  py::dict cells;
+  cells["simple_tanh"] = static_cast<int>(RnnCell::simple_tanh);
+  cells["simple_relu"] = static_cast<int>(RnnCell::simple_relu);
+  cells["lstm"] = static_cast<int>(RnnCell::lstm);
+  cells["gru"] = static_cast<int>(RnnCell::gru);
+  m.attr("rnn_cell_codes") = cells;
   m.def("rnn_forward", &rnn_forward_py, py::arg("cell"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         py::arg("return_sequences"), py::arg("training"), py::arg("workspace") = py::none(),

@@ -178,6 +178,14 @@ void py_rmsprop(py::array w, py::array g, py::array v, py::object mom, py::objec
 }  // namespace
 
 void bind_train(py::module_& m) {
+  // The codes nncore.ops passes, taken from the enum here so they are written only once.
+  py::dict codes;
+  codes["linear"] = static_cast<int>(ActKind::linear);
+  codes["relu"] = static_cast<int>(ActKind::relu);
+  codes["sigmoid"] = static_cast<int>(ActKind::sigmoid);
+  codes["tanh"] = static_cast<int>(ActKind::tanh);
+  codes["softmax"] = static_cast<int>(ActKind::softmax);
+  m.attr("activation_codes") = codes;
   m.def("activation_forward", &py_act_forward, py::arg("y"), py::arg("x"), py::arg("act"));
   m.def("activation_backward", &py_act_backward, py::arg("dx"), py::arg("dy"), py::arg("y"),
         py::arg("act"));

@@ -1,25 +1,23 @@
 // The pybind11 module nncore._core. Each kernel family registers its functions from its own
-// bind_*.cpp; this file only assembles them and records how the module was built.
+// bind_*.cpp (listed in bind_list.hpp); this file only assembles them and records how the module
+// was built.
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
+
+#include "bind_list.hpp"
 
 namespace py = pybind11;
 
 namespace nncore::bind {
-void bind_gemm(py::module_& m);
-void bind_train(py::module_& m);
-void bind_conv(py::module_& m);
-void bind_pool(py::module_& m);
-void bind_rnn(py::module_& m);
+#define NNCORE_DECLARE_BINDING(name) void bind_##name(py::module_& m);
+NNCORE_BINDINGS(NNCORE_DECLARE_BINDING)
+#undef NNCORE_DECLARE_BINDING
 }  // namespace nncore::bind
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "nncore C++ kernels (float32, OpenMP). Use nncore.ops, not this module.";
-  nncore::bind::bind_gemm(m);
-  nncore::bind::bind_train(m);
-  nncore::bind::bind_conv(m);
-  nncore::bind::bind_pool(m);
-  nncore::bind::bind_rnn(m);
+#define NNCORE_CALL_BINDING(name) nncore::bind::bind_##name(m);
+  NNCORE_BINDINGS(NNCORE_CALL_BINDING)
+#undef NNCORE_CALL_BINDING
   m.attr("__version__") = NNCORE_VERSION;  // from pyproject.toml, through CMakeLists.txt
 #if defined(__clang__)
   m.attr("compiler") = "clang " __clang_version__;

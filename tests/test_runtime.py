@@ -29,8 +29,8 @@ def test_thread_api(threads):
     assert nncore.get_num_threads() == 3
     nncore.set_num_threads(1)
     assert nncore.get_num_threads() == 1
-    for bad in (0, -1):
-        with pytest.raises(ValueError):
+    for bad in (0, -1, 1025, 2**40, 2**70):
+        with pytest.raises(ValueError, match="must be in"):
             nncore.set_num_threads(bad)
     for bad in (2.0, "2", None, True):
         with pytest.raises(TypeError):
@@ -44,30 +44,115 @@ def test_default_threads_from_env():
     env = {k: v for k, v in ENV.items() if k != "OMP_NUM_THREADS"}
     want = len(os.sched_getaffinity(0))
     assert _run("import nncore; print(nncore.get_num_threads())", env).strip() == str(want)
+    # Read as the OpenMP runtime reads it: the first entry of a list, blanks allowed, capped ...
+    for value, threads in ((" 3 ", 3), ("5,2", 5), ("99999", 1024)):
+        env = dict(ENV, OMP_NUM_THREADS=value)
+        assert _run("import nncore; print(nncore.get_num_threads())", env).strip() == str(threads)
+    # ... and a value that is not a thread count is ignored (libgomp warns itself): the default.
+    for value in ("7abc", "0", "-3", "", "x", "3.5"):
+        env = dict(ENV, OMP_NUM_THREADS=value)
+        assert _run("import nncore; print(nncore.get_num_threads())", env).strip() == str(want)
 
 
 def test_isa_env_and_set(isa):
     assert ops.get_isa() == isa
     env = dict(ENV, NNCORE_ISA="generic")
     assert _run("from nncore import ops; print(ops.get_isa())", env).strip() == "generic"
-    with pytest.raises(ValueError, match="unknown ISA"):
+    with pytest.raises(ValueError, match=r"unknown ISA 'sse9' \(valid: generic, avx2, avx512\)"):
         ops.set_isa("sse9")
     assert ops.get_isa() == isa
 
 
+def test_mistyped_isa_env_is_an_error():
+    env = dict(ENV, NNCORE_ISA="avx3")
+    proc = subprocess.run([sys.executable, "-c", "import nncore"], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert proc.returncode != 0
+    assert "NNCORE_ISA='avx3'" in proc.stderr and "generic, avx2, avx512" in proc.stderr
+
+
 def test_unsupported_isa_rejected():
-    all_isas = ["generic", "avx2", "avx512"]
-    missing = [i for i in all_isas if i not in ops.supported_isas()]
-    if not missing:
-        pytest.skip("this CPU supports every ISA nncore has")
-    with pytest.raises(ValueError, match="not supported"):
-        ops.set_isa(missing[0])
+    # Runs on every machine: NNCORE_TEST_CPU_MASK hides ISAs from detection, as a CPU without them.
+    if "avx2" not in ops.supported_isas():
+        pytest.skip("the ISA mask can only hide what the CPU has; this one has no AVX2")
+    code = """
+        from nncore import ops
+        print(ops.supported_isas())
+        for isa in ("avx2", "avx512"):
+            try:
+                ops.set_isa(isa)
+                print(isa, "accepted")
+            except ValueError as e:
+                print(isa, "refused" if "not supported" in str(e) else e)
+        print(ops.get_isa())
+    """
+    out = _run(code, dict(ENV, NNCORE_TEST_CPU_MASK="avx2")).split("\n")
+    assert out[:4] == ["['generic']", "avx2 refused", "avx512 refused", "generic"]
+    out = _run(code, dict(ENV, NNCORE_TEST_CPU_MASK="avx512")).split("\n")
+    assert out[:4] == ["['generic', 'avx2']", "avx2 accepted", "avx512 refused", "avx2"]
+    # A valid NNCORE_ISA the CPU lacks falls back to the best ISA it has.
+    out = _run("from nncore import ops; print(ops.get_isa())",
+               dict(ENV, NNCORE_TEST_CPU_MASK="avx512", NNCORE_ISA="avx512"))
+    assert out.strip() == "avx2"
+
+
+# Families with code per ISA (average pooling is baseline code on every ISA).
+PER_ISA_FAMILIES = ["gemm", "conv2d_forward", "conv2d_backward", "maxpool2d", "rnn_cells"]
+
+
+def test_dispatch_tables_name_a_kernel_per_isa():
+    # The tables themselves, for every ISA the binary has (whether this CPU runs it or not).
+    from nncore import _core
+
+    tables = {isa: _core.kernels(isa) for isa in ("generic", "avx2", "avx512")}
+    assert set(tables["generic"]) == set(PER_ISA_FAMILIES) | {"avgpool2d"}
+    for family in PER_ISA_FAMILIES:
+        names = [tables[isa][family] for isa in ("generic", "avx2", "avx512")]
+        assert len(set(names)) == 3, (family, names)
+        assert "avx2" in names[1] and "avx512" in names[2]
+
+
+def test_forcing_an_isa_changes_the_kernel_that_runs(rng):
+    # The names follow set_isa, and so do the results: the FMA kernels round differently from the
+    # portable ones, so each forced ISA gives its own bits (all close to the reference).
+    a = rng.standard_normal((64, 300), dtype=np.float32)
+    b = rng.standard_normal((300, 48), dtype=np.float32)
+    x = rng.standard_normal((2, 10, 10, 8), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 8, 16), dtype=np.float32)
+    before = ops.get_isa()
+    results, names = {}, {}
+    try:
+        for isa in ops.supported_isas():
+            ops.set_isa(isa)
+            names[isa] = nncore.show_config()["kernels"]
+            y = ops.conv2d(x, w, None, activation="relu")
+            dy = rng.standard_normal(y.shape, dtype=np.float32)
+            dx, dw, _ = ops.conv2d_backward(dy, x, w, y=y, activation="relu")
+            results[isa] = [ops.matmul(a, b), y, dx, dw]
+    finally:
+        ops.set_isa(before)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    isas = list(results)
+    for isa in isas:
+        from nncore import _core
+        assert names[isa] == _core.kernels(isa)
+        np.testing.assert_allclose(results[isa][0], ref, rtol=1e-4, atol=1e-4)
+    for first, second in zip(isas, isas[1:]):
+        for family in PER_ISA_FAMILIES:
+            assert names[first][family] != names[second][family]
+        y0, y1 = results[first][1], results[second][1]
+        np.testing.assert_allclose(y0, y1, rtol=1e-4, atol=1e-4)
+        for r0, r1 in zip(results[first], results[second]):
+            assert not np.array_equal(r0, r1), (first, second)
 
 
 def test_show_config(capsys):
     cfg = nncore.show_config()
     assert cfg["isa"] in cfg["supported_isas"]
     assert cfg["threads"] >= 1 and "gemm_kernel" in cfg
+    assert cfg["kernels"]["gemm"] == cfg["gemm_kernel"]
+    assert set(cfg["kernels"]) >= {"gemm", "conv2d_forward", "conv2d_backward", "maxpool2d",
+                                   "avgpool2d", "rnn_cells"}
     assert "isa" in capsys.readouterr().out
 
 
@@ -138,3 +223,47 @@ def test_core_stub_in_sync():
     declared |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
     exported = {n for n in dir(_core) if not n.startswith("__")}
     assert declared == exported
+
+
+def test_concurrent_callers_get_the_same_bits(threads, rng):
+    # Kernels release the GIL: ops from several Python threads at once share nncore's pool (one
+    # runs on it, the others inline), and every result is bitwise the serial one.
+    import threading
+
+    nncore.set_num_threads(2)
+    a = rng.standard_normal((200, 300), dtype=np.float32)
+    b = rng.standard_normal((300, 150), dtype=np.float32)
+    x = rng.standard_normal((8, 12, 12, 16), dtype=np.float32)
+    w = rng.standard_normal((3, 3, 16, 32), dtype=np.float32)
+    want_mm, want_conv = ops.matmul(a, b), ops.conv2d(x, w, None, activation="relu")
+    bad = []
+
+    def run():
+        for _ in range(20):
+            if not np.array_equal(ops.matmul(a, b), want_mm):
+                bad.append("matmul")
+            if not np.array_equal(ops.conv2d(x, w, None, activation="relu"), want_conv):
+                bad.append("conv2d")
+
+    ts = [threading.Thread(target=run) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not bad
+
+
+@pytest.mark.parametrize("policy", ["passive", "active", "PASSIVE"])
+def test_wait_policy_env(policy):
+    # OMP_WAIT_POLICY only changes how idle pool threads wait, never a result.
+    code = """
+        import numpy as np, nncore
+        from nncore import ops
+        nncore.set_num_threads(2)
+        a = np.arange(512 * 384, dtype=np.float32).reshape(512, 384) % 7
+        b = np.arange(384 * 256, dtype=np.float32).reshape(384, 256) % 5
+        print(int(ops.matmul(a, b).astype(np.int64).sum()))
+        print(int((a.astype(np.int64) @ b.astype(np.int64)).sum()))
+    """
+    out = _run(code, dict(ENV, OMP_WAIT_POLICY=policy)).split()
+    assert out[0] == out[1]

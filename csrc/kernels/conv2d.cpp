@@ -29,10 +29,12 @@
 #include <new>
 
 #include "common/cpu.hpp"
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/parallel_units.hpp"
 #include "common/scratch.hpp"
 #include "kernels/conv2d_direct.hpp"
+#include "kernels/conv2d_vector_impl.hpp"
 
 namespace nncore {
 
@@ -145,32 +147,6 @@ void col2im(float* dx, const float* dpm, int64_t n0, int64_t n1, const Conv2dPar
   }
 }
 
-// The two passes below are memory-bound loops that the compiler vectorises; target_clones builds
-// them for AVX-512 / AVX2 too, picked by CPUID at load time. Exact operations (a select, and sums
-// in row order per column), so every clone gives the same bits.
-#if defined(NNCORE_X86) && defined(__GNUC__) && !defined(__clang__)
-#define NNCORE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define NNCORE_VECTOR_CLONES
-#endif
-
-// g = dy * (y > 0), elementwise over n values.
-NNCORE_VECTOR_CLONES void relu_mask(float* __restrict g, const float* __restrict dy, const float* __restrict y,
-               int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float d = dy[i];  // loaded unconditionally so the loop vectorises to a blend
-    g[i] = y[i] > 0.0f ? d : 0.0f;
-  }
-}
-
-// acc (F) += sum of the rows of g (rows, F), in row order.
-NNCORE_VECTOR_CLONES void add_column_sums(float* __restrict acc, const float* __restrict g, int64_t rows, int64_t F) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* gr = g + r * F;
-    for (int64_t j = 0; j < F; ++j) acc[j] += gr[j];
-  }
-}
-
 // g (n, OH, OW, F) -> gp (n, top + OH + bottom, left + OW + right, F): g inside a zero border.
 void pad_rows(float* gp, const float* g, int64_t n, int64_t oh, int64_t ow, int64_t F, int64_t top,
               int64_t bottom, int64_t left, int64_t right) {
@@ -231,21 +207,16 @@ bool windows_inside(const Conv2dParams& p) {
          (p.ow - 1) * p.sw + (p.kw - 1) * p.dw < p.w;
 }
 
-// The direct kernels of the active ISA; none on the portable path (which uses im2col + GEMM).
-struct DirectKernels {
-  conv2d_direct_forward_fn forward = nullptr;
-  conv2d_direct_dw_fn dw = nullptr;
-  int64_t mr = 1;  // pixel tile: forward splits align to it so tiles never depend on the split
-};
-
-DirectKernels direct_kernels() {
-  DirectKernels k;
+// Portable table: no direct kernels (im2col + sgemm), the elementwise passes at baseline flags.
+const Conv2dKernels kConv2dGeneric = {nullptr,   nullptr, relu_mask, add_column_sums, 1,
+                                      "im2col_gemm_generic", "im2col_gemm_generic"};
 #if defined(NNCORE_X86)
-  if (active_isa() == Isa::avx512) k = {conv2d_direct_forward_avx512, conv2d_direct_dw_avx512, 12};
-  else if (active_isa() == Isa::avx2) k = {conv2d_direct_forward_avx2, conv2d_direct_dw_avx2, 6};
+constexpr PerIsa<Conv2dKernels> kConv2d = {&kConv2dGeneric, &kConv2dAvx2, &kConv2dAvx512};
+#else
+constexpr PerIsa<Conv2dKernels> kConv2d = {&kConv2dGeneric, nullptr, nullptr};
 #endif
-  return k;
-}
+NNCORE_KERNEL_FAMILY(conv2d_forward, kConv2d, forward_name);
+NNCORE_KERNEL_FAMILY(conv2d_backward, kConv2d, backward_name);
 
 // parallel_units whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread):
 // the exception is caught inside the region and rethrown after it, never escaping OpenMP.
@@ -273,7 +244,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;
   if (p.n <= 0 || R <= 0 || F <= 0) return;
   const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
-  const DirectKernels dk = direct_kernels();
+  const Conv2dKernels& dk = kConv2d.active();
   if (dk.forward) {
     // Direct kernel on x, or on a zero-padded copy when the windows reach into the padding.
     const bool inside = windows_inside(p);
@@ -335,7 +306,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const bool pointwise = is_pointwise(p);
   const bool relu = p.act == Act::relu;
   // The direct dW kernel reads x in place (no im2col), or a zero-padded copy of it.
-  const DirectKernels dk = direct_kernels();
+  const Conv2dKernels& dk = kConv2d.active();
   const bool direct = dk.dw != nullptr;
   const bool pad_x = direct && !windows_inside(p);
   // When K fits one register tile (the first layer), the dW kernel masks dy and sums db itself in
@@ -426,12 +397,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         continue;
       }
       if (relu) {
-        relu_mask(gm, g, y + n0 * R * F, rows * F);
+        dk.relu_mask(gm, g, y + n0 * R * F, rows * F);
         g = gm;
       }
       if (db) {
         if (tile == first) std::fill(dbc, dbc + F, 0.0f);
-        add_column_sums(dbc, g, rows, F);
+        dk.add_column_sums(dbc, g, rows, F);
       }
       if (direct) {
         dk.dw(dwc, nullptr, xsrc, g, nullptr, px, n0, n1, tile != first);

@@ -20,6 +20,28 @@ struct Conv2dParams {
   int num_threads = 0;     // 0: nncore's setting
 };
 
+// Geometry of one axis, the only place it is computed (the bindings and, through
+// _core.conv2d_geometry, nncore.ops and the layers use it): output length and leading pad for
+// input `in`, kernel k, stride s, dilation d. Keras/TF 'same': out = ceil(in / s), pad_total =
+// max((out - 1) * s + (k - 1) * d + 1 - in, 0), pad = pad_total / 2; 'valid': out = (in - ek) / s
+// + 1, pad 0. Needs in, k, s, d >= 1 and (k - 1) * d + 1 representable; returns false (for
+// 'valid') when the dilated kernel is larger than the input.
+inline bool conv2d_axis(int64_t in, int64_t k, int64_t s, int64_t d, bool same, int64_t* out,
+                        int64_t* pad) {
+  const int64_t ek = (k - 1) * d + 1;
+  if (same) {  // (in + s - 1) / s would overflow for s near INT64_MAX
+    *out = (in - 1) / s + 1;
+    // (out - 1) * s <= in - 1, so the sum below stays in range.
+    const int64_t total = ((*out - 1) * s - in) + ek;
+    *pad = total > 0 ? total / 2 : 0;
+    return true;
+  }
+  if (ek > in) return false;
+  *out = (in - ek) / s + 1;
+  *pad = 0;
+  return true;
+}
+
 // x (N,H,W,C), w (KH,KW,C,F), b (F,) or null -> y (N,OH,OW,F) = act(conv(x, w) + b)
 // May throw std::bad_alloc (scratch), before any output is written.
 void conv2d_forward(float* y, const float* x, const float* w, const float* b,

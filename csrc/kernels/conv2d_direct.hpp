@@ -22,19 +22,23 @@ typedef void (*conv2d_direct_dw_fn)(float* dw, float* db, const float* x, const 
                                     const float* ymask, const Conv2dParams& p, int64_t n0,
                                     int64_t n1, bool accumulate);
 
+// The ISA-specific parts of Conv2D, one table per ISA (common/dispatch.hpp). The portable table
+// has no direct kernels: forward and dW then run as im2col + sgemm.
+struct Conv2dKernels {
+  conv2d_direct_forward_fn forward;  // null: im2col + sgemm
+  conv2d_direct_dw_fn dw;            // null: im2col + sgemm
+  // g (n) = dy * (y > 0), elementwise
+  void (*relu_mask)(float* g, const float* dy, const float* y, int64_t n);
+  // acc (F) += sum of the rows of g (rows, F), in row order
+  void (*add_column_sums)(float* acc, const float* g, int64_t rows, int64_t f);
+  int64_t mr;  // pixel tile: forward splits align to it so tiles never depend on the split
+  const char* forward_name;
+  const char* backward_name;
+};
+
 #if defined(NNCORE_X86)
-void conv2d_direct_forward_avx512(float* y, const float* x, const float* w, const float* b,
-                                  const Conv2dParams& p, int64_t q0, int64_t q1, int64_t row_lo,
-                                  int64_t row_hi);
-void conv2d_direct_dw_avx512(float* dw, float* db, const float* x, const float* g,
-                             const float* ymask, const Conv2dParams& p, int64_t n0, int64_t n1,
-                             bool accumulate);
-void conv2d_direct_forward_avx2(float* y, const float* x, const float* w, const float* b,
-                                const Conv2dParams& p, int64_t q0, int64_t q1, int64_t row_lo,
-                                int64_t row_hi);
-void conv2d_direct_dw_avx2(float* dw, float* db, const float* x, const float* g,
-                           const float* ymask, const Conv2dParams& p, int64_t n0, int64_t n1,
-                           bool accumulate);
+extern const Conv2dKernels kConv2dAvx2;    // conv2d_direct_avx2.cpp
+extern const Conv2dKernels kConv2dAvx512;  // conv2d_direct_avx512.cpp
 #endif
 
 }  // namespace nncore

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "kernels/conv2d_direct_impl.hpp"
+#include "kernels/conv2d_vector_impl.hpp"
 
 namespace nncore {
 namespace {
@@ -41,5 +42,9 @@ void conv2d_direct_dw_avx2(float* dw, float* db, const float* x, const float* g,
                            bool accumulate) {
   direct_dw<Avx2>(dw, db, x, g, ymask, p, n0, n1, accumulate);
 }
+
+const Conv2dKernels kConv2dAvx2 = {conv2d_direct_forward_avx2, conv2d_direct_dw_avx2,
+                                       relu_mask, add_column_sums, 6, "direct_avx2_6x16",
+                                       "direct_avx2_6x16"};
 
 }  // namespace nncore

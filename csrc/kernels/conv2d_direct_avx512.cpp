@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/conv2d_direct_impl.hpp"
+#include "kernels/conv2d_vector_impl.hpp"
 
 namespace nncore {
 namespace {
@@ -47,5 +48,9 @@ void conv2d_direct_dw_avx512(float* dw, float* db, const float* x, const float* 
                            bool accumulate) {
   direct_dw<Avx512>(dw, db, x, g, ymask, p, n0, n1, accumulate);
 }
+
+const Conv2dKernels kConv2dAvx512 = {conv2d_direct_forward_avx512, conv2d_direct_dw_avx512,
+                                       relu_mask, add_column_sums, 12, "direct_avx512_12x32",
+                                       "direct_avx512_12x32"};
 
 }  // namespace nncore

@@ -6,10 +6,10 @@
 //         jr over NC in NR steps   B micro-panel (KC x NR) stays in L1
 //           ir over MC in MR steps micro-kernel: MR x NR tile of C in registers
 //
-// Parallel level (one per op): after the threads pack the B panel together, each takes a contiguous,
-// MR-aligned range of rows (or, when M is short, an NR-aligned range of columns). K is never split,
-// and every tile starts at a multiple of MR/NR whatever the split, so each element of C sees the same
-// operations in the same order for any thread count: results are bitwise identical.
+// Parallel level (one per op): per KC x NC block the threads pack the B panel together, then claim
+// MR-aligned runs of rows (or, when M is short, NR-aligned runs of columns) one at a time. K is never
+// split, and every tile starts at a multiple of MR/NR whatever the split, so each element of C sees
+// the same operations in the same order for any thread count: results are bitwise identical.
 #include "kernels/gemm.hpp"
 
 #include <algorithm>
@@ -20,7 +20,9 @@
 #endif
 
 #include "common/cpu.hpp"
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
+#include "common/parallel_units.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm_ukr.hpp"
 
@@ -67,27 +69,34 @@ struct GemmConfig {
 
 // Block sizes registered next to the kernel they were tuned for (see bench/bench_gemm.py).
 const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2048,
-                               "generic 4x16", nullptr, nullptr, nullptr};
+                               "generic_4x16", nullptr, nullptr, nullptr};
 #if defined(NNCORE_X86)
-const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2 6x16", nullptr,
+const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2_6x16", nullptr,
                           nullptr, nullptr};
 // Zen 5, one thread, 2048^3: KC 256/MC 336 gave 205 GFLOP/s, KC 512/MC 168 237 (numpy 244); the
 // deeper KC halves the C-tile loads and stores per flop, and the CNN shapes gain too.
 const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 168, 512,
-                            4096, "avx512 14x32", sgemm_ukr_avx512_14x32_rows,
+                            4096, "avx512_14x32", sgemm_ukr_avx512_14x32_rows,
                             sgemv_rowb_avx512, sgemv_packed_avx512_32};
 #endif
 
-const GemmConfig& config_for(Isa isa) {
 #if defined(NNCORE_X86)
-  if (isa == Isa::avx512) return kAvx512;
-  if (isa == Isa::avx2) return kAvx2;
+constexpr PerIsa<GemmConfig> kGemm = {&kGeneric, &kAvx2, &kAvx512};
+#else
+constexpr PerIsa<GemmConfig> kGemm = {&kGeneric, nullptr, nullptr};
 #endif
-  return kGeneric;
-}
+NNCORE_KERNEL_FAMILY(gemm, kGemm, name);
+
+const GemmConfig& config_for(Isa isa) { return kGemm.get(isa); }
 
 // Work below this many flops per thread is not worth waking another thread for.
 constexpr double kMinFlopsPerThread = 4.0e5;
+
+// Work units per KC x NC block (see sgemm): B packing groups, runs of C rows, runs of C columns
+// (a column run packs the whole A block again, so fewer of those).
+constexpr int64_t kPackUnits = 8;
+constexpr int64_t kRowUnits = 16;
+constexpr int64_t kColUnits = 4;
 
 // Up to this N, full MR tiles read row-major A in place instead of packing it (measured on Zen 5:
 // 1.1-1.8x faster for N <= 512, slightly slower for N >= 1024).
@@ -267,31 +276,33 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
   // Split rows when there are enough MR tiles for every thread, else columns of the B panel.
   const bool split_m = (m + mr - 1) / mr >= 2 * nt || m >= n;
 
-  parallel_run(nt, [&](int tid, int nth) {
-    float* const b_pack = buf;
-    float* const a_pack = buf + b_size + tid * a_size;
-    float* const tile = a_pack + mc_max * kc_max;
-
-    for (int64_t jc = 0; jc < n; jc += cfg.nc) {
-      const int64_t ncur = std::min(cfg.nc, n - jc);
-      const int64_t panels = (ncur + nr - 1) / nr;
-      for (int64_t pc = 0; pc < k; pc += cfg.kc) {
-        const int64_t kcur = std::min(cfg.kc, k - pc);
-        const float beta = pc == 0 ? p.beta : 1.0f;
-        const bool last_k = pc + kcur == k;
-
+  // Dynamic units (common/parallel.hpp): per KC x NC block, first the B panels are packed in
+  // groups, then rows (or columns) of C are computed in MR (NR) aligned runs; each unit packs its
+  // own A block. The unit counts depend on the shapes only.
+  float* const b_pack = buf;
+  for (int64_t jc = 0; jc < n; jc += cfg.nc) {
+    const int64_t ncur = std::min(cfg.nc, n - jc);
+    const int64_t panels = (ncur + nr - 1) / nr;
+    const int64_t pack_units = std::min<int64_t>(panels, kPackUnits);
+    const int64_t run = split_m ? unit_size(m, mr, kRowUnits) : unit_size(ncur, nr, kColUnits);
+    const int64_t units = ((split_m ? m : ncur) + run - 1) / run;
+    for (int64_t pc = 0; pc < k; pc += cfg.kc) {
+      const int64_t kcur = std::min(cfg.kc, k - pc);
+      const float beta = pc == 0 ? p.beta : 1.0f;
+      const bool last_k = pc + kcur == k;
+      parallel_units(pack_units, nt, [&](int, int64_t u) {
         int64_t lo, hi;
-        split_range(panels, tid, nth, 1, &lo, &hi);
+        split_range(panels, static_cast<int>(u), static_cast<int>(pack_units), 1, &lo, &hi);
         pack_b(b_pack, b, ldb, p.trans_b, pc, kcur, jc, ncur, nr, lo, hi);
-        parallel_barrier(nth);
-
+      });
+      parallel_units(units, nt, [&](int tid, int64_t u) {
+        float* const a_pack = buf + b_size + tid * a_size;
+        float* const tile = a_pack + mc_max * kc_max;
         int64_t m0 = 0, m1 = m, j0 = 0, j1 = ncur;
-        if (split_m) split_range(m, tid, nth, mr, &m0, &m1);
-        else split_range(ncur, tid, nth, nr, &j0, &j1);
-
+        if (split_m) m0 = u * run, m1 = std::min(m, m0 + run);
+        else j0 = u * run, j1 = std::min(ncur, j0 + run);
         for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
           const int64_t mcur = std::min(cfg.mc, m1 - ic);
-          if (j0 >= j1) break;
           const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;  // tiles read in place
           pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
                  kcur, mr);
@@ -300,10 +311,9 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
                        b_pack, tile, mcur, j0, j1, ncur, kcur, beta, last_k,
                        p.bias ? p.bias + jc : nullptr, p);
         }
-        parallel_barrier(nth);  // the B panel is overwritten next
-      }
+      });
     }
-  });
+  }
 }
 
 int64_t sgemm_packed_b_floats(Isa isa, int64_t k, int64_t n) {

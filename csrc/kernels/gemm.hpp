@@ -47,7 +47,7 @@ void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const G
 void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
                int64_t m, int64_t n, int64_t k, const GemmParams& p);
 
-// Name of the micro-kernel the active ISA uses, e.g. "avx512 14x32".
+// Name of the micro-kernel the active ISA uses, e.g. "avx512_14x32".
 const char* sgemm_kernel_name();
 
 }  // namespace nncore

@@ -6,6 +6,7 @@
 // thread and is accumulated in the same order whatever the thread count). Threads claim runs of
 // rows / images dynamically (parallel_units), so a core shared with another process does less.
 #include "kernels/pool2d.hpp"
+#include "kernels/pool2d_kernels.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -14,12 +15,8 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-#if defined(NNCORE_X86)
-#include <immintrin.h>
-#endif
-
 #include "common/cpu.hpp"
-
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/parallel_units.hpp"
 
@@ -30,10 +27,7 @@ namespace {
 constexpr double kMinWorkPerThread = 1.0e5;  // element reads per thread
 constexpr int64_t kUnits = 64;               // dynamically claimed work units per call
 
-// Window rows [h0, h1) and columns [w0, w1) of output (oh, ow), clipped to the input.
-struct Window {
-  int64_t h0, h1, w0, w1;
-};
+using Window = PoolWindow;
 
 inline Window window(const Pool2dParams& p, int64_t oh, int64_t ow) {
   const int64_t hs = oh * p.sh - p.pt, ws = ow * p.sw - p.pl;
@@ -87,85 +81,20 @@ inline void window_max(float* __restrict y, int32_t* __restrict a, const float* 
   }
 }
 
-#if defined(NNCORE_X86)
-// The same for AVX-512 and AVX2 (selected at run time; `target` lets this file stay baseline).
-__attribute__((target("avx512f"))) void window_max_avx512(float* __restrict y,
-                                                          int32_t* __restrict a,
-                                                          const float* __restrict xn,
-                                                          const Window& win, int64_t W,
-                                                          int64_t C) {
-  const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
-  for (int64_t c = 0; c < C; c += 16) {
-    const __mmask16 m = C - c >= 16 ? static_cast<__mmask16>(0xFFFF)
-                                    : static_cast<__mmask16>((1u << (C - c)) - 1);
-    __m512 best = _mm512_maskz_loadu_ps(m, xn + first * C + c);
-    __m512i arg = _mm512_set1_epi32(first);
-    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
-      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-        const int32_t cell = static_cast<int32_t>(ih * W + iw);
-        const __m512 v = _mm512_maskz_loadu_ps(m, xn + cell * C + c);
-        const __mmask16 gt = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q),
-                                                     v, best, _CMP_NLE_UQ);
-        best = _mm512_mask_mov_ps(best, gt, v);
-        arg = _mm512_mask_mov_epi32(arg, gt, _mm512_set1_epi32(cell));
-      }
-    }
-    _mm512_mask_storeu_ps(y + c, m, best);
-    _mm512_mask_storeu_epi32(a + c, m, arg);
-  }
-}
-
-__attribute__((target("avx2"))) void window_max_avx2(float* __restrict y, int32_t* __restrict a,
-                                                     const float* __restrict xn,
-                                                     const Window& win, int64_t W, int64_t C) {
-  const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
-  int64_t c = 0;
-  for (; c + 8 <= C; c += 8) {
-    __m256 best = _mm256_loadu_ps(xn + first * C + c);
-    __m256i arg = _mm256_set1_epi32(first);
-    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
-      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-        const int32_t cell = static_cast<int32_t>(ih * W + iw);
-        const __m256 v = _mm256_loadu_ps(xn + cell * C + c);
-        const __m256 gt = _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ),
-                                        _mm256_cmp_ps(best, best, _CMP_ORD_Q));
-        best = _mm256_blendv_ps(best, v, gt);
-        arg = _mm256_castps_si256(_mm256_blendv_ps(
-            _mm256_castsi256_ps(arg), _mm256_castsi256_ps(_mm256_set1_epi32(cell)), gt));
-      }
-    }
-    _mm256_storeu_ps(y + c, best);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + c), arg);
-  }
-  for (; c < C; ++c) {  // the last channels, scalar
-    float best = xn[first * C + c];
-    int32_t arg = first;
-    for (int64_t ih = win.h0; ih < win.h1; ++ih) {
-      for (int64_t iw = win.w0; iw < win.w1; ++iw) {
-        const int32_t cell = static_cast<int32_t>(ih * W + iw);
-        const float v = xn[cell * C + c];
-        if (!(v <= best) && best == best) {
-          best = v;
-          arg = cell;
-        }
-      }
-    }
-    y[c] = best;
-    a[c] = arg;
-  }
-}
+// Portable table: the SSE2 window maximum above; average pooling is baseline code on every ISA
+// (the compiler vectorises its channel loops; measured memory-bound).
+#if defined(__SSE2__)
+const Pool2dKernels kPool2dGeneric = {window_max, "sse2_4", "generic"};
+#else
+const Pool2dKernels kPool2dGeneric = {window_max, "scalar", "generic"};
 #endif
-
-typedef void (*window_max_fn)(float* __restrict, int32_t* __restrict, const float* __restrict,
-                              const Window&, int64_t, int64_t);
-
-window_max_fn pick_window_max() {
 #if defined(NNCORE_X86)
-  if (active_isa() == Isa::avx512) return window_max_avx512;
-  if (active_isa() == Isa::avx2) return window_max_avx2;
+constexpr PerIsa<Pool2dKernels> kPool2d = {&kPool2dGeneric, &kPool2dAvx2, &kPool2dAvx512};
+#else
+constexpr PerIsa<Pool2dKernels> kPool2d = {&kPool2dGeneric, nullptr, nullptr};
 #endif
-  return window_max;
-}
+NNCORE_KERNEL_FAMILY(maxpool2d, kPool2d, max_name);
+NNCORE_KERNEL_FAMILY(avgpool2d, kPool2d, avg_name);
 
 }  // namespace
 
@@ -174,7 +103,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
   if (p.n * p.oh == 0) return;  // empty batch: nothing to write
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
-  const window_max_fn wmax = pick_window_max();
+  const window_max_fn wmax = kPool2d.active().window_max;
   const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
   parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
     for (int64_t row = u * unit; row < std::min(rows, (u + 1) * unit); ++row) {

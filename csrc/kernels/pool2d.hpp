@@ -16,6 +16,24 @@ struct Pool2dParams {
   int num_threads = 0;
 };
 
+// Geometry of one axis, the only place it is computed (bindings, and nncore.ops through
+// _core.pool2d_geometry): output length and leading pad for input `in`, pool k, stride s
+// (all >= 1), as Keras/TF: 'valid' out = (in - k) / s + 1; 'same' out = ceil(in / s) with pad_total
+// = max((out - 1) * s + k - in, 0), pad = pad_total / 2 (never a whole window). Returns false
+// (for 'valid') when the pool is larger than the input.
+inline bool pool2d_axis(int64_t in, int64_t k, int64_t s, bool same, int64_t* out, int64_t* pad) {
+  if (same) {  // (in + s - 1) / s would overflow for s near INT64_MAX
+    *out = (in - 1) / s + 1;
+    const int64_t total = ((*out - 1) * s - in) + k;  // (out - 1) * s <= in - 1: no overflow
+    *pad = total > 0 ? total / 2 : 0;
+    return true;
+  }
+  if (k > in) return false;
+  *out = (in - k) / s + 1;
+  *pad = 0;
+  return true;
+}
+
 // x (N,H,W,C) -> y (N,OH,OW,C), argmax (N,OH,OW,C) = h*W + w of the first maximum in the window
 // (row-major scan order; ties go to the first).
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dParams& p);

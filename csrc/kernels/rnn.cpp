@@ -25,6 +25,7 @@
 #include <new>
 
 #include "common/cpu.hpp"
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/scratch.hpp"
 #include "kernels/gemm.hpp"
@@ -34,13 +35,14 @@ namespace nncore {
 
 namespace {
 
-const RnnRowKernels& row_kernels() {
 #if defined(NNCORE_X86)
-  if (active_isa() == Isa::avx512) return *rnn_row_kernels_avx512();
-  if (active_isa() == Isa::avx2) return *rnn_row_kernels_avx2();
+constexpr PerIsa<RnnRowKernels> kRnnCells = {&kRnnCellsGeneric, &kRnnCellsAvx2, &kRnnCellsAvx512};
+#else
+constexpr PerIsa<RnnRowKernels> kRnnCells = {&kRnnCellsGeneric, nullptr, nullptr};
 #endif
-  return *rnn_row_kernels_generic();
-}
+NNCORE_KERNEL_FAMILY(rnn_cells, kRnnCells, name);
+
+const RnnRowKernels& row_kernels() { return kRnnCells.active(); }
 
 // Per-step GEMM flops per thread below which one thread runs the whole recurrence.
 constexpr double kMinStepFlopsPerThread = 2.0e5;

@@ -1,7 +1,7 @@
 // The fused elementwise step of each recurrent cell, one batch row at a time (see rnn.cpp for the
 // formulas). This file is compiled once per ISA: rnn_cells_generic.cpp (baseline flags),
 // rnn_cells_avx2.cpp and rnn_cells_avx512.cpp each include it with NNCORE_RNN_CELLS_IMPL defined
-// and export the table; rnn.cpp picks one by the active ISA.
+// and define the table; rnn.cpp picks one by the active ISA.
 // Everything defined here has internal linkage, so the linker can never hand an AVX-512 copy to a
 // caller on another ISA; no standard-library headers are used for the same reason.
 #pragma once
@@ -26,12 +26,14 @@ struct RnnRowKernels {
   // [z r hh], rh, h_prev -> dzx (3U) input side, dzr (3U) recurrent side; dh <- z * (dh + dy)
   void (*gru_bwd)(float* dzx, float* dzr, float* dh, const float* dy, const float* g,
                   const float* rh, const float* h_prev, int64_t n);
+  const char* name;  // the ISA the file was compiled for
 };
 
-const RnnRowKernels* rnn_row_kernels_generic();
+// One table per ISA (common/dispatch.hpp), defined by rnn_cells_<isa>.cpp.
+extern const RnnRowKernels kRnnCellsGeneric;
 #if defined(NNCORE_X86)
-const RnnRowKernels* rnn_row_kernels_avx2();
-const RnnRowKernels* rnn_row_kernels_avx512();
+extern const RnnRowKernels kRnnCellsAvx2;
+extern const RnnRowKernels kRnnCellsAvx512;
 #endif
 
 }  // namespace nncore
@@ -231,10 +233,12 @@ void gru_bwd_row(float* dzx, float* dzr, float* dh, const float* dy, const float
   else gru_bwd_row_t<false>(dzx, dzr, dh, dy, g, rh, h_prev, n);
 }
 
-const RnnRowKernels kRnnRowKernels = {simple_fwd_row, lstm_fwd_row, gru_fwd_row,
-                                      simple_bwd_row, lstm_bwd_row, gru_bwd_row};
-
 }  // namespace
+
+// NNCORE_RNN_CELLS_TABLE names this file's table (kRnnCells<Isa>), NNCORE_RNN_CELLS_NAME its ISA.
+const RnnRowKernels NNCORE_RNN_CELLS_TABLE = {simple_fwd_row, lstm_fwd_row, gru_fwd_row,
+                                              simple_bwd_row, lstm_bwd_row, gru_bwd_row,
+                                              NNCORE_RNN_CELLS_NAME};
 }  // namespace nncore
 
 #endif  // NNCORE_RNN_CELLS_IMPL

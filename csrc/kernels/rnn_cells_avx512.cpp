@@ -1,7 +1,5 @@
-// The recurrent cells' elementwise steps compiled for AVX512 (flags from the file name).
+// The recurrent cells' elementwise steps compiled for AVX-512 (flags from the file name).
 #define NNCORE_RNN_CELLS_IMPL
+#define NNCORE_RNN_CELLS_TABLE kRnnCellsAvx512
+#define NNCORE_RNN_CELLS_NAME "avx512"
 #include "kernels/rnn_cells.hpp"
-
-namespace nncore {
-const RnnRowKernels* rnn_row_kernels_avx512() { return &kRnnRowKernels; }
-}  // namespace nncore

@@ -1,7 +1,5 @@
-// The recurrent cells' elementwise steps compiled for the baseline ISA (the portable fallback).
+// The recurrent cells' elementwise steps compiled for the baseline ISA (the portable fallback) (flags from the file name).
 #define NNCORE_RNN_CELLS_IMPL
+#define NNCORE_RNN_CELLS_TABLE kRnnCellsGeneric
+#define NNCORE_RNN_CELLS_NAME "generic"
 #include "kernels/rnn_cells.hpp"
-
-namespace nncore {
-const RnnRowKernels* rnn_row_kernels_generic() { return &kRnnRowKernels; }
-}  // namespace nncore

@@ -26,16 +26,22 @@ _ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),
 
 def get_num_threads() -> int:
     """Threads nncore's kernels use: OMP_NUM_THREADS if set, else the usable cores, unless changed by
-    set_num_threads. A process forked from one that imported nncore (as multiprocessing does on
-    Linux) uses 1: OpenMP thread pools do not survive fork()."""
+    set_num_threads. OMP_NUM_THREADS is read as the OpenMP runtime reads it: a positive integer or
+    the first of a list ("4,2"), capped at 1024; any other value ("2abc", "0") is ignored, as libgomp
+    ignores it (it prints its own warning), and the default applies. A process forked from one that
+    imported nncore (as multiprocessing does on Linux) uses 1: OpenMP thread pools do not survive
+    fork()."""
     return 1 if _core.in_forked_child() else _core.get_num_threads()
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads nncore's own parallel regions use (n >= 1). Results do not depend
-    on it: every kernel is bitwise identical for any thread count."""
+    """Set the number of threads nncore's own parallel regions use (1 <= n <= 1024, the cap that
+    also applies to OMP_NUM_THREADS). Results do not depend on it: every kernel is bitwise
+    identical for any thread count."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
+    if not 1 <= n <= _core.max_threads:
+        raise ValueError(f"number of threads must be in [1, {_core.max_threads}], got {n}")
     _core.set_num_threads(n)
 
 
@@ -47,6 +53,8 @@ def show_config() -> dict:
         "cpu_isa": _core.cpu_isa(),
         "supported_isas": list(_core.supported_isas()),
         "gemm_kernel": _core.sgemm_kernel_name(),
+        # the kernel each family runs under the active ISA (the C++ dispatch tables)
+        "kernels": dict(_core.kernels(_core.get_isa())),
         "threads": get_num_threads(),
         "forked_child": bool(_core.in_forked_child()),
         "compiler": _core.compiler,

@@ -67,18 +67,6 @@ def _f32(x, name: str, ndim: int, where: str) -> np.ndarray:
     return arr
 
 
-def _axis_out(size: int, k: int, s: int, d: int, same: bool, dim: str, where: str) -> int:
-    ek = (k - 1) * d + 1
-    if same:
-        return -(-size // s)
-    if ek > size:
-        raise ValueError(
-            f"{where}: kernel {dim} {k} (dilated {ek}) is larger than the input {dim} {size} "
-            "with padding='valid'"
-        )
-    return (size - ek) // s + 1
-
-
 def conv2d_output_shape(in_hw, kernel_size, strides=(1, 1), padding="valid",
                         dilation_rate=(1, 1)) -> tuple:
     """(OH, OW) of a convolution of an (H, W) input: 'valid' (H - (KH-1)*dh - 1)//sh + 1,
@@ -88,9 +76,15 @@ def conv2d_output_shape(in_hw, kernel_size, strides=(1, 1), padding="valid",
     kh, kw = _pair(kernel_size, "kernel_size", where)
     sh, sw = _pair(strides, "strides", where)
     dh, dw = _pair(dilation_rate, "dilation_rate", where)
-    same = _padding(padding, where)
-    return (_axis_out(h, kh, sh, dh, same, "height", where),
-            _axis_out(w, kw, sw, dw, same, "width", where))
+    return _out_hw((h, w), (kh, kw), (sh, sw), _padding(padding, where), (dh, dw), where)
+
+
+def _out_hw(in_hw, kernel, strides, same, dilation, where) -> tuple:
+    """(OH, OW) from the one geometry function (C++), which the kernels' bindings use too."""
+    try:
+        return tuple(_core.conv2d_geometry(in_hw, kernel, strides, same, dilation)[0])
+    except ValueError as e:
+        raise ValueError(f"{where}: {str(e).removeprefix('conv2d: ')}") from None
 
 
 def _check_shapes(x, w, where):
@@ -118,9 +112,6 @@ def conv2d(x, w, b=None, *, strides=(1, 1), padding="valid", dilation_rate=(1, 1
     dil = _pair(dilation_rate, "dilation_rate", where)
     same = _padding(padding, where)
     relu = _activation(activation, where)
-    oh = _axis_out(x.shape[1], w.shape[0], st[0], dil[0], same, "height", where)
-    ow = _axis_out(x.shape[2], w.shape[1], st[1], dil[1], same, "width", where)
-    del oh, ow  # checked here for the message; the kernel derives the same shape
     return _core.conv2d_forward(x, w, b, st, same, dil, relu)
 
 
@@ -142,8 +133,7 @@ def conv2d_backward(dy, x, w, *, y=None, strides=(1, 1), padding="valid", dilati
     dil = _pair(dilation_rate, "dilation_rate", where)
     same = _padding(padding, where)
     relu = _activation(activation, where)
-    oh = _axis_out(x.shape[1], w.shape[0], st[0], dil[0], same, "height", where)
-    ow = _axis_out(x.shape[2], w.shape[1], st[1], dil[1], same, "width", where)
+    oh, ow = _out_hw(x.shape[1:3], w.shape[:2], st, same, dil, where)
     expect = (x.shape[0], oh, ow, w.shape[3])
     if dy.shape != expect:
         raise ValueError(f"{where}: dy has shape {dy.shape}, expected {expect} for x {x.shape} "

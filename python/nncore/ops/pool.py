@@ -21,22 +21,15 @@ __all__ = ["pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool
            "avg_pool2d_backward"]
 
 
-def _axis_out(size: int, k: int, s: int, same: bool, dim: str, where: str) -> int:
-    if same:
-        return -(-size // s)
-    if k > size:
-        raise ValueError(f"{where}: pool {dim} {k} is larger than the input {dim} {size} with "
-                         "padding='valid'")
-    return (size - k) // s + 1
-
-
 def _geometry(in_hw, pool_size, strides, padding, where):
     pool = _pair(pool_size, "pool_size", where)
     st = pool if strides is None else _pair(strides, "strides", where)
     same = _padding(padding, where)
-    h, w = in_hw
-    return pool, st, same, (_axis_out(h, pool[0], st[0], same, "height", where),
-                            _axis_out(w, pool[1], st[1], same, "width", where))
+    try:  # the one geometry function (C++), shared with the kernels' bindings
+        out = tuple(_core.pool2d_geometry(tuple(in_hw), pool, st, same)[0])
+    except ValueError as e:
+        raise ValueError(f"{where}: {str(e).removeprefix('pool2d: ')}") from None
+    return pool, st, same, out
 
 
 def pool2d_output_shape(in_hw, pool_size, strides=None, padding="valid") -> tuple:

@@ -25,7 +25,9 @@ from ._util import as_f32
 
 __all__ = ["simple_rnn", "simple_rnn_backward", "lstm", "lstm_backward", "gru", "gru_backward"]
 
-_SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU = 0, 1, 2, 3
+_CELLS = _core.rnn_cell_codes  # defined once, in the C++ enum
+_SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU = (
+    _CELLS["simple_tanh"], _CELLS["simple_relu"], _CELLS["lstm"], _CELLS["gru"])
 _GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3}
 
 

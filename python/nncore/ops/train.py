@@ -10,7 +10,7 @@ import numpy as np
 from .. import _core
 from ._util import as_f32, check_out
 
-ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4}
+ACTIVATION_CODES = dict(_core.activation_codes)  # defined once, in the C++ enum
 
 
 def _act_code(name: str) -> int:
