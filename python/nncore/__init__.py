@@ -16,7 +16,7 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
 
 _SUBMODULES = {
     "ops", "layers", "models", "losses", "optimizers", "regularizers", "initializers",
-    "activations", "metrics", "callbacks", "datasets", "utils",
+    "activations", "metrics", "callbacks", "datasets", "utils", "preprocessing",
 }
 
 
