@@ -569,3 +569,67 @@ def test_every_optimizer_trains_a_model(rng):
         # Adadelta starts with tiny steps (sqrt(epsilon)-sized), as in Keras.
         assert model.evaluate(x, y, verbose=0) < (0.95 if name == "Adadelta" else 0.5) * first, \
             name
+
+
+# ---- the new fused kernels against their formulas in float64 NumPy, odd sizes -------------------
+def _np_step(name, w, g, s, t, lr, wd):
+    """One step of `name` in float64 from the docstring formulas; s holds the slots."""
+    w = w - w * wd * lr
+    if name == "Nadam":
+        b1, b2 = 0.9, 0.999
+        u = lambda k: b1 * (1 - 0.5 * 0.96 ** k)  # noqa: E731
+        s["up"] = s.get("up", 1.0) * u(t)
+        s["m"] = s["m"] + (g - s["m"]) * (1 - b1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - b2)
+        m_hat = u(t + 1) * s["m"] / (1 - s["up"] * u(t + 1)) + (1 - u(t)) * g / (1 - s["up"])
+        return w - lr * m_hat / (np.sqrt(s["v"] / (1 - b2 ** t)) + 1e-7)
+    if name == "Adamax":
+        s["m"] = s["m"] + (g - s["m"]) * 0.1
+        s["v"] = np.maximum(0.999 * s["v"], np.abs(g))
+        return w - lr * s["m"] / ((1 - 0.9 ** t) * (s["v"] + 1e-7))
+    if name == "Adagrad":
+        s["m"] = s["m"] + g * g
+        return w - lr * g / np.sqrt(s["m"] + 1e-7)
+    if name == "Adadelta":
+        s["m"] = 0.95 * s["m"] + 0.05 * g * g
+        d = -np.sqrt(s["v"] + 1e-7) * g / np.sqrt(s["m"] + 1e-7)
+        s["v"] = 0.95 * s["v"] + 0.05 * d * d
+        return w + lr * d
+    if name == "Ftrl":
+        p, l1, l2, shrink, beta = 0.7, 0.01, 0.02, 0.03, 0.3
+        a_new = s["m"] + g * g
+        s["v"] = s["v"] + g + 2 * shrink * w - (a_new ** p - s["m"] ** p) / lr * w
+        s["m"] = a_new
+        quad = a_new ** p / lr + 2 * (l2 + beta / (2 * lr))
+        return (np.clip(s["v"], -l1, l1) - s["v"]) / quad
+    if name == "Lion":
+        c = 0.9 * s["m"] + 0.1 * g
+        s["m"] = 0.99 * s["m"] + 0.01 * g
+        return w - lr * np.sign(c)
+    raise AssertionError(name)
+
+
+_NEW = {"Nadam": {}, "Adamax": {}, "Adagrad": {}, "Adadelta": {},
+        "Ftrl": {"learning_rate_power": -0.7, "l1_regularization_strength": 0.01,
+                 "l2_regularization_strength": 0.02,
+                 "l2_shrinkage_regularization_strength": 0.03, "beta": 0.3},
+        "Lion": {}}
+
+
+@pytest.mark.parametrize("name", list(_NEW))
+@pytest.mark.parametrize("size", [1, 7, 65, 1000])
+def test_new_kernels_match_float64_formulas(rng, name, size):
+    lr, wd = 0.05, 0.01
+    reg = regularizers.l1_l2(l1=0.01, l2=0.02)
+    opt = getattr(optimizers, name)(learning_rate=lr, weight_decay=wd, **_NEW[name])
+    w = rng.normal(size=size).astype(np.float32)
+    w[0] = 0.0
+    ref = w.astype(np.float64)
+    init = 0.1 if name in ("Adagrad", "Ftrl") else 0.0
+    s = {"m": np.full(size, init), "v": np.zeros(size)}
+    for t in range(1, 6):
+        g = rng.normal(size=size).astype(np.float32)
+        g64 = g.astype(np.float64) + 0.01 * np.sign(ref) + 2 * 0.02 * ref
+        opt.apply([w], [g], [reg])
+        ref = _np_step(name, ref, g64, s, t, lr, wd)
+        np.testing.assert_allclose(w, ref, rtol=2e-5, atol=2e-6, err_msg=f"step {t}")
