@@ -175,6 +175,120 @@ void py_rmsprop(py::array w, py::array g, py::array v, py::object mom, py::objec
   rmsprop_update(pw, pv, pmom, pavg, pg, n, p);
 }
 
+void py_adamw(py::array w, py::array g, py::array m, py::array v, py::object vhat, float alpha,
+              float beta1, float beta2, float eps, float wd_lr, float l1, float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pm = same_size(m, "m", n);
+  float* pv = same_size(v, "v", n);
+  float* pvh = same_size(vhat, "vhat", n);
+  OptimParams p = base_params(0.0f, l1, l2);
+  p.alpha = alpha;
+  p.beta1 = beta1;
+  p.beta2 = beta2;
+  p.eps = eps;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  adamw_update(pw, pm, pv, pvh, pg, n, p);
+}
+
+void py_nadam(py::array w, py::array g, py::array m, py::array v, float lr, float beta1,
+              float beta2, float eps, float c1, float c2, float bias2, float wd_lr, float l1,
+              float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pm = same_size(m, "m", n);
+  float* pv = same_size(v, "v", n);
+  OptimParams p = base_params(lr, l1, l2);
+  p.beta1 = beta1;
+  p.beta2 = beta2;
+  p.eps = eps;
+  p.c1 = c1;
+  p.c2 = c2;
+  p.c3 = bias2;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  nadam_update(pw, pm, pv, pg, n, p);
+}
+
+void py_adamax(py::array w, py::array g, py::array m, py::array u, float lr, float beta1,
+               float beta2, float eps, float bias1, float wd_lr, float l1, float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pm = same_size(m, "m", n);
+  float* pu = same_size(u, "u", n);
+  OptimParams p = base_params(lr, l1, l2);
+  p.beta1 = beta1;
+  p.beta2 = beta2;
+  p.eps = eps;
+  p.c3 = bias1;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  adamax_update(pw, pm, pu, pg, n, p);
+}
+
+void py_adagrad(py::array w, py::array g, py::array acc, float lr, float eps, float wd_lr,
+                float l1, float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pa = same_size(acc, "accumulator", n);
+  OptimParams p = base_params(lr, l1, l2);
+  p.eps = eps;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  adagrad_update(pw, pa, pg, n, p);
+}
+
+void py_adadelta(py::array w, py::array g, py::array acc_g, py::array acc_dx, float lr, float rho,
+                 float eps, float wd_lr, float l1, float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pag = same_size(acc_g, "accumulated grad", n);
+  float* pad = same_size(acc_dx, "accumulated delta", n);
+  OptimParams p = base_params(lr, l1, l2);
+  p.rho = rho;
+  p.eps = eps;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  adadelta_update(pw, pag, pad, pg, n, p);
+}
+
+void py_ftrl(py::array w, py::array g, py::array acc, py::array lin, float lr, float lr_power,
+             float l1s, float l2s, float shrink, float wd_lr, float l1, float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pa = same_size(acc, "accumulator", n);
+  float* pl = same_size(lin, "linear", n);
+  OptimParams p = base_params(lr, l1, l2);
+  p.lr_power = lr_power;
+  p.ftrl_l1 = l1s;
+  p.ftrl_l2 = l2s;
+  p.ftrl_shrink = shrink;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  ftrl_update(pw, pa, pl, pg, n, p);
+}
+
+void py_lion(py::array w, py::array g, py::array m, float lr, float beta1, float beta2,
+             float wd_lr, float l1, float l2) {
+  int64_t n;
+  float* pw = flat(w, "w", true, &n);
+  const float* pg = same_size(g, "g", n, false);
+  float* pm = same_size(m, "m", n);
+  OptimParams p = base_params(lr, l1, l2);
+  p.beta1 = beta1;
+  p.beta2 = beta2;
+  p.wd_lr = wd_lr;
+  py::gil_scoped_release r;
+  lion_update(pw, pm, pg, n, p);
+}
+
 }  // namespace
 
 void bind_train(py::module_& m) {
@@ -201,6 +315,25 @@ void bind_train(py::module_& m) {
   m.def("rmsprop_update", &py_rmsprop, py::arg("w"), py::arg("g"), py::arg("v"), py::arg("mom"),
         py::arg("avg"), py::arg("lr"), py::arg("rho"), py::arg("momentum"), py::arg("eps"),
         py::arg("l1"), py::arg("l2"));
+  m.def("adamw_update", &py_adamw, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("v"),
+        py::arg("vhat"), py::arg("alpha"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+        py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
+  m.def("nadam_update", &py_nadam, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("v"),
+        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("c1"),
+        py::arg("c2"), py::arg("bias2"), py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
+  m.def("adamax_update", &py_adamax, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("u"),
+        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("bias1"),
+        py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
+  m.def("adagrad_update", &py_adagrad, py::arg("w"), py::arg("g"), py::arg("acc"), py::arg("lr"),
+        py::arg("eps"), py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
+  m.def("adadelta_update", &py_adadelta, py::arg("w"), py::arg("g"), py::arg("acc_g"),
+        py::arg("acc_dx"), py::arg("lr"), py::arg("rho"), py::arg("eps"), py::arg("wd_lr"),
+        py::arg("l1"), py::arg("l2"));
+  m.def("ftrl_update", &py_ftrl, py::arg("w"), py::arg("g"), py::arg("acc"), py::arg("lin"),
+        py::arg("lr"), py::arg("lr_power"), py::arg("l1s"), py::arg("l2s"), py::arg("shrink"),
+        py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
+  m.def("lion_update", &py_lion, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
 }
 
 }  // namespace nncore::bind

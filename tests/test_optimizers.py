@@ -92,15 +92,17 @@ def test_rmsprop_matches_numpy(rng, mu, centered):
 
 
 def test_keras_defaults_and_strings():
-    assert optimizers.get("sgd").get_config() == {"name": "SGD", "learning_rate": 0.01,
-                                                  "momentum": 0.0, "nesterov": False}
+    assert optimizers.get("sgd").get_config() == {
+        "name": "SGD", "learning_rate": 0.01, "momentum": 0.0, "nesterov": False,
+        "weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+        "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None}
     adam = optimizers.get("adam")
     assert (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == (0.001, 0.9, 0.999,
                                                                            1e-7)
     rms = optimizers.get("rmsprop")
     assert (rms.learning_rate, rms.rho, rms.momentum, rms.epsilon) == (0.001, 0.9, 0.0, 1e-7)
     with pytest.raises(ValueError):
-        optimizers.get("adagrad")
+        optimizers.get("adagrad2")
     with pytest.raises(ValueError):
         optimizers.SGD(learning_rate=float("nan"))
 
@@ -235,14 +237,19 @@ def test_nonfused_losses_match_formulas(rng):
     p /= p.sum(1, keepdims=True)
     y = rng.integers(0, 4, 6)
     onehot = np.eye(4)[y]
-    assert losses.sparse_categorical_crossentropy(y, p) == pytest.approx(
+    # The functions return per-sample values, as Keras's; the classes reduce to the batch mean.
+    np.testing.assert_allclose(losses.sparse_categorical_crossentropy(y, p),
+                               -np.log(p[np.arange(6), y]), rtol=1e-5)
+    assert losses.SparseCategoricalCrossentropy()(y, p) == pytest.approx(
         np.mean(-np.log(p[np.arange(6), y])), rel=1e-5)
-    assert losses.categorical_crossentropy(onehot, p) == pytest.approx(
-        np.mean(-np.log(p[np.arange(6), y])), rel=1e-5)
+    np.testing.assert_allclose(losses.categorical_crossentropy(onehot, p),
+                               -np.log(p[np.arange(6), y]), rtol=1e-5)
     t = rng.random((6, 4))
-    assert losses.binary_crossentropy(t, p) == pytest.approx(
-        np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))), rel=1e-5)
-    assert losses.mean_squared_error(t, p) == pytest.approx(np.mean((t - p) ** 2), rel=1e-5)
+    np.testing.assert_allclose(losses.binary_crossentropy(t, p),
+                               np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)), -1), rtol=1e-5)
+    np.testing.assert_allclose(losses.mean_squared_error(t, p), np.mean((t - p) ** 2, -1),
+                               rtol=1e-5)
+    assert losses.MeanSquaredError()(t, p) == pytest.approx(np.mean((t - p) ** 2), rel=1e-5)
 
 
 def test_training_kernels_bitwise_equal_for_any_thread_count(rng, threads):
@@ -356,3 +363,273 @@ def test_shared_optimizer_and_trainable_changes_keep_slots_apart(rng, make_opt):
     c.train_on_batch(x, y)
     for u, v in zip(b.get_weights(), c.get_weights()):
         np.testing.assert_array_equal(u, v)
+
+
+# ---- every optimizer against Keras 3: 20-step trajectories from identical weights ----------------
+@pytest.fixture(scope="module")
+def keras():
+    pytest.importorskip("tensorflow")
+    return pytest.importorskip("keras")
+
+
+def _target_grad(w, k, c):
+    # A weight-dependent gradient (a quadratic bowl plus a step-dependent wobble), so the
+    # trajectory, not just one step, has to agree.
+    return (2.0 * (w - c) + np.float32(0.3) * np.sin(np.float32(k) + c)).astype(np.float32)
+
+
+OPT_CASES = [
+    ("SGD", {"learning_rate": 0.05}),
+    ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("Adam", {"learning_rate": 0.01}),
+    ("Adam", {"learning_rate": 0.01, "amsgrad": True}),
+    ("Adam", {"learning_rate": 0.01, "clipnorm": 0.5}),
+    ("Adam", {"learning_rate": 0.01, "global_clipnorm": 0.8}),
+    ("Adam", {"learning_rate": 0.01, "clipvalue": 0.2, "weight_decay": 0.05}),
+    ("AdamW", {"learning_rate": 0.01}),
+    ("AdamW", {"learning_rate": 0.01, "weight_decay": 0.1, "amsgrad": True}),
+    ("RMSprop", {"learning_rate": 0.01, "momentum": 0.5, "centered": True,
+                 "weight_decay": 0.02}),
+    ("Nadam", {"learning_rate": 0.01}),
+    ("Nadam", {"learning_rate": 0.02, "beta_1": 0.8, "weight_decay": 0.01}),
+    ("Adamax", {"learning_rate": 0.02}),
+    ("Adamax", {"learning_rate": 0.02, "global_clipnorm": 1.0}),
+    ("Adagrad", {"learning_rate": 0.1}),
+    ("Adagrad", {"learning_rate": 0.1, "initial_accumulator_value": 0.5, "weight_decay": 0.01}),
+    ("Adadelta", {"learning_rate": 1.0}),
+    ("Adadelta", {"learning_rate": 0.5, "rho": 0.9, "clipnorm": 1.0}),
+    ("Ftrl", {"learning_rate": 0.1}),
+    ("Ftrl", {"learning_rate": 0.1, "learning_rate_power": -0.7, "l1_regularization_strength": 0.01,
+              "l2_regularization_strength": 0.02, "l2_shrinkage_regularization_strength": 0.01,
+              "beta": 0.3}),
+    ("Lion", {"learning_rate": 0.003}),
+    ("Lion", {"learning_rate": 0.003, "beta_1": 0.95, "beta_2": 0.98, "weight_decay": 0.1}),
+    ("Adam", {"learning_rate": 0.01, "use_ema": True, "ema_momentum": 0.9}),
+    ("SGD", {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.8,
+             "ema_overwrite_frequency": 3}),
+]
+
+
+@pytest.mark.parametrize("name,kw", OPT_CASES,
+                         ids=[f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}"
+                              for n, kw in OPT_CASES])
+@pytest.mark.parametrize("with_reg", [False, True])
+def test_trajectory_matches_keras(keras, rng, name, kw, with_reg):
+    shapes = [(13, 7), (7,)]
+    w0 = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    cs = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    reg = regularizers.l1_l2(l1=0.003, l2=0.01) if with_reg else None
+    ours = getattr(optimizers, name)(**kw)
+    theirs = getattr(keras.optimizers, name)(**kw)
+    mine = [w.copy() for w in w0]
+    kvars = [keras.Variable(w.copy()) for w in w0]
+    for k in range(20):
+        gs = [_target_grad(w, k, c) for w, c in zip(mine, cs)]
+        ours.apply(mine, gs, [reg, reg])
+        kg = []
+        for v, c in zip(kvars, cs):
+            wv = np.asarray(v.numpy())
+            g = _target_grad(wv, k, c)
+            if reg is not None:  # Keras: the penalty is in the loss, its gradient in g
+                g = g + np.float32(reg.l1) * np.sign(wv) + np.float32(2 * reg.l2) * wv
+            kg.append(g.astype(np.float32))
+        theirs.apply(kg, kvars)
+        for a, v in zip(mine, kvars):
+            np.testing.assert_allclose(a, v.numpy(), rtol=1e-4, atol=1e-5,
+                                       err_msg=f"step {k + 1}")
+    assert ours.iterations == 20
+
+
+@pytest.mark.parametrize("kw", [{"learning_rate": 0.01}, {"learning_rate": 0.01, "amsgrad": True,
+                                                           "weight_decay": 0.01}])
+def test_adam_fused_matches_numpy_with_amsgrad_and_decay(rng, kw):
+    w, gs, got = _steps(optimizers.Adam(**kw), 5, rng)
+    m, v, vhat = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(gs, 1):
+        w = w - w * kw.get("weight_decay", 0.0) * 0.01
+        alpha = 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        m = m + (g - m) * 0.1
+        v = v + (g * g - v) * 0.001
+        vhat = np.maximum(vhat, v) if kw.get("amsgrad") else v
+        w = w - alpha * m / (np.sqrt(vhat) + 1e-7)
+    np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Ftrl",
+                                  "Lion"])
+def test_new_kernels_bitwise_equal_for_any_thread_count(rng, threads, name):
+    w0 = rng.normal(size=300_001).astype(np.float32)
+    g = rng.normal(size=w0.shape).astype(np.float32)
+    outs = []
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        w = w0.copy()
+        opt = getattr(optimizers, name)(learning_rate=0.01)
+        for _ in range(2):
+            opt.apply([w], [g], [regularizers.l1_l2(l1=0.01, l2=0.1)])
+        outs.append(w)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("name", ["Nadam", "Adamax", "Adagrad", "Adadelta", "Ftrl", "Lion"])
+def test_new_kernels_reject_bad_inputs(name):
+    w = np.zeros(4, np.float32)
+    opt = getattr(optimizers, name)()
+    with pytest.raises(ValueError):
+        opt.apply([w], [np.zeros(5, np.float32)], [None])
+    with pytest.raises(TypeError):
+        opt.apply([w], [np.zeros(4, np.float64).astype(np.int32)], [None])
+
+
+def test_degenerate_hyperparameters_are_refused():
+    # Issue 17 item 14: beta_1 = 1 gave 1 - beta_1^t = 0 and an infinite step.
+    for cls in (optimizers.Adam, optimizers.AdamW, optimizers.Nadam, optimizers.Adamax):
+        for bad in (1.0, 1.5, -0.1, float("nan")):
+            with pytest.raises(ValueError, match="beta_1"):
+                cls(beta_1=bad)
+    for cls in (optimizers.Adam, optimizers.AdamW, optimizers.Nadam):
+        with pytest.raises(ValueError, match="beta_2"):
+            cls(beta_2=1.0)
+    with pytest.raises(ValueError, match="beta_1"):
+        optimizers.Lion(beta_1=0.0)
+    with pytest.raises(ValueError, match="Only one of"):
+        optimizers.SGD(clipnorm=1.0, clipvalue=0.5)
+    with pytest.raises(ValueError):
+        optimizers.Adam(clipnorm=0.0)
+    with pytest.raises(ValueError):
+        optimizers.SGD(use_ema=True, ema_overwrite_frequency=0)
+    with pytest.raises(TypeError):
+        optimizers.Adam(beta_1=True)
+    assert optimizers.Adam(beta_1=0.0).beta_1 == 0.0
+
+
+def test_schedule_as_learning_rate(rng):
+    sched = optimizers.schedules.ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5)
+    opt = optimizers.SGD(learning_rate=sched)
+    w = np.ones(3, np.float32)
+    seen = []
+    for _ in range(4):
+        seen.append(opt.learning_rate)
+        before = w.copy()
+        opt.apply([w], [np.ones(3, np.float32)], [None])
+        np.testing.assert_allclose(before - w, np.float32(seen[-1]), rtol=1e-6)
+    np.testing.assert_allclose(seen, [0.1 * 0.5 ** (k / 2) for k in range(4)], rtol=1e-6)
+    with pytest.raises(TypeError, match="not settable"):
+        opt.learning_rate = 0.5
+    back = optimizers.deserialize(optimizers.serialize(opt))
+    assert isinstance(back._schedule, optimizers.schedules.ExponentialDecay)
+    assert back.get_config() == opt.get_config()
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", {"momentum": 0.9}), ("Adam", {"amsgrad": True}),
+                                     ("RMSprop", {"centered": True, "momentum": 0.3}),
+                                     ("Nadam", {}), ("Adamax", {}), ("Adagrad", {}),
+                                     ("Adadelta", {}), ("Ftrl", {}), ("Lion", {}),
+                                     ("AdamW", {"use_ema": True, "ema_overwrite_frequency": 4})])
+def test_state_roundtrip_resumes_exactly(rng, name, kw):
+    shapes = [(5, 3), (3,)]
+    w0 = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    cs = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    reg = regularizers.l2(0.01)
+
+    def run(opt, ws, steps, start):
+        for k in range(start, start + steps):
+            opt.apply(ws, [_target_grad(w, k, c) for w, c in zip(ws, cs)], [reg, None])
+
+    straight = [w.copy() for w in w0]
+    run(getattr(optimizers, name)(learning_rate=0.01, **kw), straight, 12, 0)
+
+    first = [w.copy() for w in w0]
+    opt = getattr(optimizers, name)(learning_rate=0.01, **kw)
+    run(opt, first, 5, 0)
+    state = opt.get_state(first)
+    saved_w = [w.copy() for w in first]
+    run(opt, first, 3, 5)  # diverge, then restore into a fresh optimizer and new arrays
+    resumed = [w.copy() for w in saved_w]
+    fresh = optimizers.deserialize(optimizers.serialize(opt))
+    fresh.set_state(resumed, state)
+    assert fresh.iterations == 5
+    run(fresh, resumed, 7, 5)
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        fresh.set_state(resumed, state[:-1])
+
+
+def test_every_optimizer_trains_a_model(rng):
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5, 1.5], np.float32))[:, None]
+    for name in ("AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Ftrl", "Lion"):
+        utils.set_random_seed(0)
+        model = models.Sequential([layers.Dense(1, input_shape=(4,))])
+        lr = {"Adadelta": 1.0, "Adagrad": 0.5, "Ftrl": 0.5, "Lion": 0.01}.get(name, 0.05)
+        model.compile(optimizer=getattr(optimizers, name)(learning_rate=lr), loss="mse")
+        first = model.evaluate(x, y, verbose=0)
+        model.fit(x, y, epochs=20, batch_size=16, verbose=0)
+        # Adadelta starts with tiny steps (sqrt(epsilon)-sized), as in Keras.
+        assert model.evaluate(x, y, verbose=0) < (0.95 if name == "Adadelta" else 0.5) * first, \
+            name
+
+
+# ---- the new fused kernels against their formulas in float64 NumPy, odd sizes -------------------
+def _np_step(name, w, g, s, t, lr, wd):
+    """One step of `name` in float64 from the docstring formulas; s holds the slots."""
+    w = w - w * wd * lr
+    if name == "Nadam":
+        b1, b2 = 0.9, 0.999
+        u = lambda k: b1 * (1 - 0.5 * 0.96 ** k)  # noqa: E731
+        s["up"] = s.get("up", 1.0) * u(t)
+        s["m"] = s["m"] + (g - s["m"]) * (1 - b1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - b2)
+        m_hat = u(t + 1) * s["m"] / (1 - s["up"] * u(t + 1)) + (1 - u(t)) * g / (1 - s["up"])
+        return w - lr * m_hat / (np.sqrt(s["v"] / (1 - b2 ** t)) + 1e-7)
+    if name == "Adamax":
+        s["m"] = s["m"] + (g - s["m"]) * 0.1
+        s["v"] = np.maximum(0.999 * s["v"], np.abs(g))
+        return w - lr * s["m"] / ((1 - 0.9 ** t) * (s["v"] + 1e-7))
+    if name == "Adagrad":
+        s["m"] = s["m"] + g * g
+        return w - lr * g / np.sqrt(s["m"] + 1e-7)
+    if name == "Adadelta":
+        s["m"] = 0.95 * s["m"] + 0.05 * g * g
+        d = -np.sqrt(s["v"] + 1e-7) * g / np.sqrt(s["m"] + 1e-7)
+        s["v"] = 0.95 * s["v"] + 0.05 * d * d
+        return w + lr * d
+    if name == "Ftrl":
+        p, l1, l2, shrink, beta = 0.7, 0.01, 0.02, 0.03, 0.3
+        a_new = s["m"] + g * g
+        s["v"] = s["v"] + g + 2 * shrink * w - (a_new ** p - s["m"] ** p) / lr * w
+        s["m"] = a_new
+        quad = a_new ** p / lr + 2 * (l2 + beta / (2 * lr))
+        return (np.clip(s["v"], -l1, l1) - s["v"]) / quad
+    if name == "Lion":
+        c = 0.9 * s["m"] + 0.1 * g
+        s["m"] = 0.99 * s["m"] + 0.01 * g
+        return w - lr * np.sign(c)
+    raise AssertionError(name)
+
+
+_NEW = {"Nadam": {}, "Adamax": {}, "Adagrad": {}, "Adadelta": {},
+        "Ftrl": {"learning_rate_power": -0.7, "l1_regularization_strength": 0.01,
+                 "l2_regularization_strength": 0.02,
+                 "l2_shrinkage_regularization_strength": 0.03, "beta": 0.3},
+        "Lion": {}}
+
+
+@pytest.mark.parametrize("name", list(_NEW))
+@pytest.mark.parametrize("size", [1, 7, 65, 1000])
+def test_new_kernels_match_float64_formulas(rng, name, size):
+    lr, wd = 0.05, 0.01
+    reg = regularizers.l1_l2(l1=0.01, l2=0.02)
+    opt = getattr(optimizers, name)(learning_rate=lr, weight_decay=wd, **_NEW[name])
+    w = rng.normal(size=size).astype(np.float32)
+    w[0] = 0.0
+    ref = w.astype(np.float64)
+    init = 0.1 if name in ("Adagrad", "Ftrl") else 0.0
+    s = {"m": np.full(size, init), "v": np.zeros(size)}
+    for t in range(1, 6):
+        g = rng.normal(size=size).astype(np.float32)
+        g64 = g.astype(np.float64) + 0.01 * np.sign(ref) + 2 * 0.02 * ref
+        opt.apply([w], [g], [reg])
+        ref = _np_step(name, ref, g64, s, t, lr, wd)
+        np.testing.assert_allclose(w, ref, rtol=2e-5, atol=2e-6, err_msg=f"step {t}")

@@ -31,7 +31,14 @@ struct OptimParams {
   bool nesterov = false;       // SGD
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;  // Adam (eps also RMSprop)
   float alpha = 0.0f;          // Adam: lr * sqrt(1 - beta2^t) / (1 - beta1^t)
-  float rho = 0.9f;            // RMSprop
+  float rho = 0.9f;            // RMSprop, Adadelta
+  // Added for the optimizers below. wd_lr: decoupled weight decay, w -= wd_lr * w before the step
+  // (wd_lr = weight_decay * lr); the L1/L2 gradient still uses the weight before the decay.
+  float wd_lr = 0.0f;
+  float c1 = 0.0f, c2 = 0.0f;  // Nadam: m_hat = c1 m + c2 g;  c3 = 1 / (1 - beta2^t)
+  float c3 = 0.0f;
+  // Ftrl: lr_power (<= 0), l1 and l2 strengths (l2 here already includes beta / (2 lr)), shrinkage.
+  float lr_power = -0.5f, ftrl_l1 = 0.0f, ftrl_l2 = 0.0f, ftrl_shrink = 0.0f;
 };
 
 // w, g, slots: n floats each. Keras's formulas (see the Python optimizers for the math).
@@ -40,5 +47,17 @@ void adam_update(float* w, float* m, float* v, const float* g, int64_t n, const 
 // mom (momentum > 0) and avg (centered) may be null.
 void rmsprop_update(float* w, float* v, float* mom, float* avg, const float* g, int64_t n,
                     const OptimParams& p);
+
+// vhat (amsgrad) may be null. Adam with decoupled weight decay (AdamW) and/or AMSGrad.
+void adamw_update(float* w, float* m, float* v, float* vhat, const float* g, int64_t n,
+                  const OptimParams& p);
+void nadam_update(float* w, float* m, float* v, const float* g, int64_t n, const OptimParams& p);
+void adamax_update(float* w, float* m, float* u, const float* g, int64_t n, const OptimParams& p);
+void adagrad_update(float* w, float* acc, const float* g, int64_t n, const OptimParams& p);
+void adadelta_update(float* w, float* acc_g, float* acc_dx, const float* g, int64_t n,
+                     const OptimParams& p);
+void ftrl_update(float* w, float* acc, float* lin, const float* g, int64_t n,
+                 const OptimParams& p);
+void lion_update(float* w, float* m, const float* g, int64_t n, const OptimParams& p);
 
 }  // namespace nncore

@@ -27,12 +27,12 @@ import io
 import math
 import os
 import pathlib
-import tempfile
-import urllib.request
 import zipfile
 import zlib
 
 import numpy as np
+
+from ..utils import files as _files
 
 __all__ = ["MIRRORS", "FILES", "load_data", "load_embedded", "find", "cache_dir", "read_idx"]
 
@@ -54,16 +54,14 @@ FILES = {
 _TRAIN_X, _TRAIN_Y, _TEST_X, _TEST_Y = FILES
 
 _EMBEDDED = pathlib.Path(__file__).with_name("mnist_subset.npz")
-_CHUNK = 1 << 20
 _MAX_DOWNLOAD = 64 << 20  # the largest file is ~10 MB compressed; anything far bigger is wrong
-_TIMEOUT = 30.0
+_MAX_IDX_BYTES = 1 << 30  # decompressed IDX data (full MNIST is 47 MB; EMNIST-sized files fit)
+_DEFLATE_RATIO = 1032  # deflate never expands more than ~1032:1
 
 
 def cache_dir() -> pathlib.Path:
     """The user cache directory for MNIST: $XDG_CACHE_HOME/nncore/mnist or ~/.cache/nncore/mnist."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = pathlib.Path(xdg) if xdg and os.path.isabs(xdg) else pathlib.Path.home() / ".cache"
-    return base / "nncore" / "mnist"
+    return _files.cache_root() / "mnist"
 
 
 def _candidates(directory: pathlib.Path, name: str) -> list[pathlib.Path]:
@@ -82,15 +80,8 @@ def _has_all(directory: pathlib.Path) -> bool:
 
 
 def _search_dirs(path) -> list[pathlib.Path]:
-    if path is not None:
-        p = pathlib.Path(path).expanduser()
-        return [p, p / "mnist"]  # the files themselves, or a data root like $NNCORE_DATA
-    dirs = []
-    env = os.environ.get("NNCORE_DATA")
-    if env:
-        dirs.append(pathlib.Path(env).expanduser() / "mnist")
-    dirs.append(cache_dir())
-    return dirs
+    # path: the files themselves, or a data root like $NNCORE_DATA; else $NNCORE_DATA/mnist, cache.
+    return _files.search_dirs("mnist", path)
 
 
 def find(path=None) -> pathlib.Path | None:
@@ -104,21 +95,13 @@ def find(path=None) -> pathlib.Path | None:
     return None
 
 
-def _read_bounded(stream, n: int) -> bytes:
-    """Up to n bytes from stream, read in chunks so a lying header cannot make us allocate more
-    than the data really holds."""
-    parts, got = [], 0
-    while got < n:
-        chunk = stream.read(min(_CHUNK, n - got))
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
+_read_bounded = _files.read_bounded
 
 
-def _parse_idx(stream, what: str, expect_magic: int | None = None) -> np.ndarray:
-    """Parse an IDX stream (uint8 data, 1-D labels or 3-D images) into a numpy array."""
+def _parse_idx(stream, what: str, expect_magic: int | None = None, bound=None) -> np.ndarray:
+    """Parse an IDX stream (uint8 data, 1-D labels or 3-D images) into a numpy array.
+    bound: (most bytes the stream can hold, exact total size or None), known from the file
+    before decompressing; a header announcing more is refused before anything is read."""
     head = _read_bounded(stream, 8)
     if len(head) < 8:
         raise ValueError(f"{what}: truncated IDX header ({len(head)} bytes)")
@@ -137,6 +120,19 @@ def _parse_idx(stream, what: str, expect_magic: int | None = None) -> np.ndarray
         if dims[1:] != [28, 28]:
             raise ValueError(f"{what}: images are {dims[1]}x{dims[2]}, expected 28x28")
     size = math.prod(dims)
+    header = 8 + (8 if magic == 2051 else 0)
+    if bound is not None:
+        most, exact = bound
+        if header + size > most:
+            raise ValueError(f"{what}: truncated: header says {count} records ({size} bytes of "
+                             f"data), the file can hold at most {max(most - header, 0)} "
+                             "(refused before reading)")
+        if exact is not None and header + size < exact:
+            raise ValueError(f"{what}: unexpected data after the {count} records the header "
+                             "announces")
+    if size > _MAX_IDX_BYTES:
+        raise ValueError(f"{what}: header says {count} records ({size} bytes of data), more "
+                         f"than the {_MAX_IDX_BYTES} bytes nncore reads from an IDX file")
     data = _read_bounded(stream, size)
     if len(data) < size:
         raise ValueError(f"{what}: truncated: header says {count} records ({size} bytes of data), "
@@ -157,11 +153,20 @@ def read_idx(source, expect_magic: int | None = None) -> np.ndarray:
     else:
         what, raw = str(source), open(source, "rb")  # closed below
     try:
+        raw.seek(0, os.SEEK_END)
+        stored = raw.tell()
+        raw.seek(0)
         gz = raw.read(2) == b"\x1f\x8b"
+        bound = (stored, stored)
+        if gz:
+            # Deflate expands at most ~1032:1, so the compressed size bounds the content before
+            # anything is decompressed (the gzip trailer's ISIZE is not used: it is the size mod
+            # 2^32 of the last member only).
+            bound = (stored * _DEFLATE_RATIO, None)
         raw.seek(0)
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
         try:
-            return _parse_idx(stream, what, expect_magic).copy()
+            return _parse_idx(stream, what, expect_magic, bound).copy()
         except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
             if not gz:
                 raise
@@ -216,43 +221,15 @@ def _load_npz(file: pathlib.Path, where: str | None = None):
 
 
 def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=_TIMEOUT) as r:  # noqa: S310 (https mirrors)
-        data = _read_bounded(r, _MAX_DOWNLOAD + 1)
-    if len(data) > _MAX_DOWNLOAD:
-        raise ValueError(f"more than {_MAX_DOWNLOAD} bytes")
-    return data
+    return _files.fetch(url, _MAX_DOWNLOAD)
 
 
 def _decompressed(data: bytes) -> bytes:
-    if data[:2] != b"\x1f\x8b":
-        return data
     # Bounded streaming decompression: a hostile mirror cannot make us allocate more than this.
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
-            out = _read_bounded(g, 4 * _MAX_DOWNLOAD + 1)
-    except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"corrupt gzip data ({e})") from None
-    if len(out) > 4 * _MAX_DOWNLOAD:
-        raise ValueError("decompressed data too large")
-    return out
+    return _files.gunzip_bounded(data, 4 * _MAX_DOWNLOAD)
 
 
-def _write_atomic(target: pathlib.Path, data: bytes) -> None:
-    """Write data to target so that target is either absent or complete, never half written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:  # includes KeyboardInterrupt: never leave the temporary file behind
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+_write_atomic = _files.write_atomic
 
 
 def _download(directory: pathlib.Path, mirrors) -> list[str]:
