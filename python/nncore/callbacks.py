@@ -294,3 +294,17 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = self.model.optimizer.learning_rate
+
+
+# Keras's other callbacks, in their own file (they import Callback from here).
+from .callbacks_extra import (  # noqa: E402
+    BackupAndRestore,
+    CSVLogger,
+    LambdaCallback,
+    ReduceLROnPlateau,
+    TensorBoard,
+)
+
+__all__ = ["Callback", "CallbackList", "History", "TerminateOnNaN", "EarlyStopping",
+           "ModelCheckpoint", "LearningRateScheduler", "BackupAndRestore", "CSVLogger",
+           "LambdaCallback", "ReduceLROnPlateau", "TensorBoard"]

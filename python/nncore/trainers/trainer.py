@@ -451,7 +451,11 @@ class Trainer:
         self.stop_training = False
         self.stop_reason = None
         self.history = history
+        self._initial_epoch = None
         cbl.on_train_begin({})
+        if self._initial_epoch is not None:  # a callback resumed training (BackupAndRestore)
+            initial_epoch = max(initial_epoch, int(self._initial_epoch))
+            self._initial_epoch = None
         logs = {}
         epoch = initial_epoch
         for epoch in range(initial_epoch, epochs):

@@ -99,18 +99,11 @@ def _unlink(path):
 
 def write_atomic(target, data: bytes) -> None:
     """Write data to target so that target is either absent (or its old self) or complete, never
-    half written."""
-    target = pathlib.Path(target)
-    fd, tmp = _tmp_beside(target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:  # includes KeyboardInterrupt: never leave the temporary file behind
-        _unlink(tmp)
-        raise
+    half written: nncore's one writer (mode kept, a symlink's target replaced, the user's path
+    in errors)."""
+    from ..saving.files import atomic_write
+
+    atomic_write(target, lambda f: f.write(data))
 
 
 def pick_algorithm(expected: str | None, algorithm: str = "auto") -> str:
