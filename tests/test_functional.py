@@ -110,6 +110,20 @@ def build_shared(k):
     return k.Model([left, right], outputs, name="shared_model")
 
 
+def build_merges(k):
+    """Every merge layer, through its functional form, on two branches."""
+    layers = k.layers
+    a_in = k.Input(shape=(5,), name="a_in")
+    b_in = k.Input(shape=(5,), name="b_in")
+    a = layers.Dense(4, activation="tanh", name="branch_a")(a_in)
+    b = layers.Dense(4, activation="tanh", name="branch_b")(b_in)
+    parts = [layers.subtract([a, b]), layers.multiply([a, b]), layers.average([a, b, a]),
+             layers.maximum([a, b]), layers.minimum([a, b]), layers.dot([a, b], axes=1),
+             layers.Concatenate(axis=1)([a, b])]
+    x = layers.concatenate(parts, name="all_merges")
+    return k.Model([a_in, b_in], layers.Dense(3, name="out")(x), name="merges")
+
+
 def build_inner(k):
     layers = k.layers
     inner_in = k.Input(shape=(6,), name="inner_in")
@@ -145,6 +159,10 @@ def data_shared(rng, n):
     return [_f32(rng, n, 6), _f32(rng, n, 5)], _f32(rng, n, 2)
 
 
+def data_merges(rng, n):
+    return [_f32(rng, n, 5), _f32(rng, n, 5)], _f32(rng, n, 3)
+
+
 def data_nested(rng, n):
     return _f32(rng, n, 7), rng.integers(0, 3, n)
 
@@ -168,6 +186,7 @@ KINDS = {
     "shared": (build_shared, data_shared, lambda k: {"loss": "mse"}, 1e-5),
     "nested": (build_nested, data_nested,
                lambda k: {"loss": k.losses.SparseCategoricalCrossentropy()}, 1e-5),
+    "merges": (build_merges, data_merges, lambda k: {"loss": "mse"}, 1e-5),
 }
 
 
@@ -286,6 +305,24 @@ def test_keras_parity_sample_and_class_weight(K):
         hn = model.fit(x, y, **kwargs, **TRAIN)
         _assert_same_history(hn, hk)
         _assert_same_weights(model, kmodel)
+
+
+@pytest.mark.parametrize("clip", [{"clipnorm": 0.05}, {"clipvalue": 0.01},
+                                  {"global_clipnorm": 0.05}])
+def test_keras_parity_gradient_clipping(K, clip):
+    rng = np.random.default_rng(10)
+    x, y = data_shared(rng, 64)
+    kfree, kmodel, model = build_shared(K), build_shared(K), build_shared(keras_nn)
+    kmodel.set_weights(kfree.get_weights())
+    _copy_by_name(kfree, model)
+    for lib, m, kwargs in ((K, kfree, {}), (K, kmodel, clip), (keras_nn, model, clip)):
+        m.compile(optimizer=lib.optimizers.SGD(learning_rate=0.1, **kwargs), loss="mse")
+        m.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    # the clipping bites (else the check below would be void) ...
+    assert max(np.max(np.abs(u - v)) for u, v in zip(kfree.get_weights(),
+                                                      kmodel.get_weights())) > 1e-2
+    # ... and nncore clips as Keras does
+    _assert_same_weights(model, kmodel)
 
 
 # ---- structure --------------------------------------------------------------------------------
@@ -554,6 +591,52 @@ def test_model_checkpoint_save_freq_in_batches(tmp_path):
         np.testing.assert_array_equal(u, v)
 
 
+def test_namespace_and_utils(lib):
+    for name in ("Input", "Model", "Sequential", "layers", "models", "optimizers", "losses",
+                 "metrics", "callbacks", "regularizers", "initializers", "activations", "utils",
+                 "datasets", "saving", "backend"):
+        assert hasattr(lib, name), name
+    np.testing.assert_array_equal(lib.utils.to_categorical([0, 2, 1], 3), np.eye(3)[[0, 2, 1]])
+    assert lib.utils.to_categorical([0, 2, 1]).shape == (3, 3)
+    x = _f32(np.random.default_rng(0), 3, 4)
+    np.testing.assert_allclose(lib.utils.normalize(x),
+                               x / np.linalg.norm(x, axis=-1, keepdims=True), rtol=1e-6)
+    lib.utils.set_random_seed(3)
+    assert lib.backend.image_data_format() == "channels_last"
+    assert lib.backend.floatx() == "float32" and lib.backend.epsilon() == 1e-7
+    assert callable(lib.backend.clear_session)
+    if not _is_keras(lib):  # Keras's would reset the TensorFlow state the module shares
+        lib.backend.clear_session()
+
+
+def test_concurrent_predict_on_one_functional_model():
+    import threading
+
+    model = build_two_in_two_out(keras_nn)
+    x, _ = data_two_in_two_out(np.random.default_rng(14), 33)
+    want = model.predict(x, verbose=0)
+    got, errors = [None] * 8, []
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                got[i] = model.predict(x, batch_size=7, verbose=0)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for out in got:
+        for u, v in zip(out, want):
+            np.testing.assert_array_equal(u, v)
+
+
 # ---- compile and data -------------------------------------------------------------------------
 def test_compile_takes_loss_functions_and_ignores_keras_only_options(lib):
     rng = np.random.default_rng(8)
@@ -624,6 +707,60 @@ def test_fit_on_a_py_dataset(lib):
     _assert_same_training(ha, a, hb, b)
     np.testing.assert_allclose(a.evaluate(Batches(False), verbose=0),
                                b.evaluate(x, y, batch_size=4, verbose=0), rtol=1e-6)
+
+
+def test_fit_on_a_tf_dataset(lib):
+    tf = pytest.importorskip("tensorflow")
+    a, b, x, y = _twin_regressions(lib)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    ha = a.fit(ds, epochs=2, shuffle=False, verbose=0, validation_data=ds)
+    hb = b.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, validation_data=(x, y))
+    _assert_same_training(ha, a, hb, b)
+    np.testing.assert_allclose(ha.history["val_loss"], hb.history["val_loss"], rtol=1e-6)
+    np.testing.assert_allclose(a.predict(ds, verbose=0), a.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_fit_on_a_torch_dataloader(lib):
+    torch = pytest.importorskip("torch")
+    a, b, x, y = _twin_regressions(lib)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=4)
+    ha = a.fit(loader, epochs=2, shuffle=False, verbose=0)
+    hb = b.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    _assert_same_training(ha, a, hb, b)
+
+
+def test_array_fit_imports_neither_tensorflow_nor_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, nncore as keras\n"
+            "i = keras.Input(shape=(3,)); m = keras.Model(i, keras.layers.Dense(2)(i))\n"
+            "m.compile(optimizer='sgd', loss='mse')\n"
+            "m.fit(np.ones((8, 3), np.float32), np.ones((8, 2), np.float32), verbose=0)\n"
+            "m.evaluate(np.ones((8, 3), np.float32), np.ones((8, 2), np.float32), verbose=0)\n"
+            "m.predict(np.ones((8, 3), np.float32), verbose=0)\n"
+            "bad = sorted(k for k in ('tensorflow', 'torch', 'keras') if k in sys.modules)\n"
+            "assert not bad, bad\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(keras_nn.__file__)), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_validation_steps_with_a_generator(lib):
+    model, x, y = _small_regression(lib)
+    model.compile(optimizer=lib.optimizers.SGD(learning_rate=0.0), loss="mse")
+
+    def batches():
+        while True:
+            for lo in range(0, 10, 4):
+                yield x[lo:lo + 4], y[lo:lo + 4]
+
+    h = model.fit(x, y, epochs=1, verbose=0, validation_data=batches(), validation_steps=2)
+    err = model.predict(x[:8], verbose=0).astype(np.float64) - y[:8]
+    np.testing.assert_allclose(h.history["val_loss"], [np.mean(err ** 2)], rtol=1e-5)
 
 
 def test_sample_weight_and_class_weight(lib):
@@ -720,9 +857,13 @@ def test_save_load_round_trip(kind, tmp_path):
         model.compile(optimizer="adam", **compile_two_in_two_out(keras_nn))
     elif kind == "shared":
         model.compile(optimizer="adam", loss="mse")
-    else:
-        model.compile(optimizer="adam", loss=keras_nn.losses.SparseCategoricalCrossentropy(
-            from_logits=kind == "mnist_mlp"), metrics=["accuracy"])
+    elif kind == "merges":
+        model.compile(optimizer="adam", loss="mse", metrics=[keras_nn.metrics.MeanAbsoluteError()])
+    else:  # a metric object, which must survive the round trip as well
+        model.compile(optimizer="adam",
+                      loss=keras_nn.losses.SparseCategoricalCrossentropy(
+                          from_logits=kind == "mnist_mlp"),
+                      metrics=[keras_nn.metrics.SparseCategoricalAccuracy()])
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     path = str(tmp_path / f"{kind}.nncore")
     model.save(path)

@@ -1,5 +1,6 @@
 """Finite-difference gradient checks of Functional graphs (issue 9): fan-out, a shared layer (on two
-branches and twice in series), a nested model and a Sequential, a nested model called twice.
+branches and twice in series), a nested model and a Sequential, a nested model called twice, and
+every merge layer.
 
 The reference is a float64 NumPy re-implementation of each small model's forward (Dense, tanh or
 linear, add/concatenate, MSE), run on the weights read back from the model; its central
@@ -107,6 +108,27 @@ def ref_nested_twice(p, xs):
     return _dense(p, ("out",), h)
 
 
+def build_merges():
+    """Every merge layer (with the same tensor twice in one average) on two branches."""
+    x1 = keras_nn.Input(shape=(5,), name="x1")
+    x2 = keras_nn.Input(shape=(5,), name="x2")
+    a = layers.Dense(4, activation="tanh", name="a")(x1)
+    b = layers.Dense(4, activation="tanh", name="b")(x2)
+    parts = [layers.subtract([a, b]), layers.multiply([a, b]), layers.average([a, b, a]),
+             layers.maximum([a, b]), layers.minimum([a, b]), layers.dot([a, b], axes=1),
+             layers.Concatenate(axis=1)([b, a])]
+    return keras_nn.Model([x1, x2], layers.Dense(2, name="out")(layers.concatenate(parts)))
+
+
+def ref_merges(p, xs):
+    x1, x2 = xs
+    a = _dense(p, ("a",), x1, "tanh")
+    b = _dense(p, ("b",), x2, "tanh")
+    parts = [a - b, a * b, (2 * a + b) / 3, np.maximum(a, b), np.minimum(a, b),
+             np.sum(a * b, axis=1, keepdims=True), np.concatenate([b, a], axis=1)]
+    return _dense(p, ("out",), np.concatenate(parts, axis=1))
+
+
 CASES = {
     "fan_out": (build_fan_out, ref_fan_out, [(5,)], 3,
                 [("stem",), ("a",), ("b",), ("skip",), ("out",)]),
@@ -117,6 +139,7 @@ CASES = {
                 ("out",)]),
     "nested_twice": (build_nested_twice, ref_nested_twice, [(4,), (4,)], 2,
                      [("pre",), ("inner", "inner_a"), ("inner", "inner_b"), ("out",)]),
+    "merges": (build_merges, ref_merges, [(5,), (5,)], 2, [("a",), ("b",), ("out",)]),
 }
 
 
