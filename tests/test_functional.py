@@ -144,6 +144,16 @@ def build_nested(k):
     return k.Model(inputs, outputs, name="outer")
 
 
+def build_sequential_nest(k):
+    """A functional model as a layer of a Sequential."""
+    return k.Sequential([k.Input(shape=(6,)), build_inner(k),
+                         k.layers.Dense(3, activation="softmax", name="top")], name="seq_outer")
+
+
+def data_sequential_nest(rng, n):
+    return _f32(rng, n, 6), rng.integers(0, 3, n)
+
+
 def data_residual(rng, n):
     return _f32(rng, n, 8, 8, 2), rng.integers(0, 3, n)
 
@@ -187,6 +197,9 @@ KINDS = {
     "nested": (build_nested, data_nested,
                lambda k: {"loss": k.losses.SparseCategoricalCrossentropy()}, 1e-5),
     "merges": (build_merges, data_merges, lambda k: {"loss": "mse"}, 1e-5),
+    "sequential_nest": (build_sequential_nest, data_sequential_nest,
+                        lambda k: {"loss": "sparse_categorical_crossentropy",
+                                   "metrics": ["accuracy"]}, 1e-5),
 }
 
 
@@ -400,6 +413,43 @@ def test_sequential_nests_a_model_and_pops(lib):
     assert len(seq.layers) == 1 and seq.output_shape == (None, 10)
     if not _is_keras(lib):  # Keras 3 keeps its traced predict function after pop()
         np.testing.assert_allclose(seq.predict(x, verbose=0), logits, rtol=1e-6, atol=1e-6)
+
+
+def test_dict_inputs_and_outputs(lib):
+    layers = lib.layers
+    title, body = lib.Input(shape=(3,), name="title"), lib.Input(shape=(2,), name="body")
+    x = layers.concatenate([title, body])
+    priority = layers.Dense(1, name="priority")(x)
+    department = layers.Dense(2, name="department")(x)
+    as_dict = lib.Model(inputs={"title": title, "body": body},
+                        outputs={"priority": priority, "department": department})
+    as_list = lib.Model(inputs=[title, body], outputs=[priority, department])
+    rng = np.random.default_rng(15)
+    data = {"title": _f32(rng, 6, 3), "body": _f32(rng, 6, 2)}
+    out = as_dict.predict(data, verbose=0)
+    assert isinstance(out, dict) and set(out) == {"priority", "department"}
+    p, d = as_list.predict(data, verbose=0)
+    np.testing.assert_allclose(out["priority"], p, rtol=1e-6)
+    np.testing.assert_allclose(out["department"], d, rtol=1e-6)
+    with pytest.raises(ValueError, match="body"):
+        as_list.predict({"title": data["title"]}, verbose=0)
+
+
+def test_eager_calls_and_input_dtypes(lib):
+    """Layers and models run eagerly on arrays; Dense takes any real dtype (it casts itself)."""
+    model = build_nested(lib)
+    x = _f32(np.random.default_rng(16), 5, 7)
+    want = model.predict(x, verbose=0)
+    np.testing.assert_allclose(np.asarray(model(x)), want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.predict(x.astype(np.float64), verbose=0), want, rtol=1e-6,
+                               atol=1e-7)
+    xi = np.arange(35).reshape(5, 7) % 3
+    np.testing.assert_allclose(model.predict(xi, verbose=0),
+                               model.predict(xi.astype(np.float32), verbose=0), rtol=1e-6)
+    pre = model.get_layer("pre")
+    w, b = pre.get_weights()
+    np.testing.assert_allclose(np.asarray(pre(x)), np.tanh(x.astype(np.float64) @ w + b),
+                               rtol=1e-5, atol=1e-6)
 
 
 # ---- fit logs and callbacks -------------------------------------------------------------------
@@ -844,6 +894,14 @@ def test_merge_shape_mismatch(lib):
     if not _is_keras(lib):
         assert "bad_cat" in msg, msg
     assert re.search(r"2,\s*3", msg) and re.search(r"4,\s*3", msg), msg
+
+
+def test_loss_dict_naming_an_unknown_output(lib):
+    model = build_two_in_two_out(lib)
+    x, y = data_two_in_two_out(np.random.default_rng(17), 8)
+    with pytest.raises((ValueError, KeyError), match="prio"):  # Keras raises KeyError at fit
+        model.compile(optimizer="sgd", loss={"prio": "mse", "department": "mse"})
+        model.fit(x, y, epochs=1, verbose=0)
 
 
 # ---- save / load of every graph kind ----------------------------------------------------------
