@@ -452,6 +452,39 @@ def test_eager_calls_and_input_dtypes(lib):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_frozen_nested_model_keeps_its_weights(lib):
+    model = build_nested(lib)
+    inner = model.get_layer("inner")
+    inner.trainable = False
+    assert len(model.trainable_weights) == 6 and len(model.non_trainable_weights) == 2
+    frozen, free = inner.get_weights(), model.get_layer("pre").get_weights()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = data_nested(np.random.default_rng(18), 16)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for u, v in zip(frozen, inner.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(free[0], model.get_layer("pre").get_weights()[0])
+
+
+def test_from_config_and_clone_model(lib):
+    for kind in ("nested", "shared", "two_in_two_out", "sequential_nest"):
+        build, data = KINDS[kind][:2]
+        model = build(lib)
+        x, _ = data(np.random.default_rng(19), 5)
+        cls = lib.Sequential if kind == "sequential_nest" else lib.Model
+        rebuilt = cls.from_config(model.get_config())
+        assert [lay.name for lay in rebuilt.layers] == [lay.name for lay in model.layers]
+        clone = lib.models.clone_model(model)
+        assert sorted(lay.name for lay in clone.layers) == sorted(lay.name
+                                                                 for lay in model.layers)
+        assert len(clone.weights) == len(model.weights)
+        for other in (rebuilt, clone):
+            assert not any(a is b for a in other.weights for b in model.weights)
+            _copy_by_name(model, other)
+            _assert_outputs(other.predict(x, verbose=0), model.predict(x, verbose=0), 1e-6,
+                            1e-7)
+
+
 # ---- fit logs and callbacks -------------------------------------------------------------------
 def test_multi_output_fit_logs_each_output(lib):
     rng = np.random.default_rng(6)
@@ -811,6 +844,47 @@ def test_validation_steps_with_a_generator(lib):
     h = model.fit(x, y, epochs=1, verbose=0, validation_data=batches(), validation_steps=2)
     err = model.predict(x[:8], verbose=0).astype(np.float64) - y[:8]
     np.testing.assert_allclose(h.history["val_loss"], [np.mean(err ** 2)], rtol=1e-5)
+
+
+def test_validation_split_on_dict_data(lib):
+    x, y = data_two_in_two_out(np.random.default_rng(20), 40)
+    a, b = build_two_in_two_out(lib), build_two_in_two_out(lib)
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer="sgd", **compile_two_in_two_out(lib))
+    # Keras holds out the last fraction of the samples
+    ha = a.fit(x, y, validation_split=0.25, batch_size=10, epochs=2, shuffle=False, verbose=0)
+    train = ({k: v[:30] for k, v in x.items()}, {k: v[:30] for k, v in y.items()})
+    val = ({k: v[30:] for k, v in x.items()}, {k: v[30:] for k, v in y.items()})
+    hb = b.fit(*train, validation_data=val, batch_size=10, epochs=2, shuffle=False, verbose=0)
+    assert set(ha.history) == set(hb.history)
+    for key in hb.history:
+        np.testing.assert_allclose(ha.history[key], hb.history[key], rtol=1e-6, err_msg=key)
+
+
+def test_loss_and_loss_weights_as_list_or_dict(lib):
+    x, y = data_two_in_two_out(np.random.default_rng(21), 32)
+
+    def losses(as_dict):
+        bce = lib.losses.BinaryCrossentropy(from_logits=True)
+        cce = lib.losses.CategoricalCrossentropy()
+        return {"priority": bce, "department": cce} if as_dict else [bce, cce]
+
+    # (Keras 3 mis-pairs a loss list with a loss_weights dict, so that one is left out)
+    runs, start = [], None
+    for loss_dict, weights in ((True, [1.0, 0.2]), (False, [1.0, 0.2]),
+                               (True, {"department": 0.2, "priority": 1.0})):
+        m = build_two_in_two_out(lib)
+        if start is None:
+            start = m.get_weights()
+        m.set_weights(start)
+        m.compile(optimizer="sgd", loss=losses(loss_dict), loss_weights=weights)
+        runs.append((m.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0), m))
+    h0, m0 = runs[0]
+    for h, m in runs[1:]:
+        _assert_same_training(h, m, h0, m0)
+    np.testing.assert_allclose(h0.history["loss"], np.add(
+        h0.history["priority_loss"], np.multiply(0.2, h0.history["department_loss"])), rtol=1e-5)
 
 
 def test_sample_weight_and_class_weight(lib):
