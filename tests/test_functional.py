@@ -338,6 +338,44 @@ def test_keras_parity_gradient_clipping(K, clip):
     _assert_same_weights(model, kmodel)
 
 
+def _saturated_binary(k):
+    inputs = k.Input(shape=(7,), name="x")
+    h = k.layers.Dense(6, activation="tanh", name="pre")(inputs)
+    return k.Model(inputs, k.layers.Dense(1, activation="sigmoid", name="out")(h))
+
+
+@pytest.mark.parametrize("kind", ["nested", "two_in_two_out", "binary"])
+def test_keras_parity_saturated_outputs_fuse_activation_into_loss(K, kind):
+    """Softmax/sigmoid outputs with huge logits: Keras computes the cross-entropy from the logits
+    (a clipped probability would give about -log(1e-7) = 16 per sample instead), and so must the
+    graph. The loss runs far above 16 here, so an unfused loss cannot pass."""
+    if kind == "binary":
+        build, compile_args = _saturated_binary, lambda k: {"loss": "binary_crossentropy"}
+        rng = np.random.default_rng(22)
+        x, y = _f32(rng, 64, 7), rng.integers(0, 2, (64, 1)).astype(np.float32)
+    else:
+        build, data, compile_args = KINDS[kind][:3]
+        x, y = data(np.random.default_rng(22), 64)
+    kmodel, model = build(K), build(keras_nn)
+    for layer in kmodel.layers:
+        if layer.name in ("out", "department"):
+            w, b = layer.get_weights()
+            layer.set_weights([w * 300.0, b])
+    _copy_by_name(kmodel, model)
+    for k, m in ((K, kmodel), (keras_nn, model)):
+        m.compile(optimizer=k.optimizers.SGD(learning_rate=1e-3), **compile_args(k))
+    lk = kmodel.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    ln = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert set(ln) == set(lk)
+    assert lk["loss"] > 30.0  # the premise: saturated far beyond the clipping value
+    for key in lk:
+        np.testing.assert_allclose(ln[key], lk[key], rtol=1e-4, err_msg=key)
+    hk = kmodel.fit(x, y, **TRAIN)
+    hn = model.fit(x, y, **TRAIN)
+    _assert_same_history(hn, hk)
+    _assert_same_weights(model, kmodel)
+
+
 # ---- structure --------------------------------------------------------------------------------
 def test_functional_layers_list_their_input_layers(lib):
     model = build_two_in_two_out(lib)
@@ -483,6 +521,16 @@ def test_from_config_and_clone_model(lib):
             _copy_by_name(model, other)
             _assert_outputs(other.predict(x, verbose=0), model.predict(x, verbose=0), 1e-6,
                             1e-7)
+
+
+def test_summary_of_a_graph(lib, capsys):
+    model = build_nested(lib)
+    model.summary()
+    out = capsys.readouterr().out
+    for name in ("outer", "x", "pre", "inner", "seq", "out"):
+        assert re.search(rf"\b{name}\b", out), name
+    assert model.count_params() == 122
+    assert "Total params: 122" in out
 
 
 # ---- fit logs and callbacks -------------------------------------------------------------------
