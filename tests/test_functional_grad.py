@@ -224,6 +224,50 @@ def test_gradients_match_float64_finite_differences(case):
         assert err <= RTOL * scale, f"{'/'.join(path)}[{i}]: max error {err:.3g} vs {scale:.3g}"
 
 
+def test_frozen_nested_model_has_no_gradients_and_passes_them_through():
+    """inner.trainable = False: its weights leave trainable_weights, `pre` (below it) still gets
+    the gradient that flows through it."""
+    model, ref, paths, x, xs, y = _setup("nested")
+    model.get_layer("inner").trainable = False
+    params, loss = _reference(model, ref, paths, xs, y)
+    _, grads = model._gradients(x, y)
+    live = [p for p in paths if p[0] != "inner"]
+    owners = _weight_paths(model, live)
+    assert len(grads) == len(owners) == 2 * len(live)
+    for g, (path, i) in zip(grads, owners):
+        ref_g = _fd(params, loss, path, i)
+        err = np.max(np.abs(np.asarray(g, np.float64) - ref_g))
+        assert err <= RTOL * np.max(np.abs(ref_g)), f"{'/'.join(path)}[{i}]"
+
+
+def test_multi_output_with_an_output_that_is_also_consumed():
+    """h is a model output and the input of the second output's layer: both losses reach it."""
+    x_in = keras_nn.Input(shape=(5,), name="x")
+    h = layers.Dense(4, activation="tanh", name="h")(x_in)
+    z = layers.Dense(2, name="z")(h)
+    model = keras_nn.Model(x_in, [h, z])
+    model.compile(optimizer="sgd", loss=["mse", "mse"], loss_weights=[1.0, 0.5])
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(7, 5)).astype(np.float32)
+    y = [rng.normal(size=(7, 4)).astype(np.float32), rng.normal(size=(7, 2)).astype(np.float32)]
+    paths = [("h",), ("z",)]
+    params = {p: [w.astype(np.float64) for w in _layer(model, p).get_weights()] for p in paths}
+
+    def loss():
+        hh = _dense(params, ("h",), x.astype(np.float64), "tanh")
+        zz = _dense(params, ("z",), hh)
+        return float(np.mean((hh - y[0]) ** 2) + 0.5 * np.mean((zz - y[1]) ** 2))
+
+    got_loss, grads = model._gradients(x, y)
+    np.testing.assert_allclose(got_loss, loss(), rtol=1e-5)
+    owners = _weight_paths(model, paths)
+    assert len(grads) == 4
+    for g, (path, i) in zip(grads, owners):
+        ref_g = _fd(params, loss, path, i)
+        err = np.max(np.abs(np.asarray(g, np.float64) - ref_g))
+        assert err <= RTOL * np.max(np.abs(ref_g)), f"{'/'.join(path)}[{i}]"
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_gradients_do_not_leak_between_calls(case):
     """Accumulators are summed within one backward pass, never across passes."""
