@@ -290,3 +290,33 @@ def test_sgd_step_applies_the_summed_gradients(case):
     for w0, g, w1 in zip(before, grads, model.trainable_weights):
         np.testing.assert_allclose(np.asarray(w1), w0 - 0.1 * np.asarray(g), rtol=1e-5,
                                    atol=1e-6)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_input_gradients_match_float64_finite_differences(case):
+    """model.input_gradients(x, output_grads): d(sum(outputs * gout))/d(inputs) for a fixed gout."""
+    model, ref, paths, x, xs, y = _setup(case)
+    params, _ = _reference(model, ref, paths, xs, y)
+    gout = np.random.default_rng(4).normal(size=y.shape)
+    xs64 = [a.astype(np.float64) for a in xs]
+    _, before = model._gradients(x, y)
+    got = model.input_gradients(x, lambda out: gout.astype(np.float32))
+    got = got if isinstance(got, list) else [got]
+    assert len(got) == len(xs64)
+    for k, (g, a) in enumerate(zip(got, xs64)):
+        ref_g = np.zeros_like(a)
+        for idx in np.ndindex(a.shape):
+            old = a[idx]
+            a[idx] = old + EPS
+            up = np.sum(ref(params, xs64) * gout)
+            a[idx] = old - EPS
+            down = np.sum(ref(params, xs64) * gout)
+            a[idx] = old
+            ref_g[idx] = (up - down) / (2 * EPS)
+        assert np.shape(g) == a.shape
+        err = np.max(np.abs(np.asarray(g, np.float64) - ref_g))
+        assert err <= RTOL * np.max(np.abs(ref_g)), f"input {k}: {err:.3g}"
+    # and the weight gradients of a training step are untouched by it
+    _, after = model._gradients(x, y)
+    for u, v in zip(before, after):
+        np.testing.assert_array_equal(u, v)
