@@ -1,9 +1,11 @@
 """The Functional API (issue 9), against Keras 3 where TensorFlow is installed.
 
 - Keras parity: a residual model, the Functional-API guide's two-input two-output model (loss dict,
-  loss_weights, dict data), a shared layer, a nested model and the MNIST MLP of the issue are built
-  with the same code in Keras and in nncore, given Keras's weights, and must predict the same and
-  train two epochs (shuffle=False) to Keras's losses and weights.
+  loss_weights, dict data), a shared layer, a nested model, every merge layer, a functional model
+  inside a Sequential and the MNIST MLP of the issue are built with the same code in Keras and in
+  nncore, given Keras's weights, and must predict the same and train two epochs (shuffle=False)
+  to Keras's losses and weights; also sample/class weights, gradient clipping and saturated
+  softmax/sigmoid outputs (the activation fused into the loss).
 - Keras behaviours (structure, callbacks, data, compile): each test runs on nncore and, where it is
   cheap, on Keras itself, so the expectation is Keras's real behaviour, not a reading of its docs.
 - Error messages, and a save/load round trip of every graph kind in nncore's own format.
