@@ -625,6 +625,52 @@ def test_fit_with_validation_calls_test_hooks_and_logs_are_dicts(lib):
                                by_event[("on_epoch_end", 0)]["val_loss"], rtol=1e-6)
 
 
+def test_history_params_and_callback_model(lib):
+    model, x, y = _small_regression(lib)
+    model.compile(optimizer="sgd", loss="mse")
+    rec = _recorder(lib)
+    h = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[rec])
+    assert h.params == {"verbose": 0, "epochs": 2, "steps": 3}
+    assert h.model is model and model.history is h and rec.model is model
+
+
+def test_early_stopping_on_a_per_output_loss(lib):
+    x, y = data_two_in_two_out(np.random.default_rng(23), 32)
+    model = build_two_in_two_out(lib)
+    model.compile(optimizer="sgd", **compile_two_in_two_out(lib))
+    # no epoch improves by 1.0: stops after the second epoch, if it reads the per-output key
+    stop = lib.callbacks.EarlyStopping(monitor="val_department_loss", mode="min", patience=0,
+                                       min_delta=1.0)
+    h = model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0, callbacks=[stop])
+    assert h.epoch == [0, 1]
+
+
+def test_models_that_share_layers_share_weights(lib):
+    """The guide's encoder/autoencoder: one model used inside another trains the same weights,
+    and a feature model cut from a graph follows the graph's training."""
+    layers = lib.layers
+    enc_in = lib.Input(shape=(6,), name="enc_in")
+    code = layers.Dense(3, activation="tanh", name="code")(layers.Dense(5, activation="tanh",
+                                                                        name="enc_h")(enc_in))
+    encoder = lib.Model(enc_in, code, name="encoder")
+    ae_in = lib.Input(shape=(6,), name="ae_in")
+    autoencoder = lib.Model(ae_in, layers.Dense(6, name="decode")(encoder(ae_in)), name="ae")
+    features = lib.Model(encoder.inputs, encoder.get_layer("enc_h").output)
+    assert autoencoder.get_layer("encoder") is encoder
+    x = _f32(np.random.default_rng(24), 32, 6)
+    before = encoder.predict(x, verbose=0)
+    autoencoder.compile(optimizer=lib.optimizers.SGD(learning_rate=0.1), loss="mse")
+    autoencoder.fit(x, x, batch_size=8, epochs=2, verbose=0)
+    after = encoder.predict(x, verbose=0)
+    assert np.max(np.abs(after - before)) > 1e-3  # training the autoencoder trained the encoder
+    w, b = encoder.get_layer("enc_h").get_weights()
+    np.testing.assert_allclose(features.predict(x, verbose=0),
+                               np.tanh(x.astype(np.float64) @ w + b), rtol=1e-4, atol=1e-5)
+    w2, b2 = encoder.get_layer("code").get_weights()
+    np.testing.assert_allclose(after, np.tanh(np.tanh(x.astype(np.float64) @ w + b) @ w2 + b2),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_evaluate_and_predict_take_callbacks(lib):
     model, x, y = _small_regression(lib)
     model.compile(optimizer="sgd", loss="mse", metrics=["mae"])

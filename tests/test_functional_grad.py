@@ -108,6 +108,25 @@ def ref_nested_twice(p, xs):
     return _dense(p, ("out",), h)
 
 
+def build_deep_nested():
+    """A model inside a model inside a model, the innermost also called directly at the top."""
+    i1 = keras_nn.Input(shape=(4,), name="i1")
+    level1 = keras_nn.Model(i1, layers.Dense(4, activation="tanh", name="d1")(i1), name="level1")
+    i2 = keras_nn.Input(shape=(4,), name="i2")
+    h2 = layers.Dense(3, activation="tanh", name="d2")(level1(i2))
+    level2 = keras_nn.Model(i2, h2, name="level2")
+    x = keras_nn.Input(shape=(4,), name="x")
+    h = layers.concatenate([level2(x), level1(x)])
+    return keras_nn.Model(x, layers.Dense(2, name="out")(h))
+
+
+def ref_deep_nested(p, xs):
+    (x,) = xs
+    l1 = _dense(p, ("level1", "d1"), x, "tanh")
+    l2 = _dense(p, ("level2", "d2"), _dense(p, ("level1", "d1"), x, "tanh"), "tanh")
+    return _dense(p, ("out",), np.concatenate([l2, l1], axis=1))
+
+
 def build_merges():
     """Every merge layer (with the same tensor twice in one average) on two branches."""
     x1 = keras_nn.Input(shape=(5,), name="x1")
@@ -140,6 +159,8 @@ CASES = {
     "nested_twice": (build_nested_twice, ref_nested_twice, [(4,), (4,)], 2,
                      [("pre",), ("inner", "inner_a"), ("inner", "inner_b"), ("out",)]),
     "merges": (build_merges, ref_merges, [(5,), (5,)], 2, [("a",), ("b",), ("out",)]),
+    "deep_nested": (build_deep_nested, ref_deep_nested, [(4,)], 2,
+                    [("level1", "d1"), ("level2", "d2"), ("out",)]),
 }
 
 
