@@ -1066,6 +1066,32 @@ def test_merge_shape_mismatch(lib):
     assert re.search(r"2,\s*3", msg) and re.search(r"4,\s*3", msg), msg
 
 
+def test_layer_called_on_an_incompatible_tensor(lib):
+    dense = lib.layers.Dense(3, name="d4")
+    dense(lib.Input(shape=(4,)))
+    with pytest.raises(ValueError) as info:
+        dense(lib.Input(shape=(5,)))  # built for 4 features
+    msg = str(info.value)
+    assert "d4" in msg and re.search(r"\b4\b", msg) and re.search(r"\b5\b", msg), msg
+
+
+def test_duplicate_layer_names_in_a_model(lib):
+    inputs = lib.Input(shape=(4,))
+    h = lib.layers.Dense(2, name="twin")(lib.layers.Dense(2, name="twin")(inputs))
+    with pytest.raises(ValueError, match="twin"):
+        lib.Model(inputs, h)
+
+
+def test_data_of_the_wrong_shape_for_an_input(lib):
+    model = build_two_in_two_out(lib)
+    x, _ = data_two_in_two_out(np.random.default_rng(25), 8)
+    x["title"] = np.ones((8, 13), np.float32)
+    with pytest.raises(ValueError) as info:
+        model.predict(x, verbose=0)
+    msg = str(info.value)
+    assert "title" in msg and re.search(r"\b12\b", msg) and re.search(r"\b13\b", msg), msg
+
+
 def test_loss_dict_naming_an_unknown_output(lib):
     model = build_two_in_two_out(lib)
     x, y = data_two_in_two_out(np.random.default_rng(17), 8)
