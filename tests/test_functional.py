@@ -1,9 +1,9 @@
 """The Functional API (issue 9), against Keras 3 where TensorFlow is installed.
 
 - Keras parity: a residual model, the Functional-API guide's two-input two-output model (loss dict,
-  loss_weights, dict data), a shared layer, a nested model, every merge layer, a functional model
-  inside a Sequential and the MNIST MLP of the issue are built with the same code in Keras and in
-  nncore, given Keras's weights, and must predict the same and train two epochs (shuffle=False)
+  loss_weights, dict data) with Dense and with LSTM/GRU/SimpleRNN encoders, a shared layer, a
+  nested model, every merge layer, a functional model inside a Sequential and the MNIST MLP of
+  the issue are built with the same code in Keras and in nncore, given Keras's weights, and must predict the same and train two epochs (shuffle=False)
   to Keras's losses and weights; also sample/class weights, gradient clipping and saturated
   softmax/sigmoid outputs (the activation fused into the loss).
 - Keras behaviours (structure, callbacks, data, compile): each test runs on nncore and, where it is
@@ -97,6 +97,27 @@ def build_two_in_two_out(k):
     priority = layers.Dense(1, name="priority")(x)
     department = layers.Dense(4, activation="softmax", name="department")(x)
     return k.Model(inputs=[title, body], outputs=[priority, department])
+
+
+def build_guide_recurrent(k):
+    """The guide's model with recurrent encoders on float sequences: LSTM on the title, GRU and a
+    SimpleRNN (return_sequences, then Flatten) both reading the body."""
+    layers = k.layers
+    title = k.Input(shape=(5, 3), name="title")
+    body = k.Input(shape=(7, 2), name="body")
+    t = layers.LSTM(6, name="title_lstm")(title)
+    b = layers.GRU(4, name="body_gru")(body)
+    s = layers.Flatten(name="flat")(layers.SimpleRNN(3, return_sequences=True,
+                                                     name="body_rnn")(body))
+    x = layers.concatenate([t, b, s], name="concat")
+    priority = layers.Dense(1, name="priority")(x)
+    department = layers.Dense(4, activation="softmax", name="department")(x)
+    return k.Model(inputs=[title, body], outputs=[priority, department])
+
+
+def data_guide_recurrent(rng, n):
+    _, y = data_two_in_two_out(rng, n)
+    return {"title": _f32(rng, n, 5, 3), "body": _f32(rng, n, 7, 2)}, y
 
 
 def build_shared(k):
@@ -195,6 +216,8 @@ KINDS = {
                  lambda k: {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
                  1e-4),
     "two_in_two_out": (build_two_in_two_out, data_two_in_two_out, compile_two_in_two_out, 1e-5),
+    "guide_recurrent": (build_guide_recurrent, data_guide_recurrent, compile_two_in_two_out,
+                        1e-4),
     "shared": (build_shared, data_shared, lambda k: {"loss": "mse"}, 1e-5),
     "nested": (build_nested, data_nested,
                lambda k: {"loss": k.losses.SparseCategoricalCrossentropy()}, 1e-5),
@@ -1107,7 +1130,7 @@ def test_save_load_round_trip(kind, tmp_path):
     rng = np.random.default_rng(11)
     model = build(keras_nn)
     x, y = data(rng, 24)
-    if kind == "two_in_two_out":
+    if kind in ("two_in_two_out", "guide_recurrent"):
         model.compile(optimizer="adam", **compile_two_in_two_out(keras_nn))
     elif kind == "shared":
         model.compile(optimizer="adam", loss="mse")
