@@ -3,9 +3,11 @@
 - Keras parity: a residual model, the Functional-API guide's two-input two-output model (loss dict,
   loss_weights, dict data) with Dense and with LSTM/GRU/SimpleRNN encoders, a shared layer, a
   nested model, every merge layer, a functional model inside a Sequential and the MNIST MLP of
-  the issue are built with the same code in Keras and in nncore, given Keras's weights, and must predict the same and train two epochs (shuffle=False)
-  to Keras's losses and weights; also sample/class weights, gradient clipping and saturated
-  softmax/sigmoid outputs (the activation fused into the loss).
+  the issue are built with the same code in Keras and in nncore, given Keras's weights, and must
+  predict the same and train two epochs (shuffle=False) to Keras's losses and weights; also
+  sample/class weights, gradient clipping and saturated softmax/sigmoid outputs (the activation
+  fused into the loss).
+- nncore alone: training bitwise equal on 1 and 2 threads, concurrent predict.
 - Keras behaviours (structure, callbacks, data, compile): each test runs on nncore and, where it is
   cheap, on Keras itself, so the expectation is Keras's real behaviour, not a reading of its docs.
 - Error messages, and a save/load round trip of every graph kind in nncore's own format.
@@ -837,6 +839,27 @@ def test_concurrent_predict_on_one_functional_model():
     for out in got:
         for u, v in zip(out, want):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("kind", ["residual", "guide_recurrent", "shared"])
+def test_training_is_bitwise_equal_on_1_and_2_threads(kind, threads):
+    build, data, compile_args, _ = KINDS[kind]
+    x, y = data(np.random.default_rng(26), 64)
+    start = build(keras_nn).get_weights()
+    runs = []
+    for n in (1, 2):
+        keras_nn.set_num_threads(n)
+        model = build(keras_nn)
+        model.set_weights(start)
+        model.compile(optimizer=_opt(keras_nn, "adam"), **compile_args(keras_nn))
+        h = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        runs.append((h.history, model.get_weights(), model.predict(x, verbose=0)))
+    (h1, w1, p1), (h2, w2, p2) = runs
+    assert h1 == h2
+    for u, v in zip(w1, w2):
+        np.testing.assert_array_equal(u, v)
+    for u, v in zip(p1 if isinstance(p1, list) else [p1], p2 if isinstance(p2, list) else [p2]):
+        np.testing.assert_array_equal(u, v)
 
 
 # ---- compile and data -------------------------------------------------------------------------

@@ -227,7 +227,7 @@ def _weight_paths(model, paths):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_gradients_match_float64_finite_differences(case):
+def test_gradients_match_float64_finite_differences(case, isa):
     model, ref, paths, x, xs, y = _setup(case)
     params, loss = _reference(model, ref, paths, xs, y)
     got_loss, grads = model._gradients(x, y)
