@@ -480,6 +480,21 @@ def test_sequential_nests_a_model_and_pops(lib):
         np.testing.assert_allclose(seq.predict(x, verbose=0), logits, rtol=1e-6, atol=1e-6)
 
 
+def test_unbuilt_sequential_called_on_a_symbolic_tensor(lib):
+    """A Sequential without an Input is built by its first call inside a graph."""
+    seq = lib.Sequential([lib.layers.Dense(4, activation="relu", name="s_a"),
+                          lib.layers.Dense(2, name="s_b")], name="unbuilt")
+    inputs = lib.Input(shape=(5,))
+    out = seq(inputs)
+    assert tuple(out.shape) == (None, 2)
+    model = lib.Model(inputs, out)
+    assert [w.shape for w in model.get_weights()] == [(5, 4), (4,), (4, 2), (2,)]
+    x = _f32(np.random.default_rng(27), 3, 5)
+    w1, b1, w2, b2 = (w.astype(np.float64) for w in model.get_weights())
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               np.maximum(x @ w1 + b1, 0) @ w2 + b2, rtol=1e-5, atol=1e-6)
+
+
 def test_dict_inputs_and_outputs(lib):
     layers = lib.layers
     title, body = lib.Input(shape=(3,), name="title"), lib.Input(shape=(2,), name="body")
