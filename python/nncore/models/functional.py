@@ -307,12 +307,37 @@ class Functional(Model):
 
         return scope()
 
+    def _fuse_step(self, s, act=None):
+        """The step whose output activation (softmax/sigmoid; `act` when given) can be fused
+        into a loss on slot s: the slot is read by nothing else, and its producer is a layer with
+        that activation or a model whose own output is such a layer (fusion through nesting)."""
+        if self._consumers[s] or self._out_slots.count(s) != 1:
+            return None
+        for idx, step in enumerate(self._steps):
+            if step[2] == [s] and step[4]:
+                layer = step[0]
+                a = getattr(layer, "activation", None)
+                if hasattr(layer, "_activate") and (a == act or (act is None and a in (
+                        "softmax", "sigmoid"))):
+                    return idx
+                if getattr(layer, "_is_model", False) and hasattr(layer, "_fuse_step") and \
+                        len(layer._out_slots) == 1 and \
+                        layer._fuse_step(layer._out_slots[0], act) is not None:
+                    return idx
+                return None
+        return None
+
     # ---- as a layer inside another model --------------------------------------------------------
-    def forward(self, inputs, training=False, need_ctx=False):
+    def forward(self, inputs, training=False, need_ctx=False, logits=False):
         xs = flatten(inputs)
         if len(xs) != len(self.inputs):
             raise ValueError(f"model {self.name!r} takes {len(self.inputs)} input(s), got "
                              f"{len(xs)}")
+        if logits:  # the outer loss takes our output's logits (see _fuse_step)
+            s = self._out_slots[0]
+            outs, ctxs, zs = self._run(xs, training=training, need_ctx=need_ctx,
+                                       fuse={self._fuse_step(s)})
+            return (outs[0], zs[s]), ctxs
         outs, ctxs, _ = self._run(xs, training=training, need_ctx=need_ctx)
         return pack_like(self._outputs_struct, outs), ctxs
 

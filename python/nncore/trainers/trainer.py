@@ -171,15 +171,9 @@ class Trainer:
         for k, (_, loss, _) in enumerate(st.losses):
             if loss is None or loss.fusable is None or loss.from_logits:
                 continue
-            s = self._out_slots[k]
-            if self._consumers[s] or self._out_slots.count(s) != 1:
-                continue
-            for idx, step in enumerate(self._steps):
-                if step[2] == [s] and step[4]:
-                    layer = step[0]
-                    if getattr(layer, "activation", None) == loss.fusable and \
-                            hasattr(layer, "_activate"):
-                        st.fuse.add(idx)
+            idx = self._fuse_step(self._out_slots[k], loss.fusable)
+            if idx is not None:
+                st.fuse.add(idx)
         st.plan = self._grad_plan()
         st.slots = self._trainable_slots()
         st.params = [layer._weights[i] for layer, i in st.slots]

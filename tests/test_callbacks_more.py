@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nncore import callbacks_extra as cbx
+from nncore import callbacks as cbx
 from nncore import layers, models, optimizers, utils
 
 
