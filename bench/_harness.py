@@ -29,6 +29,11 @@ def median_time(fn, *, reps: int = 7, warmup: int = 2, min_time: float = 0.0) ->
     return statistics.median(sample_time(fn, min_time) for _ in range(reps))
 
 
+def load_1min() -> float:
+    """The 1-minute load average now (the machine has 2 cores: above ~0.5 means contention)."""
+    return os.getloadavg()[0]
+
+
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
