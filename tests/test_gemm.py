@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,7 +155,7 @@ def test_hypothesis_shapes(m, n, k, ta, tb, seed):
 
 
 def test_torch_parity(rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     a = rng.standard_normal((123, 77)).astype(np.float32)
     b = rng.standard_normal((77, 55)).astype(np.float32)
     want = (torch.from_numpy(a).double() @ torch.from_numpy(b).double()).numpy()

@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import missing, platform_skip
 
 import nncore
 from nncore import ops
@@ -59,7 +60,7 @@ def test_unsupported_isa_rejected():
     all_isas = ["generic", "avx2", "avx512"]
     missing = [i for i in all_isas if i not in ops.supported_isas()]
     if not missing:
-        pytest.skip("this CPU supports every ISA nncore has")
+        platform_skip("this CPU supports every ISA nncore has")
     with pytest.raises(ValueError, match="not supported"):
         ops.set_isa(missing[0])
 
@@ -132,7 +133,7 @@ def test_core_stub_in_sync():
 
     stub = pathlib.Path(nncore.__file__).with_name("_core.pyi")
     if not stub.exists():
-        pytest.skip("stub not installed next to the package")
+        missing("the _core.pyi stub is not installed next to the package")
     tree = ast.parse(stub.read_text())
     declared = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     declared |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import platform_skipif
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -283,7 +284,7 @@ def test_max_params_cap(saved, tmp_path):
         models.load_model(p)
 
 
-@pytest.mark.skipif(not hasattr(os, "umask") or os.name != "posix", reason="POSIX modes")
+@platform_skipif(not hasattr(os, "umask") or os.name != "posix", "POSIX modes")
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
 def test_saved_files_honour_umask(saved, tmp_path, mask):
     model = saved[0]
