@@ -95,6 +95,44 @@ def require_mnist() -> pathlib.Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# The float32 GEMM error bound
+# ---------------------------------------------------------------------------------------------
+
+F32_EPS = float(np.finfo(np.float32).eps)  # 2**-23, twice float32's unit roundoff u
+
+
+def gemm_error_bound(a, b, *, ta=False, tb=False, alpha=1.0, beta=0.0, c=None, bias=None):
+    """Elementwise bound on |float32 result - exact result| of alpha*op(A)@op(B) + beta*C (+ bias).
+
+    Any summation order of k float32 products, with or without FMA, errs by at most
+    gamma_k * (|A| @ |B|), gamma_k = k*u / (1 - k*u) (Higham, Accuracy and Stability, Thm 3.1);
+    alpha, beta*C and a bias add a rounding each. (k + 2) * eps = 2 (k + 2) u covers all of that
+    and the rounding of float64 inputs, alpha and beta to float32, and nothing more."""
+    a64 = np.abs(np.asarray(a, np.float64))
+    b64 = np.abs(np.asarray(b, np.float64))
+    a64 = a64.T if ta else a64
+    b64 = b64.T if tb else b64
+    k = a64.shape[1]
+    mag = abs(alpha) * (a64 @ b64)
+    if beta != 0.0 and c is not None:
+        mag = mag + abs(beta) * np.abs(np.asarray(c, np.float64))
+    if bias is not None:
+        mag = mag + np.abs(np.asarray(bias, np.float64))
+    return (k + 2) * F32_EPS * mag
+
+
+def assert_within_bound(got, want, bound):
+    """Every element of got within its error bound of the float64 reference want."""
+    err = np.abs(np.asarray(got, np.float64) - want)
+    bad = err > bound
+    if bad.any():
+        i = np.unravel_index(np.argmax(np.where(bad, err - bound, -np.inf)), err.shape)
+        raise AssertionError(
+            f"{int(bad.sum())} of {bad.size} elements exceed the float32 error bound; worst at "
+            f"{tuple(int(j) for j in i)}: got {got[i]!r}, want {want[i]!r}, bound {bound[i]:.3g}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------------------------
 
