@@ -163,12 +163,17 @@ def _open_zip(filepath):
     with open(filepath, "rb") as fh:  # FileNotFoundError passes through unchanged
         data_file = io.BytesIO(fh.read()) if os.path.getsize(filepath) < (64 << 20) else None
     real_size = os.path.getsize(filepath)
-    zf = zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    try:
+        zf = zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    except NotImplementedError as e:  # zipfile: a header field it does not support
+        raise _Bad(f"unsupported zip file: {e}") from None
     try:
         declared = 0
         for info in zf.infolist():
             if info.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
                 raise _Bad(f"member {info.filename!r} is encrypted")
+            if info.flag_bits & 0x60:  # zipfile.open would raise NotImplementedError
+                raise _Bad(f"member {info.filename!r} uses patched data or strong encryption")
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
                 raise _Bad(f"member {info.filename!r} is compressed; nncore files are written "
                            "uncompressed (np.savez) and compressed members are refused")
@@ -287,10 +292,10 @@ def _fill_weights(zf, model, expected_names=None):
             raise _Bad(f"weight {wname!r} holds NaN or inf")
 
 
-_ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, KeyError, TypeError,
-           ValueError, OverflowError, RecursionError, UnicodeDecodeError, MemoryError,
-           NotImplementedError, IndexError, AttributeError,
-           RuntimeError)  # zipfile: encrypted member, bad password
+# What a damaged or hostile file can make the readers raise: our own checks (_Bad), zipfile's and
+# numpy's format errors. Anything else (KeyError, TypeError, AttributeError, ...) is a bug in the
+# loader and propagates as itself instead of passing for "not a valid model file".
+_ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, OverflowError)
 
 
 def load_model(filepath, compile=True, max_params=MAX_TOTAL_PARAMS):
