@@ -124,9 +124,10 @@ def main(argv=None) -> None:
             runs.append(r)
             print(json.dumps(r), flush=True)
 
+    import tensorflow as tf
+
     import nncore
     from nncore import _core
-    import tensorflow as tf
 
     acc = {fw: [r["acc"] for r in runs if r["framework"] == fw] for fw in ("keras", "nncore")}
     mean = {fw: statistics.mean(v) for fw, v in acc.items()}
@@ -137,8 +138,8 @@ def main(argv=None) -> None:
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
         f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; nncore {nncore.__version__} "
-        f"on its {_core.get_isa()} path ({_core.sgemm_kernel_name()}); TensorFlow {tf.__version__}; "
-        f"Python {platform.python_version()}",
+        f"on its {_core.get_isa()} path ({_core.sgemm_kernel_name()}); "
+        f"TensorFlow {tf.__version__}; Python {platform.python_version()}",
         f"- command: `{command}` (run as `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE "
         f"-u OPENBLAS_L2_SIZE PYTHONPATH=python python ...`)",
         f"- protocol: the main job's CNN, {args.epochs} epochs, full MNIST (60000 train, 10000 "

@@ -98,9 +98,9 @@ def main():
               "numpy GFLOP/s (min-max)", "nncore/numpy (medians)", "1-min load"]
     text = (f"## GEMM (bench/bench_gemm.py)\n\n{machine_header()}\n\n"
             f"Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_gemm.py`"
-            f"{' --quick' if args.quick else ''}; the libraries alternate in blocks (nncore, numpy, "
-            f"nncore, numpy, ...: {rounds} blocks each of {reps} samples of >= 20 ms, each block "
-            "after a 0.3 s pause and one warm-up call); median of the "
+            f"{' --quick' if args.quick else ''}; the libraries alternate in blocks (nncore, "
+            f"numpy, nncore, numpy, ...: {rounds} blocks each of {reps} samples of >= 20 ms, each "
+            "block after a 0.3 s pause and one warm-up call); median of the "
             f"{rounds * reps} samples with their range; 1-min load average at the blocks' starts "
             "(2 cores: above ~0.5 means contention).\n\n"
             + markdown_table(header, rows) + "\n")

@@ -221,5 +221,6 @@ def pytest_terminal_summary(terminalreporter):
              for k in ("passed", "failed")}
     errors = {r.nodeid for r in tr.stats.get("error", []) if hasattr(r, "nodeid")}
     tr.line(f"nncore suite: {len(calls['passed'] | calls['failed'])} tests run "
-            f"({len(calls['passed'])} passed, {len(calls['failed'])} failed), {len(errors)} errors, "
-            f"{len(skipped)} skipped (NNCORE_REQUIRE_ALL={'1' if REQUIRE_ALL else 'unset'})")
+            f"({len(calls['passed'])} passed, {len(calls['failed'])} failed), "
+            f"{len(errors)} errors, {len(skipped)} skipped "
+            f"(NNCORE_REQUIRE_ALL={'1' if REQUIRE_ALL else 'unset'})")

@@ -196,12 +196,14 @@ REASONS = {
     "deep_json": r"config is not valid JSON: maximum recursion depth exceeded",
     "pickled_config": r"config: object arrays are not accepted",
     "pickled_weight": r"w0000: object arrays are not accepted",
-    "wrong_shape": r"weight 'conv2d/kernel': file has shape \(3, 3, 2, 4\), model needs \(3, 3, 2, 3\)",
+    "wrong_shape": (r"weight 'conv2d/kernel': file has shape \(3, 3, 2, 4\), model needs "
+                    r"\(3, 3, 2, 3\)"),
     "wrong_dtype": r"w0000: dtype float64, expected float32",
     "nan_weight": r"weight 'conv2d/bias' holds NaN or inf",
     "fortran": r"w0000: Fortran-ordered arrays are not accepted",
     "short_data": r"w0000: member holds 208 data bytes, its header says 216",
-    "lying_header": r"weight 'conv2d/kernel': file has shape \(3, 3, 9, 3\), model needs \(3, 3, 2, 3\)",
+    "lying_header": (r"weight 'conv2d/kernel': file has shape \(3, 3, 9, 3\), model needs "
+                     r"\(3, 3, 2, 3\)"),
     "missing_weight": r"expected 6 weight arrays, found 5",
     "extra_member": r"unexpected members \['evil.py'\]",
     "no_config": r"no 'config' member: not an nncore model file",

@@ -84,8 +84,8 @@ def _outcomes(out: str) -> dict:
 
 
 def _isa_ids():
-    from nncore import ops
     from conftest import ALL_ISAS
+    from nncore import ops
     return {f"test_isa[{i}]": ("PASSED" if i in ops.supported_isas() else "SKIPPED")
             for i in ALL_ISAS}
 
