@@ -9,10 +9,13 @@ measured with the same protocol.
 Both frameworks run the same Keras program (nncore through its main job,
 `python -m nncore.examples.mnist_cnn --seed S`, exactly as tests/test_examples.py runs it; Keras
 the same layers, compile and fit call, seeded with keras.utils.set_random_seed(S) and op
-determinism on). Each run is its own subprocess on --threads threads; the runs alternate
-frameworks (Keras seed 0, nncore seed 0, Keras seed 1, ...), and the 1-minute load average at the
-start of each run is recorded with it. Accuracy, not time, is the result here (times are printed
-only to show what a run costs).
+determinism on). Each run is its own subprocess; Keras on --threads threads, nncore on
+--nncore-threads (its results are bitwise identical for any thread count, so this changes only
+its speed). The runs alternate frameworks (Keras seed 0, nncore seed 0, Keras seed 1, ...), or
+with --concurrent run as two streams side by side (Keras seeds, nncore seeds), for a loaded
+machine. Every run is appended to --runs (JSON lines) as it finishes, and a run already recorded
+there with the same protocol is not repeated; the report is built from those records. Accuracy,
+not time, is the result here (times only show what a run cost, with the load at its start).
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
         PYTHONPATH=python python bench/accuracy_vs_keras.py --data DIR
@@ -33,6 +36,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -74,18 +78,25 @@ def keras_worker(data: str, seed: int, threads: int, epochs: int, batch_size: in
     return float(model.evaluate(x_test, y_test, verbose=0)[1])
 
 
+def _key(r: dict) -> tuple:
+    """Runs with equal keys are the same measurement (nncore: any thread count, same bits)."""
+    threads = r["threads"] if r["framework"] == "keras" else None
+    return (r["framework"], r["seed"], r["epochs"], r["batch_size"], threads)
+
+
 def run(fw: str, args, seed: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TF_CPP_MIN_LOG_LEVEL="2")
+    threads = args.threads if fw == "keras" else args.nncore_threads
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "python"),
                                                       env.get("PYTHONPATH")]))
     env.pop("NNCORE_DATA", None)
     if fw == "nncore":
         cmd = [sys.executable, "-m", "nncore.examples.mnist_cnn", "--data", args.data,
-               "--seed", str(seed), "--threads", str(args.threads), "--epochs", str(args.epochs),
+               "--seed", str(seed), "--threads", str(threads), "--epochs", str(args.epochs),
                "--batch-size", str(args.batch_size)]
     else:
         cmd = [sys.executable, __file__, "--keras-worker", "--data", args.data, "--seed",
-               str(seed), "--threads", str(args.threads), "--epochs", str(args.epochs),
+               str(seed), "--threads", str(threads), "--epochs", str(args.epochs),
                "--batch-size", str(args.batch_size)]
     load, t0 = load_1min(), time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -95,14 +106,20 @@ def run(fw: str, args, seed: int) -> dict:
         raise SystemExit(f"{fw} seed {seed} failed (exit {p.returncode}):\n"
                          + p.stdout[-2000:] + p.stderr[-3000:])
     return {"framework": fw, "seed": seed, "acc": float(m.group(1)), "wall_s": wall,
-            "load_1min": load}
+            "load_1min": load, "threads": threads, "epochs": args.epochs,
+            "batch_size": args.batch_size, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="directory with the full MNIST IDX files")
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="Keras's threads")
+    ap.add_argument("--nncore-threads", type=int, default=None, help="default: --threads")
+    ap.add_argument("--concurrent", action="store_true",
+                    help="run the Keras seeds and the nncore seeds as two parallel streams")
+    ap.add_argument("--runs", default=str(ROOT / "bench" / "accuracy_runs.jsonl"),
+                    help="JSON-lines record of every run (read to resume, appended to)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results_accuracy.md"))
@@ -116,13 +133,45 @@ def main(argv=None) -> None:
 
     command = " ".join(shlex.quote(a) for a in ["python", "bench/accuracy_vs_keras.py",
                                                  *sys.argv[1:]])
+    if args.nncore_threads is None:
+        args.nncore_threads = args.threads
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = []
-    for seed in seeds:
-        for fw in ("keras", "nncore"):
-            r = run(fw, args, seed)
-            runs.append(r)
+    runs_file = pathlib.Path(args.runs)
+    known = {}
+    if runs_file.exists():
+        for line in runs_file.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                known[_key(r)] = r
+    lock = threading.Lock()
+
+    def measure(fw, seed):
+        probe = {"framework": fw, "seed": seed, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "threads": args.threads}
+        if _key(probe) in known:
+            print(f"{fw} seed {seed}: recorded in {runs_file.name}, not repeated", flush=True)
+            return
+        r = run(fw, args, seed)
+        with lock:
+            known[_key(r)] = r
+            with runs_file.open("a") as f:
+                f.write(json.dumps(r) + "\n")
             print(json.dumps(r), flush=True)
+
+    if args.concurrent:
+        streams = [threading.Thread(target=lambda fw=fw: [measure(fw, s) for s in seeds])
+                   for fw in ("keras", "nncore")]
+        for t in streams:
+            t.start()
+        for t in streams:
+            t.join()
+    else:
+        for seed in seeds:
+            for fw in ("keras", "nncore"):
+                measure(fw, seed)
+    runs = [known[_key({"framework": fw, "seed": s, "epochs": args.epochs,
+                        "batch_size": args.batch_size, "threads": args.threads})]
+            for s in seeds for fw in ("keras", "nncore")]
 
     import tensorflow as tf
 
@@ -140,22 +189,29 @@ def main(argv=None) -> None:
         f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs; nncore {nncore.__version__} "
         f"on its {_core.get_isa()} path ({_core.sgemm_kernel_name()}); "
         f"TensorFlow {tf.__version__}; Python {platform.python_version()}",
-        f"- command: `{command}` (run as `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE "
-        f"-u OPENBLAS_L2_SIZE PYTHONPATH=python python ...`)",
+        f"- command: `{command}` (with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+        "PYTHONPATH=python`; accuracy is the result, so on a shared machine it may run outside "
+        "the benchmark lock)",
         f"- protocol: the main job's CNN, {args.epochs} epochs, full MNIST (60000 train, 10000 "
-        f"test), batch {args.batch_size}, Adam defaults, inputs / 255, seeds {args.seeds}, "
-        f"{args.threads} threads, one subprocess per run, Keras and nncore alternating",
+        f"test), batch {args.batch_size}, Adam defaults, inputs / 255, seeds {args.seeds}, one "
+        f"subprocess per run; Keras on {args.threads} threads, nncore on the threads shown per "
+        "run (same bits for any count); "
+        + ("Keras and nncore seeds as two concurrent streams" if args.concurrent
+           else "Keras and nncore alternating")
+        + f"; runs recorded in bench/{runs_file.name} (dates there)",
         f"- claim (fixed before the run): nncore's mean over the seeds is within "
         f"{PASS_MARK_POINTS} points of Keras's mean",
         "",
-        "| seed | Keras test acc | nncore test acc | Keras run (s, load) | nncore run (s, load) |",
+        "| seed | Keras test acc | nncore test acc | Keras run (s, load at start) "
+        "| nncore run (s, load at start, threads) |",
         "|---:|---:|---:|---:|---:|",
     ]
     for seed in seeds:
         k = next(r for r in runs if r["framework"] == "keras" and r["seed"] == seed)
         n = next(r for r in runs if r["framework"] == "nncore" and r["seed"] == seed)
         lines.append(f"| {seed} | {k['acc']:.4f} | {n['acc']:.4f} | {k['wall_s']:.0f} "
-                     f"({k['load_1min']:.1f}) | {n['wall_s']:.0f} ({n['load_1min']:.1f}) |")
+                     f"({k['load_1min']:.1f}) | {n['wall_s']:.0f} ({n['load_1min']:.1f}, "
+                     f"{n['threads']}) |")
     lines += [
         f"| **mean** | **{mean['keras']:.5f}** | **{mean['nncore']:.5f}** | | |",
         "",
