@@ -1,13 +1,18 @@
 """End-to-end benchmark: the classic Keras MNIST CNN and a SimpleRNN(128), trained with nncore,
-PyTorch and TensorFlow/Keras one after the other.
+PyTorch and TensorFlow/Keras, the frameworks alternating (nncore, torch, tf, nncore, torch, tf,
+... for --repeats rounds).
 
 For each framework and model it reports seconds per training epoch (full MNIST, batch 32, --threads
-threads), test accuracy after training, peak RSS, import time and single-image predict latency
-(batch 1, 1 thread, median of many calls). Every measurement runs in its own subprocess so imports
-and thread pools do not interfere; frameworks that are not installed are skipped.
+threads) as the median over the runs with its range, the whole fit call per epoch, test accuracy
+after training, peak RSS, import time and single-image predict latency (batch 1, 1 thread, median of
+many calls), and the 1-minute load average sampled during each run. Keras and nncore are timed as a
+user calls them: one model.fit(epochs=N) per run, epoch times from a callback (Keras pays its fit
+set-up once, in the first epoch); PyTorch runs its usual hand-written loop. Every measurement runs
+in its own subprocess so imports and thread pools do not interfere; frameworks that are not
+installed are skipped.
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
-        PYTHONPATH=python python bench/bench_e2e.py --epochs 1
+        PYTHONPATH=python python bench/bench_e2e.py --epochs 5 --repeats 3
     python bench/bench_e2e.py --quick            # a fraction of an epoch, for smoke runs
 
 The markdown table goes to bench/results_e2e.md (--out).
@@ -32,6 +37,8 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _harness import fmt_spread, spread  # noqa: E402
 FRAMEWORKS = ("nncore", "torch", "tf")
 MODELS = ("cnn", "rnn")
 
@@ -97,8 +104,27 @@ class KerasLike:
         self.fw, self.kind = fw, kind
         self.model = keras_style_model(self.layers, self.models, kind)
 
-    def train_epoch(self, x, y, batch_size):
-        self.model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
+    def train(self, x, y, batch_size, epochs) -> list:
+        """One model.fit(epochs=...) call, as a user makes it; seconds per epoch from a callback."""
+        if self.tf is not None:
+            base = self.models.callbacks.Callback
+        else:
+            from nncore.callbacks import Callback as base
+
+        class EpochTimer(base):
+            def __init__(self):
+                super().__init__()
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self.t0)
+
+        timer = EpochTimer()
+        self.model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
+        return timer.times
 
     def accuracy(self, x, y) -> float:
         return float(self.model.evaluate(x, y, batch_size=256, verbose=0)[1])
@@ -147,6 +173,14 @@ class Torch:
     def _t(self, x):
         t = self.torch.from_numpy(x)
         return t.permute(0, 3, 1, 2).contiguous() if self.kind == "cnn" else t  # NHWC -> NCHW
+
+    def train(self, x, y, batch_size, epochs) -> list:
+        times = []
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            self.train_epoch(x, y, batch_size)
+            times.append(time.perf_counter() - t0)
+        return times
 
     def train_epoch(self, x, y, batch_size):
         torch = self.torch
@@ -251,19 +285,19 @@ def worker(args) -> dict:
                                    for name, fn in runner.extra_predict_fns(x_test[:1]).items()}
         return out
     runner = _make(fw, kind, args.threads)
-    epoch_s = []
-    for _ in range(args.epochs):
-        t0 = time.perf_counter()
-        runner.train_epoch(x_train, y_train, args.batch_size)
-        epoch_s.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    epoch_s = runner.train(x_train, y_train, args.batch_size, args.epochs)
+    fit_s = time.perf_counter() - t0
     acc = runner.accuracy(x_test, y_test)
     return {
         "version": runner.version,
         "import_s": runner.import_s,
         "epoch_s": epoch_s,
+        "fit_s": fit_s,
         "train_images": n,
-        # the median resists a stray busy moment on a shared machine
+        # the median epoch resists a stray busy moment on a shared machine
         "s_per_full_epoch": float(np.median(epoch_s)) * 60000 / n,
+        "fit_s_per_full_epoch": fit_s / len(epoch_s) * 60000 / n,
         "test_acc": acc,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -328,13 +362,25 @@ def _run_worker(args, fw, kind, phase, data_npz) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
     pp = str(ROOT / "python")
     env["PYTHONPATH"] = pp + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    load = os.getloadavg()[0]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    # The 1-minute load average, sampled every 2 s while the worker runs (and once at its start).
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        while True:
+            try:
+                p.wait(timeout=2.0)
+                break
+            except subprocess.TimeoutExpired:
+                loads.append(os.getloadavg()[0])
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")]
     if p.returncode != 0 or not lines:
-        tail = (p.stderr or p.stdout).strip().splitlines()[-5:]
+        tail = (stderr or stdout).strip().splitlines()[-5:]
         return {"error": f"exit {p.returncode}: " + " | ".join(tail)}
-    return dict(json.loads(lines[-1][len("RESULT "):]), **{f"load_before_{phase}": load})
+    return dict(json.loads(lines[-1][len("RESULT "):]),
+                **{f"load_{phase}": {"mean": sum(loads) / len(loads), "max": max(loads)}})
 
 
 def _fmt(v, spec):
@@ -342,26 +388,42 @@ def _fmt(v, spec):
 
 
 def _table(results, kind) -> list[str]:
+    """One row per framework from its runs: medians over the runs with their range."""
     rows = [
-        "| framework | version | s/epoch (median) | test acc | epochs | peak RSS (MB) | import (s) "
+        "| framework | version | runs | s/epoch: median epoch of each run, median of runs "
+        "(range) | fit call / epoch (range) | first epoch (s) | test acc (range) "
+        "| 1-min load during the runs | peak RSS (MB) | import (s) "
         "| predict 1 image (ms, 1 thread) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for fw in FRAMEWORKS:
-        r = results.get((fw, kind))
-        if r is None:
+        runs = results.get((fw, kind))
+        if not runs:
             continue
-        if "skipped" in r or "error" in r:
-            rows.append(f"| {fw} | {r.get('skipped') or r.get('error')} | | | | | | |")
+        bad = [r for r in runs if "skipped" in r or "error" in r]
+        if bad:
+            rows.append(f"| {fw} | {bad[0].get('skipped') or bad[0].get('error')} "
+                        "| | | | | | | | | |")
             continue
-        lat = _fmt(r.get("latency_ms"), ".3f")
-        extra = r.get("latency_extra_ms") or {}
+        epoch = spread([r["s_per_full_epoch"] for r in runs])
+        fit = spread([r["fit_s_per_full_epoch"] for r in runs])
+        first = spread([r["epoch_s"][0] * 60000 / r["train_images"] for r in runs])
+        acc = spread([r["test_acc"] for r in runs])
+        loads = ", ".join(f"{r['load_train']['mean']:.1f}" for r in runs)
+        lats = [r["latency_ms"] for r in runs if r.get("latency_ms") is not None]
+        lat = fmt_spread(spread(lats), ".3f") if lats else "–"
+        extra = runs[0].get("latency_extra_ms") or {}
         if extra:
-            lat += " (" + ", ".join(f"{k}: {v:.2f}" for k, v in extra.items()) + ")"
+            lat += " (" + ", ".join(
+                f"{k}: {spread([r['latency_extra_ms'][k] for r in runs])['median']:.2f}"
+                for k in extra) + ")"
         rows.append(
-            f"| {fw} | {r['version']} | {r['s_per_full_epoch']:.2f} "
-            f"({', '.join(f'{t:.1f}' for t in r['epoch_s'])}) | {r['test_acc']:.4f} "
-            f"| {len(r['epoch_s'])} | {r['peak_rss_mb']:.0f} | {r['import_s']:.2f} | {lat} |")
+            f"| {fw} | {runs[0]['version']} | {len(runs)} "
+            f"| {epoch['median']:.2f} ({epoch['min']:.2f}-{epoch['max']:.2f}) "
+            f"| {fit['median']:.2f} ({fit['min']:.2f}-{fit['max']:.2f}) | {first['median']:.2f} "
+            f"| {acc['median']:.4f} ({acc['min']:.4f}-{acc['max']:.4f}) | {loads} "
+            f"| {max(r['peak_rss_mb'] for r in runs):.0f} "
+            f"| {spread([r['import_s'] for r in runs])['median']:.2f} | {lat} |")
     return rows
 
 
@@ -369,7 +431,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="rounds: each framework runs this many times, alternating")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fraction", type=float, default=None,
@@ -407,18 +471,21 @@ def main(argv=None) -> None:
     ((x_train, y_train), (x_test, y_test)), source = _load_mnist(args.data, args.quick)
     print(f"data: {source} ({len(x_train)} train, {len(x_test)} test); fraction {args.fraction}; "
           f"epochs {args.epochs}; batch {args.batch_size}; threads {args.threads}", flush=True)
-    results = {}
+    results = {(fw, kind): [] for kind in kinds for fw in frameworks}
     with tempfile.TemporaryDirectory() as tmp:
         data_npz = os.path.join(tmp, "mnist.npz")
         np.savez(data_npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
         for kind in kinds:
-            for fw in frameworks:
-                r = _run_worker(args, fw, kind, "train", data_npz)
-                if "skipped" not in r and "error" not in r and not args.no_latency:
-                    lat = _run_worker(args, fw, kind, "latency", data_npz)
-                    r.update(lat if "error" not in lat else {"latency_error": lat["error"]})
-                results[(fw, kind)] = r
-                print(f"{kind} {fw}: {json.dumps(r)}", flush=True)
+            for rep in range(args.repeats):  # A B C A B C ...: drifting load hits all alike
+                for fw in frameworks:
+                    if any("skipped" in r or "error" in r for r in results[(fw, kind)]):
+                        continue
+                    r = _run_worker(args, fw, kind, "train", data_npz)
+                    if "skipped" not in r and "error" not in r and not args.no_latency:
+                        lat = _run_worker(args, fw, kind, "latency", data_npz)
+                        r.update(lat if "error" not in lat else {"latency_error": lat["error"]})
+                    results[(fw, kind)].append(r)
+                    print(f"{kind} {fw} run {rep + 1}: {json.dumps(r)}", flush=True)
 
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     lines = [
@@ -435,10 +502,14 @@ def main(argv=None) -> None:
         "(median of many single-image calls: nncore `model.predict`, PyTorch forward + softmax "
         "under inference_mode, Keras a `tf.function` of `model(x)`; eager `model(x)` and "
         "`model.predict` in brackets)",
+        f"- {args.repeats} rounds, frameworks alternating within each ({', '.join(frameworks)}, "
+        "then again); every run a fresh process. Keras and nncore: one `model.fit(epochs="
+        f"{args.epochs})` per run, epoch times from a callback; PyTorch: its training loop. "
+        "'fit call / epoch' is the whole fit call divided by the epochs (set-up included); "
+        "'first epoch' shows the set-up",
         "- peak RSS is the worker process's (includes the dataset and the framework)",
-        "- 1-min load average before each training run: " + ", ".join(
-            f"{kind}/{fw} {r['load_before_train']:.1f}" for (fw, kind), r in results.items()
-            if "load_before_train" in r) + " (the machine has 2 cores: > ~0.5 means contention)",
+        "- 1-min load average: the mean of samples every 2 s during each training run, in run "
+        "order (the machine has 2 cores: above ~0.5 means contention)",
         "",
     ]
     names = {"cnn": "CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10)",

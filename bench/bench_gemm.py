@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _harness import (  # noqa: E402
+    alternate,
     machine_header,
     markdown_table,
     openblas_env_warning,
-    sample_time,
 )
 
 import nncore  # noqa: E402
@@ -40,11 +38,11 @@ CNN = [
 ]
 
 
-def bench_case(m, n, k, ta, tb, nt, reps):
-    """Median GFLOP/s of nncore and numpy, each measured in its own block after a pause. Not
-    interleaved sample by sample: OpenBLAS's idle threads spin for a long while after a call and
-    libgomp's for a short one, so alternating calls would measure the two pools fighting over the
-    two cores rather than either library."""
+def bench_case(m, n, k, ta, tb, nt, reps, rounds):
+    """GFLOP/s spreads of nncore and numpy, measured in alternating blocks (nncore, numpy, nncore,
+    numpy, ...: `rounds` blocks of `reps` samples each) after a pause. Blocks, not sample by sample:
+    OpenBLAS's idle threads spin for a long while after a call and libgomp's for a short one, so
+    alternating single calls would measure the two pools fighting over the two cores."""
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(0)
@@ -62,38 +60,49 @@ def bench_case(m, n, k, ta, tb, nt, reps):
     def run_np():
         np.matmul(aa, bb, out=out)
 
-    medians = []
     with threadpool_limits(nt, user_api="blas"):
-        for fn in (run_nn, run_np):
-            time.sleep(0.3)  # let the other library's idle threads stop spinning
-            sample_time(fn, min_time)  # warm-up
-            medians.append(statistics.median(sample_time(fn, min_time) for _ in range(reps)))
-    return flops / medians[0] / 1e9, flops / medians[1] / 1e9
+        res = alternate({"nncore": run_nn, "numpy": run_np}, rounds=rounds, samples=reps,
+                        warmup=1, min_time=min_time, pause=0.3)
+    gflops = {}
+    for name, r in res.items():  # seconds -> GFLOP/s (the fastest time is the highest rate)
+        gflops[name] = {"median": flops / r["median"] / 1e9, "min": flops / r["max"] / 1e9,
+                        "max": flops / r["min"] / 1e9, "loads": r["loads"]}
+    return gflops
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--reps", type=int, default=9)
+    ap.add_argument("--reps", type=int, default=3, help="samples per block")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating blocks per library")
     ap.add_argument("--quick", action="store_true", help="fewer sizes and reps (smoke run)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).with_name("results_gemm.md")))
     args = ap.parse_args()
     if (w := openblas_env_warning()):
         print(w, file=sys.stderr)
     squares = [64, 256, 1024] if args.quick else [64, 128, 256, 512, 1024, 2048]
-    reps = 3 if args.quick else args.reps
+    reps, rounds = (2, 2) if args.quick else (args.reps, args.rounds)
     cases = [(f"square {n}", n, n, n, False, False) for n in squares] + CNN
     rows = []
     for nt in (1, 2):
         for label, m, n, k, ta, tb in cases:
-            g_nn, g_np = bench_case(m, n, k, ta, tb, nt, reps)
-            rows.append([label, f"{m}x{k}x{n}", nt, f"{g_nn:.1f}", f"{g_np:.1f}",
-                         f"{100 * g_nn / g_np:.0f}%"])
+            g = bench_case(m, n, k, ta, tb, nt, reps, rounds)
+            nn, nP = g["nncore"], g["numpy"]
+            loads = nn["loads"] + nP["loads"]
+            rows.append([label, f"{m}x{k}x{n}", nt,
+                         f"{nn['median']:.1f} ({nn['min']:.3g}-{nn['max']:.3g})",
+                         f"{nP['median']:.1f} ({nP['min']:.3g}-{nP['max']:.3g})",
+                         f"{100 * nn['median'] / nP['median']:.0f}%",
+                         f"{min(loads):.1f}-{max(loads):.1f}"])
             print(" | ".join(str(c) for c in rows[-1]), flush=True)
-    header = ["case", "M x K x N", "threads", "nncore GFLOP/s", "numpy GFLOP/s", "nncore/numpy"]
+    header = ["case", "M x K x N", "threads", "nncore GFLOP/s (min-max)",
+              "numpy GFLOP/s (min-max)", "nncore/numpy (medians)", "1-min load"]
     text = (f"## GEMM (bench/bench_gemm.py)\n\n{machine_header()}\n\n"
             f"Command: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_gemm.py`"
-            f"{' --quick' if args.quick else ''}; median of {reps} samples of >= 20 ms each, each "
-            "library in its own block after a 0.3 s pause.\n\n"
+            f"{' --quick' if args.quick else ''}; the libraries alternate in blocks (nncore, "
+            f"numpy, nncore, numpy, ...: {rounds} blocks each of {reps} samples of >= 20 ms, each "
+            "block after a 0.3 s pause and one warm-up call); median of the "
+            f"{rounds * reps} samples with their range; 1-min load average at the blocks' starts "
+            "(2 cores: above ~0.5 means contention).\n\n"
             + markdown_table(header, rows) + "\n")
     pathlib.Path(args.out).write_text(text)
     print(text)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
 import time
 
@@ -23,11 +22,11 @@ from nncore import ops
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _harness import machine_header, openblas_env_warning  # noqa: E402
+from _harness import load_1min, machine_header, openblas_env_warning, spread  # noqa: E402
 
 
 def median_ms(*fns, reps: int, block: int = 5) -> list:
-    """Median wall time (ms) of each function over `reps` calls. The functions take turns in
+    """spread() of each function's wall time (ms) over `reps` calls. The functions take turns in
     blocks of `block` calls (the first of each block untimed, to warm the caches as a training loop
     would), so a burst of load from elsewhere on the machine hits all of them alike."""
     times = [[] for _ in fns]
@@ -38,7 +37,12 @@ def median_ms(*fns, reps: int, block: int = 5) -> list:
                 t0 = time.perf_counter()
                 fn()
                 t.append(time.perf_counter() - t0)
-    return [1e3 * statistics.median(t) for t in times]
+    return [spread([1e3 * x for x in t]) for t in times]
+
+
+def cell(s: dict) -> str:
+    """'median [q1-q3]' in ms."""
+    return f"{s['median']:.3f} [{s['q1']:.3f}-{s['q3']:.3f}]"
 
 
 def header(threads: int) -> list:
@@ -153,15 +157,17 @@ def bench_conv(args) -> list:
     nncore.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     lines = ["## Conv/pool layers of the Keras MNIST CNN (forward; forward+backward)", "",
-             f"Medians of {args.reps} reps taken in alternating warm blocks of 5, ms; ratio = "
-             "nncore / torch (< 1: nncore faster). nncore NHWC, torch NCHW (its native layout). f+b of conv1 skips dx "
+             f"Medians [interquartile range] of {args.reps} reps taken in alternating warm "
+             "blocks of 5, ms; ratio = "
+             "nncore / torch (< 1: nncore faster). nncore NHWC, torch NCHW (its native layout). "
+             "f+b of conv1 skips dx "
              "(need_dx=False / input without grad), as in training.", "",
              "Command: `flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
              f"PYTHONPATH=python python bench/bench_layers.py --section conv --reps {args.reps} "
              f"--threads {args.threads}`", ""]
     lines += header(args.threads)
     lines += ["| batch | layer | nncore fwd ms | torch fwd ms | ratio | nncore f+b ms | "
-              "torch f+b ms | ratio |", "|---|---|---|---|---|---|---|---|"]
+              "torch f+b ms | ratio | 1-min load |", "|---|---|---|---|---|---|---|---|---|"]
     for batch in args.batches:
         for idx, (name, kind, cfg, hwc) in enumerate(MNIST_CNN):
             x = rng.standard_normal((batch, *hwc)).astype(np.float32)
@@ -169,15 +175,19 @@ def bench_conv(args) -> list:
                 x = np.maximum(x, 0)
             nf, nfb = _nncore_layer(kind, cfg, x, idx == 0, rng)
             tf, tfb = _torch_layer(kind, cfg, x, idx == 0, torch)
+            load = load_1min()
             r = median_ms(nf, tf, reps=args.reps) + median_ms(nfb, tfb, reps=args.reps)
-            lines.append(f"| {batch} | {name} | {r[0]:.3f} | {r[1]:.3f} | {r[0] / r[1]:.2f} | "
-                         f"{r[2]:.3f} | {r[3]:.3f} | {r[2] / r[3]:.2f} |")
+            m = [s["median"] for s in r]
+            lines.append(f"| {batch} | {name} | {cell(r[0])} | {cell(r[1])} | {m[0] / m[1]:.2f} | "
+                         f"{cell(r[2])} | {cell(r[3])} | {m[2] / m[3]:.2f} | {load:.1f} |")
             print(lines[-1], flush=True)
         x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
         ns, ts = _stack(x, rng, torch)
-        a, b = median_ms(ns, ts, reps=args.reps)
-        lines.append(f"| {batch} | **conv stack f+b** (all 5 layers) | | | | {a:.3f} | {b:.3f} | "
-                     f"{a / b:.2f} ({b / a:.2f}x faster) |")
+        load = load_1min()
+        sa, sb = median_ms(ns, ts, reps=args.reps)
+        a, b = sa["median"], sb["median"]
+        lines.append(f"| {batch} | **conv stack f+b** (all 5 layers) | | | | {cell(sa)} | "
+                     f"{cell(sb)} | {a / b:.2f} ({b / a:.2f}x faster) | {load:.1f} |")
         print(lines[-1], flush=True)
     return lines
 

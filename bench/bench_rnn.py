@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import platform
-import statistics
+import sys
 import time
 
 import numpy as np
@@ -18,13 +18,16 @@ import numpy as np
 import nncore
 from nncore import ops
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _harness import load_1min, spread  # noqa: E402
+
 BATCH, STEPS, FEATURES, UNITS = 32, 28, 28, 128
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
 
 
 def _median_seconds(fns, repeats=60, warmup=10):
-    """Median wall time of each function, timed in interleaved rounds so that both libraries see
-    the same machine load (this 2-core box is shared)."""
+    """spread() of each function's wall time (s), timed in interleaved rounds so that both
+    libraries see the same machine load (this 2-core box is shared)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
@@ -34,7 +37,7 @@ def _median_seconds(fns, repeats=60, warmup=10):
             t0 = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times]
+    return [spread(ts) for ts in times]
 
 
 def _nncore_step(kind, rng):
@@ -82,9 +85,11 @@ def run_rnn_section(repeats=200):
     rows = []
     for kind in GATES:
         fns = [_nncore_step(kind, rng)] + ([_torch_step(torch, kind, rng)] if torch else [])
+        load = load_1min()
         t_nn, t_pt = (_median_seconds(fns, repeats) + [None])[:2]
-        rows.append((f"{kind}({UNITS}) fwd+bwd", t_nn * 1e3, None if t_pt is None else t_pt * 1e3,
-                     None if t_pt is None else t_pt / t_nn))
+        rows.append((f"{kind}({UNITS}) fwd+bwd", t_nn, t_pt,
+                     None if t_pt is None else t_pt["median"] / t_nn["median"],
+                     (load, load_1min())))
     return rows
 
 
@@ -93,11 +98,17 @@ def format_table(rows):
              f"forward+backward; nncore {nncore.get_num_threads()} threads "
              f"({ops.get_isa()}), PyTorch 2 threads, {platform.machine()}",
              "",
-             "| layer | nncore ms | PyTorch ms | speed-up |",
-             "|---|---:|---:|---:|"]
-    for name, a, b, r in rows:
-        lines.append(f"| {name} | {a:.3f} | {'-' if b is None else f'{b:.3f}'} | "
-                     f"{'-' if r is None else f'{r:.2f}x'} |")
+             "| layer | nncore ms [IQR] | PyTorch ms [IQR] | speed-up (medians) "
+             "| 1-min load (start, end) |",
+             "|---|---:|---:|---:|---:|"]
+
+    def ms(s):
+        if s is None:
+            return "-"
+        return f"{1e3 * s['median']:.3f} [{1e3 * s['q1']:.3f}-{1e3 * s['q3']:.3f}]"
+    for name, a, b, r, (l0, l1) in rows:
+        lines.append(f"| {name} | {ms(a)} | {ms(b)} | {'-' if r is None else f'{r:.2f}x'} "
+                     f"| {l0:.1f}, {l1:.1f} |")
     return "\n".join(lines)
 
 

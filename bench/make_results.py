@@ -3,7 +3,8 @@
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-ORDER = ["results_e2e.md", "results_gemm.md", "results_layers_conv.md", "results_layers_rnn.md"]
+ORDER = ["results_accuracy.md", "results_e2e.md", "results_gemm.md", "results_layers_conv.md",
+         "results_layers_rnn.md"]
 
 
 def _demote(text: str) -> str:

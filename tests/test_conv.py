@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -313,7 +314,7 @@ def _torch_same_pad(x_nchw, w_shape, strides, dilation, padding, F):
 
 @pytest.mark.parametrize("case", CASES[:6], ids=lambda c: "x".join(map(str, c[:7])) + f"-{c[8]}")
 def test_pytorch_parity(case, rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     F = torch.nn.functional
     n, h, w_, c, kh, kw, f, strides, padding, dil = case
     x, w, b = _data(rng, n, h, w_, c, kh, kw, f)

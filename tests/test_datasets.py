@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST
+from conftest import mnist_path, require_mnist
 from nncore.datasets import mnist
 
 # From ../shared/data/mnist/README.md
@@ -29,10 +29,6 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("NNCORE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-
-
-def shared_src() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("NNCORE_TEST_MNIST", SHARED_MNIST))
 
 
 def idx_bytes(arr: np.ndarray, magic: int | None = None) -> bytes:
@@ -82,9 +78,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Serves /good/ (the real files), /bad/ (wrong content, right names), /empty/ (404s)."""
-    src = shared_src()
-    if not all((src / (n + ".gz")).exists() for n in NAMES):
-        pytest.skip(f"full MNIST not found at {src}")
+    src = require_mnist()
     root = tmp_path_factory.mktemp("www")
     (root / "good").mkdir()
     (root / "bad").mkdir()
@@ -153,7 +147,7 @@ def test_module_level_mirrors_and_failure_message(server, refused_url, monkeypat
 def test_partial_download_resumes_missing_files_only(server, monkeypatch):
     cache = mnist.cache_dir()
     cache.mkdir(parents=True)
-    src = shared_src()
+    src = mnist_path()
     for n in NAMES[1:]:
         shutil.copy(src / (n + ".gz"), cache / (n + ".gz"))
     _Handler.requests.clear()

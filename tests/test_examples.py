@@ -45,19 +45,35 @@ def test_package_module_entry_point():
     assert p.returncode == 0 and "SimpleRNN" in p.stdout, p.stderr
 
 
-@pytest.mark.slow
-def test_main_job_reaches_99_percent(mnist_dir):
-    """The promise: the Keras MNIST CNN reaches 99.0% test accuracy on full MNIST after 5 epochs.
+# The accuracy claim (README, the main job's output), its pass mark fixed before the measurement:
+# the main job's CNN, 5 epochs, full MNIST, batch 32, Adam: over seeds 0-4 nncore's mean test
+# accuracy is within 0.15 percentage points of TensorFlow/Keras's mean measured with the same
+# protocol. Keras's mean: bench/RESULTS.md, "Accuracy: nncore's main job against
+# TensorFlow/Keras" (bench/accuracy_vs_keras.py, TensorFlow 2.21, seeds 0-4).
+KERAS_MEAN_ACC = 0.98692  # seeds 0-4: 0.9874, 0.9767, 0.9885, 0.9898, 0.9922
+PASS_MARK_POINTS = 0.15
 
-    Like Keras itself, a single run lands within about 0.1% either side of 99.0% depending on the
-    seed (measured on this kernel set: seeds 0-4 gave 98.94, 99.01, 99.19, 98.96, 98.99), so one
-    seed proves little either way: the check is the mean over seeds 0-4, with a floor for every
-    run. Each run is bitwise reproducible; about 25 s each on a quiet 2-core machine.
-    Deselect with -m "not slow"."""
+
+@pytest.mark.slow
+def test_main_job_reaches_keras_accuracy(mnist_dir):
+    """All five seeds of the claim, run as a user runs the main job. Each run is bitwise
+    reproducible on a given CPU path (AVX-512, AVX2, generic give different roundings, hence
+    slightly different accuracies); the test runs on whichever path this CPU takes, including
+    ones the Keras comparison was not measured beside. Five runs, because the claim is about the
+    five-seed mean (on a quiet 2-core machine about a minute each; not timed on a quiet one yet).
+    Deselect with -m "not slow".
+
+    As measured (bench/RESULTS.md), this test FAILS on Zen 3 / AVX2: nncore's five-seed mean is
+    0.98990, 0.298 points above Keras's. The claim and its pass mark were fixed before the
+    measurement and are left as they were; restating the claim is a decision to take in the open.
+    """
     accs = []
     for seed in range(5):
         out = run_example("mnist_cnn.py", "--data", str(mnist_dir), "--seed", str(seed),
                           timeout=1800)
+        assert "60000 training, 10000 test images" in out, out
         accs.append(float(re.search(r"Test accuracy: (\d\.\d+)", out).group(1)))
-    assert min(accs) >= 0.985, accs
-    assert sum(accs) / len(accs) >= 0.990, accs
+        # the job states the claim with the same Keras number this test checks against
+        assert f"{100 * KERAS_MEAN_ACC:.2f}%" in out and "within 0.15 points" in out, out
+    mean = sum(accs) / len(accs)
+    assert abs(mean - KERAS_MEAN_ACC) * 100 <= PASS_MARK_POINTS, (accs, mean, KERAS_MEAN_ACC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_within_bound, gemm_error_bound, require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,11 +28,6 @@ def _ref(a, b, ta=False, tb=False, alpha=1.0, beta=0.0, c=None):
     return r
 
 
-def _tol(k):
-    # float32 accumulation over k terms of unit-variance products
-    return 1e-5 * (4.0 + np.sqrt(k) * 2.0)
-
-
 @pytest.mark.parametrize("m,n,k", SHAPES)
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_matmul_matches_float64(isa, rng, m, n, k, ta, tb):
@@ -39,7 +35,7 @@ def test_matmul_matches_float64(isa, rng, m, n, k, ta, tb):
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     got = ops.matmul(a, b, transpose_a=ta, transpose_b=tb)
     assert got.shape == (m, n) and got.dtype == np.float32
-    np.testing.assert_allclose(got, _ref(a, b, ta, tb), rtol=0, atol=_tol(k) * np.sqrt(k))
+    assert_within_bound(got, _ref(a, b, ta, tb), gemm_error_bound(a, b, ta=ta, tb=tb))
 
 
 @pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0), (-1.5, 0.0), (0.0, 0.75), (2.0, 1.0)])
@@ -51,7 +47,8 @@ def test_alpha_beta_out(isa, rng, alpha, beta):
     out = c0.copy()
     res = ops.matmul(a, b, out, alpha=alpha, beta=beta)
     assert res is out
-    np.testing.assert_allclose(out, _ref(a, b, alpha=alpha, beta=beta, c=c0), atol=1e-3, rtol=1e-5)
+    assert_within_bound(out, _ref(a, b, alpha=alpha, beta=beta, c=c0),
+                        gemm_error_bound(a, b, alpha=alpha, beta=beta, c=c0))
 
 
 def test_beta_zero_never_reads_out(isa, rng):
@@ -60,7 +57,7 @@ def test_beta_zero_never_reads_out(isa, rng):
     out = np.full((33, 41), np.nan, dtype=np.float32)
     ops.matmul(a, b, out, beta=0.0)
     assert np.isfinite(out).all()
-    np.testing.assert_allclose(out, _ref(a, b), atol=1e-4)
+    assert_within_bound(out, _ref(a, b), gemm_error_bound(a, b))
     out[:] = np.inf
     ops.matmul(a, b, out, alpha=0.0, beta=0.0)  # alpha == 0 and beta == 0: exactly zero
     assert (out == 0).all()
@@ -80,6 +77,21 @@ def test_empty_dims(shape):
     assert ops.matmul(np.zeros((m, k), np.float32), np.zeros((k, n), np.float32)).shape == (m, n)
 
 
+@pytest.mark.parametrize("m,n,k", [(13, 17, 7), (31, 29, 259), (9, 11, 1100)])
+def test_error_bound_catches_a_dropped_term(rng, m, n, k):
+    """The bound is tight enough to fail a kernel that loses one of the k products (for most
+    elements: it is a worst case, and grows with k; the exact small-integer test below catches
+    every lost term)."""
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bound = gemm_error_bound(a, b)
+    wrong = (a[:, 1:].astype(np.float64) @ b[1:]).astype(np.float32)
+    err = np.abs(wrong - _ref(a, b))
+    assert (err > bound).mean() > 0.8
+    with pytest.raises(AssertionError, match="exceed the float32 error bound"):
+        assert_within_bound(wrong, _ref(a, b), bound)
+
+
 def test_small_integers_exact(isa, rng):
     # Products and sums of small integers are exact in float32: any deviation is a kernel bug.
     a = rng.integers(-8, 9, size=(131, 517)).astype(np.float32)
@@ -92,9 +104,10 @@ def test_fused_bias_relu(isa, rng):
     b = rng.standard_normal((29, 35)).astype(np.float32)
     bias = rng.standard_normal(35).astype(np.float32)
     got = ops.matmul(a, b, bias=bias, relu=True)
-    np.testing.assert_allclose(got, np.maximum(_ref(a, b) + bias, 0), atol=1e-4)
+    bound = gemm_error_bound(a, b, bias=bias)  # relu is 1-Lipschitz: the same bound holds
+    assert_within_bound(got, np.maximum(_ref(a, b) + bias, 0), bound)
     got = ops.matmul(a, b, bias=bias)
-    np.testing.assert_allclose(got, _ref(a, b) + bias, atol=1e-4)
+    assert_within_bound(got, _ref(a, b) + bias, bound)
 
 
 def test_reference_kernel_agrees(rng):
@@ -102,20 +115,21 @@ def test_reference_kernel_agrees(rng):
     b = rng.standard_normal((19, 41)).astype(np.float32)
     out = np.empty((23, 41), np.float32)
     _core.sgemm(out, a, b, reference=True)
-    np.testing.assert_allclose(out, _ref(a, b), atol=1e-4)
+    assert_within_bound(out, _ref(a, b), gemm_error_bound(a, b))
 
 
 def test_layouts_and_dtypes(rng):
     a = rng.standard_normal((40, 30))
     b = rng.standard_normal((30, 20))
-    want = a @ b
+    want, bound = a @ b, gemm_error_bound(a, b)
     # float64 and int inputs are converted (documented copy); Fortran order and views are used as is.
-    np.testing.assert_allclose(ops.matmul(a, b), want, atol=1e-4)
-    np.testing.assert_allclose(ops.matmul(np.asfortranarray(a, np.float32), b), want, atol=1e-4)
-    np.testing.assert_allclose(ops.matmul(a[::2], b), want[::2], atol=1e-4)
+    assert_within_bound(ops.matmul(a, b), want, bound)
+    assert_within_bound(ops.matmul(np.asfortranarray(a, np.float32), b), want, bound)
+    assert_within_bound(ops.matmul(a[::2], b), want[::2], bound[::2])
     af = a.astype(np.float32)
-    np.testing.assert_allclose(ops.matmul(af[:, 3:].T, af[:, :27]), af[:, 3:].T @ af[:, :27],
-                               atol=1e-4)
+    lhs, rhs = af[:, 3:].T, af[:, :27]
+    assert_within_bound(ops.matmul(lhs, rhs), lhs.astype(np.float64) @ rhs,
+                        gemm_error_bound(lhs, rhs))
     ints = np.arange(12).reshape(3, 4)
     np.testing.assert_array_equal(ops.matmul(ints, ints.T), ints @ ints.T)
 
@@ -123,9 +137,9 @@ def test_layouts_and_dtypes(rng):
 def test_out_aliasing_input(rng):
     a = rng.standard_normal((16, 16)).astype(np.float32)
     b = rng.standard_normal((16, 16)).astype(np.float32)
-    want = _ref(a, b)
+    want, bound = _ref(a, b), gemm_error_bound(a, b)
     ops.matmul(a, b, out=a)  # numpy semantics: as if the inputs were read first
-    np.testing.assert_allclose(a, want, atol=1e-4)
+    assert_within_bound(a, want, bound)
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (600, 500, 300), (3, 2000, 257), (2000, 7, 33),
@@ -150,15 +164,18 @@ def test_hypothesis_shapes(m, n, k, ta, tb, seed):
     a = r.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
     b = r.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     got = ops.matmul(a, b, transpose_a=ta, transpose_b=tb)
-    np.testing.assert_allclose(got, _ref(a, b, ta, tb), rtol=0, atol=_tol(k) * np.sqrt(k))
+    assert_within_bound(got, _ref(a, b, ta, tb), gemm_error_bound(a, b, ta=ta, tb=tb))
 
 
 def test_torch_parity(rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     a = rng.standard_normal((123, 77)).astype(np.float32)
     b = rng.standard_normal((77, 55)).astype(np.float32)
     want = (torch.from_numpy(a).double() @ torch.from_numpy(b).double()).numpy()
-    np.testing.assert_allclose(ops.matmul(a, b), want, atol=1e-4)
+    assert_within_bound(ops.matmul(a, b), want, gemm_error_bound(a, b))
+    # and torch's own float32 product is within the same bound of the same reference
+    assert_within_bound((torch.from_numpy(a) @ torch.from_numpy(b)).numpy(), want,
+                        gemm_error_bound(a, b))
 
 
 class TestBadInput:

@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import platform_skipif, require
 
 import nncore
 from nncore import callbacks, layers, models, optimizers, utils
@@ -279,7 +280,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+@platform_skipif(not os.path.exists("/proc/self/statm"), "needs /proc (Linux)")
 def test_repeated_predict_does_not_grow_rss(rng):
     """tracemalloc cannot see C++ allocations (kernels, scratch), so watch RSS instead: after a
     warm-up (scratch buffers and the allocator's pools reach their size), many predict calls whose
@@ -404,7 +405,7 @@ def test_sequential_trainable_false_freezes_every_layer(rng, capsys):
 
 
 def test_keras_parity_after_set_weights(rng):
-    tf = pytest.importorskip("tensorflow")
+    tf = require("tensorflow")
     keras = tf.keras
     x = rng.normal(size=(6, 10, 10, 1)).astype(np.float32)
     ours = models.Sequential([

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 from nncore import _core, ops
 
 
@@ -97,7 +98,7 @@ def test_max_pool_nan(isa, rng, c):
 
 
 def test_max_pool_nan_matches_torch_values(isa, rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = rng.standard_normal((2, 9, 8, 19)).astype(np.float32)
     x[rng.random(x.shape) < 0.05] = np.nan
     y, _ = ops.max_pool2d(x, 3, strides=2)

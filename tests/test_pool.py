@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,7 +256,7 @@ def _torch_pad(tx, shape, pool, strides, padding, value, F):
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_pytorch_parity(case, rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     F = torch.nn.functional
     n, h, w, c, pool, strides, padding = case
     st_ = strides or pool

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import platform_skipif, require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -302,7 +303,7 @@ def test_concurrent_python_threads(rng):
             np.testing.assert_array_equal(a, c)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@platform_skipif(not hasattr(os, "fork"), "needs fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (Python >= 3.12)
 def test_forked_child_runs_and_matches(rng):
     """After the parent used its threads, a forked child runs serially, same bits, no hang."""
@@ -415,7 +416,7 @@ def _torch_module(torch, cell, w, u, b, units):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_pytorch_parity(cell, rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     bsz, steps, feat, units = 4, 7, 5, 6
     x, w, u, b = make(cell, rng, bsz, steps, feat, units)
     h0 = (rng.standard_normal((bsz, units)) * 0.5).astype(np.float32)

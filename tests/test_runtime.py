@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import missing, platform_skip
 
 import nncore
 from nncore import ops
@@ -74,7 +75,7 @@ def test_mistyped_isa_env_is_an_error():
 def test_unsupported_isa_rejected():
     # Runs on every machine: NNCORE_TEST_CPU_MASK hides ISAs from detection, as a CPU without them.
     if "avx2" not in ops.supported_isas():
-        pytest.skip("the ISA mask can only hide what the CPU has; this one has no AVX2")
+        platform_skip("the ISA mask can only hide what the CPU has; this one has no AVX2")
     code = """
         from nncore import ops
         print(ops.supported_isas())
@@ -199,13 +200,16 @@ def test_fork_child_reports_single_thread():
 
 
 def test_import_time():
-    # `import nncore` (numpy's own import included) must be well under 0.2 s; best of 5 cold starts.
+    # nncore's own import cost, `import nncore` (with nncore.ops), must be well under 0.2 s; best
+    # of 5 cold starts. numpy, its one dependency, is imported first and not counted: its import
+    # alone takes 0.25-0.5 s on a loaded 2-core machine (measured here at load 10-25), which this
+    # bound would then measure instead of nncore. With numpy counted it is ~50 ms on an idle one.
     code = (
-        "import time; t = time.perf_counter(); import numpy, nncore, nncore.ops; "
+        "import numpy, time; t = time.perf_counter(); import nncore, nncore.ops; "
         "print(time.perf_counter() - t)"
     )
     times = [float(_run(code)) for _ in range(5)]
-    assert min(times) < 0.2, times
+    assert min(times) < 0.05, times
 
 
 def test_core_stub_in_sync():
@@ -217,7 +221,7 @@ def test_core_stub_in_sync():
 
     stub = pathlib.Path(nncore.__file__).with_name("_core.pyi")
     if not stub.exists():
-        pytest.skip("stub not installed next to the package")
+        missing("the _core.pyi stub is not installed next to the package")
     tree = ast.parse(stub.read_text())
     declared = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     declared |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import platform_skipif
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,11 +83,13 @@ def test_save_load_weights(saved, rng, tmp_path):
     np.testing.assert_array_equal(other.predict(x), model.predict(x))
     wrong = models.Sequential([layers.Dense(3, input_shape=(4,))])
     before = wrong.get_weights()
-    with pytest.raises(ValueError, match="weight arrays"):
+    with pytest.raises(ValueError, match=r"not a valid nncore weights file: file has 6 weight "
+                                         r"arrays, model '\w+' has 2"):
         wrong.load_weights(tmp_path / "w.npz")
     for a, b in zip(before, wrong.get_weights()):
         np.testing.assert_array_equal(a, b)  # untouched on error
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a valid nncore model file: config does not "
+                                         "describe a "):
         models.load_model(tmp_path / "w.npz")  # a weights file is not a model file
 
 
@@ -173,13 +176,72 @@ def _hostile_cases(raw):
     return cases
 
 
+# Each hostile file is refused for its own reason (a loader bug that raised something else, or
+# refused for a different reason, would not pass for a correct refusal). Layer names carry a
+# process-wide counter suffix (dense_7), hence the \w* in them.
+REASONS = {
+    "unknown_class": r"layer 0: unknown layer type 'Lambda'",
+    "module_path": r"layer 0: unknown layer type 'os.system'",
+    "huge_units": r"the config declares more than max_params=268435456 parameters",
+    "neg_units": r"layer 4 \(Dense\): \w+: units must be a positive int, got -3",
+    "bool_units": r"layer 4 \(Dense\): \w+: units must be a positive int, got True",
+    "huge_input": (r"layer 'conv2d\w*': output shape \(None, 1073741824, 1073741824, 3\) "
+                   r"is too large"),
+    "bad_kwarg": r"layer 4 \(Dense\): Dense: unexpected argument\(s\) \['evil'\]",
+    "bad_act": r"layer 4 \(Dense\): unknown activation 'exec'",
+    "bad_init": r"layer 4 \(Dense\): invalid initializer config \{'class_name': 'builtins.eval'",
+    "bad_version": r"unsupported file version 99",
+    "no_layers": r"model config: 'layers' must be a non-empty list",
+    "layers_not_list": r"model config: 'layers' must be a non-empty list",
+    "bad_optimizer": r"invalid optimizer config \{'class_name': 'X'",
+    "not_json": r"config is not valid JSON: Expecting property name",
+    "deep_json": r"config is not valid JSON: maximum recursion depth exceeded",
+    "pickled_config": r"config: object arrays are not accepted",
+    "pickled_weight": r"w0000: object arrays are not accepted",
+    "wrong_shape": (r"weight 'conv2d\w*/kernel': file has shape \(3, 3, 2, 4\), model needs "
+                    r"\(3, 3, 2, 3\)"),
+    "wrong_dtype": r"w0000: dtype float64, expected float32",
+    "nan_weight": r"weight 'conv2d\w*/bias' holds NaN or inf",
+    "fortran": r"w0000: Fortran-ordered arrays are not accepted",
+    "short_data": r"w0000: member holds 208 data bytes, its header says 216",
+    "lying_header": (r"weight 'conv2d\w*/kernel': file has shape \(3, 3, 9, 3\), model needs "
+                     r"\(3, 3, 2, 3\)"),
+    "missing_weight": r"expected 6 weight arrays, found 5",
+    "extra_member": r"unexpected members \['evil.py'\]",
+    "no_config": r"no 'config' member: not an nncore model file",
+    "empty": r"File is not a zip file",
+    "garbage": r"File is not a zip file",
+    "truncated": r"File is not a zip file",
+}
+
+
 def test_hostile_files_raise_value_error(saved, tmp_path):
     _, _, raw = saved
-    for name, data in _hostile_cases(raw).items():
+    cases = _hostile_cases(raw)
+    assert set(cases) == set(REASONS)
+    for name, data in cases.items():
         p = tmp_path / f"{name}.npz"
         p.write_bytes(data)
-        with pytest.raises(ValueError, match="not a valid nncore model file"):
+        with pytest.raises(ValueError, match="not a valid nncore model file: " + REASONS[name]):
             models.load_model(p)
+
+
+@pytest.mark.parametrize("exc", [KeyError("bug"), AttributeError("bug"), TypeError("bug"),
+                                 IndexError("bug"), RuntimeError("bug")])
+def test_loader_bug_is_not_disguised_as_invalid_file(saved, monkeypatch, exc):
+    """An internal error while loading a valid file propagates as itself, not as a refusal."""
+    from nncore import _saving
+
+    _, path, _ = saved
+
+    def broken(*args, **kwargs):
+        raise exc
+    monkeypatch.setattr(_saving, "_fill_weights", broken)
+    with pytest.raises(type(exc), match="bug"):
+        models.load_model(path)
+    monkeypatch.setattr(_saving, "_read_config", broken)
+    with pytest.raises(type(exc), match="bug"):
+        models.Sequential([layers.Dense(2, input_shape=(3,))]).load_weights(path)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -223,9 +285,9 @@ def test_encrypted_member_raises_value_error(saved, tmp_path):
     _, _, raw = saved
     p = tmp_path / "encrypted.npz"
     p.write_bytes(_set_encrypted_flag(raw))
-    with pytest.raises(ValueError, match="not a valid nncore model file"):
+    with pytest.raises(ValueError, match="not a valid nncore model file: member .* is encrypted"):
         models.load_model(p)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a valid nncore weights file: member .* is encrypted"):
         models.Sequential([layers.Dense(2, input_shape=(3,))]).load_weights(p)
 
 
@@ -283,7 +345,7 @@ def test_max_params_cap(saved, tmp_path):
         models.load_model(p)
 
 
-@pytest.mark.skipif(not hasattr(os, "umask") or os.name != "posix", reason="POSIX modes")
+@platform_skipif(not hasattr(os, "umask") or os.name != "posix", "POSIX modes")
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
 def test_saved_files_honour_umask(saved, tmp_path, mask):
     model = saved[0]

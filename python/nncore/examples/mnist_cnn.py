@@ -39,6 +39,10 @@ def main(argv=None) -> float:
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size)
     test_loss, test_acc = model.evaluate(x_test, y_test, verbose=2)
     print(f"Test accuracy: {test_acc:.4f}")
+    print(f"(one run, seed {args.seed}. Measured for this job, 5 epochs of batch 32 on full MNIST, "
+          "seeds 0-4: nncore's mean test accuracy 98.99% (Zen 3, AVX2), TensorFlow/Keras's 98.69% "
+          "with the same protocol; the claim fixed before that, within 0.15 points of Keras's "
+          "mean, does not hold: nncore is 0.30 points higher. See bench/RESULTS.md)")
     return test_acc
 
 

@@ -187,12 +187,17 @@ def _open_zip(filepath):
         raise
     if data_file is not None:
         fh.close()
-    zf = zipfile.ZipFile(data_file if data_file is not None else fh)
+    try:
+        zf = zipfile.ZipFile(data_file if data_file is not None else fh)
+    except NotImplementedError as e:  # zipfile: a header field it does not support
+        raise _Bad(f"unsupported zip file: {e}") from None
     try:
         declared = 0
         for info in zf.infolist():
             if info.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
                 raise _Bad(f"member {info.filename!r} is encrypted")
+            if info.flag_bits & 0x60:  # zipfile.open would raise NotImplementedError
+                raise _Bad(f"member {info.filename!r} uses patched data or strong encryption")
             if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
                 raise _Bad(f"member {info.filename!r} is compressed; nncore files are written "
                            "uncompressed (np.savez) and compressed members are refused")
@@ -305,10 +310,10 @@ def _fill_weights(zf, model, expected_names=None):
         _read_array(zf, _weight_key(i), np.dtype("<f4"), check, out=w)  # straight into w
 
 
-# What a corrupt or hostile file can raise while it is read. KeyError, AttributeError,
-# IndexError and the like are not here: from our own code they are bugs, and pass through.
-_ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, TypeError, ValueError,
-           OverflowError, RecursionError, UnicodeDecodeError, MemoryError, NotImplementedError)
+# What a damaged or hostile file can make the readers raise: our own checks (_Bad), zipfile's and
+# numpy's format errors. Anything else (KeyError, TypeError, AttributeError, ...) is a bug in the
+# loader and propagates as itself instead of passing for "not a valid model file".
+_ERRORS = (_Bad, zipfile.BadZipFile, zlib.error, EOFError, struct.error, ValueError, OverflowError)
 
 
 def _is_zip_error(e):
