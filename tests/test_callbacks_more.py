@@ -12,12 +12,13 @@ import pytest
 
 from nncore import callbacks as cbx
 from nncore import layers, models, optimizers, utils
+from conftest import require
 
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
-    return pytest.importorskip("keras")
+    require("tensorflow")
+    return require("keras")
 
 
 class _Stub:
@@ -200,7 +201,7 @@ def test_tensorboard_needs_the_package(monkeypatch):
 
 
 def test_tensorboard_writes_readable_events(tmp_path, rng):
-    pytest.importorskip("tensorboard")
+    require("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     x, y = _data(rng)

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import mnist_path, require_mnist
+from conftest import mnist_path, require, require_mnist
 from nncore.datasets import mnist
 
 # From ../shared/data/mnist/README.md
@@ -453,8 +453,8 @@ def _bin(x, *labels):
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
-    return pytest.importorskip("keras")
+    require("tensorflow")
+    return require("keras")
 
 
 def test_cifar10_binary_download_and_layout(www, tmp_path, monkeypatch):

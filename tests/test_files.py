@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from nncore import callbacks, layers
 from nncore.saving import files
+from conftest import platform_skipif
 
 
 def _model():
@@ -23,13 +24,13 @@ def _model():
     return m
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero (POSIX)")
+@platform_skipif(not os.path.exists("/dev/zero"), "needs /dev/zero (POSIX)")
 def test_device_is_refused_without_reading():
     with pytest.raises(ValueError, match="a device, not a regular file"):
         keras.models.load_model("/dev/zero")
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+@platform_skipif(not hasattr(os, "mkfifo"), "needs FIFOs (POSIX)")
 def test_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "pipe.nncore"
     os.mkfifo(fifo)
@@ -63,7 +64,7 @@ def test_descriptor_and_file_object_stay_open(tmp_path):
     keras.models.load_model(io.BytesIO(p.read_bytes()))
 
 
-@pytest.mark.skipif(os.name != "posix", reason="POSIX modes and links")
+@platform_skipif(os.name != "posix", "POSIX modes and links")
 def test_save_keeps_mode_and_follows_symlinks(tmp_path):
     m = _model()
     target = tmp_path / "real.nncore"

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import nncore as keras_nn
+from conftest import missing, require
 
 TRAIN = {"batch_size": 32, "epochs": 2, "shuffle": False, "verbose": 0}
 RTOL_TRAIN = 2e-3
@@ -31,10 +32,10 @@ RTOL_TRAIN = 2e-3
 @pytest.fixture(scope="module")
 def K():
     """Keras 3 (imported once per module: TensorFlow takes seconds to import)."""
-    pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("keras")
+    require("tensorflow")
+    keras = require("keras")
     if int(keras.__version__.split(".")[0]) < 3:
-        pytest.skip(f"Keras 3 is needed for the parity tests, found {keras.__version__}")
+        missing(f"Keras 3 is needed for the parity tests, found {keras.__version__}")
     return keras
 
 
@@ -950,7 +951,7 @@ def test_fit_on_a_py_dataset(lib):
 
 
 def test_fit_on_a_tf_dataset(lib):
-    tf = pytest.importorskip("tensorflow")
+    tf = require("tensorflow")
     a, b, x, y = _twin_regressions(lib)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     ha = a.fit(ds, epochs=2, shuffle=False, verbose=0, validation_data=ds)
@@ -961,7 +962,7 @@ def test_fit_on_a_tf_dataset(lib):
 
 
 def test_fit_on_a_torch_dataloader(lib):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     a, b, x, y = _twin_regressions(lib)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=4)

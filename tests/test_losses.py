@@ -7,18 +7,19 @@ import numpy as np
 import pytest
 
 from nncore import layers, losses, models, utils
+from conftest import require
 
 EPS = 1e-7
 
 
 @pytest.fixture(scope="module")
 def tf():
-    return pytest.importorskip("tensorflow")
+    return require("tensorflow")
 
 
 @pytest.fixture(scope="module")
 def keras(tf):
-    return pytest.importorskip("keras")  # Keras 3, installed with TensorFlow
+    return require("keras")  # Keras 3, installed with TensorFlow
 
 
 def _data(kind, rng, shape=(7, 5)):

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from nncore import layers, metrics, models, utils
+from conftest import require
 
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
-    return pytest.importorskip("keras")
+    require("tensorflow")
+    return require("keras")
 
 
 def _batches(kind, rng, n_batches=3, n=11, c=4):

@@ -12,6 +12,7 @@ import nncore as keras
 import numpy as np
 import pytest
 from nncore import callbacks, layers, utils
+from conftest import require
 
 
 def _mlp_graph():
@@ -512,8 +513,8 @@ def test_metric_objects_and_loss_dicts_survive_save_and_load(tmp_path, rng):
 
 
 def test_tf_data_and_torch_dataloader_are_iterated_as_numpy(rng):
-    tf = pytest.importorskip("tensorflow")
-    torch = pytest.importorskip("torch")
+    tf = require("tensorflow")
+    torch = require("torch")
     x, y = _data(rng, n=40)
     model = _mlp_graph()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")

@@ -8,6 +8,7 @@ import pytest
 
 import nncore
 from nncore import layers, losses, models, ops, optimizers, regularizers, utils
+from conftest import require
 
 # ---- optimizer steps vs hand-written NumPy -----------------------------------------------------
 
@@ -368,8 +369,8 @@ def test_shared_optimizer_and_trainable_changes_keep_slots_apart(rng, make_opt):
 # ---- every optimizer against Keras 3: 20-step trajectories from identical weights ----------------
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
-    return pytest.importorskip("keras")
+    require("tensorflow")
+    return require("keras")
 
 
 def _target_grad(w, k, c):

@@ -9,6 +9,7 @@ import pytest
 
 from nncore import optimizers
 from nncore.optimizers import schedules
+from conftest import require
 
 STEPS = list(range(0, 60)) + [99, 100, 101, 250, 999, 1000, 1001, 5000, 123457]
 
@@ -37,8 +38,8 @@ IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CASES)]
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
-    return pytest.importorskip("keras")
+    require("tensorflow")
+    return require("keras")
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=IDS)

@@ -8,12 +8,13 @@ import pytest
 
 import nncore
 from nncore import utils
+from conftest import require
 
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
-    return pytest.importorskip("keras")
+    require("tensorflow")
+    return require("keras")
 
 
 def test_to_categorical(keras, rng):
@@ -139,7 +140,7 @@ def test_split_dataset_matches_keras(keras, rng):
 
 
 def _image_tree(tmp_path, rng):
-    Image = pytest.importorskip("PIL.Image")
+    Image = require("PIL.Image")
     root = tmp_path / "imgs"
     arrays = {}
     for cls, n in (("cats", 3), ("dogs", 4)):
@@ -207,7 +208,7 @@ def test_text_dataset_from_directory_matches_keras(keras, tmp_path):
 
 
 def test_image_file_helpers_match_keras(keras, tmp_path, rng):
-    pytest.importorskip("PIL")
+    require("PIL")
     a = rng.uniform(-3, 7, (5, 7, 3)).astype(np.float32)
     img = utils.array_to_img(a)
     np.testing.assert_array_equal(np.asarray(img), np.asarray(keras.utils.array_to_img(a)))
@@ -231,7 +232,7 @@ def test_pillow_and_pydot_are_optional(monkeypatch, tmp_path):
 
 
 def test_model_to_dot_with_pydot():
-    pytest.importorskip("pydot")
+    require("pydot")
     from nncore import layers, models
 
     model = models.Sequential([layers.Dense(3, activation="relu", input_shape=(2,)),

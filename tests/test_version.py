@@ -9,15 +9,14 @@ import pathlib
 import re
 
 import nncore
-import pytest
-from conftest import ROOT
+from conftest import ROOT, missing
 from nncore import _core
 
 
 def pyproject_version() -> str:
     path = ROOT / "pyproject.toml"
     if not path.exists():
-        pytest.skip("pyproject.toml not beside the tests")
+        missing("pyproject.toml not beside the tests")
     # The [project] table's line; CMakeLists.txt reads the same line for builds outside pip.
     m = re.search(r'^version = "([^"]+)"$', path.read_text(), re.MULTILINE)
     assert m, "pyproject.toml has no version line"
@@ -49,5 +48,5 @@ def test_installed_metadata_agrees():
         installed = False
     if not installed:
         assert not required, f"NNCORE_TEST_INSTALLED=1 but nncore was imported from {init}"
-        pytest.skip("the imported nncore is not an installed distribution (dev tree)")
+        missing("the imported nncore is not an installed distribution (dev tree)")
     assert dist.version == nncore.__version__
