@@ -126,3 +126,30 @@ def test_nan_weights_load_and_do_not_replace_a_good_checkpoint(tmp_path, capsys)
     ck.on_epoch_end(0, {"loss": float("nan")})
     assert good.read_bytes() == before
     assert "not finite" in capsys.readouterr().err
+
+
+def test_training_resumes_exactly_after_save_and_load(tmp_path, rng):
+    """The optimizer's state is saved with the model: fit 2 epochs, save, load, fit 2 more ends
+    at the weights of 4 uninterrupted epochs."""
+    from nncore import utils
+
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = rng.normal(size=(64, 2)).astype(np.float32)
+
+    def fresh():
+        utils.set_random_seed(5)
+        m = keras.Sequential([layers.Dense(4, activation="tanh", input_shape=(3,)),
+                              layers.Dense(2)])
+        m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        return m
+
+    a = fresh()
+    a.fit(x, y, epochs=4, batch_size=16, shuffle=False, verbose=0)
+    b = fresh()
+    b.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    b.save(tmp_path / "b.nncore")
+    c = keras.models.load_model(tmp_path / "b.nncore")
+    assert c.optimizer.iterations == 8
+    c.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    for wa, wc in zip(a.get_weights(), c.get_weights()):
+        np.testing.assert_array_equal(wa, wc)

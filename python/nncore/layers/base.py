@@ -352,7 +352,7 @@ class Layer:
             msg = str(e)
             if self.name not in msg:
                 msg = f"layer {self.name!r} ({type(self).__name__}): {msg}"
-            raise ValueError(f"cannot call {msg} [inputs: {src}]") from None
+            raise ValueError(f"{msg} [inputs: {src}]") from None
         lim = getattr(_limits, "value", None)
         if lim is not None:
             _check_sample_size(self, out_shape)

@@ -106,10 +106,33 @@ def save_model(model, filepath, overwrite=True, **kwargs) -> None:
         raise ValueError(f"model {model.name!r} is not built; build or fit it before saving")
     cfg = {"format": FORMAT, "version": VERSION, "model": serialize_layer(model),
            "compile": _compile_config(model)}
+    state = _optimizer_state(model)
+    if state:
+        cfg["optimizer_state"] = len(state)
     arrays = {"config": _config_array(cfg)}
     for i, w in enumerate(_weights_of(model)):
         arrays[_weight_key(i)] = w
+    for i, a in enumerate(state):
+        arrays[_state_key(i)] = a
     _write(filepath, arrays, overwrite)
+
+
+def _state_key(i: int) -> str:
+    return f"o{i:04d}"
+
+
+def _train_params(model):
+    return [layer._weights[i] for layer, i in model._trainable_slots()]
+
+
+def _optimizer_state(model) -> list:
+    """The optimizer's state (step count, moments...) when it has taken a step: saved with the
+    model so that training resumes exactly after load_model."""
+    opt = getattr(model, "optimizer", None)
+    if not model.compiled or opt is None or not getattr(opt, "_slots", None) or \
+            not hasattr(opt, "get_state"):
+        return []
+    return opt.get_state(_train_params(model))
 
 
 def save_weights(model, filepath, overwrite=True) -> None:
@@ -239,13 +262,33 @@ def _read_config(zf, want_format):
     return cfg, names
 
 
-def _check_members(names, count):
-    allowed = {"config.npy"} | {_weight_key(i) + ".npy" for i in range(count)}
+def _check_members(names, count, n_state=0):
+    allowed = {"config.npy"} | {_weight_key(i) + ".npy" for i in range(count)} | {
+        _state_key(i) + ".npy" for i in range(n_state)}
     extra = names - allowed
     if extra:
         raise _Bad(f"unexpected members {sorted(extra)[:5]}")
-    if len(names) != count + 1:
-        raise _Bad(f"expected {count} weight arrays, found {len(names) - 1}")
+    if len(names) != count + n_state + 1:
+        raise _Bad(f"expected {count} weight and {n_state} optimizer arrays, found "
+                   f"{len(names) - 1}")
+
+
+def _read_optimizer_state(zf, model, n_state):
+    params = _train_params(model)
+    if n_state > 4 * len(params) + 64:
+        raise _Bad(f"optimizer_state: {n_state} arrays for {len(params)} weights")
+    sizes = {w.shape for w in params} | {()}
+    arrays = []
+    for i in range(n_state):
+        def check(shape):
+            if shape not in sizes:
+                raise _Bad(f"optimizer state {i}: shape {shape} matches no weight")
+        arrays.append(_read_array(zf, _state_key(i), np.dtype("<i8") if i == 0 else
+                                  np.dtype("<f4"), check))
+    try:
+        model.optimizer.set_state(params, arrays)
+    except ValueError as e:
+        raise _Bad(f"optimizer state does not fit the model: {e}") from None
 
 
 def _check_max_params(max_params):
@@ -326,18 +369,24 @@ def load_model(filepath, custom_objects=None, compile=True, max_params=MAX_TOTAL
     try:
         with _open_zip(filepath) as zf:
             cfg, names = _read_config(zf, FORMAT)
-            if set(cfg) != {"format", "version", "model", "compile"}:
+            if not {"format", "version", "model", "compile"} <= set(cfg) <= {
+                    "format", "version", "model", "compile", "optimizer_state"}:
                 raise _Bad("unexpected top-level keys in config")
+            n_state = cfg.get("optimizer_state", 0)
+            if isinstance(n_state, bool) or not isinstance(n_state, int) or n_state < 0:
+                raise _Bad("optimizer_state must be a count")
             entry = cfg["model"] if cfg["format"] == FORMAT else _v1_to_v2(cfg["model"])
             weight_bytes = sum(i.file_size for i in zf.infolist() if i.filename != "config.npy")
             model = model_from_entry(entry, allocate=False, max_params=max_params,
                                      max_weight_bytes=weight_bytes,
                                      custom_objects=custom_objects)
-            _check_members(names, len(model.weights))
+            _check_members(names, len(model.weights), n_state)
             _fill_weights(zf, model)
             ccfg = cfg["compile"]
             if compile and ccfg is not None:
                 _compile_from(model, ccfg, cfg["format"] == OLD_FORMAT)
+                if n_state:
+                    _read_optimizer_state(zf, model, n_state)
     except (FileNotFoundError, IsADirectoryError):
         raise
     except _ERRORS as e:
