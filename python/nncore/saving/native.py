@@ -280,7 +280,7 @@ def _read_optimizer_state(zf, model, n_state):
     sizes = {w.shape for w in params} | {()}
     arrays = []
     for i in range(n_state):
-        def check(shape):
+        def check(shape, i=i):
             if shape not in sizes:
                 raise _Bad(f"optimizer state {i}: shape {shape} matches no weight")
         arrays.append(_read_array(zf, _state_key(i), np.dtype("<i8") if i == 0 else
