@@ -28,7 +28,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-BUSY_LOOP = "import time\nend = time.monotonic() + {limit}\nwhile time.monotonic() < end:\n    pass\n"
+BUSY_LOOP = ("import time\nend = time.monotonic() + {limit}\n"
+             "while time.monotonic() < end:\n    pass\n")
 
 
 # ----------------------------------------------------------------------------------------------

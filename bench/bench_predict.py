@@ -1,5 +1,5 @@
-"""Inference: nncore `model.predict` vs ONNX Runtime on the equivalent ONNX graph vs PyTorch, for the
-seed CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10 on 28x28x1) and SimpleRNN(128)-Dense10
+"""Inference: nncore `model.predict` vs ONNX Runtime on the equivalent ONNX graph vs PyTorch, for
+the seed CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10 on 28x28x1) and SimpleRNN(128)-Dense10
 on 28x28, random weights (the same in all three; outputs are checked to agree).
 
 Latency: one image, 1 thread, median of many calls. Throughput: --images images in batches of
@@ -17,7 +17,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 

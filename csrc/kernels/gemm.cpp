@@ -92,11 +92,10 @@ const GemmConfig& config_for(Isa isa) { return kGemm.get(isa); }
 // Work below this many flops per thread is not worth waking another thread for.
 constexpr double kMinFlopsPerThread = 4.0e5;
 
-// Work units per KC x NC block (see sgemm): B packing groups, runs of C rows, runs of C columns
-// (a column run packs the whole A block again, so fewer of those).
+// Work units per KC x NC block (see sgemm): B packing groups; runs of C rows per thread (a run of
+// C columns packs the whole A block again, so one of those per thread).
 constexpr int64_t kPackUnits = 8;
-constexpr int64_t kRowUnits = 16;
-constexpr int64_t kColUnits = 4;
+constexpr int64_t kUnitsPerThread = 4;
 
 // Up to this N, full MR tiles read row-major A in place instead of packing it (measured on Zen 5:
 // 1.1-1.8x faster for N <= 512, slightly slower for N >= 1024).
@@ -278,13 +277,17 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
 
   // Dynamic units (common/parallel.hpp): per KC x NC block, first the B panels are packed in
   // groups, then rows (or columns) of C are computed in MR (NR) aligned runs; each unit packs its
-  // own A block. The unit counts depend on the shapes only.
+  // own A block. One thread takes the whole range as one unit (the B panel is then streamed once
+  // per MC block, as before units); several take kUnitsPerThread runs each, for balance when one
+  // is slowed. Tiles start at multiples of MR / NR whatever the runs, so the split never changes
+  // a bit.
   float* const b_pack = buf;
   for (int64_t jc = 0; jc < n; jc += cfg.nc) {
     const int64_t ncur = std::min(cfg.nc, n - jc);
     const int64_t panels = (ncur + nr - 1) / nr;
     const int64_t pack_units = std::min<int64_t>(panels, kPackUnits);
-    const int64_t run = split_m ? unit_size(m, mr, kRowUnits) : unit_size(ncur, nr, kColUnits);
+    const int64_t runs = nt == 1 ? 1 : split_m ? kUnitsPerThread * nt : nt;
+    const int64_t run = split_m ? unit_size(m, mr, runs) : unit_size(ncur, nr, runs);
     const int64_t units = ((split_m ? m : ncur) + run - 1) / run;
     for (int64_t pc = 0; pc < k; pc += cfg.kc) {
       const int64_t kcur = std::min(cfg.kc, k - pc);

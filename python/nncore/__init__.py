@@ -26,11 +26,11 @@ _ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),
 
 
 def get_num_threads() -> int:
-    """Threads nncore's kernels use: OMP_NUM_THREADS if set, else the usable cores, unless changed by
-    set_num_threads. OMP_NUM_THREADS is read as the OpenMP runtime reads it: a positive integer or
-    the first of a list ("4,2"), capped at 1024; any other value ("2abc", "0") is ignored, as libgomp
-    ignores it (it prints its own warning), and the default applies. A process forked from one that
-    imported nncore (as multiprocessing does on Linux) uses 1: OpenMP thread pools do not survive
+    """Threads nncore's kernels use: OMP_NUM_THREADS if set, else the usable cores, unless changed
+    by set_num_threads. OMP_NUM_THREADS is read as the OpenMP runtime reads it: a positive integer
+    or the first of a list ("4,2"), capped at 1024; any other value ("2abc", "0") is ignored, as
+    libgomp ignores it (it prints its own warning), and the default applies. A process forked from
+    one that imported nncore (as multiprocessing does on Linux) uses 1: thread pools do not survive
     fork()."""
     return 1 if _core.in_forked_child() else _core.get_num_threads()
 
