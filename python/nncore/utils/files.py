@@ -103,6 +103,7 @@ def write_atomic(target, data: bytes) -> None:
     in errors)."""
     from ..saving.files import atomic_write
 
+    pathlib.Path(target).parent.mkdir(parents=True, exist_ok=True)  # a cache folder may be new
     atomic_write(target, lambda f: f.write(data))
 
 
