@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import activations, initializers, regularizers
 from .node import KerasTensor, Node, flatten, fmt_shape, is_symbolic, pack_like, shapes_of
 
 __all__ = ["Layer", "ActivationMixin", "fmt_shape"]
@@ -178,7 +178,7 @@ class Layer:
         reg = regularizers.get(regularizer)
         check_load_budget(self, shape)
         if _allocating():
-            arr = np.ascontiguousarray(init(shape), dtype=np.float32)
+            arr = np.asarray(init(shape), dtype=np.float32, order="C")  # keeps 0-d shapes
         else:
             arr = np.zeros(shape, np.float32)  # about to be overwritten by a file's data
         if arr.shape != shape:
@@ -478,16 +478,22 @@ class ActivationMixin:
         act = self.activation
         if act == "linear" or fused_relu:
             y = z
-        else:
+        elif act in activations.KERNEL_NAMES:
             from ..ops import train as _train
 
             y = _train.activation(z, act, out=z if inplace and not logits else None)
+        else:
+            # NumPy activations keep their input for the backward: (y, fused, z).
+            y = activations.forward(act, z)
+            return ((y, z) if logits else y), (y, logits, z)
         return ((y, z) if logits else y), (y, logits)
 
     def _activation_grad(self, act_ctx, dy):
-        y, fused = act_ctx
+        y, fused = act_ctx[0], act_ctx[1]
         if fused or self.activation == "linear":
             return dy
+        if len(act_ctx) == 3:
+            return activations.backward(self.activation, as_f32(dy), act_ctx[2], y)
         from ..ops import train as _train
 
         return _train.activation_backward(dy, y, self.activation)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import activations, initializers, regularizers
 from .. import _core
 from .. import ops as _ops
@@ -127,3 +129,124 @@ class Conv2D(ActivationMixin, Layer):
                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
                    bias_regularizer=regularizers.serialize(self.bias_regularizer))
         return cfg
+
+
+class Conv1D(ActivationMixin, Layer):
+    """y = activation(conv1d(x, kernel) + bias), x (N, L, C), kernel (K, Cin, F).
+    padding 'valid', 'same' or 'causal' (left-padded by dilation_rate*(K-1), so output t sees
+    inputs <= t only). Runs on the Conv2D kernels with x viewed as (N, 1, L, C): exact, since a
+    height-1 kernel on a height-1 input needs no padding along that axis."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
+                 dilation_rate=1, groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        w = self.name
+        self.filters = positive_int(filters, "filters", w)
+        self.kernel_size = int_tuple(kernel_size, 1, "kernel_size", w)
+        self.strides = int_tuple(strides, 1, "strides", w)
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same", "causal"):
+            raise ValueError(f"{w}: padding must be 'valid', 'same' or 'causal', got {padding!r}")
+        self.padding = padding.lower()
+        check_data_format(data_format, w)
+        self.dilation_rate = int_tuple(dilation_rate, 1, "dilation_rate", w)
+        if groups != 1:
+            raise ValueError(f"{w}: groups != 1 is not supported")
+        if self.strides[0] > 1 and self.dilation_rate[0] > 1:
+            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = check_initializer(kernel_initializer)
+        self.bias_initializer = check_initializer(bias_initializer)
+        self.kernel_regularizer = check_regularizer(kernel_regularizer)
+        self.bias_regularizer = check_regularizer(bias_regularizer)
+
+    def _causal_pad(self):
+        return self.dilation_rate[0] * (self.kernel_size[0] - 1) if self.padding == "causal" else 0
+
+    def _out_len(self, n):
+        pad = "same" if self.padding == "same" else "valid"
+        return conv_out_dim(n + self._causal_pad(), self.kernel_size[0], self.strides[0],
+                            self.dilation_rate[0], pad)
+
+    def check_input_shape(self, s):
+        if len(s) != 3 or any(d is None for d in s[1:]):
+            raise ValueError(f"layer {self.name!r} (Conv1D) needs input (batch, steps, channels), "
+                             f"got {fmt_shape(s)}")
+        if self._out_len(s[1]) <= 0:
+            raise ValueError(f"layer {self.name!r} (Conv1D): input {fmt_shape(s)} is shorter than "
+                             f"the kernel {self.kernel_size[0]} (dilation "
+                             f"{self.dilation_rate[0]}) with padding='valid'")
+
+    def weight_specs(self, s):
+        specs = [("kernel", self.kernel_size + (s[2], self.filters), self.kernel_initializer,
+                  self.kernel_regularizer)]
+        if self.use_bias:
+            specs.append(("bias", (self.filters,), self.bias_initializer, self.bias_regularizer))
+        return specs
+
+    def compute_output_shape(self, s):
+        return (s[0], self._out_len(s[1]), self.filters)
+
+    def _on_built(self):
+        self.kernel = self.weights[0]
+        self.bias = self.weights[1] if self.use_bias else None
+
+    def _geom(self):
+        return dict(strides=(1, self.strides[0]), padding="same" if self.padding == "same"
+                    else "valid", dilation_rate=(1, self.dilation_rate[0]))
+
+    def forward(self, x, training=False, need_ctx=False, logits=False):
+        x = as_f32(x)
+        if x.ndim != 3 or x.shape[2] != self.kernel.shape[1]:
+            raise ValueError(f"layer {self.name!r} (Conv1D) expects input (batch, steps, "
+                             f"{self.kernel.shape[1]}), got {x.shape}")
+        pad = self._causal_pad()
+        if pad:
+            x = np.pad(x, ((0, 0), (pad, 0), (0, 0)))
+        x4 = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
+        k4 = self.kernel.reshape((1,) + self.kernel.shape)
+        relu = self.activation == "relu" and not logits
+        z = _core.conv2d_forward(x4, k4, self.bias, (1, self.strides[0]),
+                                 self.padding == "same", (1, self.dilation_rate[0]), relu, False)
+        z = z.reshape(z.shape[0], z.shape[2], z.shape[3])
+        out, act = self._activate(z, logits, fused_relu=relu)
+        return out, ((x4, act) if need_ctx else None)
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        x4, act = ctx
+        if self.activation == "relu" and not act[1]:
+            dz, y, a = dy, act[0], "relu"
+            y = y.reshape(y.shape[0], 1, y.shape[1], y.shape[2])
+        else:
+            dz, y, a = self._activation_grad(act, dy), None, None
+        dz = as_f32(dz)
+        dz = dz.reshape(dz.shape[0], 1, dz.shape[1], dz.shape[2])
+        k4 = self.kernel.reshape((1,) + self.kernel.shape)
+        dx, dw, db = _ops.conv2d_backward(dz, x4, k4, y=y, activation=a,
+                                          need_dx=need_input_grad, has_bias=self.use_bias,
+                                          **self._geom())
+        self._add_grad(0, dw.reshape(self.kernel.shape))
+        if self.use_bias:
+            self._add_grad(1, db)
+        if not need_input_grad:
+            return None
+        dx = dx.reshape(dx.shape[0], dx.shape[2], dx.shape[3])
+        pad = self._causal_pad()
+        return dx[:, pad:] if pad else dx
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(filters=self.filters, kernel_size=list(self.kernel_size),
+                   strides=list(self.strides), padding=self.padding,
+                   dilation_rate=list(self.dilation_rate), activation=self.activation,
+                   use_bias=self.use_bias,
+                   kernel_initializer=initializers.serialize(self.kernel_initializer),
+                   bias_initializer=initializers.serialize(self.bias_initializer),
+                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                   bias_regularizer=regularizers.serialize(self.bias_regularizer))
+        return cfg
+
+
+Convolution1D = Conv1D
