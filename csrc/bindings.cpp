@@ -11,6 +11,7 @@ void bind_train(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_rnn(py::module_& m);
+void bind_norm(py::module_& m);
 }  // namespace nncore::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -20,6 +21,7 @@ PYBIND11_MODULE(_core, m) {
   nncore::bind::bind_conv(m);
   nncore::bind::bind_pool(m);
   nncore::bind::bind_rnn(m);
+  nncore::bind::bind_norm(m);
 #if defined(__clang__)
   m.attr("compiler") = "clang " __clang_version__;
 #elif defined(__GNUC__)

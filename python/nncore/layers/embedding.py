@@ -6,8 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import _core, initializers, regularizers
 from .base import Layer, check_initializer, check_regularizer, fmt_shape, positive_int
+
+
+def embedding_scatter_add(de, idx, dy2, accumulate):
+    """de (V, D) (+)= the rows of dy2 (N, D) added at idx (N,), in index order (C++ kernel; the
+    np.add.at line is its reference)."""
+    if hasattr(_core, "embedding_backward"):
+        _core.embedding_backward(de, np.ascontiguousarray(idx, np.int64), dy2, accumulate)
+        return
+    if not accumulate:
+        de[...] = 0
+    np.add.at(de, idx, dy2)
 
 
 class Embedding(Layer):
@@ -77,9 +88,8 @@ class Embedding(Layer):
     def backward(self, ctx, dy, need_input_grad=True):
         idx = ctx.reshape(-1)
         g, beta = self._grad_out(0)
-        if not beta:
-            g[...] = 0
-        np.add.at(g, idx, np.asarray(dy, np.float32).reshape(idx.size, self.output_dim))
+        dy2 = np.ascontiguousarray(dy, np.float32).reshape(idx.size, self.output_dim)
+        embedding_scatter_add(g, idx, dy2, accumulate=bool(beta))
         return None  # no gradient for integer indices
 
     def get_config(self):
