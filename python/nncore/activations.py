@@ -4,7 +4,7 @@ linear, relu, sigmoid, tanh and softmax (last axis) are C++ kernels (nncore.ops.
 backward uses the forward output. The others are elementwise NumPy (dtype-preserving), each with
 its derivative written next to it:
 
-    gelu(x)         = x * Phi(x)                     (Phi the standard normal CDF; approximate=False)
+    gelu(x)         = x * Phi(x)          (Phi the standard normal CDF; approximate=False)
     elu(x)          = x if x > 0 else exp(x) - 1
     selu(x)         = 1.0507009873554805 * (x if x > 0 else 1.6732632423543772 * (exp(x) - 1))
     softplus(x)     = log(1 + exp(x))

@@ -2,25 +2,11 @@
 set of types a model file may name."""
 
 from ..saving.registry import register
-from .base import Layer
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .base import Layer
 from .conv import Conv1D, Conv2D, Convolution1D
-from .embedding import Embedding
-from .normalization import BatchNormalization, LayerNormalization, UnitNormalization
-from .preprocessing import Normalization, Rescaling
-from .regularization import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
-from .reshaping import (
-    Cropping1D,
-    Cropping2D,
-    Identity,
-    Permute,
-    RepeatVector,
-    UpSampling1D,
-    UpSampling2D,
-    ZeroPadding1D,
-    ZeroPadding2D,
-)
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from .embedding import Embedding
 from .merge import (
     Add,
     Average,
@@ -40,6 +26,7 @@ from .merge import (
     subtract,
 )
 from .node import KerasTensor
+from .normalization import BatchNormalization, LayerNormalization, UnitNormalization
 from .pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -58,7 +45,21 @@ from .pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from .preprocessing import Normalization, Rescaling
 from .recurrent import GRU, LSTM, SimpleRNN
+from .regularization import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Identity,
+    Permute,
+    RepeatVector,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
+from .wrappers import Bidirectional, TimeDistributed
 
 _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, MaxPooling2D,
             AveragePooling2D, SimpleRNN, LSTM, GRU, Add, Subtract, Multiply, Average, Maximum,
@@ -69,7 +70,8 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             BatchNormalization, LayerNormalization, UnitNormalization, ReLU, LeakyReLU, PReLU, ELU,
             Softmax, Identity, RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding1D,
             ZeroPadding2D, Cropping1D, Cropping2D, SpatialDropout1D, SpatialDropout2D,
-            GaussianNoise, GaussianDropout, Rescaling, Normalization)
+            GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
+            Bidirectional)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
-from .. import _core
+from .. import _core, activations, initializers, regularizers
 from .. import ops as _ops
 from .base import (
     ActivationMixin,

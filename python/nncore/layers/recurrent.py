@@ -28,10 +28,13 @@ class _RNN(Layer):
         if activation not in ("tanh", "relu") or (self._gates > 1 and activation != "tanh"):
             raise ValueError(f"{w}: activation {activation!r} is not supported here")
         self.activation = activation
-        for flag, val in (("return_state", return_state), ("go_backwards", go_backwards),
-                          ("stateful", stateful)):
-            if val:
-                raise ValueError(f"{w}: {flag}=True is not supported")
+        if stateful:
+            raise ValueError(f"{w}: stateful=True is not supported")
+        if return_state and self._gates == 4:
+            raise ValueError(f"{w}: return_state=True is not supported for LSTM yet (its final "
+                             "cell state is not exposed by the kernel)")
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
         if dropout or recurrent_dropout:
             raise ValueError(f"{w}: dropout/recurrent_dropout are not supported; "
                              "use a Dropout layer")
@@ -65,7 +68,8 @@ class _RNN(Layer):
         return specs
 
     def compute_output_shape(self, s):
-        return (s[0], s[1], self.units) if self.return_sequences else (s[0], self.units)
+        out = (s[0], s[1], self.units) if self.return_sequences else (s[0], self.units)
+        return [out, (s[0], self.units)] if self.return_state else out
 
     def _on_built(self):
         self.kernel, self.recurrent_kernel = self.weights[0], self.weights[1]
@@ -75,22 +79,43 @@ class _RNN(Layer):
         raise NotImplementedError
 
     def forward(self, x, training=False, need_ctx=False):
-        out, cache = self._run(as_f32(x), need_ctx)
+        x = as_f32(x)
+        if self.go_backwards:  # the sequence is read from its end; outputs stay in that order
+            x = np.ascontiguousarray(x[:, ::-1])
+        out, cache = self._run(x, need_ctx)
+        if self.return_state:  # SimpleRNN/GRU: the state is the last output
+            return [out, np.ascontiguousarray(out[:, -1]) if self.return_sequences else out], cache
         return out, cache
 
     def backward(self, ctx, dy, need_input_grad=True):
+        if self.return_state:
+            dout, dh = dy
+            if dout is None:
+                shape = ctx.out_shape
+                dout = np.zeros(shape, np.float32)
+            else:
+                dout = np.array(dout, np.float32)
+            if dh is not None:
+                if self.return_sequences:
+                    dout[:, -1] += dh
+                else:
+                    dout += dh
+            dy = dout
         res = self._backward(dy, ctx)
         dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
         self._add_grad(0, dk)
         self._add_grad(1, drk)
         if self.use_bias:
             self._add_grad(2, db)
-        return dx if need_input_grad else None
+        if not need_input_grad:
+            return None
+        return np.ascontiguousarray(dx[:, ::-1]) if self.go_backwards else dx
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, use_bias=self.use_bias,
-                   return_sequences=self.return_sequences,
+                   return_sequences=self.return_sequences, return_state=self.return_state,
+                   go_backwards=self.go_backwards,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
                    recurrent_initializer=initializers.serialize(self.recurrent_initializer),
                    bias_initializer=initializers.serialize(self.bias_initializer),

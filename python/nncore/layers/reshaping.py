@@ -129,8 +129,8 @@ class UpSampling1D(Layer):
     def backward(self, ctx, dy, need_input_grad=True):
         if not need_input_grad:
             return None
-        n, l, c = dy.shape
-        return as_f32(dy).reshape(n, l // self.size, self.size, c).sum(axis=2)
+        n, steps, c = dy.shape
+        return as_f32(dy).reshape(n, steps // self.size, self.size, c).sum(axis=2)
 
     def get_config(self):
         cfg = super().get_config()
