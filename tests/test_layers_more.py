@@ -21,6 +21,15 @@ FD_CASES = [
     (layers.Conv1D, dict(filters=2, kernel_size=2, padding="causal", activation="gelu",
                          use_bias=False), (1, 5, 3)),
     (layers.MaxPooling1D, dict(pool_size=3, strides=2, padding="same"), (2, 9, 3)),
+    (layers.Conv2DTranspose, dict(filters=2, kernel_size=3, strides=2), (2, 3, 3, 2)),
+    (layers.Conv2DTranspose, dict(filters=3, kernel_size=2, padding="same", activation="tanh"),
+     (1, 3, 4, 2)),
+    # TF's CPU kernels refuse dilated transposed convolutions: checked here only
+    (layers.Conv2DTranspose, dict(filters=2, kernel_size=3, dilation_rate=2), (1, 3, 3, 2)),
+    (layers.DepthwiseConv2D, dict(kernel_size=3, depth_multiplier=2), (2, 5, 4, 2)),
+    (layers.DepthwiseConv2D, dict(kernel_size=2, strides=2, padding="same"), (2, 5, 5, 3)),
+    (layers.SeparableConv2D, dict(filters=3, kernel_size=3, padding="same", dilation_rate=2,
+                                  activation="relu"), (2, 5, 5, 2)),
     (layers.AveragePooling1D, dict(pool_size=2), (2, 7, 3)),
     (layers.AveragePooling1D, dict(pool_size=3, strides=1, padding="same"), (2, 5, 2)),
     (layers.GlobalAveragePooling1D, {}, (2, 5, 3)),
@@ -318,6 +327,20 @@ KERAS_CASES = [
     ("Conv1D", dict(filters=2, kernel_size=5, dilation_rate=2, padding="same",
                     activation="gelu"), (2, 13, 1)),
     ("Conv1D", dict(filters=2, kernel_size=1, padding="causal", use_bias=False), (2, 4, 3)),
+    ("Conv2DTranspose", dict(filters=3, kernel_size=3), (2, 4, 5, 2)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=3, strides=2, padding="same"), (2, 4, 5, 3)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=4, strides=2, activation="relu"),
+     (2, 3, 3, 2)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=2, strides=3), (1, 3, 2, 2)),
+    ("Conv2DTranspose", dict(filters=2, kernel_size=(3, 2), padding="same", use_bias=False),
+     (2, 5, 4, 1)),
+    ("DepthwiseConv2D", dict(kernel_size=3), (2, 6, 5, 3)),
+    ("DepthwiseConv2D", dict(kernel_size=(2, 3), strides=2, padding="same", depth_multiplier=2,
+                             activation="relu"), (2, 7, 6, 2)),
+    ("DepthwiseConv2D", dict(kernel_size=3, dilation_rate=2, padding="same"), (1, 6, 6, 2)),
+    ("SeparableConv2D", dict(filters=4, kernel_size=3), (2, 6, 5, 3)),
+    ("SeparableConv2D", dict(filters=2, kernel_size=3, strides=2, padding="same",
+                             depth_multiplier=3, activation="gelu"), (2, 7, 7, 2)),
     ("MaxPooling1D", dict(pool_size=2), (2, 9, 3)),
     ("MaxPooling1D", dict(pool_size=3, strides=2, padding="same"), (2, 10, 3)),
     ("AveragePooling1D", dict(pool_size=3, strides=1, padding="same"), (2, 7, 2)),
@@ -424,3 +447,21 @@ def test_normalization_adapt_keras_parity(keras, rng):
         np.testing.assert_allclose(ours.get_weights()[0], theirs.get_weights()[0].reshape(
             ours.get_weights()[0].shape), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(ours(data), theirs(data).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_conv_family_trains_saves_and_loads(tmp_path, rng):
+    model = nk.Sequential([nk.Input((6, 6, 2)), layers.DepthwiseConv2D(3, padding="same"),
+                           layers.SeparableConv2D(4, 3, activation="relu"),
+                           layers.Conv2DTranspose(2, 3, strides=2),
+                           layers.BatchNormalization(), layers.GlobalAveragePooling2D(),
+                           layers.Dense(1)])
+    assert model.output_shape == (None, 1)
+    assert model.layers[2].output_shape == (None, 9, 9, 2)
+    model.compile("adam", "mse")
+    x = rng.normal(size=(16, 6, 6, 2)).astype(np.float32)
+    w0 = [w.copy() for w in model.trainable_weights]
+    model.fit(x, rng.normal(size=(16, 1)), epochs=2, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(w0, model.trainable_weights))
+    model.save(tmp_path / "c.nncore")
+    loaded = nk.models.load_model(tmp_path / "c.nncore")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -4,7 +4,16 @@ set of types a model file may name."""
 from ..saving.registry import register
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .base import Layer
-from .conv import Conv1D, Conv2D, Convolution1D
+from .conv import (
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Convolution1D,
+    Convolution2DTranspose,
+    DepthwiseConv2D,
+    SeparableConv2D,
+    SeparableConvolution2D,
+)
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .merge import (
@@ -71,7 +80,7 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             Softmax, Identity, RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding1D,
             ZeroPadding2D, Cropping1D, Cropping2D, SpatialDropout1D, SpatialDropout2D,
             GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
-            Bidirectional)
+            Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}
@@ -82,5 +91,6 @@ __all__ = ["Layer", "Input", "InputLayer", "KerasTensor", "Dense", "Flatten", "R
            "Maximum", "Minimum", "Concatenate", "Dot", "add", "subtract", "multiply", "average",
            "maximum", "minimum", "concatenate", "dot", "LAYER_REGISTRY",
            "Convolution1D", "MaxPool1D", "AvgPool1D", "GlobalAvgPool1D", "GlobalAvgPool2D",
-           "GlobalMaxPool1D", "GlobalMaxPool2D"]
+           "GlobalMaxPool1D", "GlobalMaxPool2D", "Convolution2DTranspose",
+           "SeparableConvolution2D"]
 __all__ += [cls.__name__ for cls in _BUILTIN[20:]]
