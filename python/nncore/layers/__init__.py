@@ -16,6 +16,7 @@ from .conv import (
 )
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
+from .masking import Masking
 from .merge import (
     Add,
     Average,
@@ -80,7 +81,8 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             Softmax, Identity, RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding1D,
             ZeroPadding2D, Cropping1D, Cropping2D, SpatialDropout1D, SpatialDropout2D,
             GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
-            Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)
+            Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
+            Masking)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

@@ -21,6 +21,8 @@ def _number(v, name, where, lo=None):
 class ReLU(Layer):
     """y = min(x, max_value) for x >= threshold, negative_slope * (x - threshold) below."""
 
+    supports_masking = True
+
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         w = self.name
@@ -50,6 +52,8 @@ class LeakyReLU(Layer):
     """y = x for x >= 0, negative_slope * x below (Keras 3 default 0.3; `alpha` is the old
     name)."""
 
+    supports_masking = True
+
     def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
         super().__init__(**kwargs)
         if alpha is not None:
@@ -74,6 +78,8 @@ class LeakyReLU(Layer):
 
 class ELU(Layer):
     """y = x for x > 0, alpha * (exp(x) - 1) otherwise."""
+
+    supports_masking = True
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -100,6 +106,8 @@ class ELU(Layer):
 class PReLU(Layer):
     """y = x for x > 0, alpha * x otherwise; alpha learned, of the input's per-sample shape with
     the `shared_axes` (1-based, as Keras) set to 1."""
+
+    supports_masking = True
 
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None,
                  shared_axes=None, **kwargs):
@@ -164,6 +172,8 @@ class PReLU(Layer):
 
 class Softmax(Layer):
     """y = exp(x - max) / sum(exp(x - max)) over `axis` (an int or a tuple; default -1)."""
+
+    supports_masking = True
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

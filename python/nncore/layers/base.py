@@ -143,6 +143,17 @@ class Layer:
         self._fresh: list = []       # per weight: no gradient added since _zero_grads
         self._inbound_nodes: list = []
 
+    # ---- masks (Keras's): a layer that makes one (Embedding(mask_zero=True), Masking) sets
+    # _makes_mask; one that reads it (the RNNs) sets _consumes_mask and takes forward(..., mask=);
+    # supports_masking passes the input's mask on unchanged. The graph carries masks only when
+    # some layer makes one.
+    supports_masking = False
+    _makes_mask = False
+    _consumes_mask = False
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.supports_masking else None
+
     # ---- construction -------------------------------------------------------------------------
     def weight_specs(self, input_shape) -> list:
         """[(name, shape, initializer, regularizer[, trainable])] for this input shape."""

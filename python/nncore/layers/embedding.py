@@ -59,6 +59,10 @@ class Embedding(Layer):
             self.set_weights(self._initial_weights)
             self._initial_weights = None
 
+    @property
+    def _makes_mask(self):
+        return self.mask_zero
+
     def compute_mask(self, x, mask=None):
         return None if not self.mask_zero else np.asarray(x) != 0
 

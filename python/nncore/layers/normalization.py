@@ -62,6 +62,8 @@ class BatchNormalization(Layer):
     """Keras 3 BatchNormalization (int `axis`, default the last). Weights in Keras's order:
     gamma (if scale), beta (if center), moving_mean, moving_variance (non-trainable)."""
 
+    supports_masking = True
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
@@ -267,6 +269,8 @@ def _axis_list(axis, where):
 class LayerNormalization(_AxesLayer):
     """Keras 3 LayerNormalization: per sample over `axis` (default -1), epsilon 1e-3; gamma and
     beta of the normalized axes' shape."""
+
+    supports_masking = True
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,

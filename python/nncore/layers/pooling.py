@@ -191,16 +191,25 @@ class _GlobalPool(Layer):
 
 
 class _GlobalAverage(_GlobalPool):
-    """y = mean over the spatial axes."""
+    """y = mean over the spatial axes (1-D: over the unmasked steps when given a mask)."""
 
-    def forward(self, x, training=False, need_ctx=False):
+    def forward(self, x, training=False, need_ctx=False, mask=None):
         x = self._check(x)
+        if mask is not None:
+            w = np.asarray(mask, np.float32)[..., None]  # (N, L, 1)
+            cnt = np.maximum(w.sum(axis=1, keepdims=True), np.float32(1e-7))
+            w = w / cnt
+            y = (x * w).sum(axis=1, keepdims=self.keepdims, dtype=np.float32)
+            return y, (("masked", w, x.shape) if need_ctx else None)
         y = np.mean(x, axis=self._axes(), keepdims=self.keepdims, dtype=np.float32)
         return y, (x.shape if need_ctx else None)
 
     def backward(self, ctx, dy, need_input_grad=True):
         if not need_input_grad:
             return None
+        if ctx[0] == "masked":
+            _, w, shape = ctx
+            return (as_f32(dy).reshape(shape[0], 1, shape[-1]) * w).astype(np.float32)
         shape = ctx
         n = np.float32(np.prod(shape[1:-1]))
         dy = as_f32(dy).reshape((shape[0],) + (1,) * self._rank + (shape[-1],))
@@ -231,6 +240,7 @@ class _GlobalMax(_GlobalPool):
 
 class GlobalAveragePooling1D(_GlobalAverage):
     _rank = 1
+    _consumes_mask = True
 
 
 class GlobalAveragePooling2D(_GlobalAverage):

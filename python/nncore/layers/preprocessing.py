@@ -14,6 +14,8 @@ _EPS = 1e-7  # Keras's backend.epsilon()
 class Rescaling(Layer):
     """y = x * scale + offset (scale and offset numbers or arrays broadcast on the input)."""
 
+    supports_masking = True
+
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale = self._num(scale, "scale")

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from .. import ops as _ops
+from . import masked_rnn as _masked
 from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape, positive_int
 
 
@@ -78,20 +79,45 @@ class _RNN(Layer):
     def _run(self, x, training):
         raise NotImplementedError
 
-    def forward(self, x, training=False, need_ctx=False):
+    _consumes_mask = True
+    supports_masking = True
+    _cell = ""
+
+    def compute_mask(self, inputs, mask=None):
+        out = mask if self.return_sequences else None
+        return [out, None] if self.return_state else out
+
+    def forward(self, x, training=False, need_ctx=False, mask=None):
         x = as_f32(x)
+        if mask is not None:
+            mask = np.asarray(mask, bool)
+            if mask.shape != x.shape[:2]:
+                raise ValueError(f"layer {self.name!r} ({type(self).__name__}): mask has shape "
+                                 f"{mask.shape}, expected (batch, timesteps) = {x.shape[:2]}")
+            if mask.all():
+                mask = None
         if self.go_backwards:  # the sequence is read from its end; outputs stay in that order
             x = np.ascontiguousarray(x[:, ::-1])
-        out, cache = self._run(x, need_ctx)
+            mask = None if mask is None else mask[:, ::-1]
+        if mask is not None:
+            hs, cache = _masked.forward(self._cell, x, mask, self.kernel, self.recurrent_kernel,
+                                        self.bias, self.activation)
+            out = hs if self.return_sequences else np.ascontiguousarray(hs[:, -1])
+            cache = ("masked", cache, hs.shape) if need_ctx else None
+        else:
+            out, cache = self._run(x, need_ctx)
         if self.return_state:  # SimpleRNN/GRU: the state is the last output
             return [out, np.ascontiguousarray(out[:, -1]) if self.return_sequences else out], cache
         return out, cache
 
     def backward(self, ctx, dy, need_input_grad=True):
+        masked = isinstance(ctx, tuple) and ctx[0] == "masked"
         if self.return_state:
             dout, dh = dy
             if dout is None:
-                shape = ctx.out_shape
+                shape = ctx[2] if masked else ctx.out_shape
+                if masked and not self.return_sequences:
+                    shape = (shape[0], shape[2])
                 dout = np.zeros(shape, np.float32)
             else:
                 dout = np.array(dout, np.float32)
@@ -101,8 +127,19 @@ class _RNN(Layer):
                 else:
                     dout += dh
             dy = dout
-        res = self._backward(dy, ctx)
-        dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
+        if masked:
+            _, cache, hs_shape = ctx
+            dy = as_f32(dy)
+            if self.return_sequences:
+                dhs = dy
+            else:
+                dhs = np.zeros(hs_shape, np.float32)
+                dhs[:, -1] = dy
+            dx, dk, drk, db = _masked.backward(cache, dhs, self.kernel, self.recurrent_kernel,
+                                               self.use_bias)
+        else:
+            res = self._backward(dy, ctx)
+            dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
         self._add_grad(0, dk)
         self._add_grad(1, drk)
         if self.use_bias:
@@ -130,6 +167,8 @@ class _RNN(Layer):
 class SimpleRNN(_RNN):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
 
+    _cell = "simple"
+
     def _run(self, x, training):
         return _ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
                                activation=self.activation, return_sequences=self.return_sequences,
@@ -143,6 +182,7 @@ class LSTM(_RNN):
     """Keras LSTM, gates i, f, c, o; unit_forget_bias puts 1 in the forget-gate bias."""
 
     _gates = 4
+    _cell = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias=True, **kwargs):
@@ -180,6 +220,7 @@ class GRU(_RNN):
     """Keras GRU (reset_after=True), gates z, r, h; bias (2, 3*units) (input, recurrent)."""
 
     _gates = 3
+    _cell = "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  reset_after=True, **kwargs):

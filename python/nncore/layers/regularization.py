@@ -78,6 +78,8 @@ class _SpatialDropout(_Noise):
 
 class SpatialDropout1D(_SpatialDropout):
     """Dropout of whole channels of (batch, steps, channels), kept ones scaled by 1/(1-rate)."""
+
+    supports_masking = True
     _rank = 1
 
 

@@ -24,6 +24,8 @@ def _check_rank(layer, x, rank, what):
 class Identity(Layer):
     """y = x."""
 
+    supports_masking = True
+
     def forward(self, x, training=False, need_ctx=False):
         return x, None
 

@@ -155,9 +155,17 @@ class Bidirectional(_Wrapper):
             return tuple(f[:-1]) + (f[-1] + self.backward_layer.units,)
         return f
 
-    def forward(self, x, training=False, need_ctx=False):
-        yf, cf = self.forward_layer.forward(x, training=training, need_ctx=need_ctx)
-        yb, cb = self.backward_layer.forward(x, training=training, need_ctx=need_ctx)
+    _consumes_mask = True
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        out = mask if self.return_sequences else None
+        return [out, out] if self.merge_mode is None else out
+
+    def forward(self, x, training=False, need_ctx=False, mask=None):
+        kw = {} if mask is None else {"mask": mask}
+        yf, cf = self.forward_layer.forward(x, training=training, need_ctx=need_ctx, **kw)
+        yb, cb = self.backward_layer.forward(x, training=training, need_ctx=need_ctx, **kw)
         if self.return_sequences:
             yb = np.ascontiguousarray(yb[:, ::-1])
         m = self.merge_mode
@@ -190,8 +198,8 @@ class Bidirectional(_Wrapper):
         else:
             dyf, dyb = dy
         if m is None:
-            dyf = np.zeros(cf.out_shape, np.float32) if dyf is None else dyf
-            dyb = np.zeros(cb.out_shape, np.float32) if dyb is None else dyb
+            dyf = np.zeros_like(dyb) if dyf is None else dyf
+            dyb = np.zeros_like(dyf) if dyb is None else dyb
         dyf = np.ascontiguousarray(dyf, np.float32)
         dyb = np.ascontiguousarray(dyb, np.float32)
         if self.return_sequences:
