@@ -15,9 +15,8 @@ import argparse
 import pathlib
 import sys
 
-import numpy as np
-
 import nncore
+import numpy as np
 from nncore import layers
 
 HERE = pathlib.Path(__file__).resolve().parent
