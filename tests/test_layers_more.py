@@ -203,6 +203,7 @@ def test_every_new_layer_round_trips_through_a_saved_model(tmp_path, rng):
     h = layers.Conv1D(4, 3, padding="same", activation="swish")(inp)
     h = layers.BatchNormalization()(h)
     h = layers.LayerNormalization()(h)
+    h = layers.GroupNormalization(groups=2)(h)
     h = layers.ReLU(max_value=3.0)(h)
     h = layers.ZeroPadding1D(1)(h)
     h = layers.Cropping1D((1, 1))(h)

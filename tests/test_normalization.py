@@ -184,3 +184,29 @@ def test_layernorm_bad_input():
         layers.LayerNormalization(axis=0)(nk.Input((3,)))
     with pytest.raises(ValueError, match="axis 5 is out of range"):
         layers.LayerNormalization(axis=5)(nk.Input((3,)))
+
+
+GN_CASES = [(dict(groups=2), (3, 6)), (dict(groups=3), (2, 4, 5, 6)),
+            (dict(groups=1, center=False), (2, 5, 4)), (dict(groups=4, scale=False), (2, 3, 8))]
+
+
+@pytest.mark.parametrize("kwargs,shape", GN_CASES)
+def test_groupnorm_keras_parity(keras, kwargs, shape, rng):
+    theirs, ours = keras.layers.GroupNormalization(**kwargs), layers.GroupNormalization(**kwargs)
+    x = (2 * rng.normal(size=shape) + 1).astype(np.float32)
+    theirs.build((None,) + shape[1:])
+    theirs.set_weights([rng.normal(size=w.shape).astype(np.float32)
+                        for w in theirs.get_weights()])
+    keras_parity(ours, theirs, x, rng, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs,shape", GN_CASES)
+def test_groupnorm_finite_differences(kwargs, shape, rng):
+    lay = layers.GroupNormalization(gamma_initializer="random_normal",
+                                    beta_initializer="random_normal", **kwargs)
+    fd_check(lay, rng.normal(size=shape).astype(np.float32), rng)
+
+
+def test_groupnorm_bad_input():
+    with pytest.raises(ValueError, match="6 channels .* cannot be split into 4 groups"):
+        layers.GroupNormalization(groups=4)(nk.Input((3, 6)))

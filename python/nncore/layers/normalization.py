@@ -381,3 +381,102 @@ class UnitNormalization(_AxesLayer):
         cfg["axis"] = self.axis[0] if len(self.axis) == 1 and not isinstance(
             self._axis_arg, (list, tuple)) else list(self.axis)
         return cfg
+
+
+class GroupNormalization(Layer):
+    """Keras 3 GroupNormalization, channels last (axis -1): the channels split into `groups`
+    groups, each sample's group normalized over its spatial positions and channels (the layer
+    norm kernel on rows (N*groups, S*C/groups)), then gamma/beta per channel."""
+
+    supports_masking = True
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        w = self.name
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"{w}: groups must be a positive int, got {groups!r}")
+        if axis != -1:
+            raise ValueError(f"{w}: only axis=-1 (channels last) is supported")
+        if beta_constraint is not None or gamma_constraint is not None:
+            raise ValueError(f"{w}: constraints are not supported")
+        self.groups, self.axis, self.epsilon = int(groups), -1, float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = check_initializer(beta_initializer)
+        self.gamma_initializer = check_initializer(gamma_initializer)
+        self.beta_regularizer = check_regularizer(beta_regularizer)
+        self.gamma_regularizer = check_regularizer(gamma_regularizer)
+
+    def check_input_shape(self, s):
+        where = f"layer {self.name!r} (GroupNormalization)"
+        if len(s) < 2 or any(d is None for d in s[1:]):
+            raise ValueError(f"{where} needs a known input shape of rank >= 2, got "
+                             f"{fmt_shape(s)}")
+        if s[-1] % self.groups:
+            raise ValueError(f"{where}: {s[-1]} channels of input {fmt_shape(s)} cannot be split "
+                             f"into {self.groups} groups")
+
+    def weight_specs(self, s):
+        specs = []
+        if self.scale:
+            specs.append(("gamma", (s[-1],), self.gamma_initializer, self.gamma_regularizer))
+        if self.center:
+            specs.append(("beta", (s[-1],), self.beta_initializer, self.beta_regularizer))
+        return specs
+
+    def _on_built(self):
+        ws = list(self.weights)
+        self.gamma = ws.pop(0) if self.scale else None
+        self.beta = ws.pop(0) if self.center else None
+
+    def _rows(self, x):
+        n, c = x.shape[0], x.shape[-1]
+        g = self.groups
+        x4 = x.reshape(n, -1, g, c // g)
+        return np.ascontiguousarray(x4.transpose(0, 2, 1, 3)).reshape(n * g, -1)
+
+    def _unrows(self, r, shape):
+        n, c = shape[0], shape[-1]
+        g = self.groups
+        r4 = r.reshape(n, g, -1, c // g).transpose(0, 2, 1, 3)
+        return np.ascontiguousarray(r4).reshape(shape)
+
+    def forward(self, x, training=False, need_ctx=False):
+        x = as_f32(x)
+        self.check_input_shape((None,) + x.shape[1:])
+        xr = self._rows(x)
+        hr, mean, inv = ln_forward(xr, None, None, self.epsilon)
+        xhat = self._unrows(hr, x.shape)
+        y = xhat
+        if self.gamma is not None:
+            y = y * self.gamma
+        if self.beta is not None:
+            y = y + self.beta
+        return y.astype(np.float32, copy=False), ((xr, mean, inv, xhat) if need_ctx else None)
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        xr, mean, inv, xhat = ctx
+        dy = as_f32(dy)
+        red = tuple(range(dy.ndim - 1))
+        i = 0
+        if self.scale:
+            self._add_grad(i, np.sum(dy * xhat, axis=red, dtype=np.float64).astype(np.float32))
+            i += 1
+        if self.center:
+            self._add_grad(i, np.sum(dy, axis=red, dtype=np.float64).astype(np.float32))
+        if not need_input_grad:
+            return None
+        dh = dy * self.gamma if self.gamma is not None else dy
+        dxr, _, _ = ln_backward(self._rows(as_f32(dh)), xr, mean, inv, None)
+        return self._unrows(dxr, dy.shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(groups=self.groups, axis=-1, epsilon=self.epsilon, center=self.center,
+                   scale=self.scale,
+                   beta_initializer=initializers.serialize(self.beta_initializer),
+                   gamma_initializer=initializers.serialize(self.gamma_initializer),
+                   beta_regularizer=regularizers.serialize(self.beta_regularizer),
+                   gamma_regularizer=regularizers.serialize(self.gamma_regularizer))
+        return cfg
