@@ -51,8 +51,10 @@ class Conv2D(ActivationMixin, Layer):
         self.padding = check_padding(padding, w)
         check_data_format(data_format, w)
         self.dilation_rate = int_tuple(dilation_rate, 2, "dilation_rate", w)
-        if groups != 1:
-            raise ValueError(f"{w}: groups != 1 is not supported")
+        self.groups = positive_int(groups, "groups", w)
+        if self.filters % self.groups:
+            raise ValueError(f"{w}: filters {self.filters} must be a multiple of groups "
+                             f"{self.groups}")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
         self.activation = activations.get(activation)
@@ -66,6 +68,9 @@ class Conv2D(ActivationMixin, Layer):
         if len(s) != 4 or any(d is None for d in s[1:]):
             raise ValueError(f"layer {self.name!r} (Conv2D) needs input (batch, height, width, "
                              f"channels), got {fmt_shape(s)}")
+        if s[3] % self.groups:
+            raise ValueError(f"layer {self.name!r} (Conv2D): {s[3]} input channels of "
+                             f"{fmt_shape(s)} are not a multiple of groups {self.groups}")
         oh, ow = self._out_hw(s)
         if oh <= 0 or ow <= 0:
             raise ValueError(f"layer {self.name!r} (Conv2D): input {fmt_shape(s)} is smaller than "
@@ -77,8 +82,8 @@ class Conv2D(ActivationMixin, Layer):
                                   self.dilation_rate[i], self.padding) for i in range(2))
 
     def weight_specs(self, s):
-        specs = [("kernel", self.kernel_size + (s[3], self.filters), self.kernel_initializer,
-                  self.kernel_regularizer)]
+        specs = [("kernel", self.kernel_size + (s[3] // self.groups, self.filters),
+                  self.kernel_initializer, self.kernel_regularizer)]
         if self.use_bias:
             specs.append(("bias", (self.filters,), self.bias_initializer, self.bias_regularizer))
         return specs
@@ -93,9 +98,27 @@ class Conv2D(ActivationMixin, Layer):
     def _geom(self):
         return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate)
 
+    def _group_slices(self):
+        """Per group: (input channel slice, filter slice); group g sees channels
+        [g*Cin/G, (g+1)*Cin/G) and makes filters [g*F/G, (g+1)*F/G) (Keras's layout)."""
+        cg, fg = self.kernel.shape[2], self.filters // self.groups
+        return [(slice(g * cg, (g + 1) * cg), slice(g * fg, (g + 1) * fg))
+                for g in range(self.groups)]
+
     def forward(self, x, training=False, need_ctx=False, logits=False):
         x = as_f32(x)
         relu = self.activation == "relu" and not logits
+        if self.groups > 1:  # one conv per group on the same kernels
+            parts = [_core.conv2d_forward(np.ascontiguousarray(x[..., ci]),
+                                          np.ascontiguousarray(self.kernel[..., fo]),
+                                          None if self.bias is None else
+                                          np.ascontiguousarray(self.bias[fo]),
+                                          self.strides, self.padding == "same",
+                                          self.dilation_rate, relu, False)
+                     for ci, fo in self._group_slices()]
+            z = np.concatenate(parts, axis=-1)
+            out, act = self._activate(z, logits, fused_relu=relu)
+            return out, ((x, act) if need_ctx else None)
         # The binding re-checks every shape: skip ops.conv2d's per-call validation, which cost
         # more than the kernel itself at batch 1.
         z = _core.conv2d_forward(x, self.kernel, self.bias, self.strides, self.padding == "same",
@@ -109,6 +132,21 @@ class Conv2D(ActivationMixin, Layer):
             dz, y, a = dy, act[0], "relu"
         else:
             dz, y, a = self._activation_grad(act, dy), None, None
+        if self.groups > 1:
+            dws, dbs, dxs = [], [], []
+            for ci, fo in self._group_slices():
+                r = _ops.conv2d_backward(
+                    np.ascontiguousarray(dz[..., fo]), np.ascontiguousarray(x[..., ci]),
+                    np.ascontiguousarray(self.kernel[..., fo]),
+                    y=None if y is None else np.ascontiguousarray(y[..., fo]), activation=a,
+                    need_dx=need_input_grad, has_bias=self.use_bias, **self._geom())
+                dxs.append(r[0])
+                dws.append(r[1])
+                dbs.append(r[2])
+            self._add_grad(0, np.concatenate(dws, axis=-1))
+            if self.use_bias:
+                self._add_grad(1, np.concatenate(dbs))
+            return np.concatenate(dxs, axis=-1) if need_input_grad else None
         dx, dw, db = _ops.conv2d_backward(dz, x, self.kernel, y=y, activation=a,
                                           need_dx=need_input_grad, has_bias=self.use_bias,
                                           **self._geom())
@@ -121,7 +159,8 @@ class Conv2D(ActivationMixin, Layer):
         cfg = super().get_config()
         cfg.update(filters=self.filters, kernel_size=list(self.kernel_size),
                    strides=list(self.strides), padding=self.padding,
-                   dilation_rate=list(self.dilation_rate), activation=self.activation,
+                   dilation_rate=list(self.dilation_rate), groups=self.groups,
+                   activation=self.activation,
                    use_bias=self.use_bias,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
                    bias_initializer=initializers.serialize(self.bias_initializer),
