@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import Layer, _snake, _unique_name, fmt_shape
+from ..layers.base import Layer, _unique_name, _snake, fmt_shape
 from ..trainers.trainer import Trainer
 
 

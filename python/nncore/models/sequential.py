@@ -4,7 +4,7 @@ first data when no input shape was given)."""
 from __future__ import annotations
 
 from ..layers.base import BUILD_LOCK, KerasTensor, Layer, fmt_shape
-from ..layers.core import InputLayer
+from ..layers.core import Input, InputLayer
 from ..saving.registry import register
 from .functional import Functional
 from .model import Model

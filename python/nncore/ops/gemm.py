@@ -7,6 +7,7 @@ import numpy as np
 from .. import _core
 from ._util import as_f32, check_out
 
+
 _F32 = np.dtype(np.float32)
 
 

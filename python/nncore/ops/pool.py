@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from .conv import _f32, _padding, _pair
+from .conv import _f32, _pair, _padding
 
 __all__ = ["pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
            "avg_pool2d_backward"]

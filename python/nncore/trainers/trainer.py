@@ -22,8 +22,8 @@ import threading
 import numpy as np
 
 from .. import callbacks as callbacks_module
-from ..utils.progbar import Progbar
 from .data_adapters import IteratorAdapter, make_adapter
+from ..utils.progbar import Progbar
 
 _IGNORED_COMPILE = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss",
                     "weighted_metrics")
