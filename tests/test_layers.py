@@ -360,7 +360,7 @@ def test_incompatible_layers_name_layer_and_shapes():
 
 
 @pytest.mark.parametrize("bad", [
-    lambda: layers.Dense(0), lambda: layers.Dense(3, activation="swish"),
+    lambda: layers.Dense(0), lambda: layers.Dense(3, activation="swoosh"),
     lambda: layers.Conv2D(2, (3, 3, 3)), lambda: layers.Conv2D(2, 3, padding="full"),
     lambda: layers.Dropout(1.0), lambda: layers.Dense(2, kernel_initializer="nope"),
     lambda: layers.Dense(2, kernel_regularizer="l3"),

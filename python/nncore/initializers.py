@@ -173,6 +173,8 @@ _REGISTRY = {
     "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_uniform": HeUniform,
     "he_normal": HeNormal, "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
     "orthogonal": Orthogonal,
+    # Keras's short aliases (Embedding's default is "uniform").
+    "uniform": RandomUniform, "normal": RandomNormal,
 }
 _BY_CLASS = {cls.__name__: cls for cls in _REGISTRY.values()}
 

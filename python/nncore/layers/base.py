@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import activations, initializers, regularizers
 from .node import KerasTensor, Node, flatten, fmt_shape, is_symbolic, pack_like, shapes_of
 
 __all__ = ["Layer", "ActivationMixin", "fmt_shape"]
@@ -143,6 +143,17 @@ class Layer:
         self._fresh: list = []       # per weight: no gradient added since _zero_grads
         self._inbound_nodes: list = []
 
+    # ---- masks (Keras's): a layer that makes one (Embedding(mask_zero=True), Masking) sets
+    # _makes_mask; one that reads it (the RNNs) sets _consumes_mask and takes forward(..., mask=);
+    # supports_masking passes the input's mask on unchanged. The graph carries masks only when
+    # some layer makes one.
+    supports_masking = False
+    _makes_mask = False
+    _consumes_mask = False
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.supports_masking else None
+
     # ---- construction -------------------------------------------------------------------------
     def weight_specs(self, input_shape) -> list:
         """[(name, shape, initializer, regularizer[, trainable])] for this input shape."""
@@ -178,7 +189,7 @@ class Layer:
         reg = regularizers.get(regularizer)
         check_load_budget(self, shape)
         if _allocating():
-            arr = np.ascontiguousarray(init(shape), dtype=np.float32)
+            arr = np.asarray(init(shape), dtype=np.float32, order="C")  # keeps 0-d shapes
         else:
             arr = np.zeros(shape, np.float32)  # about to be overwritten by a file's data
         if arr.shape != shape:
@@ -478,16 +489,22 @@ class ActivationMixin:
         act = self.activation
         if act == "linear" or fused_relu:
             y = z
-        else:
+        elif act in activations.KERNEL_NAMES:
             from ..ops import train as _train
 
             y = _train.activation(z, act, out=z if inplace and not logits else None)
+        else:
+            # NumPy activations keep their input for the backward: (y, fused, z).
+            y = activations.forward(act, z)
+            return ((y, z) if logits else y), (y, logits, z)
         return ((y, z) if logits else y), (y, logits)
 
     def _activation_grad(self, act_ctx, dy):
-        y, fused = act_ctx
+        y, fused = act_ctx[0], act_ctx[1]
         if fused or self.activation == "linear":
             return dy
+        if len(act_ctx) == 3:
+            return activations.backward(self.activation, as_f32(dy), act_ctx[2], y)
         from ..ops import train as _train
 
         return _train.activation_backward(dy, y, self.activation)

@@ -82,6 +82,8 @@ class Dense(ActivationMixin, Layer):
     """y = activation(x @ kernel + bias); kernel (in, units), bias (units,).
     Acts on the last axis."""
 
+    supports_masking = True
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  **kwargs):
@@ -251,6 +253,8 @@ class Dropout(Layer):
     """Training: zero each input with probability `rate`, scale the rest by 1/(1-rate).
     Inference: identity."""
 
+    supports_masking = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, (bool, np.bool_)) or not isinstance(
@@ -287,6 +291,8 @@ class Dropout(Layer):
 
 class Activation(ActivationMixin, Layer):
     """y = activation(x): 'linear', 'relu', 'sigmoid', 'tanh', 'softmax' (last axis)."""
+
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)

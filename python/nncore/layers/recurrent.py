@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from .. import ops as _ops
+from . import masked_rnn as _masked
 from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape, positive_int
 
 
@@ -28,10 +29,13 @@ class _RNN(Layer):
         if activation not in ("tanh", "relu") or (self._gates > 1 and activation != "tanh"):
             raise ValueError(f"{w}: activation {activation!r} is not supported here")
         self.activation = activation
-        for flag, val in (("return_state", return_state), ("go_backwards", go_backwards),
-                          ("stateful", stateful)):
-            if val:
-                raise ValueError(f"{w}: {flag}=True is not supported")
+        if stateful:
+            raise ValueError(f"{w}: stateful=True is not supported")
+        if return_state and self._gates == 4:
+            raise ValueError(f"{w}: return_state=True is not supported for LSTM yet (its final "
+                             "cell state is not exposed by the kernel)")
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
         if dropout or recurrent_dropout:
             raise ValueError(f"{w}: dropout/recurrent_dropout are not supported; "
                              "use a Dropout layer")
@@ -65,7 +69,8 @@ class _RNN(Layer):
         return specs
 
     def compute_output_shape(self, s):
-        return (s[0], s[1], self.units) if self.return_sequences else (s[0], self.units)
+        out = (s[0], s[1], self.units) if self.return_sequences else (s[0], self.units)
+        return [out, (s[0], self.units)] if self.return_state else out
 
     def _on_built(self):
         self.kernel, self.recurrent_kernel = self.weights[0], self.weights[1]
@@ -74,23 +79,80 @@ class _RNN(Layer):
     def _run(self, x, training):
         raise NotImplementedError
 
-    def forward(self, x, training=False, need_ctx=False):
-        out, cache = self._run(as_f32(x), need_ctx)
+    _consumes_mask = True
+    supports_masking = True
+    _cell = ""
+
+    def compute_mask(self, inputs, mask=None):
+        out = mask if self.return_sequences else None
+        return [out, None] if self.return_state else out
+
+    def forward(self, x, training=False, need_ctx=False, mask=None):
+        x = as_f32(x)
+        if mask is not None:
+            mask = np.asarray(mask, bool)
+            if mask.shape != x.shape[:2]:
+                raise ValueError(f"layer {self.name!r} ({type(self).__name__}): mask has shape "
+                                 f"{mask.shape}, expected (batch, timesteps) = {x.shape[:2]}")
+            if mask.all():
+                mask = None
+        if self.go_backwards:  # the sequence is read from its end; outputs stay in that order
+            x = np.ascontiguousarray(x[:, ::-1])
+            mask = None if mask is None else mask[:, ::-1]
+        if mask is not None:
+            hs, cache = _masked.forward(self._cell, x, mask, self.kernel, self.recurrent_kernel,
+                                        self.bias, self.activation)
+            out = hs if self.return_sequences else np.ascontiguousarray(hs[:, -1])
+            cache = ("masked", cache, hs.shape) if need_ctx else None
+        else:
+            out, cache = self._run(x, need_ctx)
+        if self.return_state:  # SimpleRNN/GRU: the state is the last output
+            return [out, np.ascontiguousarray(out[:, -1]) if self.return_sequences else out], cache
         return out, cache
 
     def backward(self, ctx, dy, need_input_grad=True):
-        res = self._backward(dy, ctx)
-        dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
+        masked = isinstance(ctx, tuple) and ctx[0] == "masked"
+        if self.return_state:
+            dout, dh = dy
+            if dout is None:
+                shape = ctx[2] if masked else ctx.out_shape
+                if masked and not self.return_sequences:
+                    shape = (shape[0], shape[2])
+                dout = np.zeros(shape, np.float32)
+            else:
+                dout = np.array(dout, np.float32)
+            if dh is not None:
+                if self.return_sequences:
+                    dout[:, -1] += dh
+                else:
+                    dout += dh
+            dy = dout
+        if masked:
+            _, cache, hs_shape = ctx
+            dy = as_f32(dy)
+            if self.return_sequences:
+                dhs = dy
+            else:
+                dhs = np.zeros(hs_shape, np.float32)
+                dhs[:, -1] = dy
+            dx, dk, drk, db = _masked.backward(cache, dhs, self.kernel, self.recurrent_kernel,
+                                               self.use_bias)
+        else:
+            res = self._backward(dy, ctx)
+            dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
         self._add_grad(0, dk)
         self._add_grad(1, drk)
         if self.use_bias:
             self._add_grad(2, db)
-        return dx if need_input_grad else None
+        if not need_input_grad:
+            return None
+        return np.ascontiguousarray(dx[:, ::-1]) if self.go_backwards else dx
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, use_bias=self.use_bias,
-                   return_sequences=self.return_sequences,
+                   return_sequences=self.return_sequences, return_state=self.return_state,
+                   go_backwards=self.go_backwards,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
                    recurrent_initializer=initializers.serialize(self.recurrent_initializer),
                    bias_initializer=initializers.serialize(self.bias_initializer),
@@ -105,6 +167,8 @@ class _RNN(Layer):
 class SimpleRNN(_RNN):
     """h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)."""
 
+    _cell = "simple"
+
     def _run(self, x, training):
         return _ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
                                activation=self.activation, return_sequences=self.return_sequences,
@@ -118,6 +182,7 @@ class LSTM(_RNN):
     """Keras LSTM, gates i, f, c, o; unit_forget_bias puts 1 in the forget-gate bias."""
 
     _gates = 4
+    _cell = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias=True, **kwargs):
@@ -155,6 +220,7 @@ class GRU(_RNN):
     """Keras GRU (reset_after=True), gates z, r, h; bias (2, 3*units) (input, recurrent)."""
 
     _gates = 3
+    _cell = "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  reset_after=True, **kwargs):

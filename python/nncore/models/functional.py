@@ -208,14 +208,29 @@ class Functional(Model):
             vals[s] = x
         ctxs = [None] * len(self._steps) if need_ctx else None
         logits = {}
+        masks = None  # per slot, once a layer has made a mask
         for k, (layer, ins, outs, single_in, single_out, _) in enumerate(self._steps):
             arg = vals[ins[0]] if single_in else [vals[i] for i in ins]
+            m_in = None
+            if masks is not None:
+                m_in = masks[ins[0]] if single_in else [masks[i] for i in ins]
+                if not single_in and all(m is None for m in m_in):
+                    m_in = None
             if fuse is not None and k in fuse:
                 (y, z), ctx = layer.forward(arg, training=training, need_ctx=need_ctx,
                                             logits=True)
                 logits[outs[0]] = z
+            elif m_in is not None and layer._consumes_mask:
+                y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx, mask=m_in)
             else:
                 y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx)
+            if m_in is not None or layer._makes_mask:
+                m_out = layer.compute_mask(arg, m_in)
+                if m_out is not None:
+                    if masks is None:
+                        masks = [None] * self._n_slots
+                    for s, m in zip(outs, [m_out] if single_out else m_out):
+                        masks[s] = m
             if single_out:
                 vals[outs[0]] = y
             else:

@@ -1,0 +1,122 @@
+"""C++ normalization and embedding-gradient kernels against float64 NumPy references, odd shapes,
+and 1 vs 2 threads bitwise equal."""
+
+from __future__ import annotations
+
+import nncore
+import numpy as np
+import pytest
+from nncore import _core
+
+pytestmark = pytest.mark.skipif(not hasattr(_core, "batchnorm_forward_train"),
+                                reason="extension built without the normalization kernels")
+
+SHAPES = [(1, 1), (7, 3), (33, 17), (64, 16), (257, 35), (5, 130)]
+
+
+def _ref_bn(x, g, b, eps, dy):
+    x = x.astype(np.float64)
+    mean, var = x.mean(0), x.var(0)
+    inv = 1 / np.sqrt(var + eps)
+    xh = (x - mean) * inv
+    y = xh * (1 if g is None else g) + (0 if b is None else b)
+    dbeta, dgamma = dy.sum(0), (dy * xh).sum(0)
+    dx = (1 if g is None else g) * inv / len(x) * (len(x) * dy - dbeta - xh * dgamma)
+    return y, mean, var, inv, dx, dgamma, dbeta
+
+
+def _ref_ln(x, g, b, eps, dy):
+    x = x.astype(np.float64)
+    mean, var = x.mean(1, keepdims=True), x.var(1, keepdims=True)
+    inv = 1 / np.sqrt(var + eps)
+    xh = (x - mean) * inv
+    y = xh * (1 if g is None else g) + (0 if b is None else b)
+    gg = dy * (1 if g is None else g)
+    dx = inv * (gg - gg.mean(1, keepdims=True) - xh * (gg * xh).mean(1, keepdims=True))
+    return y, mean[:, 0], inv[:, 0], dx, (dy * xh).sum(0), dy.sum(0)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_kernels_against_float64(shape, affine, rng):
+    m, c = shape
+    x = (3 * rng.normal(size=shape) + 5).astype(np.float32)
+    g = rng.normal(size=c).astype(np.float32) if affine else None
+    b = rng.normal(size=c).astype(np.float32) if affine else None
+    dy = rng.normal(size=shape).astype(np.float32)
+    y, mean, var, inv = _core.batchnorm_forward_train(x, g, b, 1e-3)
+    dx, dg, db = _core.batchnorm_backward_train(dy, x, mean, inv, g)
+    ry, rm, rv, ri, rdx, rdg, rdb = _ref_bn(x, g, b, 1e-3, dy.astype(np.float64))
+    for got, want in ((y, ry), (mean, rm), (var, rv), (inv, ri), (dx, rdx), (dg, rdg),
+                      (db, rdb)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_layernorm_kernels_against_float64(shape, affine, rng):
+    m, k = shape
+    x = (2 * rng.normal(size=shape) - 1).astype(np.float32)
+    g = rng.normal(size=k).astype(np.float32) if affine else None
+    b = rng.normal(size=k).astype(np.float32) if affine else None
+    dy = rng.normal(size=shape).astype(np.float32)
+    y, mean, inv = _core.layernorm_forward(x, g, b, 1e-3)
+    dx, dg, db = _core.layernorm_backward(dy, x, mean, inv, g)
+    ry, rm, ri, rdx, rdg, rdb = _ref_ln(x, g, b, 1e-3, dy.astype(np.float64))
+    for got, want in ((y, ry), (mean, rm), (inv, ri), (dx, rdx), (dg, rdg), (db, rdb)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("n,v,d", [(1, 1, 1), (50, 7, 3), (1000, 30, 70), (4096, 5, 16)])
+def test_embedding_backward_equals_add_at_bitwise(n, v, d, rng):
+    idx = rng.integers(0, v, size=n).astype(np.int64)
+    dy = rng.normal(size=(n, d)).astype(np.float32)
+    de = np.full((v, d), np.nan, np.float32)  # accumulate=False must not read it
+    _core.embedding_backward(de, idx, dy, False)
+    ref = np.zeros((v, d), np.float32)
+    np.add.at(ref, idx, dy)  # the same float32 additions in the same order
+    np.testing.assert_array_equal(de, ref)
+    _core.embedding_backward(de, idx, dy, True)
+    np.add.at(ref, idx, dy)
+    np.testing.assert_array_equal(de, ref)
+
+
+def test_kernels_check_their_inputs():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="gamma must have shape"):
+        _core.batchnorm_forward_train(x, np.ones(2, np.float32), None, 1e-3)
+    with pytest.raises(ValueError, match="at least one row"):
+        _core.batchnorm_forward_train(np.zeros((0, 3), np.float32), None, None, 1e-3)
+    with pytest.raises(ValueError, match=r"index 5 is outside \[0, 3\)"):
+        _core.embedding_backward(np.zeros((3, 2), np.float32), np.array([0, 5]),
+                                 np.zeros((2, 2), np.float32), False)
+    with pytest.raises(TypeError, match="int64"):
+        _core.embedding_backward(np.zeros((3, 2), np.float32), np.array([0, 1], np.int32),
+                                 np.zeros((2, 2), np.float32), False)
+
+
+def test_one_and_two_threads_bitwise_equal(rng):
+    x = rng.normal(size=(2048, 96)).astype(np.float32)  # large enough to go parallel
+    g, b = rng.normal(size=96).astype(np.float32), rng.normal(size=96).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    idx = rng.integers(0, 50, size=2048).astype(np.int64)
+
+    def run():
+        y, mean, var, inv = _core.batchnorm_forward_train(x, g, b, 1e-3)
+        out = [y, mean, var, inv, *_core.batchnorm_backward_train(dy, x, mean, inv, g)]
+        y2, m2, i2 = _core.layernorm_forward(x, g, b, 1e-3)
+        out += [y2, m2, i2, *_core.layernorm_backward(dy, x, m2, i2, g)]
+        de = np.zeros((50, 96), np.float32)
+        _core.embedding_backward(de, idx, dy, False)
+        return out + [de]
+
+    before = nncore.get_num_threads()
+    try:
+        nncore.set_num_threads(1)
+        one = run()
+        nncore.set_num_threads(2)
+        two = run()
+    finally:
+        nncore.set_num_threads(before)
+    for a, b_ in zip(one, two):
+        np.testing.assert_array_equal(a, b_)
