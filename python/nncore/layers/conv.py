@@ -19,10 +19,12 @@ from .base import (
 
 
 def conv_out_dim(n, k, s, d, padding):
-    if padding == "same":
-        return -(-n // s)
-    eff = d * (k - 1) + 1
-    return (n - eff) // s + 1 if n >= eff else 0
+    """Output length of one axis, from the one geometry function the kernels use (C++);
+    0 when the dilated kernel does not fit a 'valid' input."""
+    try:
+        return _core.conv2d_geometry((n, 1), (k, 1), (s, 1), padding == "same", (d, 1))[0][0]
+    except ValueError:
+        return 0
 
 
 def check_padding(padding, where):

@@ -12,9 +12,12 @@ from .conv import check_data_format, check_padding
 
 
 def pool_out_dim(n, k, s, padding):
-    if padding == "same":
-        return -(-n // s)
-    return (n - k) // s + 1 if n >= k else 0
+    """Output length of one axis, from the one geometry function the kernels use (C++);
+    0 when the window does not fit a 'valid' input."""
+    try:
+        return _core.pool2d_geometry((n, 1), (k, 1), (s, 1), padding == "same")[0][0]
+    except ValueError:
+        return 0
 
 
 class _Pool2D(Layer):
