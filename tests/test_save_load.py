@@ -36,7 +36,7 @@ def _model():
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     model = _model()
-    path = tmp_path_factory.mktemp("m") / "model.keras"
+    path = tmp_path_factory.mktemp("m") / "model.nncore"
     model.save(path)
     return model, path, path.read_bytes()
 
