@@ -160,3 +160,103 @@ def test_import_does_not_load_onnx_and_missing_onnx_names_the_extra(tmp_path, mo
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"nncore\[onnx\]"):
         m.export(tmp_path / "m.onnx", format="onnx")
+
+
+# ---- import -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(_MODELS))
+def test_export_import_round_trip(kind, rng, tmp_path):
+    m = _MODELS[kind]()
+    _randomise(m, rng)
+    m.export(tmp_path / "m.onnx", format="onnx")
+    back = nncore.onnx.load(tmp_path / "m.onnx")
+    xs = _inputs(kind, rng, 5)
+    for got, want in zip(_ours(back, xs), _ours(m, xs)):
+        np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+    # Exported again, the imported model still runs in ONNX Runtime.
+    back.export(tmp_path / "again.onnx", format="onnx")
+    for got, want in zip(_run_ort(tmp_path / "again.onnx", xs), _ours(m, xs)):
+        np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+
+
+def _trainable_models():
+    cnn = models.Sequential([L.Input((8, 8, 2)), L.Conv2D(3, 3, activation="relu"),
+                             L.MaxPooling2D(), L.Flatten(), L.Dense(4, activation="tanh"),
+                             L.Dense(3, activation="softmax")])
+    i = nncore.Input((6, 3))
+    h = L.GRU(4, return_sequences=True)(i)
+    h = L.LSTM(4, return_sequences=True)(h)
+    rnn = nncore.Model(i, L.Dense(3, activation="softmax")(L.SimpleRNN(3)(h)))
+    return {"cnn": (cnn, (8, 8, 2)), "rnn": (rnn, (6, 3))}
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_imported_model_trains_like_the_original(kind, rng, tmp_path):
+    m, shape = _trainable_models()[kind]
+    _randomise(m, rng)
+    m.export(tmp_path / "m.onnx", format="onnx")
+    back = nncore.onnx.load(tmp_path / "m.onnx")
+    x = rng.normal(size=(16,) + shape).astype(np.float32)
+    y = rng.integers(0, 3, size=16)
+    for model in (m, back):
+        model.compile(optimizer=nncore.optimizers.SGD(0.1),
+                      loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0),
+                               atol=1e-5, rtol=0)
+    assert back.count_params() == m.count_params()
+
+
+def _tiny_graph(nodes, inits=(), inp_shape=("batch", 4), out="y", opset=17):
+    h = onnx.helper
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+                                                           list(inp_shape))],
+                     [h.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)],
+                     initializer=list(inits))
+    return h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
+
+
+def test_hostile_and_unsupported_onnx_files(tmp_path):
+    h = onnx.helper
+    nph = onnx.numpy_helper
+    w = nph.from_array(np.ones((4, 2), np.float32), "w")
+    ext = onnx.TensorProto()
+    ext.CopyFrom(w)
+    ext.ClearField("raw_data")
+    ext.data_location = onnx.TensorProto.EXTERNAL
+    e = ext.external_data.add()
+    e.key, e.value = "location", "/etc/passwd"
+    lying = onnx.TensorProto(name="w", dims=[1 << 20, 1 << 20], data_type=onnx.TensorProto.FLOAT,
+                             raw_data=b"\0" * 16)
+    cases = {
+        "unknown op": (_tiny_graph([h.make_node("Gelu", ["x"], ["y"])]), "Gelu"),
+        "external data": (_tiny_graph([h.make_node("MatMul", ["x", "w"], ["y"])], [ext]),
+                          "external"),
+        "huge initializer": (_tiny_graph([h.make_node("MatMul", ["x", "w"], ["y"])], [lying]),
+                             "more than"),
+        "nchw input": (_tiny_graph([h.make_node("Conv", ["x", "k"], ["y"])],
+                                   [nph.from_array(np.ones((2, 3, 1, 1), np.float32), "k")],
+                                   ("batch", 3, 4, 4)), "nchw"),
+        "old opset": (_tiny_graph([h.make_node("Relu", ["x"], ["y"])], opset=9), "opset"),
+        "custom domain": (_tiny_graph([h.make_node("Relu", ["x"], ["y"], domain="evil")]),
+                          "domain"),
+        "dynamic feature axis": (_tiny_graph([h.make_node("Relu", ["x"], ["y"])],
+                                             inp_shape=("batch", "n")), "static"),
+        "bad gemm attribute": (_tiny_graph([h.make_node("Gemm", ["x", "w"], ["y"], alpha=2.0)],
+                                           [w]), "alpha"),
+        "nan weights": (_tiny_graph([h.make_node("Gemm", ["x", "w"], ["y"])],
+                                    [nph.from_array(np.full((4, 2), np.nan, np.float32), "w")]),
+                        "NaN"),
+        "wrong weight shape": (_tiny_graph([h.make_node("Gemm", ["x", "w"], ["y"])],
+                                           [nph.from_array(np.ones((5, 2), np.float32), "w")]),
+                               "shape"),
+    }
+    for name, (proto, match) in cases.items():
+        p = tmp_path / f"{name.replace(' ', '_')}.onnx"
+        p.write_bytes(proto.SerializeToString())
+        with pytest.raises(ValueError, match=match):
+            nncore.onnx.load(p)
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(ValueError, match="ONNX"):
+        nncore.onnx.load(tmp_path / "junk.onnx")
+    with pytest.raises(FileNotFoundError):
+        nncore.onnx.load(tmp_path / "missing.onnx")
