@@ -31,6 +31,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 import zipfile
 
@@ -41,6 +42,7 @@ H5PY_HINT = ('reading or writing Keras files (.keras, .h5) needs h5py: '
 MAX_CONFIG_BYTES = 16 << 20
 MAX_H5_OBJECTS = 1 << 16
 MAX_H5_DEPTH = 64
+MAX_FILE_BYTES = 4 << 30  # read into memory whole (h5py opens it from there)
 KERAS_VERSION = "3.15.1"  # the Keras release whose layout this writes
 
 
@@ -93,6 +95,8 @@ _RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "return_state": (Fa
               "recurrent_dropout": (0, 0.0), "unroll": _ANY, "zero_output_for_mask": _ANY,
               "seed": _ANY, "implementation": _ANY, "time_major": (False,), "use_cudnn": _ANY}
 _MERGE = LayerSpec()
+_custom_names = threading.local()
+_BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
 
 KERAS_LAYERS: dict = {
     "Dense": LayerSpec({"units", "activation", "use_bias"} | _WEIGHTED,
@@ -215,7 +219,16 @@ def _layer_from_keras(entry, where, custom_objects):
             raise _Bad(f"{where}: custom object {reg!r} is not registered with nncore "
                        "(keras.saving.register_keras_serializable or custom_objects=)")
         cfg = dict(kcfg)
-        cfg.pop("dtype", None) if _dtype_ok(cfg.get("dtype")) else None
+        if "dtype" in cfg and _dtype_ok(cfg["dtype"]):
+            del cfg["dtype"]
+        for key, ok in _BASE_FIXED.items():  # Keras's base Layer config keys
+            if key in cfg:
+                v = cfg.pop(key)
+                if ok is not _ANY and v not in ok:
+                    raise _Bad(f"{where}: {key}={v!r} is not supported by nncore")
+        names = getattr(_custom_names, "value", None)
+        if names is not None and isinstance(cfg.get("name"), str):
+            names[cfg["name"]] = cls_name  # Keras's h5 group is named after its class
         return {"class_name": reg, "config": cfg}
     _check_module(entry, where)
     if cls_name in _MODELS:
@@ -419,9 +432,16 @@ def _layer_to_keras(layer):
         return {"module": "keras.layers", "class_name": "InputLayer", "config": cfg,
                 "registered_name": None}
     spec = KERAS_LAYERS.get(cls_name)
-    if spec is None or registered_name(type(layer)) != cls_name:
-        raise ValueError(f"layer {layer.name!r} ({cls_name}) has no Keras equivalent that "
-                         "nncore can write")
+    reg = registered_name(type(layer))
+    if reg != cls_name or spec is None:  # a registered custom class: its own config
+        if ">" not in reg:
+            raise ValueError(f"layer {layer.name!r} ({cls_name}) has no Keras equivalent that "
+                             "nncore can write")
+        entry = {"module": type(layer).__module__, "class_name": _keras_class_name(layer),
+                 "config": layer.get_config(), "registered_name": reg}
+        if layer.built and layer._build_shape is not None:
+            entry["build_config"] = {"input_shape": _build_shape(layer._build_shape)}
+        return entry
     ncfg = layer.get_config()
     cfg = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_POLICY)}
     for key in sorted(spec.args):
@@ -498,16 +518,27 @@ def _model_to_keras(model):
 
 
 # ---- the variable layout of Keras 3's h5 ------------------------------------------------------
-def keras_var_paths(model):
+def _keras_class_name(layer):
+    """The class name Keras knows a layer by: a registered custom class 'Package>Name' is Name
+    (register_keras_serializable's default is the class's own name)."""
+    from .registry import registered_name
+
+    reg = registered_name(type(layer))
+    return reg.split(">", 1)[1] if ">" in reg else type(layer).__name__
+
+
+def keras_var_paths(model, class_names=None):
     """[(group path, layer or model, its own weights)] in the order Keras 3 writes them; models get
-    their (empty) own group; a layer met a second time is skipped as Keras does."""
+    their (empty) own group; a layer met a second time is skipped as Keras does. class_names:
+    layer name -> the Keras class name a file recorded for a custom layer."""
+    class_names = class_names or {}
     out = [("vars", model, [])]
     seen = {id(model)}
 
     def walk(m, prefix):
         used: dict = {}
         for layer in m.layers:
-            base = snake_case(type(layer).__name__)
+            base = snake_case(class_names.get(layer.name, _keras_class_name(layer)))
             if base in used:
                 used[base] += 1
                 base = f"{base}_{used[base]}"
@@ -576,9 +607,9 @@ def _read_dataset(h5py, ds, path, out):
         raise _Bad(f"dataset {path!r} holds NaN or inf")
 
 
-def _fill_from_keras_h5(h5py, f, model):
+def _fill_from_keras_h5(h5py, f, model, class_names=None):
     """Stage every weight from a Keras 3 weights h5 (all checked), then copy into the model."""
-    plan = keras_var_paths(model)
+    plan = keras_var_paths(model, class_names)
     datasets, _ = _h5_walk(h5py, f)
     expected = {}
     for gpath, layer, ws in plan:
@@ -777,8 +808,15 @@ def save_weights_h5(model, filepath, overwrite=True) -> None:
                   overwrite)
 
 
-def _open_keras_zip(filepath):
+def _check_size(filepath):
     size = os.path.getsize(filepath)
+    if size > MAX_FILE_BYTES:
+        raise _Bad(f"the file is larger than {MAX_FILE_BYTES} bytes")
+    return size
+
+
+def _open_keras_zip(filepath):
+    size = _check_size(filepath)
     with open(filepath, "rb") as fh:
         raw = fh.read()
     zf = zipfile.ZipFile(io.BytesIO(raw))
@@ -861,11 +899,15 @@ def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
                 _json(zf.read("metadata.json"), "metadata.json")
             if not isinstance(cfg, dict):
                 raise _Bad("config.json is not an object")
-            entry = model_entry_from_keras(cfg, custom_objects)
+            _custom_names.value = names = {}
+            try:
+                entry = model_entry_from_keras(cfg, custom_objects)
+            finally:
+                _custom_names.value = None
             wdata = zf.read("model.weights.h5")
         model = _build(entry, max_params, len(wdata), custom_objects)
         with _h5_from_bytes(h5py, wdata) as f:
-            _fill_from_keras_h5(h5py, f, model)
+            _fill_from_keras_h5(h5py, f, model, names)
         cc = cfg.get("compile_config")
         if compile and cc is not None:
             compile_from_keras(model, cc)
@@ -881,6 +923,7 @@ def load_weights_h5(model, filepath):
     if not model.built:
         raise ValueError(f"model {model.name!r} must be built before load_weights")
     with _errors(filepath, "Keras weights file"):
+        _check_size(filepath)
         with open(filepath, "rb") as fh:
             data = fh.read()
         with _h5_from_bytes(h5py, data) as f:
@@ -1062,7 +1105,7 @@ def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
     """keras.models.load_model('m.h5') for a legacy HDF5 model file."""
     h5py = _h5py()
     with _errors(filepath, "legacy Keras .h5 model file"):
-        size = os.path.getsize(filepath)
+        size = _check_size(filepath)
         with open(filepath, "rb") as fh:
             data = fh.read()
         with _h5_from_bytes(h5py, data) as f:
