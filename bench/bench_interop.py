@@ -36,9 +36,8 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
-    import onnxruntime as ort
-
     import nncore
+    import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     print(f"CPU: {cpu_model()}; threads: nncore {nncore.get_num_threads()}")
@@ -53,12 +52,12 @@ def main():
             km.save(kpath)
             one = x[:1]
 
-            def load_nn():
+            def load_nn(kpath=kpath, one=one):
                 m = nncore.models.load_model(kpath, compile=False)
                 m.predict(one, verbose=0)
                 return m
 
-            def load_tf():
+            def load_tf(kpath=kpath, one=one):
                 m = keras.models.load_model(kpath, compile=False)
                 m.predict(one, verbose=0)
                 return m
@@ -66,7 +65,7 @@ def main():
             nn = load_nn()
             nn.export(opath, format="onnx")
 
-            def load_ort():
+            def load_ort(opath=opath, one=one):
                 s = ort.InferenceSession(opath, providers=["CPUExecutionProvider"])
                 s.run(None, {s.get_inputs()[0].name: one})
                 return s
@@ -79,9 +78,11 @@ def main():
             assert np.abs(sess.run(None, {iname: one})[0] - ref).max() < 1e-5
             rows = []
             for label, load, run in (
-                    ("nncore", load_nn, lambda: nn.predict_on_batch(one)),
-                    ("TensorFlow/Keras", load_tf, lambda: tfm(one, training=False)),
-                    ("ONNX Runtime", load_ort, lambda: sess.run(None, {iname: one}))):
+                    ("nncore", load_nn, lambda nn=nn, one=one: nn.predict_on_batch(one)),
+                    ("TensorFlow/Keras", load_tf,
+                     lambda tfm=tfm, one=one: tfm(one, training=False)),
+                    ("ONNX Runtime", load_ort,
+                     lambda s=sess, i=iname, one=one: s.run(None, {i: one}))):
                 t0 = time.perf_counter()
                 load()
                 t_load = time.perf_counter() - t0

@@ -10,10 +10,9 @@ import subprocess
 import sys
 import zipfile
 
+import nncore
 import numpy as np
 import pytest
-
-import nncore
 from nncore import layers, models, optimizers
 
 h5py = pytest.importorskip("h5py")
@@ -396,7 +395,7 @@ def test_hostile_legacy_h5(tmp_path):
                 {"class_name": "InputLayer", "config": {"batch_shape": [None, 4]}},
                 {"class_name": "Lambda", "config": {"name": "l", "function": "4wEAAAA="}}]}})),
     }
-    for case, fn in bad.items():
+    for _case, fn in bad.items():
         with pytest.raises(ValueError, match="not a valid"):
             models.load_model(edit(fn))
 

@@ -6,10 +6,9 @@ import os
 import subprocess
 import sys
 
+import nncore
 import numpy as np
 import pytest
-
-import nncore
 from nncore import layers as L
 from nncore import models
 

@@ -1,5 +1,5 @@
-"""Keras's own files: the Keras 3 ``.keras`` zip, the legacy HDF5 ``.h5`` (tf.keras 2.x and Keras 3's
-legacy path) and ``.weights.h5`` weights files, read and written without TensorFlow.
+"""Keras's own files: the Keras 3 ``.keras`` zip, the legacy HDF5 ``.h5`` (tf.keras 2.x and
+Keras 3's legacy path) and ``.weights.h5`` weights files, read and written without TensorFlow.
 
 Layouts (learnt from files Keras 3.x writes):
   .keras  an uncompressed zip of config.json (the model's serialized config, compile_config
@@ -198,7 +198,7 @@ def _arg_from_keras(key, v, where):
 
 # ---- Keras config -> nncore config ------------------------------------------------------------
 def _layer_from_keras(entry, where, custom_objects):
-    """An nncore {'class_name', 'config'} entry from a Keras layer entry (recursively for models)."""
+    """nncore's {'class_name', 'config'} entry for a Keras layer entry (models recursively)."""
     from .registry import get_class
 
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) or \
@@ -622,7 +622,7 @@ def _fill_from_keras_h5(h5py, f, model, class_names=None):
     if missing:
         raise _Bad(f"missing dataset(s) {missing[:5]}")
     staged = []
-    for p, (w, layer) in expected.items():
+    for p, (w, _layer) in expected.items():
         s = np.empty(w.shape, np.float32)
         _read_dataset(h5py, datasets[p], p, s)
         staged.append((w, s))

@@ -301,7 +301,6 @@ def to_onnx(model):
 
 
 def export_onnx(model, filepath):
-    onnx = _onnx()
     proto = to_onnx(model)
     from .keras_format import _atomic_write
 
