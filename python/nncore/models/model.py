@@ -229,6 +229,16 @@ class Model(Trainer, Layer):
 
         load_weights(self, filepath)
 
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs) -> None:
+        """Keras 3's export; nncore writes format="onnx" (opset 17, dynamic batch axis)."""
+        if format != "onnx":
+            raise ValueError(f"export: nncore exports format='onnx' only, got format={format!r}")
+        if kwargs:
+            raise ValueError(f"export: unsupported argument(s) {sorted(kwargs)}")
+        from ..saving.onnx_export import export_onnx
+
+        export_onnx(self, filepath)
+
     def to_json(self, **kwargs) -> str:
         import json
 

@@ -1,0 +1,553 @@
+"""ONNX import: ``nncore.onnx.load("m.onnx")`` -> a Functional model of nncore layers (which
+predicts and trains), for the operator set nncore's exporter writes (nncore.saving.onnx_export).
+
+nncore is channels-last, so an ONNX value is read as an nncore tensor plus a *view*: "nhwc" (the
+tensor itself), "nchw" (its NHWC->NCHW transpose, which Conv and pooling consume and produce),
+"tmajor" (its time-major transpose, which RNN / LSTM / GRU consume), and a few partial patterns
+(a MatMul waiting for its bias Add, an RNN waiting to know which output is used, the steps of an
+L2 normalisation). Transposes only change views; a layer is made when a value is used. Per-op
+handlers sit in ``ONNX_IMPORTERS`` (op type -> function); an operator not there, or an
+attribute value nncore cannot honour, raises ValueError naming the node. The file is data:
+external tensor data is refused, weights must be finite float32, every shape is re-checked
+when the layers are built.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+ONNX_HINT = 'ONNX import needs the onnx package: pip install "nncore[onnx]"'
+MAX_FILE_BYTES = 2 << 30
+MAX_PARAMS = 1 << 28
+NHWC_TO_NCHW = [0, 3, 1, 2]
+NCHW_TO_NHWC = [0, 2, 3, 1]
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError(ONNX_HINT) from None
+    return onnx
+
+
+class _V:
+    """An ONNX value as nncore sees it: a view of a tensor, or a pending pattern."""
+
+    def __init__(self, kind, t=None, **extra):
+        self.kind, self.t, self.extra = kind, t, extra
+
+
+class _Importer:
+    def __init__(self, onnx, proto):
+        self.onnx = onnx
+        self.proto = proto
+        self.consts: dict = {}
+        self.vals: dict = {}
+        self.node = None
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def bad(self, msg):
+        n = self.node
+        where = f"node {n.name!r} ({n.op_type})" if n is not None else "graph"
+        raise ValueError(f"ONNX import: {where}: {msg}")
+
+    def attrs(self, node):
+        h = self.onnx.helper
+        return {a.name: h.get_attribute_value(a) for a in node.attribute}
+
+    def const(self, name, dtype=None):
+        if name not in self.consts:
+            self.bad(f"input {name!r} must be a constant (an initializer)")
+        a = self.consts[name]
+        if dtype is not None and a.dtype != dtype:
+            self.bad(f"constant {name!r} has dtype {a.dtype}, expected {dtype}")
+        return a
+
+    def tensor(self, name, view="nhwc"):
+        """The nncore tensor behind value `name`, which must be in `view`."""
+        v = self.vals.get(name)
+        if v is None:
+            self.bad(f"input {name!r} is not a tensor nncore can compute")
+        if v.kind == "matmul":  # a MatMul not followed by a bias Add: Dense without bias
+            v = self.dense(name, v, None)
+        if v.kind != view:
+            self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
+                     "(nncore reads channels-last graphs as nncore's exporter writes them)")
+        return v.t
+
+    def layer(self, layer, inputs, weights=None):
+        out = layer(inputs)
+        if weights is not None:
+            ws = [np.asarray(w, np.float32) for w in weights]
+            if any(not np.all(np.isfinite(w)) for w in ws):
+                self.bad("weights hold NaN or inf")
+            try:
+                layer.set_weights(ws)
+            except (ValueError, TypeError) as e:
+                self.bad(str(e))
+        return out
+
+    def dense(self, name, v, bias):
+        from .layers import Dense
+
+        w = v.extra["w"]
+        lay = Dense(w.shape[1], use_bias=bias is not None)
+        t = self.layer(lay, v.t, [w] + ([bias] if bias is not None else []))
+        nv = _V("nhwc", t, layer=lay)
+        self.vals[name] = nv
+        return nv
+
+    def set(self, name, kind, t=None, **extra):
+        self.vals[name] = _V(kind, t, **extra)
+
+    # ---- the walk -----------------------------------------------------------------------------
+    def run(self):
+        from . import layers as L
+        from .models import Model
+
+        g = self.proto.graph
+        n_params = 0
+        for init in g.initializer:
+            if init.data_location == self.onnx.TensorProto.EXTERNAL or init.external_data:
+                self.bad(f"initializer {init.name!r} points to external data, which nncore "
+                         "never reads")
+            dims = list(init.dims)
+            if any(d < 0 for d in dims):
+                self.bad(f"initializer {init.name!r} has a negative dimension")
+            n = int(np.prod(dims, dtype=np.float64))
+            n_params += n
+            if n_params > MAX_PARAMS:
+                self.bad(f"the initializers hold more than {MAX_PARAMS} values")
+            try:
+                arr = self.onnx.numpy_helper.to_array(init)
+            except Exception as e:  # a tensor whose data does not match its dims
+                self.bad(f"initializer {init.name!r} cannot be read: {e}")
+            if arr.dtype not in (np.float32, np.int64):
+                self.bad(f"initializer {init.name!r} has dtype {arr.dtype}")
+            self.consts[init.name] = arr
+        init_names = set(self.consts)
+        self.uses = {}
+        for node in g.node:
+            for x in node.input:
+                self.uses[x] = self.uses.get(x, 0) + 1
+        for o in g.output:
+            self.uses[o.name] = self.uses.get(o.name, 0) + 1
+        inputs = []
+        for vi in g.input:
+            if vi.name in init_names:
+                continue
+            tt = vi.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            if len(dims) < 2 or any(d is None or d <= 0 for d in dims[1:]):
+                self.bad(f"input {vi.name!r} must have a batch axis and static other axes, "
+                         f"got {dims}")
+            try:
+                dt = np.dtype(self.onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+            except (KeyError, TypeError):
+                self.bad(f"input {vi.name!r} has an unsupported element type")
+            t = L.Input(shape=tuple(dims[1:]), name=vi.name, dtype=str(dt))
+            inputs.append(t)
+            self.set(vi.name, "nhwc", t)
+        for node in g.node:
+            self.node = node
+            if node.domain not in ("", "ai.onnx"):
+                self.bad(f"operator domain {node.domain!r} is not supported")
+            fn = ONNX_IMPORTERS.get(node.op_type)
+            if fn is None:
+                self.bad(f"operator {node.op_type!r} is not supported by nncore's ONNX import "
+                         f"(it reads {sorted(ONNX_IMPORTERS)})")
+            fn(self, node, self.attrs(node))
+        self.node = None
+        outs = [self.tensor(o.name) for o in g.output]
+        if not inputs or not outs:
+            self.bad("the graph has no inputs or no outputs")
+        return Model(inputs, outs if len(outs) > 1 else outs[0], name=g.name or None)
+
+
+def _only(imp, a, allowed):
+    for k, v in a.items():
+        if k not in allowed or (allowed[k] is not None and v not in allowed[k]):
+            imp.bad(f"attribute {k}={v!r} is not supported")
+
+
+def _op_identity(imp, node, a):
+    imp.vals[node.output[0]] = imp.vals.get(node.input[0]) or imp.bad("unknown input")
+
+
+def _op_cast(imp, node, a):
+    if a.get("to") != imp.onnx.TensorProto.FLOAT:
+        imp.bad("only casts to float32 are supported")
+    imp.vals[node.output[0]] = imp.vals[node.input[0]]  # nncore layers cast their inputs
+
+
+def _op_constant(imp, node, a):
+    if "value" not in a:
+        imp.bad("only Constant(value=tensor) is supported")
+    imp.consts[node.output[0]] = imp.onnx.numpy_helper.to_array(a["value"])
+
+
+def _op_transpose(imp, node, a):
+    perm = list(a.get("perm", []))
+    v = imp.vals.get(node.input[0])
+    if v is None:
+        imp.bad("unknown input")
+    if v.kind == "matmul":
+        v = imp.dense(node.input[0], v, None)
+    table = {("nhwc", tuple(NHWC_TO_NCHW)): "nchw", ("nchw", tuple(NCHW_TO_NHWC)): "nhwc",
+             ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc"}
+    kind = table.get((v.kind, tuple(perm)))
+    if kind is None or (v.kind == "nhwc" and len(v.t.shape) != len(perm)):
+        imp.bad(f"a transpose {perm} of a {v.kind} value has no nncore equivalent")
+    imp.set(node.output[0], kind, v.t)
+
+
+def _op_gemm(imp, node, a):
+    _only(imp, a, {"alpha": (1.0,), "beta": (1.0,), "transA": (0,), "transB": (0, 1)})
+    w = imp.const(node.input[1], np.float32)
+    if w.ndim != 2:
+        imp.bad("Gemm weight must be a matrix")
+    if a.get("transB", 0):
+        w = w.T
+    bias = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    if bias is not None and bias.shape != (w.shape[1],):
+        imp.bad(f"Gemm bias shape {bias.shape} does not match the {w.shape[1]} units")
+    imp.vals[node.output[0]] = _V("matmul", imp.tensor(node.input[0]), w=w)
+    if bias is not None:
+        imp.dense(node.output[0], imp.vals[node.output[0]], bias)
+
+
+def _op_matmul(imp, node, a):
+    w = imp.const(node.input[1], np.float32)
+    if w.ndim != 2:
+        imp.bad("MatMul weight must be a matrix")
+    imp.set(node.output[0], "matmul", imp.tensor(node.input[0]), w=w)
+
+
+def _binary(cls_name):
+    def f(imp, node, a):
+        from . import layers as L
+
+        ins = list(node.input)
+        if cls_name == "Add" and len(ins) == 2:
+            v0 = imp.vals.get(ins[0])
+            if v0 is not None and v0.kind == "matmul" and ins[1] in imp.consts:
+                b = imp.const(ins[1], np.float32)
+                if b.shape != (v0.extra["w"].shape[1],):
+                    imp.bad(f"bias shape {b.shape} does not match the MatMul")
+                imp.vals[node.output[0]] = imp.dense(ins[0], v0, b)
+                return
+        if cls_name == "Maximum" and len(ins) == 2 and ins[1] in imp.consts:
+            v0 = imp.vals.get(ins[0])
+            if v0 is not None and v0.kind == "sumsq" and np.allclose(imp.consts[ins[1]], 1e-12,
+                                                                    rtol=1e-3, atol=0):
+                imp.set(node.output[0], "maxeps", v0.t, axis=v0.extra["axis"])
+                return
+        if cls_name == "Divide":
+            v0, v1 = imp.vals.get(ins[0]), imp.vals.get(ins[1])
+            if v0 is not None and v1 is not None and v1.kind == "norm" and v0.kind == "nhwc" \
+                    and v0.t is v1.t:
+                imp.set(node.output[0], "l2n", v0.t, axis=v1.extra["axis"])
+                return
+            imp.bad("Div is only read as part of an L2 normalisation")
+        if len(ins) < 2:
+            imp.bad("needs at least two inputs")
+        xs = [imp.tensor(x) for x in ins]
+        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls_name)(), xs))
+    return f
+
+
+def _op_concat(imp, node, a):
+    from . import layers as L
+
+    xs = [imp.tensor(x) for x in node.input]
+    imp.set(node.output[0], "nhwc", imp.layer(L.Concatenate(axis=int(a["axis"])), xs))
+
+
+def _act(name):
+    def f(imp, node, a):
+        from . import layers as L
+
+        v = imp.vals.get(node.input[0])
+        lay = v.extra.get("layer") if v is not None else None
+        if lay is not None and lay.activation == "linear" and imp.uses.get(node.input[0]) == 1:
+            lay.activation = name  # fuse into the Dense / Conv2D that made the value
+            imp.vals[node.output[0]] = v
+            return
+        if name == "softmax":
+            t = imp.tensor(node.input[0])
+            ax = a.get("axis", -1)
+            if ax not in (-1, len(t.shape) - 1):
+                imp.bad("Softmax must act on the last axis")
+            imp.set(node.output[0], "nhwc", imp.layer(L.Activation("softmax"), t))
+            return
+        if v is not None and v.kind == "nchw":  # elementwise: keeps the view
+            imp.set(node.output[0], "nchw", imp.layer(L.Activation(name), v.t))
+            return
+        imp.set(node.output[0], "nhwc", imp.layer(L.Activation(name), imp.tensor(node.input[0])))
+    return f
+
+
+def _padding(imp, a, in_hw, k, s, d):
+    from .saving.onnx_export import _same_pads
+
+    if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
+        imp.bad(f"auto_pad={a['auto_pad']!r} is not supported")
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if pads == [0, 0, 0, 0]:
+        return "valid"
+    if pads == _same_pads(in_hw, k, s, d):
+        return "same"
+    imp.bad(f"pads {pads} are neither 'valid' nor Keras's 'same' for input {in_hw}")
+
+
+def _op_conv(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
+                   "group": (1,), "auto_pad": None})
+    t = imp.tensor(node.input[0], "nchw")
+    w = imp.const(node.input[1], np.float32)
+    if w.ndim != 4:
+        imp.bad("Conv weight must be 4-D (2-D convolution)")
+    b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
+    s = tuple(int(x) for x in a.get("strides", (1, 1)))
+    d = tuple(int(x) for x in a.get("dilations", (1, 1)))
+    if k != tuple(w.shape[2:]):
+        imp.bad("kernel_shape does not match the weight")
+    pad = _padding(imp, a, t.shape[1:3], k, s, d)
+    lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, use_bias=b is not None)
+    kern = np.transpose(w, (2, 3, 1, 0))
+    imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
+            layer=lay)
+
+
+def _pool(cls_name):
+    def f(imp, node, a):
+        from . import layers as L
+
+        allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None,
+                   "ceil_mode": (0,)}
+        if cls_name == "AveragePooling2D":
+            allowed["count_include_pad"] = (0,)
+        else:
+            allowed["storage_order"] = (0,)
+            allowed["dilations"] = ([1, 1],)
+        _only(imp, a, allowed)
+        t = imp.tensor(node.input[0], "nchw")
+        k = tuple(int(x) for x in a["kernel_shape"])
+        s = tuple(int(x) for x in a.get("strides", (1, 1)))
+        if len(k) != 2:
+            imp.bad("only 2-D pooling is supported")
+        pad = _padding(imp, a, t.shape[1:3], k, s, (1, 1))
+        lay = getattr(L, cls_name)(pool_size=k, strides=s, padding=pad)
+        if len(node.output) > 1 and node.output[1]:
+            imp.bad("MaxPool indices are not supported")
+        imp.set(node.output[0], "nchw", imp.layer(lay, t))
+    return f
+
+
+def _op_flatten(imp, node, a):
+    from . import layers as L
+
+    if a.get("axis", 1) != 1:
+        imp.bad("only Flatten(axis=1) is supported")
+    imp.set(node.output[0], "nhwc", imp.layer(L.Flatten(), imp.tensor(node.input[0])))
+
+
+def _op_reshape(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"allowzero": (0,)})
+    shape = imp.const(node.input[1], np.int64)
+    if shape.ndim != 1 or len(shape) < 2 or shape[0] != 0 or 0 in shape[1:]:
+        imp.bad(f"only reshapes that keep the batch axis (shape [0, ...]) are supported, "
+                f"got {shape.tolist()}")
+    target = tuple(int(x) for x in shape[1:])
+    imp.set(node.output[0], "nhwc", imp.layer(L.Reshape(target), imp.tensor(node.input[0])))
+
+
+def _op_squeeze(imp, node, a):
+    v = imp.vals.get(node.input[0])
+    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else a.get("axes")
+    if v is not None and v.kind in ("rnn_y", "rnn_yh"):
+        seq = v.kind == "rnn_y"
+        if list(axes) != ([1] if seq else [0]):
+            imp.bad(f"unexpected squeeze axes {axes} of an RNN output")
+        t = _make_rnn(imp, v.extra["pending"], seq)
+        imp.set(node.output[0], "rnn_seq_tm" if seq else "nhwc", t)
+        return
+    imp.bad("Squeeze is only read on the outputs of RNN / LSTM / GRU")
+
+
+def _op_unsqueeze(imp, node, a):
+    v = imp.vals.get(node.input[0])
+    axes = imp.const(node.input[1], np.int64).tolist()
+    if v is not None and v.kind == "dot1" and axes == [1]:
+        imp.set(node.output[0], "nhwc", v.t)
+        return
+    imp.bad("Unsqueeze is only read after a batch dot product")
+
+
+def _op_reduce_sum_square(imp, node, a):
+    _only(imp, a, {"axes": None, "keepdims": (1,)})
+    t = imp.tensor(node.input[0])
+    axes = list(a.get("axes", []))
+    if len(axes) != 1:
+        imp.bad("ReduceSumSquare is only read over one axis (an L2 normalisation)")
+    ax = axes[0] if axes[0] >= 0 else len(t.shape) + axes[0]
+    imp.set(node.output[0], "sumsq", t, axis=ax)
+
+
+def _op_sqrt(imp, node, a):
+    v = imp.vals.get(node.input[0])
+    if v is None or v.kind != "maxeps":
+        imp.bad("Sqrt is only read as part of an L2 normalisation")
+    imp.set(node.output[0], "norm", v.t, axis=v.extra["axis"])
+
+
+def _op_einsum(imp, node, a):
+    from . import layers as L
+
+    eq = a["equation"]
+    eq = eq.decode() if isinstance(eq, bytes) else eq
+    try:
+        lhs, out = eq.replace(" ", "").split("->")
+        sa, sb = lhs.split(",")
+    except ValueError:
+        imp.bad(f"equation {eq!r} is not a two-input einsum")
+    shared = [c for c in sa[1:] if c in sb[1:]]
+    if not (sa[0] == sb[0] == out[0]) or len(shared) != 1 or \
+            out != sa[0] + "".join(c for c in sa[1:] if c != shared[0]) + \
+            "".join(c for c in sb[1:] if c != shared[0]) or len(set(sa)) != len(sa) or \
+            len(set(sb)) != len(sb):
+        imp.bad(f"equation {eq!r} is not a Keras batch dot product")
+    axes = (sa.index(shared[0]), sb.index(shared[0]))
+    vs = [imp.vals.get(x) for x in node.input]
+    normalize = all(v is not None and v.kind == "l2n" for v in vs)
+    if normalize:
+        if (vs[0].extra["axis"], vs[1].extra["axis"]) != axes:
+            imp.bad("the L2 normalisation axes differ from the dot product's")
+        xs = [vs[0].t, vs[1].t]
+    else:
+        xs = [imp.tensor(x) for x in node.input]
+    t = imp.layer(L.Dot(axes=axes, normalize=normalize), xs)
+    imp.set(node.output[0], "dot1" if len(out) == 1 else "nhwc", t)
+
+
+def _rnn_op(kind):
+    def f(imp, node, a):
+        allowed = {"hidden_size": None, "direction": ("forward", b"forward"),
+                   "activations": None, "linear_before_reset": (1,), "layout": (0,)}
+        _only(imp, a, allowed)
+        ins = list(node.input) + [""] * (8 - len(node.input))
+        if any(ins[4:]):
+            imp.bad("sequence_lens, initial states and peepholes are not supported")
+        x = imp.tensor(ins[0], "tmajor")
+        w = imp.const(ins[1], np.float32)
+        r = imp.const(ins[2], np.float32)
+        b = imp.const(ins[3], np.float32) if ins[3] else None
+        u = int(a["hidden_size"])
+        g = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind]
+        if w.shape != (1, g * u, x.shape[2]) or r.shape != (1, g * u, u) or (
+                b is not None and b.shape != (1, 2 * g * u)):
+            imp.bad("weight shapes do not match hidden_size and the input")
+        acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
+        defaults = {"RNN": ["Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"],
+                    "GRU": ["Sigmoid", "Tanh"]}[kind]
+        activation = "tanh"
+        if acts and kind == "RNN" and acts in (["Relu"], ["Tanh"]):
+            activation = acts[0].lower()
+        elif acts and acts != defaults:
+            imp.bad(f"activations {acts} are not supported")
+        if kind == "GRU" and a.get("linear_before_reset", 0) != 1:
+            imp.bad("GRU needs linear_before_reset=1 (Keras's reset_after=True)")
+        if kind != "GRU" and b is not None and np.any(b[0, g * u:]):
+            bw = b[0, :g * u] + b[0, g * u:]  # Wb + Rb: one bias in Keras's layers
+        else:
+            bw = None if b is None else b[0, :g * u]
+        pending = {"kind": kind, "x": x, "w": w[0], "r": r[0], "b": b, "bw": bw, "u": u,
+                   "activation": activation, "made": None}
+        outs = list(node.output) + ["", ""]
+        if outs[0]:
+            imp.set(outs[0], "rnn_y", pending=pending)
+        if outs[1]:
+            imp.set(outs[1], "rnn_yh", pending=pending)
+        if len(node.output) > 2 and node.output[2]:
+            imp.bad("the LSTM cell-state output is not supported")
+    return f
+
+
+def _make_rnn(imp, p, return_sequences):
+    from . import layers as L
+    from .saving.onnx_export import _gates
+
+    if p["made"] is not None:
+        imp.bad("both outputs of one RNN are used; nncore's layers return one")
+    u, kind = p["u"], p["kind"]
+    k, rk = p["w"].T, p["r"].T
+    use_bias = p["b"] is not None
+    if kind == "LSTM":
+        back = [0, 2, 3, 1]  # ONNX i, o, f, c -> Keras i, f, c, o
+        k, rk = _gates(k, back, u), _gates(rk, back, u)
+        bias = None if not use_bias else _gates(p["bw"], back, u)
+        lay = L.LSTM(u, return_sequences=return_sequences, use_bias=use_bias)
+    elif kind == "GRU":
+        bias = None if not use_bias else p["b"][0].reshape(2, 3 * u)
+        lay = L.GRU(u, return_sequences=return_sequences, use_bias=use_bias)
+    else:
+        bias = p["bw"]
+        lay = L.SimpleRNN(u, activation=p["activation"], return_sequences=return_sequences,
+                          use_bias=use_bias)
+    ws = [k, rk] + ([bias] if use_bias else [])
+    t = imp.layer(lay, p["x"], ws)
+    p["made"] = t
+    return t
+
+
+ONNX_IMPORTERS: dict = {
+    "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
+    "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
+    "Add": _binary("Add"), "Sub": _binary("Subtract"), "Mul": _binary("Multiply"),
+    "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
+    "Div": _binary("Divide"), "Concat": _op_concat,
+    "Relu": _act("relu"), "Sigmoid": _act("sigmoid"), "Tanh": _act("tanh"),
+    "Softmax": _act("softmax"), "Conv": _op_conv, "MaxPool": _pool("MaxPooling2D"),
+    "AveragePool": _pool("AveragePooling2D"), "Flatten": _op_flatten, "Reshape": _op_reshape,
+    "Squeeze": _op_squeeze, "Unsqueeze": _op_unsqueeze,
+    "ReduceSumSquare": _op_reduce_sum_square, "Sqrt": _op_sqrt, "Einsum": _op_einsum,
+    "RNN": _rnn_op("RNN"), "LSTM": _rnn_op("LSTM"), "GRU": _rnn_op("GRU"),
+}
+
+
+def load(filepath):
+    """An nncore Functional model from an ONNX file (the operator set nncore exports)."""
+    onnx = _onnx()
+    path = os.fspath(filepath)
+    size = os.path.getsize(path)  # FileNotFoundError passes through
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"ONNX import: {path!r} is larger than {MAX_FILE_BYTES} bytes")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as e:  # protobuf's DecodeError has no common base worth naming
+        raise ValueError(f"ONNX import: {path!r} is not an ONNX model: {e}") from None
+    ops = [o for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if not ops or not 13 <= ops[0].version <= 22:
+        raise ValueError(f"ONNX import: {path!r}: opset {ops[0].version if ops else None} is "
+                         "not supported (13 to 22)")
+    return _Importer(onnx, proto).run()
+
+
+def export(model, filepath):
+    """The same as model.export(filepath, format='onnx')."""
+    from .saving.onnx_export import export_onnx
+
+    export_onnx(model, filepath)
+
+
+__all__ = ["load", "export", "ONNX_IMPORTERS"]

@@ -1,0 +1,1197 @@
+"""Keras's own files: the Keras 3 ``.keras`` zip, the legacy HDF5 ``.h5`` (tf.keras 2.x and
+Keras 3's legacy path) and ``.weights.h5`` weights files, read and written without TensorFlow.
+
+Layouts (learnt from files Keras 3.x writes):
+  .keras  an uncompressed zip of config.json (the model's serialized config, compile_config
+          inside), metadata.json and model.weights.h5, whose datasets sit at
+          ``layers/<snake class name, uniquified per container>/vars/<i>`` in Keras's
+          ``model.layers`` order (RNNs under ``.../cell/vars``, nested models under
+          ``.../layers/...``, a layer shared by two models only where it is first met).
+  .h5     attributes ``model_config`` (JSON) and ``training_config``; group ``model_weights``
+          (or the root, for a weights file) with ``layer_names``, and per layer a group with
+          ``weight_names`` listing its datasets in weight order.
+
+Conversion is table driven: ``KERAS_LAYERS`` maps a Keras class name to a ``LayerSpec`` (which
+Keras config keys pass to nncore, which are accepted only at one value, where the variables sit
+in the h5 file). A new nncore layer is one entry. Anything not in the table, an argument value
+nncore cannot honour (a Lambda, an unregistered custom class, a ``module`` outside Keras) is a
+ValueError naming it: never a silent approximation.
+
+Safety as in native.py: JSON is data; classes come only from nncore's registry; the model is
+rebuilt (every shape checked, the parameter count capped against the bytes the file holds) before
+any weight is read; every dataset's shape and dtype are checked against the architecture before
+its data is read; links other than hard links, external/virtual storage, filters, missing or
+unexpected datasets are refused; zip members must be stored (not compressed) and fit in the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+import zipfile
+
+import numpy as np
+
+H5PY_HINT = ('reading or writing Keras files (.keras, .h5) needs h5py: '
+             'pip install "nncore[keras]"')
+MAX_CONFIG_BYTES = 16 << 20
+MAX_H5_OBJECTS = 1 << 16
+MAX_H5_DEPTH = 64
+MAX_FILE_BYTES = 4 << 30  # read into memory whole (h5py opens it from there)
+KERAS_VERSION = "3.15.1"  # the Keras release whose layout this writes
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(H5PY_HINT) from None
+    return h5py
+
+
+def snake_case(name: str) -> str:
+    """Keras's naming.to_snake_case: 'MaxPooling2D' -> 'max_pooling2d', 'LSTM' -> 'lstm'."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# ---- the per-layer table ----------------------------------------------------------------------
+_ANY = object()  # "any value is accepted": the key does not change what nncore computes
+
+
+class LayerSpec:
+    """How one Keras layer class maps to nncore's.
+    args:   Keras config keys passed to nncore's constructor (same names by design);
+    fixed:  keys accepted only at the listed values (dropped), or _ANY (semantics-free);
+    vars:   where the layer's variables sit under its h5 group ('vars' or 'cell/vars');
+    to_keras: extra Keras config from an nncore layer (the args are written from get_config)."""
+
+    def __init__(self, args=(), fixed=None, vars="vars", to_keras=None, from_keras=None):
+        self.args = frozenset(args)
+        self.fixed = dict(fixed or {})
+        self.vars = vars
+        self.to_keras = to_keras
+        self.from_keras = from_keras
+
+
+_NONE = (None,)
+_WEIGHTED = {"kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer"}
+_CONSTRAINTS = {"activity_regularizer": _NONE, "kernel_constraint": _NONE,
+                "bias_constraint": _NONE}
+_RNN_ARGS = {"units", "activation", "use_bias", "return_sequences", "recurrent_initializer",
+             "recurrent_regularizer"} | _WEIGHTED
+_RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "return_state": (False,),
+              "go_backwards": (False,), "stateful": (False,), "dropout": (0, 0.0),
+              "recurrent_dropout": (0, 0.0), "unroll": _ANY, "zero_output_for_mask": _ANY,
+              "seed": _ANY, "implementation": _ANY, "time_major": (False,), "use_cudnn": _ANY}
+_MERGE = LayerSpec()
+_custom_names = threading.local()
+_BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
+
+KERAS_LAYERS: dict = {
+    "Dense": LayerSpec({"units", "activation", "use_bias"} | _WEIGHTED,
+                       {**_CONSTRAINTS, "quantization_config": _NONE, "lora_rank": _NONE,
+                        "lora_alpha": _ANY}),
+    "Conv2D": LayerSpec({"filters", "kernel_size", "strides", "padding", "dilation_rate",
+                         "activation", "use_bias"} | _WEIGHTED,
+                        {**_CONSTRAINTS, "groups": (1,), "data_format": ("channels_last", None),
+                         "lora_rank": _NONE, "lora_alpha": _ANY}),
+    "MaxPooling2D": LayerSpec({"pool_size", "strides", "padding"},
+                              {"data_format": ("channels_last", None)}),
+    "AveragePooling2D": LayerSpec({"pool_size", "strides", "padding"},
+                                  {"data_format": ("channels_last", None)}),
+    "Flatten": LayerSpec((), {"data_format": ("channels_last", None)}),
+    "Reshape": LayerSpec({"target_shape"}),
+    "Dropout": LayerSpec({"rate", "seed"}, {"noise_shape": _NONE}),
+    "Activation": LayerSpec({"activation"}),
+    "SimpleRNN": LayerSpec(_RNN_ARGS, _RNN_FIXED, vars="cell/vars"),
+    "LSTM": LayerSpec(_RNN_ARGS | {"recurrent_activation", "unit_forget_bias"}, _RNN_FIXED,
+                      vars="cell/vars"),
+    "GRU": LayerSpec(_RNN_ARGS | {"recurrent_activation", "reset_after"}, _RNN_FIXED,
+                     vars="cell/vars"),
+    "Add": _MERGE, "Subtract": _MERGE, "Multiply": _MERGE, "Average": _MERGE,
+    "Maximum": _MERGE, "Minimum": _MERGE,
+    "Concatenate": LayerSpec({"axis"}),
+    "Dot": LayerSpec({"axes", "normalize"}),
+}
+# Keras aliases that name the same nncore class.
+_ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D"}
+_MODELS = ("Functional", "Sequential", "Model")
+# The modules Keras records for built-in objects; anything else is refused for a built-in name.
+_KERAS_MODULES = {"keras", "keras.layers", "keras.models", "keras.src.models.functional",
+                  "keras.src.models.sequential", "keras.src.models.model", "keras.initializers",
+                  "keras.regularizers", "keras.optimizers", "keras.losses", "keras.metrics",
+                  "keras.activations", None}
+_INIT_EXTRA = {"input_axes": _NONE, "output_axes": _NONE}  # Keras 3.1x VarianceScaling keys
+
+
+# ---- small checks -----------------------------------------------------------------------------
+def _check_module(d, where):
+    mod = d.get("module")
+    if mod not in _KERAS_MODULES:
+        raise _Bad(f"{where}: 'module' {mod!r} is not one of Keras's modules; nothing is "
+                   "imported from a file")
+
+
+def _dtype_ok(v):
+    if v is None or v == "float32":
+        return True
+    if isinstance(v, dict):
+        return (v.get("class_name") in ("DTypePolicy", "Policy") and isinstance(
+            v.get("config"), dict) and v["config"].get("name") == "float32")
+    return False
+
+
+def _init_from_keras(v, where):
+    if v is None or isinstance(v, str):
+        return v
+    if not isinstance(v, dict) or not isinstance(v.get("config", {}), dict):
+        raise _Bad(f"{where}: bad initializer {v!r}")
+    _check_module(v, where)
+    from .. import initializers
+
+    cfg = {}
+    for k, x in v.get("config", {}).items():
+        if k in _INIT_EXTRA:
+            if x is not None:
+                raise _Bad(f"{where}: initializer {k}={x!r} is not supported by nncore")
+            continue
+        cfg[k] = x
+    cls = v.get("class_name")
+    if cls not in initializers._BY_CLASS:
+        raise _Bad(f"{where}: initializer {cls!r} is not available in nncore "
+                   f"(nncore has {sorted(initializers._BY_CLASS)})")
+    return {"class_name": cls, "config": cfg}
+
+
+def _reg_from_keras(v, where):
+    if v is None or isinstance(v, str):
+        return v
+    if not isinstance(v, dict):
+        raise _Bad(f"{where}: bad regularizer {v!r}")
+    _check_module(v, where)
+    return {"class_name": v.get("class_name"), "config": v.get("config", {})}
+
+
+def _arg_from_keras(key, v, where):
+    if key.endswith("_initializer"):
+        return _init_from_keras(v, f"{where}, {key}")
+    if key.endswith("_regularizer"):
+        return _reg_from_keras(v, f"{where}, {key}")
+    if key in ("activation", "recurrent_activation") and isinstance(v, dict):
+        _check_module(v, where)  # Keras serializes a function as {class_name: 'function', ...}
+        if v.get("class_name") == "function" and isinstance(v.get("config"), str):
+            return v["config"]
+        raise _Bad(f"{where}: activation {v!r} is not one of nncore's")
+    return v
+
+
+# ---- Keras config -> nncore config ------------------------------------------------------------
+def _layer_from_keras(entry, where, custom_objects):
+    """nncore's {'class_name', 'config'} entry for a Keras layer entry (models recursively)."""
+    from .registry import get_class
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) or \
+            not isinstance(entry.get("config"), dict):
+        raise _Bad(f"{where}: a layer entry must have 'class_name' and a dict 'config'")
+    cls_name = entry["class_name"]
+    kcfg = entry["config"]
+    reg = entry.get("registered_name")
+    lname = kcfg.get("name", entry.get("name"))
+    where = f"{where}, layer {lname!r} ({cls_name})" if isinstance(lname, str) else where
+    if cls_name.endswith("Lambda"):
+        raise _Bad(f"{where}: Lambda layers hold Python code, which nncore never runs; "
+                   "rewrite the Lambda as a registered layer")
+    # A custom class: only one registered with nncore (by the name Keras recorded).
+    if isinstance(reg, str) and reg != cls_name and reg not in _MODELS:
+        cls = get_class(reg, custom_objects)
+        if cls is None:
+            raise _Bad(f"{where}: custom object {reg!r} is not registered with nncore "
+                       "(keras.saving.register_keras_serializable or custom_objects=)")
+        cfg = dict(kcfg)
+        if "dtype" in cfg and _dtype_ok(cfg["dtype"]):
+            del cfg["dtype"]
+        for key, ok in _BASE_FIXED.items():  # Keras's base Layer config keys
+            if key in cfg:
+                v = cfg.pop(key)
+                if ok is not _ANY and v not in ok:
+                    raise _Bad(f"{where}: {key}={v!r} is not supported by nncore")
+        names = getattr(_custom_names, "value", None)
+        if names is not None and isinstance(cfg.get("name"), str):
+            names[cfg["name"]] = cls_name  # Keras's h5 group is named after its class
+        return {"class_name": reg, "config": cfg}
+    _check_module(entry, where)
+    if cls_name in _MODELS:
+        return _model_from_keras(cls_name, kcfg, where, custom_objects)
+    cls_name = _ALIASES.get(cls_name, cls_name)
+    spec = KERAS_LAYERS.get(cls_name)
+    if cls_name == "InputLayer":
+        return {"class_name": "InputLayer", "config": _input_from_keras(kcfg, where)}
+    if spec is None:
+        if get_class(cls_name, custom_objects) is not None and custom_objects and \
+                cls_name in custom_objects:
+            return {"class_name": cls_name, "config": dict(kcfg)}
+        raise _Bad(f"{where}: nncore has no layer {cls_name!r} (it reads "
+                   f"{sorted(KERAS_LAYERS)})")
+    cfg = {}
+    for key, v in kcfg.items():
+        if key == "name":
+            cfg["name"] = v
+        elif key == "trainable":
+            if not isinstance(v, bool):
+                raise _Bad(f"{where}: trainable must be a bool")
+            cfg["trainable"] = v
+        elif key == "dtype":
+            if not _dtype_ok(v):
+                raise _Bad(f"{where}: dtype {v!r} is not supported (nncore computes in float32)")
+        elif key in ("batch_input_shape", "batch_shape"):
+            if v is not None:
+                cfg["batch_input_shape"] = v
+        elif key == "input_shape":
+            cfg["input_shape"] = v
+        elif key in spec.args:
+            cfg[key] = _arg_from_keras(key, v, where)
+        elif key in spec.fixed:
+            ok = spec.fixed[key]
+            if ok is not _ANY and not any(v == o and type(v) is type(o) or
+                                          (o is None and v is None) for o in ok):
+                raise _Bad(f"{where}: {key}={v!r} is not supported by nncore")
+        else:
+            raise _Bad(f"{where}: argument {key!r} is not known to nncore's {cls_name}")
+    if spec.from_keras is not None:
+        cfg = spec.from_keras(cfg)
+    return {"class_name": cls_name, "config": cfg}
+
+
+def _input_from_keras(kcfg, where):
+    allowed = {"batch_shape", "batch_input_shape", "shape", "dtype", "sparse", "ragged", "name",
+               "optional", "batch_size", "input_shape"}
+    extra = set(kcfg) - allowed
+    if extra:
+        raise _Bad(f"{where}: InputLayer argument(s) {sorted(extra)} are not known")
+    for flag in ("sparse", "ragged", "optional"):
+        if kcfg.get(flag):
+            raise _Bad(f"{where}: {flag}=True inputs are not supported")
+    bs = kcfg.get("batch_shape", kcfg.get("batch_input_shape"))
+    if bs is not None:
+        if not isinstance(bs, list) or len(bs) < 2:
+            raise _Bad(f"{where}: bad batch_shape {bs!r}")
+        shape, batch = bs[1:], bs[0]
+    else:
+        shape, batch = kcfg.get("shape", kcfg.get("input_shape")), kcfg.get("batch_size")
+    dt = kcfg.get("dtype", "float32")
+    if isinstance(dt, dict):
+        if not _dtype_ok(dt):
+            raise _Bad(f"{where}: dtype {dt!r} is not supported")
+        dt = "float32"
+    cfg = {"shape": shape, "dtype": dt, "batch_size": batch}
+    if "name" in kcfg:
+        cfg["name"] = kcfg["name"]
+    return cfg
+
+
+def _tensor_ref(t, where):
+    if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
+        h = t.get("config", {}).get("keras_history") if isinstance(t.get("config"), dict) \
+            else None
+        if isinstance(h, list) and len(h) == 3:
+            return h
+    if isinstance(t, list) and len(t) in (3, 4) and isinstance(t[0], str):  # Keras 2
+        if len(t) == 4 and t[3] not in ({}, None):
+            raise _Bad(f"{where}: call arguments {t[3]!r} are not supported")
+        return t[:3]
+    raise _Bad(f"{where}: bad tensor reference {t!r}")
+
+
+_NODE_KWARGS = {"mask": (None,), "training": (None, False)}
+
+
+def _node_from_keras(node, where):
+    if isinstance(node, dict):  # Keras 3: {"args": [x], "kwargs": {...}}
+        args, kwargs = node.get("args"), node.get("kwargs", {})
+        if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
+            raise _Bad(f"{where}: a node must call the layer on one tensor or one list of "
+                       f"tensors, got {node!r:.200}")
+        for k, v in kwargs.items():
+            if k not in _NODE_KWARGS or v not in _NODE_KWARGS[k]:
+                raise _Bad(f"{where}: call argument {k}={v!r} is not supported by nncore")
+        x = args[0]
+        if isinstance(x, list):
+            return {"args": [_tensor_ref(t, where) for t in x], "list": True}
+        return {"args": [_tensor_ref(x, where)], "list": False}
+    if isinstance(node, list) and node:  # Keras 2: [[name, node, tensor, kwargs], ...]
+        refs = [_tensor_ref(t, where) for t in node]
+        return {"args": refs, "list": len(refs) > 1}
+    raise _Bad(f"{where}: bad inbound node {node!r:.200}")
+
+
+def _model_from_keras(cls_name, kcfg, where, custom_objects):
+    layers = kcfg.get("layers")
+    if not isinstance(layers, list):
+        raise _Bad(f"{where}: a model config needs 'layers'")
+    allowed = {"name", "trainable", "layers", "input_layers", "output_layers", "dtype",
+               "build_input_shape", "input_spec"}
+    extra = set(kcfg) - allowed
+    if extra:
+        raise _Bad(f"{where}: model config key(s) {sorted(extra)} are not known")
+    if not _dtype_ok(kcfg.get("dtype")):
+        raise _Bad(f"{where}: dtype {kcfg.get('dtype')!r} is not supported")
+    name = kcfg.get("name")
+    if cls_name == "Sequential":
+        out = []
+        for i, e in enumerate(layers):
+            out.append(_layer_from_keras(e, f"{where}, layer {i}", custom_objects))
+        if not out or out[0]["class_name"] != "InputLayer":
+            bis = kcfg.get("build_input_shape")
+            if not isinstance(bis, list) or len(bis) < 2:
+                raise _Bad(f"{where}: the Sequential has no input shape")
+            out.insert(0, {"class_name": "InputLayer",
+                           "config": {"shape": bis[1:], "batch_size": bis[0]}})
+        cfg = {"name": name, "layers": out}
+        if kcfg.get("trainable") is False:
+            cfg["trainable"] = False
+        return {"class_name": "Sequential", "config": cfg}
+    out = []
+    for i, e in enumerate(layers):
+        if not isinstance(e, dict):
+            raise _Bad(f"{where}: layer {i} is not an entry")
+        ne = _layer_from_keras(e, f"{where}", custom_objects)
+        nodes = e.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            raise _Bad(f"{where}: inbound_nodes must be a list")
+        ne["name"] = e.get("name", e["config"].get("name"))
+        ne["inbound_nodes"] = [_node_from_keras(n, f"{where}, layer {ne['name']!r}")
+                               for n in nodes]
+        out.append(ne)
+
+    def refs(spec):
+        if isinstance(spec, dict):
+            return {k: refs(v) for k, v in spec.items()}
+        if isinstance(spec, list) and spec and isinstance(spec[0], (list, dict)):
+            return [refs(v) for v in spec]
+        if isinstance(spec, list) and len(spec) == 3:
+            return list(spec)
+        raise _Bad(f"{where}: bad input/output reference {spec!r:.200}")
+
+    outs = refs(kcfg.get("output_layers"))
+    if isinstance(outs, list) and len(outs) == 1 and isinstance(outs[0], list):
+        outs = outs[0]  # Keras returns a lone output unwrapped (unpack_singleton)
+    cfg = {"name": name, "layers": out, "input_layers": refs(kcfg.get("input_layers")),
+           "output_layers": outs}
+    if kcfg.get("trainable") is False:
+        cfg["trainable"] = False
+    return {"class_name": "Functional", "config": cfg}
+
+
+def model_entry_from_keras(kentry, custom_objects=None):
+    """nncore's {'class_name', 'config'} for a Keras model config (as config.json holds it)."""
+    if not isinstance(kentry, dict) or kentry.get("class_name") not in _MODELS:
+        raise _Bad("the file does not hold a Sequential or Functional model "
+                   f"(class {kentry.get('class_name') if isinstance(kentry, dict) else None!r})")
+    _check_module(kentry, "model")
+    return _model_from_keras(kentry["class_name"], kentry.get("config") or {}, "model config",
+                             custom_objects)
+
+
+# ---- nncore -> Keras config -------------------------------------------------------------------
+_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+           "registered_name": None}
+
+
+def _keras_obj(module, d):
+    if d is None or isinstance(d, str):
+        return d
+    return {"module": module, "class_name": d["class_name"], "config": d["config"],
+            "registered_name": None}
+
+
+def _shape_list(s):
+    return None if s is None else [None if d is None else int(d) for d in s]
+
+
+def _layer_to_keras(layer):
+    from ..layers.core import InputLayer
+    from .registry import registered_name
+
+    if getattr(layer, "_is_model", False):
+        return _model_to_keras(layer)
+    cls_name = type(layer).__name__
+    if isinstance(layer, InputLayer):
+        cfg = {"batch_shape": [layer.batch_size] + _shape_list(layer._input_shape_arg),
+               "dtype": layer.dtype, "sparse": False, "ragged": False, "name": layer.name}
+        return {"module": "keras.layers", "class_name": "InputLayer", "config": cfg,
+                "registered_name": None}
+    spec = KERAS_LAYERS.get(cls_name)
+    reg = registered_name(type(layer))
+    if reg != cls_name or spec is None:  # a registered custom class: its own config
+        if ">" not in reg:
+            raise ValueError(f"layer {layer.name!r} ({cls_name}) has no Keras equivalent that "
+                             "nncore can write")
+        entry = {"module": type(layer).__module__, "class_name": _keras_class_name(layer),
+                 "config": layer.get_config(), "registered_name": reg}
+        if layer.built and layer._build_shape is not None:
+            entry["build_config"] = {"input_shape": _build_shape(layer._build_shape)}
+        return entry
+    ncfg = layer.get_config()
+    cfg = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_POLICY)}
+    for key in sorted(spec.args):
+        if key not in ncfg:
+            continue
+        v = ncfg[key]
+        if key.endswith("_initializer"):
+            v = _keras_obj("keras.initializers", v)
+        elif key.endswith("_regularizer"):
+            v = _keras_obj("keras.regularizers", v)
+        cfg[key] = v
+    if spec.to_keras is not None:
+        cfg.update(spec.to_keras(layer))
+    entry = {"module": "keras.layers", "class_name": cls_name, "config": cfg,
+             "registered_name": None}
+    if layer.built and layer._build_shape is not None and layer.weights:
+        entry["build_config"] = {"input_shape": _build_shape(layer._build_shape)}
+    return entry
+
+
+def _build_shape(s):
+    if isinstance(s, list):
+        return [_shape_list(x) for x in s]
+    return _shape_list(s)
+
+
+def _model_to_keras(model):
+    from ..models.sequential import Sequential
+
+    if isinstance(model, Sequential):
+        layers = []
+        if model._input_layer is not None:
+            layers.append(_layer_to_keras(model._input_layer))
+        layers += [_layer_to_keras(lay) for lay in model.layers]
+        cfg = {"name": model.name, "trainable": model.trainable, "dtype": dict(_POLICY),
+               "layers": layers}
+        entry = {"module": "keras", "class_name": "Sequential", "config": cfg,
+                 "registered_name": None}
+        if model._input_layer is not None:
+            shape = [model._input_layer.batch_size] + _shape_list(
+                model._input_layer._input_shape_arg)
+            cfg["build_input_shape"] = shape
+            entry["build_config"] = {"input_shape": shape}
+        return entry
+    ncfg = model.get_config()  # Keras-shaped graph; tensors get their shapes below
+    shapes = {}
+    for layer in model._layers:
+        own = [n for n in layer._inbound_nodes if model._owns(n) or n.is_input]
+        for k, n in enumerate(own):
+            for i, t in enumerate(n.flat_outputs):
+                shapes[(layer.name, k, i)] = (t.shape, t.dtype)
+    by_name = {lay.name: lay for lay in model._layers}
+
+    def ktensor(ref):
+        shape, dtype = shapes.get(tuple(ref), (None, "float32"))
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": _shape_list(shape), "dtype": dtype,
+                           "keras_history": list(ref)}}
+
+    layers = []
+    for e in ncfg["layers"]:
+        ke = _layer_to_keras(by_name[e["name"]])
+        ke["name"] = e["name"]
+        nodes = []
+        for n in e["inbound_nodes"]:
+            ts = [ktensor(r) for r in n["args"]]
+            nodes.append({"args": [ts if n["list"] else ts[0]], "kwargs": {}})
+        ke["inbound_nodes"] = nodes
+        layers.append(ke)
+    cfg = {"name": model.name, "trainable": model.trainable, "layers": layers,
+           "input_layers": ncfg["input_layers"], "output_layers": ncfg["output_layers"]}
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "config": cfg,
+            "registered_name": "Functional"}
+
+
+# ---- the variable layout of Keras 3's h5 ------------------------------------------------------
+def _keras_class_name(layer):
+    """The class name Keras knows a layer by: a registered custom class 'Package>Name' is Name
+    (register_keras_serializable's default is the class's own name)."""
+    from .registry import registered_name
+
+    reg = registered_name(type(layer))
+    return reg.split(">", 1)[1] if ">" in reg else type(layer).__name__
+
+
+def keras_var_paths(model, class_names=None):
+    """[(group path, layer or model, its own weights)] in the order Keras 3 writes them; models get
+    their (empty) own group; a layer met a second time is skipped as Keras does. class_names:
+    layer name -> the Keras class name a file recorded for a custom layer."""
+    class_names = class_names or {}
+    out = [("vars", model, [])]
+    seen = {id(model)}
+
+    def walk(m, prefix):
+        used: dict = {}
+        for layer in m.layers:
+            base = snake_case(class_names.get(layer.name, _keras_class_name(layer)))
+            if base in used:
+                used[base] += 1
+                base = f"{base}_{used[base]}"
+            else:
+                used[base] = 0
+            path = f"{prefix}/{base}"
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if getattr(layer, "_is_model", False):
+                out.append((f"{path}/vars", layer, []))
+                walk(layer, f"{path}/layers")
+                continue
+            spec = KERAS_LAYERS.get(type(layer).__name__)
+            vdir = spec.vars if spec is not None else "vars"
+            if vdir != "vars":
+                out.append((f"{path}/vars", layer, []))
+            out.append((f"{path}/{vdir}", layer, list(layer.weights)))
+
+    walk(model, "layers")
+    return out
+
+
+def _h5_walk(h5py, group, base=""):
+    """{path: dataset} of every dataset under group, refusing anything but hard links."""
+    found, groups = {}, []
+    stack = [(group, base, 0)]
+    count = 0
+    while stack:
+        g, prefix, depth = stack.pop()
+        if depth > MAX_H5_DEPTH:
+            raise _Bad("the HDF5 tree is nested too deeply")
+        for name in g.keys():
+            count += 1
+            if count > MAX_H5_OBJECTS:
+                raise _Bad("the HDF5 file holds too many objects")
+            link = g.get(name, getlink=True)
+            path = f"{prefix}/{name}" if prefix else name
+            if not isinstance(link, h5py.HardLink):
+                raise _Bad(f"HDF5 object {path!r} is a {type(link).__name__}: only plain "
+                           "groups and datasets are read")
+            obj = g[name]
+            if isinstance(obj, h5py.Dataset):
+                found[path] = obj
+            elif isinstance(obj, h5py.Group):
+                groups.append(path)
+                stack.append((obj, path, depth + 1))
+            else:
+                raise _Bad(f"HDF5 object {path!r} is neither a group nor a dataset")
+    return found, groups
+
+
+def _read_dataset(h5py, ds, path, out):
+    """Checked read of one float32 dataset into the array `out` (its shape)."""
+    if ds.dtype != np.dtype("<f4"):
+        raise _Bad(f"dataset {path!r}: dtype {ds.dtype}, expected float32")
+    if tuple(ds.shape) != out.shape:
+        raise _Bad(f"dataset {path!r}: shape {tuple(ds.shape)}, the model needs {out.shape}")
+    if ds.is_virtual or ds.external:
+        raise _Bad(f"dataset {path!r} uses external or virtual storage")
+    if ds.id.get_create_plist().get_nfilters():
+        raise _Bad(f"dataset {path!r} is filtered (compressed); Keras writes plain datasets")
+    if out.size:
+        ds.read_direct(out)
+    if not np.all(np.isfinite(out)):
+        raise _Bad(f"dataset {path!r} holds NaN or inf")
+
+
+def _fill_from_keras_h5(h5py, f, model, class_names=None):
+    """Stage every weight from a Keras 3 weights h5 (all checked), then copy into the model."""
+    plan = keras_var_paths(model, class_names)
+    datasets, _ = _h5_walk(h5py, f)
+    expected = {}
+    for gpath, layer, ws in plan:
+        for i, w in enumerate(ws):
+            expected[f"{gpath}/{i}"] = (w, layer)
+    extra = sorted(p for p in datasets if p not in expected and not p.startswith("optimizer/"))
+    if extra:
+        raise _Bad(f"unexpected dataset(s) {extra[:5]} (not variables of this model)")
+    missing = sorted(p for p in expected if p not in datasets)
+    if missing:
+        raise _Bad(f"missing dataset(s) {missing[:5]}")
+    staged = []
+    for p, (w, _layer) in expected.items():
+        s = np.empty(w.shape, np.float32)
+        _read_dataset(h5py, datasets[p], p, s)
+        staged.append((w, s))
+    for w, s in staged:
+        w[...] = s
+
+
+# ---- files ------------------------------------------------------------------------------------
+def _atomic_write(filepath, data: bytes, overwrite=True):
+    from .native import _umask
+
+    user = os.fspath(filepath)
+    target = os.path.realpath(user)
+    if not overwrite and os.path.exists(target):
+        raise FileExistsError(f"{user!r} exists and overwrite=False")
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".nncore-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
+    h5py = _h5py()
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        for gpath, layer, ws in keras_var_paths(model):
+            g = f.require_group(gpath)
+            g.attrs["name"] = layer.name
+            for i, w in enumerate(ws):
+                g.create_dataset(str(i), data=np.asarray(w, np.float32))
+        if compiled_optimizer is not None:
+            g = f.require_group("optimizer/vars")
+            g.attrs["name"] = compiled_optimizer.name
+            for i, v in enumerate(optimizer_vars(model, compiled_optimizer)):
+                g.create_dataset(str(i), data=v)
+    return buf.getvalue()
+
+
+def _slot_kinds(opt):
+    """How many Keras variables each trainable weight has, and whether Keras interleaves them
+    (Adam: m0, v0, m1, v1 ...) or not; None when nncore cannot map the optimizer's state."""
+    from .. import optimizers
+
+    if isinstance(opt, optimizers.Adam):
+        return 2
+    if isinstance(opt, optimizers.SGD):
+        return 1 if opt.momentum else 0
+    return None
+
+
+def optimizer_vars(model, opt):
+    """Keras's optimizer variables: iterations (int64), learning_rate (float32), then each
+    trainable weight's slots in model.trainable_weights order (zeros before the first step)."""
+    out = [np.int64(opt.iterations), np.float32(opt.learning_rate)]
+    n = _slot_kinds(opt)
+    if n is None or (opt.iterations == 0 and opt._slots is None):
+        return out if n is None else out + [np.zeros_like(w) for w in model.trainable_weights
+                                            for _ in range(n)]
+    for w in model.trainable_weights:
+        slots = opt._slots_for(w) if opt._slots is not None else ()
+        for k in range(n):
+            out.append(np.asarray(slots[k] if k < len(slots) and slots[k] is not None
+                                  else np.zeros_like(w), np.float32))
+    return out
+
+
+def _load_optimizer_state(h5py, f, model):
+    """Restore a compiled model's optimizer state from 'optimizer/vars' (checked)."""
+    if "optimizer" not in f or "vars" not in f["optimizer"]:
+        return
+    opt = model.optimizer
+    n = _slot_kinds(opt)
+    datasets, _ = _h5_walk(h5py, f["optimizer"]["vars"])
+    if n is None:
+        if len(datasets) > 2:
+            raise _Bad(f"optimizer state for {type(opt).__name__} cannot be restored by nncore")
+        return
+    tw = model.trainable_weights
+    if len(datasets) == 2:  # saved before the optimizer was built: no slots yet
+        return
+    if set(datasets) != {str(i) for i in range(2 + n * len(tw))}:
+        raise _Bad(f"optimizer/vars holds {len(datasets)} variables; {type(opt).__name__} of "
+                   f"this model has {2 + n * len(tw)}")
+    it = datasets["0"]
+    if it.shape != () or it.dtype.kind not in "iu":
+        raise _Bad("optimizer/vars/0 (iterations) must be an integer scalar")
+    iterations = int(it[()])
+    if not 0 <= iterations < 1 << 62:
+        raise _Bad("optimizer iterations out of range")
+    staged = []
+    for j, w in enumerate(tw):
+        slots = []
+        for k in range(n):
+            p = str(2 + j * n + k)
+            s = np.empty(w.shape, np.float32)
+            _read_dataset(h5py, datasets[p], f"optimizer/vars/{p}", s)
+            slots.append(s)
+        staged.append((w, tuple(slots) if n else (None,)))
+    opt.iterations = iterations
+    opt._slots = {id(w): (w, (w.shape, w.dtype), sl) for w, sl in staged}
+
+
+def _zip_bytes(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+            info.compress_type = zipfile.ZIP_STORED
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+def _keras_compile_config(model):
+    if not model.compiled:
+        return None
+    from .native import _compile_config
+
+    c = _compile_config(model)
+    opt = dict(c["optimizer"])
+    ocfg = dict(opt["config"])
+    ocfg["name"] = str(ocfg.get("name", opt["class_name"])).lower()
+
+    def kloss(v):
+        if isinstance(v, dict) and set(v) == {"class_name", "config"}:
+            return _keras_obj("keras.losses", v)
+        if isinstance(v, dict):
+            return {k: kloss(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [kloss(x) for x in v]
+        return v
+
+    def kmetric(m):
+        if isinstance(m, dict) and set(m) == {"class_name", "config"}:
+            return _keras_obj("keras.metrics", m)
+        if isinstance(m, dict):
+            return {k: kmetric(x) for k, x in m.items()}
+        if isinstance(m, list):
+            return [kmetric(x) for x in m]
+        return m
+
+    return {"optimizer": {"module": "keras.optimizers", "class_name": opt["class_name"],
+                          "config": ocfg, "registered_name": None},
+            "loss": kloss(c["loss"]), "loss_weights": c["loss_weights"],
+            "metrics": kmetric(c["metrics"]), "weighted_metrics": None,
+            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
+def save_keras(model, filepath, overwrite=True) -> None:
+    """model.save('m.keras'): a Keras 3 file (keras.models.load_model reads it)."""
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built; build or fit it before saving")
+    entry = _model_to_keras(model)
+    entry["build_config"] = entry.get("build_config", {"input_shape": None})
+    cc = _keras_compile_config(model)
+    if cc is not None:
+        entry["compile_config"] = cc
+    meta = {"keras_version": KERAS_VERSION,
+            "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S", time.gmtime())}
+    data = _zip_bytes({"metadata.json": json.dumps(meta),
+                       "config.json": json.dumps(entry),
+                       "model.weights.h5": _weights_h5_bytes(
+                           model, model.optimizer if cc is not None else None)})
+    _atomic_write(filepath, data, overwrite)
+
+
+def save_weights_h5(model, filepath, overwrite=True) -> None:
+    """model.save_weights('m.weights.h5'): Keras 3's weights file."""
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built; nothing to save")
+    _atomic_write(filepath, _weights_h5_bytes(model, model.optimizer if model.compiled else None),
+                  overwrite)
+
+
+def _check_size(filepath):
+    size = os.path.getsize(filepath)
+    if size > MAX_FILE_BYTES:
+        raise _Bad(f"the file is larger than {MAX_FILE_BYTES} bytes")
+    return size
+
+
+def _open_keras_zip(filepath):
+    size = _check_size(filepath)
+    with open(filepath, "rb") as fh:
+        raw = fh.read()
+    zf = zipfile.ZipFile(io.BytesIO(raw))
+    declared = 0
+    names = set()
+    for info in zf.infolist():
+        if info.flag_bits & 0x1:
+            raise _Bad(f"member {info.filename!r} is encrypted")
+        if info.is_dir():
+            if info.filename.rstrip("/") != "assets":
+                raise _Bad(f"unexpected directory {info.filename!r}")
+            continue
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise _Bad(f"member {info.filename!r} is compressed; Keras stores its members and "
+                       "compressed members are refused")
+        declared += info.file_size
+        names.add(info.filename)
+    if declared > size:
+        raise _Bad(f"members declare {declared} bytes but the file holds {size}")
+    want = {"config.json", "metadata.json", "model.weights.h5"}
+    if names - want:
+        raise _Bad(f"unexpected member(s) {sorted(names - want)[:5]} (nncore reads models "
+                   "without assets)")
+    if "config.json" not in names or "model.weights.h5" not in names:
+        raise _Bad("config.json or model.weights.h5 is missing: not a Keras 3 model file")
+    return zf, size
+
+
+def _json(raw, what):
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _Bad(f"{what} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise _Bad(f"{what} is not valid JSON: {e}") from None
+
+
+def _h5_from_bytes(h5py, data):
+    if not data.startswith(b"\x89HDF\r\n\x1a\n"):
+        raise _Bad("model.weights.h5 is not an HDF5 file")
+    try:
+        return h5py.File(io.BytesIO(data), "r")
+    except OSError as e:
+        raise _Bad(f"model.weights.h5 cannot be opened: {e}") from None
+
+
+def _build(entry, max_params, weight_bytes, custom_objects):
+    from .native import model_from_entry
+
+    return model_from_entry(entry, allocate=False, max_params=max_params,
+                            max_weight_bytes=weight_bytes, custom_objects=custom_objects)
+
+
+def _errors(filepath, kind):
+    from .native import _ERRORS
+
+    class Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, et, e, tb):
+            if et is None or et in (FileNotFoundError, IsADirectoryError, ImportError):
+                return False
+            if issubclass(et, _Bad) or issubclass(et, _ERRORS) or issubclass(et, KeyError) or \
+                    issubclass(et, OSError):
+                raise ValueError(f"{os.fspath(filepath)!r} is not a valid {kind}: {e}") from None
+            return False
+
+    return Ctx()
+
+
+def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
+    """keras.models.load_model('m.keras') for a file Keras 3 (or nncore) wrote."""
+    h5py = _h5py()
+    with _errors(filepath, "Keras model file"):
+        zf, _ = _open_keras_zip(filepath)
+        with zf:
+            cfg = _json(zf.read("config.json"), "config.json")
+            if "metadata.json" in zf.namelist():
+                _json(zf.read("metadata.json"), "metadata.json")
+            if not isinstance(cfg, dict):
+                raise _Bad("config.json is not an object")
+            _custom_names.value = names = {}
+            try:
+                entry = model_entry_from_keras(cfg, custom_objects)
+            finally:
+                _custom_names.value = None
+            wdata = zf.read("model.weights.h5")
+        model = _build(entry, max_params, len(wdata), custom_objects)
+        with _h5_from_bytes(h5py, wdata) as f:
+            _fill_from_keras_h5(h5py, f, model, names)
+        cc = cfg.get("compile_config")
+        if compile and cc is not None:
+            compile_from_keras(model, cc)
+            if model.compiled:
+                with _h5_from_bytes(h5py, wdata) as f:
+                    _load_optimizer_state(h5py, f, model)
+    return model
+
+
+def load_weights_h5(model, filepath):
+    """model.load_weights('w.weights.h5' or a legacy 'w.h5')."""
+    h5py = _h5py()
+    if not model.built:
+        raise ValueError(f"model {model.name!r} must be built before load_weights")
+    with _errors(filepath, "Keras weights file"):
+        _check_size(filepath)
+        with open(filepath, "rb") as fh:
+            data = fh.read()
+        with _h5_from_bytes(h5py, data) as f:
+            if "layer_names" in f.attrs or "model_weights" in f:
+                _fill_legacy(h5py, f["model_weights"] if "model_weights" in f else f, model)
+            else:
+                _fill_from_keras_h5(h5py, f, model)
+                if model.compiled:
+                    _load_optimizer_state(h5py, f, model)
+
+
+# ---- compile config ---------------------------------------------------------------------------
+_OPT_FIXED = {"weight_decay": _NONE, "clipnorm": _NONE, "global_clipnorm": _NONE,
+              "clipvalue": _NONE, "use_ema": (False,), "ema_momentum": _ANY,
+              "ema_overwrite_frequency": _NONE, "loss_scale_factor": _NONE,
+              "gradient_accumulation_steps": _NONE, "is_legacy_optimizer": _ANY, "decay": (0, 0.0),
+              "jit_compile": _ANY}
+_OPTS = {"Adam": {"learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "name"},
+         "SGD": {"learning_rate", "momentum", "nesterov", "name"},
+         "RMSprop": {"learning_rate", "rho", "momentum", "epsilon", "centered", "name"}}
+_LOSS_FIXED = {"reduction": ("sum_over_batch_size", "auto", None), "name": _ANY, "dtype": _ANY,
+               "ignore_class": _NONE, "axis": (-1,), "label_smoothing": (0, 0.0),
+               "fn": _ANY}
+_LOSS_NAMES = {"SparseCategoricalCrossentropy", "CategoricalCrossentropy", "BinaryCrossentropy",
+               "MeanSquaredError", "MeanAbsoluteError"}
+
+
+def _fixed_ok(key, v, table, where):
+    ok = table[key]
+    if ok is not _ANY and v not in ok:
+        raise _Bad(f"{where}: {key}={v!r} is not supported by nncore")
+
+
+def _optimizer_from_keras(d):
+    from .. import optimizers
+
+    if isinstance(d, str):
+        return optimizers.get(d)
+    if not isinstance(d, dict) or not isinstance(d.get("config"), dict):
+        raise _Bad(f"bad optimizer config {d!r:.200}")
+    _check_module(d, "optimizer")
+    cls = d.get("class_name")
+    if cls not in _OPTS:
+        raise _Bad(f"optimizer {cls!r} is not available in nncore ({sorted(_OPTS)})")
+    cfg = {}
+    for k, v in d["config"].items():
+        if k in _OPTS[cls]:
+            cfg[k] = v
+        elif k in _OPT_FIXED:
+            _fixed_ok(k, v, _OPT_FIXED, f"optimizer {cls}")
+        else:
+            raise _Bad(f"optimizer {cls}: argument {k!r} is not known to nncore")
+    if not isinstance(cfg.get("learning_rate", 0.0), (int, float)):
+        raise _Bad("optimizer: learning-rate schedules are not supported")
+    return optimizers.deserialize({"class_name": cls, "config": cfg})
+
+
+def _loss_from_keras(v):
+    from .. import losses
+
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        return [_loss_from_keras(x) for x in v]
+    if isinstance(v, dict) and "class_name" not in v:
+        return {k: _loss_from_keras(x) for k, x in v.items()}
+    if not isinstance(v, dict) or not isinstance(v.get("config"), dict):
+        raise _Bad(f"bad loss {v!r:.200}")
+    _check_module(v, "loss")
+    cls = v["class_name"]
+    if cls not in _LOSS_NAMES:
+        raise _Bad(f"loss {cls!r} is not available in nncore")
+    cfg = {}
+    for k, x in v["config"].items():
+        if k == "from_logits":
+            cfg[k] = bool(x)
+        elif k in _LOSS_FIXED:
+            _fixed_ok(k, x, _LOSS_FIXED, f"loss {cls}")
+        else:
+            raise _Bad(f"loss {cls}: argument {k!r} is not known to nncore")
+    return losses.deserialize({"class_name": cls, "config": cfg})
+
+
+def _metric_from_keras(m):
+    from .. import metrics
+
+    if m is None or isinstance(m, str):
+        return m
+    if isinstance(m, list):
+        return [_metric_from_keras(x) for x in m]
+    if isinstance(m, dict) and "class_name" not in m:
+        return {k: _metric_from_keras(x) for k, x in m.items()}
+    if not isinstance(m, dict) or not isinstance(m.get("config"), dict):
+        raise _Bad(f"bad metric {m!r:.200}")
+    _check_module(m, "metric")
+    cls = getattr(metrics, str(m["class_name"]), None)
+    if not (isinstance(cls, type) and issubclass(cls, metrics.Metric)):
+        raise _Bad(f"metric {m['class_name']!r} is not available in nncore")
+    cfg = {k: x for k, x in m["config"].items() if k != "dtype"}
+    try:
+        return cls(**cfg)
+    except TypeError as e:
+        raise _Bad(f"metric {m['class_name']!r}: {e}") from None
+
+
+def compile_from_keras(model, cc):
+    if not isinstance(cc, dict):
+        raise _Bad("compile_config must be an object")
+    if cc.get("weighted_metrics"):
+        raise _Bad("weighted_metrics are not supported by nncore")
+    opt = cc.get("optimizer", cc.get("optimizer_config"))
+    loss = _loss_from_keras(cc.get("loss"))
+    if loss is None:
+        return  # compiled without a loss: nothing nncore can train with
+    mets = _metric_from_keras(cc.get("metrics")) or []
+    model.compile(optimizer=_optimizer_from_keras(opt), loss=loss,
+                  loss_weights=cc.get("loss_weights"), metrics=mets)
+
+
+# ---- legacy HDF5 ------------------------------------------------------------------------------
+def _str_list(a, what):
+    if isinstance(a, np.ndarray) and a.size == 0:
+        return []
+    try:
+        out = [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in np.asarray(a)]
+    except (TypeError, UnicodeDecodeError):
+        raise _Bad(f"{what} is not a list of names") from None
+    if len(out) > MAX_H5_OBJECTS:
+        raise _Bad(f"{what} is too long")
+    return out
+
+
+def _attr_text(attrs, key):
+    v = attrs.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    raise _Bad(f"attribute {key!r} is not text")
+
+
+def _fill_legacy(h5py, g, model):
+    """Weights from a legacy group, as Keras's legacy loader matches them: the layers that have
+    weights, in order (layer_names), each with its weight_names datasets in weight order."""
+    names = _str_list(g.attrs.get("layer_names", np.array([])), "layer_names")
+    _h5_walk(h5py, g)  # refuses soft/external links anywhere in the tree
+    filed = []
+    for lname in names:
+        lg = g.get(lname)
+        if not isinstance(lg, h5py.Group):
+            raise _Bad(f"layer group {lname!r} is missing")
+        wnames = _str_list(lg.attrs.get("weight_names", np.array([])), f"{lname}/weight_names")
+        if wnames:
+            filed.append((lname, lg, wnames))
+    ours = [lay for lay in model.layers if lay.weights]
+    if len(filed) != len(ours):
+        raise _Bad(f"the file has weights for {len(filed)} layers ({[n for n, _, _ in filed][:8]}"
+                   f"), the model has {len(ours)} layers with weights")
+    staged = []
+    for (lname, lg, wnames), layer in zip(filed, ours):
+        ws = layer.weights
+        if len(wnames) != len(ws):
+            raise _Bad(f"layer {lname!r}: the file has {len(wnames)} weights, layer "
+                       f"{layer.name!r} has {len(ws)}")
+        for wn, w in zip(wnames, ws):
+            ds = lg.get(wn)
+            if not isinstance(ds, h5py.Dataset):
+                raise _Bad(f"layer {lname!r}: dataset {wn!r} is missing")
+            s = np.empty(w.shape, np.float32)
+            _read_dataset(h5py, ds, f"{lname}/{wn}", s)
+            staged.append((w, s))
+    for w, s in staged:
+        w[...] = s
+
+
+def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
+    """keras.models.load_model('m.h5') for a legacy HDF5 model file."""
+    h5py = _h5py()
+    with _errors(filepath, "legacy Keras .h5 model file"):
+        size = _check_size(filepath)
+        with open(filepath, "rb") as fh:
+            data = fh.read()
+        with _h5_from_bytes(h5py, data) as f:
+            raw = _attr_text(f.attrs, "model_config")
+            if raw is None:
+                raise _Bad("no 'model_config' attribute: a weights file, not a model "
+                           "(use model.load_weights)")
+            cfg = _json(raw, "model_config")
+            entry = model_entry_from_keras(cfg, custom_objects)
+            model = _build(entry, max_params, size, custom_objects)
+            if "model_weights" not in f:
+                raise _Bad("no 'model_weights' group")
+            _fill_legacy(h5py, f["model_weights"], model)
+            tc = _attr_text(f.attrs, "training_config")
+            if compile and tc is not None:
+                compile_from_keras(model, _json(tc, "training_config"))
+    return model
+
+
+def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
+    """The legacy HDF5 layout (as Keras 3's legacy saver writes it)."""
+    h5py = _h5py()
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built; nothing to save")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        if weights_only:
+            g = f
+        else:
+            entry = _model_to_keras(model)
+            f.attrs["model_config"] = json.dumps({"class_name": entry["class_name"],
+                                                  "config": entry["config"]})
+            f.attrs["backend"] = "tensorflow"
+            f.attrs["keras_version"] = KERAS_VERSION
+            cc = _keras_compile_config(model)
+            if cc is not None:
+                tc = dict(cc)
+                tc["optimizer_config"] = {k: v for k, v in tc.pop("optimizer").items()
+                                          if k in ("class_name", "config")}
+                f.attrs["training_config"] = json.dumps(tc)
+            g = f.create_group("model_weights")
+        layers = list(model.layers)
+        if getattr(model, "_input_layer", None) is not None:
+            layers = [model._input_layer] + layers
+        g.attrs["layer_names"] = np.array([lay.name.encode() for lay in layers])
+        g.attrs["backend"] = "tensorflow"
+        g.attrs["keras_version"] = KERAS_VERSION
+        for lay in layers:
+            lg = g.create_group(lay.name)
+            names = _legacy_weight_names(lay)
+            lg.attrs["weight_names"] = np.array([n.encode() for n in names])
+            for n, w in zip(names, lay.weights):
+                lg.create_dataset(n, data=np.asarray(w, np.float32))
+    _atomic_write(filepath, buf.getvalue(), overwrite)
+
+
+def _legacy_weight_names(layer):
+    if getattr(layer, "_is_model", False):
+        return [f"{layer.name}/{p}" for p in layer._weight_paths()]
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    inner = f"{snake_case(type(layer).__name__)}_cell/" if spec is not None and \
+        spec.vars == "cell/vars" else ""
+    return [f"{layer.name}/{inner}{n}" for n in layer._weight_names]
+
+
+# ---- sniffing ---------------------------------------------------------------------------------
+def file_kind(filepath) -> str:
+    """'keras' (a Keras 3 zip), 'native' (nncore's zip), 'h5' (HDF5) or 'unknown'."""
+    try:
+        with open(filepath, "rb") as fh:
+            head = fh.read(8)
+    except (IsADirectoryError, PermissionError):
+        return "unknown"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "h5"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(os.fspath(filepath)) as z:
+                names = set(z.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "unknown"
+        if "config.json" in names:
+            return "keras"
+        return "native"
+    return "unknown"
+
+
+__all__ = ["KERAS_LAYERS", "LayerSpec", "load_keras", "save_keras", "load_h5", "save_h5",
+           "load_weights_h5", "save_weights_h5", "snake_case", "file_kind"]

@@ -1,0 +1,311 @@
+"""ONNX export (opset 17) of nncore models: ``model.export("m.onnx", format="onnx")``.
+
+Built with onnx.helper from a per-layer table (``ONNX_EXPORTERS``: Keras class name -> function
+emitting the layer's nodes); a new layer is one entry. The graph has a dynamic batch axis.
+
+Layout: nncore is channels-last (NHWC); ONNX's Conv and pooling are NCHW. Every value carries a
+layout tag, conv/pool work in NCHW and everything else in NHWC, and a Transpose is inserted only
+where the tag changes (so Conv -> ReLU -> MaxPool -> Conv runs without transposes in between).
+Recurrent layers become ONNX RNN / LSTM / GRU on a time-major view: Keras's LSTM gate order
+(i, f, c, o) is reordered to ONNX's (i, o, f, c); Keras's GRU (z, r, h, reset_after=True) is ONNX's
+GRU with linear_before_reset=1 and the input and recurrent biases as Wb and Rb.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+ONNX_HINT = 'ONNX export needs the onnx package: pip install "nncore[onnx]"'
+OPSET = 17
+NHWC_TO_NCHW = [0, 3, 1, 2]
+NCHW_TO_NHWC = [0, 2, 3, 1]
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError(ONNX_HINT) from None
+    return onnx
+
+
+class GraphBuilder:
+    """Nodes, initializers and layout tags of the graph being written."""
+
+    def __init__(self, onnx):
+        self.onnx = onnx
+        self.helper = onnx.helper
+        self.nodes: list = []
+        self.inits: list = []
+        self.layout: dict = {}      # value name -> "NCHW" for conv/pool values
+        self._cache: dict = {}      # (value, layout) -> transposed value
+        self._n = 0
+
+    def fresh(self, base):
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def const(self, arr, base="c"):
+        name = self.fresh(base)
+        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def op(self, op_type, inputs, base=None, n_out=1, **attrs):
+        outs = [self.fresh(base or op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), outs,
+                                                name=self.fresh("n_" + op_type), **attrs))
+        return outs if n_out > 1 else outs[0]
+
+    def nhwc(self, v):
+        """v in channels-last (the layout everything but conv/pool uses)."""
+        if self.layout.get(v) != "NCHW":
+            return v
+        key = (v, "NHWC")
+        if key not in self._cache:
+            self._cache[key] = self.op("Transpose", [v], "nhwc", perm=NCHW_TO_NHWC)
+        return self._cache[key]
+
+    def nchw(self, v):
+        if self.layout.get(v) == "NCHW":
+            return v
+        key = (v, "NCHW")
+        if key not in self._cache:
+            t = self.op("Transpose", [v], "nchw", perm=NHWC_TO_NCHW)
+            self.layout[t] = "NCHW"
+            self._cache[key] = t
+        return self._cache[key]
+
+
+def _activation(g, x, name, keep_layout=False):
+    if name == "linear":
+        return x
+    op = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}.get(name)
+    if op is not None:
+        y = g.op(op, [x])
+        if keep_layout and g.layout.get(x) == "NCHW":
+            g.layout[y] = "NCHW"
+        return y
+    if name == "softmax":
+        return g.op("Softmax", [g.nhwc(x)], axis=-1)
+    raise ValueError(f"activation {name!r} has no ONNX export")
+
+
+# ---- per-layer exporters: (builder, layer, input names, node) -> output names ----------------
+def _dense(g, layer, xs, node):
+    x = g.nhwc(xs[0])
+    w = g.const(layer.kernel, f"{layer.name}_kernel")
+    if len(node.flat_inputs[0].shape) == 2:
+        ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
+        y = g.op("Gemm", ins, layer.name)
+    else:
+        y = g.op("MatMul", [x, w], layer.name)
+        if layer.use_bias:
+            y = g.op("Add", [y, g.const(layer.bias, f"{layer.name}_bias")], layer.name)
+    return [_activation(g, y, layer.activation)]
+
+
+def _same_pads(in_hw, k, s, d):
+    pads_b, pads_a = [], []
+    for n, kk, ss, dd in zip(in_hw, k, s, d):
+        out = -(-n // ss)
+        total = max((out - 1) * ss + (kk - 1) * dd + 1 - n, 0)
+        pads_b.append(total // 2)
+        pads_a.append(total - total // 2)
+    return pads_b + pads_a
+
+
+def _conv(g, layer, xs, node):
+    x = g.nchw(xs[0])
+    shp = node.flat_inputs[0].shape
+    w = g.const(np.transpose(layer.kernel, (3, 2, 0, 1)), f"{layer.name}_kernel")
+    ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
+    pads = (_same_pads(shp[1:3], layer.kernel_size, layer.strides, layer.dilation_rate)
+            if layer.padding == "same" else [0, 0, 0, 0])
+    y = g.op("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads)
+    g.layout[y] = "NCHW"
+    return [_activation(g, y, layer.activation, keep_layout=True)]
+
+
+def _pool(op_type):
+    def f(g, layer, xs, node):
+        x = g.nchw(xs[0])
+        shp = node.flat_inputs[0].shape
+        pads = (_same_pads(shp[1:3], layer.pool_size, layer.strides, (1, 1))
+                if layer.padding == "same" else [0, 0, 0, 0])
+        extra = {"count_include_pad": 0} if op_type == "AveragePool" else {}
+        y = g.op(op_type, [x], layer.name, kernel_shape=list(layer.pool_size),
+                 strides=list(layer.strides), pads=pads, **extra)
+        g.layout[y] = "NCHW"
+        return [y]
+    return f
+
+
+def _flatten(g, layer, xs, node):
+    return [g.op("Flatten", [g.nhwc(xs[0])], layer.name, axis=1)]
+
+
+def _reshape(g, layer, xs, node):
+    shape = g.const(np.array([0] + list(layer.target_shape), np.int64), f"{layer.name}_shape")
+    return [g.op("Reshape", [g.nhwc(xs[0]), shape], layer.name)]
+
+
+def _identity(g, layer, xs, node):
+    return [xs[0]]  # Dropout: the identity at inference
+
+
+def _activation_layer(g, layer, xs, node):
+    return [_activation(g, xs[0], layer.activation, keep_layout=True)]
+
+
+def _chain(op_type):
+    def f(g, layer, xs, node):
+        xs = [g.nhwc(x) for x in xs]
+        y = g.op(op_type, xs[:2], layer.name)
+        for x in xs[2:]:
+            y = g.op(op_type, [y, x], layer.name)
+        return [y]
+    return f
+
+
+def _variadic(op_type):
+    def f(g, layer, xs, node):
+        return [g.op(op_type, [g.nhwc(x) for x in xs], layer.name)]
+    return f
+
+
+def _concat(g, layer, xs, node):
+    return [g.op("Concat", [g.nhwc(x) for x in xs], layer.name, axis=layer.axis)]
+
+
+def _l2_normalize(g, x, axis):
+    ss = g.op("ReduceSumSquare", [x], "sumsq", axes=[axis], keepdims=1)
+    n = g.op("Sqrt", [g.op("Max", [ss, g.const(np.array(1e-12, np.float32), "eps")])])
+    return g.op("Div", [x, n], "l2n")
+
+
+def _dot(g, layer, xs, node):
+    a, b = (g.nhwc(x) for x in xs)
+    shapes = [t.shape for t in node.flat_inputs]
+    a0, a1 = layer._axes(shapes)
+    if layer.normalize:
+        a, b = _l2_normalize(g, a, a0), _l2_normalize(g, b, a1)
+    sa = layer._letters(len(shapes[0]), a0, True)
+    sb = layer._letters(len(shapes[1]), a1, False)
+    so = "b" + "".join(c for c in sa[1:] if c != "z") + "".join(c for c in sb[1:] if c != "z")
+    y = g.op("Einsum", [a, b], layer.name, equation=f"{sa},{sb}->{so}")
+    if len(so) == 1:
+        y = g.op("Unsqueeze", [y, g.const(np.array([1], np.int64), "axes")], layer.name)
+    return [y]
+
+
+def _gates(m, order, units):
+    """Reorder the gate blocks of the last axis of m (blocks of `units`)."""
+    blocks = [m[..., k * units:(k + 1) * units] for k in range(m.shape[-1] // units)]
+    return np.concatenate([blocks[k] for k in order], axis=-1)
+
+
+def _rnn(op_type):
+    def f(g, layer, xs, node):
+        u = layer.units
+        x = g.op("Transpose", [g.nhwc(xs[0])], "time_major", perm=[1, 0, 2])
+        k, rk = layer.kernel, layer.recurrent_kernel
+        if op_type == "LSTM":
+            order = [0, 3, 1, 2]  # Keras i, f, c, o -> ONNX i, o, f, c
+            k, rk = _gates(k, order, u), _gates(rk, order, u)
+        w = g.const(k.T[None].astype(np.float32), f"{layer.name}_W")
+        r = g.const(rk.T[None].astype(np.float32), f"{layer.name}_R")
+        ins = [x, w, r]
+        n_g = {"RNN": 1, "LSTM": 4, "GRU": 3}[op_type]
+        if layer.use_bias:
+            if op_type == "GRU":
+                bias = np.concatenate([layer.bias[0], layer.bias[1]])
+            else:
+                b = layer.bias if op_type == "RNN" else _gates(layer.bias, order, u)
+                bias = np.concatenate([b, np.zeros(n_g * u, np.float32)])
+            ins.append(g.const(bias[None].astype(np.float32), f"{layer.name}_B"))
+        attrs = {"hidden_size": u}
+        if op_type == "RNN":
+            attrs["activations"] = ["Relu" if layer.activation == "relu" else "Tanh"]
+        if op_type == "GRU":
+            attrs["linear_before_reset"] = 1
+        outs = g.op(op_type, ins, layer.name, n_out=2, **attrs)
+        if layer.return_sequences:
+            y = g.op("Squeeze", [outs[0], g.const(np.array([1], np.int64), "axes")])
+            return [g.op("Transpose", [y], layer.name, perm=[1, 0, 2])]
+        return [g.op("Squeeze", [outs[1], g.const(np.array([0], np.int64), "axes")],
+                     layer.name)]
+    return f
+
+
+ONNX_EXPORTERS: dict = {
+    "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
+    "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
+    "Dropout": _identity, "Activation": _activation_layer,
+    "SimpleRNN": _rnn("RNN"), "LSTM": _rnn("LSTM"), "GRU": _rnn("GRU"),
+    "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
+    "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),
+    "Concatenate": _concat, "Dot": _dot,
+}
+
+
+def _emit(g, model, input_values):
+    vals = dict(enumerate(input_values))
+    for layer, ins, outs, _, _, node in model._steps:
+        xs = [vals[i] for i in ins]
+        if getattr(layer, "_is_model", False):
+            ys = _emit(g, layer, xs)
+        else:
+            fn = ONNX_EXPORTERS.get(type(layer).__name__)
+            if fn is None:
+                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no ONNX "
+                                 "export in nncore")
+            ys = fn(g, layer, xs, node)
+        for s, y in zip(outs, ys):
+            vals[s] = y
+    return [vals[s] for s in model._out_slots]
+
+
+def to_onnx(model):
+    """The onnx.ModelProto of a built model."""
+    onnx = _onnx()
+    h = onnx.helper
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built; build or fit it before export")
+    g = GraphBuilder(onnx)
+    inputs, in_vals = [], []
+    for t, name in zip(model.inputs, model.input_names):
+        dims = ["batch"] + [d if d is not None else f"{name}_d{i}"
+                            for i, d in enumerate(t.shape[1:], 1)]
+        dt = np.dtype(t.dtype)
+        inputs.append(h.make_tensor_value_info(name, h.np_dtype_to_tensor_dtype(dt), dims))
+        v = name if dt == np.float32 else g.op("Cast", [name], "cast", to=onnx.TensorProto.FLOAT)
+        in_vals.append(v)
+    outs = _emit(g, model, in_vals)
+    outputs = []
+    for i, (v, t, name) in enumerate(zip(outs, model.outputs, model.output_names)):
+        v = g.nhwc(v)
+        oname = name if name not in [o.name for o in outputs] else f"{name}_{i}"
+        g.nodes.append(h.make_node("Identity", [v], [oname], name=g.fresh("n_out")))
+        dims = ["batch"] + [d if d is not None else f"{oname}_d{i}"
+                            for i, d in enumerate(t.shape[1:], 1)]
+        outputs.append(h.make_tensor_value_info(oname, onnx.TensorProto.FLOAT, dims))
+    graph = h.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.inits)
+    proto = h.make_model(graph, producer_name="nncore",
+                         opset_imports=[h.make_opsetid("", OPSET)])
+    proto.ir_version = 8  # what ONNX Runtime 1.1x reads for opset 17
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_onnx(model, filepath):
+    proto = to_onnx(model)
+    from .keras_format import _atomic_write
+
+    _atomic_write(os.fspath(filepath), proto.SerializeToString())
+    return proto
+
+
+__all__ = ["ONNX_EXPORTERS", "to_onnx", "export_onnx", "OPSET"]
