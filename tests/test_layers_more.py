@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from _layer_checks import fd_check, keras_parity, run_layer
 from nncore import activations, layers
+from conftest import require
 
 # ---- finite differences (no TensorFlow needed) ------------------------------------------------
 
@@ -392,7 +393,7 @@ KERAS_CASES = [
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
+    require("tensorflow")
     import keras as k
 
     return k

@@ -8,11 +8,12 @@ import nncore as nk
 import numpy as np
 import pytest
 from nncore import layers
+from conftest import require
 
 
 @pytest.fixture(scope="module")
 def keras():
-    pytest.importorskip("tensorflow")
+    require("tensorflow")
     import keras as k
 
     return k

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from nncore import layers as L
 from nncore import models
+from conftest import require
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+onnx = require("onnx")
+ort = require("onnxruntime")
 
 TOL = 1e-5
 
@@ -118,10 +119,12 @@ def test_export_runs_in_onnx_runtime(kind, rng, tmp_path):
 def test_every_builtin_layer_has_an_exporter():
     from nncore.layers import _BUILTIN
     from nncore.saving.onnx_export import ONNX_EXPORTERS
+    from test_keras_files import NOT_YET_CONVERTED
 
     missing = [c.__name__ for c in _BUILTIN if c.__name__ not in ONNX_EXPORTERS and
-               c.__name__ != "InputLayer"]
+               c.__name__ != "InputLayer" and c.__name__ not in NOT_YET_CONVERTED]
     assert missing == []
+    assert sorted(NOT_YET_CONVERTED & set(ONNX_EXPORTERS)) == []
 
 
 def test_recurrent_ops_are_onnx_rnn_lstm_gru_not_loops(tmp_path):

@@ -435,8 +435,8 @@ def _layer_to_keras(layer):
     reg = registered_name(type(layer))
     if reg != cls_name or spec is None:  # a registered custom class: its own config
         if ">" not in reg:
-            raise ValueError(f"layer {layer.name!r} ({cls_name}) has no Keras equivalent that "
-                             "nncore can write")
+            raise ValueError(f"layer {layer.name!r} ({cls_name}): nncore cannot write this "
+                             "layer to a Keras file yet (its converter has no entry for it)")
         entry = {"module": type(layer).__module__, "class_name": _keras_class_name(layer),
                  "config": layer.get_config(), "registered_name": reg}
         if layer.built and layer._build_shape is not None:
