@@ -1,0 +1,471 @@
+"""The machinery under keras_ops: op nodes in the model graph, and tracing of user code.
+
+An op applied to numpy values computes at once. An op applied to a symbolic tensor (KerasTensor)
+records an ``OpNode`` -- a small Layer holding the op, its static arguments and its constant
+operands -- in the same graph the model core runs, so ``Functional._run`` / ``_backprop``
+execute and differentiate fine-grained ops exactly as they do built-in layers.
+
+Tracing: a user Layer with a ``call`` (and no hand-written forward) is called once per
+(input shapes, training) on symbolic tensors; the graph recorded is kept and run from then on.
+While a trace runs, the layer's weight arrays are known by identity: an op operand that *is* a
+weight becomes a parameter reference (owner layer, weight index) instead of a constant, so the
+op node reads the live weight on every forward and adds its gradient into the owner's slot.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numpy as np
+
+from ..layers.base import BUILD_LOCK, Layer
+from ..layers.node import KerasTensor, Node, flatten, pack_like
+
+_tls = threading.local()
+
+
+# ---- trace context ------------------------------------------------------------------------------
+def _params():
+    """{id(weight array): (owner layer, index)} of the innermost trace, or None."""
+    stack = getattr(_tls, "trace", None)
+    return stack[-1]["params"] if stack else None
+
+
+def _trace_losses():
+    stack = getattr(_tls, "trace", None)
+    return stack[-1]["losses"] if stack else None
+
+
+class _LossCollector:
+    """Activity losses (add_loss) of the layers run inside a training/test step."""
+
+    def __enter__(self):
+        prev = getattr(_tls, "collect", None)
+        self._prev = prev
+        self.values = []
+        _tls.collect = self.values
+        return self
+
+    def __exit__(self, *exc):
+        _tls.collect = self._prev
+        return False
+
+    @property
+    def total(self) -> float:
+        return float(sum(float(np.sum(v, dtype=np.float64)) for v in self.values))
+
+
+def collect_losses():
+    return _LossCollector()
+
+
+def _collector():
+    return getattr(_tls, "collect", None)
+
+
+def add_loss(layer, value):
+    """Layer.add_loss: inside a trace, a symbolic value becomes an extra output of the traced
+    graph; its sum is added to the training loss and differentiated."""
+    losses = _trace_losses()
+    if isinstance(value, KerasTensor):
+        if losses is None:
+            raise ValueError(f"layer {layer.name!r}: add_loss got a symbolic tensor outside the "
+                             "layer's call")
+        losses.append(value)
+        return
+    if losses is not None:
+        losses.append(("const", float(np.sum(np.asarray(value, dtype=np.float64)))))
+        return
+    coll = _collector()
+    if coll is not None:
+        coll.append(np.asarray(value, dtype=np.float64))
+
+
+# ---- op nodes -----------------------------------------------------------------------------------
+class Op:
+    """An op: fwd(*values, **static) -> (output, saved); bwd(dy, y, values, saved, needs,
+    **static) -> one gradient (or None) per operand, in the shape of the broadcast result (the
+    caller sums them back to each operand's shape)."""
+
+    __slots__ = ("name", "fwd", "bwd", "nout")
+
+    def __init__(self, name, fwd, bwd=None, nout=1):
+        self.name, self.fwd, self.bwd, self.nout = name, fwd, bwd, nout
+
+
+def unbroadcast(g, shape):
+    """Sum g (shape of a broadcast result) back to `shape`."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+_CONST, _TENSOR, _PARAM = 0, 1, 2
+
+
+class OpNode(Layer):
+    """One op call in a graph. spec: per operand (kind, payload): (_TENSOR, k) the node's k-th
+    input tensor, (_CONST, value), (_PARAM, (owner layer, weight index))."""
+
+    _is_op = True
+
+    def __init__(self, op, spec, static):
+        super().__init__(name=op.name)
+        self.op, self.spec, self.static = op, spec, static
+        self.built = True
+        self._nt = sum(1 for k, _ in spec if k == _TENSOR)
+
+    @property
+    def trainable_weights(self) -> list:
+        out = []
+        for kind, p in self.spec:
+            if kind == _PARAM:
+                owner, i = p
+                if owner.trainable and owner._weight_trainable[i]:
+                    out.append(owner._weights[i])
+        return out
+
+    def _values(self, inputs):
+        vals = []
+        for kind, p in self.spec:
+            if kind == _TENSOR:
+                vals.append(inputs[p])
+            elif kind == _CONST:
+                vals.append(p)
+            else:
+                vals.append(p[0]._weights[p[1]])
+        return vals
+
+    def forward(self, inputs, training=False, need_ctx=False):
+        vals = self._values(inputs)
+        y, saved = self.op.fwd(*vals, **self.static)
+        return y, ((vals, y, saved) if need_ctx else None)
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        vals, y, saved = ctx
+        bwd = self.op.bwd
+        needs = []
+        for kind, p in self.spec:
+            if kind == _TENSOR:
+                needs.append(need_input_grad)
+            elif kind == _PARAM:
+                owner, i = p
+                needs.append(owner.trainable and owner._weight_trainable[i])
+            else:
+                needs.append(False)
+        dx = [None] * self._nt
+        if bwd is None or not any(needs):
+            return dx if need_input_grad else None
+        if self.op.nout != 1:
+            dy = [np.zeros_like(v) if d is None else d for d, v in zip(dy, y)]
+        grads = bwd(dy, y, vals, saved, needs, **self.static)
+        for (kind, p), g, v, need in zip(self.spec, grads, vals, needs):
+            if g is None or not need:
+                continue
+            g = unbroadcast(np.asarray(g), np.shape(v))
+            if kind == _TENSOR:
+                dx[p] = g.astype(v.dtype, copy=False) if v.dtype.kind == "f" else None
+            else:
+                owner, i = p
+                if g is dy or g.base is not None or g.dtype != np.float32:
+                    g = np.array(g, dtype=np.float32)
+                owner._add_grad(i, g)
+        return dx if need_input_grad else None
+
+    def get_config(self):
+        raise ValueError(f"a model that applies keras.ops ({self.op.name}) directly to symbolic "
+                         "tensors cannot be saved as a whole yet: put the ops in a custom layer "
+                         "(a Layer subclass with call) and register it, or save_weights")
+
+    def __repr__(self):
+        return f"<OpNode {self.op.name}>"
+
+
+def _probe_shape(shape, fill):
+    return tuple(fill if d is None else d for d in shape)
+
+
+def _probe_value(t, fill):
+    shape = _probe_shape(t.shape, fill)
+    dt = np.dtype(t.dtype)
+    if dt.kind == "f":
+        return np.full(shape, 0.5, dt)
+    return np.zeros(shape, dt)
+
+
+def _infer(op, spec, static, tensors):
+    """Output shape(s) and dtype(s) by running the op on small probe values; an axis whose size
+    follows the unknown (None) input sizes stays None."""
+    has_none = any(d is None for t in tensors for d in t.shape)
+    outs = []
+    for fill in ((2, 3) if has_none else (1,)):
+        vals = []
+        for kind, p in spec:
+            if kind == _TENSOR:
+                vals.append(_probe_value(tensors[p], fill))
+            elif kind == _CONST:
+                vals.append(p)
+            else:
+                vals.append(p[0]._weights[p[1]])
+        with np.errstate(all="ignore"):
+            y, _ = op.fwd(*vals, **static)
+        outs.append(y)
+    res = []
+    for k in range(op.nout if op.nout != 1 else 1):
+        ys = [o if op.nout == 1 else o[k] for o in outs]
+        shape = list(np.shape(ys[0]))
+        if len(ys) == 2:
+            if np.ndim(ys[0]) != np.ndim(ys[1]):
+                raise ValueError(f"{op.name}: the output rank depends on the unknown batch size")
+            shape = [a if a == b else None for a, b in zip(np.shape(ys[0]), np.shape(ys[1]))]
+        res.append((tuple(shape), str(np.asarray(ys[0]).dtype)))
+    return res
+
+
+def apply(op, operands, static=None):
+    """Run op on operands now (no symbolic operand), or record an OpNode and return its
+    symbolic output(s)."""
+    static = static or {}
+    if not any(isinstance(x, KerasTensor) for x in operands):
+        return op.fwd(*[_eager(x) for x in operands], **static)[0]
+    params = _params()
+    spec, tensors = [], []
+    for x in operands:
+        if isinstance(x, KerasTensor):
+            spec.append((_TENSOR, len(tensors)))
+            tensors.append(x)
+        elif params is not None and isinstance(x, np.ndarray) and id(x) in params:
+            spec.append((_PARAM, params[id(x)]))
+        else:
+            spec.append((_CONST, _const(x)))
+    node_layer = OpNode(op, spec, static)
+    info = _infer(op, spec, static, tensors)
+    if op.nout == 1:
+        shape, dtype = info[0]
+        outputs = KerasTensor(shape, dtype, name=op.name)
+    else:
+        outputs = [KerasTensor(s, d, name=f"{op.name}_{i}") for i, (s, d) in enumerate(info)]
+    node = Node(node_layer, list(tensors), outputs)
+    node_layer._inbound_nodes.append(node)
+    return outputs
+
+
+def _eager(x):
+    if isinstance(x, np.ndarray) or np.isscalar(x) or x is None:
+        return x
+    if hasattr(x, "__array__") and not isinstance(x, (list, tuple)):
+        return np.asarray(x)
+    return x
+
+
+def _const(x):
+    if isinstance(x, (bool, int, float)) or x is None:
+        return x  # weakly typed scalar: float32 tensors stay float32 (NEP 50)
+    if isinstance(x, (list, tuple)):
+        return np.asarray(x) if not any(isinstance(v, KerasTensor) for v in x) else x
+    a = np.asarray(x)
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    return a
+
+
+# ---- the graph a trace records ------------------------------------------------------------------
+class Graph:
+    """A recorded graph (the same steps Functional runs) with its output structure and the
+    activity-loss outputs that follow the user outputs."""
+
+    def __init__(self, inputs, outputs, n_user, out_struct, in_struct, const_losses):
+        from ..models.functional import Functional
+
+        self._fn = Functional
+        Functional._init_graph(self, inputs, outputs)
+        self.n_user = n_user
+        self.out_struct = out_struct
+        self.in_struct = in_struct
+        self.const_losses = const_losses
+        self.out_shapes = [t.shape for t in flatten(out_struct)]
+
+    def _struct_shapes(self, struct):
+        return self._fn._struct_shapes(struct)
+
+    def run(self, xs, training, need_ctx):
+        return self._fn._run(self, xs, training=training, need_ctx=need_ctx)
+
+    def plan(self, input_grads):
+        return self._fn._grad_plan(self, input_grads=input_grads)
+
+    def backprop(self, ctxs, douts, plan):
+        return self._fn._backprop(self, ctxs, douts, plan)
+
+
+def call_signature(fn):
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _all_params(layer, out, seen):
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    for i, w in enumerate(layer._weights):
+        out.setdefault(id(w), (layer, i))
+    for sub in layer._sublayers():
+        _all_params(sub, out, seen)
+
+
+def _traced(layer, fn, sym, training, kwargs=None):
+    """fn(sym, training=...) inside a trace frame: (output structure, frame)."""
+    params: dict = {}
+    _all_params(layer, params, set())
+    frame = {"params": params, "losses": []}
+    stack = getattr(_tls, "trace", None)
+    if stack is None:
+        stack = _tls.trace = []
+    with BUILD_LOCK:
+        stack.append(frame)
+        try:
+            kw = dict(kwargs or {})
+            if "training" in call_signature(fn):
+                kw["training"] = training
+            out = fn(sym, **kw)
+        finally:
+            stack.pop()
+    for t in flatten(out):
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"layer {layer.name!r}: call must return tensors computed from its "
+                            f"inputs (with keras.ops or layers), got {type(t).__name__}")
+    return out, frame
+
+
+def trace_model(model, shapes, multi):
+    """A subclassed model's call on symbolic inputs of these shapes: (inputs, outputs)."""
+    from ..layers.core import Input
+
+    sym = [Input(shape=tuple(s[1:]), name=f"{model.name}_input" + (f"_{i}" if multi else ""))
+           for i, s in enumerate(shapes)]
+    arg = sym if multi else sym[0]
+    out, frame = _traced(model, model.call, arg, None)
+    if frame["losses"]:
+        raise NotImplementedError(f"model {model.name!r}: add_loss in a subclassed model's call "
+                                  "is not supported yet; call it in a layer's call instead")
+    if isinstance(out, tuple):
+        out = list(out)
+    return arg, out
+
+
+def trace_call(layer, fn, in_struct, training, kwargs=None):
+    """Call fn(symbolic inputs like in_struct, training=...) and record its graph."""
+    from ..layers.core import Input
+
+    def make(s):
+        if isinstance(s, list):
+            return [make(x) for x in s]
+        if isinstance(s, dict):
+            return {k: make(v) for k, v in s.items()}
+        shape, dtype = s
+        return Input(shape=tuple(shape[1:]), batch_size=shape[0], dtype=dtype,
+                     name=f"{layer.name}_input")
+
+    sym = make(in_struct)
+    out, frame = _traced(layer, fn, sym, training, kwargs)
+    outs = flatten(out)
+    sym_losses = [t for t in frame["losses"] if isinstance(t, KerasTensor)]
+    const_losses = sum(t[1] for t in frame["losses"] if isinstance(t, tuple))
+    # A graph output may also be an input (an identity call); the Functional core handles that.
+    return Graph(flatten(sym), outs + sym_losses, len(outs), out, sym, const_losses)
+
+
+def in_struct_of(inputs):
+    """(shape with batch None, dtype) structure of concrete or symbolic inputs."""
+    if isinstance(inputs, (list, tuple)):
+        return [in_struct_of(x) for x in inputs]
+    if isinstance(inputs, dict):
+        return {k: in_struct_of(v) for k, v in inputs.items()}
+    if isinstance(inputs, KerasTensor):
+        return ((None,) + tuple(inputs.shape[1:]), inputs.dtype)
+    a = inputs
+    dt = a.dtype
+    if dt.kind == "f":
+        dt = np.dtype(np.float32)
+    return ((None,) + tuple(a.shape[1:]), str(dt))
+
+
+def _key(struct):
+    if isinstance(struct, list):
+        return tuple(_key(s) for s in struct)
+    if isinstance(struct, dict):
+        return tuple((k, _key(v)) for k, v in struct.items())
+    return struct
+
+
+def layer_graph(layer, in_struct, training):
+    """The traced graph of a user layer's call for these input shapes (cached)."""
+    cache = layer.__dict__.get("_traces")
+    if cache is None:
+        cache = layer.__dict__["_traces"] = {}
+    key = (_key(in_struct), bool(training))
+    g = cache.get(key)
+    if g is None:
+        with BUILD_LOCK:
+            g = cache.get(key)
+            if g is None:
+                g = trace_call(layer, layer.call, in_struct, bool(training))
+                cache[key] = g
+    return g
+
+
+def _cast_inputs(inputs):
+    if isinstance(inputs, (list, tuple)):
+        return [_cast_inputs(x) for x in inputs]
+    if isinstance(inputs, dict):
+        return {k: _cast_inputs(v) for k, v in inputs.items()}
+    a = np.asarray(inputs)
+    if a.dtype.kind == "f" and a.dtype != np.float32:
+        a = a.astype(np.float32)
+    return a
+
+
+def traced_forward(layer, inputs, training=False, need_ctx=False):
+    inputs = _cast_inputs(inputs)
+    g = layer_graph(layer, in_struct_of(inputs), training)
+    outs, ctxs, _ = g.run(flatten(inputs), bool(training), need_ctx)
+    coll = _collector()
+    seeded = None  # shapes of the activity-loss outputs, when they count in this step's loss
+    if g.n_user < len(outs) or g.const_losses:
+        if coll is not None:
+            coll.extend(outs[g.n_user:])
+            if g.const_losses:
+                coll.append(np.float64(g.const_losses))
+            seeded = [np.shape(v) for v in outs[g.n_user:]]
+        outs = outs[:g.n_user]
+    y = pack_like(g.out_struct, outs)
+    return y, ((g, ctxs, seeded) if need_ctx else None)
+
+
+def traced_backward(layer, ctx, dy, need_input_grad=True):
+    g, ctxs, seeded = ctx
+    douts = flatten(dy) if isinstance(g.out_struct, (list, tuple, dict)) else [dy]
+    douts = list(douts)
+    if len(g.outputs) > g.n_user:
+        douts += ([np.ones(sh, np.float32) for sh in seeded] if seeded is not None
+                  else [None] * (len(g.outputs) - g.n_user))
+    if all(d is None for d in douts):
+        return None
+    dxs = g.backprop(ctxs, douts, g.plan(need_input_grad))
+    if not need_input_grad:
+        return None
+    return pack_like(g.in_struct, dxs) if isinstance(g.in_struct, (list, dict)) else dxs[0]
+
+
+__all__ = ["Op", "OpNode", "apply", "unbroadcast", "trace_call", "layer_graph",
+           "traced_forward", "traced_backward", "collect_losses", "add_loss", "Graph",
+           "pack_like"]
