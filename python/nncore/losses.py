@@ -22,8 +22,10 @@ class Loss:
     name = "loss"
     fusable = None  # the output activation this loss can take logits from
 
-    def __init__(self, from_logits=False, name=None):
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size", dtype=None):
+        # reduction / dtype: Keras's Loss arguments, which user subclasses pass on
         self.from_logits = bool(from_logits)
+        self.reduction = reduction
         if name is not None:
             self.name = name
 

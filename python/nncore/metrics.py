@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metric_variables import MetricVariables
 
-class Metric:
-    def __init__(self, name):
-        self.name = name
+
+class Metric(MetricVariables):
+    """Base of every metric. User subclasses (Keras's protocol): add_variable in __init__,
+    update_state(y_true, y_pred, sample_weight=None), result(), and reset_state (by default
+    every variable back to its initial value)."""
+
+    def __init__(self, name=None, dtype=None):
+        import re
+
+        self.name = name or re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        self.dtype = dtype
         self.reset_state()
 
     def reset_state(self):
+        if self._reset_variables():
+            return
         self.total = 0.0
         self.count = 0
 

@@ -228,6 +228,8 @@ class Layer:
             arr = np.ascontiguousarray(init(shape), dtype=np.float32)
         else:
             arr = np.zeros(shape, np.float32)  # about to be overwritten by a file's data
+        if arr.shape != shape and arr.size == math.prod(shape) and arr.ndim <= 1:
+            arr = arr.reshape(shape)  # a scalar weight from an initializer that gives (1,)
         if arr.shape != shape:
             raise ValueError(f"layer {self.name!r}: initializer gave shape {arr.shape}, "
                              f"expected {shape}")
