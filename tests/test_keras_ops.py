@@ -300,3 +300,32 @@ def test_bad_arguments_say_what():
                  data_format="channels_first")
     with pytest.raises(ValueError, match="data-dependent"):
         ops.where(keras.Input((2,)))
+
+
+def test_functional_model_with_ops_saves_and_loads(tmp_path):
+    x = keras.Input((6,), name="x")
+    h = keras.layers.Dense(4, name="d")(x / 2.0 + 1.0)
+    parts = ops.split(h, 2, axis=-1)
+    out = ops.concatenate([ops.tanh(parts[0]), ops.square(parts[1][:, ::-1])], axis=-1)
+    out = ops.sum(out * np.array([1.0, 2.0, 3.0, 4.0], np.float32), axis=-1, keepdims=True)
+    model = keras.Model(x, out)
+    data = _a(5, 6, dtype=np.float32)
+    want = model.predict(data, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(data, verbose=0), want, rtol=1e-6)
+    assert [type(lay).__name__ for lay in again.layers] == ["InputLayer", "Dense"]
+
+
+def test_hostile_op_configs_are_refused():
+    from nncore.keras_ops._graph import OpNode
+
+    with pytest.raises(ValueError, match="unknown op"):
+        OpNode.from_config({"op": "__import__", "spec": [["t", 0]], "static": {}})
+    with pytest.raises(ValueError, match="dtype"):
+        OpNode.from_config({"op": "add", "spec": [["t", 0], ["c", {"array": [1], "dtype": "O",
+                                                                  "shape": [1]}]],
+                            "static": {}})
+    node = OpNode.from_config({"op": "sum", "spec": [["t", 0]], "static": {"bogus": 1}})
+    with pytest.raises(ValueError, match="op node"):
+        node(keras.Input((3,)))

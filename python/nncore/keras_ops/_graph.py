@@ -21,6 +21,7 @@ import numpy as np
 
 from ..layers.base import BUILD_LOCK, Layer
 from ..layers.node import KerasTensor, Node, flatten, pack_like
+from ..saving.registry import register
 
 _tls = threading.local()
 
@@ -110,14 +111,15 @@ def unbroadcast(g, shape):
 _CONST, _TENSOR, _PARAM = 0, 1, 2
 
 
+@register
 class OpNode(Layer):
     """One op call in a graph. spec: per operand (kind, payload): (_TENSOR, k) the node's k-th
     input tensor, (_CONST, value), (_PARAM, (owner layer, weight index))."""
 
     _is_op = True
 
-    def __init__(self, op, spec, static):
-        super().__init__(name=op.name)
+    def __init__(self, op, spec, static, name=None):
+        super().__init__(name=name or op.name)
         self.op, self.spec, self.static = op, spec, static
         self.built = True
         self._nt = sum(1 for k, _ in spec if k == _TENSOR)
@@ -179,10 +181,58 @@ class OpNode(Layer):
                 owner._add_grad(i, g)
         return dx if need_input_grad else None
 
+    # ---- saving: ops applied to a model's symbolic tensors are part of its config ----------
     def get_config(self):
-        raise ValueError(f"a model that applies keras.ops ({self.op.name}) directly to symbolic "
-                         "tensors cannot be saved as a whole yet: put the ops in a custom layer "
-                         "(a Layer subclass with call) and register it, or save_weights")
+        spec = []
+        for kind, p in self.spec:
+            if kind == _PARAM:
+                raise ValueError(f"op {self.op.name!r} reads a layer's weight outside that "
+                                 "layer's call and cannot be saved")
+            spec.append(["t", p] if kind == _TENSOR else ["c", _encode(p)])
+        return {"name": self.name, "op": self.op.name, "spec": spec,
+                "static": {k: _encode(v) for k, v in self.static.items()},
+                "nout": self.op.nout}
+
+    @classmethod
+    def from_config(cls, config):
+        from . import numpy_ops
+
+        if not isinstance(config, dict) or not {"op", "spec", "static"} <= set(config):
+            raise ValueError("an op node config needs 'op', 'spec' and 'static'")
+        op = numpy_ops.op_by_name(config["op"], config.get("nout", 1))
+        spec = []
+        for item in config["spec"]:
+            if not (isinstance(item, list) and len(item) == 2 and item[0] in ("t", "c")):
+                raise ValueError(f"op node {config.get('name')!r}: bad operand {item!r}")
+            if item[0] == "t":
+                if not isinstance(item[1], int) or isinstance(item[1], bool) or item[1] < 0:
+                    raise ValueError(f"op node {config.get('name')!r}: bad tensor index")
+                spec.append((_TENSOR, item[1]))
+            else:
+                spec.append((_CONST, _decode(item[1])))
+        if not isinstance(config["static"], dict):
+            raise ValueError("op node static arguments must be a dict")
+        static = {str(k): _decode(v, tuples=True) for k, v in config["static"].items()}
+        if op.name == "one_hot" and not 0 < int(static.get("num_classes", 0)) <= 1 << 20:
+            raise ValueError("one_hot: num_classes out of range in the model config")
+        return cls(op, spec, static, name=config.get("name"))
+
+    def _call_symbolic(self, inputs, **kwargs):
+        tensors = inputs if isinstance(inputs, list) else [inputs]
+        if len(tensors) != self._nt:
+            raise ValueError(f"op node {self.name!r} takes {self._nt} tensors, got {len(tensors)}")
+        try:
+            info = _infer(self.op, self.spec, self.static, tensors)
+        except (TypeError, ValueError, IndexError, np.exceptions.AxisError) as e:
+            raise ValueError(f"op node {self.name!r} ({self.op.name}): {e}") from None
+        if self.op.nout == 1:
+            outputs = KerasTensor(info[0][0], info[0][1], name=self.name)
+        else:
+            outputs = [KerasTensor(sh, dt, name=f"{self.name}_{i}")
+                       for i, (sh, dt) in enumerate(info)]
+        node = Node(self, list(tensors), outputs)
+        self._inbound_nodes.append(node)
+        return outputs
 
     def __repr__(self):
         return f"<OpNode {self.op.name}>"
@@ -245,7 +295,13 @@ def apply(op, operands, static=None):
             spec.append((_PARAM, params[id(x)]))
         else:
             spec.append((_CONST, _const(x)))
-    node_layer = OpNode(op, spec, static)
+    # Outside a trace the node is part of a user graph: a unique name, as Keras gives its ops.
+    name = None
+    if params is None:
+        from ..layers.base import _unique_name
+
+        name = _unique_name(op.name)
+    node_layer = OpNode(op, spec, static, name=name)
     info = _infer(op, spec, static, tensors)
     if op.nout == 1:
         shape, dtype = info[0]
@@ -255,6 +311,55 @@ def apply(op, operands, static=None):
     node = Node(node_layer, list(tensors), outputs)
     node_layer._inbound_nodes.append(node)
     return outputs
+
+
+_MAX_CONST = 1 << 16  # elements of an array constant a config may hold
+
+
+def _encode(v):
+    """A JSON-able form of an op's constant or static argument."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        return v.item()
+    if isinstance(v, slice):
+        return {"slice": [_encode(v.start), _encode(v.stop), _encode(v.step)]}
+    if v is Ellipsis:
+        return {"ellipsis": True}
+    if isinstance(v, np.ndarray):
+        if v.size > _MAX_CONST:
+            raise ValueError(f"an op's constant of shape {v.shape} is too large to save in a "
+                             "config; make it a layer weight")
+        return {"array": v.tolist(), "dtype": str(v.dtype), "shape": list(v.shape)}
+    if isinstance(v, (tuple, list)):
+        return {"tuple": [_encode(x) for x in v]} if isinstance(v, tuple) else [
+            _encode(x) for x in v]
+    raise ValueError(f"an op argument of type {type(v).__name__} cannot be saved")
+
+
+def _decode(v, tuples=False):
+    if isinstance(v, dict):
+        if "slice" in v and isinstance(v["slice"], list) and len(v["slice"]) == 3:
+            return slice(*[_decode(x) for x in v["slice"]])
+        if v.get("ellipsis") is True:
+            return Ellipsis
+        if "array" in v:
+            dt = np.dtype(str(v.get("dtype")))
+            if dt.kind not in "biuf":
+                raise ValueError(f"op constant of dtype {dt} is not allowed")
+            a = np.asarray(v["array"], dtype=dt)
+            if a.size > _MAX_CONST or list(a.shape) != list(v.get("shape", a.shape)):
+                raise ValueError("op constant does not match its declared shape")
+            return a
+        if "tuple" in v and isinstance(v["tuple"], list):
+            return tuple(_decode(x, tuples) for x in v["tuple"])
+        raise ValueError(f"bad op argument {v!r}")
+    if isinstance(v, list):
+        out = [_decode(x, tuples) for x in v]
+        return tuple(out) if tuples else out
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise ValueError(f"bad op argument {v!r}")
 
 
 def _eager(x):

@@ -600,6 +600,11 @@ def stack(x, axis=0):
     return apply(_STACK, list(x), {"axis": axis})
 
 
+def _split_op(n):
+    return _op("split", lambda x, ios, axis: (np.split(x, ios, axis=axis), None),
+               lambda dy, y, v, s, needs, ios, axis: [np.concatenate(dy, axis=axis)], nout=n)
+
+
 def split(x, indices_or_sections, axis=0):
     ios = indices_or_sections
     if isinstance(ios, (list, tuple)):
@@ -607,9 +612,7 @@ def split(x, indices_or_sections, axis=0):
         n = len(ios) + 1
     else:
         n = int(ios)
-    op = _op("split", lambda x, ios, axis: (np.split(x, ios, axis=axis), None),
-             lambda dy, y, v, s, needs, ios, axis: [np.concatenate(dy, axis=axis)], nout=n)
-    out = apply(op, [x], {"ios": ios, "axis": axis})
+    out = apply(_split_op(n), [x], {"ios": ios, "axis": axis})
     return list(out)
 
 
@@ -902,3 +905,21 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     _check_2d("average_pool", inputs, data_format)
     return apply(_AVG_POOL, [inputs], _pool_args(pool_size, strides, padding))
+
+
+# ---- the closed table a model file's op nodes are looked up in ---------------------------------
+def op_by_name(name, nout=1):
+    """The Op named `name` (for rebuilding saved graphs: nothing outside this table loads)."""
+    if name == "split":
+        if isinstance(nout, bool) or not isinstance(nout, int) or not 1 <= nout <= 1 << 16:
+            raise ValueError(f"split: bad output count {nout!r}")
+        return _split_op(nout)
+    table = _OP_TABLE
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(f"unknown op {name!r} in the model config")
+    return table[name]
+
+
+_OP_TABLE = {op.name: op for op in [v for v in list(globals().values()) if isinstance(v, Op)]
+             + list(_CMP.values())}
+_OP_TABLE["where"] = _WHERE
