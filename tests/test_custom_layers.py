@@ -341,3 +341,33 @@ def test_subclassed_model_save_and_load_weights(tmp_path, rng):
     np.testing.assert_allclose(b.predict(x, verbose=0), a.predict(x, verbose=0), rtol=1e-6)
     assert a.evaluate(x, y, verbose=0) == pytest.approx(
         (b.compile("adam", "mse"), b.evaluate(x, y, verbose=0))[1], rel=1e-6)
+
+
+def test_subclassed_model_with_dropout_and_python_branch_on_training(rng):
+    class WithDropout(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(4)
+            self.drop = layers.Dropout(0.5)
+
+        def call(self, x, training=None):
+            return self.drop(self.d(x), training=training)
+
+    class Branchy(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(4)
+
+        def call(self, x, training=None):
+            h = self.d(x)
+            return ops.relu(h) if training else h
+
+    x, _ = _data(rng, n=8)
+    m = WithDropout()
+    out = m.predict(x, verbose=0)
+    np.testing.assert_allclose(out, x @ m.get_weights()[0] + m.get_weights()[1], rtol=1e-5,
+                               atol=1e-6)
+    m.compile("sgd", "mse")
+    m.fit(x, out, epochs=1, verbose=0)
+    with pytest.raises(NotImplementedError, match="training"):
+        Branchy().predict(x, verbose=0)

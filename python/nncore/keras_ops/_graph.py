@@ -459,12 +459,31 @@ def trace_model(model, shapes, multi):
            for i, s in enumerate(shapes)]
     arg = sym if multi else sym[0]
     out, frame = _traced(model, model.call, arg, None)
+    if "training" in call_signature(model.call):
+        # One graph serves training and inference (layers such as Dropout read the flag when
+        # they run). A call whose Python code branches on `training` would need two graphs:
+        # refuse it rather than train the wrong one.
+        sym2 = [Input(shape=tuple(s[1:]), name=f"{model.name}_input_t") for s in shapes]
+        out_t, _ = _traced(model, model.call, sym2 if multi else sym2[0], True)
+        if _layout_of(sym, out) != _layout_of(sym2, out_t):
+            raise NotImplementedError(
+                f"model {model.name!r}: call builds a different graph for training=True than "
+                "for training=None; pass `training` on to layers (e.g. Dropout) instead of "
+                "branching on it in Python")
     if frame["losses"]:
         raise NotImplementedError(f"model {model.name!r}: add_loss in a subclassed model's call "
                                   "is not supported yet; call it in a layer's call instead")
     if isinstance(out, tuple):
         out = list(out)
     return arg, out
+
+
+def _layout_of(inputs, out):
+    from ..models.functional import map_graph
+
+    nodes, _ = map_graph(inputs, flatten(out))
+    return [(id(n.layer) if not getattr(n.layer, "_is_op", False) else n.layer.op.name)
+            for n in nodes if not n.is_input]
 
 
 def trace_call(layer, fn, in_struct, training, kwargs=None):
