@@ -371,3 +371,42 @@ def test_subclassed_model_with_dropout_and_python_branch_on_training(rng):
     m.fit(x, out, epochs=1, verbose=0)
     with pytest.raises(NotImplementedError, match="training"):
         Branchy().predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("variant", ["relu", "bias", "bias_first", "reused", "3d"])
+def test_dense_fusion_in_traces_changes_nothing(rng, variant, monkeypatch):
+    from nncore.keras_ops import _graph
+
+    class L(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], 4), name="w")
+            self.b = self.add_weight(shape=(4,), initializer="random_normal", name="b")
+
+        def call(self, x):
+            if variant == "bias_first":
+                return ops.relu(self.b + ops.matmul(x, self.w))
+            z = ops.matmul(x, self.w) + self.b
+            if variant == "reused":
+                return ops.relu(z) + z * 0.5
+            return z if variant == "bias" else ops.relu(z)
+
+    shape = (3, 5) if variant == "3d" else (5,)
+    x = rng.normal(size=(7,) + shape).astype(np.float32)
+    results = []
+    for fuse in (True, False):
+        monkeypatch.setattr(_graph, "FUSE", fuse)
+        keras.utils.set_random_seed(1)
+        inp = keras.Input(shape)
+        layer = L()
+        model = keras.Model(inp, layer(inp))
+        model.compile("sgd", "mse")
+        graph = layer._traces[next(iter(layer._traces))]
+        names = [getattr(s[0], "op", s[0]).name for s in graph._steps]
+        loss, grads = model._gradients(x, np.ones(x.shape[:-1] + (4,), np.float32))
+        results.append((model.predict(x, verbose=0), loss, grads, names))
+    (y1, l1, g1, n1), (y2, l2, g2, n2) = results
+    assert n2[0] == "matmul" and ("dense_bias" in n1[0])
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-6)
+    assert l1 == pytest.approx(l2, rel=1e-6)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

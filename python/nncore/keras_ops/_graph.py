@@ -123,9 +123,12 @@ class OpNode(Layer):
         self.op, self.spec, self.static = op, spec, static
         self.built = True
         self._nt = sum(1 for k, _ in spec if k == _TENSOR)
+        self._has_param = any(k == _PARAM for k, _ in spec)
 
     @property
     def trainable_weights(self) -> list:
+        if not self._has_param:
+            return []
         out = []
         for kind, p in self.spec:
             if kind == _PARAM:
@@ -153,15 +156,9 @@ class OpNode(Layer):
     def backward(self, ctx, dy, need_input_grad=True):
         vals, y, saved = ctx
         bwd = self.op.bwd
-        needs = []
-        for kind, p in self.spec:
-            if kind == _TENSOR:
-                needs.append(need_input_grad)
-            elif kind == _PARAM:
-                owner, i = p
-                needs.append(owner.trainable and owner._weight_trainable[i])
-            else:
-                needs.append(False)
+        needs = [need_input_grad if kind == _TENSOR else (
+            kind == _PARAM and p[0].trainable and p[0]._weight_trainable[p[1]])
+            for kind, p in self.spec]
         dx = [None] * self._nt
         if bwd is None or not any(needs):
             return dx if need_input_grad else None
@@ -171,7 +168,9 @@ class OpNode(Layer):
         for (kind, p), g, v, need in zip(self.spec, grads, vals, needs):
             if g is None or not need:
                 continue
-            g = unbroadcast(np.asarray(g), np.shape(v))
+            vshape = np.shape(v)
+            if g.shape != vshape:
+                g = unbroadcast(g, vshape)
             if kind == _TENSOR:
                 dx[p] = g.astype(v.dtype, copy=False) if v.dtype.kind == "f" else None
             else:
@@ -478,6 +477,93 @@ def trace_model(model, shapes, multi):
     return arg, out
 
 
+def _dense_fwd(x, w, b, relu):
+    from . import _kernels
+
+    x2 = x.reshape(-1, x.shape[-1])
+    z = _kernels.gemm_bias(x2, w, b, relu)
+    return (z.reshape(x.shape[:-1] + (w.shape[1],)) if x.ndim != 2 else z), None
+
+
+def _dense_bwd(dy, y, v, s, needs, relu):
+    from . import _kernels
+
+    x, w, b = v
+    n = w.shape[1]
+    dz = dy.reshape(-1, n)
+    if relu:
+        dz = dz * (y.reshape(-1, n) > 0)
+    dz = np.ascontiguousarray(dz, dtype=np.float32)
+    x2 = x.reshape(-1, x.shape[-1])
+    dx = _kernels.gemm(dz, w, transpose_b=True).reshape(x.shape) if needs[0] else None
+    dw = _kernels.gemm(x2, dz, transpose_a=True) if needs[1] else None
+    db = dz.sum(axis=0) if needs[2] else None
+    return [dx, dw, db]
+
+
+FUSE = True  # rewrite matmul + bias (+ relu) in traced calls into one GEMM node
+_DENSE_OPS = {r: Op("dense_bias_relu" if r else "dense_bias", _dense_fwd, _dense_bwd)
+              for r in (False, True)}
+
+
+def _fuse_dense(inputs, outputs):
+    """Graph rewrite of a trace: matmul(x, W) -> add(., b) [-> relu] on float32 operands, each
+    intermediate read by nothing else, becomes one node on the GEMM with its fused bias (+ReLU)
+    epilogue -- what the built-in Dense runs. The result is the same computation."""
+    from ..models.functional import map_graph
+
+    nodes, _ = map_graph(inputs, outputs)
+    uses: dict = {}
+    for n in nodes:
+        for t in n.flat_inputs:
+            uses[id(t)] = uses.get(id(t), 0) + 1
+    for t in outputs:
+        uses[id(t)] = uses.get(id(t), 0) + 1
+    consumer = {}
+    for n in nodes:
+        for t in n.flat_inputs:
+            consumer[id(t)] = n
+
+    def is_op(n, name):
+        return n is not None and getattr(n.layer, "_is_op", False) and n.layer.op.name == name
+
+    def operand_ok(kind, p, ndim):
+        v = p[0]._weights[p[1]] if kind == _PARAM else p
+        return kind in (_PARAM, _CONST) and isinstance(v, np.ndarray) and v.ndim == ndim and \
+            v.dtype == np.float32
+
+    for n in nodes:
+        if not is_op(n, "matmul"):
+            continue
+        (k0, p0), (k1, p1) = n.layer.spec
+        x = n.flat_inputs[0] if k0 == _TENSOR else None
+        if x is None or k1 == _TENSOR or x.dtype != "float32" or len(x.shape) < 2 or \
+                not operand_ok(k1, p1, 2):
+            continue
+        mm_out = n.flat_outputs[0]
+        add = consumer.get(id(mm_out))
+        if uses.get(id(mm_out)) != 1 or not is_op(add, "add"):
+            continue
+        spec = add.layer.spec
+        other = spec[1] if spec[0] == (_TENSOR, 0) else spec[0]
+        if other[0] == _TENSOR or not operand_ok(other[0], other[1], 1):
+            continue
+        w = p1[0]._weights[p1[1]] if k1 == _PARAM else p1
+        bias = other[1][0]._weights[other[1][1]] if other[0] == _PARAM else other[1]
+        if bias.shape[0] != w.shape[1]:
+            continue
+        last = add
+        relu = False
+        add_out = add.flat_outputs[0]
+        nxt = consumer.get(id(add_out))
+        if uses.get(id(add_out)) == 1 and is_op(nxt, "relu"):
+            last, relu = nxt, True
+        out_t = last.flat_outputs[0]
+        fused = OpNode(_DENSE_OPS[relu], [(_TENSOR, 0), (k1, p1), other], {"relu": relu})
+        node = Node(fused, [x], out_t)  # the tensor consumers read is now made by the fused node
+        fused._inbound_nodes.append(node)
+
+
 def _layout_of(inputs, out):
     from ..models.functional import map_graph
 
@@ -504,6 +590,8 @@ def trace_call(layer, fn, in_struct, training, kwargs=None):
     outs = flatten(out)
     sym_losses = [t for t in frame["losses"] if isinstance(t, KerasTensor)]
     const_losses = sum(t[1] for t in frame["losses"] if isinstance(t, tuple))
+    if FUSE:
+        _fuse_dense(flatten(sym), outs + sym_losses)
     # A graph output may also be an input (an identity call); the Functional core handles that.
     return Graph(flatten(sym), outs + sym_losses, len(outs), out, sym, const_losses)
 

@@ -44,6 +44,23 @@ def gemm(a, b, transpose_a=False, transpose_b=False):
     return out
 
 
+def gemm_bias(x, w, b, relu):
+    """x @ w + b (then ReLU when asked) in one GEMM with the fused epilogue (x, w float32 2-D,
+    x C-contiguous or copied)."""
+    x = np.ascontiguousarray(x, dtype=_F32)
+    w = np.ascontiguousarray(w, dtype=_F32)
+    b = np.ascontiguousarray(b, dtype=_F32)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"matmul: shapes {x.shape} and {w.shape} do not align")
+    out = np.empty((x.shape[0], w.shape[1]), _F32)
+    if out.size:
+        if x.shape[1] == 0:
+            out[...] = np.maximum(b, 0) if relu else b
+        else:
+            _core.sgemm(out, x, w, False, False, 1.0, 0.0, b, bool(relu))
+    return out
+
+
 def conv2d(x, w, strides, padding, dilation_rate):
     return _conv.conv2d(x, w, None, strides=strides, padding=padding,
                         dilation_rate=dilation_rate)

@@ -36,6 +36,15 @@ BUILD_LOCK = threading.RLock()
 _limits = threading.local()
 
 
+# Attributes of the base class itself (never nested layers).
+_INTERNAL_ATTRS = frozenset({
+    "_weights", "_weight_names", "_weight_trainable", "_regularizers", "grads", "_fresh",
+    "_inbound_nodes", "_traces", "_layers", "_build_shape", "_out_shape", "_input_shape_arg",
+    "spec", "static", "_steps", "_consumers", "_in_slots", "_out_slots", "inputs", "outputs",
+    "_inputs_struct", "_outputs_struct", "_input_dtypes", "_gradient_hooks", "_compile_spec",
+    "_metric_ids", "_node_ids", "_plan_cache"})
+
+
 def _unique_name(base: str) -> str:
     with _name_lock:
         n = _name_counts.get(base, 0)
@@ -183,9 +192,19 @@ class Layer:
 
         add_loss(self, loss)
 
+    def __setattr__(self, name, value):
+        # Keras tracks layers set as attributes; remember whether this layer may hold any, so
+        # the (frequent) question "which layers are nested in this one" is free for the rest.
+        if name not in _INTERNAL_ATTRS and (
+                isinstance(value, Layer) or isinstance(value, (list, tuple, dict))):
+            object.__setattr__(self, "_may_nest", True)
+        object.__setattr__(self, name, value)
+
     def _sublayers(self) -> list:
         """Layers held as attributes (or in list/tuple/dict attributes), in assignment order:
         Keras's tracking of nested layers."""
+        if not self.__dict__.get("_may_nest"):
+            return []
         out, seen = [], set()
         for k, v in self.__dict__.items():
             if k in ("_inbound_nodes", "_traces", "_layers"):
