@@ -647,8 +647,19 @@ def _cast_inputs(inputs):
 
 
 def traced_forward(layer, inputs, training=False, need_ctx=False):
-    inputs = _cast_inputs(inputs)
-    g = layer_graph(layer, in_struct_of(inputs), training)
+    training = bool(training)
+    if type(inputs) is np.ndarray and inputs.dtype == np.float32:
+        # the common case, looked up without building the shape structure
+        fast = layer.__dict__.get("_fast_traces")
+        if fast is None:
+            fast = layer.__dict__["_fast_traces"] = {}
+        key = (inputs.shape[1:], training)
+        g = fast.get(key)
+        if g is None:
+            g = fast[key] = layer_graph(layer, in_struct_of(inputs), training)
+    else:
+        inputs = _cast_inputs(inputs)
+        g = layer_graph(layer, in_struct_of(inputs), training)
     outs, ctxs, _ = g.run(flatten(inputs), bool(training), need_ctx)
     coll = _collector()
     seeded = None  # shapes of the activity-loss outputs, when they count in this step's loss
