@@ -40,7 +40,7 @@ _limits = threading.local()
 _INTERNAL_ATTRS = frozenset({
     "_weights", "_weight_names", "_weight_trainable", "_regularizers", "grads", "_fresh",
     "_inbound_nodes", "_traces", "_layers", "_build_shape", "_out_shape", "_input_shape_arg",
-    "spec", "static", "_steps", "_consumers", "_in_slots", "_out_slots", "inputs", "outputs",
+    "_steps", "_consumers", "_in_slots", "_out_slots", "inputs", "outputs",
     "_inputs_struct", "_outputs_struct", "_input_dtypes", "_gradient_hooks", "_compile_spec",
     "_metric_ids", "_node_ids", "_plan_cache"})
 
