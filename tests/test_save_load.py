@@ -158,7 +158,6 @@ def _hostile_cases(raw):
     cases["wrong_shape"] = _rewrite(raw, **{"w0000.npy": _npy(np.zeros((3, 3, 2, 4),
                                                                       np.float32))})
     cases["wrong_dtype"] = _rewrite(raw, **{"w0000.npy": _npy(np.zeros((3, 3, 2, 3)))})
-    cases["nan_weight"] = _rewrite(raw, **{"w0001.npy": _npy(np.full(3, np.nan, np.float32))})
     cases["fortran"] = _rewrite(raw, **{"w0000.npy": _npy(np.asfortranarray(
         np.zeros((3, 3, 2, 3), np.float32)))})
     hdr = _npy(np.zeros((3, 3, 2, 3), np.float32))

@@ -261,6 +261,11 @@ class ModelCheckpoint(Callback):
             self.best = cur
         elif self.verbose:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if not all(np.all(np.isfinite(w)) for w in self.model.weights):
+            # Never replace the last good checkpoint with weights that went NaN/inf.
+            print(f"ModelCheckpoint: epoch {epoch + 1}: the weights are not finite (NaN/inf); "
+                  f"not saving {path}", file=sys.stderr)
+            return
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)

@@ -295,11 +295,15 @@ def apply(op, operands, static=None):
         else:
             spec.append((_CONST, _const(x)))
     # Outside a trace the node is part of a user graph: a unique name, as Keras gives its ops.
-    name = None
     if params is None:
         from ..layers.base import _unique_name
 
         name = _unique_name(op.name)
+    else:  # unique within the trace, without touching the global name counters
+        counts = _tls.trace[-1]["names"]
+        k = counts.get(op.name, 0)
+        counts[op.name] = k + 1
+        name = op.name if k == 0 else f"{op.name}_{k}"
     node_layer = OpNode(op, spec, static, name=name)
     info = _infer(op, spec, static, tensors)
     if op.nout == 1:
@@ -389,6 +393,7 @@ class Graph:
         from ..models.functional import Functional
 
         self._fn = Functional
+        self.name = "traced call"
         Functional._init_graph(self, inputs, outputs)
         self.n_user = n_user
         self.out_struct = out_struct
@@ -430,7 +435,7 @@ def _traced(layer, fn, sym, training, kwargs=None):
     """fn(sym, training=...) inside a trace frame: (output structure, frame)."""
     params: dict = {}
     _all_params(layer, params, set())
-    frame = {"params": params, "losses": []}
+    frame = {"params": params, "losses": [], "names": {}}
     stack = getattr(_tls, "trace", None)
     if stack is None:
         stack = _tls.trace = []
@@ -462,7 +467,8 @@ def trace_model(model, shapes, multi):
         # One graph serves training and inference (layers such as Dropout read the flag when
         # they run). A call whose Python code branches on `training` would need two graphs:
         # refuse it rather than train the wrong one.
-        sym2 = [Input(shape=tuple(s[1:]), name=f"{model.name}_input_t") for s in shapes]
+        sym2 = [Input(shape=tuple(s[1:]), name=f"{model.name}_input_t{i}")
+                for i, s in enumerate(shapes)]
         out_t, _ = _traced(model, model.call, sym2 if multi else sym2[0], True)
         if _layout_of(sym, out) != _layout_of(sym2, out_t):
             raise NotImplementedError(
@@ -559,7 +565,8 @@ def _fuse_dense(inputs, outputs):
         if uses.get(id(add_out)) == 1 and is_op(nxt, "relu"):
             last, relu = nxt, True
         out_t = last.flat_outputs[0]
-        fused = OpNode(_DENSE_OPS[relu], [(_TENSOR, 0), (k1, p1), other], {"relu": relu})
+        fused = OpNode(_DENSE_OPS[relu], [(_TENSOR, 0), (k1, p1), other], {"relu": relu},
+                       name=f"{last.layer.name}_fused")
         node = Node(fused, [x], out_t)  # the tensor consumers read is now made by the fused node
         fused._inbound_nodes.append(node)
 
@@ -576,14 +583,17 @@ def trace_call(layer, fn, in_struct, training, kwargs=None):
     """Call fn(symbolic inputs like in_struct, training=...) and record its graph."""
     from ..layers.core import Input
 
+    count = [0]
+
     def make(s):
         if isinstance(s, list):
             return [make(x) for x in s]
         if isinstance(s, dict):
             return {k: make(v) for k, v in s.items()}
         shape, dtype = s
+        count[0] += 1
         return Input(shape=tuple(shape[1:]), batch_size=shape[0], dtype=dtype,
-                     name=f"{layer.name}_input")
+                     name=f"{layer.name}_input_{count[0]}")
 
     sym = make(in_struct)
     out, frame = _traced(layer, fn, sym, training, kwargs)

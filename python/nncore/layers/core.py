@@ -253,8 +253,13 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(
+                rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
             raise ValueError(f"{self.name}: rate must be a number in [0, 1), got {rate!r}")
+        if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(
+                seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"{self.name}: seed must be an int >= 0 or None, got {seed!r}")
+        seed = None if seed is None else int(seed)
         if noise_shape is not None:
             raise ValueError(f"{self.name}: noise_shape is not supported")
         self.rate = float(rate)

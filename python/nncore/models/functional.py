@@ -115,6 +115,13 @@ class Functional(Model):
         if len({id(t) for t in flat_in}) != len(flat_in):
             raise ValueError("the same tensor is given twice among the model's inputs")
         nodes, layers = map_graph(flat_in, flat_out)
+        seen = {}
+        for lay in layers:
+            if lay.name in seen:
+                raise ValueError(f"the name {lay.name!r} is used by two layers of model "
+                                 f"{self.name!r} ({type(seen[lay.name]).__name__} and "
+                                 f"{type(lay).__name__}); layer names must be unique")
+            seen[lay.name] = lay
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self.inputs, self.outputs = flat_in, flat_out
         self._layers = layers

@@ -76,6 +76,13 @@ class Model(Trainer, Layer):
                                       and not getattr(lay, "_is_op", False)
                                       and not isinstance(lay, InputLayer)]
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.Model.from_config(functional_config) builds a Functional, as in Keras.
+        from .functional import Functional
+
+        return Functional.from_config(config, custom_objects=custom_objects)
+
     # ---- structure ----------------------------------------------------------------------------
     @property
     def layers(self) -> list:

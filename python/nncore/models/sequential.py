@@ -50,9 +50,13 @@ class Sequential(Functional):
         if any(lay.name == layer.name for lay in self._stack):
             raise ValueError(f"a layer named {layer.name!r} is already in model {self.name!r}; "
                              "layer names must be unique")
-        if not self._stack and self._input_layer is None and layer._input_shape_arg is not None:
-            self._input_layer = InputLayer(shape=layer._input_shape_arg,
-                                           name=f"{self.name}_input" if False else None)
+        if not self._stack and self._input_layer is None:
+            shape = layer._input_shape_arg
+            if shape is None and isinstance(layer, Model) and layer.built and \
+                    len(getattr(layer, "inputs", [])) == 1:
+                shape = layer.inputs[0].shape[1:]  # a built model first: its input shape
+            if shape is not None:
+                self._input_layer = InputLayer(shape=shape)
         if not self._trainable:
             layer.trainable = False
         self._stack.append(layer)

@@ -20,16 +20,18 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
+from . import files
+
 FORMAT = "nncore.Model"
 VERSION = 2
 OLD_FORMAT = "nncore.Sequential"  # version 1: a Sequential's {name, input_shape, layers}
-MAX_CONFIG_BYTES = 16 << 20
+MAX_CONFIG_BYTES = 8 << 20
+MAX_CONFIG_ITEMS = 1 << 20
 MAX_LAYERS = 4096
 MAX_TOTAL_PARAMS = 1 << 28  # elements (1 GiB of float32): load_model's default max_params
 MAX_SAMPLE_SIZE = 1 << 31   # elements of one sample's activation
@@ -43,46 +45,19 @@ def _weight_key(i: int) -> str:
     return f"w{i:04d}"
 
 
-def _umask() -> int:
-    try:  # Linux: read it without changing it (os.umask would race with other threads)
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _name(filepath) -> str:
+    if isinstance(filepath, (str, bytes, os.PathLike)):
+        return repr(os.fsdecode(os.fspath(filepath)))
+    if isinstance(filepath, int):
+        return f"<file descriptor {filepath}>"
+    return repr(getattr(filepath, "name", type(filepath).__name__))
 
 
 def _write(filepath, arrays: dict, overwrite=True) -> None:
-    user_path = os.fspath(filepath)
-    target = os.path.realpath(user_path)  # saving through a symlink replaces its target
-    if not overwrite and os.path.exists(target):
-        raise FileExistsError(f"{user_path!r} exists and overwrite=False")
-    d = os.path.dirname(target)
-    try:
-        mode = os.stat(target).st_mode & 0o7777  # an existing file keeps its mode
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()  # the mode open(path, "wb") would give
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".nncore-", suffix=".tmp")
-    except OSError as e:
-        raise OSError(e.errno, f"cannot save to {user_path!r}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # file object: no '.npz' appended to the name
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError) and not isinstance(e, FileExistsError):
-            raise OSError(e.errno, f"cannot save to {user_path!r}: {e.strerror}") from None
-        raise
+    if not overwrite and os.path.exists(os.path.realpath(os.fspath(filepath))):
+        raise FileExistsError(f"{_name(filepath)} exists and overwrite=False")
+    # np.savez on a file object: no '.npz' appended to the name; every member ZIP_STORED.
+    files.atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
 
 def _config_array(cfg: dict) -> np.ndarray:
@@ -203,10 +178,16 @@ def _read_array(zf, name, want_dtype, check_shape, out=None):
 
 
 def _open_zip(filepath):
-    with open(filepath, "rb") as fh:  # FileNotFoundError passes through unchanged
-        data_file = io.BytesIO(fh.read()) if os.path.getsize(filepath) < (64 << 20) else None
-    real_size = os.path.getsize(filepath)
-    zf = zipfile.ZipFile(data_file if data_file is not None else os.fspath(filepath))
+    fh, real_size = files.open_regular(filepath)  # FileNotFoundError passes through unchanged
+    try:
+        files.zip_member_count(fh, real_size)  # before zipfile parses every entry
+        data_file = io.BytesIO(fh.read()) if real_size < (64 << 20) else None
+    except BaseException:
+        fh.close()
+        raise
+    if data_file is not None:
+        fh.close()
+    zf = zipfile.ZipFile(data_file if data_file is not None else fh)
     try:
         declared = 0
         for info in zf.infolist():
@@ -234,6 +215,12 @@ def _read_config(zf, want_format):
             raise _Bad(f"config: bad shape {shape}")
 
     raw = _read_array(zf, "config", np.dtype(np.uint8), small)
+    # Parsing JSON costs ~100x its size in Python objects for small nested containers: bound the
+    # number of containers and items from the bytes before parsing.
+    b = raw.tobytes()
+    items = b.count(b"[") + b.count(b"{") + b.count(b",")
+    if items > MAX_CONFIG_ITEMS:
+        raise _Bad(f"config has {items} JSON items, more than {MAX_CONFIG_ITEMS}")
     try:
         cfg = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -316,8 +303,6 @@ def _fill_weights(zf, model, expected_names=None):
             if shape != w.shape:
                 raise _Bad(f"weight {wname!r}: file has shape {shape}, model needs {w.shape}")
         _read_array(zf, _weight_key(i), np.dtype("<f4"), check, out=w)  # straight into w
-        if not np.all(np.isfinite(w)):
-            raise _Bad(f"weight {wname!r} holds NaN or inf")
 
 
 # What a corrupt or hostile file can raise while it is read. KeyError, AttributeError,
@@ -351,13 +336,13 @@ def load_model(filepath, custom_objects=None, compile=True, max_params=MAX_TOTAL
     except (FileNotFoundError, IsADirectoryError):
         raise
     except _ERRORS as e:
-        raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore model file: {e}") from None
+        raise ValueError(f"{_name(filepath)} is not a valid nncore model file: {e}") from None
     except RuntimeError as e:
         if not _is_zip_error(e):
             raise
-        raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore model file: {e}") from None
+        raise ValueError(f"{_name(filepath)} is not a valid nncore model file: {e}") from None
     except OSError as e:
-        raise ValueError(f"{os.fspath(filepath)!r} could not be read as an nncore model file: "
+        raise ValueError(f"{_name(filepath)} could not be read as an nncore model file: "
                          f"{e}") from None
     return model
 
@@ -407,8 +392,8 @@ def _compile_from(model, ccfg, old):
 def load_weights(model, filepath) -> None:
     if not model.built:
         raise ValueError(f"model {model.name!r} must be built before load_weights")
-    if os.path.isdir(os.fspath(filepath)):
-        raise IsADirectoryError(f"{os.fspath(filepath)!r} is a directory, not a weights file")
+    if isinstance(filepath, (str, os.PathLike)) and os.path.isdir(os.fspath(filepath)):
+        raise IsADirectoryError(f"{_name(filepath)} is a directory, not a weights file")
     staged = None
     try:
         with _open_zip(filepath) as zf:
@@ -431,14 +416,14 @@ def load_weights(model, filepath) -> None:
     except FileNotFoundError:
         raise
     except _ERRORS as e:
-        raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore weights file: "
+        raise ValueError(f"{_name(filepath)} is not a valid nncore weights file: "
                          f"{e}") from None
     except RuntimeError as e:
         if not _is_zip_error(e):
             raise
-        raise ValueError(f"{os.fspath(filepath)!r} is not a valid nncore weights file: "
+        raise ValueError(f"{_name(filepath)} is not a valid nncore weights file: "
                          f"{e}") from None
     except OSError as e:
-        raise ValueError(f"{os.fspath(filepath)!r} could not be read: {e}") from None
+        raise ValueError(f"{_name(filepath)} could not be read: {e}") from None
     for w, s in zip(model.weights, staged):
         w[...] = s

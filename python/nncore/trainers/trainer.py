@@ -619,6 +619,12 @@ class Trainer:
         several threads at once (kernels release the GIL); memory does not grow across calls."""
         batch_size = _batch_size(batch_size)
         verbose = _resolve_verbose(verbose)
+        if (type(x) is np.ndarray and self.built and len(self.inputs) == 1 and not verbose
+                and callbacks is None and steps is None and 0 < len(x) <= batch_size):
+            # One batch of one array (single-sample latency): straight to the graph.
+            xs = self._prepare_inputs([self._check_array_input(x, 0, "predict")], "predict")
+            outs = [o.copy() if np.may_share_memory(o, x) else o for o in self.predict_step(xs)]
+            return self._pack_outputs(outs)
         data = self._adapter(x, None, None, batch_size, _steps(steps, "steps"), False,
                              "predict")
         if hasattr(data, "xs"):
