@@ -329,3 +329,15 @@ def test_hostile_op_configs_are_refused():
     node = OpNode.from_config({"op": "sum", "spec": [["t", 0]], "static": {"bogus": 1}})
     with pytest.raises(ValueError, match="op node"):
         node(keras.Input((3,)))
+
+
+def test_index_and_comparison_ops_forward():
+    x = _a(4, 5)
+    np.testing.assert_array_equal(ops.argmax(x, axis=1), np.argmax(x, axis=1))
+    np.testing.assert_array_equal(ops.argmin(x, axis=0, keepdims=True),
+                                  np.argmin(x, axis=0, keepdims=True))
+    assert ops.argmax(x) == np.argmax(x)
+    for name in ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal"):
+        np.testing.assert_array_equal(getattr(ops, name)(x, x[0]), getattr(np, name)(x, x[0]))
+    y, _, _ = _vjp(lambda a: ops.where(ops.greater(a, 0.0), a, ops.zeros_like(a)), [x.copy()])
+    np.testing.assert_array_equal(y, np.where(x > 0, x, 0))
