@@ -410,3 +410,44 @@ def test_dense_fusion_in_traces_changes_nothing(rng, variant, monkeypatch):
     assert l1 == pytest.approx(l2, rel=1e-6)
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_loss_function_equals_builtin_mse_with_sample_weights(rng):
+    def my_mse(y_true, y_pred):
+        return ops.mean(ops.square(y_pred - y_true), axis=-1)
+
+    x, y = _data(rng, n=12)
+    sw = rng.uniform(0.1, 2.0, size=12).astype(np.float32)
+    models_ = []
+    for loss in (my_mse, "mse"):
+        keras.utils.set_random_seed(5)
+        m = _functional("plain")(keras, ops)
+        m.compile("sgd", loss)
+        models_.append(m)
+    models_[1].set_weights(models_[0].get_weights())
+    (la, ga), (lb, gb) = (m._gradients(x, y, sample_weight=sw) for m in models_)
+    assert la == pytest.approx(lb, rel=1e-6)
+    for u, v in zip(ga, gb):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+    assert models_[0].evaluate(x, y, sample_weight=sw, verbose=0) == pytest.approx(
+        models_[1].evaluate(x, y, sample_weight=sw, verbose=0), rel=1e-6)
+
+
+def test_loss_subclass_sum_reduction_and_refusals():
+    class SumSq(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return ops.sum(ops.square(y_pred - y_true), axis=-1)
+
+    from nncore.trainers.custom_loss import FunctionLoss, resolve
+
+    loss = resolve(SumSq(reduction="sum"))
+    assert isinstance(loss, FunctionLoss) and loss.reduction == "sum"
+    out = np.array([[1.0, 2.0], [0.0, 1.0]], np.float32)
+    per, d = loss.compute(out, np.zeros_like(out), True)
+    assert float(np.mean(per)) == pytest.approx(6.0)  # the sum over the batch
+    np.testing.assert_allclose(d, 2 * out)
+    with pytest.raises(ValueError, match="reduction"):
+        FunctionLoss(lambda t, p: p, reduction="none")
+    bad = FunctionLoss(lambda t, p: ops.sum(t, axis=-1))
+    with pytest.raises(ValueError, match="y_pred"):
+        bad.compute(out, out, True)
