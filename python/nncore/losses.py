@@ -71,7 +71,8 @@ class Loss:
     name = "loss"
     fusable = None  # the output activation this loss can take logits from
 
-    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size"):
+    def __init__(self, from_logits=False, name=None, reduction="sum_over_batch_size",
+                 dtype=None):  # dtype: Keras's argument, which user subclasses pass on
         self.from_logits = bool(from_logits)
         if reduction not in _REDUCTIONS:
             raise ValueError(f"Invalid value for argument `reduction`. Expected one of "

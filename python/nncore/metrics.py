@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from . import losses as _losses
+from .metric_variables import MetricVariables
 
 EPSILON = 1e-7
 NEG_INF = -1e10
@@ -43,14 +44,19 @@ def _weights_like(sample_weight, shape):
     return np.broadcast_to(sw, shape)
 
 
-class Metric:
+class Metric(MetricVariables):
+    """Base of every metric. User subclasses (Keras's protocol): add_variable in __init__,
+    update_state(y_true, y_pred, sample_weight=None), result(), and reset_state (by default
+    every variable back to its initial value)."""
+
     def __init__(self, name=None, dtype=None):
         self.name = name or _snake(type(self).__name__)
         self.dtype = dtype
         self.reset_state()
 
     def reset_state(self):
-        pass
+        if self._reset_variables():
+            return
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         raise NotImplementedError

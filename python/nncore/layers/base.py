@@ -36,6 +36,15 @@ BUILD_LOCK = threading.RLock()
 _limits = threading.local()
 
 
+# Attributes of the base class itself (never nested layers).
+_INTERNAL_ATTRS = frozenset({
+    "_weights", "_weight_names", "_weight_trainable", "_regularizers", "grads", "_fresh",
+    "_inbound_nodes", "_traces", "_layers", "_build_shape", "_out_shape", "_input_shape_arg",
+    "_steps", "_consumers", "_in_slots", "_out_slots", "inputs", "outputs",
+    "_inputs_struct", "_outputs_struct", "_input_dtypes", "_gradient_hooks", "_compile_spec",
+    "_metric_ids", "_node_ids", "_plan_cache"})
+
+
 def _unique_name(base: str) -> str:
     with _name_lock:
         n = _name_counts.get(base, 0)
@@ -160,7 +169,64 @@ class Layer:
         return []
 
     def compute_output_shape(self, input_shape):
+        if self._has_call():
+            # A user layer: the shapes its call gives on symbolic inputs (Keras's
+            # compute_output_spec), float32 inputs assumed.
+            from ..keras_ops._graph import layer_graph
+
+            def spec(s):
+                if isinstance(s, list):
+                    return [spec(x) for x in s]
+                if isinstance(s, dict):
+                    return {k: spec(v) for k, v in s.items()}
+                return ((None,) + tuple(s[1:]), "float32")
+
+            shapes = layer_graph(self, spec(input_shape), False).out_shapes
+            return shapes[0] if len(shapes) == 1 else shapes
         return tuple(input_shape)
+
+    # ---- user layers: call traced into a graph of ops ----------------------------------------
+    def call(self, inputs, *args, **kwargs):
+        """Keras's call. A subclass that defines it (and no forward) is traced: call runs once
+        per (input shapes, training) on symbolic tensors, and the graph of keras.ops and layer
+        calls it records is what forward runs and backward differentiates."""
+        raise NotImplementedError(f"layer {type(self).__name__} defines neither call nor forward")
+
+    @classmethod
+    def _has_call(cls) -> bool:
+        return cls.call is not Layer.call and cls.forward is Layer.forward
+
+    def add_loss(self, loss) -> None:
+        """Keras's add_loss inside call: the value (e.g. an activity penalty) is added to the
+        training loss, reported in it, and differentiated."""
+        from ..keras_ops._graph import add_loss
+
+        add_loss(self, loss)
+
+    def __setattr__(self, name, value):
+        # Keras tracks layers set as attributes; remember whether this layer may hold any, so
+        # the (frequent) question "which layers are nested in this one" is free for the rest.
+        if name not in _INTERNAL_ATTRS and (
+                isinstance(value, Layer) or isinstance(value, (list, tuple, dict))):
+            object.__setattr__(self, "_may_nest", True)
+        object.__setattr__(self, name, value)
+
+    def _sublayers(self) -> list:
+        """Layers held as attributes (or in list/tuple/dict attributes), in assignment order:
+        Keras's tracking of nested layers."""
+        if not self.__dict__.get("_may_nest"):
+            return []
+        out, seen = [], set()
+        for k, v in self.__dict__.items():
+            if k in ("_inbound_nodes", "_traces", "_layers"):
+                continue
+            vals = v.values() if isinstance(v, dict) else (
+                v if isinstance(v, (list, tuple)) else (v,))
+            for x in vals:
+                if isinstance(x, Layer) and x is not self and id(x) not in seen:
+                    seen.add(id(x))
+                    out.append(x)
+        return out
 
     def check_input_shape(self, input_shape) -> None:
         """Raise ValueError naming the layer and the shape if it cannot take input_shape."""
@@ -192,6 +258,8 @@ class Layer:
             arr = np.asarray(init(shape), dtype=np.float32, order="C")  # keeps 0-d shapes
         else:
             arr = np.zeros(shape, np.float32)  # about to be overwritten by a file's data
+        if arr.shape != shape and arr.size == math.prod(shape) and arr.ndim <= 1:
+            arr = arr.reshape(shape)  # a scalar weight from an initializer that gives (1,)
         if arr.shape != shape:
             raise ValueError(f"layer {self.name!r}: initializer gave shape {arr.shape}, "
                              f"expected {shape}")
@@ -250,40 +318,61 @@ class Layer:
     @trainable.setter
     def trainable(self, value) -> None:
         self._trainable = bool(value)
+        for sub in self._sublayers():  # Keras: the flag is set on nested layers too
+            sub.trainable = self._trainable
 
     @property
     def weights(self) -> list:
-        return list(self._weights)
+        subs = self._sublayers()
+        if not subs:
+            return list(self._weights)
+        out, seen = list(self._weights), {id(w) for w in self._weights}
+        for sub in subs:
+            for w in sub.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
 
     @property
     def trainable_weights(self) -> list:
         if not self._trainable:
             return []
-        return [w for w, t in zip(self._weights, self._weight_trainable) if t]
+        own = [w for w, t in zip(self._weights, self._weight_trainable) if t]
+        for sub in self._sublayers():
+            own.extend(w for w in sub.trainable_weights if not any(w is o for o in own))
+        return own
 
     @property
     def non_trainable_weights(self) -> list:
-        if not self._trainable:
-            return list(self._weights)
-        return [w for w, t in zip(self._weights, self._weight_trainable) if not t]
+        train = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in train]
 
     @property
     def variables(self) -> list:
         return self.weights
 
     def count_params(self) -> int:
-        return int(sum(w.size for w in self._weights))
+        return int(sum(w.size for w in self.weights))
 
     def get_weights(self) -> list:
-        return [w.copy() for w in self._weights]
+        return [w.copy() for w in self.weights]
+
+    def _all_weight_names(self) -> list:
+        names = {id(w): n for w, n in zip(self._weights, self._weight_names)}
+        for sub in self._sublayers():
+            for w, n in zip(sub.weights, sub._all_weight_names()):
+                names.setdefault(id(w), n)
+        return [names.get(id(w), "weight") for w in self.weights]
 
     def set_weights(self, weights) -> None:
         weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, "
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"layer {self.name!r} expects {len(own)} weight arrays, "
                              f"got {len(weights)}")
         arrs = []
-        for wname, cur, new in zip(self._weight_names, self._weights, weights):
+        for wname, cur, new in zip(self._all_weight_names(), own, weights):
             new = np.asarray(new)
             if new.dtype.kind not in "biuf":
                 raise TypeError(f"weight {wname!r}: expected a real array, got dtype {new.dtype}")
@@ -291,7 +380,7 @@ class Layer:
                 raise ValueError(f"weight {wname!r} has shape {cur.shape}, "
                                  f"got an array of shape {new.shape}")
             arrs.append(new)
-        for cur, new in zip(self._weights, arrs):
+        for cur, new in zip(own, arrs):
             np.copyto(cur, new, casting="unsafe")  # in place: references stay valid
 
     # ---- gradients ----------------------------------------------------------------------------
@@ -328,7 +417,7 @@ class Layer:
                 self._fresh[i] = False
 
     # ---- calling ------------------------------------------------------------------------------
-    def __call__(self, inputs, training=None, **kwargs):
+    def __call__(self, inputs, training=None, mask=None, **kwargs):
         """On symbolic tensors: build, record a node, return symbolic outputs. On arrays: run
         eagerly (builds on first use)."""
         if is_symbolic(inputs):
@@ -357,7 +446,9 @@ class Layer:
             if self.built:
                 self._check_compatible(shapes)
             self._maybe_build(shapes)
-            out_shape = self.compute_output_shape(shapes)
+            traced = self._has_call() and \
+                type(self).compute_output_shape is Layer.compute_output_shape
+            out_shape = None if traced else self.compute_output_shape(shapes)
         except ValueError as e:
             src = ", ".join(f"{_describe(t)} {fmt_shape(t.shape)}" for t in flatten(inputs))
             msg = str(e)
@@ -365,9 +456,22 @@ class Layer:
                 msg = f"layer {self.name!r} ({type(self).__name__}): {msg}"
             raise ValueError(f"{msg} [inputs: {src}]") from None
         lim = getattr(_limits, "value", None)
-        if lim is not None:
+        if lim is not None and out_shape is not None:
             _check_sample_size(self, out_shape)
-        outputs = _make_outputs(out_shape, self, inputs)
+        if traced:
+            # Shapes and dtypes as the traced call gives them for these inputs' dtypes.
+            from ..keras_ops._graph import in_struct_of, layer_graph
+
+            g = layer_graph(self, in_struct_of(inputs), False)
+            outs = [KerasTensor(t.shape, t.dtype, name=self.name if g.n_user == 1 else
+                                f"{self.name}_out{i}")
+                    for i, t in enumerate(g.outputs[:g.n_user])]
+            outputs = outs[0] if g.n_user == 1 else outs
+            if not isinstance(g.out_struct, KerasTensor) and g.n_user == 1:
+                outputs = [outputs]
+            self._out_shape = [t.shape for t in outs] if g.n_user > 1 else outs[0].shape
+        else:
+            outputs = _make_outputs(out_shape, self, inputs)
         node = Node(self, inputs, outputs)
         self._inbound_nodes.append(node)
         return outputs
@@ -402,9 +506,17 @@ class Layer:
 
     # ---- computation --------------------------------------------------------------------------
     def forward(self, inputs, training=False, need_ctx=False):
+        if type(self).call is not Layer.call:
+            from ..keras_ops._graph import traced_forward
+
+            return traced_forward(self, inputs, training, need_ctx)
         raise NotImplementedError(f"layer {type(self).__name__} has no forward")
 
     def backward(self, ctx, dy, need_input_grad=True):
+        if type(self).call is not Layer.call and type(self).forward is Layer.forward:
+            from ..keras_ops._graph import traced_backward
+
+            return traced_backward(self, ctx, dy, need_input_grad)
         raise NotImplementedError(f"layer {type(self).__name__} has no backward")
 
     def regularization_loss(self) -> float:
@@ -438,7 +550,9 @@ def _wrap_build(fn):
                 self._in_build = False
             if input_shape is not None:
                 self._build_shape = input_shape
-                self._out_shape = self.compute_output_shape(input_shape)
+                if not self._has_call() or \
+                        type(self).compute_output_shape is not Layer.compute_output_shape:
+                    self._out_shape = self.compute_output_shape(input_shape)
             self._on_built()
             self.built = True
 

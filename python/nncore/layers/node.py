@@ -43,18 +43,89 @@ class KerasTensor:
         raise TypeError(f"{self!r} is symbolic: it has no value until the model runs. Build a "
                         "keras.Model(inputs, outputs) and call predict/fit on data")
 
-    # Keras records arithmetic on symbolic tensors as ops; the merge layers cover + - *.
+    # Keras records arithmetic on symbolic tensors as ops. Tensor (+ - *) tensor of one shape
+    # stays a merge layer (a serializable node, as before); everything else (broadcasting) -- scalars, arrays, weights inside
+    # a custom layer's call, / @ ** and the unary and comparison operators -- is a keras_ops node.
+    __array_ufunc__ = None  # ndarray (op) KerasTensor defers to the reflected operator below
+
     def __add__(self, other):
-        from .merge import add
-        return add([self, other])
+        if isinstance(other, KerasTensor) and other.shape == self.shape:
+            from .merge import add
+            return add([self, other])
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
 
     def __sub__(self, other):
-        from .merge import subtract
-        return subtract([self, other])
+        if isinstance(other, KerasTensor) and other.shape == self.shape:
+            from .merge import subtract
+            return subtract([self, other])
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops().subtract(other, self)
 
     def __mul__(self, other):
-        from .merge import multiply
-        return multiply([self, other])
+        if isinstance(other, KerasTensor) and other.shape == self.shape:
+            from .merge import multiply
+            return multiply([self, other])
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().divide(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __pow__(self, other):
+        return _ops().power(self, other)
+
+    def __rpow__(self, other):
+        return _ops().power(other, self)
+
+    def __neg__(self):
+        return _ops().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops().abs(self)
+
+    def __lt__(self, other):
+        return _ops().less(self, other)
+
+    def __le__(self, other):
+        return _ops().less_equal(self, other)
+
+    def __gt__(self, other):
+        return _ops().greater(self, other)
+
+    def __ge__(self, other):
+        return _ops().greater_equal(self, other)
+
+    def __getitem__(self, key):
+        return _ops().getitem(self, key)
+
+    @property
+    def T(self):  # noqa: N802
+        return _ops().transpose(self)
+
+
+def _ops():
+    from .. import keras_ops
+
+    return keras_ops
 
 
 class Node:

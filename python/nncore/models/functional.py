@@ -169,7 +169,8 @@ class Functional(Model):
 
     @property
     def layers(self) -> list:
-        return list(self._layers)
+        # keras.ops nodes are operations, not layers (as in Keras)
+        return [lay for lay in self._layers if not getattr(lay, "_is_op", False)]
 
     @property
     def input_names(self) -> list:
@@ -439,6 +440,17 @@ class Functional(Model):
         from ..saving.serialization import functional_from_config
 
         return functional_from_config(cls, config, custom_objects)
+
+
+# A subclassed model (keras.Model subclass with call) is built into a graph of its own (see
+# Model.build) and runs with the Functional machinery.
+for _name in ("_run", "_grad_plan", "_backprop", "input_gradients", "_grad_scratch",
+              "_struct_shapes", "input_names", "output_names", "input_shape", "output_shape",
+              "input", "output", "forward", "backward", "check_input_shape",
+              "compute_output_shape", "_owns", "_ref"):
+    if _name not in Model.__dict__:
+        setattr(Model, _name, Functional.__dict__[_name])
+del _name
 
 
 def flatten_shapes(shapes) -> list:

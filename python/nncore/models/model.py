@@ -29,13 +29,52 @@ class Model(Trainer, Layer):
     def __init__(self, *args, name=None, trainable=True, **kwargs):
         if args:
             raise TypeError("Model(inputs, outputs): both are needed for a functional model; "
-                            "subclassed models (a call() method) are not supported yet")
+                            "or subclass keras.Model and define call()")
         if name is None:
             name = _unique_name(_snake(type(self).__name__) if type(self).__name__ not in (
                 "Model", "Functional") else "functional")
         Layer.__init__(self, name=name, trainable=trainable, **kwargs)
         Trainer.__init__(self)
         self._layers = []
+
+    # ---- subclassed models --------------------------------------------------------------------
+    @classmethod
+    def _is_subclassed(cls) -> bool:
+        from .functional import Functional
+
+        return not issubclass(cls, Functional) and cls.call is not Layer.call
+
+    def _ensure_built_for(self, shapes):
+        if self._is_subclassed() and not self.built:
+            self.build(shapes[0] if len(shapes) == 1 else shapes)
+
+    def build(self, input_shape=None):
+        """A subclassed model is built as Keras builds it on its first data: call() runs once
+        on symbolic inputs of this shape, and the graph it records is the model's graph."""
+        if not self._is_subclassed():
+            raise ValueError(f"model {self.name!r}: build needs a subclassed model with call()")
+        if self.built:
+            return
+        from ..keras_ops._graph import trace_model
+        from ..layers.base import BUILD_LOCK
+        from .functional import Functional
+
+        with BUILD_LOCK:
+            if self.built:
+                return
+            multi = isinstance(input_shape, list) and input_shape and isinstance(
+                input_shape[0], (tuple, list))
+            shapes = [tuple(s) for s in input_shape] if multi else [tuple(input_shape)]
+            inputs, outputs = trace_model(self, shapes, multi)
+            Functional._init_graph(self, inputs, outputs)
+            graph_layers = self._layers
+            tracked = [lay for lay in self._sublayers() if not getattr(lay, "_is_op", False)]
+            ids = {id(lay) for lay in tracked}
+            from ..layers.core import InputLayer
+
+            self._layers = tracked + [lay for lay in graph_layers if id(lay) not in ids
+                                      and not getattr(lay, "_is_op", False)
+                                      and not isinstance(lay, InputLayer)]
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -63,11 +102,16 @@ class Model(Trainer, Layer):
 
         def walk(model):
             for layer in model._layers:
-                if isinstance(layer, Model):
-                    walk(layer)
-                elif id(layer) not in seen:
-                    seen.add(id(layer))
-                    out.append(layer)
+                visit(layer)
+
+        def visit(layer):
+            if isinstance(layer, Model):
+                walk(layer)
+            elif id(layer) not in seen:
+                seen.add(id(layer))
+                out.append(layer)
+                for sub in layer._sublayers():  # layers nested in a custom layer
+                    visit(sub)
 
         walk(self)
         return out

@@ -93,14 +93,18 @@ class Trainer:
         self.optimizer = optimizers_module.get(optimizer)
 
         def one_loss(v):
+            from .custom_loss import resolve
+
             if v is None:
                 return None
             if callable(v) and not isinstance(v, losses_module.Loss):
                 name = getattr(v, "__name__", None)
                 if getattr(v, "__module__", "") == losses_module.__name__ and name:
                     return losses_module.get(name)
-                raise ValueError(f"compile: loss function {v!r} is not one of nncore's built-in "
-                                 "losses; custom loss functions are not supported yet")
+            if not isinstance(v, (str, dict)):
+                custom = resolve(v)  # fn(y_true, y_pred) in keras.ops, or a Loss with call
+                if custom is not None:
+                    return custom
             return losses_module.get(v)
 
         if isinstance(loss, dict):
@@ -271,8 +275,10 @@ class Trainer:
     def train_step(self, st, xs, ys, sw):
         """One optimizer step on a prepared batch: (loss incl. regularization, per-output losses,
         outputs)."""
-        outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
+        with _added_losses() as added:  # layers' add_loss values (activity penalties)
+            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
         douts, means, total = self._loss_grads(st, outs, logits, ys, sw, True)
+        total += added.total
         self._zero_grads()
         self._backprop(ctxs, douts, st.plan)
         # The penalty is reported for the weights the loss was computed with (before the step).
@@ -300,9 +306,10 @@ class Trainer:
         self.optimizer.apply(st.params, grads, st.regs)
 
     def test_step(self, st, xs, ys, sw):
-        outs, _, logits = self._run(xs, training=False, need_ctx=False, fuse=st.fuse)
+        with _added_losses() as added:
+            outs, _, logits = self._run(xs, training=False, need_ctx=False, fuse=st.fuse)
         _, means, total = self._loss_grads(st, outs, logits, ys, sw, False)
-        return total, means, outs
+        return total + added.total, means, outs
 
     def predict_step(self, xs):
         return self._run(xs, training=False, need_ctx=False)[0]
@@ -316,8 +323,10 @@ class Trainer:
         xs = self._prepare_inputs(xs, "gradients")
         ys = self._prepare_targets(ys, st, "gradients")
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
-        outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
+        with _added_losses() as added:
+            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
         douts, _, total = self._loss_grads(st, outs, logits, ys, sw, True)
+        total += added.total
         self._zero_grads()
         self._backprop(ctxs, douts, st.plan)
         return total, [g.copy() for g in self._collect_grads(st)]
@@ -530,7 +539,7 @@ class Trainer:
                     logs[f"{name}_loss"] = out_means[k]
                     k += 1
         for _, m, label in st.metrics:
-            logs[label] = m.result()
+            logs[label] = _scalar(m.result())
         return logs
 
     # ---- evaluate -----------------------------------------------------------------------------
@@ -732,9 +741,24 @@ def _validate_now(epoch, freq):
 def _copy_metric(m):
     import copy
 
-    c = copy.copy(m)
+    # deep: a user Metric's state lives in its variables, which a shallow copy would share
+    c = copy.deepcopy(m)
     c.reset_state()
     return c
+
+
+def _scalar(v):
+    """A metric result as a Python float (a user metric may return an array or variable)."""
+    if isinstance(v, float):
+        return v
+    a = np.asarray(v)
+    return float(a) if a.size == 1 else a
+
+
+def _added_losses():
+    from ..keras_ops._graph import collect_losses
+
+    return collect_losses()
 
 
 def flatten_metrics(spec):
