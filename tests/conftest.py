@@ -17,6 +17,7 @@ Platform skips stay skips, and the terminal summary lists every skip with its re
 from __future__ import annotations
 
 import importlib
+import re
 import os
 import pathlib
 
@@ -43,12 +44,22 @@ def missing(reason: str):
     pytest.skip(reason)
 
 
-def require(module: str):
-    """Import and return an optional package the test needs, or `missing` it."""
+def require(module: str, minversion: str | None = None):
+    """Import and return an optional package the test needs (at least `minversion` when given),
+    or `missing` it."""
     try:
-        return importlib.import_module(module)
+        mod = importlib.import_module(module)
     except ImportError as e:
         missing(f"optional package {module!r} is not importable ({e})")
+    if minversion is not None:
+        have = getattr(mod, "__version__", "0")
+
+        def key(v):
+            return tuple(int(p) for p in re.findall(r"\d+", v)[:3])
+
+        if key(have) < key(minversion):
+            missing(f"optional package {module!r} is {have}, {minversion} or newer is needed")
+    return mod
 
 
 def platform_skip(reason: str):

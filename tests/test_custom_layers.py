@@ -300,7 +300,7 @@ def _saved_model(tmp_path, rng, register):
     model = keras.Model(inp, out)
     model.compile("sgd", "mse")
     x, _ = _data(rng, n=8)
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.nncore"
     model.save(path)
     return model, path, x, (MyDense, Block)
 

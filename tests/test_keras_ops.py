@@ -311,8 +311,8 @@ def test_functional_model_with_ops_saves_and_loads(tmp_path):
     model = keras.Model(x, out)
     data = _a(5, 6, dtype=np.float32)
     want = model.predict(data, verbose=0)
-    model.save(tmp_path / "m.keras")
-    again = keras.saving.load_model(tmp_path / "m.keras")
+    model.save(tmp_path / "m.nncore")
+    again = keras.saving.load_model(tmp_path / "m.nncore")
     np.testing.assert_allclose(again.predict(data, verbose=0), want, rtol=1e-6)
     assert [type(lay).__name__ for lay in again.layers] == ["InputLayer", "Dense"]
 

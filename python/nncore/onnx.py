@@ -526,11 +526,16 @@ ONNX_IMPORTERS: dict = {
 def load(filepath):
     """An nncore Functional model from an ONNX file (the operator set nncore exports)."""
     onnx = _onnx()
-    path = os.fspath(filepath)
-    size = os.path.getsize(path)  # FileNotFoundError passes through
-    if size > MAX_FILE_BYTES:
-        raise ValueError(f"ONNX import: {path!r} is larger than {MAX_FILE_BYTES} bytes")
-    with open(path, "rb") as fh:
+    from .saving import files
+
+    path = os.fspath(filepath) if isinstance(filepath, (str, bytes, os.PathLike)) else filepath
+    try:  # nncore's one reader: regular files only, size known first (FileNotFoundError passes)
+        fh, _ = files.open_regular(filepath, MAX_FILE_BYTES)
+    except files.FileRefused as e:
+        raise ValueError(f"ONNX import: {e}".replace(f"more than the {MAX_FILE_BYTES} allowed",
+                                                      f"larger than {MAX_FILE_BYTES} bytes")) \
+            from None
+    with fh:
         data = fh.read()
     try:
         proto = onnx.load_model_from_string(data)

@@ -23,7 +23,9 @@ from .serialization import serialize_layer as serialize_keras_object
 
 
 def _ext(filepath) -> str:
-    name = os.fspath(filepath).lower()
+    if not isinstance(filepath, (str, bytes, os.PathLike)):
+        return ""  # a descriptor or a file object: nncore's own format unless the content says
+    name = os.fsdecode(os.fspath(filepath)).lower()
     if name.endswith(".weights.h5"):
         return "weights.h5"
     for ext in ("keras", "h5", "hdf5"):
@@ -35,7 +37,8 @@ def _ext(filepath) -> str:
 def _kind(filepath) -> str:
     from .keras_format import file_kind
 
-    if not os.path.exists(os.fspath(filepath)):
+    if isinstance(filepath, (str, bytes, os.PathLike)) and not os.path.exists(
+            os.fspath(filepath)):
         return "native"  # the native loader raises FileNotFoundError
     return file_kind(filepath)
 

@@ -52,7 +52,7 @@ def open_regular(source, max_bytes=None):
         raise TypeError(f"expected a path, a file descriptor or a binary file object, got "
                         f"{type(source).__name__}")
     if isinstance(source, int):
-        fd = os.dup(source)
+        fd = os.dup(source)  # shares the caller's offset: read from the start
         name = f"<fd {source}>"
     else:
         name = os.fspath(source)
@@ -75,6 +75,7 @@ def open_regular(source, max_bytes=None):
                               "allowed")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
+        os.lseek(fd, 0, os.SEEK_SET)
         f = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

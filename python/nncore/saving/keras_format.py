@@ -30,7 +30,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 import zipfile
@@ -632,28 +631,12 @@ def _fill_from_keras_h5(h5py, f, model, class_names=None):
 
 # ---- files ------------------------------------------------------------------------------------
 def _atomic_write(filepath, data: bytes, overwrite=True):
-    from .native import _umask
+    # nncore's one writer: temporary file, fsync, rename over the (symlink's) target, mode kept.
+    from . import files
 
-    user = os.fspath(filepath)
-    target = os.path.realpath(user)
-    if not overwrite and os.path.exists(target):
-        raise FileExistsError(f"{user!r} exists and overwrite=False")
-    try:
-        mode = os.stat(target).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".nncore-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    if not overwrite and os.path.exists(os.path.realpath(os.fspath(filepath))):
+        raise FileExistsError(f"{os.fspath(filepath)!r} exists and overwrite=False")
+    files.atomic_write(filepath, lambda fh: fh.write(data))
 
 
 def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
@@ -808,17 +791,23 @@ def save_weights_h5(model, filepath, overwrite=True) -> None:
                   overwrite)
 
 
-def _check_size(filepath):
-    size = os.path.getsize(filepath)
-    if size > MAX_FILE_BYTES:
-        raise _Bad(f"the file is larger than {MAX_FILE_BYTES} bytes")
-    return size
+def _read_bytes(filepath) -> bytes:
+    """The whole file through nncore's one reader: regular files only (no FIFO, no device),
+    the caller's descriptor left open, the size checked before anything is read."""
+    from . import files
+
+    try:
+        fh, _ = files.open_regular(filepath, MAX_FILE_BYTES)
+    except files.FileRefused as e:
+        raise _Bad(str(e).replace(f"more than the {MAX_FILE_BYTES} allowed",
+                                  f"the file is larger than {MAX_FILE_BYTES} bytes")) from None
+    with fh:
+        return fh.read()
 
 
 def _open_keras_zip(filepath):
-    size = _check_size(filepath)
-    with open(filepath, "rb") as fh:
-        raw = fh.read()
+    raw = _read_bytes(filepath)
+    size = len(raw)
     zf = zipfile.ZipFile(io.BytesIO(raw))
     declared = 0
     names = set()
@@ -923,9 +912,7 @@ def load_weights_h5(model, filepath):
     if not model.built:
         raise ValueError(f"model {model.name!r} must be built before load_weights")
     with _errors(filepath, "Keras weights file"):
-        _check_size(filepath)
-        with open(filepath, "rb") as fh:
-            data = fh.read()
+        data = _read_bytes(filepath)
         with _h5_from_bytes(h5py, data) as f:
             if "layer_names" in f.attrs or "model_weights" in f:
                 _fill_legacy(h5py, f["model_weights"] if "model_weights" in f else f, model)
@@ -1105,9 +1092,8 @@ def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
     """keras.models.load_model('m.h5') for a legacy HDF5 model file."""
     h5py = _h5py()
     with _errors(filepath, "legacy Keras .h5 model file"):
-        size = _check_size(filepath)
-        with open(filepath, "rb") as fh:
-            data = fh.read()
+        data = _read_bytes(filepath)
+        size = len(data)
         with _h5_from_bytes(h5py, data) as f:
             raw = _attr_text(f.attrs, "model_config")
             if raw is None:
@@ -1174,23 +1160,28 @@ def _legacy_weight_names(layer):
 # ---- sniffing ---------------------------------------------------------------------------------
 def file_kind(filepath) -> str:
     """'keras' (a Keras 3 zip), 'native' (nncore's zip), 'h5' (HDF5) or 'unknown'."""
+    from . import files
+
     try:
-        with open(filepath, "rb") as fh:
-            head = fh.read(8)
-    except (IsADirectoryError, PermissionError):
-        return "unknown"
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "h5"
-    if head.startswith(b"PK"):
+        fh, size = files.open_regular(filepath)
+    except (IsADirectoryError, PermissionError, files.FileRefused):
+        return "unknown"  # the loader refuses it with its own reason
+    with fh:
+        head = fh.read(8)
+        if head.startswith(b"\x89HDF\r\n\x1a\n"):
+            return "h5"
+        if not head.startswith(b"PK"):
+            return "unknown"
         try:
-            with zipfile.ZipFile(os.fspath(filepath)) as z:
+            files.zip_member_count(fh, size)  # before zipfile parses every entry
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as z:
                 names = set(z.namelist())
         except (zipfile.BadZipFile, OSError, ValueError):
             return "unknown"
-        if "config.json" in names:
-            return "keras"
-        return "native"
-    return "unknown"
+        finally:
+            fh.seek(0)
+    return "keras" if "config.json" in names else "native"
 
 
 __all__ = ["KERAS_LAYERS", "LayerSpec", "load_keras", "save_keras", "load_h5", "save_h5",
