@@ -1,4 +1,4 @@
-"""A Dense written as a user layer (keras_ops.matmul + bias + keras_ops.relu, traced into op
+"""A Dense written as a user layer (nncore.ops.matmul + bias + nncore.ops.relu, traced into op
 nodes) against the built-in fused Dense, per training step of the same MLP.
 
     flock /tmp/nncore-bench.lock python bench/bench_custom_layer.py [--rounds 7]
@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _harness import machine_header, markdown_table  # noqa: E402
 
 import nncore as keras  # noqa: E402
-from nncore import keras_ops as ops  # noqa: E402
+from nncore import ops  # noqa: E402
 from nncore import layers  # noqa: E402
 
 

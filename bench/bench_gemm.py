@@ -23,7 +23,7 @@ from _harness import (  # noqa: E402
 )
 
 import nncore  # noqa: E402
-from nncore import ops  # noqa: E402
+from nncore import kernels as ops  # noqa: E402
 
 # (label, m, n, k, transpose_a, transpose_b)
 CNN = [

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

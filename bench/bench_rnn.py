@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _harness import load_1min, spread  # noqa: E402

@@ -5,7 +5,7 @@ import time
 import numpy as np
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 
 def median_seconds(fn, reps=5):

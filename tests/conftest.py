@@ -24,7 +24,7 @@ import pathlib
 import nncore
 import numpy as np
 import pytest
-from nncore import ops
+from nncore import kernels as ops
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REQUIRE_ALL = os.environ.get("NNCORE_REQUIRE_ALL", "") == "1"

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncore
-from nncore import _core, ops
+from nncore import _core
+from nncore import kernels as ops
 
 
 # ----------------------------------------------------------------------------- float64 reference

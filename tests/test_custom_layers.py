@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nncore as keras
-from nncore import keras_ops as ops
+from nncore import ops
 from nncore import layers
 
 
@@ -375,7 +375,7 @@ def test_subclassed_model_with_dropout_and_python_branch_on_training(rng):
 
 @pytest.mark.parametrize("variant", ["relu", "bias", "bias_first", "reused", "3d"])
 def test_dense_fusion_in_traces_changes_nothing(rng, variant, monkeypatch):
-    from nncore.keras_ops import _graph
+    from nncore.ops import _graph
 
     class L(keras.layers.Layer):
         def build(self, shape):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nncore import _core, layers, ops
+from nncore import _core, layers
+from nncore import kernels as ops
 
 
 def z(*shape):

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncore
-from nncore import _core, ops
+from nncore import _core
+from nncore import kernels as ops
 
 # 1, primes, one off the micro-tile edges of every ISA (MR 4/6/14, NR 16/32), KC (256/512) + 3.
 SIZES = [1, 2, 3, 5, 7, 13, 15, 17, 31, 33, 47, 97, 259]

@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_within_bound, gemm_error_bound
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 SHAPES = [(1, 1, 1), (4, 32, 128), (13, 64, 9), (15, 33, 7), (17, 40, 6), (29, 65, 300),
           (32, 512, 128), (5, 3, 258), (3, 700, 515)]

@@ -1,4 +1,4 @@
-"""keras_ops: every op's forward against numpy (eagerly and through a graph) and its backward
+"""nncore.ops: every op's forward against numpy (eagerly and through a graph) and its backward
 against float64 central finite differences, broadcasting included."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import nncore as keras
-from nncore import keras_ops as ops
-from nncore.keras_ops._graph import Graph
+from nncore import ops
+from nncore.ops._graph import Graph
 
 RNG = np.random.default_rng(0)
 
@@ -318,7 +318,7 @@ def test_functional_model_with_ops_saves_and_loads(tmp_path):
 
 
 def test_hostile_op_configs_are_refused():
-    from nncore.keras_ops._graph import OpNode
+    from nncore.ops._graph import OpNode
 
     with pytest.raises(ValueError, match="unknown op"):
         OpNode.from_config({"op": "__import__", "spec": [["t", 0]], "static": {}})

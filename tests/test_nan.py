@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require
-from nncore import _core, ops
+from nncore import _core
+from nncore import kernels as ops
 
 
 def test_matmul_relu_keeps_nan(isa, rng):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import nncore
-from nncore import layers, losses, models, ops, optimizers, regularizers, utils
+from nncore import kernels as ops
+from nncore import layers, losses, models, optimizers, regularizers, utils
 from conftest import require
 
 # ---- optimizer steps vs hand-written NumPy -----------------------------------------------------

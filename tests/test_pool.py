@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 
 # ----------------------------------------------------------------------------- float64 reference

@@ -1,4 +1,4 @@
-"""Recurrent kernels (nncore.ops.rnn) against a float64 NumPy reference written as plain time loops,
+"""Recurrent kernels (nncore.kernels.rnn) against a float64 NumPy reference written as plain time loops,
 finite differences, PyTorch's RNN/LSTM/GRU, across ISAs and thread counts."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 CELLS = ["simple_tanh", "simple_relu", "lstm", "gru"]
 GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3}

@@ -13,7 +13,7 @@ import pytest
 from conftest import missing, platform_skip
 
 import nncore
-from nncore import ops
+from nncore import kernels as ops
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
@@ -58,7 +58,7 @@ def test_default_threads_from_env():
 def test_isa_env_and_set(isa):
     assert ops.get_isa() == isa
     env = dict(ENV, NNCORE_ISA="generic")
-    assert _run("from nncore import ops; print(ops.get_isa())", env).strip() == "generic"
+    assert _run("from nncore import kernels as ops; print(ops.get_isa())", env).strip() == "generic"
     with pytest.raises(ValueError, match=r"unknown ISA 'sse9' \(valid: generic, avx2, avx512\)"):
         ops.set_isa("sse9")
     assert ops.get_isa() == isa
@@ -77,7 +77,7 @@ def test_unsupported_isa_rejected():
     if "avx2" not in ops.supported_isas():
         platform_skip("the ISA mask can only hide what the CPU has; this one has no AVX2")
     code = """
-        from nncore import ops
+        from nncore import kernels as ops
         print(ops.supported_isas())
         for isa in ("avx2", "avx512"):
             try:
@@ -92,7 +92,7 @@ def test_unsupported_isa_rejected():
     out = _run(code, dict(ENV, NNCORE_TEST_CPU_MASK="avx512")).split("\n")
     assert out[:4] == ["['generic', 'avx2']", "avx2 accepted", "avx512 refused", "avx2"]
     # A valid NNCORE_ISA the CPU lacks falls back to the best ISA it has.
-    out = _run("from nncore import ops; print(ops.get_isa())",
+    out = _run("from nncore import kernels as ops; print(ops.get_isa())",
                dict(ENV, NNCORE_TEST_CPU_MASK="avx512", NNCORE_ISA="avx512"))
     assert out.strip() == "avx2"
 
@@ -186,7 +186,7 @@ def test_fork_after_parallel_does_not_hang(threads):
 def test_fork_child_reports_single_thread():
     out = _run("""
         import os, numpy as np, nncore
-        from nncore import ops
+        from nncore import kernels as ops
         nncore.set_num_threads(2)
         ops.matmul(np.ones((512, 512), np.float32), np.ones((512, 512), np.float32))
         pid = os.fork()
@@ -200,12 +200,12 @@ def test_fork_child_reports_single_thread():
 
 
 def test_import_time():
-    # nncore's own import cost, `import nncore` (with nncore.ops), must be well under 0.2 s; best
+    # nncore's own import cost, `import nncore` (with nncore.kernels and nncore.ops), must be well under 0.2 s; best
     # of 5 cold starts. numpy, its one dependency, is imported first and not counted: its import
     # alone takes 0.25-0.5 s on a loaded 2-core machine (measured here at load 10-25), which this
     # bound would then measure instead of nncore. With numpy counted it is ~50 ms on an idle one.
     code = (
-        "import numpy, time; t = time.perf_counter(); import nncore, nncore.ops; "
+        "import numpy, time; t = time.perf_counter(); import nncore, nncore.kernels, nncore.ops; "
         "print(time.perf_counter() - t)"
     )
     times = [float(_run(code)) for _ in range(5)]
@@ -262,7 +262,7 @@ def test_wait_policy_env(policy):
     # OMP_WAIT_POLICY only changes how idle pool threads wait, never a result.
     code = """
         import numpy as np, nncore
-        from nncore import ops
+        from nncore import kernels as ops
         nncore.set_num_threads(2)
         a = np.arange(512 * 384, dtype=np.float32).reshape(512, 384) % 7
         b = np.arange(384 * 256, dtype=np.float32).reshape(384, 256) % 5

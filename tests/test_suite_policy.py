@@ -85,7 +85,7 @@ def _outcomes(out: str) -> dict:
 
 def _isa_ids():
     from conftest import ALL_ISAS
-    from nncore import ops
+    from nncore import kernels as ops
     return {f"test_isa[{i}]": ("PASSED" if i in ops.supported_isas() else "SKIPPED")
             for i in ALL_ISAS}
 

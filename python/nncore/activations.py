@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .ops import train as _train
+from .kernels import train as _train
 
 KERNEL_NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax")
 _ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}

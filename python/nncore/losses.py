@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import train as _train
+from .kernels import train as _train
 
 EPSILON = 1e-7
 _REDUCTIONS = ("sum_over_batch_size", "sum", "none", None, "mean")

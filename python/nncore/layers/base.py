@@ -172,7 +172,7 @@ class Layer:
         if self._has_call():
             # A user layer: the shapes its call gives on symbolic inputs (Keras's
             # compute_output_spec), float32 inputs assumed.
-            from ..keras_ops._graph import layer_graph
+            from ..ops._graph import layer_graph
 
             def spec(s):
                 if isinstance(s, list):
@@ -199,7 +199,7 @@ class Layer:
     def add_loss(self, loss) -> None:
         """Keras's add_loss inside call: the value (e.g. an activity penalty) is added to the
         training loss, reported in it, and differentiated."""
-        from ..keras_ops._graph import add_loss
+        from ..ops._graph import add_loss
 
         add_loss(self, loss)
 
@@ -460,7 +460,7 @@ class Layer:
             _check_sample_size(self, out_shape)
         if traced:
             # Shapes and dtypes as the traced call gives them for these inputs' dtypes.
-            from ..keras_ops._graph import in_struct_of, layer_graph
+            from ..ops._graph import in_struct_of, layer_graph
 
             g = layer_graph(self, in_struct_of(inputs), False)
             outs = [KerasTensor(t.shape, t.dtype, name=self.name if g.n_user == 1 else
@@ -507,14 +507,14 @@ class Layer:
     # ---- computation --------------------------------------------------------------------------
     def forward(self, inputs, training=False, need_ctx=False):
         if type(self).call is not Layer.call:
-            from ..keras_ops._graph import traced_forward
+            from ..ops._graph import traced_forward
 
             return traced_forward(self, inputs, training, need_ctx)
         raise NotImplementedError(f"layer {type(self).__name__} has no forward")
 
     def backward(self, ctx, dy, need_input_grad=True):
         if type(self).call is not Layer.call and type(self).forward is Layer.forward:
-            from ..keras_ops._graph import traced_backward
+            from ..ops._graph import traced_backward
 
             return traced_backward(self, ctx, dy, need_input_grad)
         raise NotImplementedError(f"layer {type(self).__name__} has no backward")
@@ -604,7 +604,7 @@ class ActivationMixin:
         if act == "linear" or fused_relu:
             y = z
         elif act in activations.KERNEL_NAMES:
-            from ..ops import train as _train
+            from ..kernels import train as _train
 
             y = _train.activation(z, act, out=z if inplace and not logits else None)
         else:
@@ -619,7 +619,7 @@ class ActivationMixin:
             return dy
         if len(act_ctx) == 3:
             return activations.backward(self.activation, as_f32(dy), act_ctx[2], y)
-        from ..ops import train as _train
+        from ..kernels import train as _train
 
         return _train.activation_backward(dy, y, self.activation)
 

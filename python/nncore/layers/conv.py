@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core, activations, initializers, regularizers
-from .. import ops as _ops
+from .. import kernels as _ops
 from .base import (
     ActivationMixin,
     Layer,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import _core, activations
-from ..ops import gemm as _gemm
+from ..kernels import gemm as _gemm
 from ..utils.random import get_rng
 from .base import (
     MAX_DIM,

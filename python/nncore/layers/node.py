@@ -123,7 +123,7 @@ class KerasTensor:
 
 
 def _ops():
-    from .. import keras_ops
+    from .. import ops as keras_ops
 
     return keras_ops
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from .. import ops as _ops
+from .. import kernels as _ops
 from .base import Layer, as_f32, fmt_shape, int_tuple
 from .conv import check_data_format, check_padding
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from .. import ops as _ops
+from .. import kernels as _ops
 from . import masked_rnn as _masked
 from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape, positive_int
 

@@ -55,7 +55,7 @@ class Model(Trainer, Layer):
             raise ValueError(f"model {self.name!r}: build needs a subclassed model with call()")
         if self.built:
             return
-        from ..keras_ops._graph import trace_model
+        from ..ops._graph import trace_model
         from ..layers.base import BUILD_LOCK
         from .functional import Functional
 

@@ -1,29 +1,18 @@
-"""Thin, validating functions over the C++ kernels. Every kernel is reached through this package."""
+"""Keras's ``keras.ops``: numpy-like functions that compute on arrays and, on symbolic tensors,
+record graph nodes that the model core runs and differentiates (see numpy_ops.py, _graph.py).
 
-from .conv import conv2d, conv2d_backward, conv2d_output_shape
-from .gemm import get_isa, matmul, set_isa, supported_isas
-from .pool import (
-    avg_pool2d,
-    avg_pool2d_backward,
-    max_pool2d,
-    max_pool2d_backward,
-    pool2d_output_shape,
-)
-from .rnn import gru, gru_backward, lstm, lstm_backward, simple_rnn, simple_rnn_backward
-from .train import (
-    activation,
-    activation_backward,
-    adam_update,
-    rmsprop_update,
-    sgd_update,
-    softmax_cross_entropy,
+    from nncore import ops
+    y = ops.relu(ops.matmul(x, w) + b)
+"""
+
+from .numpy_ops import (  # noqa: F401
+    abs, absolute, add, amax, amin, arange, argmax, argmin, average_pool, cast, clip,
+    concatenate, conv, convert_to_numpy, convert_to_tensor, divide, dot, einsum, equal, exp,
+    expand_dims, full, getitem, greater, greater_equal, less, less_equal, log, log1p,
+    log_softmax, logical_and, logical_or, matmul, max, max_pool, maximum, mean, min, minimum,
+    multiply, ndim, negative, not_equal, one_hot, ones, ones_like, power, relu, reshape, shape,
+    sigmoid, size, softmax, split, sqrt, square, squeeze, stack, std, stop_gradient, subtract,
+    sum, take, take_along_axis, tanh, transpose, true_divide, var, where, zeros, zeros_like,
 )
 
-__all__ = [
-    "matmul", "get_isa", "set_isa", "supported_isas",
-    "conv2d_output_shape", "conv2d", "conv2d_backward",
-    "pool2d_output_shape", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "activation", "activation_backward", "softmax_cross_entropy", "sgd_update", "adam_update",
-    "rmsprop_update",
-    "simple_rnn", "simple_rnn_backward", "lstm", "lstm_backward", "gru", "gru_backward",
-]
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from .. import _core
-from ..ops import train as _train
+from ..kernels import train as _train
 from . import schedules
 from .schedules import LearningRateSchedule
 

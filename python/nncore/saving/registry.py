@@ -15,7 +15,7 @@ _BUILTIN: dict = {}
 _CUSTOM: dict = {}
 _scope = threading.local()
 # Modules whose import registers the built-in classes (imported on the first look-up).
-_BUILTIN_MODULES = ("nncore.layers", "nncore.models", "nncore.keras_ops")
+_BUILTIN_MODULES = ("nncore.layers", "nncore.models", "nncore.ops")
 _loaded = False
 
 

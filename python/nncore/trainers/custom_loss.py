@@ -92,7 +92,7 @@ class FunctionLoss(losses_module.Loss):
 
 
 def _trace_loss(loss, y, out):
-    from ..keras_ops._graph import Graph
+    from ..ops._graph import Graph
     from ..layers.core import Input
 
     yt = Input(shape=y.shape[1:], dtype=str(y.dtype), name="y_true")

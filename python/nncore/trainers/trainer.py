@@ -756,7 +756,7 @@ def _scalar(v):
 
 
 def _added_losses():
-    from ..keras_ops._graph import collect_losses
+    from ..ops._graph import collect_losses
 
     return collect_losses()
 

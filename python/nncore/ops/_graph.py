@@ -1,4 +1,4 @@
-"""The machinery under keras_ops: op nodes in the model graph, and tracing of user code.
+"""The machinery under nncore.ops (Keras's ops): op nodes in the model graph, and tracing of user code.
 
 An op applied to numpy values computes at once. An op applied to a symbolic tensor (KerasTensor)
 records an ``OpNode`` -- a small Layer holding the op, its static arguments and its constant

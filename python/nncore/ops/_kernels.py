@@ -1,4 +1,4 @@
-"""The kernel functions keras_ops uses: the one place that names the raw kernel package, so
+"""The kernel functions nncore.ops uses: the one place that names the raw kernel package, so
 moving it (nncore.ops -> nncore.kernels) changes only the import below."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from ..ops import conv as _conv
-from ..ops import pool as _pool
+from ..kernels import conv as _conv
+from ..kernels import pool as _pool
 
 _F32 = np.float32
 
