@@ -10,6 +10,7 @@ import pytest
 import nncore as keras
 from nncore import ops
 from nncore import layers
+from conftest import require
 
 
 # ---- user code, written as for Keras ------------------------------------------------------------
@@ -116,7 +117,7 @@ def _data(rng, n=48, f=5, out=3):
 
 
 def _keras():
-    pytest.importorskip("tensorflow")
+    require("tensorflow")
     import keras as tk
 
     return tk
