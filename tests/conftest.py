@@ -41,7 +41,7 @@ def missing(reason: str):
     """Skip for an absent prerequisite; under NNCORE_REQUIRE_ALL=1 fail instead."""
     if REQUIRE_ALL:
         pytest.fail(f"NNCORE_REQUIRE_ALL=1 and {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)  # also at a test module's top level
 
 
 def require(module: str, minversion: str | None = None):
@@ -65,7 +65,7 @@ def require(module: str, minversion: str | None = None):
 def platform_skip(reason: str):
     """Skip because this platform cannot run the test; allowed (and listed) under
     NNCORE_REQUIRE_ALL=1."""
-    pytest.skip(PLATFORM + reason)
+    pytest.skip(PLATFORM + reason, allow_module_level=True)
 
 
 def platform_skipif(condition: bool, reason: str):
