@@ -330,6 +330,7 @@ def test_custom_objects_and_scope(tmp_path, rng):
 
 
 def test_subclassed_model_save_and_load_weights(tmp_path, rng):
+    require("h5py")  # a Keras .weights.h5 file
     Net = _user_classes(keras, ops)[2]
     x, y = _data(rng, n=16)
     a = Net()
