@@ -37,6 +37,8 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 EOF
+# The bindings need pybind11's headers (a build-time dependency; a fresh venv may lack it).
+"$py" -c 'import pybind11' 2>/dev/null || "$py" -m pip install --quiet pybind11
 pybind11_dir=$("$py" -c 'import pybind11; print(pybind11.get_cmake_dir())')
 py_inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 
