@@ -63,25 +63,35 @@ class LearningRateSchedule:
         return cls(**config)
 
 
-class ExponentialDecay(LearningRateSchedule):
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
+class _RateDecay(LearningRateSchedule):
+    """The shared part of ExponentialDecay and InverseTimeDecay: the same arguments, and the
+    decay progress ``s / steps`` (floored if staircase)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase, name):
         self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate")
         self.decay_steps = _positive(decay_steps, "decay_steps")
         self.decay_rate = _number(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
         self.name = name
 
-    def __call__(self, step):
+    def _progress(self, step):
         p = _f(step) / _f(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return float(_f(self.initial_learning_rate) * np.power(_f(self.decay_rate), p))
+        return np.floor(p) if self.staircase else p
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
                 "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_RateDecay):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="ExponentialDecay"):
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
+
+    def __call__(self, step):
+        return float(_f(self.initial_learning_rate)
+                     * np.power(_f(self.decay_rate), self._progress(step)))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -136,25 +146,14 @@ class PolynomialDecay(LearningRateSchedule):
                 "power": self.power, "cycle": self.cycle, "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="InverseTimeDecay"):
-        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _positive(decay_steps, "decay_steps")
-        self.decay_rate = _number(decay_rate, "decay_rate")
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = _f(step) / _f(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return float(_f(self.initial_learning_rate) / (_f(1) + _f(self.decay_rate) * p))
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(_f(self.initial_learning_rate)
+                     / (_f(1) + _f(self.decay_rate) * self._progress(step)))
 
 
 def _cosine(frac, alpha):
