@@ -88,9 +88,16 @@ def main():
             kind, opt, *flags = cfg.split(":")
             model = build(kind, 100 + r, opt, a.lr if opt == "sgd" else 1e-3)
             rec.update({f"{cfg}/init{i}": w.copy() for i, w in enumerate(model.get_weights())})
-            x, y = data(kind, a.batch * s * a.steps)
+            # partial: a last global batch of 7 rows (3 on rank 0, 4 on rank 1)
+            x, y = data(kind, a.batch * s * a.steps + (7 if "partial" in flags else 0))
+            cbs = []
+            if "stop" in flags:  # rank 1 alone asks to stop at the end of batch 1
+                cbs.append(keras.callbacks.LambdaCallback(
+                    on_train_batch_end=lambda b, logs, m=model: setattr(
+                        m, "stop_training", True) if (r == 1 and b == 1) else None))
             h = model.fit(x, y, batch_size=a.batch, epochs=a.epochs, verbose=0,
-                          shuffle="shuffle" in flags, validation_data=data(kind, 10, seed=8))
+                          shuffle="shuffle" in flags, validation_data=data(kind, 10, seed=8),
+                          callbacks=cbs)
             rec[f"{cfg}/history"] = np.array(json.dumps(h.history))
             rec.update({f"{cfg}/w{i}": w for i, w in enumerate(model.get_weights())})
     elif a.mode == "files":

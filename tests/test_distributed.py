@@ -73,7 +73,8 @@ def scaled_errors(got, ref):
 
 
 B, N = 16, 5  # per-rank batch (global batch 32, the seed CNN's), steps
-CONFIGS = ("cnn:sgd", "cnn:adam", "lstm:sgd", "lstm:adam", "dense:sgd:shuffle")
+CONFIGS = ("cnn:sgd", "cnn:adam", "lstm:sgd", "lstm:adam", "dense:sgd:shuffle",
+           "dense:sgd:partial", "dense:sgd:stop")
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,34 @@ def test_shuffle_is_one_permutation_shared_by_the_ranks(equiv_run):
     assert scaled_errors(w0, ref).max() <= 1e-6
     unshuffled, _ = reference("dense", "sgd")
     assert scaled_errors(w0, unshuffled).max() > 1e-3  # the order did change
+
+
+def test_partial_last_global_batch_is_weighted_by_rows(equiv_run):
+    """7 rows left for the last global batch: ranks take 3 and 4; the step, the loss and the
+    averaged accuracy are one process's on those 7 rows."""
+    cfg = "dense:sgd:partial"
+    r0, r1 = equiv_run
+    w0 = _weights(r0, cfg)
+    for a, b in zip(w0, _weights(r1, cfg)):
+        assert np.array_equal(a, b)
+    x, y = W.data("dense", B * 2 * N + 7)
+    ref, hist = reference("dense", "sgd", x, y)
+    assert scaled_errors(w0, ref).max() <= 1e-6
+    got = json.loads(str(r0[cfg + "/history"]))
+    for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(got[k], hist[k], rtol=2e-6, atol=1e-7, err_msg=k)
+
+
+def test_a_stop_asked_by_one_rank_stops_all_at_the_same_step(equiv_run):
+    """Rank 1 sets stop_training after batch 1: both ranks stop with the weights of 2 steps."""
+    cfg = "dense:sgd:stop"
+    r0, r1 = equiv_run
+    w0 = _weights(r0, cfg)
+    for a, b in zip(w0, _weights(r1, cfg)):
+        assert np.array_equal(a, b)
+    x, y = W.data("dense", B * 2 * N)
+    ref, _ = reference("dense", "sgd", x[:4 * B], y[:4 * B])
+    assert scaled_errors(w0, ref).max() <= 1e-6
 
 
 def test_rank0_writes_files_and_early_stopping_agrees(tmp_path):
