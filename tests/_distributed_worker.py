@@ -52,6 +52,21 @@ def data(kind: str, n: int, seed: int = 7):
     return x, y
 
 
+class Shard(keras.utils.PyDataset):
+    """Rank r's rows of every global batch of B*S rows, as its own dataset."""
+
+    def __init__(self, x, y, b, r, s, steps):
+        super().__init__()
+        self.x, self.y, self.b, self.r, self.s, self.steps = x, y, b, r, s, steps
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, k):
+        lo = (k * self.s + self.r) * self.b
+        return self.x[lo:lo + self.b], self.y[lo:lo + self.b]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -95,11 +110,16 @@ def main():
                 cbs.append(keras.callbacks.LambdaCallback(
                     on_train_batch_end=lambda b, logs, m=model: setattr(
                         m, "stop_training", True) if (r == 1 and b == 1) else None))
-            h = model.fit(x, y, batch_size=a.batch, epochs=a.epochs, verbose=0,
+            feed = (x, y)
+            if "dataset" in flags:  # each rank reads its own shard through a PyDataset
+                feed = (Shard(x, y, a.batch, r, s, a.steps),)
+            h = model.fit(*feed, batch_size=a.batch, epochs=a.epochs, verbose=0,
                           shuffle="shuffle" in flags, validation_data=data(kind, 10, seed=8),
                           callbacks=cbs)
             rec[f"{cfg}/history"] = np.array(json.dumps(h.history))
             rec.update({f"{cfg}/w{i}": w for i, w in enumerate(model.get_weights())})
+    elif a.mode == "mismatch":  # rank 1's dataset has one batch more than rank 0's
+        model.fit(Shard(x, y, a.batch, r, s, a.steps - 1 + r), epochs=1, verbose=0)
     elif a.mode == "files":
         # Paths per rank: only rank 0's may appear.
         cbs = [keras.callbacks.ModelCheckpoint(str(out / f"ckpt{r}.nncore")),

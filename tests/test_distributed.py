@@ -74,7 +74,7 @@ def scaled_errors(got, ref):
 
 B, N = 16, 5  # per-rank batch (global batch 32, the seed CNN's), steps
 CONFIGS = ("cnn:sgd", "cnn:adam", "lstm:sgd", "lstm:adam", "dense:sgd:shuffle",
-           "dense:sgd:partial", "dense:sgd:stop")
+           "dense:sgd:partial", "dense:sgd:stop", "dense:sgd:dataset")
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +174,25 @@ def test_a_stop_asked_by_one_rank_stops_all_at_the_same_step(equiv_run):
     x, y = W.data("dense", B * 2 * N)
     ref, _ = reference("dense", "sgd", x[:4 * B], y[:4 * B])
     assert scaled_errors(w0, ref).max() <= 1e-6
+
+
+def test_own_shards_through_a_pydataset(equiv_run):
+    """Each rank's PyDataset yields its slice of every global batch: the same training."""
+    cfg = "dense:sgd:dataset"
+    r0, r1 = equiv_run
+    w0 = _weights(r0, cfg)
+    for a, b in zip(w0, _weights(r1, cfg)):
+        assert np.array_equal(a, b)
+    ref, _ = reference("dense", "sgd")
+    assert scaled_errors(w0, ref).max() <= 1e-6
+
+
+def test_datasets_of_different_lengths_fail_on_every_rank(tmp_path):
+    rc, text, _ = launch("mismatch", tmp_path, "--steps", 4, "--timeout", 20, check=False)
+    assert rc != 0
+    for r in (0, 1):
+        assert f"[rank {r}] ValueError: fit: the ranks' data give different numbers of steps " \
+               "per epoch (from 3 to 4" in text, text
 
 
 def test_rank0_writes_files_and_early_stopping_agrees(tmp_path):

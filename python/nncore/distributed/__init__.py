@@ -172,9 +172,16 @@ class _Mpi(_Local):
                         for r in range(self.size) if r != self.rank]
                 # Peers see the notice at their next collective, print it and abort the job
                 # themselves; abort here too once they had the time to.
+                # (No need to wait for a peer that failed too: it sent its own notice.)
                 end = time.monotonic() + min(10.0, self.timeout / 2)
-                while time.monotonic() < end:
+                failed = set()
+                while time.monotonic() < end and len(failed) < self.size - 1:
                     self.mpi.Request.Testall(reqs)
+                    while self.ctl.Iprobe(source=self.mpi.ANY_SOURCE, tag=_TAG_FAILED,
+                                          status=self._status):
+                        src = self._status.Get_source()
+                        self.ctl.recv(source=src, tag=_TAG_FAILED)
+                        failed.add(src)
                     time.sleep(0.01)
         finally:
             sys.stderr.write(f"nncore.distributed: rank {self.rank} of {self.size}: aborting "
