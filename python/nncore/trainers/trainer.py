@@ -25,6 +25,10 @@ from .. import callbacks as callbacks_module
 from .data_adapters import IteratorAdapter, make_adapter
 from ..utils.progbar import Progbar
 
+# A gradient hook returns this to skip the optimizer update of the step (the distributed fit does,
+# when some rank asked to stop: every rank then skips the same step).
+SKIP_STEP = object()
+
 _IGNORED_COMPILE = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss",
                     "weighted_metrics")
 
@@ -59,6 +63,13 @@ class _State:
 
     __slots__ = ("losses", "fuse", "plan", "slots", "params", "regs", "has_reg", "metrics",
                  "names")
+
+
+def _distributed_fit(model):
+    """nncore.distributed's side of this fit, when that module is loaded and initialised in a
+    group of more than one process; else None (and mpi4py is never imported from here)."""
+    mod = sys.modules.get("nncore.distributed")
+    return None if mod is None else mod._fit_run(model)
 
 
 class Trainer:
@@ -283,7 +294,11 @@ class Trainer:
         self._backprop(ctxs, douts, st.plan)
         # The penalty is reported for the weights the loss was computed with (before the step).
         reg = self.regularization_loss() if st.has_reg else 0.0
+        # (rows, data loss, per-output losses) of this step, for gradient hooks that combine
+        # steps across processes; such a hook may replace it with the combined values.
+        self._step_info = (len(xs[0]) if xs else 0, total, means)
         self.apply_gradients(st, self._collect_grads(st))
+        _, total, means = self._step_info
         return total + reg, means, outs
 
     def _collect_grads(self, st):
@@ -293,7 +308,8 @@ class Trainer:
 
     def add_gradient_hook(self, hook):
         """hook(grads, weights) -> grads or None, called on the complete gradient list of every
-        step before the optimizer (e.g. a cross-process all-reduce). Returns a remover."""
+        step before the optimizer (e.g. a cross-process all-reduce); returning
+        trainers.trainer.SKIP_STEP skips this step's update. Returns a remover."""
         self._gradient_hooks.append(hook)
         return lambda: self._gradient_hooks.remove(hook)
 
@@ -301,6 +317,8 @@ class Trainer:
         """The one place where every gradient of a step exists before the update."""
         for hook in self._gradient_hooks:
             new = hook(grads, st.params)
+            if new is SKIP_STEP:
+                return
             if new is not None:
                 grads = new
         self.optimizer.apply(st.params, grads, st.regs)
@@ -386,6 +404,9 @@ class Trainer:
         verbose = _resolve_verbose(verbose)
         batch_size = _batch_size(batch_size)
         steps_per_epoch = _steps(steps_per_epoch, "steps_per_epoch")
+        dist = _distributed_fit(self)  # None unless nncore.distributed.init() in a group
+        if dist is not None and not dist.primary:
+            verbose = 0  # only rank 0 prints
         validation_steps = _steps(validation_steps, "validation_steps")
         for name, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -436,18 +457,24 @@ class Trainer:
             data.xs = [self._check_array_input(a, k, "fit") for k, a in enumerate(data.xs)]
             data.ys = self._prepare_targets(data.ys, st, "fit")
             checked = True
+        if dist is not None:  # this rank's slice of every global batch
+            data = dist.train_data(data, steps_per_epoch)
         val = None
         if vx is not None:
             val = self._adapter(vx, vy, vsw, _batch_size(validation_batch_size, batch_size),
                                 validation_steps, False, "fit validation_data")
             if hasattr(val, "n") and val.n == 0:
                 raise ValueError("fit: validation_data has no samples")
+            if dist is not None:
+                val = dist.val_data(val)
         history = callbacks_module.History()
         cbs = list(callbacks or []) if not isinstance(callbacks, callbacks_module.CallbackList) \
             else list(callbacks.callbacks)
         if not any(isinstance(c, callbacks_module.TerminateOnNaN) for c in cbs):
             cbs.append(callbacks_module.TerminateOnNaN())
         cbs.append(history)  # last, like Keras: it records what the others add to logs
+        if dist is not None:
+            cbs = dist.callbacks(cbs)  # files are written by rank 0 only
         steps = data.steps
         cbl = callbacks_module.CallbackList(cbs, model=self, verbose=verbose, epochs=epochs,
                                             steps=steps)
@@ -459,6 +486,23 @@ class Trainer:
         if self._initial_epoch is not None:  # a callback resumed training (BackupAndRestore)
             initial_epoch = max(initial_epoch, int(self._initial_epoch))
             self._initial_epoch = None
+        if dist is None:
+            return self._fit_epochs(st, data, val, cbl, bar_steps=steps, epochs=epochs,
+                                    initial_epoch=initial_epoch, verbose=verbose,
+                                    checked=checked, history=history,
+                                    validation_freq=validation_freq, dist=None)
+        initial_epoch = dist.start(st, initial_epoch)  # rank 0's state everywhere
+        try:
+            return self._fit_epochs(st, data, val, cbl, bar_steps=steps, epochs=epochs,
+                                    initial_epoch=initial_epoch, verbose=verbose,
+                                    checked=checked, history=history,
+                                    validation_freq=validation_freq, dist=dist)
+        finally:
+            dist.end()
+
+    def _fit_epochs(self, st, data, val, cbl, bar_steps, epochs, initial_epoch, verbose,
+                    checked, history, validation_freq, dist):
+        steps = bar_steps
         logs = {}
         epoch = initial_epoch
         for epoch in range(initial_epoch, epochs):
@@ -469,7 +513,7 @@ class Trainer:
                 print(f"Epoch {epoch + 1}/{epochs}")
                 sys.stdout.flush()
             bar = Progbar(steps or 1, verbose)
-            loss_sum, out_sums, seen = 0.0, None, 0
+            loss_sum, out_sums, seen, local_seen = 0.0, None, 0, 0
             logs = {}
             step = -1
             for step, (xb, yb, sb) in enumerate(data.epoch()):
@@ -482,6 +526,12 @@ class Trainer:
                           for b, dt in zip(xb, self._input_dtypes)]
                 m_rows = len(xb[0])
                 loss, means, outs = self.train_step(st, xb, yb, sb)
+                local_seen += m_rows
+                if dist is not None:
+                    if dist.stop_now:  # some rank asked to stop: no rank applied this step
+                        self.stop_training = True
+                        break
+                    m_rows = dist.rows  # the loss is the global batch's
                 loss_sum += loss * m_rows
                 out_sums = [a * m_rows for a in means] if out_sums is None else [
                     s + a * m_rows for s, a in zip(out_sums, means)]
@@ -494,15 +544,23 @@ class Trainer:
                     bar.target = step + 1
                 bar.update(step + 1, logs)
                 if self.stop_training:
-                    break
+                    if dist is None:
+                        break
+                    dist.request_stop()  # every rank stops after the next allreduce
             data.on_epoch_end()
             if step < 0:
                 raise ValueError("fit: the data gave no batch")
+            if dist is not None:  # metrics averaged over the ranks, weighted by their rows
+                logs = dist.epoch_logs(logs, st, local_seen)
             if val is not None and _validate_now(epoch, validation_freq):
                 vals = self._evaluate_adapter(val, st, cbl, "fit validation_data")
+                if dist is not None:
+                    vals = dist.average_logs(vals, self._eval_seen)
                 logs.update({f"val_{k}": v for k, v in vals.items()})
             bar.update(step + 1, logs, finalize=True)
             cbl.on_epoch_end(epoch, logs)
+            if dist is not None:  # EarlyStopping & co. decide for every rank together
+                self.stop_training = dist.any(self.stop_training)
             if self.stop_training:
                 break
         cbl.on_train_end(logs)
@@ -577,6 +635,7 @@ class Trainer:
                 bar.update(step + 1, logs)
         if seen == 0:
             raise ValueError(f"{where}: no samples to evaluate on")
+        self._eval_seen = seen
         reg = self.regularization_loss() if est.has_reg else 0.0
         logs["loss"] = loss_sum / seen + reg
         cbl.on_test_end(logs)
