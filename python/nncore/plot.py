@@ -48,6 +48,8 @@ def plot_history(history, path=None, title=None):
     order = list(names)
     names.sort(key=lambda k: (k != "loss", order.index(k)))
     fig = _figure(4.2 * len(names), 3.4)
+    from matplotlib.ticker import MaxNLocator
+
     axes = fig.subplots(1, len(names), squeeze=False)[0]
     for ax, name in zip(axes, names):
         for key, label, style in ((name, "training", "-o"), ("val_" + name, "validation", "-s")):
@@ -55,6 +57,7 @@ def plot_history(history, path=None, title=None):
                 v = np.asarray(logs[key], dtype=np.float64)
                 ax.plot(np.arange(1, len(v) + 1), v, style, markersize=3, label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()
