@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 
 def run_example(script: str, *args: str, timeout: float = 120) -> str:
@@ -100,3 +100,15 @@ def test_main_job_reaches_keras_accuracy(mnist_dir):
         assert f"{100 * KERAS_MEAN_ACC:.2f}%" in out and "0.15 points below" in out, out
     mean = sum(accs) / len(accs)
     assert (KERAS_MEAN_ACC - mean) * 100 <= PASS_MARK_POINTS, (accs, mean, KERAS_MEAN_ACC)
+
+
+def test_cross_validation_example():
+    require("sklearn")
+    out = run_example("cross_validation.py", "--samples", "300", "--folds", "5", "--epochs", "3",
+                      "--threads", "1")
+    assert "300 images of the embedded MNIST subset, 5-fold stratified" in out
+    rows = re.findall(r"(no regularization|L2 0\.005): held-out accuracy (\d+\.\d+)% ± (\d+\.\d+)"
+                      r"  \(training-set accuracy (\d+\.\d+)%", out)
+    assert [r[0] for r in rows] == ["no regularization", "L2 0.005"], out
+    for _, mean, std, train in rows:
+        assert 30 < float(mean) <= 100 and 0 <= float(std) < 30 and float(train) > 30
