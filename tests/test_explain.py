@@ -300,3 +300,35 @@ def test_occlusion_matches_a_direct_loop(win, stride, batch, rng):
     np.testing.assert_allclose(got, _occlusion_loop(model, x, target, win, stride, 0.5),
                                rtol=1e-5, atol=1e-6)
     assert np.any(got != 0)
+
+
+def test_subclassed_model_saliency_and_grad_cam(rng):
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = layers.Conv2D(3, 3, activation="tanh", name="feat")
+            self.flat = layers.Flatten()
+            self.out = layers.Dense(2, activation="softmax")
+
+        def call(self, x):
+            return self.out(self.flat(self.conv(x)))
+
+    keras.utils.set_random_seed(2)
+    model = Net()
+    x = rng.normal(size=(2, 6, 6, 1)).astype(np.float32)
+    model.predict(x, verbose=0)  # builds the traced graph
+    sal = explain.saliency(model, x, 1)
+    eps = 1e-2
+    num = np.zeros(x.shape)
+    for idx in np.ndindex(x.shape[1:]):
+        xp, xm = x.astype(np.float64), x.astype(np.float64)
+        xp[(slice(None),) + idx] += eps
+        xm[(slice(None),) + idx] -= eps
+        num[(slice(None),) + idx] = (model.predict(xp, verbose=0)[:, 1] -
+                                     model.predict(xm, verbose=0)[:, 1]) / (2 * eps)
+    np.testing.assert_allclose(sal, num, rtol=2e-2, atol=2e-4)
+    cam = explain.grad_cam(model, x, 1, "feat", relu=False)
+    a, g = model.tensor_gradients(x, "feat", lambda out: np.eye(2, dtype=np.float32)[[1, 1]])
+    np.testing.assert_allclose(cam, (g.mean(axis=(1, 2), keepdims=True) * a).sum(-1),
+                               rtol=1e-5, atol=1e-7)
+    assert cam.shape == (2, 4, 4)
