@@ -17,12 +17,15 @@ import contextlib
 
 import numpy as np
 
-_EXTRA = ('scikit-learn is needed for nncore.wrappers: pip install "nncore[sklearn]" '
-          '(or pip install scikit-learn)')
+_EXTRA = ('scikit-learn >= 1.6 is needed for nncore.wrappers: pip install "nncore[sklearn]" '
+          '(or pip install -U scikit-learn)')
 
 try:
+    import sklearn
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
-    _HAVE_SKLEARN = True
+    # validate_data and __sklearn_tags__ are scikit-learn 1.6's API
+    _HAVE_SKLEARN = tuple(int(p) for p in sklearn.__version__.split(".")[:2]
+                          if p.isdigit()) >= (1, 6)
 except ImportError:  # the classes still exist; making one says what to install
     _HAVE_SKLEARN = False
 
@@ -41,7 +44,8 @@ except ImportError:  # the classes still exist; making one says what to install
 
 def _require_sklearn(who):
     if not _HAVE_SKLEARN:
-        raise ImportError(f"{who}: {_EXTRA}")
+        found = getattr(globals().get("sklearn"), "__version__", None)
+        raise ImportError(f"{who}: {_EXTRA}" + (f"; found scikit-learn {found}" if found else ""))
 
 
 def _validate(est, X, y=None, reset=True):
