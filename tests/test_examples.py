@@ -3,13 +3,14 @@ a subprocess (as a user runs them). They need nncore's Keras API (nncore.layers 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, require
 
 
 def run_example(script: str, *args: str, timeout: float = 120) -> str:
@@ -23,13 +24,33 @@ def run_example(script: str, *args: str, timeout: float = 120) -> str:
 
 
 @pytest.mark.parametrize("script", ["mnist_cnn.py", "mnist_rnn.py"])
-def test_example_smoke(script):
+def test_example_smoke(script, tmp_path):
     # One thread: on a loaded 2-core CI machine, two spinning OpenMP threads can be 20x slower.
-    out = run_example(script, "--embedded", "--epochs", "1", "--fraction", "0.2", "--threads", "1")
+    extra = ("--out-dir", str(tmp_path)) if script == "mnist_cnn.py" else ()
+    out = run_example(script, "--embedded", "--epochs", "1", "--fraction", "0.2", "--threads", "1",
+                      *extra)
     assert "embedded MNIST subset" in out and "1000 training, 1000 test images" in out
     m = re.search(r"Test accuracy: (\d\.\d+)", out)
     assert m, out
     assert 0.3 < float(m.group(1)) <= 1.0  # 1000 images, 1 epoch: well above chance
+    if script == "mnist_cnn.py":
+        if importlib.util.find_spec("matplotlib") is None:
+            assert 'Figures: none written (they need matplotlib: pip install "nncore[plot]")' in out
+            return
+        names = ("history", "confusion", "ig")
+        for k in names:
+            data = (tmp_path / f"mnist_cnn_{k}.png").read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        assert "Figures: training curves " + str(tmp_path / "mnist_cnn_history.png") in out
+        m = re.search(r"completeness residual at most (\d+\.\d+)% of the score difference", out)
+        assert m and float(m.group(1)) < 1.0, out
+
+
+def test_main_job_without_figures(tmp_path):
+    out = run_example("mnist_cnn.py", "--embedded", "--epochs", "1", "--fraction", "0.05",
+                      "--threads", "1", "--no-figures", "--out-dir", str(tmp_path))
+    assert "Test accuracy: " in out and "Figures" not in out
+    assert not list(tmp_path.iterdir())
 
 
 def test_example_help():
@@ -79,3 +100,15 @@ def test_main_job_reaches_keras_accuracy(mnist_dir):
         assert f"{100 * KERAS_MEAN_ACC:.2f}%" in out and "0.15 points below" in out, out
     mean = sum(accs) / len(accs)
     assert (KERAS_MEAN_ACC - mean) * 100 <= PASS_MARK_POINTS, (accs, mean, KERAS_MEAN_ACC)
+
+
+def test_cross_validation_example():
+    require("sklearn")
+    out = run_example("cross_validation.py", "--samples", "300", "--folds", "5", "--epochs", "3",
+                      "--threads", "1")
+    assert "300 images of the embedded MNIST subset, 5-fold stratified" in out
+    rows = re.findall(r"(no regularization|L2 0\.005): held-out accuracy (\d+\.\d+)% ± (\d+\.\d+)"
+                      r"  \(training-set accuracy (\d+\.\d+)%", out)
+    assert [r[0] for r in rows] == ["no regularization", "L2 0.005"], out
+    for _, mean, std, train in rows:
+        assert 30 < float(mean) <= 100 and 0 <= float(std) < 30 and float(train) > 30

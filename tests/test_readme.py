@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import require
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
@@ -26,6 +27,11 @@ def test_readme_example_runs(i, tmp_path):
     if "mnist.load_data()" in code:
         compile(code, f"README block {i}", "exec")
         return
+    # Blocks showing an optional extra need its package (CI installs them all).
+    for marker, module in (("nncore.wrappers", "sklearn"), ("nncore import explain, layers, plot",
+                                                            "matplotlib")):
+        if marker in code:
+            require(module)
     # The child imports the same nncore as this process (installed, or the dev tree).
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

@@ -10,9 +10,16 @@ import nncore
 from nncore.datasets import mnist
 
 
-def parse_args(description: str, argv=None, epochs: int = 5, batch_size: int = 32):
+def parse_args(description: str, argv=None, epochs: int = 5, batch_size: int = 32,
+               figures: bool = False):
     ap = argparse.ArgumentParser(description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    if figures:
+        ap.add_argument("--out-dir", metavar="DIR", default=".",
+                        help="where the PNG figures go (default: the current directory)")
+        ap.add_argument("--no-figures", action="store_true",
+                        help="write no figures (they need matplotlib: pip install "
+                             '"nncore[plot]")')
     ap.add_argument("--data", metavar="DIR",
                     help="directory with the MNIST IDX files (default: $NNCORE_DATA/mnist, then "
                          "the user cache, then the small subset shipped with nncore)")

@@ -202,8 +202,9 @@ class Functional(Model):
         return self._outputs_struct
 
     # ---- running ------------------------------------------------------------------------------
-    def _run(self, xs, training=False, need_ctx=False, fuse=None):
-        """Flat input values -> (flat output values, per-step contexts, {slot: logits})."""
+    def _run(self, xs, training=False, need_ctx=False, fuse=None, keep=()):
+        """Flat input values -> (flat output values, per-step contexts, {slot: logits}). The
+        values of the slots in `keep` (intermediate tensors) are appended to the outputs."""
         vals = [None] * self._n_slots
         for s, x in zip(self._in_slots, xs):
             vals[s] = x
@@ -239,15 +240,19 @@ class Functional(Model):
                     vals[s] = v
             if need_ctx:
                 ctxs[k] = ctx
+        if keep:
+            return [vals[s] for s in self._out_slots] + [vals[s] for s in keep], ctxs, logits
         return [vals[s] for s in self._out_slots], ctxs, logits
 
-    def _grad_plan(self, input_grads=False):
+    def _grad_plan(self, input_grads=False, slots=()):
         """Per step: whether it must compute its input gradients (some input leads back to a
-        trainable weight, or to a model input whose gradient is asked for)."""
+        trainable weight, to a model input whose gradient is asked for, or to one of `slots`)."""
         req = [False] * self._n_slots
         if input_grads:
             for s in self._in_slots:
                 req[s] = True
+        for s in slots:
+            req[s] = True
         plan = []
         for layer, ins, outs, _, _, _ in self._steps:
             need = any(req[s] for s in ins)
@@ -257,9 +262,9 @@ class Functional(Model):
             plan.append(need)
         return plan
 
-    def _backprop(self, ctxs, douts, plan):
-        """Reverse pass: output gradients (None: no gradient) -> input gradients; weight
-        gradients are added into each layer's slots."""
+    def _backprop(self, ctxs, douts, plan, at=None):
+        """Reverse pass: output gradients (None: no gradient) -> input gradients (or the
+        gradients at the slots `at`); weight gradients are added into each layer's slots."""
         g = [None] * self._n_slots
         for s, d in zip(self._out_slots, douts):
             if d is not None:
@@ -281,7 +286,7 @@ class Functional(Model):
             for s, d in zip(ins, [dx] if single_in else dx):
                 if d is not None:
                     g[s] = d if g[s] is None else g[s] + d
-        return [g[s] for s in self._in_slots]
+        return [g[s] for s in (self._in_slots if at is None else at)]
 
     def input_gradients(self, x, output_grads, training=False):
         """Gradients of the model's outputs with respect to its inputs: runs the model on x,
@@ -301,6 +306,58 @@ class Functional(Model):
         dxs = [np.zeros_like(a) if d is None else np.asarray(d, np.float32).reshape(a.shape)
                for a, d in zip(xs, dxs)]
         return dxs if len(dxs) > 1 else dxs[0]
+
+    def tensor_gradients(self, x, tensors, output_grads, training=False):
+        """Values of intermediate tensors and the gradients of an objective with respect to them.
+
+        `tensors`: one or a list of layer names (the layer's output at its single call in this
+        graph) or symbolic tensors of this graph (e.g. ``model.get_layer("conv").output``).
+        Runs the model on x, calls output_grads(outputs) -> d(objective)/d(outputs) as
+        `input_gradients` does, and returns (values, gradients): one float32 array per tensor
+        each (single arrays for a single tensor). Weights are not updated. Grad-CAM and other
+        tools that look inside a model use it."""
+        single = not isinstance(tensors, (list, tuple))
+        slots = [self._tensor_slot(t) for t in ([tensors] if single else tensors)]
+        xs, _ = self._inputs_targets(x, None, "tensor_gradients")
+        xs = self._prepare_inputs(xs, "tensor_gradients")
+        xs = [np.ascontiguousarray(a, dtype=np.float32) for a in xs]
+        vals, ctxs, _ = self._run(xs, training=training, need_ctx=True, keep=slots)
+        n_out = len(self._out_slots)
+        outs, taps = vals[:n_out], vals[n_out:]
+        douts = output_grads(outs if len(outs) > 1 else outs[0])
+        douts = list(douts) if isinstance(douts, (list, tuple)) else [douts]
+        douts = [None if d is None else np.ascontiguousarray(d, dtype=np.float32) for d in douts]
+        with self._grad_scratch():
+            gs = self._backprop(ctxs, douts, self._grad_plan(slots=slots), at=slots)
+        taps = [np.asarray(v, np.float32) for v in taps]
+        gs = [np.zeros_like(v) if d is None else np.asarray(d, np.float32).reshape(v.shape)
+              for v, d in zip(taps, gs)]
+        return (taps[0], gs[0]) if single else (taps, gs)
+
+    def _tensor_slot(self, t):
+        """The value slot of a layer name or a symbolic tensor of this graph."""
+        if isinstance(t, str):
+            found = [step for step in self._steps if step[0].name == t]
+            if not found:
+                names = [lay.name for lay in self.layers]
+                raise ValueError(f"model {self.name!r} has no layer named {t!r} (layers: "
+                                 f"{names}); a layer inside a nested model is reached through "
+                                 "that model")
+            if len(found) > 1 or len(found[0][2]) != 1:
+                raise ValueError(f"layer {t!r} is called {len(found)} times or has several "
+                                 f"outputs in model {self.name!r}: pass the tensor itself")
+            return found[0][2][0]
+        if isinstance(t, KerasTensor):
+            for t_in, s in zip(self.inputs, self._in_slots):
+                if t_in is t:
+                    return s
+            for step in self._steps:
+                for t_out, s in zip(step[5].flat_outputs, step[2]):
+                    if t_out is t:
+                        return s
+            raise ValueError(f"tensor {t.name!r} is not a tensor of model {self.name!r}")
+        raise TypeError(f"tensors are given by layer name or symbolic tensor, got "
+                        f"{type(t).__name__}")
 
     def _grad_scratch(self):
         """Weight gradients added during an input-gradient pass go to scratch slots, so a
@@ -445,6 +502,7 @@ class Functional(Model):
 # A subclassed model (keras.Model subclass with call) is built into a graph of its own (see
 # Model.build) and runs with the Functional machinery.
 for _name in ("_run", "_grad_plan", "_backprop", "input_gradients", "_grad_scratch",
+              "tensor_gradients", "_tensor_slot",
               "_struct_shapes", "input_names", "output_names", "input_shape", "output_shape",
               "input", "output", "forward", "backward", "check_input_shape",
               "compute_output_shape", "_owns", "_ref"):

@@ -84,6 +84,17 @@ class Trainer:
         self._gradient_hooks: list = []
         self._run_lock = threading.Lock()
 
+    # A model pickles (and deep-copies) as its state without the lock that guards fit, so
+    # multiprocessing and scikit-learn (GridSearchCV with n_jobs, clone) can carry models.
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_run_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._run_lock = threading.Lock()
+
     # ---- compile ------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, **kwargs):
         """Keras's compile. loss: a name, a Loss, a built-in loss function, or one per output
