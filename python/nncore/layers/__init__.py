@@ -16,6 +16,7 @@ from .conv import (
 )
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
+from .lambda_layer import Lambda
 from .masking import Masking
 from .merge import (
     Add,
@@ -62,7 +63,13 @@ from .pooling import (
 )
 from .preprocessing import Normalization, Rescaling
 from .recurrent import GRU, LSTM, SimpleRNN
-from .regularization import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .regularization import (
+    ActivityRegularization,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 from .reshaping import (
     Cropping1D,
     Cropping2D,
@@ -87,7 +94,7 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             ZeroPadding2D, Cropping1D, Cropping2D, SpatialDropout1D, SpatialDropout2D,
             GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
             Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
-            Masking, GroupNormalization)
+            Masking, GroupNormalization, Lambda, ActivityRegularization)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}
