@@ -3,6 +3,14 @@ set of types a model file may name."""
 
 from ..saving.registry import register
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer
 from .conv import (
     Conv1D,
@@ -94,7 +102,8 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             ZeroPadding2D, Cropping1D, Cropping2D, SpatialDropout1D, SpatialDropout2D,
             GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
             Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
-            Masking, GroupNormalization, Lambda, ActivityRegularization)
+            Masking, GroupNormalization, Lambda, ActivityRegularization, RandomFlip,
+            RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

@@ -121,6 +121,15 @@ _ISSUE11_LAYERS = {
     "Lambda": LayerSpec({"function", "arguments"}, {"output_shape": _NONE, "mask": _NONE},
                         from_keras=_lambda_from_keras, to_keras=_lambda_to_keras),
     "ActivityRegularization": LayerSpec({"l1", "l2"}),
+    **{k: LayerSpec(a | {"seed"}, {"data_format": ("channels_last", None)}) for k, a in (
+        ("RandomFlip", {"mode"}),
+        ("RandomTranslation", {"height_factor", "width_factor", "fill_mode", "interpolation",
+                               "fill_value"}),
+        ("RandomRotation", {"factor", "fill_mode", "interpolation", "fill_value"}),
+        ("RandomZoom", {"height_factor", "width_factor", "fill_mode", "interpolation",
+                        "fill_value"}),
+        ("RandomContrast", {"factor", "value_range"}),
+        ("RandomBrightness", {"factor", "value_range"}))},
 }
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
 

@@ -251,6 +251,9 @@ ONNX_EXPORTERS: dict = {
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
     "Dropout": _identity, "Activation": _activation_layer,
     "ActivityRegularization": _identity,  # its penalty is a training loss only
+    # augmentation: identity outside training
+    "RandomFlip": _identity, "RandomTranslation": _identity, "RandomRotation": _identity,
+    "RandomZoom": _identity, "RandomContrast": _identity, "RandomBrightness": _identity,
     "SimpleRNN": _rnn("RNN"), "LSTM": _rnn("LSTM"), "GRU": _rnn("GRU"),
     "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
     "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),
