@@ -12,6 +12,7 @@ from .augmentation import (
     RandomZoom,
 )
 from .base import Layer
+from .categorical import CategoryEncoding, Discretization, IntegerLookup, StringLookup
 from .conv import (
     Conv1D,
     Conv2D,
@@ -103,7 +104,8 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
             Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
             Masking, GroupNormalization, Lambda, ActivityRegularization, RandomFlip,
-            RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness)
+            RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness,
+            CategoryEncoding, Discretization, IntegerLookup, StringLookup)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}
