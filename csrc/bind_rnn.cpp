@@ -162,7 +162,8 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
 
 py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array kernel,
                           py::array recurrent_kernel, py::array gates, py::array hs, py::object cs,
-                          py::object aux, bool return_sequences, bool has_bias) {
+                          py::object aux, bool return_sequences, bool has_bias,
+                          py::object dc_last) {
   const RnnCell cell = cell_from(cell_id);
   const float* xtp = require_c(xt, "xt", 3);
   const float* wp = require_c(kernel, "kernel", 2);
@@ -194,6 +195,9 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
     if (aux.is_none()) throw py::value_error("rnn backward: missing saved activations");
     auxp = optional(aux, "aux", {T, B, U}, &keep_a);
   }
+  py::array keep_dcl;
+  if (!lstm && !dc_last.is_none()) throw py::value_error("rnn backward: dc_last is only for LSTM");
+  const float* dclp = optional(dc_last, "dc_last", {B, U}, &keep_dcl);
   auto dx = empty({B, T, F});
   auto dh0 = empty({B, U});
   auto dw = empty({F, G});
@@ -225,7 +229,7 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   }
   {
     py::gil_scoped_release release;
-    rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, xtp, wp, up, gp, hsp, csp, auxp, s, p);
+    rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, dclp, xtp, wp, up, gp, hsp, csp, auxp, s, p);
   }
   return py::make_tuple(dx, dh0, dc0, dw, du, db);
 }
@@ -247,6 +251,7 @@ void bind_rnn(py::module_& m) {
   m.def("rnn_backward", &rnn_backward_py, py::arg("cell"), py::arg("dout"), py::arg("xt"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"), py::arg("hs"),
         py::arg("cs"), py::arg("aux"), py::arg("return_sequences"), py::arg("has_bias"),
+        py::arg("dc_last") = py::none(),
         "Backward through time -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).");
 }
 

@@ -290,8 +290,8 @@ def test_hostile_keras_configs_raise_value_error(case, good, tmp_path):
 
 def test_unsupported_argument_values_are_refused(tmp_path):
     for layer, match in [(KL.LSTM(3, go_backwards=True), "go_backwards"),
-                         (KL.GRU(3, reset_after=False), "reset_after"),
-                         (KL.SimpleRNN(3, dropout=0.5), "dropout"),
+                         (KL.LSTM(3, recurrent_activation="hard_sigmoid"),
+                          "recurrent_activation"),
                          (KL.Conv2D(2, 1, groups=1, data_format="channels_first"), "data_format")]:
         shape = (4, 4, 2) if isinstance(layer, KL.Conv2D) else (5, 2)
         m = keras.Sequential([keras.Input(shape), layer])

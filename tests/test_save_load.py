@@ -137,7 +137,7 @@ def _hostile_cases(raw):
         cases[name] = _with_config(raw, c)
 
     layers_of = lambda c: c["model"]["config"]["layers"]  # noqa: E731
-    variant("unknown_class", lambda c: layers_of(c)[1].update(class_name="Lambda"))
+    variant("unknown_class", lambda c: layers_of(c)[1].update(class_name="Lambda2"))
     variant("module_path", lambda c: layers_of(c)[1].update(class_name="os.system"))
     variant("huge_units", lambda c: c["model"]["config"]["layers"][5]["config"].update(units=2**30))
     variant("neg_units", lambda c: c["model"]["config"]["layers"][5]["config"].update(units=-3))
@@ -181,7 +181,7 @@ def _hostile_cases(raw):
 # refused for a different reason, would not pass for a correct refusal). Layer names carry a
 # process-wide counter suffix (dense_7), hence the \w* in them.
 REASONS = {
-    "unknown_class": (r"sequential model config, layer 1: unknown layer type 'Lambda': it is "
+    "unknown_class": (r"sequential model config, layer 1: unknown layer type 'Lambda2': it is "
                       r"neither built into nncore"),
     "module_path": (r"sequential model config, layer 1: unknown layer type 'os.system': it is "
                     r"neither built into nncore"),

@@ -109,11 +109,6 @@ def test_return_state_keras_parity(keras, rnn, return_sequences, rng):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def test_lstm_return_state_is_refused_clearly():
-    with pytest.raises(ValueError, match="return_state=True is not supported for LSTM"):
-        layers.LSTM(3, return_state=True)
-
-
 @pytest.mark.parametrize("inner,shape", [
     (lambda: layers.Dense(3, activation="tanh"), (2, 4, 5)),
     (lambda: layers.Conv2D(2, 3, padding="same"), (2, 3, 5, 5, 2)),

@@ -166,9 +166,9 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
 }
 
 void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float* db,
-                  const float* dout, const float* xt, const float* w, const float* u,
-                  const float* gates, const float* hs, const float* cs, const float* aux,
-                  const RnnShape& s, const RnnParams& p) {
+                  const float* dout, const float* dc_last, const float* xt, const float* w,
+                  const float* u, const float* gates, const float* hs, const float* cs,
+                  const float* aux, const RnnShape& s, const RnnParams& p) {
   const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
   const int64_t G = rnn_gates(p.cell) * U;
   const int64_t BU = B * U, BG = B * G;
@@ -189,7 +189,8 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   // dh0 / dc0 double as the running dh_t / dc_t buffers; they end as the initial-state gradients.
   float* const dh = dh0;
   std::memset(dh, 0, sizeof(float) * BU);
-  if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
+  if (lstm && dc_last) std::memcpy(dc0, dc_last, sizeof(float) * BU);
+  else if (lstm) std::memset(dc0, 0, sizeof(float) * BU);
 
   const RnnRowKernels& k = row_kernels();
   const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {

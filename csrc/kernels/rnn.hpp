@@ -38,11 +38,12 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
                  const float* x, const float* w, const float* u, const float* b, const float* h0,
                  const float* c0, const RnnShape& s, const RnnParams& p);
 
-// dout like out, the forward's workspace (training)
+// dout like out, dc_last (B,U) the gradient of the final LSTM cell state c_T (LSTM return_state)
+// or null (zeros; always null for other cells), the forward's workspace (training)
 //   -> dx (B,T,F), dh0 (B,U), dc0 (B,U) [LSTM, else null], dw (F,G), du (U,G), db like b or null
 // May throw std::bad_alloc (scratch) before any work starts; nothing else.
 void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float* db,
-                  const float* dout, const float* xt, const float* w, const float* u,
+                  const float* dout, const float* dc_last, const float* xt, const float* w, const float* u,
                   const float* gates, const float* hs, const float* cs, const float* aux,
                   const RnnShape& s, const RnnParams& p);
 

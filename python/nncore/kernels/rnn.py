@@ -82,7 +82,8 @@ class RnnCache:
             pass
 
 
-def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_sequences, training):
+def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_sequences, training,
+             want_c=False):
     x = as_f32(x, "x", ndim=3, where=name)
     kernel = as_f32(kernel, "kernel", ndim=2, where=name)
     recurrent_kernel = as_f32(recurrent_kernel, "recurrent_kernel", ndim=2, where=name)
@@ -117,19 +118,22 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
     out, workspace = _core.rnn_forward(
         cell, x, kernel, recurrent_kernel, bias, states[0], states[1], bool(return_sequences),
         training, _pool_take(key))
+    if want_c:  # final cell state: cs[T] when training, the ping-pong slot T % 2 otherwise
+        cs = workspace[3]
+        c_last = cs[steps if training else steps % 2].copy()
     if not training:
         _pool_give(key, workspace)
-        return out, None
+        return (out, c_last, None) if want_c else (out, None)
     cache = RnnCache()
     cache.cell, cache.name = cell, name
     cache.kernel, cache.recurrent_kernel = kernel, recurrent_kernel
     cache.has_bias, cache.return_sequences = bias is not None, bool(return_sequences)
     cache.out_shape = out.shape
     cache.key, cache.workspace = key, workspace
-    return out, cache
+    return (out, c_last, cache) if want_c else (out, cache)
 
 
-def _backward(dout, cache, name, cells):
+def _backward(dout, cache, name, cells, dc_last=None):
     if not isinstance(cache, RnnCache) or cache.cell not in cells:
         raise TypeError(f"{name}_backward: cache must be the cache returned by {name}(..., "
                         f"training=True), got {type(cache).__name__}")
@@ -137,9 +141,15 @@ def _backward(dout, cache, name, cells):
     if dout.shape != cache.out_shape:
         raise ValueError(f"{name}_backward: dout must have the output's shape {cache.out_shape}, "
                          f"got {dout.shape}")
+    if dc_last is not None:
+        dc_last = as_f32(dc_last, "dc_last", where=f"{name}_backward")
+        if dc_last.shape != cache.workspace[2].shape[1:]:
+            raise ValueError(f"{name}_backward: dc_last must have shape (batch, units) = "
+                             f"{cache.workspace[2].shape[1:]}, got {dc_last.shape}")
     xt, gates, hs, cs, aux = cache.workspace
+    extra = () if dc_last is None else (dc_last,)
     return _core.rnn_backward(cache.cell, dout, xt, cache.kernel, cache.recurrent_kernel, gates, hs,
-                              cs, aux, cache.return_sequences, cache.has_bias)
+                              cs, aux, cache.return_sequences, cache.has_bias, *extra)
 
 
 def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
@@ -164,19 +174,21 @@ def simple_rnn_backward(dout, cache):
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, return_sequences=False,
-         training=True):
+         training=True, return_cell_state=False):
     """LSTM (Keras gate order i, f, c, o; sigmoid gates, tanh activation).
 
     x (B,T,F), kernel (F,4U), recurrent_kernel (U,4U), bias (4U,) or None, h0/c0 (B,U) or None.
-    Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
+    Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True;
+    with return_cell_state=True (out, c_T, cache), c_T (B,U) the final cell state.
     """
     return _forward(_LSTM, "lstm", x, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
-                    training)
+                    training, return_cell_state)
 
 
-def lstm_backward(dout, cache):
-    """Gradients of lstm -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)."""
-    return tuple(_backward(dout, cache, "lstm", (_LSTM,)))
+def lstm_backward(dout, cache, dc_last=None):
+    """Gradients of lstm -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias); dc_last (B,U) is
+    the gradient of the final cell state c_T (or None: zeros)."""
+    return tuple(_backward(dout, cache, "lstm", (_LSTM,), dc_last))
 
 
 def gru(x, kernel, recurrent_kernel, bias, h0=None, *, return_sequences=False, training=True):

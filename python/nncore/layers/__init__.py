@@ -3,7 +3,16 @@ set of types a model file may name."""
 
 from ..saving.registry import register
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer
+from .categorical import CategoryEncoding, Discretization, IntegerLookup, StringLookup
 from .conv import (
     Conv1D,
     Conv2D,
@@ -16,6 +25,7 @@ from .conv import (
 )
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
+from .lambda_layer import Lambda
 from .masking import Masking
 from .merge import (
     Add,
@@ -62,7 +72,13 @@ from .pooling import (
 )
 from .preprocessing import Normalization, Rescaling
 from .recurrent import GRU, LSTM, SimpleRNN
-from .regularization import GaussianDropout, GaussianNoise, SpatialDropout1D, SpatialDropout2D
+from .regularization import (
+    ActivityRegularization,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 from .reshaping import (
     Cropping1D,
     Cropping2D,
@@ -87,7 +103,9 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             ZeroPadding2D, Cropping1D, Cropping2D, SpatialDropout1D, SpatialDropout2D,
             GaussianNoise, GaussianDropout, Rescaling, Normalization, TimeDistributed,
             Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
-            Masking, GroupNormalization)
+            Masking, GroupNormalization, Lambda, ActivityRegularization, RandomFlip,
+            RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness,
+            CategoryEncoding, Discretization, IntegerLookup, StringLookup)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

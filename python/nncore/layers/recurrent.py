@@ -9,12 +9,16 @@ import numpy as np
 
 from .. import initializers, regularizers
 from .. import kernels as _ops
+from ..utils.random import get_rng
 from . import masked_rnn as _masked
 from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape, positive_int
 
 
 class _RNN(Layer):
     _gates = 1
+    _n_states = 1  # states returned with return_state (LSTM: h and c)
+    _fast = True  # the C++ time loop can run this configuration
+    _reset_after = True
     _class = ""
 
     def __init__(self, units, activation="tanh", use_bias=True,
@@ -22,7 +26,7 @@ class _RNN(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
-                 unroll=False, **kwargs):
+                 unroll=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         w = self.name
         self.units = positive_int(units, "units", w)
@@ -31,14 +35,20 @@ class _RNN(Layer):
         self.activation = activation
         if stateful:
             raise ValueError(f"{w}: stateful=True is not supported")
-        if return_state and self._gates == 4:
-            raise ValueError(f"{w}: return_state=True is not supported for LSTM yet (its final "
-                             "cell state is not exposed by the kernel)")
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
-        if dropout or recurrent_dropout:
-            raise ValueError(f"{w}: dropout/recurrent_dropout are not supported; "
-                             "use a Dropout layer")
+        for nm, r in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if isinstance(r, (bool, np.bool_)) or not isinstance(
+                    r, (int, float, np.integer, np.floating)) or not np.isfinite(r):
+                raise ValueError(f"{w}: {nm} must be a number, got {r!r}")
+        # Keras clamps the rates to [0, 1] and applies them only strictly inside (0, 1).
+        self.dropout = min(1.0, max(0.0, float(dropout)))
+        self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(
+                seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"{w}: seed must be an int >= 0 or None, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
+        self._rng = None if seed is None else np.random.default_rng(self.seed)
         self.use_bias = bool(use_bias)
         self.return_sequences = bool(return_sequences)
         self.kernel_initializer = check_initializer(kernel_initializer)
@@ -70,7 +80,7 @@ class _RNN(Layer):
 
     def compute_output_shape(self, s):
         out = (s[0], s[1], self.units) if self.return_sequences else (s[0], self.units)
-        return [out, (s[0], self.units)] if self.return_state else out
+        return [out] + [(s[0], self.units)] * self._n_states if self.return_state else out
 
     def _on_built(self):
         self.kernel, self.recurrent_kernel = self.weights[0], self.weights[1]
@@ -85,7 +95,13 @@ class _RNN(Layer):
 
     def compute_mask(self, inputs, mask=None):
         out = mask if self.return_sequences else None
-        return [out, None] if self.return_state else out
+        return [out] + [None] * self._n_states if self.return_state else out
+
+    def _drop_masks(self, rate, shape):
+        """Keras's dropout masks for one call: (gates, *shape), kept entries 1/(1-rate)."""
+        rng = self._rng if self._rng is not None else get_rng()
+        keep = rng.random(shape, dtype=np.float32) >= np.float32(rate)
+        return keep.astype(np.float32) * np.float32(1.0 / (1.0 - rate))
 
     def forward(self, x, training=False, need_ctx=False, mask=None):
         x = as_f32(x)
@@ -96,49 +112,62 @@ class _RNN(Layer):
                                  f"{mask.shape}, expected (batch, timesteps) = {x.shape[:2]}")
             if mask.all():
                 mask = None
+        b, g = x.shape[0], self._gates
+        drop = bool(training) and 0.0 < self.dropout < 1.0
+        rdrop = bool(training) and 0.0 < self.recurrent_dropout < 1.0
+        in_masks = rec_masks = din = None
+        # As Keras 3: masks are drawn once per call (fixed over the time steps); with recurrent
+        # dropout its cell has one mask per gate for the inputs too, otherwise one input mask.
+        if drop and rdrop:
+            in_masks = self._drop_masks(self.dropout, (g, b, x.shape[2]))
+        elif drop:
+            din = self._drop_masks(self.dropout, (b, x.shape[2]))
+            x = x * din[:, None, :]
+        if rdrop:
+            rec_masks = self._drop_masks(self.recurrent_dropout, (g, b, self.units))
         if self.go_backwards:  # the sequence is read from its end; outputs stay in that order
             x = np.ascontiguousarray(x[:, ::-1])
             mask = None if mask is None else mask[:, ::-1]
-        if mask is not None:
-            hs, cache = _masked.forward(self._cell, x, mask, self.kernel, self.recurrent_kernel,
-                                        self.bias, self.activation)
+        if mask is not None or in_masks is not None or rec_masks is not None or not self._fast:
+            hs, c_last, cache = _masked.forward(
+                self._cell, x, mask, self.kernel, self.recurrent_kernel, self.bias,
+                self.activation, in_masks, rec_masks, self._reset_after)
             out = hs if self.return_sequences else np.ascontiguousarray(hs[:, -1])
-            cache = ("masked", cache, hs.shape) if need_ctx else None
+            kind = "loop"
         else:
-            out, cache = self._run(x, need_ctx)
-        if self.return_state:  # SimpleRNN/GRU: the state is the last output
-            return [out, np.ascontiguousarray(out[:, -1]) if self.return_sequences else out], cache
-        return out, cache
+            out, c_last, cache = self._run(x, need_ctx)
+            kind = "fast"
+        ctx = (kind, cache, out.shape, din) if need_ctx else None
+        if self.return_state:  # the h state is the last output; LSTM adds its cell state
+            h = np.ascontiguousarray(out[:, -1]) if self.return_sequences else out
+            return [out, h] + ([c_last] if self._n_states == 2 else []), ctx
+        return out, ctx
 
     def backward(self, ctx, dy, need_input_grad=True):
-        masked = isinstance(ctx, tuple) and ctx[0] == "masked"
+        kind, cache, out_shape, din = ctx
+        dc = None
         if self.return_state:
-            dout, dh = dy
-            if dout is None:
-                shape = ctx[2] if masked else ctx.out_shape
-                if masked and not self.return_sequences:
-                    shape = (shape[0], shape[2])
-                dout = np.zeros(shape, np.float32)
-            else:
-                dout = np.array(dout, np.float32)
+            dout, dh = dy[0], dy[1]
+            if self._n_states == 2 and dy[2] is not None:
+                dc = as_f32(dy[2])
+            dout = np.zeros(out_shape, np.float32) if dout is None else np.array(dout, np.float32)
             if dh is not None:
                 if self.return_sequences:
                     dout[:, -1] += dh
                 else:
                     dout += dh
             dy = dout
-        if masked:
-            _, cache, hs_shape = ctx
+        if kind == "loop":
             dy = as_f32(dy)
             if self.return_sequences:
                 dhs = dy
             else:
-                dhs = np.zeros(hs_shape, np.float32)
+                dhs = np.zeros((out_shape[0], cache[1].shape[1], out_shape[1]), np.float32)
                 dhs[:, -1] = dy
             dx, dk, drk, db = _masked.backward(cache, dhs, self.kernel, self.recurrent_kernel,
-                                               self.use_bias)
+                                               self.use_bias, dc)
         else:
-            res = self._backward(dy, ctx)
+            res = self._backward(dy, cache, dc)
             dx, dk, drk, db = res[0], res[-3], res[-2], res[-1]
         self._add_grad(0, dk)
         self._add_grad(1, drk)
@@ -146,13 +175,16 @@ class _RNN(Layer):
             self._add_grad(2, db)
         if not need_input_grad:
             return None
-        return np.ascontiguousarray(dx[:, ::-1]) if self.go_backwards else dx
+        if self.go_backwards:
+            dx = np.ascontiguousarray(dx[:, ::-1])
+        return dx if din is None else dx * din[:, None, :]
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(units=self.units, use_bias=self.use_bias,
                    return_sequences=self.return_sequences, return_state=self.return_state,
-                   go_backwards=self.go_backwards,
+                   go_backwards=self.go_backwards, dropout=self.dropout,
+                   recurrent_dropout=self.recurrent_dropout, seed=self.seed,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
                    recurrent_initializer=initializers.serialize(self.recurrent_initializer),
                    bias_initializer=initializers.serialize(self.bias_initializer),
@@ -170,11 +202,12 @@ class SimpleRNN(_RNN):
     _cell = "simple"
 
     def _run(self, x, training):
-        return _ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
-                               activation=self.activation, return_sequences=self.return_sequences,
-                               training=training)
+        out, cache = _ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
+                                     activation=self.activation,
+                                     return_sequences=self.return_sequences, training=training)
+        return out, None, cache
 
-    def _backward(self, dy, cache):
+    def _backward(self, dy, cache, dc):
         return _ops.simple_rnn_backward(dy, cache)
 
 
@@ -182,6 +215,7 @@ class LSTM(_RNN):
     """Keras LSTM, gates i, f, c, o; unit_forget_bias puts 1 in the forget-gate bias."""
 
     _gates = 4
+    _n_states = 2
     _cell = "lstm"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
@@ -205,10 +239,11 @@ class LSTM(_RNN):
 
     def _run(self, x, training):
         return _ops.lstm(x, self.kernel, self.recurrent_kernel, self.bias,
-                         return_sequences=self.return_sequences, training=training)
+                         return_sequences=self.return_sequences, training=training,
+                         return_cell_state=True)
 
-    def _backward(self, dy, cache):
-        return _ops.lstm_backward(dy, cache)
+    def _backward(self, dy, cache, dc):
+        return _ops.lstm_backward(dy, cache, dc_last=dc)
 
     def get_config(self):
         cfg = super().get_config()
@@ -217,23 +252,36 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Keras GRU (reset_after=True), gates z, r, h; bias (2, 3*units) (input, recurrent)."""
+    """Keras GRU, gates z, r, h. reset_after=True (C++ loop): bias (2, 3*units) (input,
+    recurrent), hh = tanh(x W_h + b0_h + r * (h U_h + b1_h)); reset_after=False (NumPy loop):
+    bias (3*units,), hh = tanh(x W_h + b_h + (r * h) U_h)."""
 
     _gates = 3
     _cell = "gru"
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  reset_after=True, **kwargs):
-        if recurrent_activation != "sigmoid" or not reset_after:
-            raise ValueError("GRU: only recurrent_activation='sigmoid', reset_after=True")
+        if recurrent_activation != "sigmoid":
+            raise ValueError("GRU: only recurrent_activation='sigmoid' is supported")
         super().__init__(units, activation=activation, **kwargs)
+        self._reset_after = self._fast = bool(reset_after)
+
+    @property
+    def reset_after(self):
+        return self._reset_after
 
     def _bias_shape(self):
-        return (2, 3 * self.units)
+        return (2, 3 * self.units) if self._reset_after else (3 * self.units,)
 
     def _run(self, x, training):
-        return _ops.gru(x, self.kernel, self.recurrent_kernel, self.bias,
-                        return_sequences=self.return_sequences, training=training)
+        out, cache = _ops.gru(x, self.kernel, self.recurrent_kernel, self.bias,
+                              return_sequences=self.return_sequences, training=training)
+        return out, None, cache
 
-    def _backward(self, dy, cache):
+    def _backward(self, dy, cache, dc):
         return _ops.gru_backward(dy, cache)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["reset_after"] = self._reset_after
+        return cfg

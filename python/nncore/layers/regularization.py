@@ -133,3 +133,37 @@ class GaussianDropout(_Noise):
         cfg = super().get_config()
         cfg["rate"] = self.rate
         return cfg
+
+
+class ActivityRegularization(Layer):
+    """Identity whose output adds Keras's activity penalty to the loss:
+    (l1 * sum|x| + l2 * sum x^2) / batch, as Keras 3 (its activity_regularizer, divided by the
+    batch size). Written in nncore.ops, so the penalty is traced and differentiated."""
+
+    supports_masking = True
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        for nm, v in (("l1", l1), ("l2", l2)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(
+                    v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{self.name}: {nm} must be a finite number >= 0, got {v!r}")
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def call(self, x):
+        from .. import ops
+
+        axes = tuple(range(1, len(x.shape)))
+        if self.l1 or self.l2:
+            per_sample = 0
+            if self.l1:
+                per_sample = ops.sum(ops.abs(x), axis=axes) * self.l1
+            if self.l2:
+                per_sample = per_sample + ops.sum(ops.square(x), axis=axes) * self.l2
+            self.add_loss(ops.mean(per_sample))
+        return x
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(l1=self.l1, l2=self.l2)
+        return cfg

@@ -88,13 +88,58 @@ _WEIGHTED = {"kernel_initializer", "bias_initializer", "kernel_regularizer", "bi
 _CONSTRAINTS = {"activity_regularizer": _NONE, "kernel_constraint": _NONE,
                 "bias_constraint": _NONE}
 _RNN_ARGS = {"units", "activation", "use_bias", "return_sequences", "recurrent_initializer",
-             "recurrent_regularizer"} | _WEIGHTED
+             "recurrent_regularizer", "dropout", "recurrent_dropout", "seed"} | _WEIGHTED
 _RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "return_state": (False,),
-              "go_backwards": (False,), "stateful": (False,), "dropout": (0, 0.0),
-              "recurrent_dropout": (0, 0.0), "unroll": _ANY, "zero_output_for_mask": _ANY,
-              "seed": _ANY, "implementation": _ANY, "time_major": (False,), "use_cudnn": _ANY}
+              "go_backwards": (False,), "stateful": (False,),
+              "unroll": _ANY, "zero_output_for_mask": _ANY, "implementation": _ANY,
+              "time_major": (False,), "use_cudnn": _ANY}
 _MERGE = LayerSpec()
 _custom_names = threading.local()
+
+
+# ---- issue-11 layers (RNN options above; Lambda, ActivityRegularization) ----------------------
+def _lambda_name(fn):
+    """The registered name of a Keras-serialized function, or None (bytecode, anything else)."""
+    if isinstance(fn, dict) and fn.get("class_name") == "function" and \
+            fn.get("module") == "builtins" and isinstance(fn.get("config"), str):
+        return fn["config"]
+    return None
+
+
+def _lambda_from_keras(cfg):
+    cfg["function"] = _lambda_name(cfg["function"])
+    return cfg
+
+
+def _lambda_to_keras(layer):
+    name = layer.get_config()["function"]
+    return {"function": {"module": "builtins", "class_name": "function", "config": name,
+                         "registered_name": "function"}}
+
+
+_ISSUE11_LAYERS = {
+    "Lambda": LayerSpec({"function", "arguments"}, {"output_shape": _NONE, "mask": _NONE},
+                        from_keras=_lambda_from_keras, to_keras=_lambda_to_keras),
+    "ActivityRegularization": LayerSpec({"l1", "l2"}),
+    **{k: LayerSpec(a | {"seed"}, {"data_format": ("channels_last", None)}) for k, a in (
+        ("RandomFlip", {"mode"}),
+        ("RandomTranslation", {"height_factor", "width_factor", "fill_mode", "interpolation",
+                               "fill_value"}),
+        ("RandomRotation", {"factor", "fill_mode", "interpolation", "fill_value"}),
+        ("RandomZoom", {"height_factor", "width_factor", "fill_mode", "interpolation",
+                        "fill_value"}),
+        ("RandomContrast", {"factor", "value_range"}),
+        ("RandomBrightness", {"factor", "value_range"}))},
+    "CategoryEncoding": LayerSpec({"num_tokens", "output_mode"}, {"sparse": (False,)}),
+    "Discretization": LayerSpec({"bin_boundaries", "output_mode"},
+                                {"num_bins": _ANY, "epsilon": _ANY, "sparse": (False,)}),
+    **{k: LayerSpec({"max_tokens", "num_oov_indices", "mask_token", "oov_token", "vocabulary",
+                     "invert", "output_mode", "vocabulary_dtype"},
+                    {"sparse": (False,), "pad_to_max_tokens": (False,), "idf_weights": _NONE,
+                     "encoding": ("utf-8",), "vocabulary_size": _ANY,
+                     "oov_method": _ANY, "salt": _ANY})  # hashing: only num_oov_indices > 1
+       for k in ("IntegerLookup", "StringLookup")},
+}
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
 
 KERAS_LAYERS: dict = {
@@ -122,6 +167,7 @@ KERAS_LAYERS: dict = {
     "Maximum": _MERGE, "Minimum": _MERGE,
     "Concatenate": LayerSpec({"axis"}),
     "Dot": LayerSpec({"axes", "normalize"}),
+    **_ISSUE11_LAYERS,
 }
 # Keras aliases that name the same nncore class.
 _ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D"}
@@ -208,9 +254,10 @@ def _layer_from_keras(entry, where, custom_objects):
     reg = entry.get("registered_name")
     lname = kcfg.get("name", entry.get("name"))
     where = f"{where}, layer {lname!r} ({cls_name})" if isinstance(lname, str) else where
-    if cls_name.endswith("Lambda"):
+    if cls_name.endswith("Lambda") and _lambda_name(kcfg.get("function")) is None:
         raise _Bad(f"{where}: Lambda layers hold Python code, which nncore never runs; "
-                   "rewrite the Lambda as a registered layer")
+                   "rewrite the Lambda as a registered layer, or register its function "
+                   "(keras.saving.register_keras_serializable) so the file names it")
     # A custom class: only one registered with nncore (by the name Keras recorded).
     if isinstance(reg, str) and reg != cls_name and reg not in _MODELS:
         cls = get_class(reg, custom_objects)

@@ -210,6 +210,10 @@ def _gates(m, order, units):
 def _rnn(op_type):
     def f(g, layer, xs, node):
         u = layer.units
+        if layer.go_backwards or layer.return_state:
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): go_backwards and "
+                             "return_state are not exported to ONNX yet")
+        reset_after = getattr(layer, "reset_after", True)
         x = g.op("Transpose", [g.nhwc(xs[0])], "time_major", perm=[1, 0, 2])
         k, rk = layer.kernel, layer.recurrent_kernel
         if op_type == "LSTM":
@@ -220,8 +224,10 @@ def _rnn(op_type):
         ins = [x, w, r]
         n_g = {"RNN": 1, "LSTM": 4, "GRU": 3}[op_type]
         if layer.use_bias:
-            if op_type == "GRU":
+            if op_type == "GRU" and reset_after:
                 bias = np.concatenate([layer.bias[0], layer.bias[1]])
+            elif op_type == "GRU":  # reset_after=False: one bias, ONNX's Rb is zero
+                bias = np.concatenate([layer.bias, np.zeros(n_g * u, np.float32)])
             else:
                 b = layer.bias if op_type == "RNN" else _gates(layer.bias, order, u)
                 bias = np.concatenate([b, np.zeros(n_g * u, np.float32)])
@@ -230,7 +236,7 @@ def _rnn(op_type):
         if op_type == "RNN":
             attrs["activations"] = ["Relu" if layer.activation == "relu" else "Tanh"]
         if op_type == "GRU":
-            attrs["linear_before_reset"] = 1
+            attrs["linear_before_reset"] = int(reset_after)
         outs = g.op(op_type, ins, layer.name, n_out=2, **attrs)
         if layer.return_sequences:
             y = g.op("Squeeze", [outs[0], g.const(np.array([1], np.int64), "axes")])
@@ -244,6 +250,10 @@ ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
     "Dropout": _identity, "Activation": _activation_layer,
+    "ActivityRegularization": _identity,  # its penalty is a training loss only
+    # augmentation: identity outside training
+    "RandomFlip": _identity, "RandomTranslation": _identity, "RandomRotation": _identity,
+    "RandomZoom": _identity, "RandomContrast": _identity, "RandomBrightness": _identity,
     "SimpleRNN": _rnn("RNN"), "LSTM": _rnn("LSTM"), "GRU": _rnn("GRU"),
     "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
     "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),

@@ -37,7 +37,8 @@ def deserialize_layer(entry, custom_objects=None, where="model config"):
                          "custom_objects={...})")
     cfg = dict(entry["config"])
     try:
-        if getattr(cls, "_is_model", False):  # models rebuild their layers through us
+        # models rebuild their layers through us; a Lambda looks its function up
+        if getattr(cls, "_is_model", False) or getattr(cls, "_from_config_custom_objects", False):
             return cls.from_config(cfg, custom_objects=custom_objects)
         return cls.from_config(cfg)
     except TypeError as e:
