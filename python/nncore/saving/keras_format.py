@@ -75,12 +75,31 @@ class LayerSpec:
     vars:   where the layer's variables sit under its h5 group ('vars' or 'cell/vars');
     to_keras: extra Keras config from an nncore layer (the args are written from get_config)."""
 
-    def __init__(self, args=(), fixed=None, vars="vars", to_keras=None, from_keras=None):
-        self.args = frozenset(args)
+    def __init__(self, args=(), fixed=None, vars="vars", to_keras=None, from_keras=None,
+                 nested=(), children=None, keras_vars=None, var_names=None, omit=()):
+        self.omit = frozenset(omit)  # base keys Keras's class does not take (SpatialDropout)
+        self.args = frozenset(args.split() if isinstance(args, str) else args)
         self.fixed = dict(fixed or {})
         self.vars = vars
         self.to_keras = to_keras
         self.from_keras = from_keras
+        # Wrappers: config keys holding a whole layer entry (converted recursively), and
+        # children(layer) -> [(h5 sub-group, inner layer)] in Keras's variable order.
+        self.nested = frozenset(nested)
+        self.children = children
+        # keras_vars(layer) -> the layer's variables as Keras stores them (arrays, or _COUNT for
+        # a variable Keras keeps and nncore does not); var_names: Keras's short variable names.
+        self.keras_vars = keras_vars
+        self.var_names = var_names
+
+
+class _Count:
+    """Normalization's int64 'count' variable: Keras keeps it only to read old files (adapt
+    recomputes mean and variance from scratch). Written as 0; read as a checked integer scalar
+    and dropped."""
+
+
+_COUNT = _Count()
 
 
 _NONE = (None,)
@@ -88,13 +107,14 @@ _WEIGHTED = {"kernel_initializer", "bias_initializer", "kernel_regularizer", "bi
 _CONSTRAINTS = {"activity_regularizer": _NONE, "kernel_constraint": _NONE,
                 "bias_constraint": _NONE}
 _RNN_ARGS = {"units", "activation", "use_bias", "return_sequences", "recurrent_initializer",
-             "recurrent_regularizer"} | _WEIGHTED
-_RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "return_state": (False,),
-              "go_backwards": (False,), "stateful": (False,), "dropout": (0, 0.0),
+             "recurrent_regularizer", "go_backwards", "return_state"} | _WEIGHTED
+_RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE,
+              "stateful": (False,), "dropout": (0, 0.0),
               "recurrent_dropout": (0, 0.0), "unroll": _ANY, "zero_output_for_mask": _ANY,
               "seed": _ANY, "implementation": _ANY, "time_major": (False,), "use_cudnn": _ANY}
 _MERGE = LayerSpec()
 _custom_names = threading.local()
+_keras_orders = threading.local()  # model name -> layer names in the file's order
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
 
 KERAS_LAYERS: dict = {
@@ -123,8 +143,102 @@ KERAS_LAYERS: dict = {
     "Concatenate": LayerSpec({"axis"}),
     "Dot": LayerSpec({"axes", "normalize"}),
 }
+
+
+# ---- the issue-11 layers ----------------------------------------------------------------------
+def _norm_vars(layer):
+    return [] if not layer.weights else [layer.weights[0], layer.weights[1], _COUNT]
+
+
+def _wrapped(layer):
+    return {"layer": _layer_to_keras(layer.layer)}
+
+
+def _bidi(layer):
+    return {"layer": _layer_to_keras(layer.forward_layer),
+            "backward_layer": _layer_to_keras(layer.backward_layer)}
+
+
+_CL = {"data_format": ("channels_last", None)}
+_LORA = {"lora_rank": _NONE, "lora_alpha": _ANY}
+_CONV_ARGS = "filters kernel_size strides padding dilation_rate activation use_bias " \
+    "kernel_initializer bias_initializer kernel_regularizer bias_regularizer"
+_GB = {"beta_constraint": _NONE, "gamma_constraint": _NONE}
+_POOL1 = LayerSpec("pool_size strides padding", _CL)
+_GPOOL = LayerSpec("data_format keepdims")
+_NOARGS = LayerSpec()
+_DW = "depthwise_initializer depthwise_regularizer depth_multiplier"
+KERAS_LAYERS.update({
+    "Conv1D": LayerSpec(_CONV_ARGS, {**_CONSTRAINTS, **_CL, **_LORA, "groups": (1,)}),
+    "Conv2DTranspose": LayerSpec(_CONV_ARGS + " output_padding data_format",
+                                 {**_CONSTRAINTS, **_LORA}),
+    "DepthwiseConv2D": LayerSpec(
+        "kernel_size strides padding dilation_rate activation use_bias bias_initializer "
+        "bias_regularizer data_format " + _DW,
+        {"activity_regularizer": _NONE, "depthwise_constraint": _NONE, "bias_constraint": _NONE,
+         **_LORA}, var_names=("kernel", "bias")),
+    "SeparableConv2D": LayerSpec(
+        _CONV_ARGS.replace("kernel_initializer", "").replace("kernel_regularizer", "") +
+        " data_format pointwise_initializer pointwise_regularizer " + _DW,
+        {"activity_regularizer": _NONE, "depthwise_constraint": _NONE,
+         "pointwise_constraint": _NONE, "bias_constraint": _NONE}),
+    "MaxPooling1D": _POOL1, "AveragePooling1D": _POOL1,
+    "GlobalAveragePooling1D": _GPOOL, "GlobalAveragePooling2D": _GPOOL,
+    "GlobalMaxPooling1D": _GPOOL, "GlobalMaxPooling2D": _GPOOL,
+    "Embedding": LayerSpec("input_dim output_dim embeddings_initializer embeddings_regularizer "
+                           "mask_zero", {"activity_regularizer": _NONE,
+                                         "embeddings_constraint": _NONE, "input_length": _ANY,
+                                         "quantization_config": _NONE, **_LORA}),
+    "BatchNormalization": LayerSpec(
+        "axis momentum epsilon center scale beta_initializer gamma_initializer "
+        "moving_mean_initializer moving_variance_initializer beta_regularizer gamma_regularizer "
+        "synchronized", {**_GB, "renorm": (False,), "renorm_clipping": _NONE,
+                         "renorm_momentum": _ANY}),
+    "LayerNormalization": LayerSpec(
+        "axis epsilon center scale rms_scaling beta_initializer gamma_initializer "
+        "beta_regularizer gamma_regularizer", _GB),
+    "GroupNormalization": LayerSpec(
+        "groups axis epsilon center scale beta_initializer gamma_initializer beta_regularizer "
+        "gamma_regularizer", _GB),
+    "UnitNormalization": LayerSpec("axis"),
+    "ReLU": LayerSpec("max_value negative_slope threshold"),
+    "LeakyReLU": LayerSpec("negative_slope"),
+    "ELU": LayerSpec("alpha"),
+    "PReLU": LayerSpec("alpha_initializer alpha_regularizer shared_axes",
+                       {"alpha_constraint": _NONE}),
+    "Softmax": LayerSpec("axis"),
+    "Identity": _NOARGS,
+    "RepeatVector": LayerSpec("n"),
+    "Permute": LayerSpec("dims"),
+    "UpSampling1D": LayerSpec("size"),
+    "UpSampling2D": LayerSpec("size data_format interpolation"),
+    "ZeroPadding1D": LayerSpec("padding", _CL),
+    "ZeroPadding2D": LayerSpec("padding data_format"),
+    "Cropping1D": LayerSpec("cropping"),
+    "Cropping2D": LayerSpec("cropping data_format"),
+    # Keras 3's SpatialDropout constructors take no 'trainable' (its get_config gives none).
+    "SpatialDropout1D": LayerSpec("rate seed", omit=("trainable",)),
+    "SpatialDropout2D": LayerSpec("rate seed", _CL, omit=("trainable",)),
+    "GaussianNoise": LayerSpec("stddev seed"),
+    "GaussianDropout": LayerSpec("rate seed"),
+    "Masking": LayerSpec("mask_value"),
+    "Rescaling": LayerSpec("scale offset"),
+    "Normalization": LayerSpec("axis mean variance invert", keras_vars=_norm_vars,
+                               var_names=("mean", "variance", "count")),
+    "TimeDistributed": LayerSpec(nested=("layer",), to_keras=_wrapped,
+                                 children=lambda w: [("layer", w.layer)]),
+    "Bidirectional": LayerSpec("merge_mode", nested=("layer", "backward_layer"), to_keras=_bidi,
+                               children=lambda w: [("forward_layer", w.forward_layer),
+                                                   ("backward_layer", w.backward_layer)]),
+})
 # Keras aliases that name the same nncore class.
-_ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D"}
+_ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
+            "MaxPool1D": "MaxPooling1D", "AvgPool1D": "AveragePooling1D",
+            "GlobalAvgPool1D": "GlobalAveragePooling1D", "GlobalAvgPool2D":
+            "GlobalAveragePooling2D", "GlobalMaxPool1D": "GlobalMaxPooling1D",
+            "GlobalMaxPool2D": "GlobalMaxPooling2D", "Convolution1D": "Conv1D",
+            "Convolution2D": "Conv2D", "Convolution2DTranspose": "Conv2DTranspose",
+            "SeparableConvolution2D": "SeparableConv2D"}
 _MODELS = ("Functional", "Sequential", "Model")
 # The modules Keras records for built-in objects; anything else is refused for a built-in name.
 _KERAS_MODULES = {"keras", "keras.layers", "keras.models", "keras.src.models.functional",
@@ -258,6 +372,9 @@ def _layer_from_keras(entry, where, custom_objects):
                 cfg["batch_input_shape"] = v
         elif key == "input_shape":
             cfg["input_shape"] = v
+        elif key in spec.nested:
+            cfg[key] = None if v is None else _layer_from_keras(v, f"{where}, {key}",
+                                                                custom_objects)
         elif key in spec.args:
             cfg[key] = _arg_from_keras(key, v, where)
         elif key in spec.fixed:
@@ -315,13 +432,24 @@ def _tensor_ref(t, where):
 _NODE_KWARGS = {"mask": (None,), "training": (None, False)}
 
 
-def _node_from_keras(node, where):
+def _node_from_keras(node, where, implicit_masks=frozenset()):
     if isinstance(node, dict):  # Keras 3: {"args": [x], "kwargs": {...}}
         args, kwargs = node.get("args"), node.get("kwargs", {})
         if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
             raise _Bad(f"{where}: a node must call the layer on one tensor or one list of "
                        f"tensors, got {node!r:.200}")
         for k, v in kwargs.items():
+            if k == "mask" and v is not None:
+                # Keras 3 records the mask a layer received as a tensor of its graph; nncore
+                # accepts it only when it is the mask an Embedding(mask_zero=True) or a Masking
+                # layer computes, which nncore's layers propagate themselves.
+                refs = v if isinstance(v, list) else [v]
+                for r in refs:
+                    if r is not None and _tensor_ref(r, where)[0] not in implicit_masks:
+                        raise _Bad(f"{where}: a mask computed by {_tensor_ref(r, where)[0]!r} "
+                                   "is passed explicitly; nncore only propagates the masks of "
+                                   "Embedding(mask_zero=True) and Masking")
+                continue
             if k not in _NODE_KWARGS or v not in _NODE_KWARGS[k]:
                 raise _Bad(f"{where}: call argument {k}={v!r} is not supported by nncore")
         x = args[0]
@@ -364,14 +492,28 @@ def _model_from_keras(cls_name, kcfg, where, custom_objects):
     for i, e in enumerate(layers):
         if not isinstance(e, dict):
             raise _Bad(f"{where}: layer {i} is not an entry")
+    masks = _implicit_masks(layers, where)
+    order = getattr(_keras_orders, "value", None)
+    if order is not None and isinstance(name, str):
+        # Keras's model.layers (and so its h5 layout) follow the config's order
+        order[name] = [e.get("name") for e in layers if e.get("name") not in masks]
+    for e in layers:
+        if e.get("name") in masks:
+            continue
         ne = _layer_from_keras(e, f"{where}", custom_objects)
         nodes = e.get("inbound_nodes", [])
         if not isinstance(nodes, list):
             raise _Bad(f"{where}: inbound_nodes must be a list")
         ne["name"] = e.get("name", e["config"].get("name"))
-        ne["inbound_nodes"] = [_node_from_keras(n, f"{where}, layer {ne['name']!r}")
+        ne["inbound_nodes"] = [_node_from_keras(n, f"{where}, layer {ne['name']!r}", masks)
                                for n in nodes]
         out.append(ne)
+    for ne in out:
+        for n in ne["inbound_nodes"]:
+            for r in n["args"]:
+                if r[0] in masks:
+                    raise _Bad(f"{where}, layer {ne['name']!r}: the mask operation {r[0]!r} "
+                               "is used as data; nncore does not run Keras operations")
 
     def refs(spec):
         if isinstance(spec, dict):
@@ -390,6 +532,82 @@ def _model_from_keras(cls_name, kcfg, where, custom_objects):
     if kcfg.get("trainable") is False:
         cfg["trainable"] = False
     return {"class_name": "Functional", "config": cfg}
+
+
+_OPS_MODULE = "keras.src.ops.numpy"
+
+
+def _is_op(e):
+    """A Keras 3 operation entry (the legacy h5 drops the module): only the two mask ops."""
+    return e.get("class_name") in ("NotEqual", "Any") and e.get("module") in (_OPS_MODULE, None)
+
+
+def _implicit_masks(layers, where):
+    """The names of the operation entries of a Keras 3 functional config that compute the mask
+    of an Embedding(mask_zero=True) (not_equal(ids, 0)) or of a Masking layer
+    (any(not_equal(x, value), axis=-1)), from that layer's own input. Any other operation
+    entry is refused."""
+    by_name = {e.get("name"): e for e in layers}
+
+    def op_input(e, n_extra):
+        nodes = e.get("inbound_nodes")
+        if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+            return None
+        args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs", {})
+        if not isinstance(args, list) or len(args) != 1 + n_extra or kwargs not in ({}, None):
+            return None
+        try:
+            return _tensor_ref(args[0], where), args[1:]
+        except _Bad:
+            return None
+
+    def layer_input(name):
+        e = by_name.get(name)
+        nodes = e.get("inbound_nodes") if isinstance(e, dict) else None
+        if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+            return None
+        args = nodes[0].get("args")
+        try:
+            return _tensor_ref(args[0], where) if isinstance(args, list) and args else None
+        except _Bad:
+            return None
+
+    consumers = {}  # tensor ref -> [(class, config)] of the layers called on it
+    for e in layers:
+        if _is_op(e) or not isinstance(e.get("config"), dict):
+            continue
+        inp = layer_input(e.get("name"))
+        if inp is not None:
+            consumers.setdefault(tuple(inp), []).append((e.get("class_name"), e["config"]))
+    found = set()
+    for e in layers:
+        if not _is_op(e):
+            continue
+        name, cls, cfg = e.get("name"), e.get("class_name"), e.get("config")
+        ok = False
+        if cls == "NotEqual" and isinstance(cfg, dict) and set(cfg) <= {"name"}:
+            got = op_input(e, 1)
+            if got is not None and isinstance(got[1][0], (int, float)):
+                ref, value = tuple(got[0]), got[1][0]
+                ok = any(c == "Embedding" and k.get("mask_zero") is True and value == 0
+                         for c, k in consumers.get(ref, [])) or any(
+                    c == "Masking" and k.get("mask_value", 0.0) == value
+                    for c, k in consumers.get(ref, []))
+        elif cls == "Any" and isinstance(cfg, dict) and cfg.get("axis") == -1 and \
+                cfg.get("keepdims") is False and set(cfg) <= {"name", "axis", "keepdims"}:
+            got = op_input(e, 0)
+            src = by_name.get(got[0][0]) if got is not None else None
+            if isinstance(src, dict) and src.get("class_name") == "NotEqual" and _is_op(src):
+                inner = op_input(src, 1)
+                ok = inner is not None and any(
+                    c == "Masking" and k.get("mask_value", 0.0) == inner[1][0]
+                    for c, k in consumers.get(tuple(inner[0]), []))
+        if not ok:
+            raise _Bad(f"{where}: operation {name!r} ({cls}) is not supported: nncore reads "
+                       "Keras operations only as the masks of Embedding(mask_zero=True) and "
+                       "Masking")
+        found.add(name)
+    return frozenset(found)
 
 
 def model_entry_from_keras(kentry, custom_objects=None):
@@ -454,6 +672,11 @@ def _layer_to_keras(layer):
         cfg[key] = v
     if spec.to_keras is not None:
         cfg.update(spec.to_keras(layer))
+    for key in spec.omit:
+        if key == "trainable" and not layer.trainable:
+            raise ValueError(f"layer {layer.name!r} ({cls_name}): Keras's {cls_name} cannot be "
+                             "written frozen (it takes no 'trainable' argument)")
+        cfg.pop(key, None)
     entry = {"module": "keras.layers", "class_name": cls_name, "config": cfg,
              "registered_name": None}
     if layer.built and layer._build_shape is not None and layer.weights:
@@ -536,7 +759,7 @@ def keras_var_paths(model, class_names=None):
 
     def walk(m, prefix):
         used: dict = {}
-        for layer in m.layers:
+        for layer in keras_layer_order(m):
             base = snake_case(class_names.get(layer.name, _keras_class_name(layer)))
             if base in used:
                 used[base] += 1
@@ -551,14 +774,75 @@ def keras_var_paths(model, class_names=None):
                 out.append((f"{path}/vars", layer, []))
                 walk(layer, f"{path}/layers")
                 continue
-            spec = KERAS_LAYERS.get(type(layer).__name__)
-            vdir = spec.vars if spec is not None else "vars"
-            if vdir != "vars":
-                out.append((f"{path}/vars", layer, []))
-            out.append((f"{path}/{vdir}", layer, list(layer.weights)))
+            _layer_groups(layer, path, out)
 
     walk(model, "layers")
     return out
+
+
+def keras_layer_order(model):
+    """model.layers in the order Keras lists them: nncore's graph order, or for a model read from
+    a Keras file whose graph held mask operations (which move Keras's order), the file's."""
+    order = getattr(model, "_keras_layer_order", None)
+    layers = list(model.layers)
+    if order is None:
+        return layers
+    rank = {n: i for i, n in enumerate(order)}
+    return sorted(layers, key=lambda lay: rank.get(lay.name, len(rank)))
+
+
+def _remember_orders(model, orders):
+    if not orders:
+        return
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if isinstance(orders.get(m.name), list) and \
+                [lay.name for lay in m.layers] != orders[m.name] and \
+                sorted(lay.name for lay in m.layers) == sorted(orders[m.name]):
+            m._keras_layer_order = list(orders[m.name])
+        stack.extend(lay for lay in m.layers if getattr(lay, "_is_model", False))
+
+
+def _layer_groups(layer, path, out):
+    """Append one (non-model) layer's h5 groups: wrappers hold their inner layers' groups."""
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    if spec is not None and spec.children is not None:
+        out.append((f"{path}/vars", layer, []))
+        for sub, inner in spec.children(layer):
+            _layer_groups(inner, f"{path}/{sub}", out)
+        return
+    vdir = spec.vars if spec is not None else "vars"
+    if vdir != "vars":
+        out.append((f"{path}/vars", layer, []))
+    out.append((f"{path}/{vdir}", layer, keras_layer_vars(layer)))
+
+
+def keras_layer_vars(layer):
+    """A layer's variables in Keras's order (trainable then non-trainable as created, wrappers'
+    inner layers in turn); _COUNT marks a variable Keras keeps and nncore has no use for."""
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    if spec is not None and spec.children is not None:
+        return [v for _, inner in spec.children(layer) for v in keras_layer_vars(inner)]
+    if spec is not None and spec.keras_vars is not None:
+        return spec.keras_vars(layer)
+    return list(layer.weights)
+
+
+def _keras_var_names(layer):
+    """Keras's variable names inside a layer, as the legacy h5 records them after the layer's
+    name: 'kernel', 'lstm_cell/kernel', and for a wrapper '<inner name>/...'."""
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    if spec is not None and spec.children is not None:
+        return [f"{inner.name}/{n}" for _, inner in spec.children(layer)
+                for n in _keras_var_names(inner)]
+    if spec is not None and spec.var_names is not None:
+        names = list(spec.var_names[:len(keras_layer_vars(layer))])
+    else:
+        names = [n.rsplit("/", 1)[-1] for n in layer._weight_names]
+    if spec is not None and spec.vars == "cell/vars":
+        names = [f"{snake_case(type(layer).__name__)}_cell/{n}" for n in names]
+    return names
 
 
 def _h5_walk(h5py, group, base=""):
@@ -622,11 +906,28 @@ def _fill_from_keras_h5(h5py, f, model, class_names=None):
         raise _Bad(f"missing dataset(s) {missing[:5]}")
     staged = []
     for p, (w, _layer) in expected.items():
+        if w is _COUNT:
+            _read_count(datasets[p], p)
+            continue
         s = np.empty(w.shape, np.float32)
         _read_dataset(h5py, datasets[p], p, s)
         staged.append((w, s))
     for w, s in staged:
         w[...] = s
+
+
+def _read_count(ds, path):
+    if ds.shape != () or ds.dtype.kind not in "iu":
+        raise _Bad(f"dataset {path!r} (Normalization count) must be an integer scalar, got "
+                   f"shape {tuple(ds.shape)} dtype {ds.dtype}")
+    if ds.is_virtual or ds.external:
+        raise _Bad(f"dataset {path!r} uses external or virtual storage")
+    if int(ds[()]) < 0:
+        raise _Bad(f"dataset {path!r}: a negative count")
+
+
+def _h5_value(w):
+    return np.int64(0) if w is _COUNT else np.asarray(w, np.float32)
 
 
 # ---- files ------------------------------------------------------------------------------------
@@ -647,7 +948,7 @@ def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
             g = f.require_group(gpath)
             g.attrs["name"] = layer.name
             for i, w in enumerate(ws):
-                g.create_dataset(str(i), data=np.asarray(w, np.float32))
+                g.create_dataset(str(i), data=_h5_value(w))
         if compiled_optimizer is not None:
             g = f.require_group("optimizer/vars")
             g.attrs["name"] = compiled_optimizer.name
@@ -889,12 +1190,15 @@ def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
             if not isinstance(cfg, dict):
                 raise _Bad("config.json is not an object")
             _custom_names.value = names = {}
+            _keras_orders.value = orders = {}
             try:
                 entry = model_entry_from_keras(cfg, custom_objects)
             finally:
                 _custom_names.value = None
+                _keras_orders.value = None
             wdata = zf.read("model.weights.h5")
         model = _build(entry, max_params, len(wdata), custom_objects)
+        _remember_orders(model, orders)
         with _h5_from_bytes(h5py, wdata) as f:
             _fill_from_keras_h5(h5py, f, model, names)
         cc = cfg.get("compile_config")
@@ -1067,13 +1371,13 @@ def _fill_legacy(h5py, g, model):
         wnames = _str_list(lg.attrs.get("weight_names", np.array([])), f"{lname}/weight_names")
         if wnames:
             filed.append((lname, lg, wnames))
-    ours = [lay for lay in model.layers if lay.weights]
+    ours = [lay for lay in keras_layer_order(model) if lay.weights]
     if len(filed) != len(ours):
         raise _Bad(f"the file has weights for {len(filed)} layers ({[n for n, _, _ in filed][:8]}"
                    f"), the model has {len(ours)} layers with weights")
     staged = []
     for (lname, lg, wnames), layer in zip(filed, ours):
-        ws = layer.weights
+        ws = _legacy_vars(layer)
         if len(wnames) != len(ws):
             raise _Bad(f"layer {lname!r}: the file has {len(wnames)} weights, layer "
                        f"{layer.name!r} has {len(ws)}")
@@ -1081,6 +1385,9 @@ def _fill_legacy(h5py, g, model):
             ds = lg.get(wn)
             if not isinstance(ds, h5py.Dataset):
                 raise _Bad(f"layer {lname!r}: dataset {wn!r} is missing")
+            if w is _COUNT:
+                _read_count(ds, f"{lname}/{wn}")
+                continue
             s = np.empty(w.shape, np.float32)
             _read_dataset(h5py, ds, f"{lname}/{wn}", s)
             staged.append((w, s))
@@ -1100,8 +1407,13 @@ def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
                 raise _Bad("no 'model_config' attribute: a weights file, not a model "
                            "(use model.load_weights)")
             cfg = _json(raw, "model_config")
-            entry = model_entry_from_keras(cfg, custom_objects)
+            _keras_orders.value = orders = {}
+            try:
+                entry = model_entry_from_keras(cfg, custom_objects)
+            finally:
+                _keras_orders.value = None
             model = _build(entry, max_params, size, custom_objects)
+            _remember_orders(model, orders)
             if "model_weights" not in f:
                 raise _Bad("no 'model_weights' group")
             _fill_legacy(h5py, f["model_weights"], model)
@@ -1133,7 +1445,7 @@ def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
                                           if k in ("class_name", "config")}
                 f.attrs["training_config"] = json.dumps(tc)
             g = f.create_group("model_weights")
-        layers = list(model.layers)
+        layers = keras_layer_order(model)
         if getattr(model, "_input_layer", None) is not None:
             layers = [model._input_layer] + layers
         g.attrs["layer_names"] = np.array([lay.name.encode() for lay in layers])
@@ -1143,18 +1455,23 @@ def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
             lg = g.create_group(lay.name)
             names = _legacy_weight_names(lay)
             lg.attrs["weight_names"] = np.array([n.encode() for n in names])
-            for n, w in zip(names, lay.weights):
-                lg.create_dataset(n, data=np.asarray(w, np.float32))
+            for n, w in zip(names, _legacy_vars(lay)):
+                lg.create_dataset(n, data=_h5_value(w))
     _atomic_write(filepath, buf.getvalue(), overwrite)
 
 
+def _legacy_vars(layer):
+    if getattr(layer, "_is_model", False):
+        return list(layer.weights)
+    return keras_layer_vars(layer)
+
+
 def _legacy_weight_names(layer):
+    """Keras's legacy weight_names: '<layer>/<variable>' ('dense/kernel',
+    'lstm/lstm_cell/kernel', 'bidirectional/forward_lstm/lstm_cell/kernel')."""
     if getattr(layer, "_is_model", False):
         return [f"{layer.name}/{p}" for p in layer._weight_paths()]
-    spec = KERAS_LAYERS.get(type(layer).__name__)
-    inner = f"{snake_case(type(layer).__name__)}_cell/" if spec is not None and \
-        spec.vars == "cell/vars" else ""
-    return [f"{layer.name}/{inner}{n}" for n in layer._weight_names]
+    return [f"{layer.name}/{n}" for n in _keras_var_names(layer)]
 
 
 # ---- sniffing ---------------------------------------------------------------------------------
