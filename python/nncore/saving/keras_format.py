@@ -957,68 +957,155 @@ def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
     return buf.getvalue()
 
 
-def _slot_kinds(opt):
-    """How many Keras variables each trainable weight has, and whether Keras interleaves them
-    (Adam: m0, v0, m1, v1 ...) or not; None when nncore cannot map the optimizer's state."""
-    from .. import optimizers
+def _keras_layout(opt):
+    """Keras 3's optimizer variables after iterations and learning_rate, as
+    (groups, slot names, scalar names): for each group, for each trainable weight in
+    model.trainable_weights order, that weight's nncore slots of the group (Adam interleaves
+    m0, v0, m1, v1 ..., then the amsgrad v_hat of every weight; RMSprop writes every velocity,
+    then every momentum, then every average gradient); then the optimizer's scalars (Nadam's
+    running u product). None when nncore cannot map the optimizer's state."""
+    from .. import optimizers as O
 
-    if isinstance(opt, optimizers.Adam):
-        return 2
-    if isinstance(opt, optimizers.SGD):
-        return 1 if opt.momentum else 0
+    if isinstance(opt, O.Adam):  # and AdamW
+        return ([(0, 1)] + ([(2,)] if opt.amsgrad else []),
+                ("momentum", "velocity", "velocity_hat"), ())
+    if isinstance(opt, O.SGD):
+        return ([(0,)] if opt.momentum else []), ("momentum",), ()
+    if isinstance(opt, O.RMSprop):
+        return ([(0,)] + ([(1,)] if opt.momentum else []) + ([(2,)] if opt.centered else []),
+                ("velocity", "momentum", "average_gradient"), ())
+    if isinstance(opt, O.Nadam):
+        return [(0, 1)], ("momentum", "velocity"), ("variable",)
+    if isinstance(opt, O.Adamax):
+        return [(0, 1)], ("momentum", "norm"), ()
+    if isinstance(opt, O.Adadelta):
+        return [(0, 1)], ("accumulated_grad", "accumulated_delta_var"), ()
+    if isinstance(opt, O.Ftrl):
+        return [(0, 1)], ("accumulator", "linear"), ()
+    if isinstance(opt, (O.Adagrad, O.Lion)):
+        return [(0,)], ("accumulator" if isinstance(opt, O.Adagrad) else "momentum",), ()
     return None
 
 
-def optimizer_vars(model, opt):
-    """Keras's optimizer variables: iterations (int64), learning_rate (float32), then each
-    trainable weight's slots in model.trainable_weights order (zeros before the first step)."""
-    out = [np.int64(opt.iterations), np.float32(opt.learning_rate)]
-    n = _slot_kinds(opt)
-    if n is None or (opt.iterations == 0 and opt._slots is None):
-        return out if n is None else out + [np.zeros_like(w) for w in model.trainable_weights
-                                            for _ in range(n)]
-    for w in model.trainable_weights:
-        slots = opt._slots_for(w) if opt._slots is not None else ()
-        for k in range(n):
-            out.append(np.asarray(slots[k] if k < len(slots) and slots[k] is not None
-                                  else np.zeros_like(w), np.float32))
+def _opt_order(model, opt):
+    """[(weight, slot index or None, scalar index or None, Keras's variable name)] after
+    iterations and learning_rate, in Keras's order."""
+    layout = _keras_layout(opt)
+    if layout is None:
+        return None
+    groups, names, scalars = layout
+    tw = model.trainable_weights
+    paths = {id(w): p for p, w in zip(model._weight_paths(), model.weights)}
+    out = []
+    for group in groups:
+        for w in tw:
+            slug = re.sub(r"\W", "_", paths.get(id(w), "variable"))
+            out += [(w, k, None, f"{slug}_{names[k]}") for k in group]
+    out += [(None, None, j, n) for j, n in enumerate(scalars)]
     return out
+
+
+def optimizer_vars(model, opt):
+    """Keras's optimizer variables: iterations (int64), learning_rate (float32), then the slots
+    and scalars in Keras's order (_keras_layout); zeros before the first step."""
+    out = [np.int64(opt.iterations), np.float32(opt.learning_rate)]
+    order = _opt_order(model, opt)
+    if order is None:
+        return out
+    opt.build(model.trainable_weights)
+    scal = opt._scalar_state()
+    for w, k, j, _ in order:
+        out.append(np.float32(scal[j]) if w is None else
+                   np.asarray(opt._slots[id(w)][2][k], np.float32))
+    return out
+
+
+def _optimizer_var_names(model, opt):
+    """Keras's variable paths: '<snake class name>/iteration', '.../<weight>_<slot>'."""
+    order = _opt_order(model, opt) or []
+    pre = snake_case(type(opt).__name__)
+    return [f"{pre}/iteration", f"{pre}/learning_rate"] + [f"{pre}/{n}" for *_, n in order]
+
+
+def _set_optimizer_state(h5py, model, datasets, where):
+    """Restore model.optimizer's state from Keras's variables [iterations, learning_rate,
+    slots...] (datasets: index -> h5 dataset), every one checked before any is copied."""
+    opt = model.optimizer
+    order = _opt_order(model, opt)
+    if order is None:
+        if len(datasets) > 2:
+            raise _Bad(f"optimizer state for {type(opt).__name__} cannot be restored by nncore")
+        return
+    if len(datasets) == 2:  # saved before the optimizer was built: no slots yet
+        return
+    if sorted(datasets) != list(range(2 + len(order))):
+        raise _Bad(f"{where} holds {len(datasets)} variables; {type(opt).__name__} of "
+                   f"this model has {2 + len(order)}")
+    it = datasets[0]
+    if it.shape != () or it.dtype.kind not in "iu":
+        raise _Bad(f"{where}: iterations must be an integer scalar")
+    iterations = int(it[()])
+    if not 0 <= iterations < 1 << 62:
+        raise _Bad("optimizer iterations out of range")
+    opt.build(model.trainable_weights)
+    staged, scal = [], list(opt._scalar_state())
+    for i, (w, k, j, name) in enumerate(order):
+        ds = datasets[2 + i]
+        if w is None:
+            if ds.shape != () or ds.dtype != np.dtype("<f4"):
+                raise _Bad(f"{where}/{name}: a float32 scalar expected")
+            v = float(ds[()])
+            if not np.isfinite(v):
+                raise _Bad(f"{where}/{name} is not finite")
+            scal[j] = v
+            continue
+        target = opt._slots[id(w)][2][k]
+        if target is None:
+            raise _Bad(f"{where}/{name}: {type(opt).__name__} has no such slot")
+        s = np.empty(target.shape, np.float32)
+        _read_dataset(h5py, ds, f"{where}/{name}", s)
+        staged.append((target, s))
+    for target, s in staged:
+        target[...] = s
+    opt._set_scalar_state(scal)
+    opt.iterations = iterations
 
 
 def _load_optimizer_state(h5py, f, model):
     """Restore a compiled model's optimizer state from 'optimizer/vars' (checked)."""
     if "optimizer" not in f or "vars" not in f["optimizer"]:
         return
-    opt = model.optimizer
-    n = _slot_kinds(opt)
     datasets, _ = _h5_walk(h5py, f["optimizer"]["vars"])
-    if n is None:
-        if len(datasets) > 2:
-            raise _Bad(f"optimizer state for {type(opt).__name__} cannot be restored by nncore")
+    if not all(re.fullmatch(r"0|[1-9][0-9]{0,8}", p) for p in datasets):
+        raise _Bad("optimizer/vars holds a dataset not named by its index")
+    _set_optimizer_state(h5py, model, {int(p): d for p, d in datasets.items()},
+                         "optimizer/vars")
+
+
+def _load_legacy_optimizer(h5py, f, model):
+    """Keras's legacy 'optimizer_weights' group: its weight_names list the variables in order."""
+    if "optimizer_weights" not in f:
         return
-    tw = model.trainable_weights
-    if len(datasets) == 2:  # saved before the optimizer was built: no slots yet
-        return
-    if set(datasets) != {str(i) for i in range(2 + n * len(tw))}:
-        raise _Bad(f"optimizer/vars holds {len(datasets)} variables; {type(opt).__name__} of "
-                   f"this model has {2 + n * len(tw)}")
-    it = datasets["0"]
-    if it.shape != () or it.dtype.kind not in "iu":
-        raise _Bad("optimizer/vars/0 (iterations) must be an integer scalar")
-    iterations = int(it[()])
-    if not 0 <= iterations < 1 << 62:
-        raise _Bad("optimizer iterations out of range")
-    staged = []
-    for j, w in enumerate(tw):
-        slots = []
-        for k in range(n):
-            p = str(2 + j * n + k)
-            s = np.empty(w.shape, np.float32)
-            _read_dataset(h5py, datasets[p], f"optimizer/vars/{p}", s)
-            slots.append(s)
-        staged.append((w, tuple(slots) if n else (None,)))
-    opt.iterations = iterations
-    opt._slots = {id(w): (w, (w.shape, w.dtype), sl) for w, sl in staged}
+    g = f["optimizer_weights"]
+    _h5_walk(h5py, g)  # refuses links, too many objects
+    names = _str_list(g.attrs.get("weight_names", np.array([])), "optimizer_weights/weight_names")
+    datasets = {}
+    for i, n in enumerate(names):
+        ds = g.get(n)
+        if not isinstance(ds, h5py.Dataset):
+            raise _Bad(f"optimizer_weights: dataset {n!r} is missing")
+        datasets[i] = ds
+    _set_optimizer_state(h5py, model, datasets, "optimizer_weights")
+
+
+def _write_legacy_optimizer(f, model):
+    opt = model.optimizer
+    names = _optimizer_var_names(model, opt)
+    values = optimizer_vars(model, opt)
+    g = f.create_group("optimizer_weights")
+    g.attrs["weight_names"] = np.array([n.encode() for n in names])
+    for n, v in zip(names, values):
+        g.create_dataset(n, data=v)
 
 
 def _zip_bytes(members: dict) -> bytes:
@@ -1234,7 +1321,14 @@ _OPT_FIXED = {"weight_decay": _NONE, "clipnorm": _NONE, "global_clipnorm": _NONE
               "jit_compile": _ANY}
 _OPTS = {"Adam": {"learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "name"},
          "SGD": {"learning_rate", "momentum", "nesterov", "name"},
-         "RMSprop": {"learning_rate", "rho", "momentum", "epsilon", "centered", "name"}}
+         "RMSprop": {"learning_rate", "rho", "momentum", "epsilon", "centered", "name"},
+         "AdamW": {"learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "amsgrad",
+                   "name"},
+         "Nadam": {"learning_rate", "beta_1", "beta_2", "epsilon", "name"},
+         "Adamax": {"learning_rate", "beta_1", "beta_2", "epsilon", "name"},
+         "Adagrad": {"learning_rate", "initial_accumulator_value", "epsilon", "name"},
+         "Adadelta": {"learning_rate", "rho", "epsilon", "name"},
+         "Lion": {"learning_rate", "beta_1", "beta_2", "name"}}
 _LOSS_FIXED = {"reduction": ("sum_over_batch_size", "auto", None), "name": _ANY, "dtype": _ANY,
                "ignore_class": _NONE, "axis": (-1,), "label_smoothing": (0, 0.0),
                "fn": _ANY}
@@ -1420,6 +1514,8 @@ def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
             tc = _attr_text(f.attrs, "training_config")
             if compile and tc is not None:
                 compile_from_keras(model, _json(tc, "training_config"))
+                if model.compiled:
+                    _load_legacy_optimizer(h5py, f, model)
     return model
 
 
@@ -1444,6 +1540,8 @@ def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
                 tc["optimizer_config"] = {k: v for k, v in tc.pop("optimizer").items()
                                           if k in ("class_name", "config")}
                 f.attrs["training_config"] = json.dumps(tc)
+                if _keras_layout(model.optimizer) is not None:
+                    _write_legacy_optimizer(f, model)
             g = f.create_group("model_weights")
         layers = keras_layer_order(model)
         if getattr(model, "_input_layer", None) is not None:
