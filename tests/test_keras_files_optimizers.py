@@ -29,6 +29,8 @@ OPTS = {
     "adagrad": ("Adagrad", dict(learning_rate=0.05)),
     "adadelta": ("Adadelta", dict(learning_rate=0.5)),
     "lion": ("Lion", dict(learning_rate=0.001)),
+    "ftrl": ("Ftrl", dict(learning_rate=0.1, l1_regularization_strength=0.01,
+                          l2_shrinkage_regularization_strength=0.01)),
 }
 
 

@@ -1328,7 +1328,10 @@ _OPTS = {"Adam": {"learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "na
          "Adamax": {"learning_rate", "beta_1", "beta_2", "epsilon", "name"},
          "Adagrad": {"learning_rate", "initial_accumulator_value", "epsilon", "name"},
          "Adadelta": {"learning_rate", "rho", "epsilon", "name"},
-         "Lion": {"learning_rate", "beta_1", "beta_2", "name"}}
+         "Lion": {"learning_rate", "beta_1", "beta_2", "name"},
+         "Ftrl": {"learning_rate", "learning_rate_power", "initial_accumulator_value",
+                  "l1_regularization_strength", "l2_regularization_strength",
+                  "l2_shrinkage_regularization_strength", "beta", "name"}}
 _LOSS_FIXED = {"reduction": ("sum_over_batch_size", "auto", None), "name": _ANY, "dtype": _ANY,
                "ignore_class": _NONE, "axis": (-1,), "label_smoothing": (0, 0.0),
                "fn": _ANY}
