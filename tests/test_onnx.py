@@ -92,12 +92,29 @@ def _inputs(kind, rng, n):
         return [rng.normal(size=(n, 17, 17, 2)).astype(np.float32)]
     if kind == "rnn":
         return [rng.normal(size=(n, 5, 3)).astype(np.float32)]
+    if kind == "layers11":
+        return [rng.normal(size=(n, 6, 6, 2)).astype(np.float32),
+                rng.normal(size=(n, 5, 3)).astype(np.float32)]
     return [rng.normal(size=(n, 6)).astype(np.float32),
             rng.normal(size=(n, 6)).astype(np.float32),
             rng.normal(size=(n, 4, 4, 2)).astype(np.float32)]
 
 
-_MODELS = {"cnn": _cnn, "rnn": _rnn, "merge": _merge}
+def _layers11():
+    img = nncore.Input((6, 6, 2), name="img")
+    c = L.Conv2D(4, 3, padding="same")(img)
+    c = L.LeakyReLU(negative_slope=0.2)(c)  # on an NCHW value: no transpose
+    c = L.ELU(alpha=0.7)(L.GaussianNoise(0.3)(c))
+    c = L.ReLU(max_value=0.5)(L.SpatialDropout2D(0.4)(c))
+    c = L.Conv2D(3, 2)(L.GaussianDropout(0.2)(c))
+    g = L.Concatenate()([L.GlobalAveragePooling2D()(c), L.GlobalMaxPooling2D()(c)])
+    seq = nncore.Input((5, 3), name="seq")
+    s = L.Identity()(L.SpatialDropout1D(0.3)(L.ReLU()(seq)))
+    h = L.Concatenate()([L.GlobalAveragePooling1D()(s), L.GlobalMaxPooling1D()(s), g])
+    return nncore.Model([img, seq], L.Softmax()(L.Dense(4)(h)))
+
+
+_MODELS = {"cnn": _cnn, "rnn": _rnn, "merge": _merge, "layers11": _layers11}
 
 
 @pytest.mark.parametrize("kind", sorted(_MODELS))
@@ -116,15 +133,31 @@ def test_export_runs_in_onnx_runtime(kind, rng, tmp_path):
             np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
 
 
+# The issue-11 layers whose ONNX export is not written yet (their ONNX ops exist: this is work
+# left, not a limit); exporting one raises a ValueError naming the layer.
+ONNX_NOT_YET = {
+    "AveragePooling1D", "BatchNormalization", "Bidirectional", "Conv1D", "Conv2DTranspose",
+    "Cropping1D", "Cropping2D", "DepthwiseConv2D", "Embedding", "GroupNormalization",
+    "LayerNormalization", "Masking", "MaxPooling1D", "Normalization", "PReLU", "Permute",
+    "RepeatVector", "Rescaling", "SeparableConv2D", "TimeDistributed", "UnitNormalization",
+    "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D",
+}
+
+
 def test_every_builtin_layer_has_an_exporter():
     from nncore.layers import _BUILTIN
     from nncore.saving.onnx_export import ONNX_EXPORTERS
-    from test_keras_files import NOT_YET_CONVERTED
 
     missing = [c.__name__ for c in _BUILTIN if c.__name__ not in ONNX_EXPORTERS and
-               c.__name__ != "InputLayer" and c.__name__ not in NOT_YET_CONVERTED]
+               c.__name__ != "InputLayer" and c.__name__ not in ONNX_NOT_YET]
     assert missing == []
-    assert sorted(NOT_YET_CONVERTED & set(ONNX_EXPORTERS)) == []
+    assert sorted(ONNX_NOT_YET & set(ONNX_EXPORTERS)) == []
+
+
+def test_layers_without_onnx_export_are_named(tmp_path):
+    m = models.Sequential([L.Input((4, 3)), L.Permute((2, 1))])
+    with pytest.raises(ValueError, match=r"layer 'permute\w*' \(Permute\) has no ONNX export"):
+        m.export(tmp_path / "p.onnx", format="onnx")
 
 
 def test_recurrent_ops_are_onnx_rnn_lstm_gru_not_loops(tmp_path):

@@ -508,6 +508,59 @@ def _make_rnn(imp, p, return_sequences):
     return t
 
 
+def _elementwise_layer(make):
+    """An elementwise op as an nncore layer; keeps the value's view (NCHW stays NCHW)."""
+    def f(imp, node, a):
+        v = imp.vals.get(node.input[0])
+        lay = make(imp, node, a)
+        view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+        imp.set(node.output[0], view, imp.layer(lay, imp.tensor(node.input[0], view)))
+    return f
+
+
+def _leaky(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"alpha": None})
+    return L.LeakyReLU(negative_slope=float(a.get("alpha", 0.01)))
+
+
+def _elu(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"alpha": None})
+    return L.ELU(alpha=float(a.get("alpha", 1.0)))
+
+
+def _clip(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {})
+    if len(node.input) != 3 or not node.input[1] or not node.input[2]:
+        imp.bad("Clip needs constant min and max")
+    lo = imp.const(node.input[1], np.float32)
+    hi = imp.const(node.input[2], np.float32)
+    if lo.shape != () or hi.shape != () or float(lo) != 0.0 or not float(hi) > 0:
+        imp.bad("only Clip(0, max) (a ReLU with max_value) is supported")
+    return L.ReLU(max_value=float(hi))
+
+
+def _reduce_pool(kind):
+    def f(imp, node, a):
+        from . import layers as L
+
+        _only(imp, a, {"axes": None, "keepdims": (0,)})
+        t = imp.tensor(node.input[0])
+        rank = len(t.shape)
+        if len(node.input) > 1 or list(a.get("axes", [])) != list(range(1, rank - 1)) or \
+                rank not in (3, 4):
+            imp.bad(f"{node.op_type} is read only as global pooling over the steps or the "
+                    "spatial axes of a channels-last tensor")
+        cls = f"Global{kind}Pooling{rank - 2}D"
+        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(), t))
+    return f
+
+
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
@@ -520,6 +573,9 @@ ONNX_IMPORTERS: dict = {
     "Squeeze": _op_squeeze, "Unsqueeze": _op_unsqueeze,
     "ReduceSumSquare": _op_reduce_sum_square, "Sqrt": _op_sqrt, "Einsum": _op_einsum,
     "RNN": _rnn_op("RNN"), "LSTM": _rnn_op("LSTM"), "GRU": _rnn_op("GRU"),
+    "LeakyRelu": _elementwise_layer(_leaky), "Elu": _elementwise_layer(_elu),
+    "Clip": _elementwise_layer(_clip), "ReduceMean": _reduce_pool("Average"),
+    "ReduceMax": _reduce_pool("Max"),
 }
 
 

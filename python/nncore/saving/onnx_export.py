@@ -240,6 +240,56 @@ def _rnn(op_type):
     return f
 
 
+def _elementwise(g, x, op_type, base, **attrs):
+    y = g.op(op_type, [x], base, **attrs)
+    if g.layout.get(x) == "NCHW":
+        g.layout[y] = "NCHW"
+    return y
+
+
+def _relu_layer(g, layer, xs, node):
+    if layer.negative_slope != 0.0 or layer.threshold != 0.0:
+        raise ValueError(f"layer {layer.name!r} (ReLU): negative_slope/threshold have no ONNX "
+                         "export in nncore")
+    if layer.max_value is None:
+        return [_elementwise(g, xs[0], "Relu", layer.name)]
+    lo, hi = g.fresh("lo"), g.fresh("hi")  # Clip's bounds are scalars (0-d)
+    g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
+    g.inits.append(g.onnx.numpy_helper.from_array(np.array(layer.max_value, np.float32), hi))
+    y = g.op("Clip", [xs[0], lo, hi], layer.name)
+    if g.layout.get(xs[0]) == "NCHW":
+        g.layout[y] = "NCHW"
+    return [y]
+
+
+def _leaky_relu(g, layer, xs, node):
+    return [_elementwise(g, xs[0], "LeakyRelu", layer.name, alpha=float(layer.negative_slope))]
+
+
+def _elu(g, layer, xs, node):
+    return [_elementwise(g, xs[0], "Elu", layer.name, alpha=float(layer.alpha))]
+
+
+def _softmax_layer(g, layer, xs, node):
+    ax = layer.axis if isinstance(layer.axis, int) else None
+    rank = len(node.flat_inputs[0].shape)
+    if ax not in (-1, rank - 1):
+        raise ValueError(f"layer {layer.name!r} (Softmax): only the last axis has an ONNX "
+                         "export in nncore")
+    return [g.op("Softmax", [g.nhwc(xs[0])], layer.name, axis=-1)]
+
+
+def _global_pool(op_type):
+    def f(g, layer, xs, node):
+        if getattr(layer, "keepdims", False):
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): keepdims=True "
+                             "has no ONNX export in nncore")
+        rank = len(node.flat_inputs[0].shape)
+        return [g.op(op_type, [g.nhwc(xs[0])], layer.name, axes=list(range(1, rank - 1)),
+                     keepdims=0)]
+    return f
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -248,6 +298,14 @@ ONNX_EXPORTERS: dict = {
     "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
     "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),
     "Concatenate": _concat, "Dot": _dot,
+    # issue-11 layers; the identities at inference export to nothing
+    "Identity": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
+    "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
+    "ReLU": _relu_layer, "LeakyReLU": _leaky_relu, "ELU": _elu, "Softmax": _softmax_layer,
+    "GlobalAveragePooling1D": _global_pool("ReduceMean"),
+    "GlobalAveragePooling2D": _global_pool("ReduceMean"),
+    "GlobalMaxPooling1D": _global_pool("ReduceMax"),
+    "GlobalMaxPooling2D": _global_pool("ReduceMax"),
 }
 
 
