@@ -178,8 +178,8 @@ def _op_identity(imp, node, a):
 
 
 def _op_cast(imp, node, a):
-    if a.get("to") != imp.onnx.TensorProto.FLOAT:
-        imp.bad("only casts to float32 are supported")
+    if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
+        imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
     imp.vals[node.output[0]] = imp.vals[node.input[0]]  # nncore layers cast their inputs
 
 
@@ -561,6 +561,46 @@ def _reduce_pool(kind):
     return f
 
 
+def _op_batch_norm(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"epsilon": None, "momentum": None, "training_mode": (0,)})
+    if len(node.input) != 5 or len(node.output) != 1:
+        imp.bad("only inference BatchNormalization (5 inputs, 1 output) is supported")
+    v = imp.vals.get(node.input[0])
+    view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+    t = imp.tensor(node.input[0], view)
+    if view == "nhwc" and len(t.shape) != 2:
+        imp.bad("BatchNormalization of a channels-last value is read only for 2-D inputs")
+    ws = [imp.const(x, np.float32) for x in node.input[1:]]
+    lay = L.BatchNormalization(epsilon=float(a.get("epsilon", 1e-5)))
+    imp.set(node.output[0], view, imp.layer(lay, t, ws))
+
+
+def _op_layer_norm(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"axis": (-1,), "epsilon": None, "stash_type": (1,)})
+    if len(node.output) != 1 or len(node.input) != 3:
+        imp.bad("only LayerNormalization(X, scale, bias) with one output is supported")
+    t = imp.tensor(node.input[0])
+    ws = [imp.const(x, np.float32) for x in node.input[1:]]
+    lay = L.LayerNormalization(epsilon=float(a.get("epsilon", 1e-5)))
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t, ws))
+
+
+def _op_gather(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"axis": (0,)})
+    w = imp.const(node.input[0], np.float32)
+    if w.ndim != 2:
+        imp.bad("Gather is read only as an Embedding (a 2-D constant table)")
+    t = imp.tensor(node.input[1])
+    lay = L.Embedding(w.shape[0], w.shape[1])
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
+
+
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
@@ -575,7 +615,8 @@ ONNX_IMPORTERS: dict = {
     "RNN": _rnn_op("RNN"), "LSTM": _rnn_op("LSTM"), "GRU": _rnn_op("GRU"),
     "LeakyRelu": _elementwise_layer(_leaky), "Elu": _elementwise_layer(_elu),
     "Clip": _elementwise_layer(_clip), "ReduceMean": _reduce_pool("Average"),
-    "ReduceMax": _reduce_pool("Max"),
+    "ReduceMax": _reduce_pool("Max"), "BatchNormalization": _op_batch_norm,
+    "LayerNormalization": _op_layer_norm, "Gather": _op_gather,
 }
 
 

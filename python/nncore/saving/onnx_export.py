@@ -290,6 +290,47 @@ def _global_pool(op_type):
     return f
 
 
+def _batch_norm(g, layer, xs, node):
+    rank = len(node.flat_inputs[0].shape)
+    if layer.axis not in (-1, rank - 1) or rank not in (2, 4):
+        raise ValueError(f"layer {layer.name!r} (BatchNormalization): only the last axis of a "
+                         "2-D or 4-D input has an ONNX export in nncore")
+    c = layer.moving_mean.shape[0]
+    gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
+    beta = layer.beta if layer.center else np.zeros(c, np.float32)
+    x = g.nchw(xs[0]) if rank == 4 else g.nhwc(xs[0])
+    ins = [x] + [g.const(np.asarray(v, np.float32), f"{layer.name}_{n}") for n, v in
+                 (("scale", gamma), ("bias", beta), ("mean", layer.moving_mean),
+                  ("var", layer.moving_variance))]
+    y = g.op("BatchNormalization", ins, layer.name, epsilon=float(layer.epsilon))
+    if rank == 4:
+        g.layout[y] = "NCHW"
+    return [y]
+
+
+def _layer_norm(g, layer, xs, node):
+    rank = len(node.flat_inputs[0].shape)
+    if [a % rank for a in layer.axis] != [rank - 1]:
+        raise ValueError(f"layer {layer.name!r} (LayerNormalization): only the last axis has "
+                         "an ONNX export in nncore")
+    c = node.flat_inputs[0].shape[-1]
+    gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
+    beta = layer.beta if layer.center else np.zeros(c, np.float32)
+    ins = [g.nhwc(xs[0]), g.const(np.asarray(gamma, np.float32), f"{layer.name}_scale"),
+           g.const(np.asarray(beta, np.float32), f"{layer.name}_bias")]
+    return [g.op("LayerNormalization", ins, layer.name, axis=-1,
+                 epsilon=float(layer.epsilon))]
+
+
+def _embedding(g, layer, xs, node):
+    if layer.mask_zero:
+        raise ValueError(f"layer {layer.name!r} (Embedding): mask_zero=True has no ONNX export "
+                         "in nncore (the mask would be dropped)")
+    ids = g.op("Cast", [g.nhwc(xs[0])], "ids", to=g.onnx.TensorProto.INT64)
+    w = g.const(np.asarray(layer.embeddings, np.float32), f"{layer.name}_embeddings")
+    return [g.op("Gather", [w, ids], layer.name, axis=0)]
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -306,6 +347,8 @@ ONNX_EXPORTERS: dict = {
     "GlobalAveragePooling2D": _global_pool("ReduceMean"),
     "GlobalMaxPooling1D": _global_pool("ReduceMax"),
     "GlobalMaxPooling2D": _global_pool("ReduceMax"),
+    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
+    "Embedding": _embedding,
 }
 
 
