@@ -307,11 +307,14 @@ def _op_conv(imp, node, a):
     from . import layers as L
 
     _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
-                   "group": (1,), "auto_pad": None})
+                   "group": None, "auto_pad": None})
     t = imp.tensor(node.input[0], "nchw")
     w = imp.const(node.input[1], np.float32)
     if w.ndim != 4:
         imp.bad("Conv weight must be 4-D (2-D convolution)")
+    group = int(a.get("group", 1))
+    if group != 1:
+        return _op_depthwise(imp, node, a, t, w, group)
     b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
     k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
     s = tuple(int(x) for x in a.get("strides", (1, 1)))
@@ -321,6 +324,29 @@ def _op_conv(imp, node, a):
     pad = _padding(imp, a, t.shape[1:3], k, s, d)
     lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, use_bias=b is not None)
     kern = np.transpose(w, (2, 3, 1, 0))
+    imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
+            layer=lay)
+
+
+def _op_depthwise(imp, node, a, t, w, group):
+    """Conv with group = input channels and one input channel per filter: DepthwiseConv2D."""
+    from . import layers as L
+
+    c = t.shape[-1]
+    if group != c or w.shape[1] != 1 or w.shape[0] % c:
+        imp.bad(f"grouped Conv (group={group}) is read only as a depthwise convolution (group "
+                f"= {c} input channels, one input channel per filter)")
+    m = w.shape[0] // c
+    b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
+    s = tuple(int(x) for x in a.get("strides", (1, 1)))
+    d = tuple(int(x) for x in a.get("dilations", (1, 1)))
+    if k != tuple(w.shape[2:]):
+        imp.bad("kernel_shape does not match the weight")
+    pad = _padding(imp, a, t.shape[1:3], k, s, d)
+    lay = L.DepthwiseConv2D(k, strides=s, padding=pad, depth_multiplier=m, dilation_rate=d,
+                            use_bias=b is not None)
+    kern = np.transpose(w[:, 0], (1, 2, 0)).reshape(k[0], k[1], c, m)
     imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
             layer=lay)
 

@@ -331,6 +331,42 @@ def _embedding(g, layer, xs, node):
     return [g.op("Gather", [w, ids], layer.name, axis=0)]
 
 
+def _depthwise_conv(g, layer, xs, node, bias=True):
+    """DepthwiseConv2D as ONNX Conv with group = channels: Keras's output channel c*M + m is
+    ONNX's filter c*M + m of group c."""
+    x = g.nchw(xs[0])
+    shp = node.flat_inputs[0].shape
+    k = np.asarray(layer.depthwise_kernel, np.float32)
+    kh, kw, c, m = k.shape
+    w = g.const(np.transpose(k.reshape(kh, kw, c * m), (2, 0, 1))[:, None],
+                f"{layer.name}_depthwise")
+    ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")]
+                    if bias and layer.use_bias else [])
+    pads = (_same_pads(shp[1:3], layer.kernel_size, layer.strides, layer.dilation_rate)
+            if layer.padding == "same" else [0, 0, 0, 0])
+    y = g.op("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads,
+             group=int(c))
+    g.layout[y] = "NCHW"
+    return y
+
+
+def _depthwise(g, layer, xs, node):
+    return [_activation(g, _depthwise_conv(g, layer, xs, node), layer.activation,
+                        keep_layout=True)]
+
+
+def _separable(g, layer, xs, node):
+    d = _depthwise_conv(g, layer, xs, node, bias=False)
+    w = g.const(np.transpose(np.asarray(layer.pointwise_kernel, np.float32), (3, 2, 0, 1)),
+                f"{layer.name}_pointwise")
+    ins = [d, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
+    y = g.op("Conv", ins, layer.name, kernel_shape=[1, 1], strides=[1, 1], dilations=[1, 1],
+             pads=[0, 0, 0, 0])
+    g.layout[y] = "NCHW"
+    return [_activation(g, y, layer.activation, keep_layout=True)]
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -348,7 +384,7 @@ ONNX_EXPORTERS: dict = {
     "GlobalMaxPooling1D": _global_pool("ReduceMax"),
     "GlobalMaxPooling2D": _global_pool("ReduceMax"),
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
-    "Embedding": _embedding,
+    "Embedding": _embedding, "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
 }
 
 
