@@ -199,9 +199,23 @@ def _op_transpose(imp, node, a):
     table = {("nhwc", tuple(NHWC_TO_NCHW)): "nchw", ("nchw", tuple(NCHW_TO_NHWC)): "nhwc",
              ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc"}
     kind = table.get((v.kind, tuple(perm)))
+    if kind is None and v.kind == "nhwc" and len(perm) == len(v.t.shape) >= 3 and \
+            perm[0] == 0 and sorted(perm) == list(range(len(perm))) and \
+            imp.uses.get(node.output[0], 0) >= 1 and not _is_view_perm(imp, node):
+        from . import layers as L  # any other batch-keeping transpose is a Permute
+
+        imp.set(node.output[0], "nhwc", imp.layer(L.Permute(tuple(perm[1:])), v.t))
+        return
     if kind is None or (v.kind == "nhwc" and len(v.t.shape) != len(perm)):
         imp.bad(f"a transpose {perm} of a {v.kind} value has no nncore equivalent")
     imp.set(node.output[0], kind, v.t)
+
+
+def _is_view_perm(imp, node):
+    """True when a transpose's perm is one the importer reads as a view change (NHWC<->NCHW
+    or time-major for a recurrent op), so it must not be taken for a Permute."""
+    perm = tuple(imp.attrs(node).get("perm", ()))
+    return perm in (tuple(NHWC_TO_NCHW), (1, 0, 2))
 
 
 def _op_gemm(imp, node, a):
@@ -245,6 +259,20 @@ def _binary(cls_name):
                                                                     rtol=1e-3, atol=0):
                 imp.set(node.output[0], "maxeps", v0.t, axis=v0.extra["axis"])
                 return
+        if len(ins) == 2 and ins[1] in imp.consts and ins[0] not in imp.consts and \
+                cls_name in ("Multiply", "Add", "Subtract", "Divide"):
+            # x op constant: a Rescaling (Rescaling and Normalization export this way)
+            c = imp.const(ins[1], np.float32).astype(np.float64)
+            if not np.all(np.isfinite(c)) or (cls_name == "Divide" and np.any(c == 0)):
+                imp.bad("the constant must be finite (and non-zero for Div)")
+            kw = {"Multiply": {"scale": c}, "Add": {"scale": 1.0, "offset": c},
+                  "Subtract": {"scale": 1.0, "offset": -c},
+                  "Divide": {"scale": 1.0 / c}}[cls_name]
+            t = imp.tensor(ins[0])
+            if c.ndim > len(t.shape):
+                imp.bad("the constant has more axes than the tensor")
+            imp.set(node.output[0], "nhwc", imp.layer(L.Rescaling(**kw), t))
+            return
         if cls_name == "Divide":
             v0, v1 = imp.vals.get(ins[0]), imp.vals.get(ins[1])
             if v0 is not None and v1 is not None and v1.kind == "norm" and v0.kind == "nhwc" \

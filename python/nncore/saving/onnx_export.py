@@ -367,6 +367,36 @@ def _separable(g, layer, xs, node):
     return [_activation(g, y, layer.activation, keep_layout=True)]
 
 
+def _rescaling(g, layer, xs, node):
+    x = g.nhwc(xs[0])
+    y = g.op("Mul", [x, g.const(np.asarray(layer.scale, np.float32), f"{layer.name}_scale")],
+             layer.name)
+    if np.any(np.asarray(layer.offset) != 0):
+        y = g.op("Add", [y, g.const(np.asarray(layer.offset, np.float32),
+                                    f"{layer.name}_offset")], layer.name)
+    return [y]
+
+
+def _normalization(g, layer, xs, node):
+    """(x - mean) / max(sqrt(variance), eps) with the layer's broadcast shapes as constants
+    (invert: mean + x * sd)."""
+    from ..layers.preprocessing import _EPS
+
+    rank = len(node.flat_inputs[0].shape)
+    m = np.asarray(layer._broadcast(layer.mean, rank), np.float32)
+    sd = np.maximum(np.sqrt(np.asarray(layer._broadcast(layer.variance, rank), np.float32)),
+                    np.float32(_EPS)).astype(np.float32)
+    x = g.nhwc(xs[0])
+    mc, sc = g.const(m, f"{layer.name}_mean"), g.const(sd, f"{layer.name}_sd")
+    if layer.invert:
+        return [g.op("Add", [g.op("Mul", [x, sc], layer.name), mc], layer.name)]
+    return [g.op("Div", [g.op("Sub", [x, mc], layer.name), sc], layer.name)]
+
+
+def _permute(g, layer, xs, node):
+    return [g.op("Transpose", [g.nhwc(xs[0])], layer.name, perm=[0] + list(layer.dims))]
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -385,6 +415,7 @@ ONNX_EXPORTERS: dict = {
     "GlobalMaxPooling2D": _global_pool("ReduceMax"),
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
     "Embedding": _embedding, "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
+    "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
 }
 
 
