@@ -655,6 +655,76 @@ def _op_gather(imp, node, a):
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
 
 
+def _spatial(imp, t, what):
+    n = len(t.shape) - 2
+    if n not in (1, 2):
+        imp.bad(f"{what} is read only on (batch, steps, channels) or (batch, H, W, channels)")
+    return n
+
+
+def _op_pad(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"mode": ("constant", b"constant")})
+    t = imp.tensor(node.input[0])
+    n = _spatial(imp, t, "Pad")
+    pads = imp.const(node.input[1], np.int64).tolist()
+    if len(node.input) > 2 and node.input[2]:
+        cv = imp.const(node.input[2], np.float32)
+        if cv.size != 1 or float(cv.reshape(())) != 0.0:
+            imp.bad("only zero padding is supported")
+    if len(node.input) > 3 or len(pads) != 2 * (n + 2) or pads[0] or pads[n + 1] or \
+            pads[n + 2] or pads[-1] or min(pads) < 0:
+        imp.bad(f"pads {pads} are not a zero padding of the spatial axes")
+    pairs = tuple((pads[1 + i], pads[n + 3 + i]) for i in range(n))
+    lay = getattr(L, f"ZeroPadding{n}D")(pairs[0] if n == 1 else pairs)
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _op_slice(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {})
+    t = imp.tensor(node.input[0])
+    n = _spatial(imp, t, "Slice")
+    if len(node.input) not in (4, 5):
+        imp.bad("Slice needs constant starts, ends and axes")
+    starts, ends, axes = (imp.const(x, np.int64).tolist() for x in node.input[1:4])
+    if len(node.input) == 5 and node.input[4] and \
+            imp.const(node.input[4], np.int64).tolist() != [1] * len(axes):
+        imp.bad("only Slice with steps 1 is supported")
+    if axes != list(range(1, n + 1)) or len(starts) != n or len(ends) != n:
+        imp.bad("Slice is read only as a cropping of every spatial axis")
+    pairs = []
+    for i in range(n):
+        dim = t.shape[1 + i]
+        b, e = starts[i], ends[i]
+        if not 0 <= b <= e <= dim or b == e:
+            imp.bad(f"Slice bounds {b}:{e} of axis {1 + i} (size {dim}) are not a cropping")
+        pairs.append((b, dim - e))
+    lay = getattr(L, f"Cropping{n}D")(pairs[0] if n == 1 else tuple(pairs))
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _op_resize(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"mode": ("nearest", b"nearest"),
+                   "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
+                   "nearest_mode": ("floor", b"floor")})
+    t = imp.tensor(node.input[0])
+    n = _spatial(imp, t, "Resize")
+    if len(node.input) != 3 or (node.input[1] and node.input[1] not in imp.consts):
+        imp.bad("only Resize(x, roi='', scales) is supported")
+    sc = imp.const(node.input[2], np.float32).tolist()
+    if len(sc) != n + 2 or sc[0] != 1 or sc[-1] != 1 or \
+            any(v != int(v) or v < 1 for v in sc[1:-1]):
+        imp.bad(f"scales {sc} are not an integer upsampling of the spatial axes")
+    size = [int(v) for v in sc[1:-1]]
+    lay = getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size))
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
@@ -670,7 +740,8 @@ ONNX_IMPORTERS: dict = {
     "LeakyRelu": _elementwise_layer(_leaky), "Elu": _elementwise_layer(_elu),
     "Clip": _elementwise_layer(_clip), "ReduceMean": _reduce_pool("Average"),
     "ReduceMax": _reduce_pool("Max"), "BatchNormalization": _op_batch_norm,
-    "LayerNormalization": _op_layer_norm, "Gather": _op_gather,
+    "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
+    "Slice": _op_slice, "Resize": _op_resize,
 }
 
 

@@ -397,6 +397,34 @@ def _permute(g, layer, xs, node):
     return [g.op("Transpose", [g.nhwc(xs[0])], layer.name, perm=[0] + list(layer.dims))]
 
 
+def _zero_pad(g, layer, xs, node):
+    pairs = [tuple(int(v) for v in p) for p in layer.padding]
+    pads = [0] + [b for b, _ in pairs] + [0, 0] + [a for _, a in pairs] + [0]
+    return [g.op("Pad", [g.nhwc(xs[0]), g.const(np.array(pads, np.int64), "pads")], layer.name,
+                 mode="constant")]
+
+
+def _crop(g, layer, xs, node):
+    shape = node.flat_inputs[0].shape
+    pairs = [tuple(int(v) for v in p) for p in layer.cropping]
+    starts = [b for b, _ in pairs]
+    ends = [shape[1 + i] - a for i, (_, a) in enumerate(pairs)]
+    axes = list(range(1, 1 + len(pairs)))
+    ins = [g.nhwc(xs[0])] + [g.const(np.array(v, np.int64), n) for n, v in
+                             (("starts", starts), ("ends", ends), ("axes", axes))]
+    return [g.op("Slice", ins, layer.name)]
+
+
+def _upsample(g, layer, xs, node):
+    if getattr(layer, "interpolation", "nearest") != "nearest":
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): interpolation "
+                         f"{layer.interpolation!r} has no ONNX export in nncore")
+    size = [layer.size] if isinstance(layer.size, int) else list(layer.size)
+    scales = g.const(np.array([1.0] + [float(v) for v in size] + [1.0], np.float32), "scales")
+    return [g.op("Resize", [g.nhwc(xs[0]), "", scales], layer.name, mode="nearest",
+                 coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -416,6 +444,8 @@ ONNX_EXPORTERS: dict = {
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
     "Embedding": _embedding, "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
     "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
+    "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
+    "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
 }
 
 
