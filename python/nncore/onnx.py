@@ -725,6 +725,20 @@ def _op_resize(imp, node, a):
     imp.set(node.output[0], "nhwc", imp.layer(lay, t))
 
 
+def _op_prelu(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {})
+    t = imp.tensor(node.input[0])
+    slope = imp.const(node.input[1], np.float32)
+    feat = tuple(t.shape[1:])
+    if slope.ndim != len(feat) or any(d not in (1, f) for d, f in zip(slope.shape, feat)):
+        imp.bad(f"PRelu slope of shape {slope.shape} is not a per-feature alpha for {feat}")
+    shared = [i + 1 for i, (d, f) in enumerate(zip(slope.shape, feat)) if d == 1 and f != 1]
+    lay = L.PReLU(shared_axes=shared or None)
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t, [slope]))
+
+
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
@@ -741,7 +755,7 @@ ONNX_IMPORTERS: dict = {
     "Clip": _elementwise_layer(_clip), "ReduceMean": _reduce_pool("Average"),
     "ReduceMax": _reduce_pool("Max"), "BatchNormalization": _op_batch_norm,
     "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
-    "Slice": _op_slice, "Resize": _op_resize,
+    "Slice": _op_slice, "Resize": _op_resize, "PRelu": _op_prelu,
 }
 
 

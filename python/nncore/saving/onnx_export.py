@@ -425,6 +425,11 @@ def _upsample(g, layer, xs, node):
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
 
 
+def _prelu(g, layer, xs, node):
+    a = g.const(np.asarray(layer.alpha, np.float32), f"{layer.name}_alpha")
+    return [g.op("PRelu", [g.nhwc(xs[0]), a], layer.name)]  # alpha broadcasts from the right
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -446,6 +451,7 @@ ONNX_EXPORTERS: dict = {
     "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
     "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
     "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
+    "PReLU": _prelu,
 }
 
 
