@@ -27,7 +27,14 @@ def _keras_models(keras):
                             L.MaxPooling2D(), L.Flatten(), L.Dense(128, activation="relu"),
                             L.Dense(10, activation="softmax")])
     rnn = keras.Sequential([keras.Input((28, 28)), L.LSTM(128), L.Dense(10, activation="softmax")])
-    return {"cnn": (cnn, (28, 28, 1)), "lstm": (rnn, (28, 28))}
+    # the issue-11 layers a modern small CNN uses (BatchNormalization, depthwise/separable conv,
+    # global pooling): converted from the .keras file and exported to ONNX like the others
+    mob = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, use_bias=False),
+                            L.BatchNormalization(), L.ReLU(max_value=6.0),
+                            L.DepthwiseConv2D(3, padding="same"), L.BatchNormalization(),
+                            L.ReLU(), L.SeparableConv2D(64, 3, strides=2, activation="relu"),
+                            L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")])
+    return {"cnn": (cnn, (28, 28, 1)), "lstm": (rnn, (28, 28)), "bn_dw_cnn": (mob, (28, 28, 1))}
 
 
 def main():

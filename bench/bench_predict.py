@@ -205,6 +205,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256, help="batch size for the throughput run")
     ap.add_argument("--threads", type=int, default=2, help="threads for throughput")
     ap.add_argument("--models", default="cnn,rnn")
+    ap.add_argument("--no-interop", action="store_true",
+                    help="skip the Keras-file row (bench_interop.py: a Keras-trained model "
+                         "loaded by nncore vs TensorFlow vs ONNX Runtime)")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -243,6 +246,16 @@ def main() -> None:
         print(f"\n{kind}:")
         print(markdown_table(["framework", "latency", "throughput (total)", "max |y - nncore|"],
                              rows))
+    if not args.no_interop and all(importlib.util.find_spec(m) for m in
+                                   ("keras", "onnxruntime", "onnx", "h5py")):
+        # The issue-14 row: a Keras-trained .keras file loaded into nncore, into TensorFlow,
+        # and (exported by nncore) into ONNX Runtime; in its own process.
+        print("\nKeras-trained model (.keras file): load time and 1-sample latency")
+        out = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                           "bench_interop.py")],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        print(out.stdout if out.returncode == 0 else f"failed:\n{out.stderr[-2000:]}")
 
 
 if __name__ == "__main__":

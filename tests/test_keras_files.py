@@ -289,8 +289,7 @@ def test_hostile_keras_configs_raise_value_error(case, good, tmp_path):
 
 
 def test_unsupported_argument_values_are_refused(tmp_path):
-    for layer, match in [(KL.LSTM(3, go_backwards=True), "go_backwards"),
-                         (KL.LSTM(3, recurrent_activation="hard_sigmoid"),
+    for layer, match in [(KL.LSTM(3, recurrent_activation="hard_sigmoid"),
                           "recurrent_activation"),
                          (KL.Conv2D(2, 1, groups=1, data_format="channels_first"), "data_format")]:
         shape = (4, 4, 2) if isinstance(layer, KL.Conv2D) else (5, 2)
@@ -440,16 +439,8 @@ def test_keras2_style_legacy_file_loads(rng, tmp_path):
 # The layers of issue 11 landed together with these converters and have no entry yet (issue 14
 # stays open for them). The test fails for any other layer without one, and for a listed layer that
 # has gained one (then drop it from this list).
-NOT_YET_CONVERTED = {
-    "AveragePooling1D", "BatchNormalization", "Bidirectional", "Conv1D", "Conv2DTranspose",
-    "Cropping1D", "Cropping2D", "DepthwiseConv2D", "ELU", "Embedding", "GaussianDropout",
-    "GaussianNoise", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "GroupNormalization", "Identity", "LayerNormalization", "LeakyReLU",
-    "Masking", "MaxPooling1D", "Normalization", "PReLU", "Permute", "ReLU", "RepeatVector",
-    "Rescaling", "SeparableConv2D", "Softmax", "SpatialDropout1D", "SpatialDropout2D",
-    "TimeDistributed", "UnitNormalization", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
-    "ZeroPadding2D",
-}
+# Every built-in layer converts (the issue-11 layers: tests/test_keras_files_layers.py).
+NOT_YET_CONVERTED: set = set()
 
 
 def test_every_builtin_layer_is_in_the_keras_table():

@@ -31,8 +31,10 @@ def _ours(m, xs):
 
 def _randomise(m, rng):
     # Non-trivial biases (zeros by default would hide a bias-layout bug).
-    m.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32)
-                   for w in m.get_weights()])
+    # Variances positive: a NaN output would compare equal to a NaN and hide a bug.
+    m.set_weights([(np.abs(v) + 0.5 if "variance" in n else v).astype(np.float32) for n, v in
+                   ((n, rng.normal(scale=0.5, size=w.shape))
+                    for n, w in zip(m._weight_paths(), m.get_weights()))])
 
 
 def _cnn():
@@ -92,12 +94,45 @@ def _inputs(kind, rng, n):
         return [rng.normal(size=(n, 17, 17, 2)).astype(np.float32)]
     if kind == "rnn":
         return [rng.normal(size=(n, 5, 3)).astype(np.float32)]
+    if kind == "layers11":
+        return [rng.normal(size=(n, 6, 6, 2)).astype(np.float32),
+                rng.normal(size=(n, 5, 3)).astype(np.float32),
+                rng.integers(0, 9, size=(n, 4)).astype(np.int32)]
     return [rng.normal(size=(n, 6)).astype(np.float32),
             rng.normal(size=(n, 6)).astype(np.float32),
             rng.normal(size=(n, 4, 4, 2)).astype(np.float32)]
 
 
-_MODELS = {"cnn": _cnn, "rnn": _rnn, "merge": _merge}
+def _layers11():
+    img = nncore.Input((6, 6, 2), name="img")
+    c = L.Conv2D(4, 3, padding="same")(img)
+    c = L.LeakyReLU(negative_slope=0.2)(c)  # on an NCHW value: no transpose
+    c = L.ELU(alpha=0.7)(L.GaussianNoise(0.3)(c))
+    c = L.ReLU(max_value=0.5)(L.SpatialDropout2D(0.4)(c))
+    c = L.ZeroPadding2D(((1, 0), (2, 1)))(L.BatchNormalization(epsilon=0.01)(c))
+    c = L.UpSampling2D((2, 1))(L.Cropping2D(((0, 1), (1, 2)))(c))
+    c = L.PReLU(shared_axes=[1, 2])(c)
+    c = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu")(c)
+    c = L.SeparableConv2D(4, 2, strides=2, padding="same", depth_multiplier=2)(c)
+    c = L.DepthwiseConv2D(2, use_bias=False, dilation_rate=2, padding="same")(c)
+    c = L.Conv2D(3, 2)(L.GaussianDropout(0.2)(c))
+    g = L.Concatenate()([L.GlobalAveragePooling2D()(c), L.GlobalMaxPooling2D()(c)])
+    seq = nncore.Input((5, 3), name="seq")
+    s = L.Identity()(L.SpatialDropout1D(0.3)(L.ReLU()(seq)))
+    s = L.LayerNormalization()(s)
+    s = L.Cropping1D((2, 1))(L.UpSampling1D(3)(L.ZeroPadding1D((1, 2))(s)))
+    s = L.PReLU()(s)
+    s = L.Rescaling(0.5, offset=0.25)(L.Permute((2, 1))(L.Rescaling(2.0)(s)))
+    s = L.Normalization(mean=[1.0, -1.0, 0.5], variance=[2.0, 0.5, 1.0], axis=1)(s)
+    s = L.Permute((2, 1))(L.Normalization(mean=0.5, variance=3.0, axis=None, invert=True)(s))
+    ids = nncore.Input((4,), name="ids", dtype="int32")
+    e = L.GlobalAveragePooling1D()(L.Embedding(9, 3)(ids))
+    h = L.Concatenate()([L.GlobalAveragePooling1D()(s), L.GlobalMaxPooling1D()(s), g, e])
+    h = L.BatchNormalization()(L.Dense(5)(h))
+    return nncore.Model([img, seq, ids], L.Softmax()(L.Dense(4)(h)))
+
+
+_MODELS = {"cnn": _cnn, "rnn": _rnn, "merge": _merge, "layers11": _layers11}
 
 
 @pytest.mark.parametrize("kind", sorted(_MODELS))
@@ -113,22 +148,37 @@ def test_export_runs_in_onnx_runtime(kind, rng, tmp_path):
     for n in (1, 7):  # the batch axis is dynamic
         xs = _inputs(kind, rng, n)
         for got, want in zip(_run_ort(path, xs), _ours(m, xs)):
+            assert np.all(np.isfinite(want))
             np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
+
+
+# The issue-11 layers whose ONNX export is not written yet (their ONNX ops exist: this is work
+# left, not a limit); exporting one raises a ValueError naming the layer.
+ONNX_NOT_YET = {
+    "AveragePooling1D", "Bidirectional", "Conv1D", "Conv2DTranspose", "GroupNormalization",
+    "Masking", "MaxPooling1D", "RepeatVector", "TimeDistributed", "UnitNormalization",
+}
 
 
 def test_every_builtin_layer_has_an_exporter():
     from nncore.layers import _BUILTIN
     from nncore.saving.onnx_export import ONNX_EXPORTERS
-    from test_keras_files import NOT_YET_CONVERTED
 
     # Lambda: an arbitrary traced graph of ops (nncore.ops has no ONNX table yet); the
     # categorical preprocessing layers (lookup tables, counts): not exported yet
     not_exported = ("InputLayer", "Lambda", "CategoryEncoding", "Discretization",
                     "IntegerLookup", "StringLookup")
     missing = [c.__name__ for c in _BUILTIN if c.__name__ not in ONNX_EXPORTERS and
-               c.__name__ not in not_exported and c.__name__ not in NOT_YET_CONVERTED]
+               c.__name__ not in not_exported and c.__name__ not in ONNX_NOT_YET]
     assert missing == []
-    assert sorted(NOT_YET_CONVERTED & set(ONNX_EXPORTERS)) == []
+    assert sorted(ONNX_NOT_YET & set(ONNX_EXPORTERS)) == []
+
+
+def test_layers_without_onnx_export_are_named(tmp_path):
+    m = models.Sequential([L.Input((4,)), L.RepeatVector(2)])
+    with pytest.raises(ValueError,
+                       match=r"layer 'repeat_vector\w*' \(RepeatVector\) has no ONNX export"):
+        m.export(tmp_path / "p.onnx", format="onnx")
 
 
 def test_gru_reset_before_and_activity_regularization_export(tmp_path, rng):

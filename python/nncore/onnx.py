@@ -178,8 +178,8 @@ def _op_identity(imp, node, a):
 
 
 def _op_cast(imp, node, a):
-    if a.get("to") != imp.onnx.TensorProto.FLOAT:
-        imp.bad("only casts to float32 are supported")
+    if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
+        imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
     imp.vals[node.output[0]] = imp.vals[node.input[0]]  # nncore layers cast their inputs
 
 
@@ -199,9 +199,23 @@ def _op_transpose(imp, node, a):
     table = {("nhwc", tuple(NHWC_TO_NCHW)): "nchw", ("nchw", tuple(NCHW_TO_NHWC)): "nhwc",
              ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc"}
     kind = table.get((v.kind, tuple(perm)))
+    if kind is None and v.kind == "nhwc" and len(perm) == len(v.t.shape) >= 3 and \
+            perm[0] == 0 and sorted(perm) == list(range(len(perm))) and \
+            imp.uses.get(node.output[0], 0) >= 1 and not _is_view_perm(imp, node):
+        from . import layers as L  # any other batch-keeping transpose is a Permute
+
+        imp.set(node.output[0], "nhwc", imp.layer(L.Permute(tuple(perm[1:])), v.t))
+        return
     if kind is None or (v.kind == "nhwc" and len(v.t.shape) != len(perm)):
         imp.bad(f"a transpose {perm} of a {v.kind} value has no nncore equivalent")
     imp.set(node.output[0], kind, v.t)
+
+
+def _is_view_perm(imp, node):
+    """True when a transpose's perm is one the importer reads as a view change (NHWC<->NCHW
+    or time-major for a recurrent op), so it must not be taken for a Permute."""
+    perm = tuple(imp.attrs(node).get("perm", ()))
+    return perm in (tuple(NHWC_TO_NCHW), (1, 0, 2))
 
 
 def _op_gemm(imp, node, a):
@@ -245,6 +259,20 @@ def _binary(cls_name):
                                                                     rtol=1e-3, atol=0):
                 imp.set(node.output[0], "maxeps", v0.t, axis=v0.extra["axis"])
                 return
+        if len(ins) == 2 and ins[1] in imp.consts and ins[0] not in imp.consts and \
+                cls_name in ("Multiply", "Add", "Subtract", "Divide"):
+            # x op constant: a Rescaling (Rescaling and Normalization export this way)
+            c = imp.const(ins[1], np.float32).astype(np.float64)
+            if not np.all(np.isfinite(c)) or (cls_name == "Divide" and np.any(c == 0)):
+                imp.bad("the constant must be finite (and non-zero for Div)")
+            kw = {"Multiply": {"scale": c}, "Add": {"scale": 1.0, "offset": c},
+                  "Subtract": {"scale": 1.0, "offset": -c},
+                  "Divide": {"scale": 1.0 / c}}[cls_name]
+            t = imp.tensor(ins[0])
+            if c.ndim > len(t.shape):
+                imp.bad("the constant has more axes than the tensor")
+            imp.set(node.output[0], "nhwc", imp.layer(L.Rescaling(**kw), t))
+            return
         if cls_name == "Divide":
             v0, v1 = imp.vals.get(ins[0]), imp.vals.get(ins[1])
             if v0 is not None and v1 is not None and v1.kind == "norm" and v0.kind == "nhwc" \
@@ -307,11 +335,14 @@ def _op_conv(imp, node, a):
     from . import layers as L
 
     _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
-                   "group": (1,), "auto_pad": None})
+                   "group": None, "auto_pad": None})
     t = imp.tensor(node.input[0], "nchw")
     w = imp.const(node.input[1], np.float32)
     if w.ndim != 4:
         imp.bad("Conv weight must be 4-D (2-D convolution)")
+    group = int(a.get("group", 1))
+    if group != 1:
+        return _op_depthwise(imp, node, a, t, w, group)
     b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
     k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
     s = tuple(int(x) for x in a.get("strides", (1, 1)))
@@ -321,6 +352,29 @@ def _op_conv(imp, node, a):
     pad = _padding(imp, a, t.shape[1:3], k, s, d)
     lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, use_bias=b is not None)
     kern = np.transpose(w, (2, 3, 1, 0))
+    imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
+            layer=lay)
+
+
+def _op_depthwise(imp, node, a, t, w, group):
+    """Conv with group = input channels and one input channel per filter: DepthwiseConv2D."""
+    from . import layers as L
+
+    c = t.shape[-1]
+    if group != c or w.shape[1] != 1 or w.shape[0] % c:
+        imp.bad(f"grouped Conv (group={group}) is read only as a depthwise convolution (group "
+                f"= {c} input channels, one input channel per filter)")
+    m = w.shape[0] // c
+    b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
+    s = tuple(int(x) for x in a.get("strides", (1, 1)))
+    d = tuple(int(x) for x in a.get("dilations", (1, 1)))
+    if k != tuple(w.shape[2:]):
+        imp.bad("kernel_shape does not match the weight")
+    pad = _padding(imp, a, t.shape[1:3], k, s, d)
+    lay = L.DepthwiseConv2D(k, strides=s, padding=pad, depth_multiplier=m, dilation_rate=d,
+                            use_bias=b is not None)
+    kern = np.transpose(w[:, 0], (1, 2, 0)).reshape(k[0], k[1], c, m)
     imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
             layer=lay)
 
@@ -508,6 +562,183 @@ def _make_rnn(imp, p, return_sequences):
     return t
 
 
+def _elementwise_layer(make):
+    """An elementwise op as an nncore layer; keeps the value's view (NCHW stays NCHW)."""
+    def f(imp, node, a):
+        v = imp.vals.get(node.input[0])
+        lay = make(imp, node, a)
+        view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+        imp.set(node.output[0], view, imp.layer(lay, imp.tensor(node.input[0], view)))
+    return f
+
+
+def _leaky(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"alpha": None})
+    return L.LeakyReLU(negative_slope=float(a.get("alpha", 0.01)))
+
+
+def _elu(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"alpha": None})
+    return L.ELU(alpha=float(a.get("alpha", 1.0)))
+
+
+def _clip(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {})
+    if len(node.input) != 3 or not node.input[1] or not node.input[2]:
+        imp.bad("Clip needs constant min and max")
+    lo = imp.const(node.input[1], np.float32)
+    hi = imp.const(node.input[2], np.float32)
+    if lo.shape != () or hi.shape != () or float(lo) != 0.0 or not float(hi) > 0:
+        imp.bad("only Clip(0, max) (a ReLU with max_value) is supported")
+    return L.ReLU(max_value=float(hi))
+
+
+def _reduce_pool(kind):
+    def f(imp, node, a):
+        from . import layers as L
+
+        _only(imp, a, {"axes": None, "keepdims": (0,)})
+        t = imp.tensor(node.input[0])
+        rank = len(t.shape)
+        if len(node.input) > 1 or list(a.get("axes", [])) != list(range(1, rank - 1)) or \
+                rank not in (3, 4):
+            imp.bad(f"{node.op_type} is read only as global pooling over the steps or the "
+                    "spatial axes of a channels-last tensor")
+        cls = f"Global{kind}Pooling{rank - 2}D"
+        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(), t))
+    return f
+
+
+def _op_batch_norm(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"epsilon": None, "momentum": None, "training_mode": (0,)})
+    if len(node.input) != 5 or len(node.output) != 1:
+        imp.bad("only inference BatchNormalization (5 inputs, 1 output) is supported")
+    v = imp.vals.get(node.input[0])
+    view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+    t = imp.tensor(node.input[0], view)
+    if view == "nhwc" and len(t.shape) != 2:
+        imp.bad("BatchNormalization of a channels-last value is read only for 2-D inputs")
+    ws = [imp.const(x, np.float32) for x in node.input[1:]]
+    lay = L.BatchNormalization(epsilon=float(a.get("epsilon", 1e-5)))
+    imp.set(node.output[0], view, imp.layer(lay, t, ws))
+
+
+def _op_layer_norm(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"axis": (-1,), "epsilon": None, "stash_type": (1,)})
+    if len(node.output) != 1 or len(node.input) != 3:
+        imp.bad("only LayerNormalization(X, scale, bias) with one output is supported")
+    t = imp.tensor(node.input[0])
+    ws = [imp.const(x, np.float32) for x in node.input[1:]]
+    lay = L.LayerNormalization(epsilon=float(a.get("epsilon", 1e-5)))
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t, ws))
+
+
+def _op_gather(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"axis": (0,)})
+    w = imp.const(node.input[0], np.float32)
+    if w.ndim != 2:
+        imp.bad("Gather is read only as an Embedding (a 2-D constant table)")
+    t = imp.tensor(node.input[1])
+    lay = L.Embedding(w.shape[0], w.shape[1])
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
+
+
+def _spatial(imp, t, what):
+    n = len(t.shape) - 2
+    if n not in (1, 2):
+        imp.bad(f"{what} is read only on (batch, steps, channels) or (batch, H, W, channels)")
+    return n
+
+
+def _op_pad(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"mode": ("constant", b"constant")})
+    t = imp.tensor(node.input[0])
+    n = _spatial(imp, t, "Pad")
+    pads = imp.const(node.input[1], np.int64).tolist()
+    if len(node.input) > 2 and node.input[2]:
+        cv = imp.const(node.input[2], np.float32)
+        if cv.size != 1 or float(cv.reshape(())) != 0.0:
+            imp.bad("only zero padding is supported")
+    if len(node.input) > 3 or len(pads) != 2 * (n + 2) or pads[0] or pads[n + 1] or \
+            pads[n + 2] or pads[-1] or min(pads) < 0:
+        imp.bad(f"pads {pads} are not a zero padding of the spatial axes")
+    pairs = tuple((pads[1 + i], pads[n + 3 + i]) for i in range(n))
+    lay = getattr(L, f"ZeroPadding{n}D")(pairs[0] if n == 1 else pairs)
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _op_slice(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {})
+    t = imp.tensor(node.input[0])
+    n = _spatial(imp, t, "Slice")
+    if len(node.input) not in (4, 5):
+        imp.bad("Slice needs constant starts, ends and axes")
+    starts, ends, axes = (imp.const(x, np.int64).tolist() for x in node.input[1:4])
+    if len(node.input) == 5 and node.input[4] and \
+            imp.const(node.input[4], np.int64).tolist() != [1] * len(axes):
+        imp.bad("only Slice with steps 1 is supported")
+    if axes != list(range(1, n + 1)) or len(starts) != n or len(ends) != n:
+        imp.bad("Slice is read only as a cropping of every spatial axis")
+    pairs = []
+    for i in range(n):
+        dim = t.shape[1 + i]
+        b, e = starts[i], ends[i]
+        if not 0 <= b <= e <= dim or b == e:
+            imp.bad(f"Slice bounds {b}:{e} of axis {1 + i} (size {dim}) are not a cropping")
+        pairs.append((b, dim - e))
+    lay = getattr(L, f"Cropping{n}D")(pairs[0] if n == 1 else tuple(pairs))
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _op_resize(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {"mode": ("nearest", b"nearest"),
+                   "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
+                   "nearest_mode": ("floor", b"floor")})
+    t = imp.tensor(node.input[0])
+    n = _spatial(imp, t, "Resize")
+    if len(node.input) != 3 or (node.input[1] and node.input[1] not in imp.consts):
+        imp.bad("only Resize(x, roi='', scales) is supported")
+    sc = imp.const(node.input[2], np.float32).tolist()
+    if len(sc) != n + 2 or sc[0] != 1 or sc[-1] != 1 or \
+            any(v != int(v) or v < 1 for v in sc[1:-1]):
+        imp.bad(f"scales {sc} are not an integer upsampling of the spatial axes")
+    size = [int(v) for v in sc[1:-1]]
+    lay = getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size))
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _op_prelu(imp, node, a):
+    from . import layers as L
+
+    _only(imp, a, {})
+    t = imp.tensor(node.input[0])
+    slope = imp.const(node.input[1], np.float32)
+    feat = tuple(t.shape[1:])
+    if slope.ndim != len(feat) or any(d not in (1, f) for d, f in zip(slope.shape, feat)):
+        imp.bad(f"PRelu slope of shape {slope.shape} is not a per-feature alpha for {feat}")
+    shared = [i + 1 for i, (d, f) in enumerate(zip(slope.shape, feat)) if d == 1 and f != 1]
+    lay = L.PReLU(shared_axes=shared or None)
+    imp.set(node.output[0], "nhwc", imp.layer(lay, t, [slope]))
+
+
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
@@ -520,6 +751,11 @@ ONNX_IMPORTERS: dict = {
     "Squeeze": _op_squeeze, "Unsqueeze": _op_unsqueeze,
     "ReduceSumSquare": _op_reduce_sum_square, "Sqrt": _op_sqrt, "Einsum": _op_einsum,
     "RNN": _rnn_op("RNN"), "LSTM": _rnn_op("LSTM"), "GRU": _rnn_op("GRU"),
+    "LeakyRelu": _elementwise_layer(_leaky), "Elu": _elementwise_layer(_elu),
+    "Clip": _elementwise_layer(_clip), "ReduceMean": _reduce_pool("Average"),
+    "ReduceMax": _reduce_pool("Max"), "BatchNormalization": _op_batch_norm,
+    "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
+    "Slice": _op_slice, "Resize": _op_resize, "PRelu": _op_prelu,
 }
 
 

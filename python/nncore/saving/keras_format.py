@@ -75,12 +75,31 @@ class LayerSpec:
     vars:   where the layer's variables sit under its h5 group ('vars' or 'cell/vars');
     to_keras: extra Keras config from an nncore layer (the args are written from get_config)."""
 
-    def __init__(self, args=(), fixed=None, vars="vars", to_keras=None, from_keras=None):
-        self.args = frozenset(args)
+    def __init__(self, args=(), fixed=None, vars="vars", to_keras=None, from_keras=None,
+                 nested=(), children=None, keras_vars=None, var_names=None, omit=()):
+        self.omit = frozenset(omit)  # base keys Keras's class does not take (SpatialDropout)
+        self.args = frozenset(args.split() if isinstance(args, str) else args)
         self.fixed = dict(fixed or {})
         self.vars = vars
         self.to_keras = to_keras
         self.from_keras = from_keras
+        # Wrappers: config keys holding a whole layer entry (converted recursively), and
+        # children(layer) -> [(h5 sub-group, inner layer)] in Keras's variable order.
+        self.nested = frozenset(nested)
+        self.children = children
+        # keras_vars(layer) -> the layer's variables as Keras stores them (arrays, or _COUNT for
+        # a variable Keras keeps and nncore does not); var_names: Keras's short variable names.
+        self.keras_vars = keras_vars
+        self.var_names = var_names
+
+
+class _Count:
+    """Normalization's int64 'count' variable: Keras keeps it only to read old files (adapt
+    recomputes mean and variance from scratch). Written as 0; read as a checked integer scalar
+    and dropped."""
+
+
+_COUNT = _Count()
 
 
 _NONE = (None,)
@@ -88,13 +107,14 @@ _WEIGHTED = {"kernel_initializer", "bias_initializer", "kernel_regularizer", "bi
 _CONSTRAINTS = {"activity_regularizer": _NONE, "kernel_constraint": _NONE,
                 "bias_constraint": _NONE}
 _RNN_ARGS = {"units", "activation", "use_bias", "return_sequences", "recurrent_initializer",
-             "recurrent_regularizer", "dropout", "recurrent_dropout", "seed"} | _WEIGHTED
-_RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "return_state": (False,),
-              "go_backwards": (False,), "stateful": (False,),
+             "recurrent_regularizer", "dropout", "recurrent_dropout", "seed", "go_backwards",
+             "return_state"} | _WEIGHTED
+_RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "stateful": (False,),
               "unroll": _ANY, "zero_output_for_mask": _ANY, "implementation": _ANY,
               "time_major": (False,), "use_cudnn": _ANY}
 _MERGE = LayerSpec()
 _custom_names = threading.local()
+_keras_orders = threading.local()  # model name -> layer names in the file's order
 
 
 # ---- issue-11 layers (RNN options above; Lambda, ActivityRegularization) ----------------------
@@ -169,8 +189,102 @@ KERAS_LAYERS: dict = {
     "Dot": LayerSpec({"axes", "normalize"}),
     **_ISSUE11_LAYERS,
 }
+
+
+# ---- the issue-11 layers ----------------------------------------------------------------------
+def _norm_vars(layer):
+    return [] if not layer.weights else [layer.weights[0], layer.weights[1], _COUNT]
+
+
+def _wrapped(layer):
+    return {"layer": _layer_to_keras(layer.layer)}
+
+
+def _bidi(layer):
+    return {"layer": _layer_to_keras(layer.forward_layer),
+            "backward_layer": _layer_to_keras(layer.backward_layer)}
+
+
+_CL = {"data_format": ("channels_last", None)}
+_LORA = {"lora_rank": _NONE, "lora_alpha": _ANY}
+_CONV_ARGS = "filters kernel_size strides padding dilation_rate activation use_bias " \
+    "kernel_initializer bias_initializer kernel_regularizer bias_regularizer"
+_GB = {"beta_constraint": _NONE, "gamma_constraint": _NONE}
+_POOL1 = LayerSpec("pool_size strides padding", _CL)
+_GPOOL = LayerSpec("data_format keepdims")
+_NOARGS = LayerSpec()
+_DW = "depthwise_initializer depthwise_regularizer depth_multiplier"
+KERAS_LAYERS.update({
+    "Conv1D": LayerSpec(_CONV_ARGS, {**_CONSTRAINTS, **_CL, **_LORA, "groups": (1,)}),
+    "Conv2DTranspose": LayerSpec(_CONV_ARGS + " output_padding data_format",
+                                 {**_CONSTRAINTS, **_LORA}),
+    "DepthwiseConv2D": LayerSpec(
+        "kernel_size strides padding dilation_rate activation use_bias bias_initializer "
+        "bias_regularizer data_format " + _DW,
+        {"activity_regularizer": _NONE, "depthwise_constraint": _NONE, "bias_constraint": _NONE,
+         **_LORA}, var_names=("kernel", "bias")),
+    "SeparableConv2D": LayerSpec(
+        _CONV_ARGS.replace("kernel_initializer", "").replace("kernel_regularizer", "") +
+        " data_format pointwise_initializer pointwise_regularizer " + _DW,
+        {"activity_regularizer": _NONE, "depthwise_constraint": _NONE,
+         "pointwise_constraint": _NONE, "bias_constraint": _NONE}),
+    "MaxPooling1D": _POOL1, "AveragePooling1D": _POOL1,
+    "GlobalAveragePooling1D": _GPOOL, "GlobalAveragePooling2D": _GPOOL,
+    "GlobalMaxPooling1D": _GPOOL, "GlobalMaxPooling2D": _GPOOL,
+    "Embedding": LayerSpec("input_dim output_dim embeddings_initializer embeddings_regularizer "
+                           "mask_zero", {"activity_regularizer": _NONE,
+                                         "embeddings_constraint": _NONE, "input_length": _ANY,
+                                         "quantization_config": _NONE, **_LORA}),
+    "BatchNormalization": LayerSpec(
+        "axis momentum epsilon center scale beta_initializer gamma_initializer "
+        "moving_mean_initializer moving_variance_initializer beta_regularizer gamma_regularizer "
+        "synchronized", {**_GB, "renorm": (False,), "renorm_clipping": _NONE,
+                         "renorm_momentum": _ANY}),
+    "LayerNormalization": LayerSpec(
+        "axis epsilon center scale rms_scaling beta_initializer gamma_initializer "
+        "beta_regularizer gamma_regularizer", _GB),
+    "GroupNormalization": LayerSpec(
+        "groups axis epsilon center scale beta_initializer gamma_initializer beta_regularizer "
+        "gamma_regularizer", _GB),
+    "UnitNormalization": LayerSpec("axis"),
+    "ReLU": LayerSpec("max_value negative_slope threshold"),
+    "LeakyReLU": LayerSpec("negative_slope"),
+    "ELU": LayerSpec("alpha"),
+    "PReLU": LayerSpec("alpha_initializer alpha_regularizer shared_axes",
+                       {"alpha_constraint": _NONE}),
+    "Softmax": LayerSpec("axis"),
+    "Identity": _NOARGS,
+    "RepeatVector": LayerSpec("n"),
+    "Permute": LayerSpec("dims"),
+    "UpSampling1D": LayerSpec("size"),
+    "UpSampling2D": LayerSpec("size data_format interpolation"),
+    "ZeroPadding1D": LayerSpec("padding", _CL),
+    "ZeroPadding2D": LayerSpec("padding data_format"),
+    "Cropping1D": LayerSpec("cropping"),
+    "Cropping2D": LayerSpec("cropping data_format"),
+    # Keras 3's SpatialDropout constructors take no 'trainable' (its get_config gives none).
+    "SpatialDropout1D": LayerSpec("rate seed", omit=("trainable",)),
+    "SpatialDropout2D": LayerSpec("rate seed", _CL, omit=("trainable",)),
+    "GaussianNoise": LayerSpec("stddev seed"),
+    "GaussianDropout": LayerSpec("rate seed"),
+    "Masking": LayerSpec("mask_value"),
+    "Rescaling": LayerSpec("scale offset"),
+    "Normalization": LayerSpec("axis mean variance invert", keras_vars=_norm_vars,
+                               var_names=("mean", "variance", "count")),
+    "TimeDistributed": LayerSpec(nested=("layer",), to_keras=_wrapped,
+                                 children=lambda w: [("layer", w.layer)]),
+    "Bidirectional": LayerSpec("merge_mode", nested=("layer", "backward_layer"), to_keras=_bidi,
+                               children=lambda w: [("forward_layer", w.forward_layer),
+                                                   ("backward_layer", w.backward_layer)]),
+})
 # Keras aliases that name the same nncore class.
-_ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D"}
+_ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
+            "MaxPool1D": "MaxPooling1D", "AvgPool1D": "AveragePooling1D",
+            "GlobalAvgPool1D": "GlobalAveragePooling1D", "GlobalAvgPool2D":
+            "GlobalAveragePooling2D", "GlobalMaxPool1D": "GlobalMaxPooling1D",
+            "GlobalMaxPool2D": "GlobalMaxPooling2D", "Convolution1D": "Conv1D",
+            "Convolution2D": "Conv2D", "Convolution2DTranspose": "Conv2DTranspose",
+            "SeparableConvolution2D": "SeparableConv2D"}
 _MODELS = ("Functional", "Sequential", "Model")
 # The modules Keras records for built-in objects; anything else is refused for a built-in name.
 _KERAS_MODULES = {"keras", "keras.layers", "keras.models", "keras.src.models.functional",
@@ -305,6 +419,9 @@ def _layer_from_keras(entry, where, custom_objects):
                 cfg["batch_input_shape"] = v
         elif key == "input_shape":
             cfg["input_shape"] = v
+        elif key in spec.nested:
+            cfg[key] = None if v is None else _layer_from_keras(v, f"{where}, {key}",
+                                                                custom_objects)
         elif key in spec.args:
             cfg[key] = _arg_from_keras(key, v, where)
         elif key in spec.fixed:
@@ -362,13 +479,24 @@ def _tensor_ref(t, where):
 _NODE_KWARGS = {"mask": (None,), "training": (None, False)}
 
 
-def _node_from_keras(node, where):
+def _node_from_keras(node, where, implicit_masks=frozenset()):
     if isinstance(node, dict):  # Keras 3: {"args": [x], "kwargs": {...}}
         args, kwargs = node.get("args"), node.get("kwargs", {})
         if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
             raise _Bad(f"{where}: a node must call the layer on one tensor or one list of "
                        f"tensors, got {node!r:.200}")
         for k, v in kwargs.items():
+            if k == "mask" and v is not None:
+                # Keras 3 records the mask a layer received as a tensor of its graph; nncore
+                # accepts it only when it is the mask an Embedding(mask_zero=True) or a Masking
+                # layer computes, which nncore's layers propagate themselves.
+                refs = v if isinstance(v, list) else [v]
+                for r in refs:
+                    if r is not None and _tensor_ref(r, where)[0] not in implicit_masks:
+                        raise _Bad(f"{where}: a mask computed by {_tensor_ref(r, where)[0]!r} "
+                                   "is passed explicitly; nncore only propagates the masks of "
+                                   "Embedding(mask_zero=True) and Masking")
+                continue
             if k not in _NODE_KWARGS or v not in _NODE_KWARGS[k]:
                 raise _Bad(f"{where}: call argument {k}={v!r} is not supported by nncore")
         x = args[0]
@@ -411,14 +539,28 @@ def _model_from_keras(cls_name, kcfg, where, custom_objects):
     for i, e in enumerate(layers):
         if not isinstance(e, dict):
             raise _Bad(f"{where}: layer {i} is not an entry")
+    masks = _implicit_masks(layers, where)
+    order = getattr(_keras_orders, "value", None)
+    if order is not None and isinstance(name, str):
+        # Keras's model.layers (and so its h5 layout) follow the config's order
+        order[name] = [e.get("name") for e in layers if e.get("name") not in masks]
+    for e in layers:
+        if e.get("name") in masks:
+            continue
         ne = _layer_from_keras(e, f"{where}", custom_objects)
         nodes = e.get("inbound_nodes", [])
         if not isinstance(nodes, list):
             raise _Bad(f"{where}: inbound_nodes must be a list")
         ne["name"] = e.get("name", e["config"].get("name"))
-        ne["inbound_nodes"] = [_node_from_keras(n, f"{where}, layer {ne['name']!r}")
+        ne["inbound_nodes"] = [_node_from_keras(n, f"{where}, layer {ne['name']!r}", masks)
                                for n in nodes]
         out.append(ne)
+    for ne in out:
+        for n in ne["inbound_nodes"]:
+            for r in n["args"]:
+                if r[0] in masks:
+                    raise _Bad(f"{where}, layer {ne['name']!r}: the mask operation {r[0]!r} "
+                               "is used as data; nncore does not run Keras operations")
 
     def refs(spec):
         if isinstance(spec, dict):
@@ -437,6 +579,82 @@ def _model_from_keras(cls_name, kcfg, where, custom_objects):
     if kcfg.get("trainable") is False:
         cfg["trainable"] = False
     return {"class_name": "Functional", "config": cfg}
+
+
+_OPS_MODULE = "keras.src.ops.numpy"
+
+
+def _is_op(e):
+    """A Keras 3 operation entry (the legacy h5 drops the module): only the two mask ops."""
+    return e.get("class_name") in ("NotEqual", "Any") and e.get("module") in (_OPS_MODULE, None)
+
+
+def _implicit_masks(layers, where):
+    """The names of the operation entries of a Keras 3 functional config that compute the mask
+    of an Embedding(mask_zero=True) (not_equal(ids, 0)) or of a Masking layer
+    (any(not_equal(x, value), axis=-1)), from that layer's own input. Any other operation
+    entry is refused."""
+    by_name = {e.get("name"): e for e in layers}
+
+    def op_input(e, n_extra):
+        nodes = e.get("inbound_nodes")
+        if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+            return None
+        args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs", {})
+        if not isinstance(args, list) or len(args) != 1 + n_extra or kwargs not in ({}, None):
+            return None
+        try:
+            return _tensor_ref(args[0], where), args[1:]
+        except _Bad:
+            return None
+
+    def layer_input(name):
+        e = by_name.get(name)
+        nodes = e.get("inbound_nodes") if isinstance(e, dict) else None
+        if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
+            return None
+        args = nodes[0].get("args")
+        try:
+            return _tensor_ref(args[0], where) if isinstance(args, list) and args else None
+        except _Bad:
+            return None
+
+    consumers = {}  # tensor ref -> [(class, config)] of the layers called on it
+    for e in layers:
+        if _is_op(e) or not isinstance(e.get("config"), dict):
+            continue
+        inp = layer_input(e.get("name"))
+        if inp is not None:
+            consumers.setdefault(tuple(inp), []).append((e.get("class_name"), e["config"]))
+    found = set()
+    for e in layers:
+        if not _is_op(e):
+            continue
+        name, cls, cfg = e.get("name"), e.get("class_name"), e.get("config")
+        ok = False
+        if cls == "NotEqual" and isinstance(cfg, dict) and set(cfg) <= {"name"}:
+            got = op_input(e, 1)
+            if got is not None and isinstance(got[1][0], (int, float)):
+                ref, value = tuple(got[0]), got[1][0]
+                ok = any(c == "Embedding" and k.get("mask_zero") is True and value == 0
+                         for c, k in consumers.get(ref, [])) or any(
+                    c == "Masking" and k.get("mask_value", 0.0) == value
+                    for c, k in consumers.get(ref, []))
+        elif cls == "Any" and isinstance(cfg, dict) and cfg.get("axis") == -1 and \
+                cfg.get("keepdims") is False and set(cfg) <= {"name", "axis", "keepdims"}:
+            got = op_input(e, 0)
+            src = by_name.get(got[0][0]) if got is not None else None
+            if isinstance(src, dict) and src.get("class_name") == "NotEqual" and _is_op(src):
+                inner = op_input(src, 1)
+                ok = inner is not None and any(
+                    c == "Masking" and k.get("mask_value", 0.0) == inner[1][0]
+                    for c, k in consumers.get(tuple(inner[0]), []))
+        if not ok:
+            raise _Bad(f"{where}: operation {name!r} ({cls}) is not supported: nncore reads "
+                       "Keras operations only as the masks of Embedding(mask_zero=True) and "
+                       "Masking")
+        found.add(name)
+    return frozenset(found)
 
 
 def model_entry_from_keras(kentry, custom_objects=None):
@@ -501,6 +719,11 @@ def _layer_to_keras(layer):
         cfg[key] = v
     if spec.to_keras is not None:
         cfg.update(spec.to_keras(layer))
+    for key in spec.omit:
+        if key == "trainable" and not layer.trainable:
+            raise ValueError(f"layer {layer.name!r} ({cls_name}): Keras's {cls_name} cannot be "
+                             "written frozen (it takes no 'trainable' argument)")
+        cfg.pop(key, None)
     entry = {"module": "keras.layers", "class_name": cls_name, "config": cfg,
              "registered_name": None}
     if layer.built and layer._build_shape is not None and layer.weights:
@@ -583,7 +806,7 @@ def keras_var_paths(model, class_names=None):
 
     def walk(m, prefix):
         used: dict = {}
-        for layer in m.layers:
+        for layer in keras_layer_order(m):
             base = snake_case(class_names.get(layer.name, _keras_class_name(layer)))
             if base in used:
                 used[base] += 1
@@ -598,14 +821,75 @@ def keras_var_paths(model, class_names=None):
                 out.append((f"{path}/vars", layer, []))
                 walk(layer, f"{path}/layers")
                 continue
-            spec = KERAS_LAYERS.get(type(layer).__name__)
-            vdir = spec.vars if spec is not None else "vars"
-            if vdir != "vars":
-                out.append((f"{path}/vars", layer, []))
-            out.append((f"{path}/{vdir}", layer, list(layer.weights)))
+            _layer_groups(layer, path, out)
 
     walk(model, "layers")
     return out
+
+
+def keras_layer_order(model):
+    """model.layers in the order Keras lists them: nncore's graph order, or for a model read from
+    a Keras file whose graph held mask operations (which move Keras's order), the file's."""
+    order = getattr(model, "_keras_layer_order", None)
+    layers = list(model.layers)
+    if order is None:
+        return layers
+    rank = {n: i for i, n in enumerate(order)}
+    return sorted(layers, key=lambda lay: rank.get(lay.name, len(rank)))
+
+
+def _remember_orders(model, orders):
+    if not orders:
+        return
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if isinstance(orders.get(m.name), list) and \
+                [lay.name for lay in m.layers] != orders[m.name] and \
+                sorted(lay.name for lay in m.layers) == sorted(orders[m.name]):
+            m._keras_layer_order = list(orders[m.name])
+        stack.extend(lay for lay in m.layers if getattr(lay, "_is_model", False))
+
+
+def _layer_groups(layer, path, out):
+    """Append one (non-model) layer's h5 groups: wrappers hold their inner layers' groups."""
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    if spec is not None and spec.children is not None:
+        out.append((f"{path}/vars", layer, []))
+        for sub, inner in spec.children(layer):
+            _layer_groups(inner, f"{path}/{sub}", out)
+        return
+    vdir = spec.vars if spec is not None else "vars"
+    if vdir != "vars":
+        out.append((f"{path}/vars", layer, []))
+    out.append((f"{path}/{vdir}", layer, keras_layer_vars(layer)))
+
+
+def keras_layer_vars(layer):
+    """A layer's variables in Keras's order (trainable then non-trainable as created, wrappers'
+    inner layers in turn); _COUNT marks a variable Keras keeps and nncore has no use for."""
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    if spec is not None and spec.children is not None:
+        return [v for _, inner in spec.children(layer) for v in keras_layer_vars(inner)]
+    if spec is not None and spec.keras_vars is not None:
+        return spec.keras_vars(layer)
+    return list(layer.weights)
+
+
+def _keras_var_names(layer):
+    """Keras's variable names inside a layer, as the legacy h5 records them after the layer's
+    name: 'kernel', 'lstm_cell/kernel', and for a wrapper '<inner name>/...'."""
+    spec = KERAS_LAYERS.get(type(layer).__name__)
+    if spec is not None and spec.children is not None:
+        return [f"{inner.name}/{n}" for _, inner in spec.children(layer)
+                for n in _keras_var_names(inner)]
+    if spec is not None and spec.var_names is not None:
+        names = list(spec.var_names[:len(keras_layer_vars(layer))])
+    else:
+        names = [n.rsplit("/", 1)[-1] for n in layer._weight_names]
+    if spec is not None and spec.vars == "cell/vars":
+        names = [f"{snake_case(type(layer).__name__)}_cell/{n}" for n in names]
+    return names
 
 
 def _h5_walk(h5py, group, base=""):
@@ -669,11 +953,28 @@ def _fill_from_keras_h5(h5py, f, model, class_names=None):
         raise _Bad(f"missing dataset(s) {missing[:5]}")
     staged = []
     for p, (w, _layer) in expected.items():
+        if w is _COUNT:
+            _read_count(datasets[p], p)
+            continue
         s = np.empty(w.shape, np.float32)
         _read_dataset(h5py, datasets[p], p, s)
         staged.append((w, s))
     for w, s in staged:
         w[...] = s
+
+
+def _read_count(ds, path):
+    if ds.shape != () or ds.dtype.kind not in "iu":
+        raise _Bad(f"dataset {path!r} (Normalization count) must be an integer scalar, got "
+                   f"shape {tuple(ds.shape)} dtype {ds.dtype}")
+    if ds.is_virtual or ds.external:
+        raise _Bad(f"dataset {path!r} uses external or virtual storage")
+    if int(ds[()]) < 0:
+        raise _Bad(f"dataset {path!r}: a negative count")
+
+
+def _h5_value(w):
+    return np.int64(0) if w is _COUNT else np.asarray(w, np.float32)
 
 
 # ---- files ------------------------------------------------------------------------------------
@@ -694,7 +995,7 @@ def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
             g = f.require_group(gpath)
             g.attrs["name"] = layer.name
             for i, w in enumerate(ws):
-                g.create_dataset(str(i), data=np.asarray(w, np.float32))
+                g.create_dataset(str(i), data=_h5_value(w))
         if compiled_optimizer is not None:
             g = f.require_group("optimizer/vars")
             g.attrs["name"] = compiled_optimizer.name
@@ -703,68 +1004,155 @@ def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
     return buf.getvalue()
 
 
-def _slot_kinds(opt):
-    """How many Keras variables each trainable weight has, and whether Keras interleaves them
-    (Adam: m0, v0, m1, v1 ...) or not; None when nncore cannot map the optimizer's state."""
-    from .. import optimizers
+def _keras_layout(opt):
+    """Keras 3's optimizer variables after iterations and learning_rate, as
+    (groups, slot names, scalar names): for each group, for each trainable weight in
+    model.trainable_weights order, that weight's nncore slots of the group (Adam interleaves
+    m0, v0, m1, v1 ..., then the amsgrad v_hat of every weight; RMSprop writes every velocity,
+    then every momentum, then every average gradient); then the optimizer's scalars (Nadam's
+    running u product). None when nncore cannot map the optimizer's state."""
+    from .. import optimizers as O
 
-    if isinstance(opt, optimizers.Adam):
-        return 2
-    if isinstance(opt, optimizers.SGD):
-        return 1 if opt.momentum else 0
+    if isinstance(opt, O.Adam):  # and AdamW
+        return ([(0, 1)] + ([(2,)] if opt.amsgrad else []),
+                ("momentum", "velocity", "velocity_hat"), ())
+    if isinstance(opt, O.SGD):
+        return ([(0,)] if opt.momentum else []), ("momentum",), ()
+    if isinstance(opt, O.RMSprop):
+        return ([(0,)] + ([(1,)] if opt.momentum else []) + ([(2,)] if opt.centered else []),
+                ("velocity", "momentum", "average_gradient"), ())
+    if isinstance(opt, O.Nadam):
+        return [(0, 1)], ("momentum", "velocity"), ("variable",)
+    if isinstance(opt, O.Adamax):
+        return [(0, 1)], ("momentum", "norm"), ()
+    if isinstance(opt, O.Adadelta):
+        return [(0, 1)], ("accumulated_grad", "accumulated_delta_var"), ()
+    if isinstance(opt, O.Ftrl):
+        return [(0, 1)], ("accumulator", "linear"), ()
+    if isinstance(opt, (O.Adagrad, O.Lion)):
+        return [(0,)], ("accumulator" if isinstance(opt, O.Adagrad) else "momentum",), ()
     return None
 
 
-def optimizer_vars(model, opt):
-    """Keras's optimizer variables: iterations (int64), learning_rate (float32), then each
-    trainable weight's slots in model.trainable_weights order (zeros before the first step)."""
-    out = [np.int64(opt.iterations), np.float32(opt.learning_rate)]
-    n = _slot_kinds(opt)
-    if n is None or (opt.iterations == 0 and opt._slots is None):
-        return out if n is None else out + [np.zeros_like(w) for w in model.trainable_weights
-                                            for _ in range(n)]
-    for w in model.trainable_weights:
-        slots = opt._slots_for(w) if opt._slots is not None else ()
-        for k in range(n):
-            out.append(np.asarray(slots[k] if k < len(slots) and slots[k] is not None
-                                  else np.zeros_like(w), np.float32))
+def _opt_order(model, opt):
+    """[(weight, slot index or None, scalar index or None, Keras's variable name)] after
+    iterations and learning_rate, in Keras's order."""
+    layout = _keras_layout(opt)
+    if layout is None:
+        return None
+    groups, names, scalars = layout
+    tw = model.trainable_weights
+    paths = {id(w): p for p, w in zip(model._weight_paths(), model.weights)}
+    out = []
+    for group in groups:
+        for w in tw:
+            slug = re.sub(r"\W", "_", paths.get(id(w), "variable"))
+            out += [(w, k, None, f"{slug}_{names[k]}") for k in group]
+    out += [(None, None, j, n) for j, n in enumerate(scalars)]
     return out
+
+
+def optimizer_vars(model, opt):
+    """Keras's optimizer variables: iterations (int64), learning_rate (float32), then the slots
+    and scalars in Keras's order (_keras_layout); zeros before the first step."""
+    out = [np.int64(opt.iterations), np.float32(opt.learning_rate)]
+    order = _opt_order(model, opt)
+    if order is None:
+        return out
+    opt.build(model.trainable_weights)
+    scal = opt._scalar_state()
+    for w, k, j, _ in order:
+        out.append(np.float32(scal[j]) if w is None else
+                   np.asarray(opt._slots[id(w)][2][k], np.float32))
+    return out
+
+
+def _optimizer_var_names(model, opt):
+    """Keras's variable paths: '<snake class name>/iteration', '.../<weight>_<slot>'."""
+    order = _opt_order(model, opt) or []
+    pre = snake_case(type(opt).__name__)
+    return [f"{pre}/iteration", f"{pre}/learning_rate"] + [f"{pre}/{n}" for *_, n in order]
+
+
+def _set_optimizer_state(h5py, model, datasets, where):
+    """Restore model.optimizer's state from Keras's variables [iterations, learning_rate,
+    slots...] (datasets: index -> h5 dataset), every one checked before any is copied."""
+    opt = model.optimizer
+    order = _opt_order(model, opt)
+    if order is None:
+        if len(datasets) > 2:
+            raise _Bad(f"optimizer state for {type(opt).__name__} cannot be restored by nncore")
+        return
+    if len(datasets) == 2:  # saved before the optimizer was built: no slots yet
+        return
+    if sorted(datasets) != list(range(2 + len(order))):
+        raise _Bad(f"{where} holds {len(datasets)} variables; {type(opt).__name__} of "
+                   f"this model has {2 + len(order)}")
+    it = datasets[0]
+    if it.shape != () or it.dtype.kind not in "iu":
+        raise _Bad(f"{where}: iterations must be an integer scalar")
+    iterations = int(it[()])
+    if not 0 <= iterations < 1 << 62:
+        raise _Bad("optimizer iterations out of range")
+    opt.build(model.trainable_weights)
+    staged, scal = [], list(opt._scalar_state())
+    for i, (w, k, j, name) in enumerate(order):
+        ds = datasets[2 + i]
+        if w is None:
+            if ds.shape != () or ds.dtype != np.dtype("<f4"):
+                raise _Bad(f"{where}/{name}: a float32 scalar expected")
+            v = float(ds[()])
+            if not np.isfinite(v):
+                raise _Bad(f"{where}/{name} is not finite")
+            scal[j] = v
+            continue
+        target = opt._slots[id(w)][2][k]
+        if target is None:
+            raise _Bad(f"{where}/{name}: {type(opt).__name__} has no such slot")
+        s = np.empty(target.shape, np.float32)
+        _read_dataset(h5py, ds, f"{where}/{name}", s)
+        staged.append((target, s))
+    for target, s in staged:
+        target[...] = s
+    opt._set_scalar_state(scal)
+    opt.iterations = iterations
 
 
 def _load_optimizer_state(h5py, f, model):
     """Restore a compiled model's optimizer state from 'optimizer/vars' (checked)."""
     if "optimizer" not in f or "vars" not in f["optimizer"]:
         return
-    opt = model.optimizer
-    n = _slot_kinds(opt)
     datasets, _ = _h5_walk(h5py, f["optimizer"]["vars"])
-    if n is None:
-        if len(datasets) > 2:
-            raise _Bad(f"optimizer state for {type(opt).__name__} cannot be restored by nncore")
+    if not all(re.fullmatch(r"0|[1-9][0-9]{0,8}", p) for p in datasets):
+        raise _Bad("optimizer/vars holds a dataset not named by its index")
+    _set_optimizer_state(h5py, model, {int(p): d for p, d in datasets.items()},
+                         "optimizer/vars")
+
+
+def _load_legacy_optimizer(h5py, f, model):
+    """Keras's legacy 'optimizer_weights' group: its weight_names list the variables in order."""
+    if "optimizer_weights" not in f:
         return
-    tw = model.trainable_weights
-    if len(datasets) == 2:  # saved before the optimizer was built: no slots yet
-        return
-    if set(datasets) != {str(i) for i in range(2 + n * len(tw))}:
-        raise _Bad(f"optimizer/vars holds {len(datasets)} variables; {type(opt).__name__} of "
-                   f"this model has {2 + n * len(tw)}")
-    it = datasets["0"]
-    if it.shape != () or it.dtype.kind not in "iu":
-        raise _Bad("optimizer/vars/0 (iterations) must be an integer scalar")
-    iterations = int(it[()])
-    if not 0 <= iterations < 1 << 62:
-        raise _Bad("optimizer iterations out of range")
-    staged = []
-    for j, w in enumerate(tw):
-        slots = []
-        for k in range(n):
-            p = str(2 + j * n + k)
-            s = np.empty(w.shape, np.float32)
-            _read_dataset(h5py, datasets[p], f"optimizer/vars/{p}", s)
-            slots.append(s)
-        staged.append((w, tuple(slots) if n else (None,)))
-    opt.iterations = iterations
-    opt._slots = {id(w): (w, (w.shape, w.dtype), sl) for w, sl in staged}
+    g = f["optimizer_weights"]
+    _h5_walk(h5py, g)  # refuses links, too many objects
+    names = _str_list(g.attrs.get("weight_names", np.array([])), "optimizer_weights/weight_names")
+    datasets = {}
+    for i, n in enumerate(names):
+        ds = g.get(n)
+        if not isinstance(ds, h5py.Dataset):
+            raise _Bad(f"optimizer_weights: dataset {n!r} is missing")
+        datasets[i] = ds
+    _set_optimizer_state(h5py, model, datasets, "optimizer_weights")
+
+
+def _write_legacy_optimizer(f, model):
+    opt = model.optimizer
+    names = _optimizer_var_names(model, opt)
+    values = optimizer_vars(model, opt)
+    g = f.create_group("optimizer_weights")
+    g.attrs["weight_names"] = np.array([n.encode() for n in names])
+    for n, v in zip(names, values):
+        g.create_dataset(n, data=v)
 
 
 def _zip_bytes(members: dict) -> bytes:
@@ -936,12 +1324,15 @@ def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
             if not isinstance(cfg, dict):
                 raise _Bad("config.json is not an object")
             _custom_names.value = names = {}
+            _keras_orders.value = orders = {}
             try:
                 entry = model_entry_from_keras(cfg, custom_objects)
             finally:
                 _custom_names.value = None
+                _keras_orders.value = None
             wdata = zf.read("model.weights.h5")
         model = _build(entry, max_params, len(wdata), custom_objects)
+        _remember_orders(model, orders)
         with _h5_from_bytes(h5py, wdata) as f:
             _fill_from_keras_h5(h5py, f, model, names)
         cc = cfg.get("compile_config")
@@ -977,7 +1368,17 @@ _OPT_FIXED = {"weight_decay": _NONE, "clipnorm": _NONE, "global_clipnorm": _NONE
               "jit_compile": _ANY}
 _OPTS = {"Adam": {"learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "name"},
          "SGD": {"learning_rate", "momentum", "nesterov", "name"},
-         "RMSprop": {"learning_rate", "rho", "momentum", "epsilon", "centered", "name"}}
+         "RMSprop": {"learning_rate", "rho", "momentum", "epsilon", "centered", "name"},
+         "AdamW": {"learning_rate", "weight_decay", "beta_1", "beta_2", "epsilon", "amsgrad",
+                   "name"},
+         "Nadam": {"learning_rate", "beta_1", "beta_2", "epsilon", "name"},
+         "Adamax": {"learning_rate", "beta_1", "beta_2", "epsilon", "name"},
+         "Adagrad": {"learning_rate", "initial_accumulator_value", "epsilon", "name"},
+         "Adadelta": {"learning_rate", "rho", "epsilon", "name"},
+         "Lion": {"learning_rate", "beta_1", "beta_2", "name"},
+         "Ftrl": {"learning_rate", "learning_rate_power", "initial_accumulator_value",
+                  "l1_regularization_strength", "l2_regularization_strength",
+                  "l2_shrinkage_regularization_strength", "beta", "name"}}
 _LOSS_FIXED = {"reduction": ("sum_over_batch_size", "auto", None), "name": _ANY, "dtype": _ANY,
                "ignore_class": _NONE, "axis": (-1,), "label_smoothing": (0, 0.0),
                "fn": _ANY}
@@ -1114,13 +1515,13 @@ def _fill_legacy(h5py, g, model):
         wnames = _str_list(lg.attrs.get("weight_names", np.array([])), f"{lname}/weight_names")
         if wnames:
             filed.append((lname, lg, wnames))
-    ours = [lay for lay in model.layers if lay.weights]
+    ours = [lay for lay in keras_layer_order(model) if lay.weights]
     if len(filed) != len(ours):
         raise _Bad(f"the file has weights for {len(filed)} layers ({[n for n, _, _ in filed][:8]}"
                    f"), the model has {len(ours)} layers with weights")
     staged = []
     for (lname, lg, wnames), layer in zip(filed, ours):
-        ws = layer.weights
+        ws = _legacy_vars(layer)
         if len(wnames) != len(ws):
             raise _Bad(f"layer {lname!r}: the file has {len(wnames)} weights, layer "
                        f"{layer.name!r} has {len(ws)}")
@@ -1128,6 +1529,9 @@ def _fill_legacy(h5py, g, model):
             ds = lg.get(wn)
             if not isinstance(ds, h5py.Dataset):
                 raise _Bad(f"layer {lname!r}: dataset {wn!r} is missing")
+            if w is _COUNT:
+                _read_count(ds, f"{lname}/{wn}")
+                continue
             s = np.empty(w.shape, np.float32)
             _read_dataset(h5py, ds, f"{lname}/{wn}", s)
             staged.append((w, s))
@@ -1147,14 +1551,21 @@ def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
                 raise _Bad("no 'model_config' attribute: a weights file, not a model "
                            "(use model.load_weights)")
             cfg = _json(raw, "model_config")
-            entry = model_entry_from_keras(cfg, custom_objects)
+            _keras_orders.value = orders = {}
+            try:
+                entry = model_entry_from_keras(cfg, custom_objects)
+            finally:
+                _keras_orders.value = None
             model = _build(entry, max_params, size, custom_objects)
+            _remember_orders(model, orders)
             if "model_weights" not in f:
                 raise _Bad("no 'model_weights' group")
             _fill_legacy(h5py, f["model_weights"], model)
             tc = _attr_text(f.attrs, "training_config")
             if compile and tc is not None:
                 compile_from_keras(model, _json(tc, "training_config"))
+                if model.compiled:
+                    _load_legacy_optimizer(h5py, f, model)
     return model
 
 
@@ -1179,8 +1590,10 @@ def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
                 tc["optimizer_config"] = {k: v for k, v in tc.pop("optimizer").items()
                                           if k in ("class_name", "config")}
                 f.attrs["training_config"] = json.dumps(tc)
+                if _keras_layout(model.optimizer) is not None:
+                    _write_legacy_optimizer(f, model)
             g = f.create_group("model_weights")
-        layers = list(model.layers)
+        layers = keras_layer_order(model)
         if getattr(model, "_input_layer", None) is not None:
             layers = [model._input_layer] + layers
         g.attrs["layer_names"] = np.array([lay.name.encode() for lay in layers])
@@ -1190,18 +1603,23 @@ def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
             lg = g.create_group(lay.name)
             names = _legacy_weight_names(lay)
             lg.attrs["weight_names"] = np.array([n.encode() for n in names])
-            for n, w in zip(names, lay.weights):
-                lg.create_dataset(n, data=np.asarray(w, np.float32))
+            for n, w in zip(names, _legacy_vars(lay)):
+                lg.create_dataset(n, data=_h5_value(w))
     _atomic_write(filepath, buf.getvalue(), overwrite)
 
 
+def _legacy_vars(layer):
+    if getattr(layer, "_is_model", False):
+        return list(layer.weights)
+    return keras_layer_vars(layer)
+
+
 def _legacy_weight_names(layer):
+    """Keras's legacy weight_names: '<layer>/<variable>' ('dense/kernel',
+    'lstm/lstm_cell/kernel', 'bidirectional/forward_lstm/lstm_cell/kernel')."""
     if getattr(layer, "_is_model", False):
         return [f"{layer.name}/{p}" for p in layer._weight_paths()]
-    spec = KERAS_LAYERS.get(type(layer).__name__)
-    inner = f"{snake_case(type(layer).__name__)}_cell/" if spec is not None and \
-        spec.vars == "cell/vars" else ""
-    return [f"{layer.name}/{inner}{n}" for n in layer._weight_names]
+    return [f"{layer.name}/{n}" for n in _keras_var_names(layer)]
 
 
 # ---- sniffing ---------------------------------------------------------------------------------

@@ -246,6 +246,196 @@ def _rnn(op_type):
     return f
 
 
+def _elementwise(g, x, op_type, base, **attrs):
+    y = g.op(op_type, [x], base, **attrs)
+    if g.layout.get(x) == "NCHW":
+        g.layout[y] = "NCHW"
+    return y
+
+
+def _relu_layer(g, layer, xs, node):
+    if layer.negative_slope != 0.0 or layer.threshold != 0.0:
+        raise ValueError(f"layer {layer.name!r} (ReLU): negative_slope/threshold have no ONNX "
+                         "export in nncore")
+    if layer.max_value is None:
+        return [_elementwise(g, xs[0], "Relu", layer.name)]
+    lo, hi = g.fresh("lo"), g.fresh("hi")  # Clip's bounds are scalars (0-d)
+    g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
+    g.inits.append(g.onnx.numpy_helper.from_array(np.array(layer.max_value, np.float32), hi))
+    y = g.op("Clip", [xs[0], lo, hi], layer.name)
+    if g.layout.get(xs[0]) == "NCHW":
+        g.layout[y] = "NCHW"
+    return [y]
+
+
+def _leaky_relu(g, layer, xs, node):
+    return [_elementwise(g, xs[0], "LeakyRelu", layer.name, alpha=float(layer.negative_slope))]
+
+
+def _elu(g, layer, xs, node):
+    return [_elementwise(g, xs[0], "Elu", layer.name, alpha=float(layer.alpha))]
+
+
+def _softmax_layer(g, layer, xs, node):
+    ax = layer.axis if isinstance(layer.axis, int) else None
+    rank = len(node.flat_inputs[0].shape)
+    if ax not in (-1, rank - 1):
+        raise ValueError(f"layer {layer.name!r} (Softmax): only the last axis has an ONNX "
+                         "export in nncore")
+    return [g.op("Softmax", [g.nhwc(xs[0])], layer.name, axis=-1)]
+
+
+def _global_pool(op_type):
+    def f(g, layer, xs, node):
+        if getattr(layer, "keepdims", False):
+            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): keepdims=True "
+                             "has no ONNX export in nncore")
+        rank = len(node.flat_inputs[0].shape)
+        return [g.op(op_type, [g.nhwc(xs[0])], layer.name, axes=list(range(1, rank - 1)),
+                     keepdims=0)]
+    return f
+
+
+def _batch_norm(g, layer, xs, node):
+    rank = len(node.flat_inputs[0].shape)
+    if layer.axis not in (-1, rank - 1) or rank not in (2, 4):
+        raise ValueError(f"layer {layer.name!r} (BatchNormalization): only the last axis of a "
+                         "2-D or 4-D input has an ONNX export in nncore")
+    c = layer.moving_mean.shape[0]
+    gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
+    beta = layer.beta if layer.center else np.zeros(c, np.float32)
+    x = g.nchw(xs[0]) if rank == 4 else g.nhwc(xs[0])
+    ins = [x] + [g.const(np.asarray(v, np.float32), f"{layer.name}_{n}") for n, v in
+                 (("scale", gamma), ("bias", beta), ("mean", layer.moving_mean),
+                  ("var", layer.moving_variance))]
+    y = g.op("BatchNormalization", ins, layer.name, epsilon=float(layer.epsilon))
+    if rank == 4:
+        g.layout[y] = "NCHW"
+    return [y]
+
+
+def _layer_norm(g, layer, xs, node):
+    rank = len(node.flat_inputs[0].shape)
+    if [a % rank for a in layer.axis] != [rank - 1]:
+        raise ValueError(f"layer {layer.name!r} (LayerNormalization): only the last axis has "
+                         "an ONNX export in nncore")
+    c = node.flat_inputs[0].shape[-1]
+    gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
+    beta = layer.beta if layer.center else np.zeros(c, np.float32)
+    ins = [g.nhwc(xs[0]), g.const(np.asarray(gamma, np.float32), f"{layer.name}_scale"),
+           g.const(np.asarray(beta, np.float32), f"{layer.name}_bias")]
+    return [g.op("LayerNormalization", ins, layer.name, axis=-1,
+                 epsilon=float(layer.epsilon))]
+
+
+def _embedding(g, layer, xs, node):
+    if layer.mask_zero:
+        raise ValueError(f"layer {layer.name!r} (Embedding): mask_zero=True has no ONNX export "
+                         "in nncore (the mask would be dropped)")
+    ids = g.op("Cast", [g.nhwc(xs[0])], "ids", to=g.onnx.TensorProto.INT64)
+    w = g.const(np.asarray(layer.embeddings, np.float32), f"{layer.name}_embeddings")
+    return [g.op("Gather", [w, ids], layer.name, axis=0)]
+
+
+def _depthwise_conv(g, layer, xs, node, bias=True):
+    """DepthwiseConv2D as ONNX Conv with group = channels: Keras's output channel c*M + m is
+    ONNX's filter c*M + m of group c."""
+    x = g.nchw(xs[0])
+    shp = node.flat_inputs[0].shape
+    k = np.asarray(layer.depthwise_kernel, np.float32)
+    kh, kw, c, m = k.shape
+    w = g.const(np.transpose(k.reshape(kh, kw, c * m), (2, 0, 1))[:, None],
+                f"{layer.name}_depthwise")
+    ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")]
+                    if bias and layer.use_bias else [])
+    pads = (_same_pads(shp[1:3], layer.kernel_size, layer.strides, layer.dilation_rate)
+            if layer.padding == "same" else [0, 0, 0, 0])
+    y = g.op("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads,
+             group=int(c))
+    g.layout[y] = "NCHW"
+    return y
+
+
+def _depthwise(g, layer, xs, node):
+    return [_activation(g, _depthwise_conv(g, layer, xs, node), layer.activation,
+                        keep_layout=True)]
+
+
+def _separable(g, layer, xs, node):
+    d = _depthwise_conv(g, layer, xs, node, bias=False)
+    w = g.const(np.transpose(np.asarray(layer.pointwise_kernel, np.float32), (3, 2, 0, 1)),
+                f"{layer.name}_pointwise")
+    ins = [d, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
+    y = g.op("Conv", ins, layer.name, kernel_shape=[1, 1], strides=[1, 1], dilations=[1, 1],
+             pads=[0, 0, 0, 0])
+    g.layout[y] = "NCHW"
+    return [_activation(g, y, layer.activation, keep_layout=True)]
+
+
+def _rescaling(g, layer, xs, node):
+    x = g.nhwc(xs[0])
+    y = g.op("Mul", [x, g.const(np.asarray(layer.scale, np.float32), f"{layer.name}_scale")],
+             layer.name)
+    if np.any(np.asarray(layer.offset) != 0):
+        y = g.op("Add", [y, g.const(np.asarray(layer.offset, np.float32),
+                                    f"{layer.name}_offset")], layer.name)
+    return [y]
+
+
+def _normalization(g, layer, xs, node):
+    """(x - mean) / max(sqrt(variance), eps) with the layer's broadcast shapes as constants
+    (invert: mean + x * sd)."""
+    from ..layers.preprocessing import _EPS
+
+    rank = len(node.flat_inputs[0].shape)
+    m = np.asarray(layer._broadcast(layer.mean, rank), np.float32)
+    sd = np.maximum(np.sqrt(np.asarray(layer._broadcast(layer.variance, rank), np.float32)),
+                    np.float32(_EPS)).astype(np.float32)
+    x = g.nhwc(xs[0])
+    mc, sc = g.const(m, f"{layer.name}_mean"), g.const(sd, f"{layer.name}_sd")
+    if layer.invert:
+        return [g.op("Add", [g.op("Mul", [x, sc], layer.name), mc], layer.name)]
+    return [g.op("Div", [g.op("Sub", [x, mc], layer.name), sc], layer.name)]
+
+
+def _permute(g, layer, xs, node):
+    return [g.op("Transpose", [g.nhwc(xs[0])], layer.name, perm=[0] + list(layer.dims))]
+
+
+def _zero_pad(g, layer, xs, node):
+    pairs = [tuple(int(v) for v in p) for p in layer.padding]
+    pads = [0] + [b for b, _ in pairs] + [0, 0] + [a for _, a in pairs] + [0]
+    return [g.op("Pad", [g.nhwc(xs[0]), g.const(np.array(pads, np.int64), "pads")], layer.name,
+                 mode="constant")]
+
+
+def _crop(g, layer, xs, node):
+    shape = node.flat_inputs[0].shape
+    pairs = [tuple(int(v) for v in p) for p in layer.cropping]
+    starts = [b for b, _ in pairs]
+    ends = [shape[1 + i] - a for i, (_, a) in enumerate(pairs)]
+    axes = list(range(1, 1 + len(pairs)))
+    ins = [g.nhwc(xs[0])] + [g.const(np.array(v, np.int64), n) for n, v in
+                             (("starts", starts), ("ends", ends), ("axes", axes))]
+    return [g.op("Slice", ins, layer.name)]
+
+
+def _upsample(g, layer, xs, node):
+    if getattr(layer, "interpolation", "nearest") != "nearest":
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): interpolation "
+                         f"{layer.interpolation!r} has no ONNX export in nncore")
+    size = [layer.size] if isinstance(layer.size, int) else list(layer.size)
+    scales = g.const(np.array([1.0] + [float(v) for v in size] + [1.0], np.float32), "scales")
+    return [g.op("Resize", [g.nhwc(xs[0]), "", scales], layer.name, mode="nearest",
+                 coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+
+
+def _prelu(g, layer, xs, node):
+    a = g.const(np.asarray(layer.alpha, np.float32), f"{layer.name}_alpha")
+    return [g.op("PRelu", [g.nhwc(xs[0]), a], layer.name)]  # alpha broadcasts from the right
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -258,6 +448,20 @@ ONNX_EXPORTERS: dict = {
     "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
     "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),
     "Concatenate": _concat, "Dot": _dot,
+    # issue-11 layers; the identities at inference export to nothing
+    "Identity": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
+    "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
+    "ReLU": _relu_layer, "LeakyReLU": _leaky_relu, "ELU": _elu, "Softmax": _softmax_layer,
+    "GlobalAveragePooling1D": _global_pool("ReduceMean"),
+    "GlobalAveragePooling2D": _global_pool("ReduceMean"),
+    "GlobalMaxPooling1D": _global_pool("ReduceMax"),
+    "GlobalMaxPooling2D": _global_pool("ReduceMax"),
+    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
+    "Embedding": _embedding, "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
+    "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
+    "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
+    "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
+    "PReLU": _prelu,
 }
 
 
