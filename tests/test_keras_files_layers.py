@@ -239,11 +239,17 @@ def test_keras_values_nncore_cannot_honour_are_named(tmp_path):
     km.save(tmp_path / "r.keras")
     with pytest.raises(ValueError, match="renorm=True is not supported"):
         nncore.models.load_model(tmp_path / "r.keras")
+    # a value refused inside a wrapper is named too (RNN dropout is honoured since issue 11)
     km = keras.Sequential([keras.Input((6, 3)), L.LSTM(2, return_state=False),
-                           L.RepeatVector(2), L.Bidirectional(L.LSTM(2, dropout=0.5))])
+                           L.RepeatVector(2),
+                           L.Bidirectional(L.LSTM(2, recurrent_activation="hard_sigmoid"))])
     km.save(tmp_path / "d.keras")
-    with pytest.raises(ValueError, match="dropout=0.5 is not supported"):
+    with pytest.raises(ValueError, match="recurrent_activation"):
         nncore.models.load_model(tmp_path / "d.keras")
+    km = keras.Sequential([keras.Input((6, 3)), L.Bidirectional(L.LSTM(2, dropout=0.5))])
+    km.save(tmp_path / "e.keras")
+    back = nncore.models.load_model(tmp_path / "e.keras").layers[-1]
+    assert back.forward_layer.dropout == back.backward_layer.dropout == 0.5
 
 
 def test_keras_operations_other_than_the_masks_are_refused(tmp_path):
