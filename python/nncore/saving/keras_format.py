@@ -717,7 +717,8 @@ def _load_optimizer_state(h5py, f, model):
             slots.append(s)
         staged.append((w, tuple(slots) if n else (None,)))
     opt.iterations = iterations
-    opt._slots = {id(w): (w, (w.shape, w.dtype), sl) for w, sl in staged}
+    for w, sl in staged:
+        opt._set_slots(w, sl)
 
 
 def _zip_bytes(members: dict) -> bytes:
