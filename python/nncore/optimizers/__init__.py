@@ -167,7 +167,7 @@ class Optimizer:
         """True once some parameter has slots (a step was taken, or build/set_state ran)."""
         return bool(self._slots)
 
-    def _entry(self, w, slots=None) -> "_SlotEntry":
+    def _entry(self, w, slots=None) -> _SlotEntry:
         """w's slot entry, created (fresh, or from `slots`) when w has none yet or its entry
         no longer matches it."""
         if self._slots is None:
