@@ -11,6 +11,7 @@ import math
 import os
 import pathlib
 import pickle
+import tokenize
 import zipfile
 import zlib
 
@@ -82,7 +83,8 @@ def _read_npy(buf: bytes, what: str, objects: bool):
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, SyntaxError, TypeError, EOFError) as e:
+    except (ValueError, SyntaxError, TypeError, EOFError, tokenize.TokenError) as e:
+        # numpy parses the header with tokenize and ast: their errors for a garbled header.
         raise ValueError(f"{what}: not a readable .npy array ({e})") from None
     if dtype.hasobject:
         if not objects or dtype != np.dtype(object):

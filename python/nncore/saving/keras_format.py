@@ -137,7 +137,7 @@ _INIT_EXTRA = {"input_axes": _NONE, "output_axes": _NONE}  # Keras 3.1x Variance
 # ---- small checks -----------------------------------------------------------------------------
 def _check_module(d, where):
     mod = d.get("module")
-    if mod not in _KERAS_MODULES:
+    if not (mod is None or isinstance(mod, str)) or mod not in _KERAS_MODULES:
         raise _Bad(f"{where}: 'module' {mod!r} is not one of Keras's modules; nothing is "
                    "imported from a file")
 
@@ -167,7 +167,7 @@ def _init_from_keras(v, where):
             continue
         cfg[k] = x
     cls = v.get("class_name")
-    if cls not in initializers._BY_CLASS:
+    if not isinstance(cls, str) or cls not in initializers._BY_CLASS:
         raise _Bad(f"{where}: initializer {cls!r} is not available in nncore "
                    f"(nncore has {sorted(initializers._BY_CLASS)})")
     return {"class_name": cls, "config": cfg}
@@ -335,6 +335,8 @@ def _node_from_keras(node, where):
 
 
 def _model_from_keras(cls_name, kcfg, where, custom_objects):
+    if not isinstance(kcfg, dict):
+        raise _Bad(f"{where}: a model config must be a dict")
     layers = kcfg.get("layers")
     if not isinstance(layers, list):
         raise _Bad(f"{where}: a model config needs 'layers'")
@@ -860,6 +862,15 @@ def _build(entry, max_params, weight_bytes, custom_objects):
                             max_weight_bytes=weight_bytes, custom_objects=custom_objects)
 
 
+def _from_h5py(tb) -> bool:
+    """True when the innermost frame of a traceback is h5py's: HDF5 reports a corrupt file's
+    B-trees, heaps and links as RuntimeError there (a RuntimeError of ours stays a bug)."""
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return f"{os.sep}h5py{os.sep}" in name or os.path.basename(name).startswith("h5")
+
+
 def _errors(filepath, kind):
     from .native import _ERRORS
 
@@ -871,7 +882,7 @@ def _errors(filepath, kind):
             if et is None or et in (FileNotFoundError, IsADirectoryError, ImportError):
                 return False
             if issubclass(et, _Bad) or issubclass(et, _ERRORS) or issubclass(et, KeyError) or \
-                    issubclass(et, OSError):
+                    issubclass(et, OSError) or (issubclass(et, RuntimeError) and _from_h5py(tb)):
                 raise ValueError(f"{os.fspath(filepath)!r} is not a valid {kind}: {e}") from None
             return False
 
@@ -954,7 +965,7 @@ def _optimizer_from_keras(d):
         raise _Bad(f"bad optimizer config {d!r:.200}")
     _check_module(d, "optimizer")
     cls = d.get("class_name")
-    if cls not in _OPTS:
+    if not isinstance(cls, str) or cls not in _OPTS:
         raise _Bad(f"optimizer {cls!r} is not available in nncore ({sorted(_OPTS)})")
     cfg = {}
     for k, v in d["config"].items():
@@ -982,7 +993,7 @@ def _loss_from_keras(v):
         raise _Bad(f"bad loss {v!r:.200}")
     _check_module(v, "loss")
     cls = v["class_name"]
-    if cls not in _LOSS_NAMES:
+    if not isinstance(cls, str) or cls not in _LOSS_NAMES:
         raise _Bad(f"loss {cls!r} is not available in nncore")
     cfg = {}
     for k, x in v["config"].items():
