@@ -55,7 +55,7 @@ rm -rf "$log"
 mkdir -p "$log"
 status=0
 LD_PRELOAD="$preload" \
-ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$PWD/$log/asan:strict_init_order=1" \
+ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:halt_on_error=1:log_path=$PWD/$log/asan:strict_init_order=1" \
 UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$PWD/$log/ubsan" \
 PYTHONPATH="$pkg" NNCORE_SANITIZE=1 \
   "$py" -m pytest -q -p no:cacheprovider -x "${tests[@]}" || status=$?
