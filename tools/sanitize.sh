@@ -59,11 +59,14 @@ ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:halt_o
 UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$PWD/$log/ubsan" \
 PYTHONPATH="$pkg" NNCORE_SANITIZE=1 \
   "$py" -m pytest -q -p no:cacheprovider -x "${tests[@]}" || status=$?
-# The sanitizers write their reports to files (pytest would capture stderr).
+# The sanitizers write their reports to files (pytest would capture stderr). A warning alone
+# (e.g. "failed to allocate" for the tests that expect MemoryError) is shown, not a failure.
 if compgen -G "$log/*" >/dev/null; then
   cat "$log"/* >&2
-  echo "sanitize.sh: sanitizer report(s) above" >&2
-  exit 1
+  if grep -q -E "ERROR: |runtime error" "$log"/*; then
+    echo "sanitize.sh: sanitizer report(s) above" >&2
+    exit 1
+  fi
 fi
 if [[ $status -ne 0 ]]; then
   echo "sanitize.sh: tests failed (status $status)" >&2
