@@ -3,13 +3,15 @@ cross-entropy) against plain NumPy formulas; thread-count independence."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 import nncore
 from nncore import kernels as ops
 from nncore import layers, losses, models, optimizers, regularizers, utils
-from conftest import require
+from conftest import platform_skipif, require
 
 # ---- optimizer steps vs hand-written NumPy -----------------------------------------------------
 
@@ -635,3 +637,105 @@ def test_new_kernels_match_float64_formulas(rng, name, size):
         opt.apply([w], [g], [reg])
         ref = _np_step(name, ref, g64, s, t, lr, wd)
         np.testing.assert_allclose(w, ref, rtol=2e-5, atol=2e-6, err_msg=f"step {t}")
+
+
+# ---- the slot table holds weights weakly (issue 17, item 8) ----------------------------------
+
+
+def _dense_model(n, seed):
+    utils.set_random_seed(seed)
+    return models.Sequential([layers.Dense(n, input_shape=(n,)), layers.Dense(n)])
+
+
+@pytest.mark.parametrize("make_opt", [lambda: optimizers.SGD(0.1, momentum=0.9),
+                                      lambda: optimizers.Adam(0.01, use_ema=True)])
+def test_reused_optimizer_keeps_no_old_model_alive(rng, make_opt):
+    """An optimizer reused across models holds neither their weights nor their moments: once
+    a model is gone, its entries leave the slot table (at once: no reference cycle), and the
+    weights themselves are freed."""
+    import gc
+    import weakref
+
+    opt = make_opt()
+    x = rng.normal(size=(4, 8)).astype(np.float32)
+    y = rng.normal(size=(4, 8)).astype(np.float32)
+    keep = _dense_model(8, 0)
+    keep.compile(optimizer=opt, loss="mse")
+    keep.train_on_batch(x, y)
+    assert len(opt._slots) == 4
+    refs = []
+    for seed in range(5):
+        m = _dense_model(8, seed + 1)
+        m.compile(optimizer=opt, loss="mse")
+        m.train_on_batch(x, y)
+        refs += [weakref.ref(w) for w in m.trainable_weights]
+        del m
+        gc.collect()  # a model's layers and graph nodes form cycles
+        assert len(opt._slots) == 4, "the old model's slots are still in the table"
+    assert all(r() is None for r in refs)
+    # The live model's moments are untouched by all that: its next step still uses them.
+    assert all(opt._entry(w).weight() is w for w in keep.trainable_weights)
+    # An entry dropped when its array dies, without the garbage collector.
+    w = np.ones(3, np.float32)
+    opt.apply([w], [np.ones(3, np.float32)], [None])
+    assert len(opt._slots) == 5
+    gc.disable()
+    try:
+        del w
+        assert len(opt._slots) == 4
+    finally:
+        gc.enable()
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@platform_skipif(not os.path.exists("/proc/self/statm"), "needs /proc/self/statm (Linux)")
+def test_reused_optimizer_memory_stays_bounded(rng):
+    """Twelve 1024x1024 models trained in turn with one Adam (each ~12 MB of weights and
+    moments): the resident size after them stays within three models' worth of the size after
+    the first two (without weak slots it grows by ~120 MB)."""
+    import gc
+
+    opt = optimizers.Adam(1e-3)
+    x = rng.normal(size=(2, 1024)).astype(np.float32)
+    y = rng.normal(size=(2, 1024)).astype(np.float32)
+
+    def one():
+        utils.set_random_seed(0)
+        m = models.Sequential([layers.Dense(1024, input_shape=(1024,))])
+        m.compile(optimizer=opt, loss="mse")
+        m.train_on_batch(x, y)
+
+    for _ in range(2):
+        one()
+    gc.collect()
+    base = _rss_bytes()
+    for _ in range(10):
+        one()
+        gc.collect()
+    grown = _rss_bytes() - base
+    assert grown < 3 * 12 * 2 ** 20, f"RSS grew by {grown / 2 ** 20:.0f} MB"
+    assert len(opt._slots) == 0
+
+
+def test_reused_id_gets_fresh_slots(rng):
+    """A new weight array that CPython places at a freed array's address (same id) must not
+    inherit the dead array's moments."""
+    opt = optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    g = rng.normal(size=(4, 3)).astype(np.float32)
+    for _ in range(1000):
+        a = np.ones((4, 3), np.float32)
+        opt.apply([a], [g], [None])  # a's velocity is now -0.1 * g
+        key = id(a)
+        del a
+        b = np.ones((4, 3), np.float32)
+        if id(b) == key:
+            break
+    else:
+        raise AssertionError("CPython never reused a freed array's id in 1000 tries")
+    opt.apply([b], [g], [None])
+    np.testing.assert_allclose(b, 1 - 0.1 * g, rtol=1e-6)  # fresh velocity, not 0.9 * old
+    assert len(opt._slots) == 1 and opt._slots[key].weight() is b

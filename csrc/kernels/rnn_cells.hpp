@@ -70,7 +70,9 @@ inline float exp_fast(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t sbits = (ni + 127) << 23;  // 2^n
+  // 2^n; shifted unsigned: for a NaN x, ni is garbage and a signed shift would overflow (UB,
+  // found by tools/sanitize.sh); the result is NaN through p either way.
+  const uint32_t sbits = static_cast<uint32_t>(ni + 127) << 23;
   float scale;
   __builtin_memcpy(&scale, &sbits, sizeof scale);
   return p * scale;

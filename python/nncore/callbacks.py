@@ -17,8 +17,6 @@ import pathlib
 import shutil
 import sys
 import time
-import zipfile
-import zlib
 
 import numpy as np
 
@@ -529,12 +527,13 @@ class BackupAndRestore(Callback):
             self._restore(self._prev)
 
     def _restore(self, path):
+        from .datasets._loader import load_npz
+        from .saving.files import MAX_ZIP_MEMBERS
         from .utils import random as _random
 
-        try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as e:
+        try:  # nncore's one npz reader (regular file, sizes checked from the headers first)
+            arrays = load_npz(path, max_members=MAX_ZIP_MEMBERS)
+        except (OSError, ValueError) as e:
             raise ValueError(f"BackupAndRestore: {path}: unreadable backup ({e})") from None
         try:
             meta = json.loads(bytes(arrays.pop("meta")).decode("utf-8"))
@@ -569,7 +568,8 @@ class BackupAndRestore(Callback):
         np.savez(buf, **arrays)
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         if self.double_checkpoint and self._path.is_file():
-            shutil.copyfile(self._path, self._prev)
+            # The last good backup becomes the previous one in one rename (never half copied).
+            os.replace(self._path, self._prev)
         write_atomic(self._path, buf.getvalue())
 
     def on_train_end(self, logs=None):

@@ -159,7 +159,15 @@ class _Importer:
             if fn is None:
                 self.bad(f"operator {node.op_type!r} is not supported by nncore's ONNX import "
                          f"(it reads {sorted(ONNX_IMPORTERS)})")
-            fn(self, node, self.attrs(node))
+            attrs = self.attrs(node)
+            n_in, n_out, required = _ARITY.get(node.op_type, (1, 1, ()))
+            if len(node.input) < n_in or len(node.output) < n_out:
+                self.bad(f"needs at least {n_in} input(s) and {n_out} output(s), has "
+                         f"{len(node.input)} and {len(node.output)}")
+            for name in required:
+                if name not in attrs:
+                    self.bad(f"attribute {name!r} is required")
+            fn(self, node, attrs)
         self.node = None
         outs = [self.tensor(o.name) for o in g.output]
         if not inputs or not outs:
@@ -471,7 +479,9 @@ def _op_einsum(imp, node, a):
     try:
         lhs, out = eq.replace(" ", "").split("->")
         sa, sb = lhs.split(",")
-    except ValueError:
+        if not (sa and sb and out):
+            raise ValueError
+    except (ValueError, AttributeError):  # AttributeError: not a string
         imp.bad(f"equation {eq!r} is not a two-input einsum")
     shared = [c for c in sa[1:] if c in sb[1:]]
     if not (sa[0] == sb[0] == out[0]) or len(shared) != 1 or \
@@ -738,6 +748,14 @@ def _op_prelu(imp, node, a):
     lay = L.PReLU(shared_axes=shared or None)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [slope]))
 
+# op type -> (fewest inputs, fewest outputs, required attributes) read by its importer, checked
+# before it runs (a damaged graph must not make it index past a node's lists). Others: (1, 1, ()).
+_ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, ()),
+          "Conv": (2, 1, ()), "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
+          "MaxPool": (1, 1, ("kernel_shape",)), "AveragePool": (1, 1, ("kernel_shape",)),
+          "Einsum": (2, 1, ("equation",)), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
+          "RNN": (3, 1, ("hidden_size",)),
+          "LSTM": (3, 1, ("hidden_size",)), "GRU": (3, 1, ("hidden_size",))}
 
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
@@ -781,7 +799,14 @@ def load(filepath):
     if not ops or not 13 <= ops[0].version <= 22:
         raise ValueError(f"ONNX import: {path!r}: opset {ops[0].version if ops else None} is "
                          "not supported (13 to 22)")
-    return _Importer(onnx, proto).run()
+    try:
+        return _Importer(onnx, proto).run()
+    except ValueError as e:  # name the user's file in every refusal
+        msg = str(e)
+        if isinstance(path, str) and path not in msg:
+            msg = msg.replace("ONNX import: ", f"ONNX import: {path!r}: ", 1) \
+                if msg.startswith("ONNX import: ") else f"ONNX import: {path!r}: {msg}"
+        raise ValueError(msg) from None
 
 
 def export(model, filepath):

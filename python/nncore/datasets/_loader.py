@@ -7,12 +7,18 @@ looked and how to point nncore at local copies."""
 from __future__ import annotations
 
 import io
+import math
+import os
 import pathlib
 import pickle
+import tokenize
 import zipfile
+import zlib
 
 import numpy as np
 
+from ..saving.files import open_regular as _open_regular
+from ..saving.files import zip_member_count as _zip_member_count
 from ..utils import files as _files
 
 
@@ -64,52 +70,124 @@ class _ArraysOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
 
 
-def _read_npy(buf: bytes, what: str):
+def _read_npy(buf: bytes, what: str, objects: bool):
+    """One .npy member from its bytes. The header is checked before anything is allocated: a
+    numeric array's size must be what the member holds (so a lying shape cannot allocate more);
+    an object array (objects=True only) goes through _ArraysOnly."""
     fp = io.BytesIO(buf)
     try:
-        return np.lib.format.read_array(fp, allow_pickle=False)
-    except ValueError:
-        pass  # an object array: its data is a pickle
-    fp.seek(0)
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
-    elif version in ((2, 0), (3, 0)):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
-    else:
-        raise ValueError(f"{what}: unsupported .npy version {version}")
-    if dtype != np.dtype(object):
-        raise ValueError(f"{what}: unreadable .npy member")
-    try:
-        arr = _ArraysOnly(fp).load()
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{what}: refused or corrupt object array ({e})") from None
-    if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
-        raise ValueError(f"{what}: malformed object array")
-    return arr
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, SyntaxError, TypeError, EOFError, tokenize.TokenError) as e:
+        # numpy parses the header with tokenize and ast: their errors for a garbled header.
+        raise ValueError(f"{what}: not a readable .npy array ({e})") from None
+    if dtype.hasobject:
+        if not objects or dtype != np.dtype(object):
+            raise ValueError(f"{what}: object arrays are refused in this file")
+        try:
+            arr = _ArraysOnly(fp).load()
+        except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
+                IndexError, KeyError, MemoryError, RecursionError, OverflowError) as e:
+            # The unpickler's own errors on a corrupt stream (its memo is a dict, its stack a
+            # list): the file is malformed, whatever the exception class.
+            raise ValueError(f"{what}: refused or corrupt object array "
+                             f"({type(e).__name__}: {e})") from None
+        if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
+            raise ValueError(f"{what}: malformed object array")
+        return arr
+    offset = fp.tell()
+    nbytes = math.prod(shape) * dtype.itemsize
+    if dtype.itemsize == 0 or nbytes != len(buf) - offset:
+        raise ValueError(f"{what}: the header promises {nbytes} bytes of {dtype} data, the "
+                         f"member holds {len(buf) - offset}")
+    arr = np.frombuffer(buf, dtype, offset=offset)
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
-def load_npz(path) -> dict:
-    """An npz's arrays: numeric members read with pickle disabled, object members (ragged
-    sequences) through _ArraysOnly; member count and sizes checked from the zip directory first."""
+def load_npz(source, what=None, objects=False, max_members=MAX_NPZ_MEMBERS,
+             max_member=MAX_NPZ_MEMBER) -> dict:
+    """{name: array} of every .npy member of an npz, through nncore's one reader
+    (saving.files.open_regular: regular files only, size known first). Before any member is
+    read: the member count from the zip's end record, stored members within the file's size,
+    compressed ones within max_member once decompressed; numeric members are read with pickle
+    disabled, object members (ragged sequences, objects=True) through _ArraysOnly. Every
+    failure is a ValueError (or FileNotFoundError / IsADirectoryError) naming the file."""
+    what = what or str(os.fspath(source) if isinstance(source, os.PathLike) else source)
     arrays = {}
     try:
-        with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            if len(infos) > MAX_NPZ_MEMBERS:
-                raise ValueError(f"{path}: {len(infos)} members, expected at most "
-                                 f"{MAX_NPZ_MEMBERS}")
-            for info in infos:
-                if not info.filename.endswith(".npy"):
-                    continue
-                if info.file_size > MAX_NPZ_MEMBER:
-                    raise ValueError(f"{path}: member {info.filename} is {info.file_size} bytes")
-                with z.open(info) as f:
-                    buf = _files.read_bounded(f, MAX_NPZ_MEMBER + 1)
-                arrays[info.filename[:-4]] = _read_npy(buf, f"{path}:{info.filename}")
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ValueError(f"{path}: corrupt or unreadable npz ({e})") from None
+        fh, size = _open_regular(source)
+    except ValueError as e:  # FileRefused
+        raise ValueError(f"{what}: {e}") from None
+    with fh:
+        try:
+            n = _zip_member_count(fh, size)
+            if n > max_members:
+                raise ValueError(f"{n} members, expected at most {max_members}")
+            with zipfile.ZipFile(fh) as z:
+                infos = z.infolist()
+                if len(infos) > max_members:
+                    raise ValueError(f"{len(infos)} members, expected at most {max_members}")
+                for info in infos:
+                    if info.flag_bits & 0x61:  # encrypted, patched or strongly encrypted
+                        raise ValueError(f"member {info.filename!r} is encrypted or patched")
+                    if info.compress_type == zipfile.ZIP_STORED:
+                        if info.file_size != info.compress_size or info.file_size > size:
+                            raise ValueError(f"member {info.filename!r} declares {info.file_size}"
+                                             f" bytes in a {size}-byte file")
+                    elif info.compress_type != zipfile.ZIP_DEFLATED:
+                        raise ValueError(f"member {info.filename!r}: compression method "
+                                         f"{info.compress_type} is not accepted")
+                    elif info.file_size > max_member:
+                        raise ValueError(f"member {info.filename!r} is {info.file_size} bytes "
+                                         f"once decompressed, more than {max_member}")
+                    if not info.filename.endswith(".npy"):
+                        continue
+                    with z.open(info) as f:
+                        buf = _files.read_bounded(f, info.file_size + 1)
+                    if len(buf) != info.file_size:
+                        raise ValueError(f"member {info.filename!r} holds {len(buf)} bytes, "
+                                         f"its entry says {info.file_size}")
+                    arrays[info.filename[:-4]] = _read_npy(buf, f"{what}:{info.filename}",
+                                                           objects)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith(what) else f"{what}: {msg}") from None
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+                RuntimeError) as e:
+            # RuntimeError/NotImplementedError: zipfile on an encrypted or odd member.
+            raise ValueError(f"{what}: corrupt or unreadable npz ({type(e).__name__}: {e})") \
+                from None
     return arrays
+
+
+MAX_INDEX_BYTES = 16 << 20  # imdb's word index is 1.6 MB, reuters's 0.5 MB
+
+
+def load_word_index(source) -> dict:
+    """{word: index} from a JSON word-index file (a flat object of str -> non-negative int),
+    read through nncore's one reader with its size capped before parsing."""
+    import json
+
+    what = str(source)
+    try:
+        fh, _ = _open_regular(source, MAX_INDEX_BYTES)
+    except ValueError as e:  # FileRefused
+        raise ValueError(f"{what}: {e}") from None
+    with fh:
+        raw = fh.read()
+    try:
+        index = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{what}: not a JSON word index ({e})") from None
+    if not isinstance(index, dict) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in index.items()):
+        raise ValueError(f"{what}: a word index maps words to non-negative integers")
+    return index
 
 
 def int_sequences(arr, what: str) -> list:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pathlib
 import tarfile
+import zlib
 
 import numpy as np
 
+from ..saving.files import FileRefused, open_regular
 from ..utils import files as _files
 from . import _loader
 
@@ -29,18 +31,27 @@ def _records(data: bytes, label_bytes: int, what: str):
 
 def read_members(source: pathlib.Path, names: list[str], label_bytes: int) -> list:
     """[(x, labels)] for each member name, from a .tar.gz or from a directory of the files."""
+    source = pathlib.Path(source)
     out = []
     if source.is_dir():
         for n in names:
             f = source / n
-            size = f.stat().st_size if f.is_file() else -1
-            if size < 0 or size > MAX_MEMBER:
-                raise ValueError(f"{f}: missing or too large")
-            out.append(_records(f.read_bytes(), label_bytes, str(f)))
+            try:  # nncore's one reader: regular files only, size checked before reading
+                fh, size = open_regular(f, MAX_MEMBER)
+            except (FileNotFoundError, FileRefused) as e:
+                raise ValueError(f"{f}: missing, not a regular file or too large ({e})") \
+                    from None
+            with fh:
+                data = _files.read_bounded(fh, size + 1)
+            out.append(_records(data, label_bytes, str(f)))
         return out
     try:
-        with tarfile.open(source, "r:*") as tf:
-            by_name = {}
+        fh, _ = open_regular(source)
+    except FileRefused as e:
+        raise ValueError(f"{source}: {e}") from None
+    by_name = {}
+    try:
+        with fh, tarfile.open(fileobj=fh, mode="r:*") as tf:
             for m in tf:
                 base = m.name.split("/")[-1]
                 if base in names:
@@ -49,8 +60,9 @@ def read_members(source: pathlib.Path, names: list[str], label_bytes: int) -> li
                                          "plausible size")
                     by_name[base] = _records(_files.read_bounded(tf.extractfile(m), m.size),
                                              label_bytes, f"{source}:{m.name}")
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise ValueError(f"{source}: corrupt or unreadable archive ({e})") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{source}: corrupt or unreadable archive ({type(e).__name__}: {e})") \
+            from None
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ValueError(f"{source}: members {missing} not found")

@@ -9,8 +9,6 @@ then checked to be lists of non-negative ints; numeric members are read with pic
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from . import _loader
@@ -23,7 +21,7 @@ INDEX_MD5 = "bfafd718b763782e994055a2d397834f"
 
 
 def _arrays(d, where):
-    arrays = _loader.load_npz(d / FILE)
+    arrays = _loader.load_npz(d / FILE, objects=True)
     try:
         return [arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")]
     except KeyError as e:
@@ -70,5 +68,4 @@ def get_word_index(path=None, *, download=True, mirrors=None) -> dict:
     """{word: index} (before index_from is added), from imdb_word_index.json."""
     d = _loader.locate("imdb", {INDEX_FILE: (INDEX_MD5, "md5")}, path, download,
                        MIRRORS if mirrors is None else mirrors)
-    with open(d / INDEX_FILE, encoding="utf-8") as f:
-        return json.load(f)
+    return _loader.load_word_index(d / INDEX_FILE)

@@ -27,12 +27,14 @@ import io
 import math
 import os
 import pathlib
-import zipfile
 import zlib
 
 import numpy as np
 
+from ..saving.files import FileRefused as _FileRefused
+from ..saving.files import open_regular as _open_regular
 from ..utils import files as _files
+from . import _loader
 
 __all__ = ["MIRRORS", "FILES", "load_data", "load_embedded", "find", "cache_dir", "read_idx"]
 
@@ -150,12 +152,14 @@ def read_idx(source, expect_magic: int | None = None) -> np.ndarray:
     number, the record count and the size. Raises ValueError on a corrupt or truncated file."""
     if isinstance(source, (bytes, bytearray)):
         what, raw = "MNIST data", io.BytesIO(source)
+        stored = len(source)
     else:
-        what, raw = str(source), open(source, "rb")  # closed below
+        what = str(os.fspath(source) if isinstance(source, os.PathLike) else source)
+        try:  # nncore's one reader: regular files only, size known before reading
+            raw, stored = _open_regular(source)  # closed below
+        except _FileRefused as e:
+            raise ValueError(f"{what}: {e}") from None
     try:
-        raw.seek(0, os.SEEK_END)
-        stored = raw.tell()
-        raw.seek(0)
         gz = raw.read(2) == b"\x1f\x8b"
         bound = (stored, stored)
         if gz:
@@ -198,12 +202,7 @@ def _load_npz(file: pathlib.Path, where: str | None = None):
     """A Keras-style mnist.npz (x_train, y_train, x_test, y_test), read without pickle."""
     where = where or str(file)
     keys = ("x_train", "y_train", "x_test", "y_test")
-    try:
-        # Our own file handle: np.load leaks the one it opens when the zip is corrupt.
-        with open(file, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in keys if k in z.files}
-    except (OSError, EOFError, ValueError, zlib.error, zipfile.BadZipFile) as e:
-        raise ValueError(f"{where}: corrupt or unreadable npz ({e})") from None
+    arrays = {k: a for k, a in _loader.load_npz(file, where).items() if k in keys}
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise ValueError(f"{where}: missing arrays {missing}")

@@ -6,8 +6,6 @@ arrays through an unpickler that may only rebuild numpy arrays)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from . import _loader
@@ -29,7 +27,7 @@ def load_data(path=None, num_words=None, skip_top=0, maxlen=None, test_split=0.2
     d = _loader.locate("reuters", {FILE: (SHA256, "sha256")}, path, download,
                        MIRRORS if mirrors is None else mirrors)
     where = str(d / FILE)
-    arrays = _loader.load_npz(d / FILE)
+    arrays = _loader.load_npz(d / FILE, objects=True)
     if "x" not in arrays or "y" not in arrays:
         raise ValueError(f"{where}: missing arrays x, y")
     xs = _loader.int_sequences(arrays["x"], where + ":x")
@@ -55,8 +53,7 @@ def get_word_index(path=None, *, download=True, mirrors=None) -> dict:
     """{word: index} (before index_from is added), from reuters_word_index.json."""
     d = _loader.locate("reuters", {INDEX_FILE: (INDEX_MD5, "md5")}, path, download,
                        MIRRORS if mirrors is None else mirrors)
-    with open(d / INDEX_FILE, encoding="utf-8") as f:
-        return json.load(f)
+    return _loader.load_word_index(d / INDEX_FILE)
 
 
 def get_label_names():

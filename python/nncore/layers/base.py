@@ -112,6 +112,26 @@ def _allocating() -> bool:
     return lim is None or lim.get("allocate", True)
 
 
+
+def copy_checked(weights, own, names, count_message) -> None:
+    """Copy `weights` into the arrays `own` in place (references stay valid), after checking
+    every one first (count, real dtype, shape against `names`), so a bad list changes nothing.
+    count_message(expected, got) words the count error for the owner (layer or model)."""
+    weights = list(weights)
+    if len(weights) != len(own):
+        raise ValueError(count_message(len(own), len(weights)))
+    arrs = []
+    for wname, cur, new in zip(names, own, weights):
+        new = np.asarray(new)
+        if new.dtype.kind not in "biuf":
+            raise TypeError(f"weight {wname!r}: expected a real array, got dtype {new.dtype}")
+        if new.shape != cur.shape:
+            raise ValueError(f"weight {wname!r} has shape {cur.shape}, got an array of shape "
+                             f"{new.shape}")
+        arrs.append(new)
+    for cur, new in zip(own, arrs):
+        np.copyto(cur, new, casting="unsafe")
+
 class Layer:
     """Base class of every layer. Built-in layers define weight_specs (or build),
     compute_output_shape, forward and backward."""
@@ -366,22 +386,8 @@ class Layer:
         return [names.get(id(w), "weight") for w in self.weights]
 
     def set_weights(self, weights) -> None:
-        weights = list(weights)
-        own = self.weights
-        if len(weights) != len(own):
-            raise ValueError(f"layer {self.name!r} expects {len(own)} weight arrays, "
-                             f"got {len(weights)}")
-        arrs = []
-        for wname, cur, new in zip(self._all_weight_names(), own, weights):
-            new = np.asarray(new)
-            if new.dtype.kind not in "biuf":
-                raise TypeError(f"weight {wname!r}: expected a real array, got dtype {new.dtype}")
-            if new.shape != cur.shape:
-                raise ValueError(f"weight {wname!r} has shape {cur.shape}, "
-                                 f"got an array of shape {new.shape}")
-            arrs.append(new)
-        for cur, new in zip(own, arrs):
-            np.copyto(cur, new, casting="unsafe")  # in place: references stay valid
+        copy_checked(weights, self.weights, self._all_weight_names(),
+                     lambda n, m: f"layer {self.name!r} expects {n} weight arrays, got {m}")
 
     # ---- gradients ----------------------------------------------------------------------------
     def _zero_grads(self) -> None:

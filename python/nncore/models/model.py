@@ -7,9 +7,7 @@ Functional whose graph is a chain.
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..layers.base import Layer, _unique_name, _snake, fmt_shape
+from ..layers.base import Layer, _snake, _unique_name, copy_checked, fmt_shape
 from ..trainers.trainer import Trainer
 
 
@@ -181,22 +179,8 @@ class Model(Trainer, Layer):
         return [by_id.get(id(w), "weight") for w in self.weights]
 
     def set_weights(self, weights) -> None:
-        weights = list(weights)
-        own = self.weights
-        if len(weights) != len(own):
-            raise ValueError(f"model {self.name!r} has {len(own)} weight arrays, got "
-                             f"{len(weights)}")
-        checked = []
-        for name, cur, new in zip(self._weight_paths(), own, weights):
-            new = np.asarray(new)
-            if new.dtype.kind not in "biuf":
-                raise TypeError(f"weight {name!r}: expected a real array, got {new.dtype}")
-            if new.shape != cur.shape:
-                raise ValueError(f"weight {name!r} has shape {cur.shape}, got an array of "
-                                 f"shape {new.shape}")
-            checked.append(new)
-        for cur, new in zip(own, checked):  # every shape checked before anything is written
-            np.copyto(cur, new, casting="unsafe")
+        copy_checked(weights, self.weights, self._weight_paths(),
+                     lambda n, m: f"model {self.name!r} has {n} weight arrays, got {m}")
 
     def get_layer(self, name=None, index=None):
         if index is not None:

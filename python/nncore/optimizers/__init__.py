@@ -28,6 +28,7 @@ The options every optimizer takes, as Keras's base optimizer:
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -68,6 +69,32 @@ def _reg_grad(g, w, r):
     if r.l2:
         out += _f32(2.0 * r.l2) * w
     return out
+
+
+class _SlotTable(dict):
+    """id(weight) -> _SlotEntry (a dict subclass so that entries can refer to it weakly)."""
+
+
+class _SlotEntry:
+    """One weight's slots (and EMA), holding the weight only weakly. No reference cycle: the
+    weakref's callback knows the table weakly, so a dropped entry or optimizer is freed at
+    once, without waiting for the garbage collector."""
+
+    __slots__ = ("weight", "shape", "dtype", "slots", "ema")
+
+    def __init__(self, w, key, table, slots, ema):
+        table_ref = weakref.ref(table)
+
+        def forget(ref):
+            t = table_ref()
+            e = None if t is None else t.get(key)
+            if e is not None and e.weight is ref:  # not a newer entry for another array
+                del t[key]
+        try:
+            self.weight = weakref.ref(w, forget)
+        except TypeError:  # an array type without weak references: keep it (the id stays valid)
+            self.weight = lambda: w
+        self.shape, self.dtype, self.slots, self.ema = w.shape, w.dtype, slots, ema
 
 
 class Optimizer:
@@ -121,26 +148,47 @@ class Optimizer:
         self._lr = _num(v, "learning_rate")
 
     # ---- slots -------------------------------------------------------------------------------
+    # As Keras ties each slot variable to the model variable it was made from, every entry of
+    # the slot table belongs to one weight array: it is keyed by id(w) but holds only a weak
+    # reference to w, and is dropped when w is freed (the weakref callback runs before the
+    # memory, hence the id, can be reused). So an optimizer reused across models, or kept while
+    # models are rebuilt, never keeps an old model's weights or moments alive, and a new array
+    # that happens to get a dead one's id starts with fresh slots.
     def _make_slots(self, w) -> tuple:
         return ()
 
     def build(self, params) -> None:
         """Create the slots (moments) of every parameter not seen before."""
-        if self._slots is None:
-            self._slots = {}
         for w in params:
-            self._slots_for(w)
+            self._entry(w)
+
+    @property
+    def built(self) -> bool:
+        """True once some parameter has slots (a step was taken, or build/set_state ran)."""
+        return bool(self._slots)
+
+    def _entry(self, w, slots=None) -> _SlotEntry:
+        """w's slot entry, created (fresh, or from `slots`) when w has none yet or its entry
+        no longer matches it."""
+        if self._slots is None:
+            self._slots = _SlotTable()
+        table = self._slots
+        key = id(w)
+        entry = table.get(key)
+        if (slots is None and entry is not None and entry.weight() is w
+                and entry.shape == w.shape and entry.dtype == w.dtype):
+            return entry
+        entry = _SlotEntry(w, key, table, self._make_slots(w) if slots is None else slots,
+                           w.copy() if self.use_ema else None)
+        table[key] = entry
+        return entry
 
     def _slots_for(self, w) -> tuple:
-        # Keyed by the identity of the weight array, like Keras keys slots by variable: an
-        # optimizer reused on another model, or after trainable changes, never hands one weight's
-        # moments to another. The entry keeps a reference to w so its id cannot be reused.
-        entry = self._slots.get(id(w))
-        if entry is None or entry[0] is not w or entry[1] != (w.shape, w.dtype):
-            ema = w.copy() if self.use_ema else None
-            entry = (w, (w.shape, w.dtype), self._make_slots(w), ema)
-            self._slots[id(w)] = entry
-        return entry[2]
+        return self._entry(w).slots
+
+    def _set_slots(self, w, slots) -> None:
+        """Give w these slot arrays (same kinds as _make_slots returns), e.g. from a file."""
+        self._entry(w, tuple(slots))
 
     # ---- one step ----------------------------------------------------------------------------
     def _clip(self, grads):
@@ -168,8 +216,6 @@ class Optimizer:
     def apply(self, params, grads, regs) -> None:
         """One step: every params[i] updated in place from grads[i] (+ the L1/L2 gradient of
         regs[i], a regularizer with .l1/.l2 or None)."""
-        if self._slots is None:
-            self._slots = {}
         params, grads, regs = list(params), list(grads), list(regs)
         lr = float(_f32(self.learning_rate))
         self._lr_step = lr
@@ -194,7 +240,7 @@ class Optimizer:
             overwrite = (self.ema_overwrite_frequency
                          and (self.iterations + 1) % self.ema_overwrite_frequency == 0)
             for w in params:
-                ema = self._slots[id(w)][3]
+                ema = self._entry(w).ema
                 ema *= m
                 ema += (_f32(1) - m) * w
                 if overwrite:
@@ -210,8 +256,8 @@ class Optimizer:
         if self.use_ema and self._slots:
             for w in params:
                 entry = self._slots.get(id(w))
-                if entry is not None and entry[0] is w:
-                    w[...] = entry[3]
+                if entry is not None and entry.weight() is w:
+                    w[...] = entry.ema
 
     # ---- state for saving --------------------------------------------------------------------
     def _scalar_state(self) -> list:
@@ -227,10 +273,10 @@ class Optimizer:
         out = [np.array(self.iterations, np.int64)]
         out += [np.array(v, np.float32) for v in self._scalar_state()]
         for w in params:
-            entry = self._slots[id(w)]
-            out += [s.copy() for s in entry[2] if s is not None]
+            entry = self._entry(w)
+            out += [s.copy() for s in entry.slots if s is not None]
             if self.use_ema:
-                out.append(entry[3].copy())
+                out.append(entry.ema.copy())
         return out
 
     def set_state(self, params, arrays) -> None:
@@ -239,7 +285,7 @@ class Optimizer:
         arrays = list(arrays)
         n_scalar = len(self._scalar_state())
         want = 1 + n_scalar + sum(
-            sum(s is not None for s in self._slots[id(w)][2]) + self.use_ema for w in params)
+            sum(s is not None for s in self._entry(w).slots) + self.use_ema for w in params)
         if len(arrays) != want:
             raise ValueError(f"{type(self).__name__}.set_state: expected {want} arrays for "
                              f"{len(params)} parameters, got {len(arrays)}")
@@ -250,10 +296,10 @@ class Optimizer:
         self._set_scalar_state([float(a) for a in arrays[1:1 + n_scalar]])
         k = 1 + n_scalar
         for w in params:
-            entry = self._slots[id(w)]
-            targets = [s for s in entry[2] if s is not None]
+            entry = self._entry(w)
+            targets = [s for s in entry.slots if s is not None]
             if self.use_ema:
-                targets.append(entry[3])
+                targets.append(entry.ema)
             for t in targets:
                 a = np.asarray(arrays[k])
                 if a.shape != t.shape:

@@ -297,7 +297,7 @@ _INIT_EXTRA = {"input_axes": _NONE, "output_axes": _NONE}  # Keras 3.1x Variance
 # ---- small checks -----------------------------------------------------------------------------
 def _check_module(d, where):
     mod = d.get("module")
-    if mod not in _KERAS_MODULES:
+    if not (mod is None or isinstance(mod, str)) or mod not in _KERAS_MODULES:
         raise _Bad(f"{where}: 'module' {mod!r} is not one of Keras's modules; nothing is "
                    "imported from a file")
 
@@ -327,7 +327,7 @@ def _init_from_keras(v, where):
             continue
         cfg[k] = x
     cls = v.get("class_name")
-    if cls not in initializers._BY_CLASS:
+    if not isinstance(cls, str) or cls not in initializers._BY_CLASS:
         raise _Bad(f"{where}: initializer {cls!r} is not available in nncore "
                    f"(nncore has {sorted(initializers._BY_CLASS)})")
     return {"class_name": cls, "config": cfg}
@@ -510,6 +510,8 @@ def _node_from_keras(node, where, implicit_masks=frozenset()):
 
 
 def _model_from_keras(cls_name, kcfg, where, custom_objects):
+    if not isinstance(kcfg, dict):
+        raise _Bad(f"{where}: a model config must be a dict")
     layers = kcfg.get("layers")
     if not isinstance(layers, list):
         raise _Bad(f"{where}: a model config needs 'layers'")
@@ -1063,7 +1065,7 @@ def optimizer_vars(model, opt):
     scal = opt._scalar_state()
     for w, k, j, _ in order:
         out.append(np.float32(scal[j]) if w is None else
-                   np.asarray(opt._slots[id(w)][2][k], np.float32))
+                   np.asarray(opt._slots_for(w)[k], np.float32))
     return out
 
 
@@ -1106,7 +1108,7 @@ def _set_optimizer_state(h5py, model, datasets, where):
                 raise _Bad(f"{where}/{name} is not finite")
             scal[j] = v
             continue
-        target = opt._slots[id(w)][2][k]
+        target = opt._slots_for(w)[k]
         if target is None:
             raise _Bad(f"{where}/{name}: {type(opt).__name__} has no such slot")
         s = np.empty(target.shape, np.float32)
@@ -1294,6 +1296,15 @@ def _build(entry, max_params, weight_bytes, custom_objects):
                             max_weight_bytes=weight_bytes, custom_objects=custom_objects)
 
 
+def _from_h5py(tb) -> bool:
+    """True when the innermost frame of a traceback is h5py's: HDF5 reports a corrupt file's
+    B-trees, heaps and links as RuntimeError there (a RuntimeError of ours stays a bug)."""
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    name = tb.tb_frame.f_code.co_filename if tb is not None else ""
+    return f"{os.sep}h5py{os.sep}" in name or os.path.basename(name).startswith("h5")
+
+
 def _errors(filepath, kind):
     from .native import _ERRORS
 
@@ -1305,7 +1316,7 @@ def _errors(filepath, kind):
             if et is None or et in (FileNotFoundError, IsADirectoryError, ImportError):
                 return False
             if issubclass(et, _Bad) or issubclass(et, _ERRORS) or issubclass(et, KeyError) or \
-                    issubclass(et, OSError):
+                    issubclass(et, OSError) or (issubclass(et, RuntimeError) and _from_h5py(tb)):
                 raise ValueError(f"{os.fspath(filepath)!r} is not a valid {kind}: {e}") from None
             return False
 
@@ -1401,7 +1412,7 @@ def _optimizer_from_keras(d):
         raise _Bad(f"bad optimizer config {d!r:.200}")
     _check_module(d, "optimizer")
     cls = d.get("class_name")
-    if cls not in _OPTS:
+    if not isinstance(cls, str) or cls not in _OPTS:
         raise _Bad(f"optimizer {cls!r} is not available in nncore ({sorted(_OPTS)})")
     cfg = {}
     for k, v in d["config"].items():
@@ -1429,7 +1440,7 @@ def _loss_from_keras(v):
         raise _Bad(f"bad loss {v!r:.200}")
     _check_module(v, "loss")
     cls = v["class_name"]
-    if cls not in _LOSS_NAMES:
+    if not isinstance(cls, str) or cls not in _LOSS_NAMES:
         raise _Bad(f"loss {cls!r} is not available in nncore")
     cfg = {}
     for k, x in v["config"].items():

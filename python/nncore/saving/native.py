@@ -255,7 +255,8 @@ def _read_config(zf, want_format):
         raise _Bad(f"config is not valid JSON: {e}") from None
     formats = {FORMAT: VERSION, OLD_FORMAT: 1} if want_format == FORMAT else {
         want_format: VERSION, OLD_FORMAT + ".weights": 1}
-    if not isinstance(cfg, dict) or cfg.get("format") not in formats:
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("format"), str) or \
+            cfg["format"] not in formats:
         raise _Bad(f"config does not describe a {want_format}")
     if cfg.get("version") != formats[cfg["format"]]:
         raise _Bad(f"unsupported file version {cfg.get('version')!r}")

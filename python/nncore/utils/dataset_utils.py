@@ -270,8 +270,11 @@ def text_dataset_from_directory(directory, labels="inferred", label_mode="int", 
                                               f" belonging to {len(names)} classes."))
     x = np.empty(len(paths), dtype=object)
     for i, p in enumerate(paths):
-        with open(p, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        from ..saving.files import open_regular
+
+        f, _ = open_regular(p)  # nncore's one reader: a FIFO or a device is refused
+        with f:
+            text = f.read().decode("utf-8", errors="replace")
         x[i] = text[:max_length] if max_length is not None else text
     return ArrayDataset(x, _labels(lab, label_mode, len(names) if names else 0), batch_size,
                         class_names=names)

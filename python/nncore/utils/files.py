@@ -5,9 +5,10 @@ dataset loader (nncore.datasets.*).
   its files in a subdirectory.
 - ``fetch(url)``: the whole body of one URL, read in chunks and refused beyond ``max_bytes`` (a
   hostile or broken mirror cannot make us allocate more).
-- ``download_to(target, urls, ...)``: try the URLs in turn, streaming each into a temporary file
-  beside ``target`` while hashing it, keep the first whose checksum matches, ``os.replace`` it into
-  place (an interrupted download never leaves a half file). Returns the failure messages.
+- ``download_to(target, urls, ...)``: try the URLs in turn, streaming each through
+  ``saving.files.atomic_write`` while hashing it, keep the first whose checksum matches (an
+  interrupted download never leaves a half file). Returns the failure messages.
+- Every file read here goes through ``saving.files.open_regular`` (regular files only).
 - ``write_atomic(target, data)``: the same guarantee for bytes already in memory.
 """
 
@@ -18,7 +19,6 @@ import hashlib
 import io
 import os
 import pathlib
-import tempfile
 import zlib
 
 # http.client and urllib are imported where used: they cost ~30 ms at import.
@@ -85,18 +85,6 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
     return out
 
 
-def _tmp_beside(target: pathlib.Path):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=target.parent, prefix="." + target.name + ".", suffix=".part")
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def write_atomic(target, data: bytes) -> None:
     """Write data to target so that target is either absent (or its old self) or complete, never
     half written: nncore's one writer (mode kept, a symlink's target replaced, the user's path
@@ -116,8 +104,11 @@ def pick_algorithm(expected: str | None, algorithm: str = "auto") -> str:
 
 
 def hash_file(path, algorithm: str = "sha256") -> str:
+    from ..saving.files import open_regular
+
     h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
+    f, _ = open_regular(path)  # regular files only: a FIFO or a device is refused, not read
+    with f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -130,38 +121,37 @@ def download_to(target, urls, expected_hash: str | None = None, algorithm: str =
     import http.client
     import urllib.request
 
+    from ..saving.files import atomic_write
+
     target = pathlib.Path(target)
     algorithm = pick_algorithm(expected_hash, algorithm)
     opener = opener or (lambda u: urllib.request.urlopen(u, timeout=timeout))  # noqa: S310
+    target.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
-        fd, tmp = _tmp_beside(target)
-        try:
+        def write(f, url=url):
+            # Streamed into nncore's one writer: the old file stays until the whole download
+            # is on disk and its checksum matched.
             h = hashlib.new(algorithm)
             got = 0
-            with os.fdopen(fd, "wb") as f, opener(url) as r:
+            with opener(url) as r:
                 while chunk := r.read(CHUNK):
                     got += len(chunk)
                     if got > max_bytes:
                         raise ValueError(f"more than {max_bytes} bytes")
                     h.update(chunk)
                     f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
             digest = h.hexdigest()
             if expected_hash is not None and digest != expected_hash.lower():
                 raise ValueError(f"{algorithm} of the download is {digest}, expected "
                                  f"{expected_hash}")
-            os.replace(tmp, target)
+        try:
+            atomic_write(target, write)
             return []
         except (OSError, ValueError, http.client.HTTPException) as e:
             # URLError/HTTPError and timeouts are OSErrors; IncompleteRead (a connection cut
             # mid-transfer) is an HTTPException.
-            _unlink(tmp)
             failures.append(f"{url}: {type(e).__name__}: {e}")
-        except BaseException:
-            _unlink(tmp)
-            raise
     return failures
 
 
@@ -195,22 +185,40 @@ def extract_archive(path, target, archive_format="auto") -> bool:
     if archive_format not in formats:
         raise ValueError(f"archive_format must be 'auto', 'tar', 'zip' or None, got "
                          f"{archive_format!r}")
+    from ..saving.files import open_regular, zip_member_count
+
     path, target = pathlib.Path(path), pathlib.Path(target)
-    for fmt in formats[archive_format]:
-        if fmt == "tar" and tarfile.is_tarfile(path):
-            with tarfile.open(path) as tf:
-                members = tf.getmembers()
-                _safe_members(((m.name, m.size) for m in members), str(path))
-                target.mkdir(parents=True, exist_ok=True)
-                tf.extractall(target, filter="data")  # no links out, no devices, no setuid
-            return True
-        if fmt == "zip" and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                infos = zf.infolist()
-                _safe_members(((i.filename, i.file_size) for i in infos), str(path))
-                target.mkdir(parents=True, exist_ok=True)
-                zf.extractall(target)
-            return True
+    fh, size = open_regular(path)  # regular files only; one descriptor for every look below
+    with fh:
+        for fmt in formats[archive_format]:
+            fh.seek(0)
+            if fmt == "tar" and tarfile.is_tarfile(fh):
+                fh.seek(0)
+                try:
+                    with tarfile.open(fileobj=fh) as tf:
+                        members = tf.getmembers()
+                        _safe_members(((m.name, m.size) for m in members), str(path))
+                        target.mkdir(parents=True, exist_ok=True)
+                        tf.extractall(target, filter="data")  # no links out, devices, setuid
+                except (tarfile.TarError, EOFError, zlib.error) as e:
+                    raise ValueError(f"{path}: corrupt archive ({type(e).__name__}: {e})") \
+                        from None
+                return True
+            fh.seek(0)
+            if fmt == "zip" and zipfile.is_zipfile(fh):
+                try:
+                    if zip_member_count(fh, size) > MAX_MEMBERS:  # before zipfile parses them
+                        raise ValueError(f"{path}: more than {MAX_MEMBERS} members")
+                    with zipfile.ZipFile(fh) as zf:
+                        infos = zf.infolist()
+                        _safe_members(((i.filename, i.file_size) for i in infos), str(path))
+                        target.mkdir(parents=True, exist_ok=True)
+                        zf.extractall(target)
+                except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError,
+                        RuntimeError) as e:
+                    raise ValueError(f"{path}: corrupt archive ({type(e).__name__}: {e})") \
+                        from None
+                return True
     return False
 
 
@@ -268,7 +276,7 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
         if need or not marker.is_file():
             if not extract_archive(fpath, out, archive_format):
                 raise ValueError(f"{fpath} is not a {archive_format} archive")
-            marker.write_text(expected or "")
+            write_atomic(marker, (expected or "").encode())
         return str(out)
     return str(fpath)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -28,9 +30,21 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest",
                          f"{sorted(_RESAMPLE)}")
     if keep_aspect_ratio:
         raise ValueError("load_img: keep_aspect_ratio is not supported")
-    with open(path, "rb") as f:
-        img = Image.open(f)
-        img.load()
+    from ..saving.files import FileRefused, open_regular
+
+    try:
+        f, _ = open_regular(path)  # regular files only: a FIFO or a device is refused
+    except FileRefused as e:
+        raise ValueError(f"load_img: {e}") from None
+    with f:
+        try:
+            img = Image.open(f)
+            img.load()
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+            # Pillow's decoders report a corrupt file through these (UnidentifiedImageError is
+            # an OSError; SyntaxError from some header parsers); name the user's path.
+            raise ValueError(f"load_img: {os.fspath(path)!r} is not a readable image "
+                             f"({type(e).__name__}: {e})") from None
     mode = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}.get(color_mode)
     if mode is None:
         raise ValueError('color_mode must be "grayscale", "rgb", or "rgba"')
@@ -88,4 +102,14 @@ def save_img(path, x, data_format=None, file_format=None, scale=True, **kwargs):
     if img.mode == "RGBA" and (file_format in ("jpg", "jpeg") or str(path).lower().endswith(
             (".jpg", ".jpeg"))):
         img = img.convert("RGB")
-    img.save(path, format=file_format, **kwargs)
+    Image = _pil()
+    fmt = file_format
+    if fmt is None:
+        ext = os.path.splitext(os.fspath(path))[1].lower()
+        fmt = Image.registered_extensions().get(ext)
+        if fmt is None:
+            raise ValueError(f"save_img: unknown file extension {ext!r} in {os.fspath(path)!r}; "
+                             "pass file_format")
+    from ..saving.files import atomic_write
+
+    atomic_write(path, lambda f: img.save(f, format=fmt, **kwargs))  # nncore's one writer
