@@ -24,7 +24,7 @@ def run_example(script: str, *args: str, timeout: float = 120) -> str:
 
 @pytest.mark.parametrize("script", ["mnist_cnn.py", "mnist_rnn.py"])
 def test_example_smoke(script):
-    # One thread: on a loaded 2-core CI machine, two spinning OpenMP threads can be 20x slower.
+    # One thread: on a loaded 2-core CI machine, two spinning pool threads can be 20x slower.
     out = run_example(script, "--embedded", "--epochs", "1", "--fraction", "0.2", "--threads", "1")
     assert "embedded MNIST subset" in out and "1000 training, 1000 test images" in out
     m = re.search(r"Test accuracy: (\d\.\d+)", out)
