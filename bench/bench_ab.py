@@ -1,5 +1,6 @@
-"""Two nncore builds side by side on the seed CNN's kernels (batch 32) and a few square GEMMs: the
-no-slowdown check for a C++ change on a noisy machine.
+"""Two nncore builds side by side on the seed CNN's kernels (batch 32), a few square GEMMs and the
+normalization / embedding-gradient kernels: the no-slowdown check for a C++ change on a noisy
+machine.
 
 Each build runs in its own worker process (PYTHONPATH --a / --b). The driver has them take turns,
 case by case, in short blocks (only one runs at a time), --blocks times, and prints the median
@@ -66,6 +67,34 @@ def cases():
 
     out["maxpool1 fwd"] = pool(26, 32)
     out["maxpool2 fwd"] = pool(11, 64)
+
+    # Normalization and the embedding gradient (rows = batch x positions, the layers' 2-D view).
+    def norm(kind, m, c):
+        x, dy, g, b = f32(m, c), f32(m, c), f32(c), f32(c)
+
+        def make(core):
+            if kind == "bn fwd":
+                return lambda: core.batchnorm_forward_train(x, g, b, 1e-3)
+            if kind == "bn bwd":
+                _, mean, _, inv = core.batchnorm_forward_train(x, g, b, 1e-3)
+                return lambda: core.batchnorm_backward_train(dy, x, mean, inv, g)
+            if kind == "ln fwd":
+                return lambda: core.layernorm_forward(x, g, b, 1e-3)
+            _, mean, inv = core.layernorm_forward(x, g, b, 1e-3)
+            return lambda: core.layernorm_backward(dy, x, mean, inv, g)
+        return make
+
+    out["batchnorm fwd 21632x32"] = norm("bn fwd", 32 * 26 * 26, 32)
+    out["batchnorm bwd 21632x32"] = norm("bn bwd", 32 * 26 * 26, 32)
+    out["layernorm fwd 4096x256"] = norm("ln fwd", 4096, 256)
+    out["layernorm bwd 4096x256"] = norm("ln bwd", 4096, 256)
+
+    def embedding(n, v, d):
+        idx = rng.integers(0, v, n).astype(np.int64)
+        dy, de = f32(n, d), np.zeros((v, d), np.float32)
+        return lambda core: (lambda: core.embedding_backward(de, idx, dy, False))
+
+    out["embedding bwd 8192x(1000,128)"] = embedding(8192, 1000, 128)
     return out
 
 

@@ -41,7 +41,7 @@ CNN = [
 def bench_case(m, n, k, ta, tb, nt, reps, rounds):
     """GFLOP/s spreads of nncore and numpy, measured in alternating blocks (nncore, numpy, nncore,
     numpy, ...: `rounds` blocks of `reps` samples each) after a pause. Blocks, not sample by sample:
-    OpenBLAS's idle threads spin for a long while after a call and libgomp's for a short one, so
+    OpenBLAS's idle threads spin for a long while after a call and nncore's pool's for ~50 µs, so
     alternating single calls would measure the two pools fighting over the two cores."""
     from threadpoolctl import threadpool_limits
 

@@ -30,75 +30,82 @@ const float* vec(const py::array& a, const char* name, int64_t n) {
 
 py::array_t<float> f32(std::vector<int64_t> shape) { return pooled_array<float>(shape); }
 
-py::tuple py_bn_forward_train(py::array x, OptArr gamma, OptArr beta, float eps) {
+// What every normalization binding starts from: x (M, N) float32 C and the optional per-feature
+// gamma and beta of length N (checked in that order).
+struct NormInput {
+  const float* x;
+  int64_t m, n;
+  const float* gamma;
+  const float* beta;
+};
+
+NormInput norm_input(const py::array& x, const OptArr& gamma, const OptArr& beta) {
   const float* xp = require_c(x, "x", 2);
-  const int64_t m = x.shape(0), c = x.shape(1);
-  if (m < 1) throw py::value_error("batchnorm_forward_train: x needs at least one row");
-  const float* g = opt_vec(gamma, "gamma", c);
-  const float* b = opt_vec(beta, "beta", c);
-  auto y = f32({m, c});
-  auto mean = f32({c}), var = f32({c}), inv = f32({c});
+  const int64_t m = x.shape(0), n = x.shape(1);
+  return {xp, m, n, opt_vec(gamma, "gamma", n), opt_vec(beta, "beta", n)};
+}
+
+typedef void (*norm_backward_fn)(float* dx, float* dgamma, float* dbeta, const float* dy,
+                                 const float* x, const float* mean, const float* inv,
+                                 const float* gamma, int64_t m, int64_t n);
+
+// The backward passes share one signature: dy, x (M, N), the saved mean and inv (N per feature
+// for batch norm, M per row for layer norm) -> (dx, dgamma, dbeta).
+py::tuple norm_backward(norm_backward_fn kernel, bool stats_per_row, const py::array& dy,
+                        const py::array& x, const py::array& mean, const py::array& inv,
+                        const OptArr& gamma) {
+  const NormInput in = norm_input(x, std::nullopt, std::nullopt);
+  const float* dyp = require_c(dy, "dy", 2);
+  require_shape(dy, "dy", {in.m, in.n});
+  const int64_t stats = stats_per_row ? in.m : in.n;
+  const float* mp = vec(mean, "mean", stats);
+  const float* ip = vec(inv, "inv", stats);
+  const float* g = opt_vec(gamma, "gamma", in.n);
+  auto dx = f32({in.m, in.n});
+  auto dg = f32({in.n}), db = f32({in.n});
+  float *dxp = dx.mutable_data(), *dgp = dg.mutable_data(), *dbp = db.mutable_data();
+  {
+    py::gil_scoped_release r;
+    kernel(dxp, dgp, dbp, dyp, in.x, mp, ip, g, in.m, in.n);
+  }
+  return py::make_tuple(dx, dg, db);
+}
+
+py::tuple py_bn_forward_train(py::array x, OptArr gamma, OptArr beta, float eps) {
+  const NormInput in = norm_input(x, gamma, beta);
+  if (in.m < 1) throw py::value_error("batchnorm_forward_train: x needs at least one row");
+  auto y = f32({in.m, in.n});
+  auto mean = f32({in.n}), var = f32({in.n}), inv = f32({in.n});
   float *yp = y.mutable_data(), *mp = mean.mutable_data(), *vp = var.mutable_data(),
         *ip = inv.mutable_data();
   {
     py::gil_scoped_release r;
-    batchnorm_forward_train(yp, mp, vp, ip, xp, g, b, m, c, eps);
+    batchnorm_forward_train(yp, mp, vp, ip, in.x, in.gamma, in.beta, in.m, in.n, eps);
   }
   return py::make_tuple(y, mean, var, inv);
 }
 
 py::tuple py_bn_backward_train(py::array dy, py::array x, py::array mean, py::array inv,
                                OptArr gamma) {
-  const float* xp = require_c(x, "x", 2);
-  const int64_t m = x.shape(0), c = x.shape(1);
-  const float* dyp = require_c(dy, "dy", 2);
-  require_shape(dy, "dy", {m, c});
-  const float* mp = vec(mean, "mean", c);
-  const float* ip = vec(inv, "inv", c);
-  const float* g = opt_vec(gamma, "gamma", c);
-  auto dx = f32({m, c});
-  auto dg = f32({c}), db = f32({c});
-  float *dxp = dx.mutable_data(), *dgp = dg.mutable_data(), *dbp = db.mutable_data();
-  {
-    py::gil_scoped_release r;
-    batchnorm_backward_train(dxp, dgp, dbp, dyp, xp, mp, ip, g, m, c);
-  }
-  return py::make_tuple(dx, dg, db);
+  return norm_backward(batchnorm_backward_train, false, dy, x, mean, inv, gamma);
 }
 
 py::tuple py_ln_forward(py::array x, OptArr gamma, OptArr beta, float eps) {
-  const float* xp = require_c(x, "x", 2);
-  const int64_t m = x.shape(0), k = x.shape(1);
-  if (k < 1) throw py::value_error("layernorm_forward: rows must have at least one value");
-  const float* g = opt_vec(gamma, "gamma", k);
-  const float* b = opt_vec(beta, "beta", k);
-  auto y = f32({m, k});
-  auto mean = f32({m}), inv = f32({m});
+  const NormInput in = norm_input(x, gamma, beta);
+  if (in.n < 1) throw py::value_error("layernorm_forward: rows must have at least one value");
+  auto y = f32({in.m, in.n});
+  auto mean = f32({in.m}), inv = f32({in.m});
   float *yp = y.mutable_data(), *mp = mean.mutable_data(), *ip = inv.mutable_data();
   {
     py::gil_scoped_release r;
-    layernorm_forward(yp, mp, ip, xp, g, b, m, k, eps);
+    layernorm_forward(yp, mp, ip, in.x, in.gamma, in.beta, in.m, in.n, eps);
   }
   return py::make_tuple(y, mean, inv);
 }
 
 py::tuple py_ln_backward(py::array dy, py::array x, py::array mean, py::array inv,
                          OptArr gamma) {
-  const float* xp = require_c(x, "x", 2);
-  const int64_t m = x.shape(0), k = x.shape(1);
-  const float* dyp = require_c(dy, "dy", 2);
-  require_shape(dy, "dy", {m, k});
-  const float* mp = vec(mean, "mean", m);
-  const float* ip = vec(inv, "inv", m);
-  const float* g = opt_vec(gamma, "gamma", k);
-  auto dx = f32({m, k});
-  auto dg = f32({k}), db = f32({k});
-  float *dxp = dx.mutable_data(), *dgp = dg.mutable_data(), *dbp = db.mutable_data();
-  {
-    py::gil_scoped_release r;
-    layernorm_backward(dxp, dgp, dbp, dyp, xp, mp, ip, g, m, k);
-  }
-  return py::make_tuple(dx, dg, db);
+  return norm_backward(layernorm_backward, true, dy, x, mean, inv, gamma);
 }
 
 void py_embedding_backward(py::array de, py::array idx, py::array dy, bool accumulate) {

@@ -57,7 +57,6 @@ void bind_runtime(py::module_& m) {
   });
   m.def("kernels", [](const std::string& isa) { return kernels_for(isa_from(isa)); },
         py::arg("isa"), "Kernel family -> the kernel it runs under `isa` (the dispatch tables).");
-  m.def("openmp_version", [] { return _OPENMP; });
 }
 
 }  // namespace nncore::bind

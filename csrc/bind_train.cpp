@@ -1,6 +1,9 @@
 // _core training kernels: activations, fused softmax cross-entropy, optimizer updates.
+#include <array>
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "bind_util.hpp"
 #include "kernels/train.hpp"
@@ -47,7 +50,9 @@ void py_act_forward(py::array y, py::array x, int act) {
   int64_t nx, ny;
   const float* px = flat(x, "x", false, &nx);
   float* py_ = flat(y, "y", true, &ny);
-  if (nx != ny || x.ndim() != y.ndim()) throw py::value_error("y must have the shape of x, got " + shape_str(y) + " vs " + shape_str(x));
+  if (nx != ny || x.ndim() != y.ndim())
+    throw py::value_error("y must have the shape of x, got " + shape_str(y) + " vs " +
+                          shape_str(x));
   int64_t n, c;
   rows_cols(x, &n, &c);
   const ActKind k = act_from(act);
@@ -72,14 +77,35 @@ void py_act_backward(py::array dx, py::array dy, py::array y, int act) {
   activation_backward(pdx, pdy, py_, n, c, k);
 }
 
+// The fused losses' common arguments: logits (N, C >= 1), loss (N,) written, dlogits (N, C)
+// written or None.
+const float* xent_logits(const py::array& logits, int64_t* n, int64_t* c) {
+  const float* z = require_c(logits, "logits", 2);
+  *n = logits.shape(0), *c = logits.shape(1);
+  if (*c < 1) throw py::value_error("logits must have at least one class");
+  return z;
+}
+
+float* xent_loss(const py::array& loss, int64_t n) {
+  float* l = require_c(loss, "loss", 1, true);
+  require_shape(loss, "loss", {n});
+  return l;
+}
+
+float* optional_dlogits(const py::object& dlogits, int64_t n, int64_t c) {
+  if (dlogits.is_none()) return nullptr;
+  py::array da = dlogits.cast<py::array>();
+  float* d = require_c(da, "dlogits", 2, true);
+  require_shape(da, "dlogits", {n, c});
+  return d;
+}
+
 // Returns nothing; fills loss (N,) and dlogits (N,C) if given.
 void py_xent_sparse(py::array loss, py::object dlogits, py::array logits, py::array labels,
                     float grad_scale) {
-  const float* z = require_c(logits, "logits", 2);
-  const int64_t n = logits.shape(0), c = logits.shape(1);
-  if (c < 1) throw py::value_error("logits must have at least one class");
-  float* l = require_c(loss, "loss", 1, true);
-  require_shape(loss, "loss", {n});
+  int64_t n, c;
+  const float* z = xent_logits(logits, &n, &c);
+  float* l = xent_loss(loss, n);
   if (!py::isinstance<py::array_t<int32_t>>(labels) || labels.itemsize() != 4 ||
       labels.dtype().kind() != 'i')
     throw py::type_error("labels must be an int32 array, got dtype " +
@@ -92,201 +118,162 @@ void py_xent_sparse(py::array loss, py::object dlogits, py::array logits, py::ar
     if (t[i] < 0 || t[i] >= c)
       throw py::value_error("label " + std::to_string(t[i]) + " at index " + std::to_string(i) +
                             " is out of range [0, " + std::to_string(c) + ")");
-  float* d = nullptr;
-  if (!dlogits.is_none()) {
-    py::array da = dlogits.cast<py::array>();
-    d = require_c(da, "dlogits", 2, true);
-    require_shape(da, "dlogits", {n, c});
-  }
+  float* d = optional_dlogits(dlogits, n, c);
   py::gil_scoped_release r;
   softmax_xent_sparse(l, d, z, t, n, c, grad_scale);
 }
 
 void py_xent_dense(py::array loss, py::object dlogits, py::array logits, py::array targets,
                    float grad_scale) {
-  const float* z = require_c(logits, "logits", 2);
-  const int64_t n = logits.shape(0), c = logits.shape(1);
-  if (c < 1) throw py::value_error("logits must have at least one class");
-  float* l = require_c(loss, "loss", 1, true);
-  require_shape(loss, "loss", {n});
+  int64_t n, c;
+  const float* z = xent_logits(logits, &n, &c);
+  float* l = xent_loss(loss, n);
   const float* t = require_c(targets, "targets", 2);
   require_shape(targets, "targets", {n, c});
-  float* d = nullptr;
-  if (!dlogits.is_none()) {
-    py::array da = dlogits.cast<py::array>();
-    d = require_c(da, "dlogits", 2, true);
-    require_shape(da, "dlogits", {n, c});
-  }
+  float* d = optional_dlogits(dlogits, n, c);
   py::gil_scoped_release r;
   softmax_xent_dense(l, d, z, t, n, c, grad_scale);
 }
 
-OptimParams base_params(float lr, float l1, float l2) {
-  OptimParams p;
-  p.lr = lr;
-  p.l1 = l1;
-  p.l2 = l2;
-  return p;
+// ---- Optimizer updates: one binding for every fused update, driven by a table row per optimizer.
+// Python signature: name(w, g, <slots...>, <hyper-parameters...>); w and the slots are written in
+// place, every array has w's element count.
+
+struct Slot {
+  const char* arg;    // keyword name
+  const char* label;  // name in error messages
+};
+
+// Every kernel behind the same signature: slots[i] is the i-th slot of the table row (or null).
+typedef void (*update_fn)(float* w, float* const* slots, const float* g, int64_t n,
+                          const OptimParams& p);
+// A check beyond the shapes: an error message, or nullptr when the call is valid.
+typedef const char* (*check_fn)(float* const* slots, const OptimParams& p);
+
+template <class M>
+struct member_value;
+template <class T>
+struct member_value<T OptimParams::*> {
+  using type = T;
+};
+// Bit i of `Optional` set: slot i may be None (the kernel gets nullptr), so it is taken as an
+// object; otherwise it must be an array.
+template <uint32_t Optional, size_t I>
+using slot_arg = std::conditional_t<((Optional >> I) & 1u) != 0, py::object, py::array>;
+
+// Binds `name` (w, g, slots..., the OptimParams members Fields... under the names params...).
+template <uint32_t Optional, auto... Fields, size_t... Si, size_t... Pi>
+void def_update(py::module_& m, const char* name, update_fn run, check_fn check,
+                const std::array<Slot, sizeof...(Si)>& slots,
+                const std::array<const char*, sizeof...(Pi)>& params, std::index_sequence<Si...>,
+                std::index_sequence<Pi...>) {
+  static_assert(sizeof...(Fields) == sizeof...(Pi), "one name per hyper-parameter");
+  m.def(
+      name,
+      [run, check, slots](py::array w, py::array g, slot_arg<Optional, Si>... slot,
+                          typename member_value<decltype(Fields)>::type... value) {
+        int64_t n;
+        float* pw = flat(w, "w", true, &n);
+        const float* pg = same_size(g, "g", n, false);
+        float* ps[sizeof...(Si)] = {same_size(slot, slots[Si].label, n)...};
+        OptimParams p;
+        ((p.*Fields = value), ...);
+        if (check)
+          if (const char* error = check(ps, p)) throw py::value_error(error);
+        py::gil_scoped_release r;
+        run(pw, ps, pg, n, p);
+      },
+      py::arg("w"), py::arg("g"), py::arg(slots[Si].arg)..., py::arg(params[Pi])...);
 }
 
-void py_sgd(py::array w, py::array g, py::object m, float lr, float momentum, bool nesterov,
-            float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pm = same_size(m, "m", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.momentum = momentum;
-  p.nesterov = nesterov;
-  if (momentum != 0.0f && !pm) throw py::value_error("SGD with momentum needs a momentum slot");
-  py::gil_scoped_release r;
-  sgd_update(pw, pm, pg, n, p);
+template <uint32_t Optional, auto... Fields, size_t NS, size_t NP>
+void def_update(py::module_& m, const char* name, update_fn run, check_fn check,
+                const std::array<Slot, NS>& slots, const std::array<const char*, NP>& params) {
+  def_update<Optional, Fields...>(m, name, run, check, slots, params,
+                                  std::make_index_sequence<NS>(), std::make_index_sequence<NP>());
 }
 
-void py_adam(py::array w, py::array g, py::array m, py::array v, float alpha, float beta1,
-             float beta2, float eps, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pm = same_size(m, "m", n);
-  float* pv = same_size(v, "v", n);
-  OptimParams p = base_params(0.0f, l1, l2);
-  p.alpha = alpha;
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.eps = eps;
-  py::gil_scoped_release r;
-  adam_update(pw, pm, pv, pg, n, p);
-}
+using P = OptimParams;
 
-void py_rmsprop(py::array w, py::array g, py::array v, py::object mom, py::object avg, float lr,
-                float rho, float momentum, float eps, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pv = same_size(v, "v", n);
-  float* pmom = same_size(mom, "momentum slot", n);
-  float* pavg = same_size(avg, "average slot", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.rho = rho;
-  p.momentum = momentum;
-  p.eps = eps;
-  py::gil_scoped_release r;
-  rmsprop_update(pw, pv, pmom, pavg, pg, n, p);
-}
-
-void py_adamw(py::array w, py::array g, py::array m, py::array v, py::object vhat, float alpha,
-              float beta1, float beta2, float eps, float wd_lr, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pm = same_size(m, "m", n);
-  float* pv = same_size(v, "v", n);
-  float* pvh = same_size(vhat, "vhat", n);
-  OptimParams p = base_params(0.0f, l1, l2);
-  p.alpha = alpha;
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.eps = eps;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  adamw_update(pw, pm, pv, pvh, pg, n, p);
-}
-
-void py_nadam(py::array w, py::array g, py::array m, py::array v, float lr, float beta1,
-              float beta2, float eps, float c1, float c2, float bias2, float wd_lr, float l1,
-              float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pm = same_size(m, "m", n);
-  float* pv = same_size(v, "v", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.eps = eps;
-  p.c1 = c1;
-  p.c2 = c2;
-  p.c3 = bias2;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  nadam_update(pw, pm, pv, pg, n, p);
-}
-
-void py_adamax(py::array w, py::array g, py::array m, py::array u, float lr, float beta1,
-               float beta2, float eps, float bias1, float wd_lr, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pm = same_size(m, "m", n);
-  float* pu = same_size(u, "u", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.eps = eps;
-  p.c3 = bias1;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  adamax_update(pw, pm, pu, pg, n, p);
-}
-
-void py_adagrad(py::array w, py::array g, py::array acc, float lr, float eps, float wd_lr,
-                float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pa = same_size(acc, "accumulator", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.eps = eps;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  adagrad_update(pw, pa, pg, n, p);
-}
-
-void py_adadelta(py::array w, py::array g, py::array acc_g, py::array acc_dx, float lr, float rho,
-                 float eps, float wd_lr, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pag = same_size(acc_g, "accumulated grad", n);
-  float* pad = same_size(acc_dx, "accumulated delta", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.rho = rho;
-  p.eps = eps;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  adadelta_update(pw, pag, pad, pg, n, p);
-}
-
-void py_ftrl(py::array w, py::array g, py::array acc, py::array lin, float lr, float lr_power,
-             float l1s, float l2s, float shrink, float wd_lr, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pa = same_size(acc, "accumulator", n);
-  float* pl = same_size(lin, "linear", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.lr_power = lr_power;
-  p.ftrl_l1 = l1s;
-  p.ftrl_l2 = l2s;
-  p.ftrl_shrink = shrink;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  ftrl_update(pw, pa, pl, pg, n, p);
-}
-
-void py_lion(py::array w, py::array g, py::array m, float lr, float beta1, float beta2,
-             float wd_lr, float l1, float l2) {
-  int64_t n;
-  float* pw = flat(w, "w", true, &n);
-  const float* pg = same_size(g, "g", n, false);
-  float* pm = same_size(m, "m", n);
-  OptimParams p = base_params(lr, l1, l2);
-  p.beta1 = beta1;
-  p.beta2 = beta2;
-  p.wd_lr = wd_lr;
-  py::gil_scoped_release r;
-  lion_update(pw, pm, pg, n, p);
+void bind_updates(py::module_& m) {
+  def_update<0b1, &P::lr, &P::momentum, &P::nesterov, &P::l1, &P::l2>(
+      m, "sgd_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        sgd_update(w, s[0], g, n, p);
+      },
+      [](float* const* s, const P& p) -> const char* {
+        return p.momentum != 0.0f && !s[0] ? "SGD with momentum needs a momentum slot" : nullptr;
+      },
+      std::array<Slot, 1>{{{"m", "m"}}},
+      std::array<const char*, 5>{"lr", "momentum", "nesterov", "l1", "l2"});
+  def_update<0, &P::alpha, &P::beta1, &P::beta2, &P::eps, &P::l1, &P::l2>(
+      m, "adam_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        adam_update(w, s[0], s[1], g, n, p);
+      },
+      nullptr, std::array<Slot, 2>{{{"m", "m"}, {"v", "v"}}},
+      std::array<const char*, 6>{"alpha", "beta1", "beta2", "eps", "l1", "l2"});
+  def_update<0b110, &P::lr, &P::rho, &P::momentum, &P::eps, &P::l1, &P::l2>(
+      m, "rmsprop_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        rmsprop_update(w, s[0], s[1], s[2], g, n, p);
+      },
+      nullptr,
+      std::array<Slot, 3>{{{"v", "v"}, {"mom", "momentum slot"}, {"avg", "average slot"}}},
+      std::array<const char*, 6>{"lr", "rho", "momentum", "eps", "l1", "l2"});
+  def_update<0b100, &P::alpha, &P::beta1, &P::beta2, &P::eps, &P::wd_lr, &P::l1, &P::l2>(
+      m, "adamw_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        adamw_update(w, s[0], s[1], s[2], g, n, p);
+      },
+      nullptr, std::array<Slot, 3>{{{"m", "m"}, {"v", "v"}, {"vhat", "vhat"}}},
+      std::array<const char*, 7>{"alpha", "beta1", "beta2", "eps", "wd_lr", "l1", "l2"});
+  def_update<0, &P::lr, &P::beta1, &P::beta2, &P::eps, &P::c1, &P::c2, &P::c3, &P::wd_lr, &P::l1,
+             &P::l2>(
+      m, "nadam_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        nadam_update(w, s[0], s[1], g, n, p);
+      },
+      nullptr, std::array<Slot, 2>{{{"m", "m"}, {"v", "v"}}},
+      std::array<const char*, 10>{"lr", "beta1", "beta2", "eps", "c1", "c2", "bias2", "wd_lr",
+                                  "l1", "l2"});
+  def_update<0, &P::lr, &P::beta1, &P::beta2, &P::eps, &P::c3, &P::wd_lr, &P::l1, &P::l2>(
+      m, "adamax_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        adamax_update(w, s[0], s[1], g, n, p);
+      },
+      nullptr, std::array<Slot, 2>{{{"m", "m"}, {"u", "u"}}},
+      std::array<const char*, 8>{"lr", "beta1", "beta2", "eps", "bias1", "wd_lr", "l1", "l2"});
+  def_update<0, &P::lr, &P::eps, &P::wd_lr, &P::l1, &P::l2>(
+      m, "adagrad_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        adagrad_update(w, s[0], g, n, p);
+      },
+      nullptr, std::array<Slot, 1>{{{"acc", "accumulator"}}},
+      std::array<const char*, 5>{"lr", "eps", "wd_lr", "l1", "l2"});
+  def_update<0, &P::lr, &P::rho, &P::eps, &P::wd_lr, &P::l1, &P::l2>(
+      m, "adadelta_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        adadelta_update(w, s[0], s[1], g, n, p);
+      },
+      nullptr,
+      std::array<Slot, 2>{{{"acc_g", "accumulated grad"}, {"acc_dx", "accumulated delta"}}},
+      std::array<const char*, 6>{"lr", "rho", "eps", "wd_lr", "l1", "l2"});
+  def_update<0, &P::lr, &P::lr_power, &P::ftrl_l1, &P::ftrl_l2, &P::ftrl_shrink, &P::wd_lr, &P::l1,
+             &P::l2>(
+      m, "ftrl_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        ftrl_update(w, s[0], s[1], g, n, p);
+      },
+      nullptr, std::array<Slot, 2>{{{"acc", "accumulator"}, {"lin", "linear"}}},
+      std::array<const char*, 8>{"lr", "lr_power", "l1s", "l2s", "shrink", "wd_lr", "l1", "l2"});
+  def_update<0, &P::lr, &P::beta1, &P::beta2, &P::wd_lr, &P::l1, &P::l2>(
+      m, "lion_update",
+      [](float* w, float* const* s, const float* g, int64_t n, const P& p) {
+        lion_update(w, s[0], g, n, p);
+      },
+      nullptr, std::array<Slot, 1>{{{"m", "m"}}},
+      std::array<const char*, 6>{"lr", "beta1", "beta2", "wd_lr", "l1", "l2"});
 }
 
 }  // namespace
@@ -307,33 +294,7 @@ void bind_train(py::module_& m) {
         py::arg("logits"), py::arg("labels"), py::arg("grad_scale"));
   m.def("softmax_xent_dense", &py_xent_dense, py::arg("loss"), py::arg("dlogits"),
         py::arg("logits"), py::arg("targets"), py::arg("grad_scale"));
-  m.def("sgd_update", &py_sgd, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("lr"),
-        py::arg("momentum"), py::arg("nesterov"), py::arg("l1"), py::arg("l2"));
-  m.def("adam_update", &py_adam, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("v"),
-        py::arg("alpha"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("l1"),
-        py::arg("l2"));
-  m.def("rmsprop_update", &py_rmsprop, py::arg("w"), py::arg("g"), py::arg("v"), py::arg("mom"),
-        py::arg("avg"), py::arg("lr"), py::arg("rho"), py::arg("momentum"), py::arg("eps"),
-        py::arg("l1"), py::arg("l2"));
-  m.def("adamw_update", &py_adamw, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("v"),
-        py::arg("vhat"), py::arg("alpha"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-        py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
-  m.def("nadam_update", &py_nadam, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("v"),
-        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("c1"),
-        py::arg("c2"), py::arg("bias2"), py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
-  m.def("adamax_update", &py_adamax, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("u"),
-        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("bias1"),
-        py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
-  m.def("adagrad_update", &py_adagrad, py::arg("w"), py::arg("g"), py::arg("acc"), py::arg("lr"),
-        py::arg("eps"), py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
-  m.def("adadelta_update", &py_adadelta, py::arg("w"), py::arg("g"), py::arg("acc_g"),
-        py::arg("acc_dx"), py::arg("lr"), py::arg("rho"), py::arg("eps"), py::arg("wd_lr"),
-        py::arg("l1"), py::arg("l2"));
-  m.def("ftrl_update", &py_ftrl, py::arg("w"), py::arg("g"), py::arg("acc"), py::arg("lin"),
-        py::arg("lr"), py::arg("lr_power"), py::arg("l1s"), py::arg("l2s"), py::arg("shrink"),
-        py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
-  m.def("lion_update", &py_lion, py::arg("w"), py::arg("g"), py::arg("m"), py::arg("lr"),
-        py::arg("beta1"), py::arg("beta2"), py::arg("wd_lr"), py::arg("l1"), py::arg("l2"));
+  bind_updates(m);
 }
 
 }  // namespace nncore::bind

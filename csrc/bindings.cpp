@@ -14,7 +14,7 @@ NNCORE_BINDINGS(NNCORE_DECLARE_BINDING)
 }  // namespace nncore::bind
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "nncore C++ kernels (float32, OpenMP). Use nncore.ops, not this module.";
+  m.doc() = "nncore C++ kernels (float32, own thread pool). Use nncore.ops, not this module.";
 #define NNCORE_CALL_BINDING(name) nncore::bind::bind_##name(m);
   NNCORE_BINDINGS(NNCORE_CALL_BINDING)
 #undef NNCORE_CALL_BINDING

@@ -364,7 +364,7 @@ def _conv_in_child(seed):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads (Python >= 3.12)
 def test_forked_child_does_not_hang(threads):
-    # libgomp's pool does not survive fork(): the child must run serially, with the same results.
+    # A thread pool does not survive fork(): the child must run serially, with the same results.
     import multiprocessing
 
     nncore.set_num_threads(2)

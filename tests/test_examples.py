@@ -25,7 +25,7 @@ def run_example(script: str, *args: str, timeout: float = 120) -> str:
 
 @pytest.mark.parametrize("script", ["mnist_cnn.py", "mnist_rnn.py"])
 def test_example_smoke(script, tmp_path):
-    # One thread: on a loaded 2-core CI machine, two spinning OpenMP threads can be 20x slower.
+    # One thread: on a loaded 2-core CI machine, two spinning pool threads can be 20x slower.
     extra = ("--out-dir", str(tmp_path)) if script == "mnist_cnn.py" else ()
     out = run_example(script, "--embedded", "--epochs", "1", "--fraction", "0.2", "--threads", "1",
                       *extra)

@@ -1,5 +1,5 @@
 """C++ normalization and embedding-gradient kernels against float64 NumPy references, odd shapes,
-and 1 vs 2 threads bitwise equal."""
+on every ISA path this CPU has (the `isa` fixture), and 1 vs 2 threads bitwise equal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 from nncore import _core
 
 
-SHAPES = [(1, 1), (7, 3), (33, 17), (64, 16), (257, 35), (5, 130)]
+# Column counts around the 16-column blocks and the 8 partial sums of a row (1, 3, 8, 16, 17, 35,
+# 130, 1001), rows from 1 up.
+SHAPES = [(1, 1), (7, 3), (2, 8), (33, 17), (64, 16), (257, 35), (5, 130), (3, 1001)]
 
 
 def _ref_bn(x, g, b, eps, dy):
@@ -36,7 +38,7 @@ def _ref_ln(x, g, b, eps, dy):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("affine", [True, False])
-def test_batchnorm_kernels_against_float64(shape, affine, rng):
+def test_batchnorm_kernels_against_float64(shape, affine, isa, rng):
     m, c = shape
     x = (3 * rng.normal(size=shape) + 5).astype(np.float32)
     g = rng.normal(size=c).astype(np.float32) if affine else None
@@ -52,7 +54,7 @@ def test_batchnorm_kernels_against_float64(shape, affine, rng):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("affine", [True, False])
-def test_layernorm_kernels_against_float64(shape, affine, rng):
+def test_layernorm_kernels_against_float64(shape, affine, isa, rng):
     m, k = shape
     x = (2 * rng.normal(size=shape) - 1).astype(np.float32)
     g = rng.normal(size=k).astype(np.float32) if affine else None
@@ -65,8 +67,9 @@ def test_layernorm_kernels_against_float64(shape, affine, rng):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
-@pytest.mark.parametrize("n,v,d", [(1, 1, 1), (50, 7, 3), (1000, 30, 70), (4096, 5, 16)])
-def test_embedding_backward_equals_add_at_bitwise(n, v, d, rng):
+@pytest.mark.parametrize("n,v,d", [(1, 1, 1), (50, 7, 3), (1000, 30, 70), (4096, 5, 16),
+                                   (300, 11, 129)])
+def test_embedding_backward_equals_add_at_bitwise(n, v, d, isa, rng):
     idx = rng.integers(0, v, size=n).astype(np.int64)
     dy = rng.normal(size=(n, d)).astype(np.float32)
     de = np.full((v, d), np.nan, np.float32)  # accumulate=False must not read it
@@ -93,9 +96,9 @@ def test_kernels_check_their_inputs():
                                  np.zeros((2, 2), np.float32), False)
 
 
-def test_one_and_two_threads_bitwise_equal(rng):
-    x = rng.normal(size=(2048, 96)).astype(np.float32)  # large enough to go parallel
-    g, b = rng.normal(size=96).astype(np.float32), rng.normal(size=96).astype(np.float32)
+def test_one_and_two_threads_bitwise_equal(isa, threads, rng):
+    x = rng.normal(size=(2048, 97)).astype(np.float32)  # large enough to go parallel
+    g, b = rng.normal(size=97).astype(np.float32), rng.normal(size=97).astype(np.float32)
     dy = rng.normal(size=x.shape).astype(np.float32)
     idx = rng.integers(0, 50, size=2048).astype(np.int64)
 
@@ -104,17 +107,47 @@ def test_one_and_two_threads_bitwise_equal(rng):
         out = [y, mean, var, inv, *_core.batchnorm_backward_train(dy, x, mean, inv, g)]
         y2, m2, i2 = _core.layernorm_forward(x, g, b, 1e-3)
         out += [y2, m2, i2, *_core.layernorm_backward(dy, x, m2, i2, g)]
-        de = np.zeros((50, 96), np.float32)
+        de = np.zeros((50, 97), np.float32)
         _core.embedding_backward(de, idx, dy, False)
         return out + [de]
 
-    before = nncore.get_num_threads()
-    try:
-        nncore.set_num_threads(1)
-        one = run()
-        nncore.set_num_threads(2)
-        two = run()
-    finally:
-        nncore.set_num_threads(before)
+    nncore.set_num_threads(1)
+    one = run()
+    nncore.set_num_threads(2)
+    two = run()
     for a, b_ in zip(one, two):
         np.testing.assert_array_equal(a, b_)
+
+
+def _norm_outputs(rng):
+    x = (3 * rng.normal(size=(300, 67)) + 1).astype(np.float32)
+    g, b = rng.normal(size=67).astype(np.float32), rng.normal(size=67).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    y, mean, var, inv = _core.batchnorm_forward_train(x, g, b, 1e-3)
+    dx, dg, db = _core.batchnorm_backward_train(dy, x, mean, inv, g)
+    y2, m2, i2 = _core.layernorm_forward(x, g, b, 1e-3)
+    dx2, dg2, db2 = _core.layernorm_backward(dy, x, m2, i2, g)
+    return [y, var, inv, dx, dg, y2, i2, dx2]
+
+
+def test_every_isa_runs_its_own_norm_kernels(rng):
+    # The dispatch table follows set_isa: each ISA names its own kernel, and the FMA builds round
+    # differently from the portable one, so each forced ISA gives its own bits (all close).
+    from nncore import kernels as ops
+    before = ops.get_isa()
+    names, results = {}, {}
+    try:
+        for isa in ops.supported_isas():
+            ops.set_isa(isa)
+            names[isa] = {f: nncore.show_config()["kernels"][f]
+                          for f in ("batchnorm", "layernorm", "embedding_backward")}
+            results[isa] = _norm_outputs(np.random.default_rng(1))
+    finally:
+        ops.set_isa(before)
+    for isa in names:
+        assert set(names[isa].values()) == {isa}, names
+    isas = list(results)
+    for first, second in zip(isas, isas[1:]):
+        for r0, r1 in zip(results[first], results[second]):
+            np.testing.assert_allclose(r0, r1, rtol=1e-4, atol=1e-4)
+        assert any(not np.array_equal(r0, r1) for r0, r1 in zip(results[first], results[second]))

@@ -49,7 +49,7 @@ def test_default_threads_from_env():
     for value, threads in ((" 3 ", 3), ("5,2", 5), ("99999", 1024)):
         env = dict(ENV, OMP_NUM_THREADS=value)
         assert _run("import nncore; print(nncore.get_num_threads())", env).strip() == str(threads)
-    # ... and a value that is not a thread count is ignored (libgomp warns itself): the default.
+    # ... and a value that is not a thread count is ignored (as libgomp ignores it): the default.
     for value in ("7abc", "0", "-3", "", "x", "3.5"):
         env = dict(ENV, OMP_NUM_THREADS=value)
         assert _run("import nncore; print(nncore.get_num_threads())", env).strip() == str(want)
@@ -98,7 +98,8 @@ def test_unsupported_isa_rejected():
 
 
 # Families with code per ISA (average pooling is baseline code on every ISA).
-PER_ISA_FAMILIES = ["gemm", "conv2d_forward", "conv2d_backward", "maxpool2d", "rnn_cells"]
+PER_ISA_FAMILIES = ["gemm", "conv2d_forward", "conv2d_backward", "maxpool2d", "rnn_cells",
+                    "batchnorm", "layernorm", "embedding_backward"]
 
 
 def test_dispatch_tables_name_a_kernel_per_isa():
@@ -153,8 +154,22 @@ def test_show_config(capsys):
     assert cfg["threads"] >= 1 and "gemm_kernel" in cfg
     assert cfg["kernels"]["gemm"] == cfg["gemm_kernel"]
     assert set(cfg["kernels"]) >= {"gemm", "conv2d_forward", "conv2d_backward", "maxpool2d",
-                                   "avgpool2d", "rnn_cells"}
+                                   "avgpool2d", "rnn_cells", "batchnorm", "layernorm",
+                                   "embedding_backward"}
     assert "isa" in capsys.readouterr().out
+    # no OpenMP: the module's own pool runs every parallel region
+    assert cfg["thread_pool"] == "nncore" and "openmp" not in cfg
+    from nncore import _core
+    assert not hasattr(_core, "openmp_version")
+
+
+def test_module_links_no_openmp_runtime():
+    # OpenMP was replaced by the own pool: nothing may pull libgomp (or libomp) into the process.
+    import nncore._core as core_mod
+    with open(core_mod.__file__, "rb") as f:
+        blob = f.read()
+    for name in (b"libgomp", b"libomp", b"GOMP_", b"omp_get_"):
+        assert name not in blob, name
 
 
 def _child_matmul(q):
@@ -165,7 +180,7 @@ def _child_matmul(q):
 # Python 3.12+ warns about fork() in a process with threads; that is the situation under test.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_fork_after_parallel_does_not_hang(threads):
-    # libgomp's pool does not survive fork(): the child must run kernels serially and exit.
+    # A thread pool does not survive fork(): the child must run kernels serially and exit.
     nncore.set_num_threads(2)
     a = np.ones((512, 512), np.float32)
     ops.matmul(a, a)  # the parent has now run a parallel region

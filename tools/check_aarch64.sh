@@ -5,10 +5,10 @@
 #
 # What it checks:
 #   1. CMakeLists.txt configures for an aarch64 target: its non-x86 branch drops the *avx* sources and
-#      does not define NNCORE_X86, and OpenMP is found for the cross compiler.
+#      does not define NNCORE_X86, and the threads library is found for the cross compiler.
 #   2. Every remaining .cpp under csrc/ (kernels, common/ and the pybind11 bindings) compiles for
-#      aarch64 with the project's warning flags, and links into _core.so against aarch64 libgomp and
-#      libstdc++. So no x86 intrinsic, cpuid or target attribute leaks outside an NNCORE_X86 guard.
+#      aarch64 with the project's warning flags, and links into _core.so against aarch64 libc and
+#      libstdc++ (no OpenMP runtime: nncore runs its own thread pool). So no x86 intrinsic, cpuid or target attribute leaks outside an NNCORE_X86 guard.
 #   3. The linked module leaves no nncore symbol undefined: portable code never calls a kernel that
 #      exists only in an x86 source file (a compile-only check would miss that).
 # What it does not check: that the result runs (nothing here executes aarch64 code; the portable
@@ -66,13 +66,17 @@ if grep -q "NNCORE_X86" "$out/build.ninja"; then
   echo "FAIL: NNCORE_X86 is defined for an aarch64 build" >&2
   exit 1
 fi
-# Unversioned undefined symbols are those no linked library (libc, libstdc++, libgomp) provides:
+# Unversioned undefined symbols are those no linked library (libc, libstdc++) provides:
 # the CPython API, resolved by the interpreter at import, and nothing of nncore's own.
 missing=$(aarch64-linux-gnu-nm -D --undefined-only "$so" | awk '$2 !~ /@/ {print $2}' |
   aarch64-linux-gnu-c++filt | grep -E 'nncore' || true)
 if [ -n "$missing" ]; then
   echo "FAIL: nncore symbols left undefined on aarch64 (x86-only code called from portable code):" >&2
   echo "$missing" >&2
+  exit 1
+fi
+if aarch64-linux-gnu-readelf -d "$so" | grep -Eq 'NEEDED.*lib(g|)omp'; then
+  echo "FAIL: $so links an OpenMP runtime; nncore runs its own thread pool" >&2
   exit 1
 fi
 echo "aarch64 check passed: $(grep -c '\.cpp\.o:' "$out/build.ninja") sources compiled, no nncore symbol undefined ($(( $(date +%s) - start )) s)"

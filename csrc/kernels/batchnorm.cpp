@@ -1,181 +1,118 @@
-// Batch and layer normalization, fused forward and backward (see norm.hpp).
-// Parallel level: channels (batch norm statistics, layer norm dgamma/dbeta) or rows (the
-// elementwise passes, layer norm rows); sums are double and run over rows in order.
-#include <cmath>
+// Batch and layer normalization, fused forward and backward, and the embedding gradient (see
+// norm.hpp). This file splits the work across threads; the loops themselves are per-ISA
+// (norm_rows.hpp, one table per ISA). Parallel level: column blocks (batch norm statistics, layer
+// norm dgamma/dbeta, the embedding columns) or rows (the elementwise passes, layer norm rows); no
+// sum is ever split across threads.
+#include <vector>
 
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
 #include "kernels/norm.hpp"
+#include "kernels/norm_rows.hpp"
 
 namespace nncore {
 
 namespace {
 
-constexpr int64_t kChanBlock = 16;  // channels per unit of work: one 64-byte line of a row
+#if defined(NNCORE_X86)
+constexpr PerIsa<NormRowKernels> kNormRows = {&kNormRowsGeneric, &kNormRowsAvx2,
+                                              &kNormRowsAvx512};
+#else
+constexpr PerIsa<NormRowKernels> kNormRows = {&kNormRowsGeneric, nullptr, nullptr};
+#endif
+NNCORE_KERNEL_FAMILY(batchnorm, kNormRows, name);
+NNCORE_KERNEL_FAMILY(layernorm, kNormRows, name);
+NNCORE_KERNEL_FAMILY(embedding_backward, kNormRows, name);
 
 int threads_rows(int64_t m, int64_t k) { return threads_for(double(m) * double(k), 32768.0); }
+
+// f(b, nb) for the column blocks [b, b + nb) of [0, n), the blocks split across nt threads.
+template <class F>
+void for_col_blocks(int64_t n, int nt, F&& f) {
+  parallel_for(n, nt, kNormColBlock, [&](int64_t c0, int64_t c1) {
+    for (int64_t b = c0; b < c1; b += kNormColBlock)
+      f(b, (c1 - b) < kNormColBlock ? (c1 - b) : kNormColBlock);
+  });
+}
+
+// f(r) for every row r of [0, m), the rows split across nt threads.
+template <class F>
+void for_rows(int64_t m, int nt, F&& f) {
+  parallel_for(m, nt, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r);
+  });
+}
 
 }  // namespace
 
 void batchnorm_forward_train(float* y, float* mean, float* var, float* inv, const float* x,
                              const float* gamma, const float* beta, int64_t m, int64_t c,
                              float eps) {
+  const NormRowKernels& k = kNormRows.active();
   const int nt = threads_rows(m, c);
-  parallel_for(c, nt, kChanBlock, [&](int64_t c0, int64_t c1) {
-    double s[kChanBlock], q[kChanBlock];
-    for (int64_t b = c0; b < c1; b += kChanBlock) {
-      const int64_t nb = (c1 - b) < kChanBlock ? (c1 - b) : kChanBlock;
-      for (int64_t j = 0; j < nb; ++j) s[j] = 0.0, q[j] = 0.0;
-      for (int64_t r = 0; r < m; ++r) {
-        const float* xr = x + r * c + b;
-        for (int64_t j = 0; j < nb; ++j) s[j] += xr[j];
-      }
-      for (int64_t j = 0; j < nb; ++j) s[j] /= double(m);
-      for (int64_t r = 0; r < m; ++r) {  // two passes: no cancellation in E[x^2] - E[x]^2
-        const float* xr = x + r * c + b;
-        for (int64_t j = 0; j < nb; ++j) {
-          const double d = xr[j] - s[j];
-          q[j] += d * d;
-        }
-      }
-      for (int64_t j = 0; j < nb; ++j) {
-        const double v = q[j] / double(m);
-        mean[b + j] = float(s[j]);
-        var[b + j] = float(v);
-        inv[b + j] = float(1.0 / std::sqrt(v + double(eps)));
-      }
-    }
+  for_col_blocks(c, nt, [&](int64_t b, int64_t nb) {
+    k.col_moments(mean + b, var + b, inv + b, x + b, m, c, nb, eps);
   });
-  parallel_for(m, nt, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * c;
-      float* yr = y + r * c;
-      for (int64_t j = 0; j < c; ++j) {
-        const float sc = gamma ? inv[j] * gamma[j] : inv[j];
-        const float sh = (beta ? beta[j] : 0.0f) - mean[j] * sc;
-        yr[j] = xr[j] * sc + sh;
-      }
-    }
+  // y = (x - mean) * inv * gamma + beta, folded into one scale and shift per channel.
+  std::vector<float> scale(c), shift(c);
+  for (int64_t j = 0; j < c; ++j) {
+    scale[j] = gamma ? inv[j] * gamma[j] : inv[j];
+    shift[j] = (beta ? beta[j] : 0.0f) - mean[j] * scale[j];
+  }
+  for_rows(m, nt, [&](int64_t r) {
+    k.scale_shift(y + r * c, x + r * c, scale.data(), shift.data(), c);
   });
 }
 
 void batchnorm_backward_train(float* dx, float* dgamma, float* dbeta, const float* dy,
                               const float* x, const float* mean, const float* inv,
                               const float* gamma, int64_t m, int64_t c) {
+  const NormRowKernels& k = kNormRows.active();
   const int nt = threads_rows(m, c);
-  parallel_for(c, nt, kChanBlock, [&](int64_t c0, int64_t c1) {
-    double sb[kChanBlock], sg[kChanBlock];
-    for (int64_t b = c0; b < c1; b += kChanBlock) {
-      const int64_t nb = (c1 - b) < kChanBlock ? (c1 - b) : kChanBlock;
-      for (int64_t j = 0; j < nb; ++j) sb[j] = 0.0, sg[j] = 0.0;
-      for (int64_t r = 0; r < m; ++r) {
-        const float* xr = x + r * c + b;
-        const float* dr = dy + r * c + b;
-        for (int64_t j = 0; j < nb; ++j) {
-          sb[j] += dr[j];
-          sg[j] += double(dr[j]) * ((double(xr[j]) - mean[b + j]) * inv[b + j]);
-        }
-      }
-      for (int64_t j = 0; j < nb; ++j) dbeta[b + j] = float(sb[j]), dgamma[b + j] = float(sg[j]);
-    }
+  for_col_blocks(c, nt, [&](int64_t b, int64_t nb) {
+    k.col_grads(dgamma + b, dbeta + b, dy + b, x + b, mean + b, inv + b, m, c, nb);
   });
   // dx = gamma * inv / m * (m * dy - dbeta - xhat * dgamma)
   const float fm = float(m);
-  parallel_for(m, nt, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * c;
-      const float* dr = dy + r * c;
-      float* out = dx + r * c;
-      for (int64_t j = 0; j < c; ++j) {
-        const float k = (gamma ? gamma[j] : 1.0f) * inv[j] / fm;
-        const float xh = (xr[j] - mean[j]) * inv[j];
-        out[j] = k * (fm * dr[j] - dbeta[j] - xh * dgamma[j]);
-      }
-    }
+  std::vector<float> scale(c);
+  for (int64_t j = 0; j < c; ++j) scale[j] = (gamma ? gamma[j] : 1.0f) * inv[j] / fm;
+  for_rows(m, nt, [&](int64_t r) {
+    k.bn_dx(dx + r * c, dy + r * c, x + r * c, mean, inv, scale.data(), dbeta, dgamma, fm, c);
   });
 }
 
 void layernorm_forward(float* y, float* mean, float* inv, const float* x, const float* gamma,
-                       const float* beta, int64_t m, int64_t k, float eps) {
-  parallel_for(m, threads_rows(m, k), 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * k;
-      double s = 0.0, q = 0.0;
-      for (int64_t j = 0; j < k; ++j) s += xr[j];
-      const double mu = s / double(k);
-      for (int64_t j = 0; j < k; ++j) {
-        const double d = xr[j] - mu;
-        q += d * d;
-      }
-      const float iv = float(1.0 / std::sqrt(q / double(k) + double(eps)));
-      const float fmu = float(mu);
-      mean[r] = fmu, inv[r] = iv;
-      float* yr = y + r * k;
-      for (int64_t j = 0; j < k; ++j) {
-        float v = (xr[j] - fmu) * iv;
-        if (gamma) v *= gamma[j];
-        if (beta) v += beta[j];
-        yr[j] = v;
-      }
-    }
+                       const float* beta, int64_t m, int64_t n, float eps) {
+  const NormRowKernels& k = kNormRows.active();
+  for_rows(m, threads_rows(m, n), [&](int64_t r) {
+    k.ln_forward(y + r * n, mean + r, inv + r, x + r * n, gamma, beta, n, eps);
   });
 }
 
 void layernorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                         const float* mean, const float* inv, const float* gamma, int64_t m,
-                        int64_t k) {
-  const int nt = threads_rows(m, k);
-  // dx per row: g = dy * gamma; dx = inv * (g - mean(g) - xhat * mean(g * xhat))
-  parallel_for(m, nt, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * k;
-      const float* dr = dy + r * k;
-      double sg = 0.0, sgx = 0.0;
-      for (int64_t j = 0; j < k; ++j) {
-        const double g = double(dr[j]) * (gamma ? gamma[j] : 1.0f);
-        sg += g;
-        sgx += g * ((double(xr[j]) - mean[r]) * inv[r]);
-      }
-      const float mg = float(sg / double(k)), mgx = float(sgx / double(k));
-      float* out = dx + r * k;
-      for (int64_t j = 0; j < k; ++j) {
-        const float g = dr[j] * (gamma ? gamma[j] : 1.0f);
-        const float xh = (xr[j] - mean[r]) * inv[r];
-        out[j] = inv[r] * (g - mg - xh * mgx);
-      }
-    }
+                        int64_t n) {
+  const NormRowKernels& k = kNormRows.active();
+  const int nt = threads_rows(m, n);
+  for_rows(m, nt, [&](int64_t r) {
+    k.ln_dx(dx + r * n, dy + r * n, x + r * n, mean[r], inv[r], gamma, n);
   });
-  parallel_for(k, nt, kChanBlock, [&](int64_t c0, int64_t c1) {
-    double sb[kChanBlock], sg[kChanBlock];
-    for (int64_t b = c0; b < c1; b += kChanBlock) {
-      const int64_t nb = (c1 - b) < kChanBlock ? (c1 - b) : kChanBlock;
-      for (int64_t j = 0; j < nb; ++j) sb[j] = 0.0, sg[j] = 0.0;
-      for (int64_t r = 0; r < m; ++r) {
-        const float* xr = x + r * k + b;
-        const float* dr = dy + r * k + b;
-        const double mu = mean[r], iv = inv[r];
-        for (int64_t j = 0; j < nb; ++j) {
-          sb[j] += dr[j];
-          sg[j] += double(dr[j]) * ((double(xr[j]) - mu) * iv);
-        }
-      }
-      for (int64_t j = 0; j < nb; ++j) dbeta[b + j] = float(sb[j]), dgamma[b + j] = float(sg[j]);
-    }
+  for_col_blocks(n, nt, [&](int64_t b, int64_t nb) {
+    k.col_grads_row_stats(dgamma + b, dbeta + b, dy + b, x + b, mean, inv, m, n, nb);
   });
 }
 
 void embedding_backward(float* de, const int64_t* idx, const float* dy, int64_t n, int64_t v,
                         int64_t d, bool accumulate) {
-  // Columns split across threads; each column block sums the rows in index order.
-  parallel_for(d, threads_for(double(n) * double(d), 32768.0), kChanBlock,
+  // Columns split across threads; each thread's columns add the rows in index order.
+  const NormRowKernels& k = kNormRows.active();
+  parallel_for(d, threads_for(double(n) * double(d), 32768.0), kNormColBlock,
                [&](int64_t c0, int64_t c1) {
                  if (!accumulate)
                    for (int64_t r = 0; r < v; ++r)
                      for (int64_t j = c0; j < c1; ++j) de[r * d + j] = 0.0f;
-                 for (int64_t i = 0; i < n; ++i) {
-                   float* dst = de + idx[i] * d;
-                   const float* src = dy + i * d;
-                   for (int64_t j = c0; j < c1; ++j) dst[j] += src[j];
-                 }
+                 for (int64_t i = 0; i < n; ++i)
+                   k.add(de + idx[i] * d + c0, dy + i * d + c0, c1 - c0);
                });
 }
 

@@ -219,7 +219,7 @@ NNCORE_KERNEL_FAMILY(conv2d_forward, kConv2d, forward_name);
 NNCORE_KERNEL_FAMILY(conv2d_backward, kConv2d, backward_name);
 
 // parallel_units whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread):
-// the exception is caught inside the region and rethrown after it, never escaping OpenMP.
+// the exception is caught inside the region and rethrown after it, never escaping a pool thread.
 template <class F>
 void parallel_units_guarded(int64_t units, int nt, F&& f) {
   std::atomic<bool> failed{false};

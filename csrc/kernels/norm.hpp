@@ -1,4 +1,5 @@
-// Normalization and embedding-gradient kernels: portable C++, OpenMP through parallel_for.
+// Normalization and embedding-gradient kernels: per-ISA row kernels (norm_rows.hpp)
+// under portable drivers that split the work with parallel_for.
 // Every reduction is done by one thread in a fixed order (channels / columns are split across
 // threads, never the rows being summed), so results are bitwise identical for any thread count.
 #pragma once
@@ -16,7 +17,7 @@ void batchnorm_forward_train(float* y, float* mean, float* var, float* inv, cons
 void batchnorm_backward_train(float* dx, float* dgamma, float* dbeta, const float* dy,
                               const float* x, const float* mean, const float* inv,
                               const float* gamma, int64_t m, int64_t c);
-// x (M, K) -> y (M, K), mean/inv (M,): each row normalized over its K values.
+// x (M, K) -> y (M, K), mean/inv (M,): each row normalized over its K values (K >= 1).
 void layernorm_forward(float* y, float* mean, float* inv, const float* x, const float* gamma,
                        const float* beta, int64_t m, int64_t k, float eps);
 // dy, x (M, K), mean/inv (M,) -> dx (M, K), dgamma/dbeta (K,).

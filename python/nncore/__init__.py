@@ -1,6 +1,6 @@
 """nncore: a small, fast deep-learning library for the CPU.
 
-Hand-optimised C++ kernels (GEMM, convolution, pooling, recurrent layers) parallelised with OpenMP,
+Hand-optimised C++ kernels (GEMM, convolution, pooling, recurrent layers) parallelised by nncore's own thread pool,
 under a Keras-style API. numpy is the only runtime dependency.
 """
 
@@ -27,9 +27,10 @@ _ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),
 
 def get_num_threads() -> int:
     """Threads nncore's kernels use: OMP_NUM_THREADS if set, else the usable cores, unless changed
-    by set_num_threads. OMP_NUM_THREADS is read as the OpenMP runtime reads it: a positive integer
-    or the first of a list ("4,2"), capped at 1024; any other value ("2abc", "0") is ignored, as
-    libgomp ignores it (it prints its own warning), and the default applies. A process forked from
+    by set_num_threads. OMP_NUM_THREADS is read as an OpenMP runtime reads it (nncore links none;
+    its own pool honours the variable): a positive integer or the first of a list ("4,2"), capped
+    at 1024; any other value ("2abc", "0") is ignored, as libgomp ignores it, and the default
+    applies. A process forked from
     one that imported nncore (as multiprocessing does on Linux) uses 1: thread pools do not survive
     fork()."""
     return 1 if _core.in_forked_child() else _core.get_num_threads()
@@ -59,7 +60,8 @@ def show_config() -> dict:
         "threads": get_num_threads(),
         "forked_child": bool(_core.in_forked_child()),
         "compiler": _core.compiler,
-        "openmp": _core.openmp_version(),
+        # nncore runs its own thread pool (csrc/common/parallel.*); it links no OpenMP runtime
+        "thread_pool": "nncore",
         "NNCORE_ISA": os.environ.get("NNCORE_ISA"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
     }

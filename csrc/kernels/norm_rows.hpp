@@ -1,0 +1,241 @@
+// The ISA-specific inner loops of the normalization and embedding-gradient kernels (norm.hpp): one
+// table per ISA (common/dispatch.hpp). This file is compiled once per ISA: norm_rows_generic.cpp
+// (baseline flags), norm_rows_avx2.cpp and norm_rows_avx512.cpp each include it with
+// NNCORE_NORM_ROWS_IMPL defined and name their table; batchnorm.cpp splits the work across threads
+// and calls the active table. Everything defined here has internal linkage and no standard-library
+// header is used, so the linker can never hand an AVX-512 copy of a function to another ISA.
+//
+// Each function is one thread's share: a block of columns over all rows, or one row. The order of
+// every sum depends only on the data's shape, never on the thread count, so results are bitwise
+// identical for any number of threads. Sums are double. A row sum over many values uses 8 partial
+// sums (value j goes to lane j mod 8) so that it vectorises; the FMA builds fuse multiply-adds, so
+// each ISA has its own bits (all within float32 rounding of the float64 reference).
+#pragma once
+
+#include <stdint.h>
+
+namespace nncore {
+
+constexpr int64_t kNormColBlock = 16;  // columns per block: one 64-byte line of a row
+
+struct NormRowKernels {
+  // Columns [0, nb) (nb <= kNormColBlock) of x (m >= 1 rows, leading dimension ld): biased batch
+  // moments by two passes (no E[x^2] - E[x]^2 cancellation): mean, var, inv = 1/sqrt(var + eps).
+  void (*col_moments)(float* mean, float* var, float* inv, const float* x, int64_t m, int64_t ld,
+                      int64_t nb, float eps);
+  // Columns [0, nb) of dy, x: dbeta = sum_r dy, dgamma = sum_r dy * (x - mean) * inv, with mean
+  // and inv per column (batch norm: mean[j], inv[j]).
+  void (*col_grads)(float* dgamma, float* dbeta, const float* dy, const float* x,
+                    const float* mean, const float* inv, int64_t m, int64_t ld, int64_t nb);
+  // The same sums with mean and inv per row (layer norm: mean[r], inv[r]).
+  void (*col_grads_row_stats)(float* dgamma, float* dbeta, const float* dy, const float* x,
+                              const float* mean, const float* inv, int64_t m, int64_t ld,
+                              int64_t nb);
+  // One row of n values: y = x * scale + shift (the batch norm forward, folded per channel).
+  void (*scale_shift)(float* y, const float* x, const float* scale, const float* shift,
+                      int64_t n);
+  // One row of the batch norm input gradient: dx = k * (fm * dy - dbeta - xhat * dgamma),
+  // xhat = (x - mean) * inv, k = gamma * inv / fm per channel.
+  void (*bn_dx)(float* dx, const float* dy, const float* x, const float* mean, const float* inv,
+                const float* k, const float* dbeta, const float* dgamma, float fm, int64_t n);
+  // One row of layer norm (n >= 1 values): its mean and inv, y = (x - mean) * inv * gamma + beta
+  // (gamma / beta may be null).
+  void (*ln_forward)(float* y, float* mean, float* inv, const float* x, const float* gamma,
+                     const float* beta, int64_t n, float eps);
+  // One row of the layer norm input gradient: g = dy * gamma, dx = inv * (g - mean(g) - xhat *
+  // mean(g * xhat)) (gamma may be null).
+  void (*ln_dx)(float* dx, const float* dy, const float* x, float mean, float inv,
+                const float* gamma, int64_t n);
+  // dst += src, n values, in index order (the embedding gradient's scatter-add).
+  void (*add)(float* dst, const float* src, int64_t n);
+  const char* name;  // the ISA the file was compiled for
+};
+
+// One table per ISA, defined by norm_rows_<isa>.cpp.
+extern const NormRowKernels kNormRowsGeneric;
+#if defined(NNCORE_X86)
+extern const NormRowKernels kNormRowsAvx2;
+extern const NormRowKernels kNormRowsAvx512;
+#endif
+
+}  // namespace nncore
+
+#if defined(NNCORE_NORM_ROWS_IMPL)
+
+namespace nncore {
+namespace {
+
+constexpr int kLanes = 8;  // partial sums of a row reduction
+
+// The 8 partial sums added in one fixed tree.
+inline double lanes_total(const double* a) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+// NB > 0: a full block known at compile time (the loops over it unroll into vectors); NB == 0: nb.
+template <int64_t NB>
+inline void col_moments_t(float* __restrict mean, float* __restrict var, float* __restrict inv,
+                          const float* __restrict x, int64_t m, int64_t ld, int64_t nb_rt,
+                          float eps) {
+  const int64_t nb = NB ? NB : nb_rt;
+  double s[kNormColBlock], q[kNormColBlock];
+  for (int64_t j = 0; j < nb; ++j) s[j] = 0.0, q[j] = 0.0;
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * ld;
+    for (int64_t j = 0; j < nb; ++j) s[j] += xr[j];
+  }
+  for (int64_t j = 0; j < nb; ++j) s[j] /= double(m);
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * ld;
+    for (int64_t j = 0; j < nb; ++j) {
+      const double d = xr[j] - s[j];
+      q[j] += d * d;
+    }
+  }
+  for (int64_t j = 0; j < nb; ++j) {
+    const double v = q[j] / double(m);
+    mean[j] = float(s[j]);
+    var[j] = float(v);
+    inv[j] = float(1.0 / __builtin_sqrt(v + double(eps)));
+  }
+}
+
+void col_moments(float* mean, float* var, float* inv, const float* x, int64_t m, int64_t ld,
+                 int64_t nb, float eps) {
+  if (nb == kNormColBlock) col_moments_t<kNormColBlock>(mean, var, inv, x, m, ld, nb, eps);
+  else col_moments_t<0>(mean, var, inv, x, m, ld, nb, eps);
+}
+
+template <int64_t NB, bool RowStats>
+inline void col_grads_t(float* __restrict dgamma, float* __restrict dbeta,
+                        const float* __restrict dy, const float* __restrict x,
+                        const float* __restrict mean, const float* __restrict inv, int64_t m,
+                        int64_t ld, int64_t nb_rt) {
+  const int64_t nb = NB ? NB : nb_rt;
+  double sb[kNormColBlock], sg[kNormColBlock];
+  for (int64_t j = 0; j < nb; ++j) sb[j] = 0.0, sg[j] = 0.0;
+  for (int64_t r = 0; r < m; ++r) {
+    const float* xr = x + r * ld;
+    const float* dr = dy + r * ld;
+    for (int64_t j = 0; j < nb; ++j) {
+      const double mu = RowStats ? mean[r] : mean[j];
+      const double iv = RowStats ? inv[r] : inv[j];
+      sb[j] += dr[j];
+      sg[j] += double(dr[j]) * ((double(xr[j]) - mu) * iv);
+    }
+  }
+  for (int64_t j = 0; j < nb; ++j) dbeta[j] = float(sb[j]), dgamma[j] = float(sg[j]);
+}
+
+void col_grads(float* dgamma, float* dbeta, const float* dy, const float* x, const float* mean,
+               const float* inv, int64_t m, int64_t ld, int64_t nb) {
+  if (nb == kNormColBlock)
+    col_grads_t<kNormColBlock, false>(dgamma, dbeta, dy, x, mean, inv, m, ld, nb);
+  else col_grads_t<0, false>(dgamma, dbeta, dy, x, mean, inv, m, ld, nb);
+}
+
+void col_grads_row_stats(float* dgamma, float* dbeta, const float* dy, const float* x,
+                         const float* mean, const float* inv, int64_t m, int64_t ld, int64_t nb) {
+  if (nb == kNormColBlock)
+    col_grads_t<kNormColBlock, true>(dgamma, dbeta, dy, x, mean, inv, m, ld, nb);
+  else col_grads_t<0, true>(dgamma, dbeta, dy, x, mean, inv, m, ld, nb);
+}
+
+void scale_shift(float* __restrict y, const float* __restrict x, const float* __restrict scale,
+                 const float* __restrict shift, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[j] = x[j] * scale[j] + shift[j];
+}
+
+void bn_dx(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+           const float* __restrict mean, const float* __restrict inv, const float* __restrict k,
+           const float* __restrict dbeta, const float* __restrict dgamma, float fm, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float xh = (x[j] - mean[j]) * inv[j];
+    dx[j] = k[j] * (fm * dy[j] - dbeta[j] - xh * dgamma[j]);
+  }
+}
+
+template <bool Gamma, bool Beta>
+inline void ln_forward_t(float* __restrict y, float* mean, float* inv, const float* __restrict x,
+                         const float* __restrict gamma, const float* __restrict beta, int64_t n,
+                         float eps) {
+  double a[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) a[l] += x[j + l];
+  for (int l = 0; j + l < n; ++l) a[l] += x[j + l];
+  const double mu = lanes_total(a) / double(n);
+  for (int l = 0; l < kLanes; ++l) a[l] = 0.0;
+  for (j = 0; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double d = x[j + l] - mu;
+      a[l] += d * d;
+    }
+  for (int l = 0; j + l < n; ++l) {
+    const double d = x[j + l] - mu;
+    a[l] += d * d;
+  }
+  const float iv = float(1.0 / __builtin_sqrt(lanes_total(a) / double(n) + double(eps)));
+  const float fmu = float(mu);
+  *mean = fmu, *inv = iv;
+  for (j = 0; j < n; ++j) {
+    float v = (x[j] - fmu) * iv;
+    if (Gamma) v *= gamma[j];
+    if (Beta) v += beta[j];
+    y[j] = v;
+  }
+}
+
+void ln_forward(float* y, float* mean, float* inv, const float* x, const float* gamma,
+                const float* beta, int64_t n, float eps) {
+  if (gamma && beta) ln_forward_t<true, true>(y, mean, inv, x, gamma, beta, n, eps);
+  else if (gamma) ln_forward_t<true, false>(y, mean, inv, x, gamma, beta, n, eps);
+  else if (beta) ln_forward_t<false, true>(y, mean, inv, x, gamma, beta, n, eps);
+  else ln_forward_t<false, false>(y, mean, inv, x, gamma, beta, n, eps);
+}
+
+template <bool Gamma>
+inline void ln_dx_t(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
+                    float mean, float inv, const float* __restrict gamma, int64_t n) {
+  double sg[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0}, sgx[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const double mu = mean, iv = inv;
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double g = Gamma ? double(dy[j + l]) * gamma[j + l] : double(dy[j + l]);
+      sg[l] += g;
+      sgx[l] += g * ((double(x[j + l]) - mu) * iv);
+    }
+  for (int l = 0; j + l < n; ++l) {
+    const double g = Gamma ? double(dy[j + l]) * gamma[j + l] : double(dy[j + l]);
+    sg[l] += g;
+    sgx[l] += g * ((double(x[j + l]) - mu) * iv);
+  }
+  const float mg = float(lanes_total(sg) / double(n)), mgx = float(lanes_total(sgx) / double(n));
+  for (j = 0; j < n; ++j) {
+    const float g = Gamma ? dy[j] * gamma[j] : dy[j];
+    const float xh = (x[j] - mean) * inv;
+    dx[j] = inv * (g - mg - xh * mgx);
+  }
+}
+
+void ln_dx(float* dx, const float* dy, const float* x, float mean, float inv, const float* gamma,
+           int64_t n) {
+  if (gamma) ln_dx_t<true>(dx, dy, x, mean, inv, gamma, n);
+  else ln_dx_t<false>(dx, dy, x, mean, inv, gamma, n);
+}
+
+void add(float* __restrict dst, const float* __restrict src, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
+}
+
+}  // namespace
+
+// NNCORE_NORM_ROWS_TABLE names this file's table (kNormRows<Isa>), NNCORE_NORM_ROWS_NAME its ISA.
+const NormRowKernels NNCORE_NORM_ROWS_TABLE = {col_moments, col_grads,  col_grads_row_stats,
+                                               scale_shift, bn_dx,      ln_forward,
+                                               ln_dx,       add,        NNCORE_NORM_ROWS_NAME};
+
+}  // namespace nncore
+
+#endif  // NNCORE_NORM_ROWS_IMPL
