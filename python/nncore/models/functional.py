@@ -15,6 +15,7 @@ from ..layers.base import Layer, _describe, fmt_shape
 from ..layers.core import InputLayer
 from ..layers.node import KerasTensor, flatten, pack_like
 from ..saving.registry import register
+from . import inference as _inference
 from .model import Model
 
 MAX_NODES = 1 << 16
@@ -203,7 +204,13 @@ class Functional(Model):
 
     # ---- running ------------------------------------------------------------------------------
     def _run(self, xs, training=False, need_ctx=False, fuse=None):
-        """Flat input values -> (flat output values, per-step contexts, {slot: logits})."""
+        """Flat input values -> (flat output values, per-step contexts, {slot: logits}).
+        At inference (no training, no contexts, no fused loss) the compiled plan runs
+        (models/inference.py): the same kernels, bitwise the same outputs."""
+        if not training and not need_ctx and fuse is None:
+            plan = _inference.plan_for(self)
+            if plan is not None:
+                return plan.run(xs), None, {}
         vals = [None] * self._n_slots
         for s, x in zip(self._in_slots, xs):
             vals[s] = x

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..layers.base import Layer, _unique_name, _snake, fmt_shape
 from ..trainers.trainer import Trainer
+from . import inference
 
 
 class Model(Trainer, Layer):
@@ -92,6 +93,7 @@ class Model(Trainer, Layer):
     def trainable(self, value) -> None:
         # Keras: a model's trainable flag is set on every layer inside it.
         self._trainable = bool(value)
+        inference.bump()
         for layer in getattr(self, "_layers", []):
             layer.trainable = self._trainable
 
@@ -197,6 +199,7 @@ class Model(Trainer, Layer):
             checked.append(new)
         for cur, new in zip(own, checked):  # every shape checked before anything is written
             np.copyto(cur, new, casting="unsafe")
+        inference.bump()
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -271,7 +274,10 @@ class Model(Trainer, Layer):
     def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:
         from ..saving import load_weights
 
-        load_weights(self, filepath)
+        try:
+            load_weights(self, filepath)
+        finally:  # even a failed load may have written some weights
+            inference.bump()
 
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs) -> None:
         """Keras 3's export; nncore writes format="onnx" (opset 17, dynamic batch axis)."""
