@@ -208,6 +208,11 @@ def main() -> None:
     ap.add_argument("--no-interop", action="store_true",
                     help="skip the Keras-file row (bench_interop.py: a Keras-trained model "
                          "loaded by nncore vs TensorFlow vs ONNX Runtime)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternating rounds (nncore, ort, torch, nncore, ...); medians reported")
+    ap.add_argument("--compare", metavar="PYTHON_DIR",
+                    help="also run the nncore found in this python/ directory (e.g. a main "
+                         "checkout's), as 'nncore-base', alternating with the others")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -219,31 +224,43 @@ def main() -> None:
 
     from _harness import cpu_model, markdown_table
 
-    fws = ["nncore"]
+    fws = ["nncore"] + (["nncore-base"] if args.compare else [])
     if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
         fws.append("ort")
     if importlib.util.find_spec("torch"):
         fws.append("torch")
     print(f"Inference, random weights; CPU {cpu_model()} ({os.cpu_count()} cores); latency: one "
           f"image, 1 thread; throughput: {args.images} images in batches of {args.batch}, "
-          f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}")
+          f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}; median of "
+          f"{args.rounds} alternating round(s)")
+    loads = []
     for kind in args.models.split(","):
-        res = {}
-        for fw in fws:  # each in a fresh process: thread pools and imports do not interfere
-            out = subprocess.run([sys.executable, __file__, "--worker", fw, kind, "--images",
-                                  str(args.images), "--batch", str(args.batch), "--threads",
-                                  str(args.threads)], capture_output=True, text=True,
-                                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-            if out.returncode != 0:
-                print(f"{fw} {kind} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-                continue
-            res[fw] = [float(v) for v in out.stdout.split()[-3:]]
+        runs: dict = {}
+        for _ in range(args.rounds):
+            for fw in fws:  # each in a fresh process: thread pools and imports do not interfere
+                env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+                if fw == "nncore-base":
+                    env["PYTHONPATH"] = args.compare
+                loads.append(os.getloadavg()[0])
+                out = subprocess.run([sys.executable, __file__, "--worker",
+                                      "nncore" if fw == "nncore-base" else fw, kind, "--images",
+                                      str(args.images), "--batch", str(args.batch), "--threads",
+                                      str(args.threads)], capture_output=True, text=True, env=env)
+                if out.returncode != 0:
+                    print(f"{fw} {kind} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                runs.setdefault(fw, []).append([float(v) for v in out.stdout.split()[-3:]])
+        res = {fw: [float(np.median([r[i] for r in rs])) for i in range(3)]
+               for fw, rs in runs.items()}
         rows = [[fw, f"{lat * 1e6:.0f} us", f"{thr:.3f} s", f"{err:.1e}"]
                 for fw, (lat, thr, err) in res.items()]
         if "nncore" in res and "ort" in res:
             rows.append(["nncore / ORT", f"{res['nncore'][0] / res['ort'][0]:.2f}",
                          f"{res['nncore'][1] / res['ort'][1]:.2f}", ""])
-        print(f"\n{kind}:")
+        if "nncore-base" in res:
+            rows.append(["nncore / nncore-base", f"{res['nncore'][0] / res['nncore-base'][0]:.2f}",
+                         f"{res['nncore'][1] / res['nncore-base'][1]:.2f}", ""])
+        print(f"\n{kind} (1-min load during the runs {min(loads):.1f}-{max(loads):.1f}):")
         print(markdown_table(["framework", "latency", "throughput (total)", "max |y - nncore|"],
                              rows))
     if not args.no_interop and all(importlib.util.find_spec(m) for m in

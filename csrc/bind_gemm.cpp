@@ -70,6 +70,22 @@ void bind_gemm(py::module_& m) {
         py::arg("reference") = false,
         "out = act(alpha * op(a) @ op(b) + beta * out + bias), in place. float32 2-D arrays.");
   m.def("sgemm_kernel_name", &sgemm_kernel_name);
+  m.def("cpu_caches", [] {
+    const CacheSizes& c = cpu_caches();
+    py::dict d;
+    d["l1d"] = c.l1d, d["l2"] = c.l2, d["l3"] = c.l3;
+    d["source"] = c.from_cpuid ? "cpuid" : "default";
+    return d;
+  }, "Data cache sizes in bytes (CPUID leaf 4 / 0x8000001D, else the tuning defaults).");
+  m.def("gemm_blocks", [](const std::string& name) {
+    Isa isa;
+    if (!parse_isa(name.c_str(), &isa))
+      throw py::value_error("gemm_blocks: unknown ISA '" + name + "' (valid: " + kIsaNames + ")");
+    const GemmBlocks b = sgemm_blocks(isa);
+    py::dict d;
+    d["mr"] = b.mr, d["nr"] = b.nr, d["mc"] = b.mc, d["kc"] = b.kc, d["nc"] = b.nc;
+    return d;
+  }, py::arg("isa"), "The GEMM's register tile and cache blocks under `isa` on this CPU.");
 }
 
 }  // namespace nncore::bind

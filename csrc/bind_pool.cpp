@@ -51,6 +51,19 @@ std::vector<int64_t> shape_of(const py::array& a) {
 
 py::array_t<float> new_f32(const std::vector<int64_t>& shape) { return pooled_array<float>(shape); }
 
+// y of max pooling without the argmax (inference).
+py::array_t<float> py_maxpool2d_values(py::array x, Pair pool, Pair strides, bool same) {
+  const float* xp = require_c(x, "x", 4);
+  Pool2dParams p = make_params(shape_of(x), pool, strides, same);
+  auto y = new_f32({p.n, p.oh, p.ow, p.c});
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release r;
+    maxpool2d_forward(yp, nullptr, xp, p);
+  }
+  return y;
+}
+
 py::tuple py_maxpool2d_forward(py::array x, Pair pool, Pair strides, bool same) {
   const float* xp = require_c(x, "x", 4);
   Pool2dParams p = make_params(shape_of(x), pool, strides, same);
@@ -135,6 +148,9 @@ void bind_pool(py::module_& m) {
      "((OH, OW), (pad_top, pad_left)) of a pooling; ValueError if it does not fit.");
   m.def("maxpool2d_forward", &py_maxpool2d_forward, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("same"), "(y, argmax int32 h*W+w) of max pooling, NHWC.");
+  m.def("maxpool2d_values", &py_maxpool2d_values, py::arg("x"), py::arg("pool"),
+        py::arg("strides"), py::arg("same"),
+        "y of max pooling without the argmax (inference), bitwise the y of maxpool2d_forward.");
   m.def("maxpool2d_backward", &py_maxpool2d_backward, py::arg("dy"), py::arg("argmax"),
         py::arg("input_shape"), "dx of max pooling: dy routed to argmax.");
   m.def("avgpool2d_forward", &py_avgpool2d_forward, py::arg("x"), py::arg("pool"),

@@ -1,6 +1,9 @@
 #include "common/cpu.hpp"
 
 #include <atomic>
+#if defined(NNCORE_X86) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -64,7 +67,48 @@ std::atomic<int>& active_slot() {
   return slot;
 }
 
+// Walks the deterministic cache parameter leaf (4 on Intel, 0x8000001D on AMD): subleaf i
+// describes one cache (type in EAX[4:0], 0 = no more; level EAX[7:5]); its size is
+// ways * partitions * line size * sets = (EBX[31:22]+1) (EBX[21:12]+1) (EBX[11:0]+1) (ECX+1).
+CacheSizes detect_caches() {
+  CacheSizes c{32L << 10, 1L << 20, 32L << 20, false};
+#if defined(NNCORE_X86) && (defined(__GNUC__) || defined(__clang__))
+  unsigned a, b, cx, d;
+  if (!__get_cpuid(0, &a, &b, &cx, &d)) return c;
+  const bool amd = b == 0x68747541u;  // "Auth" of AuthenticAMD
+  unsigned leaf = 4;
+  if (amd || b == 0x6f677948u) {  // AMD, Hygon: needs the topology extensions (CPUID 0x80000001 ECX[22])
+    if (!__get_cpuid(0x80000001u, &a, &b, &cx, &d) || !(cx & (1u << 22))) return c;
+    leaf = 0x8000001Du;
+  } else if (a < 4) {
+    return c;
+  }
+  bool any = false;
+  for (unsigned i = 0; i < 16; ++i) {
+    __cpuid_count(leaf, i, a, b, cx, d);
+    const unsigned type = a & 31u, level = (a >> 5) & 7u;
+    if (type == 0) break;
+    if (type == 2) continue;  // instruction cache
+    const long size = static_cast<long>((b >> 22) + 1) * (((b >> 12) & 0x3ffu) + 1) *
+                      ((b & 0xfffu) + 1) * (static_cast<long>(cx) + 1);
+    if (size <= 0) continue;
+    if (level == 1) c.l1d = size;
+    else if (level == 2) c.l2 = size;
+    else if (level == 3) c.l3 = size;
+    else continue;
+    any = true;
+  }
+  c.from_cpuid = any;
+#endif
+  return c;
+}
+
 }  // namespace
+
+const CacheSizes& cpu_caches() {
+  static const CacheSizes caches = detect_caches();
+  return caches;
+}
 
 Isa cpu_best_isa() {
   static const Isa best = detect();

@@ -21,6 +21,16 @@ const char* isa_name(Isa isa);
 bool parse_isa(const char* s, Isa* out);
 constexpr const char* kIsaNames = "generic, avx2, avx512";
 
+// Data cache sizes in bytes per core (L3: the size one core's slice of the hierarchy shares), from
+// CPUID: leaf 4 (Intel) or leaf 0x8000001D (AMD, with the topology extension), the deterministic
+// cache parameters both describe. `from_cpuid` is false when neither answered; the sizes are then
+// the defaults the kernels were tuned with (32 KB, 1 MB, 32 MB).
+struct CacheSizes {
+  long l1d, l2, l3;
+  bool from_cpuid;
+};
+const CacheSizes& cpu_caches();
+
 // Test-only: NNCORE_TEST_CPU_MASK="avx512" (or "avx2", a comma list) hides those ISAs from
 // detection, as if the CPU lacked them, so the refusal paths run on every machine.
 

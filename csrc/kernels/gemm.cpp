@@ -72,7 +72,7 @@ const GemmConfig kGeneric = {sgemm_ukr_generic_4x16, nullptr, 4, 16, 128, 256, 2
                                "generic_4x16", nullptr, nullptr, nullptr};
 #if defined(NNCORE_X86)
 const GemmConfig kAvx2 = {sgemm_ukr_avx2_6x16, nullptr, 6, 16, 168, 256, 4080, "avx2_6x16", nullptr,
-                          nullptr, nullptr};
+                          sgemv_rowb_avx2, sgemv_packed_avx2_16};
 // Zen 5, one thread, 2048^3: KC 256/MC 336 gave 205 GFLOP/s, KC 512/MC 168 237 (numpy 244); the
 // deeper KC halves the C-tile loads and stores per flop, and the CNN shapes gain too.
 const GemmConfig kAvx512 = {sgemm_ukr_avx512_14x32, sgemm_ukr_avx512_14x32_rowa, 14, 32, 168, 512,
@@ -242,6 +242,29 @@ void macro_kernel(const GemmConfig& cfg, float* c, int64_t ldc, const float* a_p
 
 const char* sgemm_kernel_name() { return config_for(active_isa()).name; }
 
+GemmBlocks sgemm_blocks(Isa isa) {
+  struct PerIsaBlocks {
+    GemmBlocks b[3];
+  };
+  static const PerIsaBlocks blocks = [] {
+    const CacheSizes& cs = cpu_caches();
+    PerIsaBlocks all;
+    GemmBlocks* out = all.b;
+    for (int i = 0; i < 3; ++i) {
+      const GemmConfig& cfg = config_for(static_cast<Isa>(i));
+      GemmBlocks b{cfg.mr, cfg.nr, cfg.mc, cfg.kc, cfg.nc};
+      const int64_t bytes = static_cast<int64_t>(sizeof(float));
+      while (b.mc > b.mr && b.mc * b.kc * bytes > cs.l2 / 2)
+        b.mc = std::max(b.mr, (b.mc / 2) / b.mr * b.mr);
+      while (b.nc > b.nr && b.kc * b.nc * bytes > cs.l3 / 2)
+        b.nc = std::max(b.nr, (b.nc / 2) / b.nr * b.nr);
+      out[i] = b;
+    }
+    return all;
+  }();
+  return blocks.b[static_cast<int>(isa)];
+}
+
 void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
            int64_t m, int64_t n, int64_t k, const GemmParams& p) {
   if (m <= 0 || n <= 0) return;
@@ -250,6 +273,7 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
     return;
   }
   const GemmConfig& cfg = config_for(active_isa());
+  const GemmBlocks blk = sgemm_blocks(active_isa());
   if (m <= 2 && !p.trans_b && cfg.gemv) {  // a row or two: stream B once per row, no packing
     for (int64_t i = 0; i < m; ++i) {
       const float* ai = p.trans_a ? a + i : a + i * lda;
@@ -262,8 +286,8 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
   const int nt = threads_for(2.0 * m * n * k, kMinFlopsPerThread, p.num_threads);
 
   const int64_t kc_max = std::min(cfg.kc, k);
-  const int64_t nc_max = std::min(cfg.nc, round_up(n, nr));
-  const int64_t mc_max = std::min(cfg.mc, round_up(m, mr));
+  const int64_t nc_max = std::min(blk.nc, round_up(n, nr));
+  const int64_t mc_max = std::min(blk.mc, round_up(m, mr));
   const int64_t b_size = round_up(kc_max * nc_max, 16);
   const int64_t a_size = round_up(mc_max * kc_max + mr * nr, 16);  // A block + one edge tile
   float* const buf = thread_scratch(ScratchSlot::gemm).floats(b_size + nt * a_size);
@@ -282,8 +306,8 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
   // is slowed. Tiles start at multiples of MR / NR whatever the runs, so the split never changes
   // a bit.
   float* const b_pack = buf;
-  for (int64_t jc = 0; jc < n; jc += cfg.nc) {
-    const int64_t ncur = std::min(cfg.nc, n - jc);
+  for (int64_t jc = 0; jc < n; jc += blk.nc) {
+    const int64_t ncur = std::min(blk.nc, n - jc);
     const int64_t panels = (ncur + nr - 1) / nr;
     const int64_t pack_units = std::min<int64_t>(panels, kPackUnits);
     const int64_t runs = nt == 1 ? 1 : split_m ? kUnitsPerThread * nt : nt;
@@ -304,8 +328,8 @@ void sgemm(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, i
         int64_t m0 = 0, m1 = m, j0 = 0, j1 = ncur;
         if (split_m) m0 = u * run, m1 = std::min(m, m0 + run);
         else j0 = u * run, j1 = std::min(ncur, j0 + run);
-        for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
-          const int64_t mcur = std::min(cfg.mc, m1 - ic);
+        for (int64_t ic = m0; ic < m1; ic += blk.mc) {
+          const int64_t mcur = std::min(blk.mc, m1 - ic);
           const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;  // tiles read in place
           pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
                  kcur, mr);
@@ -344,16 +368,17 @@ void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const G
     return;
   }
   const GemmConfig& cfg = config_for(b.isa);
+  const GemmBlocks blk = sgemm_blocks(b.isa);
   const int64_t mr = cfg.mr, np = round_up(n, cfg.nr);
   const int64_t kc_max = std::min(cfg.kc, k);
-  const int64_t mc_max = std::min(cfg.mc, round_up(m, mr));
+  const int64_t mc_max = std::min(blk.mc, round_up(m, mr));
   float* const a_pack = thread_scratch(ScratchSlot::gemm).floats(mc_max * kc_max + mr * cfg.nr);
   float* const tile = a_pack + mc_max * kc_max;
   const bool use_rowa = cfg.ukr_rowa && !p.trans_a && n <= kRowaMaxN;
   // A single row (a thread's share of a small batch, or batch 1): its full NR panels go through
   // the one-row kernel, which has the tile kernels' arithmetic but is not bound by FMA latency;
   // a partial last panel still takes the macro-kernel below.
-  const bool one_row = m == 1 && cfg.gemv_packed && cfg.nr == 32;
+  const bool one_row = m == 1 && cfg.gemv_packed;
   const int64_t gemv_cols = one_row ? n / cfg.nr * cfg.nr : 0;
   for (int64_t pc = 0; pc < k; pc += cfg.kc) {
     const int64_t kcur = std::min(cfg.kc, k - pc);
@@ -370,8 +395,8 @@ void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const G
       }
       continue;
     }
-    for (int64_t ic = 0; ic < m; ic += cfg.mc) {
-      const int64_t mcur = std::min(cfg.mc, m - ic);
+    for (int64_t ic = 0; ic < m; ic += blk.mc) {
+      const int64_t mcur = std::min(blk.mc, m - ic);
       const int64_t full_rows = use_rowa ? mcur / mr * mr : 0;
       pack_a(a_pack + full_rows * kcur, a, lda, p.trans_a, ic + full_rows, mcur - full_rows, pc,
              kcur, mr);

@@ -47,6 +47,15 @@ void sgemm_prepacked(float* c, int64_t ldc, const float* a, int64_t lda, const G
 void sgemm_ref(float* c, int64_t ldc, const float* a, int64_t lda, const float* b, int64_t ldb,
                int64_t m, int64_t n, int64_t k, const GemmParams& p);
 
+// The cache blocks sgemm uses under `isa` on this CPU: the ones registered with the kernel (tuned on
+// Zen 4/5), with MC lowered until the packed A block (MC x KC) fits half the L2 and NC until the
+// packed B panel (KC x NC) fits half the L3 of cpu_caches() (never below one micro-tile). KC is
+// kept: it fixes the summation order, so results do not depend on the cache sizes through it.
+struct GemmBlocks {
+  int64_t mr, nr, mc, kc, nc;
+};
+GemmBlocks sgemm_blocks(Isa isa);
+
 // Name of the micro-kernel the active ISA uses, e.g. "avx512_14x32".
 const char* sgemm_kernel_name();
 

@@ -41,6 +41,10 @@ void sgemm_ukr_generic_4x16(int64_t k, const float* a, const float* b, float* c,
 #if defined(NNCORE_X86)
 void sgemm_ukr_avx2_6x16(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                          float alpha, float beta);
+void sgemv_rowb_avx2(int64_t k, int64_t n, const float* a, int64_t inca, const float* b,
+                     int64_t ldb, float* c, float alpha, float beta);
+void sgemv_packed_avx2_16(int64_t k, int64_t panels, const float* a, int64_t inca,
+                          const float* b, float* c, float alpha, float beta);
 void sgemm_ukr_avx512_14x32(int64_t k, const float* a, const float* b, float* c, int64_t ldc,
                             float alpha, float beta);
 void sgemm_ukr_avx512_14x32_rowa(int64_t k, const float* a, int64_t lda, const float* b, float* c,

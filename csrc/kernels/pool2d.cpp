@@ -41,7 +41,8 @@ inline Window window(const Pool2dParams& p, int64_t oh, int64_t ow) {
 // PyTorch: a later cell v replaces the running best b when !(v <= b) && b == b. The running
 // maximum of each group of channels stays in registers across the cells.
 // SSE2 (baseline on x86-64) by hand: compilers keep the two-array select scalar.
-inline void window_max(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+template <bool kArg>
+inline void window_max_t(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
                        const Window& win, int64_t W, int64_t C) {
   const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
   int64_t c = 0;
@@ -60,7 +61,7 @@ inline void window_max(float* __restrict y, int32_t* __restrict a, const float* 
       }
     }
     _mm_storeu_ps(y + c, best);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(a + c), arg);
+    if (kArg) _mm_storeu_si128(reinterpret_cast<__m128i*>(a + c), arg);
   }
 #endif
   for (; c < C; ++c) {
@@ -77,16 +78,25 @@ inline void window_max(float* __restrict y, int32_t* __restrict a, const float* 
       }
     }
     y[c] = best;
-    a[c] = arg;
+    if (kArg) a[c] = arg;
   }
+}
+
+void window_max(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+                const Window& win, int64_t W, int64_t C) {
+  window_max_t<true>(y, a, xn, win, W, C);
+}
+void window_max_values(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+                       const Window& win, int64_t W, int64_t C) {
+  window_max_t<false>(y, a, xn, win, W, C);
 }
 
 // Portable table: the SSE2 window maximum above; average pooling is baseline code on every ISA
 // (the compiler vectorises its channel loops; measured memory-bound).
 #if defined(__SSE2__)
-const Pool2dKernels kPool2dGeneric = {window_max, "sse2_4", "generic"};
+const Pool2dKernels kPool2dGeneric = {window_max, window_max_values, "sse2_4", "generic"};
 #else
-const Pool2dKernels kPool2dGeneric = {window_max, "scalar", "generic"};
+const Pool2dKernels kPool2dGeneric = {window_max, window_max_values, "scalar", "generic"};
 #endif
 #if defined(NNCORE_X86)
 constexpr PerIsa<Pool2dKernels> kPool2d = {&kPool2dGeneric, &kPool2dAvx2, &kPool2dAvx512};
@@ -103,7 +113,9 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
   if (p.n * p.oh == 0) return;  // empty batch: nothing to write
   const int nt = threads_for(static_cast<double>(p.n) * p.oh * p.ow * p.ph * p.pw * C,
                              kMinWorkPerThread, p.num_threads);
-  const window_max_fn wmax = kPool2d.active().window_max;
+  // Without argmax (inference), the value-only scan: the same maxima, bit for bit.
+  const window_max_fn wmax =
+      argmax ? kPool2d.active().window_max : kPool2d.active().window_max_values;
   const int64_t rows = p.n * p.oh, unit = unit_size(rows, 1, kUnits);
   parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
     for (int64_t row = u * unit; row < std::min(rows, (u + 1) * unit); ++row) {
@@ -112,7 +124,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
       for (int64_t ow = 0; ow < p.ow; ++ow) {
         const Window win = window(p, oh, ow);
         float* yo = y + (row * p.ow + ow) * C;
-        int32_t* ao = argmax + (row * p.ow + ow) * C;
+        int32_t* ao = argmax ? argmax + (row * p.ow + ow) * C : nullptr;
         wmax(yo, ao, xn, win, p.w, C);
       }
     }

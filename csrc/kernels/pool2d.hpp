@@ -35,7 +35,7 @@ inline bool pool2d_axis(int64_t in, int64_t k, int64_t s, bool same, int64_t* ou
 }
 
 // x (N,H,W,C) -> y (N,OH,OW,C), argmax (N,OH,OW,C) = h*W + w of the first maximum in the window
-// (row-major scan order; ties go to the first).
+// (row-major scan order; ties go to the first). argmax may be null (inference): y is the same.
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dParams& p);
 
 // dy (N,OH,OW,C), argmax (N,OH,OW,C) -> dx (N,H,W,C): every dy added to its argmax's input cell.

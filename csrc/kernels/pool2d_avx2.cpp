@@ -6,7 +6,8 @@
 namespace nncore {
 namespace {
 
-void window_max_avx2(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+template <bool kArg>
+void window_max_avx2_t(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
                      const PoolWindow& win, int64_t W, int64_t C) {
   const int32_t first = static_cast<int32_t>(win.h0 * W + win.w0);
   int64_t c = 0;
@@ -25,7 +26,7 @@ void window_max_avx2(float* __restrict y, int32_t* __restrict a, const float* __
       }
     }
     _mm256_storeu_ps(y + c, best);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + c), arg);
+    if (kArg) _mm256_storeu_si256(reinterpret_cast<__m256i*>(a + c), arg);
   }
   for (; c < C; ++c) {  // the last channels, scalar
     float best = xn[first * C + c];
@@ -41,12 +42,22 @@ void window_max_avx2(float* __restrict y, int32_t* __restrict a, const float* __
       }
     }
     y[c] = best;
-    a[c] = arg;
+    if (kArg) a[c] = arg;
   }
+}
+
+void window_max_avx2(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+                     const PoolWindow& win, int64_t W, int64_t C) {
+  window_max_avx2_t<true>(y, a, xn, win, W, C);
+}
+
+void window_max_values_avx2(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+                            const PoolWindow& win, int64_t W, int64_t C) {
+  window_max_avx2_t<false>(y, a, xn, win, W, C);
 }
 
 }  // namespace
 
-const Pool2dKernels kPool2dAvx2 = {window_max_avx2, "avx2_8", "generic"};
+const Pool2dKernels kPool2dAvx2 = {window_max_avx2, window_max_values_avx2, "avx2_8", "generic"};
 
 }  // namespace nncore

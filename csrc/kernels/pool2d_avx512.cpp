@@ -6,7 +6,8 @@
 namespace nncore {
 namespace {
 
-void window_max_avx512(float* __restrict y,
+template <bool kArg>
+void window_max_avx512_t(float* __restrict y,
                                                           int32_t* __restrict a,
                                                           const float* __restrict xn,
                                                           const PoolWindow& win, int64_t W,
@@ -28,12 +29,24 @@ void window_max_avx512(float* __restrict y,
       }
     }
     _mm512_mask_storeu_ps(y + c, m, best);
-    _mm512_mask_storeu_epi32(a + c, m, arg);
+    if (kArg) _mm512_mask_storeu_epi32(a + c, m, arg);
   }
+}
+
+void window_max_avx512(float* __restrict y, int32_t* __restrict a, const float* __restrict xn,
+                       const PoolWindow& win, int64_t W, int64_t C) {
+  window_max_avx512_t<true>(y, a, xn, win, W, C);
+}
+
+void window_max_values_avx512(float* __restrict y, int32_t* __restrict a,
+                              const float* __restrict xn, const PoolWindow& win, int64_t W,
+                              int64_t C) {
+  window_max_avx512_t<false>(y, a, xn, win, W, C);
 }
 
 }  // namespace
 
-const Pool2dKernels kPool2dAvx512 = {window_max_avx512, "avx512_16", "generic"};
+const Pool2dKernels kPool2dAvx512 = {window_max_avx512, window_max_values_avx512, "avx512_16",
+                                     "generic"};
 
 }  // namespace nncore

@@ -20,6 +20,9 @@ typedef void (*window_max_fn)(float* __restrict y, int32_t* __restrict a,
 
 struct Pool2dKernels {
   window_max_fn window_max;
+  // The same maximum values without the cells (inference: a is not written and may be null);
+  // the argmax bookkeeping is dead code there, so the scan is a plain max.
+  window_max_fn window_max_values;
   const char* max_name;
   const char* avg_name;
 };

@@ -55,6 +55,9 @@ def show_config() -> dict:
         "cpu_isa": _core.cpu_isa(),
         "supported_isas": list(_core.supported_isas()),
         "gemm_kernel": _core.sgemm_kernel_name(),
+        # data caches from CPUID and the GEMM blocks chosen from them (active ISA)
+        "caches": dict(_core.cpu_caches()),
+        "gemm_blocks": dict(_core.gemm_blocks(_core.get_isa())),
         # the kernel each family runs under the active ISA (the C++ dispatch tables)
         "kernels": dict(_core.kernels(_core.get_isa())),
         "threads": get_num_threads(),

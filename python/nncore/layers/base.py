@@ -338,6 +338,7 @@ class Layer:
     @trainable.setter
     def trainable(self, value) -> None:
         self._trainable = bool(value)
+        _bump_plans()
         for sub in self._sublayers():  # Keras: the flag is set on nested layers too
             sub.trainable = self._trainable
 
@@ -388,6 +389,7 @@ class Layer:
     def set_weights(self, weights) -> None:
         copy_checked(weights, self.weights, self._all_weight_names(),
                      lambda n, m: f"layer {self.name!r} expects {n} weight arrays, got {m}")
+        _bump_plans()
 
     # ---- gradients ----------------------------------------------------------------------------
     def _zero_grads(self) -> None:
@@ -544,6 +546,13 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def _bump_plans() -> None:
+    """Weights or structure changed: compiled inference plans rebuild (models/inference.py)."""
+    from ..models import inference
+
+    inference.bump()
+
+
 def _wrap_build(fn):
     def build(self, input_shape=None, *args, **kwargs):
         if getattr(self, "_in_build", False):
@@ -561,6 +570,7 @@ def _wrap_build(fn):
                     self._out_shape = self.compute_output_shape(input_shape)
             self._on_built()
             self.built = True
+            _bump_plans()
 
     build.__name__ = fn.__name__
     build.__doc__ = fn.__doc__

@@ -15,6 +15,7 @@ from ..layers.base import Layer, _describe, fmt_shape
 from ..layers.core import InputLayer
 from ..layers.node import KerasTensor, flatten, pack_like
 from ..saving.registry import register
+from . import inference as _inference
 from .model import Model
 
 MAX_NODES = 1 << 16
@@ -204,7 +205,13 @@ class Functional(Model):
     # ---- running ------------------------------------------------------------------------------
     def _run(self, xs, training=False, need_ctx=False, fuse=None, keep=()):
         """Flat input values -> (flat output values, per-step contexts, {slot: logits}). The
-        values of the slots in `keep` (intermediate tensors) are appended to the outputs."""
+        values of the slots in `keep` (intermediate tensors) are appended to the outputs.
+        At inference (no training, no contexts, no fused loss, nothing kept) the compiled plan
+        runs (models/inference.py): the same kernels, bitwise the same outputs."""
+        if not training and not need_ctx and fuse is None and not keep:
+            plan = _inference.plan_for(self)
+            if plan is not None:
+                return plan.run(xs), None, {}
         vals = [None] * self._n_slots
         for s, x in zip(self._in_slots, xs):
             vals[s] = x

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..layers.base import Layer, _snake, _unique_name, copy_checked, fmt_shape
 from ..trainers.trainer import Trainer
+from . import inference
 
 
 class Model(Trainer, Layer):
@@ -90,6 +91,7 @@ class Model(Trainer, Layer):
     def trainable(self, value) -> None:
         # Keras: a model's trainable flag is set on every layer inside it.
         self._trainable = bool(value)
+        inference.bump()
         for layer in getattr(self, "_layers", []):
             layer.trainable = self._trainable
 
@@ -181,6 +183,7 @@ class Model(Trainer, Layer):
     def set_weights(self, weights) -> None:
         copy_checked(weights, self.weights, self._weight_paths(),
                      lambda n, m: f"model {self.name!r} has {n} weight arrays, got {m}")
+        inference.bump()
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -255,7 +258,10 @@ class Model(Trainer, Layer):
     def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:
         from ..saving import load_weights
 
-        load_weights(self, filepath)
+        try:
+            load_weights(self, filepath)
+        finally:  # even a failed load may have written some weights
+            inference.bump()
 
     def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs) -> None:
         """Keras 3's export; nncore writes format="onnx" (opset 17, dynamic batch axis)."""

@@ -333,6 +333,9 @@ class Trainer:
             if new is not None:
                 grads = new
         self.optimizer.apply(st.params, grads, st.regs)
+        from ..models import inference
+
+        inference.bump()  # weights changed: inference plans rebuild
 
     def test_step(self, st, xs, ys, sw):
         with _added_losses() as added:

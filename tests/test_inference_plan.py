@@ -1,0 +1,238 @@
+"""The compiled inference plan (models/inference.py): bitwise the per-layer walk, rebuilt when the
+model or its weights change, safe from several threads; max pooling without argmax; the one-row
+GEMM kernels it reaches at batch 1."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import nncore
+from nncore import _core, layers, models, utils
+from nncore.models import inference
+
+from conftest import assert_within_bound, gemm_error_bound
+
+
+def _cnn():
+    return models.Sequential([
+        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(64, (3, 3), activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
+def _rnn():
+    return models.Sequential([layers.SimpleRNN(128, input_shape=(28, 28)),
+                              layers.Dense(10, activation="softmax")])
+
+
+def _branches():
+    """A functional graph with fan-out and merges, 'same' padding, non-ReLU activations."""
+    inp = nncore.Input((9, 11, 3))
+    a = layers.Conv2D(8, 3, padding="same", activation="tanh")(inp)
+    b = layers.Conv2D(8, 1, activation="relu")(inp)
+    m = layers.Add()([a, b])
+    p = layers.MaxPooling2D(2, padding="same")(m)
+    q = layers.AveragePooling2D(2, padding="same")(m)
+    c = layers.Concatenate()([p, q])
+    f = layers.Flatten()(c)
+    d1 = layers.Dense(7, activation="sigmoid")(f)
+    d2 = layers.Dense(5)(f)
+    return models.Model(inp, [d1, layers.Concatenate()([d1, d2])])
+
+
+def _walk(model, x, monkeypatch, how="predict"):
+    """The per-layer forward walk (the plan switched off)."""
+    with monkeypatch.context() as mp:
+        mp.setattr(inference, "plan_for", lambda m: None)
+        if how == "call":
+            return model(x)
+        if how == "on_batch":
+            return model.predict_on_batch(x)
+        return model.predict(x, verbose=0)
+
+
+def _inputs(model, rng, n):
+    shape = model.inputs[0].shape[1:]
+    return rng.normal(size=(n,) + tuple(shape)).astype(np.float32)
+
+
+def _equal(a, b):
+    a = a if isinstance(a, list) else [a]
+    b = b if isinstance(b, list) else [b]
+    assert len(a) == len(b)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("make", [_cnn, _rnn, _branches])
+@pytest.mark.parametrize("n", [1, 2, 7, 33])
+def test_plan_bitwise_equals_the_walk(isa, rng, monkeypatch, make, n):
+    utils.set_random_seed(3)
+    model = make()
+    x = _inputs(model, rng, n)
+    got = model.predict(x, verbose=0)
+    assert isinstance(model._infer_plan, inference.InferencePlan)
+    _equal(got, _walk(model, x, monkeypatch))
+    # __call__ and predict_on_batch run the whole batch at once (predict: batches of 32), through
+    # the plan too
+    _equal(model(x), _walk(model, x, monkeypatch, "call"))
+    _equal(model.predict_on_batch(x), _walk(model, x, monkeypatch, "on_batch"))
+
+
+def test_plan_prepares_kernel_calls_and_chains():
+    utils.set_random_seed(1)
+    model = _cnn()
+    model.predict(np.zeros((1, 28, 28, 1), np.float32), verbose=0)
+    plan = model._infer_plan
+    assert plan.chain is not None and all(plan.fast)
+    utils.set_random_seed(1)
+    g = _branches()
+    g.predict(np.zeros((1, 9, 11, 3), np.float32), verbose=0)
+    assert g._infer_plan.chain is None  # branches run over slots
+    assert any(g._infer_plan.fast) and not all(g._infer_plan.fast)  # Add/Concatenate: forward
+
+
+def test_plan_inside_a_nested_model(rng, monkeypatch):
+    utils.set_random_seed(2)
+    inner = _cnn()
+    outer = models.Sequential([layers.InputLayer((28, 28, 1)), inner, layers.Dense(3)])
+    x = _inputs(outer, rng, 5)
+    _equal(outer.predict(x, verbose=0), _walk(outer, x, monkeypatch))
+
+
+def test_plan_rebuilds_when_weights_or_structure_change(rng, tmp_path, monkeypatch):
+    utils.set_random_seed(4)
+    model = _cnn()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = _inputs(model, rng, 4)
+    y = rng.integers(0, 10, size=4)
+
+    def plan_after(step):
+        before = model.predict(x, verbose=0)
+        plan = model._infer_plan
+        step()
+        after = model.predict(x, verbose=0)
+        assert model._infer_plan is not plan, "the plan was not rebuilt"
+        _equal(after, _walk(model, x, monkeypatch))
+        return before, after
+
+    model.save_weights(tmp_path / "w.weights.h5")
+    b, a = plan_after(lambda: model.train_on_batch(x, y))  # an optimizer step
+    assert not np.array_equal(a, b)
+    b, a = plan_after(lambda: model.load_weights(tmp_path / "w.weights.h5"))
+    assert not np.array_equal(a, b)
+    new = [w * 0.5 for w in model.get_weights()]
+    b, a = plan_after(lambda: model.set_weights(new))
+    assert not np.array_equal(a, b)
+    lay = model.layers[-2]
+    b, a = plan_after(lambda: lay.set_weights([w + 0.25 for w in lay.get_weights()]))
+    assert not np.array_equal(a, b)
+    plan_after(lambda: setattr(model.layers[0], "trainable", False))
+    plan_after(lambda: setattr(model, "trainable", True))
+    # Structure: a popped and re-added layer gives a new graph, so a new plan.
+    last = model.pop()
+    model.add(layers.Dense(3))
+    out = model.predict(x, verbose=0)
+    assert out.shape == (4, 3)
+    _equal(out, _walk(model, x, monkeypatch))
+    del last
+    # Unchanged model: the same plan is reused.
+    plan = model._infer_plan
+    model.predict(x, verbose=0)
+    assert model._infer_plan is plan
+
+
+def test_plan_first_build_race_from_many_threads(rng, monkeypatch):
+    """Eight threads predict at once on a model that has no plan yet (and on one whose plan goes
+    stale while they run): every result equals the walk's."""
+    utils.set_random_seed(6)
+    model = _cnn()
+    x = _inputs(model, rng, 3)
+    # (batch 1 and 2 take the one-row GEMM kernels: bits differ from batch 3's, so per size)
+    want = {n: _walk(model, x[:n], monkeypatch) for n in (1, 2, 3)}
+    assert getattr(model, "_infer_plan", None) is None
+    barrier = threading.Barrier(8)
+    got = [None] * 8
+    errors = []
+
+    def run(i):
+        try:
+            barrier.wait()
+            for j in range(20):
+                if i == 0 and j % 5 == 0:
+                    inference.bump()  # plans go stale mid-run: threads rebuild or use the old one
+                got[i] = model.predict(x[: 1 + i % 3], verbose=0)
+                np.testing.assert_array_equal(got[i], want[1 + i % 3])
+        except BaseException as e:  # reported below, in the main thread
+            errors.append(e)
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[0]
+
+
+def test_masked_models_keep_the_walk(rng):
+    utils.set_random_seed(7)
+    model = models.Sequential([layers.Embedding(20, 4, mask_zero=True, input_shape=(6,)),
+                               layers.SimpleRNN(5)])
+    x = np.array([[1, 2, 0, 0, 0, 0], [3, 4, 5, 6, 7, 8]])
+    model.predict(x, verbose=0)
+    assert inference.plan_for(model) is None
+
+
+@pytest.mark.parametrize("shape,pool,strides,same", [
+    ((1, 26, 26, 32), (2, 2), (2, 2), False), ((3, 11, 11, 64), (2, 2), (2, 2), False),
+    ((2, 7, 9, 13), (3, 2), (2, 1), True), ((1, 5, 5, 1), (2, 2), (1, 1), False),
+    ((2, 8, 6, 19), (3, 3), (3, 3), True), ((1, 4, 4, 40), (4, 4), (4, 4), False)])
+def test_maxpool_values_bitwise_equal_forward(isa, rng, threads, shape, pool, strides, same):
+    x = rng.normal(size=shape).astype(np.float32)
+    x.flat[rng.integers(0, x.size, size=max(1, x.size // 50))] = np.nan
+    x.flat[rng.integers(0, x.size, size=max(1, x.size // 20))] = 0.5  # ties
+    x.flat[rng.integers(0, x.size, size=max(1, x.size // 50))] = -np.inf
+    want, _ = _core.maxpool2d_forward(x, pool, strides, same)
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        got = _core.maxpool2d_values(x, pool, strides, same)
+        np.testing.assert_array_equal(got, want)
+    # and against a float64 loop reference (a NaN in the window wins, as PyTorch)
+    ((oh, ow), (pt, pl)) = _core.pool2d_geometry(shape[1:3], pool, strides, same)
+    x64 = x.astype(np.float64)
+    ref = np.empty((shape[0], oh, ow, shape[3]))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * strides[0] - pt, j * strides[1] - pl
+            win = x64[:, max(h0, 0):h0 + pool[0], max(w0, 0):w0 + pool[1]]
+            ref[:, i, j] = win.max(axis=(1, 2))
+    np.testing.assert_array_equal(got.astype(np.float64), ref)
+
+
+@pytest.mark.parametrize("k,n", [(1, 1), (576, 64), (64, 10), (7, 33), (300, 8), (129, 100),
+                                 (1100, 37), (5, 31)])
+@pytest.mark.parametrize("m", [1, 2])
+def test_one_row_gemm_matches_float64(isa, rng, threads, m, k, n):
+    """A batch-1 (or 2) Dense: the one-row kernel (row-major B, no packing), with bias and ReLU,
+    against the float64 product; 1 and 2 threads bitwise equal."""
+    a = rng.normal(size=(m, k)).astype(np.float32)
+    b = rng.normal(size=(k, n)).astype(np.float32)
+    bias = rng.normal(size=n).astype(np.float32)
+    outs = []
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        c = np.full((m, n), np.nan, np.float32)
+        _core.sgemm(c, a, b, False, False, 1.0, 0.0, bias, True)
+        outs.append(c)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    want = np.maximum(a.astype(np.float64) @ b.astype(np.float64) + bias, 0.0)
+    assert_within_bound(outs[0], want, gemm_error_bound(a, b, bias=bias))
