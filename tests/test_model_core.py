@@ -397,7 +397,7 @@ def _layer(cfg, name):
     ("huge_fan_in", "1 to 1024 inputs"),
     ("bad_ref", "tensor reference"),
     ("duplicate_name", "two layers are named 'a'"),
-    ("unknown_class", "unknown layer type 'Lambda'"),
+    ("unknown_class", "unknown layer type 'Lambda2'"),
     ("output_missing", "does not exist"),
 ])
 def test_hostile_graph_files(tmp_path, case, message):
@@ -413,7 +413,7 @@ def test_hostile_graph_files(tmp_path, case, message):
         elif case == "duplicate_name":
             _layer(c, "b")["name"] = "a"
         elif case == "unknown_class":
-            _layer(c, "b")["class_name"] = "Lambda"
+            _layer(c, "b")["class_name"] = "Lambda2"
         elif case == "output_missing":
             c["output_layers"] = ["sum", 3, 0]
     path = _graph_file(tmp_path, mutate)

@@ -298,9 +298,11 @@ def test_repeated_predict_does_not_grow_rss(rng):
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     before = _rss_bytes()
-    block = libc.malloc(32 << 20)
-    ctypes.memset(block, 1, 32 << 20)
-    assert _rss_bytes() - before > 24 << 20
+    # 64 MiB: above glibc's largest dynamic mmap threshold (32 MiB), so the block is always
+    # fresh pages, never resident memory an earlier test freed into the heap
+    block = libc.malloc(64 << 20)
+    ctypes.memset(block, 1, 64 << 20)
+    assert _rss_bytes() - before > 48 << 20
     libc.free(block)
     for _ in range(20):
         model.predict(x, batch_size=64)

@@ -739,3 +739,34 @@ def test_reused_id_gets_fresh_slots(rng):
     opt.apply([b], [g], [None])
     np.testing.assert_allclose(b, 1 - 0.1 * g, rtol=1e-6)  # fresh velocity, not 0.9 * old
     assert len(opt._slots) == 1 and opt._slots[key].weight() is b
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd_momentum"])
+def test_pickled_model_keeps_its_optimizer_state(opt, rng):
+    """The slot table holds weights weakly (weak references do not pickle); a pickled or
+    deep-copied trained model carries its moments with it, tied to the copy's own weights, and
+    the copy's next steps equal the original's."""
+    import copy
+    import pickle
+
+    utils.set_random_seed(3)
+    m = models.Sequential([layers.Input((6,)), layers.Dense(5, activation="relu"),
+                           layers.Dense(3)])
+    m.compile(optimizer=optimizers.Adam(0.01) if opt == "adam"
+              else optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    x = rng.normal(size=(16, 6)).astype(np.float32)
+    y = rng.normal(size=(16, 3)).astype(np.float32)
+    m.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    for twin in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert twin.optimizer.iterations == m.optimizer.iterations == 4
+        got = twin.optimizer.get_state(twin.trainable_weights)
+        want = m.optimizer.get_state(m.trainable_weights)
+        assert len(got) == len(want) > 3
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        assert all(s is not t for s, t in zip(got[1:], want[1:]))
+    twin = pickle.loads(pickle.dumps(m))
+    m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    twin.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(twin.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -183,6 +183,23 @@ class Optimizer:
         table[key] = entry
         return entry
 
+    def __getstate__(self):
+        # Weak references do not pickle: the slots travel beside their weights. Pickled with the
+        # model (pickle, copy.deepcopy), each weight is the same object as the layer's, so the
+        # copy's entries belong to the copy's weights.
+        state = self.__dict__.copy()
+        table = state.pop("_slots", None) or {}
+        state["_slots"] = None
+        state["_pickled_slots"] = [(e.weight(), e.slots, e.ema) for e in list(table.values())
+                                   if e.weight() is not None]
+        return state
+
+    def __setstate__(self, state):
+        pickled = state.pop("_pickled_slots", ())
+        self.__dict__.update(state)
+        for w, slots, ema in pickled:
+            self._entry(w, tuple(slots)).ema = ema
+
     def _slots_for(self, w) -> tuple:
         return self._entry(w).slots
 
