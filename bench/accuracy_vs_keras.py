@@ -95,7 +95,7 @@ def run(fw: str, args, seed: int) -> dict:
     if fw == "nncore":
         cmd = [sys.executable, "-m", "nncore.examples.mnist_cnn", "--data", args.data,
                "--seed", str(seed), "--threads", str(threads), "--epochs", str(args.epochs),
-               "--batch-size", str(args.batch_size)]
+               "--batch-size", str(args.batch_size), "--no-figures"]  # figures change nothing trained
     else:
         cmd = [sys.executable, __file__, "--keras-worker", "--data", args.data, "--seed",
                str(seed), "--threads", str(threads), "--epochs", str(args.epochs),
