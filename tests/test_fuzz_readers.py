@@ -30,8 +30,13 @@ from nncore import layers, models
 from nncore.datasets import _loader, cifar, mnist
 
 # A few seconds per reader in CI; NNCORE_FUZZ_EXAMPLES raises it for a long local run.
+# The suite's run is derandomized (the same examples on every machine, so CI cannot fail by
+# luck of the draw); NNCORE_FUZZ_RANDOM=1 draws fresh examples. Known open defect: with fresh
+# draws at a few hundred examples, hypothesis reports FlakyStrategyDefinition for the two native
+# fuzz tests (inconsistent data generation on replay; cause not found yet).
 EXAMPLES = int(os.environ.get("NNCORE_FUZZ_EXAMPLES", "15"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+                derandomize=os.environ.get("NNCORE_FUZZ_RANDOM") != "1",
                 suppress_health_check=list(HealthCheck))
 HANG_SECONDS = 30
 MEMORY_BOUND = 48 << 20  # bytes a reader may allocate beyond 64x the file's size
@@ -93,10 +98,13 @@ def _mutate_json(data, raw: bytes) -> bytes:
                 pass
         else:
             try:
+                # fresh containers each time: st.just() hands out one shared object, and a
+                # later mutation inside it would change what the next example draws
                 parent[key] = data.draw(st.one_of(
                     st.none(), st.booleans(), st.integers(-2, 2 ** 40), st.floats(),
-                    st.text(max_size=8), st.just([]), st.just({}), st.just([None, 1]),
-                    st.just({"class_name": "Dense", "config": {}})))
+                    st.text(max_size=8), st.builds(list), st.builds(dict),
+                    st.builds(lambda: [None, 1]),
+                    st.builds(lambda: {"class_name": "Dense", "config": {}})))
             except (IndexError, KeyError):
                 pass
     return json.dumps(doc).encode()

@@ -14,7 +14,6 @@ import pytest
 from conftest import require
 from nncore import layers
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +284,8 @@ def test_without_sklearn_the_message_names_the_extra():
             "    SKLearnClassifier(model=lambda X, y: None)\n"
             "except ImportError as e:\n"
             "    print(e)\n")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    # the nncore under test (installed in CI, the dev tree otherwise), not the source folder
+    env = dict(os.environ, PYTHONPATH=str(pathlib.Path(keras.__file__).resolve().parents[1]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120)
     assert out.returncode == 0, out.stderr
