@@ -196,7 +196,7 @@ def serialize(init: Initializer) -> dict:
 
 def deserialize(d) -> Initializer:
     if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
+            or not isinstance(d["class_name"], str) or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
         raise ValueError(f"invalid initializer config {d!r}")
     try:
         return _BY_CLASS[d["class_name"]](**d["config"])

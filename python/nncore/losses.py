@@ -617,7 +617,7 @@ def serialize(loss: Loss) -> dict:
 
 def deserialize(d) -> Loss:
     if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
+            or not isinstance(d["class_name"], str) or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
         raise ValueError(f"invalid loss config {d!r}")
     try:
         return _BY_CLASS[d["class_name"]].from_config(d["config"])

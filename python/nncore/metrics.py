@@ -698,7 +698,7 @@ def serialize(metric: Metric) -> dict:
 
 
 def deserialize(d) -> Metric:
-    if (not isinstance(d, dict) or d.get("class_name") not in _REGISTRY
+    if (not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or d.get("class_name") not in _REGISTRY
             or not isinstance(d.get("config"), dict)):
         raise ValueError(f"invalid metric config {d!r}")
     try:

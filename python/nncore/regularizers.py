@@ -103,7 +103,7 @@ def deserialize(d):
     if d is None:
         return None
     if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or d["class_name"] not in _CLASSES or not isinstance(d["config"], dict)):
+            or not isinstance(d["class_name"], str) or d["class_name"] not in _CLASSES or not isinstance(d["config"], dict)):
         raise ValueError(f"invalid regularizer config {d!r}")
     try:
         return _CLASSES[d["class_name"]](**d["config"])

@@ -229,7 +229,7 @@ def serialize(schedule) -> dict:
 
 
 def deserialize(d) -> LearningRateSchedule:
-    if (not isinstance(d, dict) or d.get("class_name") not in _BY_CLASS
+    if (not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or d.get("class_name") not in _BY_CLASS
             or not isinstance(d.get("config"), dict)):
         raise ValueError(f"invalid learning rate schedule config {d!r}")
     try:

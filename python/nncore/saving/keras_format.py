@@ -661,7 +661,7 @@ def _implicit_masks(layers, where):
 
 def model_entry_from_keras(kentry, custom_objects=None):
     """nncore's {'class_name', 'config'} for a Keras model config (as config.json holds it)."""
-    if not isinstance(kentry, dict) or kentry.get("class_name") not in _MODELS:
+    if not isinstance(kentry, dict) or not isinstance(kentry.get("class_name"), str) or kentry.get("class_name") not in _MODELS:
         raise _Bad("the file does not hold a Sequential or Functional model "
                    f"(class {kentry.get('class_name') if isinstance(kentry, dict) else None!r})")
     _check_module(kentry, "model")

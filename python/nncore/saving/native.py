@@ -20,6 +20,7 @@ import json
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -154,12 +155,16 @@ def _header(f, name):
         version = np.lib.format.read_magic(f)
     except ValueError as e:
         raise _Bad(f"{name}: not an .npy array ({e})") from None
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
+    if version not in ((1, 0), (2, 0)):
         raise _Bad(f"{name}: unsupported .npy version {version}")
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    try:
+        shape, fortran, dtype = read(f)
+    except (SyntaxError, tokenize.TokenError, TypeError) as e:
+        # numpy parses the header with Python's tokenizer: a garbled one raises these, not
+        # ValueError (found by tests/test_fuzz_readers.py)
+        raise _Bad(f"{name}: unreadable .npy header ({type(e).__name__}: {e})") from None
     if fortran:
         raise _Bad(f"{name}: Fortran-ordered arrays are not accepted")
     if dtype.hasobject:
