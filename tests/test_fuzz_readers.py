@@ -203,6 +203,7 @@ def check_reader(read, path, raw: bytes):
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
     """One small valid file of every format."""
+    require("h5py")  # the .keras/.h5 seeds
     d = tmp_path_factory.mktemp("seeds")
     keras.utils.set_random_seed(0)
     m = models.Sequential([layers.Input((6, 6, 2)), layers.Conv2D(3, 3, activation="relu"),
