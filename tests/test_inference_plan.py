@@ -13,7 +13,7 @@ import nncore
 from nncore import _core, layers, models, utils
 from nncore.models import inference
 
-from conftest import assert_within_bound, gemm_error_bound
+from conftest import assert_within_bound, gemm_error_bound, require
 
 
 def _cnn():
@@ -110,6 +110,8 @@ def test_plan_inside_a_nested_model(rng, monkeypatch):
 
 
 def test_plan_rebuilds_when_weights_or_structure_change(rng, tmp_path, monkeypatch):
+    """Every way weights or structure change makes the next predict build a new plan (loading
+    weights: nncore's own file here, the Keras .weights.h5 file in the next test)."""
     utils.set_random_seed(4)
     model = _cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -125,10 +127,10 @@ def test_plan_rebuilds_when_weights_or_structure_change(rng, tmp_path, monkeypat
         _equal(after, _walk(model, x, monkeypatch))
         return before, after
 
-    model.save_weights(tmp_path / "w.weights.h5")
+    model.save_weights(tmp_path / "w.nncore")
     b, a = plan_after(lambda: model.train_on_batch(x, y))  # an optimizer step
     assert not np.array_equal(a, b)
-    b, a = plan_after(lambda: model.load_weights(tmp_path / "w.weights.h5"))
+    b, a = plan_after(lambda: model.load_weights(tmp_path / "w.nncore"))
     assert not np.array_equal(a, b)
     new = [w * 0.5 for w in model.get_weights()]
     b, a = plan_after(lambda: model.set_weights(new))
@@ -149,6 +151,24 @@ def test_plan_rebuilds_when_weights_or_structure_change(rng, tmp_path, monkeypat
     plan = model._infer_plan
     model.predict(x, verbose=0)
     assert model._infer_plan is plan
+
+
+@pytest.mark.parametrize("name", ["w.weights.h5", "w.h5"])
+def test_plan_rebuilds_after_loading_keras_weights(rng, tmp_path, name):
+    require("h5py")
+    utils.set_random_seed(4)
+    model = _cnn()
+    x = _inputs(model, rng, 4)
+    model.save_weights(tmp_path / name)
+    saved = model.predict(x, verbose=0)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    halved = model.predict(x, verbose=0)
+    plan = model._infer_plan
+    model.load_weights(tmp_path / name)
+    again = model.predict(x, verbose=0)
+    assert model._infer_plan is not plan, "the plan was not rebuilt"
+    assert not np.array_equal(halved, saved)
+    _equal(again, saved)
 
 
 def test_plan_first_build_race_from_many_threads(rng, monkeypatch):

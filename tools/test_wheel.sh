@@ -103,11 +103,6 @@ echo "main job: test accuracy $acc in $(( $(date +%s) - t0 )) s"
 
 t0=$(date +%s)
 NNCORE_TEST_INSTALLED=1 NNCORE_TEST_MNIST=${NNCORE_TEST_MNIST:-$work/no-mnist} \
-  # Two tests misbehave in this venv without the optional packages (a FIFO writer thread left
-  # behind when Pillow is missing; the inference-plan rebuild test): they run, and pass, in the
-  # main suite; deselected here until fixed (named in the closing note).
-  python -m pytest -q -p no:cacheprovider "${marker[@]}" "$tests" \
-    --deselect "$tests/test_dataset_readers.py::test_fifo_is_refused_without_blocking[load_img]" \
-    --deselect "$tests/test_inference_plan.py::test_plan_rebuilds_when_weights_or_structure_change"
+  python -m pytest -q -p no:cacheprovider "${marker[@]}" "$tests"
 echo "tests against the installed wheel: $(( $(date +%s) - t0 )) s"
 echo "test_wheel: passed in $(( $(date +%s) - start )) s"
