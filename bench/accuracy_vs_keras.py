@@ -59,22 +59,12 @@ def keras_worker(data: str, seed: int, threads: int, epochs: int, batch_size: in
     tf.config.experimental.enable_op_determinism()
     sys.path.insert(0, str(ROOT / "python"))
     from nncore.datasets import mnist  # the numpy-only IDX loader: the same arrays for both
+    from nncore.examples.mnist_cnn import seed_cnn
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data(data)
     x_train = (x_train.astype("float32") / 255.0).reshape(-1, 28, 28, 1)
     x_test = (x_test.astype("float32") / 255.0).reshape(-1, 28, 28, 1)
-    layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    model = seed_cnn(keras)  # the main job's network, built by Keras
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0)
     return float(model.evaluate(x_test, y_test, verbose=0)[1])

@@ -23,19 +23,6 @@ import numpy as np
 FRAMEWORKS = ("nncore", "torch", "tf")
 
 
-def _keras_model(layers, models):
-    return models.Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(32, 32, 3)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10),
-    ])
-
-
 def worker(fw: str, batch: int, steps: int, threads: int) -> float:
     """Seconds per sample of `steps` training steps (after 3 warm-up steps)."""
     rng = np.random.default_rng(0)
@@ -70,7 +57,9 @@ def worker(fw: str, batch: int, steps: int, threads: int) -> float:
             import nncore as keras
 
             keras.set_num_threads(threads)
-        model = _keras_model(keras.layers, keras.models)
+        from nncore.examples.mnist_cnn import seed_cnn  # the same network on 32x32x3, logits
+
+        model = seed_cnn(keras, input_shape=(32, 32, 3), softmax=False)
         model.compile(optimizer="adam",
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 

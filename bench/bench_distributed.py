@@ -34,19 +34,10 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def seed_cnn(keras):
-    L = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
-        L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2),
-        L.Conv2D(64, 3, activation="relu"), L.Flatten(),
-        L.Dense(64, activation="relu"), L.Dense(10, activation="softmax")])
-
-
 def worker(args) -> None:
     import nncore as keras
     from nncore import distributed
+    from nncore.examples.mnist_cnn import seed_cnn
 
     distributed.init(threads=args.threads, timeout=300)
     r, s = distributed.rank(), distributed.size()

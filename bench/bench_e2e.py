@@ -47,23 +47,17 @@ MODELS = ("cnn", "rnn")
 # Workers (run in a fresh subprocess each)
 # ----------------------------------------------------------------------------------------------
 
-def keras_style_model(layers, models, kind: str):
-    """The same Keras program for keras and nncore (identical layer names and arguments)."""
+def keras_style_model(keras, kind: str):
+    """The same Keras program for keras and nncore (`keras` is either module)."""
     if kind == "cnn":
-        model = models.Sequential([
-            layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ])
+        from nncore.examples.mnist_cnn import seed_cnn  # the main job's network
+
+        model = seed_cnn(keras)
     else:
-        model = models.Sequential([
-            layers.SimpleRNN(128, input_shape=(28, 28)),
-            layers.Dense(10, activation="softmax"),
+        model = keras.Sequential([
+            keras.Input((28, 28)),
+            keras.layers.SimpleRNN(128),
+            keras.layers.Dense(10, activation="softmax"),
         ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -88,26 +82,25 @@ class KerasLike:
             self.import_s = time.perf_counter() - t0
             keras.utils.set_random_seed(0)
             self.version = tf.__version__
-            self.layers, self.models = keras.layers, keras
+            self.keras = keras
             self.tf = tf
         else:
             import nncore
-            from nncore import layers, models
             self.import_s = time.perf_counter() - t0
             nncore.set_num_threads(threads)
             self.version = nncore.__version__
-            self.layers, self.models = layers, models
+            self.keras = nncore
             self.tf = None
             np.random.seed(0)
             if hasattr(nncore, "utils") and hasattr(nncore.utils, "set_random_seed"):
                 nncore.utils.set_random_seed(0)
         self.fw, self.kind = fw, kind
-        self.model = keras_style_model(self.layers, self.models, kind)
+        self.model = keras_style_model(self.keras, kind)
 
     def train(self, x, y, batch_size, epochs) -> list:
         """One model.fit(epochs=...) call, as a user makes it; seconds per epoch from a callback."""
         if self.tf is not None:
-            base = self.models.callbacks.Callback
+            base = self.keras.callbacks.Callback
         else:
             from nncore.callbacks import Callback as base
 

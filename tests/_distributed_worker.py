@@ -19,18 +19,14 @@ import time
 
 import nncore as keras
 import numpy as np
+from nncore.examples.mnist_cnn import seed_cnn
 
 
 def build(kind: str, seed: int, opt: str, lr: float):
     keras.utils.set_random_seed(seed)
     L = keras.layers
-    if kind == "cnn":  # the seed CNN
-        model = keras.Sequential([
-            keras.Input((28, 28, 1)),
-            L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
-            L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2),
-            L.Conv2D(64, 3, activation="relu"), L.Flatten(),
-            L.Dense(64, activation="relu"), L.Dense(10, activation="softmax")])
+    if kind == "cnn":
+        model = seed_cnn()
     elif kind == "lstm":
         model = keras.Sequential([keras.Input((12, 6)), L.LSTM(24),
                                   L.Dense(4, activation="softmax")])

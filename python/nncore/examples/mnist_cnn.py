@@ -21,21 +21,32 @@ import os
 
 import numpy as np
 
-from nncore import layers, models
 from nncore.examples._common import load_mnist, parse_args, scale
 
 
-def build_model():
-    model = models.Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
+def seed_cnn(keras=None, input_shape=(28, 28, 1), classes: int = 10, softmax: bool = True):
+    """The network of this job, uncompiled, built by `keras`: nncore when None, or any module with
+    Keras's API (Keras itself, tf.keras) -- the same program either way, which is how the
+    benchmarks and the parity tests build it for each framework. `softmax=False` ends in logits."""
+    if keras is None:
+        import nncore as keras
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input(input_shape),
+        L.Conv2D(32, (3, 3), activation="relu"),
+        L.MaxPooling2D((2, 2)),
+        L.Conv2D(64, (3, 3), activation="relu"),
+        L.MaxPooling2D((2, 2)),
+        L.Conv2D(64, (3, 3), activation="relu"),
+        L.Flatten(),
+        L.Dense(64, activation="relu"),
+        L.Dense(classes, activation="softmax" if softmax else None),
     ])
+
+
+def build_model():
+    """The job's model: seed_cnn() compiled as Keras's example compiles it."""
+    model = seed_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
