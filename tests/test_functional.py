@@ -276,6 +276,10 @@ def test_keras_parity_predict_and_two_epochs(K, kind, opt):
     rng = np.random.default_rng(9)
     x, y = data(rng, 160)
     vx, vy = data(rng, 64)  # whole batches: see test_multi_output_fit_logs_each_output
+    # Keras's initial weights seeded too: from unseeded draws, about one run in seven ended
+    # (residual, adam) with 3 of 144 conv weights 2.5e-4 apart -- likely a gradient near Adam's
+    # epsilon, where float32 summation order alone moves an update by up to the learning rate.
+    K.utils.set_random_seed(9)
     kmodel, model = build(K), build(keras_nn)
     _copy_by_name(kmodel, model)
     _assert_outputs(model.predict(x, verbose=0), kmodel.predict(x, verbose=0), rtol)

@@ -34,7 +34,7 @@ def _randomise(m, rng):
     # Variances positive: a NaN output would compare equal to a NaN and hide a bug.
     m.set_weights([(np.abs(v) + 0.5 if "variance" in n else v).astype(np.float32) for n, v in
                    ((n, rng.normal(scale=0.5, size=w.shape))
-                    for n, w in zip(m._weight_paths(), m.get_weights()))])
+                    for n, w in zip(m._all_weight_names(), m.get_weights()))])
 
 
 def _cnn():

@@ -387,8 +387,9 @@ class Layer:
         return [names.get(id(w), "weight") for w in self.weights]
 
     def set_weights(self, weights) -> None:
+        kind = "model" if getattr(self, "_is_model", False) else "layer"
         copy_checked(weights, self.weights, self._all_weight_names(),
-                     lambda n, m: f"layer {self.name!r} expects {n} weight arrays, got {m}")
+                     lambda n, m: f"{kind} {self.name!r} expects {n} weight arrays, got {m}")
         _bump_plans()
 
     # ---- gradients ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Functional whose graph is a chain.
 
 from __future__ import annotations
 
-from ..layers.base import Layer, _snake, _unique_name, copy_checked, fmt_shape
+from ..layers.base import Layer, _snake, _unique_name, fmt_shape
 from ..trainers.trainer import Trainer
 from . import inference
 
@@ -170,20 +170,14 @@ class Model(Trainer, Layer):
     def get_weights(self) -> list:
         return [w.copy() for w in self.weights]
 
-    def _weight_paths(self) -> list:
-        names, seen = [], set()
+    def _all_weight_names(self) -> list:
+        """Each of model.weights's names: its name in the first leaf layer that holds it (a model
+        has no weights of its own; Layer.set_weights and the file formats use these)."""
+        names = {}
         for layer in self._leaf_layers():
             for w, n in zip(layer._weights, layer._weight_names):
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    names.append((id(w), n))
-        by_id = dict(names)
-        return [by_id.get(id(w), "weight") for w in self.weights]
-
-    def set_weights(self, weights) -> None:
-        copy_checked(weights, self.weights, self._weight_paths(),
-                     lambda n, m: f"model {self.name!r} has {n} weight arrays, got {m}")
-        inference.bump()
+                names.setdefault(id(w), n)
+        return [names.get(id(w), "weight") for w in self.weights]
 
     def get_layer(self, name=None, index=None):
         if index is not None:

@@ -1044,7 +1044,7 @@ def _opt_order(model, opt):
         return None
     groups, names, scalars = layout
     tw = model.trainable_weights
-    paths = {id(w): p for p, w in zip(model._weight_paths(), model.weights)}
+    paths = {id(w): p for p, w in zip(model._all_weight_names(), model.weights)}
     out = []
     for group in groups:
         for w in tw:
@@ -1629,7 +1629,7 @@ def _legacy_weight_names(layer):
     """Keras's legacy weight_names: '<layer>/<variable>' ('dense/kernel',
     'lstm/lstm_cell/kernel', 'bidirectional/forward_lstm/lstm_cell/kernel')."""
     if getattr(layer, "_is_model", False):
-        return [f"{layer.name}/{p}" for p in layer._weight_paths()]
+        return [f"{layer.name}/{p}" for p in layer._all_weight_names()]
     return [f"{layer.name}/{n}" for n in _keras_var_names(layer)]
 
 

@@ -141,7 +141,7 @@ def save_weights(model, filepath, overwrite=True) -> None:
         raise ValueError(f"model {model.name!r} is not built; nothing to save")
     ws = _weights_of(model)
     cfg = {"format": FORMAT + ".weights", "version": VERSION,
-           "weights": [[n, list(w.shape)] for n, w in zip(model._weight_paths(), ws)]}
+           "weights": [[n, list(w.shape)] for n, w in zip(model._all_weight_names(), ws)]}
     arrays = {"config": _config_array(cfg)}
     for i, w in enumerate(ws):
         arrays[_weight_key(i)] = w
@@ -351,7 +351,7 @@ def model_from_entry(entry, allocate, max_params=MAX_TOTAL_PARAMS, max_weight_by
 
 def _fill_weights(zf, model, expected_names=None):
     weights = model.weights
-    names = model._weight_paths()
+    names = model._all_weight_names()
     for i, (w, wname) in enumerate(zip(weights, names)):
         def check(shape, w=w, wname=wname):
             if shape != w.shape:
@@ -469,8 +469,8 @@ def load_weights(model, filepath) -> None:
                 weights = staged
 
                 @staticmethod
-                def _weight_paths():
-                    return model._weight_paths()
+                def _all_weight_names():
+                    return model._all_weight_names()
 
             _fill_weights(zf, _Stage)
     except FileNotFoundError:
