@@ -113,7 +113,7 @@ def _randomize_keras(km, rng):
 
 
 def _randomize_nncore(m, rng):
-    m.set_weights([_value(n, w.shape, rng) for n, w in zip(m._weight_paths(), m.weights)])
+    m.set_weights([_value(n, w.shape, rng) for n, w in zip(m._all_weight_names(), m.weights)])
 
 
 def _pred(m, x):
