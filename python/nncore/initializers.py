@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ._entries import from_entry
 from .utils.random import get_rng
 
 
@@ -195,10 +196,4 @@ def serialize(init: Initializer) -> dict:
 
 
 def deserialize(d) -> Initializer:
-    if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or not isinstance(d["class_name"], str) or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
-        raise ValueError(f"invalid initializer config {d!r}")
-    try:
-        return _BY_CLASS[d["class_name"]](**d["config"])
-    except TypeError as e:
-        raise ValueError(f"invalid initializer config {d!r}: {e}") from None
+    return from_entry(d, _BY_CLASS, "initializer", call=True)

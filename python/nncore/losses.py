@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._entries import from_entry
 from .kernels import train as _train
 
 EPSILON = 1e-7
@@ -616,13 +617,7 @@ def serialize(loss: Loss) -> dict:
 
 
 def deserialize(d) -> Loss:
-    if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or not isinstance(d["class_name"], str) or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
-        raise ValueError(f"invalid loss config {d!r}")
-    try:
-        return _BY_CLASS[d["class_name"]].from_config(d["config"])
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"invalid loss config {d!r}: {e}") from None
+    return from_entry(d, _BY_CLASS, "loss", errors=(TypeError, ValueError))
 
 
 # ---- Keras's function-style losses: unreduced values, shape y_pred.shape[:-1] -----------------

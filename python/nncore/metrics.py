@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from . import losses as _losses
+from ._entries import from_entry
 from .metric_variables import MetricVariables
 
 EPSILON = 1e-7
@@ -698,10 +699,4 @@ def serialize(metric: Metric) -> dict:
 
 
 def deserialize(d) -> Metric:
-    if (not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or d.get("class_name") not in _REGISTRY
-            or not isinstance(d.get("config"), dict)):
-        raise ValueError(f"invalid metric config {d!r}")
-    try:
-        return _REGISTRY[d["class_name"]].from_config(d["config"])
-    except TypeError as e:
-        raise ValueError(f"invalid metric config {d!r}: {e}") from None
+    return from_entry(d, _REGISTRY, "metric", exact=False)

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from ._entries import from_entry
+
 
 def _coef(v, name):
     if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
@@ -102,10 +104,4 @@ def serialize(reg):
 def deserialize(d):
     if d is None:
         return None
-    if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or not isinstance(d["class_name"], str) or d["class_name"] not in _CLASSES or not isinstance(d["config"], dict)):
-        raise ValueError(f"invalid regularizer config {d!r}")
-    try:
-        return _CLASSES[d["class_name"]](**d["config"])
-    except TypeError as e:
-        raise ValueError(f"invalid regularizer config {d!r}: {e}") from None
+    return from_entry(d, _CLASSES, "regularizer", call=True)

@@ -33,6 +33,7 @@ import weakref
 import numpy as np
 
 from .. import _core
+from .._entries import from_entry
 from ..kernels import train as _train
 from . import schedules
 from .schedules import LearningRateSchedule
@@ -643,10 +644,4 @@ def serialize(opt: Optimizer) -> dict:
 
 
 def deserialize(d) -> Optimizer:
-    if (not isinstance(d, dict) or set(d) != {"class_name", "config"}
-            or not isinstance(d["class_name"], str) or d["class_name"] not in _BY_CLASS or not isinstance(d["config"], dict)):
-        raise ValueError(f"invalid optimizer config {d!r}")
-    try:
-        return _BY_CLASS[d["class_name"]].from_config(d["config"])
-    except TypeError as e:
-        raise ValueError(f"invalid optimizer config {d!r}: {e}") from None
+    return from_entry(d, _BY_CLASS, "optimizer")

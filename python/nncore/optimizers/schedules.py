@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from .._entries import from_entry
+
 __all__ = ["LearningRateSchedule", "ExponentialDecay", "PiecewiseConstantDecay",
            "PolynomialDecay", "InverseTimeDecay", "CosineDecay", "CosineDecayRestarts",
            "serialize", "deserialize"]
@@ -229,10 +231,4 @@ def serialize(schedule) -> dict:
 
 
 def deserialize(d) -> LearningRateSchedule:
-    if (not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or d.get("class_name") not in _BY_CLASS
-            or not isinstance(d.get("config"), dict)):
-        raise ValueError(f"invalid learning rate schedule config {d!r}")
-    try:
-        return _BY_CLASS[d["class_name"]].from_config(d["config"])
-    except TypeError as e:
-        raise ValueError(f"invalid learning rate schedule config {d!r}: {e}") from None
+    return from_entry(d, _BY_CLASS, "learning rate schedule", exact=False)

@@ -661,9 +661,10 @@ def _implicit_masks(layers, where):
 
 def model_entry_from_keras(kentry, custom_objects=None):
     """nncore's {'class_name', 'config'} for a Keras model config (as config.json holds it)."""
-    if not isinstance(kentry, dict) or not isinstance(kentry.get("class_name"), str) or kentry.get("class_name") not in _MODELS:
+    cls_name = kentry.get("class_name") if isinstance(kentry, dict) else None
+    if not isinstance(cls_name, str) or cls_name not in _MODELS:
         raise _Bad("the file does not hold a Sequential or Functional model "
-                   f"(class {kentry.get('class_name') if isinstance(kentry, dict) else None!r})")
+                   f"(class {cls_name!r})")
     _check_module(kentry, "model")
     return _model_from_keras(kentry["class_name"], kentry.get("config") or {}, "model config",
                              custom_objects)
