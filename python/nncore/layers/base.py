@@ -347,22 +347,14 @@ class Layer:
         subs = self._sublayers()
         if not subs:
             return list(self._weights)
-        out, seen = list(self._weights), {id(w) for w in self._weights}
-        for sub in subs:
-            for w in sub.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return distinct(self._weights, *(sub.weights for sub in subs))
 
     @property
     def trainable_weights(self) -> list:
         if not self._trainable:
             return []
         own = [w for w, t in zip(self._weights, self._weight_trainable) if t]
-        for sub in self._sublayers():
-            own.extend(w for w in sub.trainable_weights if not any(w is o for o in own))
-        return own
+        return distinct(own, *(sub.trainable_weights for sub in self._sublayers()))
 
     @property
     def non_trainable_weights(self) -> list:
@@ -545,6 +537,18 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def distinct(*lists) -> list:
+    """The arrays of `lists`, each once (by identity), in first-seen order: a weight shared by
+    layers is one weight."""
+    seen, out = set(), []
+    for arrays in lists:
+        for w in arrays:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    return out
 
 
 def _bump_plans() -> None:

@@ -7,7 +7,7 @@ Functional whose graph is a chain.
 
 from __future__ import annotations
 
-from ..layers.base import Layer, _snake, _unique_name, fmt_shape
+from ..layers.base import Layer, _snake, _unique_name, distinct, fmt_shape
 from ..trainers.trainer import Trainer
 from . import inference
 
@@ -125,30 +125,13 @@ class Model(Trainer, Layer):
 
     @property
     def weights(self) -> list:
-        seen, out = set(), []
-        for layer in self._unique_layers():
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        return distinct(*(layer.weights for layer in self._unique_layers()))
 
     @property
     def trainable_weights(self) -> list:
         if not self._trainable:
             return []
-        seen, out = set(), []
-        for layer in self._unique_layers():
-            for w in layer.trainable_weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
-
-    @property
-    def non_trainable_weights(self) -> list:
-        train = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in train]
+        return distinct(*(layer.trainable_weights for layer in self._unique_layers()))
 
     def _trainable_slots(self) -> list:
         """(layer, weight index) of every trainable weight, in trainable_weights order."""
@@ -164,11 +147,6 @@ class Model(Trainer, Layer):
                     out.append((layer, i))
         return out
 
-    def count_params(self) -> int:
-        return int(sum(w.size for w in self.weights))
-
-    def get_weights(self) -> list:
-        return [w.copy() for w in self.weights]
 
     def _all_weight_names(self) -> list:
         """Each of model.weights's names: its name in the first leaf layer that holds it (a model
