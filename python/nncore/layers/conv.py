@@ -38,7 +38,66 @@ def check_data_format(data_format, where):
         raise ValueError(f"{where}: only data_format='channels_last' (NHWC) is supported")
 
 
-class Conv2D(ActivationMixin, Layer):
+class _ConvBase(ActivationMixin, Layer):
+    """Argument handling shared by every convolution layer (rank 1: Conv1D, which also takes
+    padding='causal'; rank 2: the others)."""
+
+    def _init_geometry(self, kernel_size, strides, padding, data_format, dilation_rate,
+                       activation, use_bias, bias_initializer, bias_regularizer, rank=2):
+        w = self.name
+        self.kernel_size = int_tuple(kernel_size, rank, "kernel_size", w)
+        self.strides = int_tuple(strides, rank, "strides", w)
+        if rank == 1 and isinstance(padding, str) and padding.lower() == "causal":
+            self.padding = "causal"
+        else:
+            try:
+                self.padding = check_padding(padding, w)
+            except ValueError:
+                if rank == 1:
+                    raise ValueError(f"{w}: padding must be 'valid', 'same' or 'causal', got "
+                                     f"{padding!r}") from None
+                raise
+        check_data_format(data_format, w)
+        self.dilation_rate = int_tuple(dilation_rate, rank, "dilation_rate", w)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.bias_initializer = check_initializer(bias_initializer)
+        self.bias_regularizer = check_regularizer(bias_regularizer)
+
+    def _need4(self, s):
+        if len(s) != 4 or any(d is None for d in s[1:]):
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) needs input (batch, "
+                             f"height, width, channels), got {fmt_shape(s)}")
+
+    def _check_x(self, x, c):
+        x = as_f32(x)
+        if x.ndim != 4 or x.shape[3] != c:
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) expects input (batch, "
+                             f"height, width, {c}), got shape {x.shape}")
+        return x
+
+    def _kernel_args(self, filters, kernel_initializer, kernel_regularizer):
+        self.filters = positive_int(filters, "filters", self.name)
+        self.kernel_initializer = check_initializer(kernel_initializer)
+        self.kernel_regularizer = check_regularizer(kernel_regularizer)
+
+    def _kernel_cfg(self):
+        return dict(filters=self.filters,
+                    kernel_initializer=initializers.serialize(self.kernel_initializer),
+                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer))
+
+    def _geom_cfg(self):
+        return dict(kernel_size=list(self.kernel_size), strides=list(self.strides),
+                    padding=self.padding, data_format="channels_last",
+                    dilation_rate=list(self.dilation_rate), activation=self.activation,
+                    use_bias=self.use_bias,
+                    bias_initializer=initializers.serialize(self.bias_initializer),
+                    bias_regularizer=regularizers.serialize(self.bias_regularizer))
+
+
+class Conv2D(_ConvBase):
     """y = activation(conv2d(x, kernel) + bias), NHWC. padding 'valid' or 'same'."""
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
@@ -46,25 +105,13 @@ class Conv2D(ActivationMixin, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        w = self.name
-        self.filters = positive_int(filters, "filters", w)
-        self.kernel_size = int_tuple(kernel_size, 2, "kernel_size", w)
-        self.strides = int_tuple(strides, 2, "strides", w)
-        self.padding = check_padding(padding, w)
-        check_data_format(data_format, w)
-        self.dilation_rate = int_tuple(dilation_rate, 2, "dilation_rate", w)
-        self.groups = positive_int(groups, "groups", w)
+        self._kernel_args(filters, kernel_initializer, kernel_regularizer)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
+                            activation, use_bias, bias_initializer, bias_regularizer)
+        self.groups = positive_int(groups, "groups", self.name)
         if self.filters % self.groups:
-            raise ValueError(f"{w}: filters {self.filters} must be a multiple of groups "
+            raise ValueError(f"{self.name}: filters {self.filters} must be a multiple of groups "
                              f"{self.groups}")
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = check_initializer(kernel_initializer)
-        self.bias_initializer = check_initializer(bias_initializer)
-        self.kernel_regularizer = check_regularizer(kernel_regularizer)
-        self.bias_regularizer = check_regularizer(bias_regularizer)
 
     def check_input_shape(self, s):
         if len(s) != 4 or any(d is None for d in s[1:]):
@@ -159,19 +206,11 @@ class Conv2D(ActivationMixin, Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(filters=self.filters, kernel_size=list(self.kernel_size),
-                   strides=list(self.strides), padding=self.padding,
-                   dilation_rate=list(self.dilation_rate), groups=self.groups,
-                   activation=self.activation,
-                   use_bias=self.use_bias,
-                   kernel_initializer=initializers.serialize(self.kernel_initializer),
-                   bias_initializer=initializers.serialize(self.bias_initializer),
-                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
-                   bias_regularizer=regularizers.serialize(self.bias_regularizer))
+        cfg.update(**self._kernel_cfg(), **self._geom_cfg(), groups=self.groups)
         return cfg
 
 
-class Conv1D(ActivationMixin, Layer):
+class Conv1D(_ConvBase):
     """y = activation(conv1d(x, kernel) + bias), x (N, L, C), kernel (K, Cin, F).
     padding 'valid', 'same' or 'causal' (left-padded by dilation_rate*(K-1), so output t sees
     inputs <= t only). Runs on the Conv2D kernels with x viewed as (N, 1, L, C): exact, since a
@@ -182,25 +221,11 @@ class Conv1D(ActivationMixin, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        w = self.name
-        self.filters = positive_int(filters, "filters", w)
-        self.kernel_size = int_tuple(kernel_size, 1, "kernel_size", w)
-        self.strides = int_tuple(strides, 1, "strides", w)
-        if not isinstance(padding, str) or padding.lower() not in ("valid", "same", "causal"):
-            raise ValueError(f"{w}: padding must be 'valid', 'same' or 'causal', got {padding!r}")
-        self.padding = padding.lower()
-        check_data_format(data_format, w)
-        self.dilation_rate = int_tuple(dilation_rate, 1, "dilation_rate", w)
+        self._kernel_args(filters, kernel_initializer, kernel_regularizer)
+        self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
+                            activation, use_bias, bias_initializer, bias_regularizer, rank=1)
         if groups != 1:
-            raise ValueError(f"{w}: groups != 1 is not supported")
-        if self.strides[0] > 1 and self.dilation_rate[0] > 1:
-            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = check_initializer(kernel_initializer)
-        self.bias_initializer = check_initializer(bias_initializer)
-        self.kernel_regularizer = check_regularizer(kernel_regularizer)
-        self.bias_regularizer = check_regularizer(bias_regularizer)
+            raise ValueError(f"{self.name}: groups != 1 is not supported")
 
     def _causal_pad(self):
         return self.dilation_rate[0] * (self.kernel_size[0] - 1) if self.padding == "causal" else 0
@@ -278,14 +303,7 @@ class Conv1D(ActivationMixin, Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(filters=self.filters, kernel_size=list(self.kernel_size),
-                   strides=list(self.strides), padding=self.padding,
-                   dilation_rate=list(self.dilation_rate), activation=self.activation,
-                   use_bias=self.use_bias,
-                   kernel_initializer=initializers.serialize(self.kernel_initializer),
-                   bias_initializer=initializers.serialize(self.bias_initializer),
-                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
-                   bias_regularizer=regularizers.serialize(self.bias_regularizer))
+        cfg.update(**self._kernel_cfg(), **self._geom_cfg())
         return cfg
 
 
@@ -302,45 +320,6 @@ def _geom_1axis(n, k, s, d, padding):
     return ((n - eff) // s + 1 if n >= eff else 0), 0, 0
 
 
-class _ConvBase(ActivationMixin, Layer):
-    """Argument handling shared by Conv2DTranspose, DepthwiseConv2D and SeparableConv2D."""
-
-    def _init_geometry(self, kernel_size, strides, padding, data_format, dilation_rate,
-                       activation, use_bias, bias_initializer, bias_regularizer):
-        w = self.name
-        self.kernel_size = int_tuple(kernel_size, 2, "kernel_size", w)
-        self.strides = int_tuple(strides, 2, "strides", w)
-        self.padding = check_padding(padding, w)
-        check_data_format(data_format, w)
-        self.dilation_rate = int_tuple(dilation_rate, 2, "dilation_rate", w)
-        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(f"{w}: strides > 1 together with dilation_rate > 1 is not supported")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.bias_initializer = check_initializer(bias_initializer)
-        self.bias_regularizer = check_regularizer(bias_regularizer)
-
-    def _need4(self, s):
-        if len(s) != 4 or any(d is None for d in s[1:]):
-            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) needs input (batch, "
-                             f"height, width, channels), got {fmt_shape(s)}")
-
-    def _check_x(self, x, c):
-        x = as_f32(x)
-        if x.ndim != 4 or x.shape[3] != c:
-            raise ValueError(f"layer {self.name!r} ({type(self).__name__}) expects input (batch, "
-                             f"height, width, {c}), got shape {x.shape}")
-        return x
-
-    def _geom_cfg(self):
-        return dict(kernel_size=list(self.kernel_size), strides=list(self.strides),
-                    padding=self.padding, data_format="channels_last",
-                    dilation_rate=list(self.dilation_rate), activation=self.activation,
-                    use_bias=self.use_bias,
-                    bias_initializer=initializers.serialize(self.bias_initializer),
-                    bias_regularizer=regularizers.serialize(self.bias_regularizer))
-
-
 class Conv2DTranspose(_ConvBase):
     """The transpose (input gradient) of a Conv2D: x (N, H, W, Cin), kernel (KH, KW, filters,
     Cin) as Keras -> (N, OH, OW, filters) with OH = H*s ('same') or H*s + max(KH_eff - s, 0)
@@ -352,13 +331,11 @@ class Conv2DTranspose(_ConvBase):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        self.filters = positive_int(filters, "filters", self.name)
+        self._kernel_args(filters, kernel_initializer, kernel_regularizer)
         if output_padding is not None:
             raise ValueError(f"{self.name}: output_padding is not supported")
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
                             activation, use_bias, bias_initializer, bias_regularizer)
-        self.kernel_initializer = check_initializer(kernel_initializer)
-        self.kernel_regularizer = check_regularizer(kernel_regularizer)
 
     def _out_hw(self, s):
         out = []
@@ -416,9 +393,7 @@ class Conv2DTranspose(_ConvBase):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(filters=self.filters, output_padding=None, **self._geom_cfg(),
-                   kernel_initializer=initializers.serialize(self.kernel_initializer),
-                   kernel_regularizer=regularizers.serialize(self.kernel_regularizer))
+        cfg.update(**self._kernel_cfg(), output_padding=None, **self._geom_cfg())
         return cfg
 
 

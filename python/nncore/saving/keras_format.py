@@ -167,9 +167,8 @@ KERAS_LAYERS: dict = {
                        {**_CONSTRAINTS, "quantization_config": _NONE, "lora_rank": _NONE,
                         "lora_alpha": _ANY}),
     "Conv2D": LayerSpec({"filters", "kernel_size", "strides", "padding", "dilation_rate",
-                         "activation", "use_bias"} | _WEIGHTED,
-                        {**_CONSTRAINTS, "groups": (1,), "data_format": ("channels_last", None),
-                         "lora_rank": _NONE, "lora_alpha": _ANY}),
+                         "activation", "use_bias", "data_format"} | _WEIGHTED,
+                        {**_CONSTRAINTS, "groups": (1,), "lora_rank": _NONE, "lora_alpha": _ANY}),
     "MaxPooling2D": LayerSpec({"pool_size", "strides", "padding"},
                               {"data_format": ("channels_last", None)}),
     "AveragePooling2D": LayerSpec({"pool_size", "strides", "padding"},
@@ -215,7 +214,7 @@ _GPOOL = LayerSpec("data_format keepdims")
 _NOARGS = LayerSpec()
 _DW = "depthwise_initializer depthwise_regularizer depth_multiplier"
 KERAS_LAYERS.update({
-    "Conv1D": LayerSpec(_CONV_ARGS, {**_CONSTRAINTS, **_CL, **_LORA, "groups": (1,)}),
+    "Conv1D": LayerSpec(_CONV_ARGS + " data_format", {**_CONSTRAINTS, **_LORA, "groups": (1,)}),
     "Conv2DTranspose": LayerSpec(_CONV_ARGS + " output_padding data_format",
                                  {**_CONSTRAINTS, **_LORA}),
     "DepthwiseConv2D": LayerSpec(
