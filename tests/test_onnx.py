@@ -94,6 +94,9 @@ def _inputs(kind, rng, n):
         return [rng.normal(size=(n, 17, 17, 2)).astype(np.float32)]
     if kind == "rnn":
         return [rng.normal(size=(n, 5, 3)).astype(np.float32)]
+    if kind == "seq1d":
+        return [rng.normal(size=(n, 13, 3)).astype(np.float32),
+                rng.normal(size=(n, 5, 4, 3)).astype(np.float32)]
     if kind == "layers11":
         return [rng.normal(size=(n, 6, 6, 2)).astype(np.float32),
                 rng.normal(size=(n, 5, 3)).astype(np.float32),
@@ -132,7 +135,29 @@ def _layers11():
     return nncore.Model([img, seq, ids], L.Softmax()(L.Dense(4)(h)))
 
 
-_MODELS = {"cnn": _cnn, "rnn": _rnn, "merge": _merge, "layers11": _layers11}
+def _seq1d():
+    """Conv1D in every padding, the 1-D poolings, RepeatVector, UnitNormalization and
+    Conv2DTranspose in one graph (odd lengths, strides, dilation)."""
+    seq = nncore.Input((13, 3), name="seq")
+    a = L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu")(seq)
+    a = L.MaxPooling1D(3, strides=2, padding="same")(a)
+    a = L.Conv1D(5, 2, strides=2, padding="same", activation="tanh")(a)
+    a = L.AveragePooling1D(2, strides=1, padding="same")(a)
+    b = L.Conv1D(4, 4, strides=3, use_bias=False)(seq)
+    b = L.AveragePooling1D(2, padding="valid")(b)
+    b = L.MaxPooling1D(1)(L.Conv1D(5, 1, padding="causal")(b))
+    v = L.Dense(5)(L.Flatten()(L.UnitNormalization(axis=[1, 2])(b)))
+    r = L.UnitNormalization()(L.RepeatVector(4)(v))
+    img = nncore.Input((5, 4, 3), name="img")
+    t = L.Conv2DTranspose(3, (3, 2), strides=(2, 3), padding="same", activation="relu")(img)
+    t = L.Conv2DTranspose(2, 2, strides=1, padding="valid", dilation_rate=2, use_bias=False)(t)
+    t = L.Conv2DTranspose(2, 1, strides=2, padding="valid")(t)  # kernel shorter than stride
+    t = L.Conv2DTranspose(2, 3, strides=(3, 2), padding="same")(t)
+    t = L.GlobalMaxPooling2D()(L.Conv2D(4, 3, groups=2, padding="same")(t))
+    return nncore.Model([seq, img], [L.Concatenate(axis=1)([a, r]), t])
+
+
+_MODELS = {"cnn": _cnn, "rnn": _rnn, "merge": _merge, "layers11": _layers11, "seq1d": _seq1d}
 
 
 @pytest.mark.parametrize("kind", sorted(_MODELS))
@@ -152,12 +177,83 @@ def test_export_runs_in_onnx_runtime(kind, rng, tmp_path):
             np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
 
 
+def _export_check(m, xs, tmp_path, round_trip=True):
+    """Exported, checked, run in ONNX Runtime and (round_trip) imported back: every output
+    within TOL of nncore's."""
+    path = tmp_path / "m.onnx"
+    m.export(path, format="onnx")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    want = _ours(m, xs)
+    assert all(np.all(np.isfinite(w)) for w in want)
+    for got, w in zip(_run_ort(path, xs), want):
+        np.testing.assert_allclose(got, w, atol=TOL, rtol=0)
+    if round_trip:
+        back = nncore.onnx.load(path)
+        for got, w in zip(_ours(back, xs), want):
+            np.testing.assert_allclose(got, w, atol=TOL, rtol=0)
+        return back
+    return None
+
+
+_GEOMETRIES_1D = [(p, s, d, k) for p in ("valid", "same", "causal") for s in (1, 2, 3)
+                  for d in (1, 2) for k in (1, 2, 3) if s == 1 or d == 1]
+
+
+@pytest.mark.parametrize("padding,stride,dilation,k", _GEOMETRIES_1D)
+def test_conv1d_geometries_export_and_import(padding, stride, dilation, k, rng, tmp_path):
+    m = models.Sequential([L.Input((11, 3)), L.Conv1D(4, k, strides=stride, padding=padding,
+                                                      dilation_rate=dilation)])
+    _randomise(m, rng)
+    back = _export_check(m, [rng.normal(size=(3, 11, 3)).astype(np.float32)], tmp_path)
+    lay = back.layers[-1]  # (padding may come back as an equivalent one: 'same' with no pad)
+    assert (type(lay).__name__, lay.strides, lay.dilation_rate) == \
+        ("Conv1D", (stride,), (dilation,))
+    if padding == "causal" and k > 1:
+        assert lay.padding == "causal"
+
+
+@pytest.mark.parametrize("cls", ["MaxPooling1D", "AveragePooling1D", "MaxPooling2D",
+                                 "AveragePooling2D"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_pooling_geometries_export_and_import(cls, padding, rng, tmp_path):
+    two = cls.endswith("2D")
+    shape = (7, 9, 2) if two else (10, 3)
+    for k, s in [(1, 1), (2, 1), (3, 2), (2, 3), (3, 3)]:
+        m = models.Sequential([L.Input(shape), getattr(L, cls)(k, strides=s, padding=padding)])
+        x = rng.normal(size=(2,) + shape).astype(np.float32)
+        back = _export_check(m, [x], tmp_path)
+        assert type(back.layers[-1]).__name__ == cls
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_conv2d_transpose_geometries_export_and_import(padding, rng, tmp_path):
+    for k, s, d in [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 3), (1, 1)), ((1, 2), (3, 2), (1, 1)),
+                    ((2, 3), (1, 1), (2, 3)), ((4, 1), (2, 2), (1, 1))]:
+        m = models.Sequential([L.Input((5, 4, 3)), L.Conv2DTranspose(
+            2, k, strides=s, padding=padding, dilation_rate=d, activation="tanh")])
+        _randomise(m, rng)
+        back = _export_check(m, [rng.normal(size=(2, 5, 4, 3)).astype(np.float32)], tmp_path)
+        assert type(back.layers[-1]).__name__ == "Conv2DTranspose"
+
+
+def test_group_normalization_exports_and_its_import_is_refused(rng, tmp_path):
+    for shape, groups, eps, center in [((4, 5, 6), 3, 0.01, True), ((7, 6), 2, 1e-3, False),
+                                       ((6,), 6, 1e-3, True), ((3, 3, 4), 1, 0.1, True)]:
+        m = models.Sequential([L.Input(shape), L.GroupNormalization(groups=groups, epsilon=eps,
+                                                                    center=center)])
+        _randomise(m, rng)
+        x = (rng.normal(size=(3,) + shape) * 3 + 1).astype(np.float32)
+        _export_check(m, [x], tmp_path, round_trip=False)
+        ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+        assert "GroupNormalization" not in ops  # the opset-17 decomposition
+    # nncore's importer does not read the decomposition back: a clear error, not a guess
+    with pytest.raises(ValueError, match="ReduceMean"):
+        nncore.onnx.load(tmp_path / "m.onnx")
+
+
 # The issue-11 layers whose ONNX export is not written yet (their ONNX ops exist: this is work
 # left, not a limit); exporting one raises a ValueError naming the layer.
-ONNX_NOT_YET = {
-    "AveragePooling1D", "Bidirectional", "Conv1D", "Conv2DTranspose", "GroupNormalization",
-    "Masking", "MaxPooling1D", "RepeatVector", "TimeDistributed", "UnitNormalization",
-}
+ONNX_NOT_YET = {"Bidirectional", "Masking", "TimeDistributed"}
 
 
 def test_every_builtin_layer_has_an_exporter():
@@ -175,9 +271,8 @@ def test_every_builtin_layer_has_an_exporter():
 
 
 def test_layers_without_onnx_export_are_named(tmp_path):
-    m = models.Sequential([L.Input((4,)), L.RepeatVector(2)])
-    with pytest.raises(ValueError,
-                       match=r"layer 'repeat_vector\w*' \(RepeatVector\) has no ONNX export"):
+    m = models.Sequential([L.Input((4,)), L.Lambda(lambda t: t * 2)])
+    with pytest.raises(ValueError, match=r"layer 'lambda\w*' \(Lambda\) has no ONNX export"):
         m.export(tmp_path / "p.onnx", format="onnx")
 
 

@@ -73,6 +73,12 @@ class _Importer:
             self.bad(f"input {name!r} is not a tensor nncore can compute")
         if v.kind == "matmul":  # a MatMul not followed by a bias Add: Dense without bias
             v = self.dense(name, v, None)
+        if v.kind == "swap":  # (batch, a, b) -> (batch, b, a): a Conv1D/pool view or a Permute
+            if view == "ncw":
+                return v.t
+            v = self.permute(name, v)
+        if v.kind == "l2n" and view == "nhwc":  # an L2 normalisation not read by a Dot
+            v = self.unit_norm(name, v)
         if v.kind != view:
             self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
@@ -99,6 +105,24 @@ class _Importer:
         nv = _V("nhwc", t, layer=lay)
         self.vals[name] = nv
         return nv
+
+    def permute(self, name, v):
+        from .layers import Permute
+
+        if "made" not in v.extra:
+            v.extra["made"] = _V("nhwc", self.layer(Permute((2, 1)), v.t))
+        self.vals[name] = v.extra["made"]
+        return v.extra["made"]
+
+    def unit_norm(self, name, v):
+        from .layers import UnitNormalization
+
+        if "made" not in v.extra:
+            axes = v.extra["axis"]
+            lay = UnitNormalization(axis=axes if isinstance(axes, list) else [axes])
+            v.extra["made"] = _V("nhwc", self.layer(lay, v.t))
+        self.vals[name] = v.extra["made"]
+        return v.extra["made"]
 
     def set(self, name, kind, t=None, **extra):
         self.vals[name] = _V(kind, t, **extra)
@@ -204,8 +228,16 @@ def _op_transpose(imp, node, a):
         imp.bad("unknown input")
     if v.kind == "matmul":
         v = imp.dense(node.input[0], v, None)
+    if v.kind == "swap":
+        v = imp.permute(node.input[0], v)
+    if v.kind == "l2n":
+        v = imp.unit_norm(node.input[0], v)
     table = {("nhwc", tuple(NHWC_TO_NCHW)): "nchw", ("nchw", tuple(NCHW_TO_NHWC)): "nhwc",
-             ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc"}
+             ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc",
+             ("ncw", (0, 2, 1)): "nhwc"}
+    if v.kind == "nhwc" and tuple(perm) == (0, 2, 1) and len(v.t.shape) == 3:
+        imp.set(node.output[0], "swap", v.t)  # decided by its reader (Conv1D view or Permute)
+        return
     kind = table.get((v.kind, tuple(perm)))
     if kind is None and v.kind == "nhwc" and len(perm) == len(v.t.shape) >= 3 and \
             perm[0] == 0 and sorted(perm) == list(range(len(perm))) and \
@@ -223,7 +255,7 @@ def _is_view_perm(imp, node):
     """True when a transpose's perm is one the importer reads as a view change (NHWC<->NCHW
     or time-major for a recurrent op), so it must not be taken for a Permute."""
     perm = tuple(imp.attrs(node).get("perm", ()))
-    return perm in (tuple(NHWC_TO_NCHW), (1, 0, 2))
+    return perm in (tuple(NHWC_TO_NCHW), (1, 0, 2), (0, 2, 1))
 
 
 def _op_gemm(imp, node, a):
@@ -319,24 +351,29 @@ def _act(name):
                 imp.bad("Softmax must act on the last axis")
             imp.set(node.output[0], "nhwc", imp.layer(L.Activation("softmax"), t))
             return
-        if v is not None and v.kind == "nchw":  # elementwise: keeps the view
-            imp.set(node.output[0], "nchw", imp.layer(L.Activation(name), v.t))
+        if v is not None and v.kind in ("nchw", "ncw"):  # elementwise: keeps the view
+            imp.set(node.output[0], v.kind, imp.layer(L.Activation(name), v.t))
             return
         imp.set(node.output[0], "nhwc", imp.layer(L.Activation(name), imp.tensor(node.input[0])))
     return f
 
 
-def _padding(imp, a, in_hw, k, s, d):
+def _padding(imp, a, in_hw, k, s, d, causal=False):
+    """Keras's padding name of ONNX pads: 'valid', 'same' (TF's split) or, for a 1-D
+    convolution, 'causal' (dilation*(k-1) before the first step, nothing after)."""
     from .saving.onnx_export import _same_pads
 
     if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
         imp.bad(f"auto_pad={a['auto_pad']!r} is not supported")
-    pads = list(a.get("pads", [0, 0, 0, 0]))
-    if pads == [0, 0, 0, 0]:
+    pads = [int(p) for p in a.get("pads", [0] * (2 * len(in_hw)))]
+    if pads == [0] * (2 * len(in_hw)):
         return "valid"
     if pads == _same_pads(in_hw, k, s, d):
         return "same"
-    imp.bad(f"pads {pads} are neither 'valid' nor Keras's 'same' for input {in_hw}")
+    if causal and len(in_hw) == 1 and pads == [d[0] * (k[0] - 1), 0]:
+        return "causal"
+    imp.bad(f"pads {pads} are neither 'valid' nor Keras's 'same'"
+            f"{' or causal' if causal else ''} for input {tuple(in_hw)}")
 
 
 def _op_conv(imp, node, a):
@@ -344,21 +381,73 @@ def _op_conv(imp, node, a):
 
     _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
                    "group": None, "auto_pad": None})
-    t = imp.tensor(node.input[0], "nchw")
+    w = imp.const(node.input[1], np.float32)
+    if w.ndim not in (3, 4):
+        imp.bad("Conv weight must be 3-D or 4-D (a 1-D or 2-D convolution)")
+    n = w.ndim - 2
+    view = "nchw" if n == 2 else "ncw"
+    t = imp.tensor(node.input[0], view)
+    group = int(a.get("group", 1))
+    if group != 1 and n == 2 and w.shape[1] == 1 and group == t.shape[-1]:
+        return _op_depthwise(imp, node, a, t, w, group)
+    if group < 1 or t.shape[-1] != w.shape[1] * group or w.shape[0] % group or \
+            (group != 1 and n == 1):
+        imp.bad(f"group={group} with a weight of shape {w.shape} does not fit "
+                f"{t.shape[-1]} input channels")
+    b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    if b is not None and b.shape != (w.shape[0],):
+        imp.bad(f"bias shape {b.shape} does not match the {w.shape[0]} filters")
+    k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
+    s = tuple(int(x) for x in a.get("strides", (1,) * n))
+    d = tuple(int(x) for x in a.get("dilations", (1,) * n))
+    if k != tuple(w.shape[2:]) or len(s) != n or len(d) != n:
+        imp.bad("kernel_shape, strides or dilations do not match the weight")
+    pad = _padding(imp, a, t.shape[1:-1], k, s, d, causal=n == 1)
+    if n == 2:
+        lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, groups=group,
+                       use_bias=b is not None)
+        kern = np.transpose(w, (2, 3, 1, 0))
+    else:
+        lay = L.Conv1D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d,
+                       use_bias=b is not None)
+        kern = np.transpose(w, (2, 1, 0))
+    imp.set(node.output[0], view, imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
+            layer=lay)
+
+
+def _op_conv_transpose(imp, node, a):
+    """ConvTranspose as nncore's exporter writes a Conv2DTranspose (see _transpose_geometry)."""
+    from . import layers as L
+    from .saving.onnx_export import _transpose_geometry
+
+    _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
+                   "output_padding": None, "group": (1,), "auto_pad": ("NOTSET", b"NOTSET")})
     w = imp.const(node.input[1], np.float32)
     if w.ndim != 4:
-        imp.bad("Conv weight must be 4-D (2-D convolution)")
-    group = int(a.get("group", 1))
-    if group != 1:
-        return _op_depthwise(imp, node, a, t, w, group)
+        imp.bad("ConvTranspose is read only in 2-D (a 4-D weight)")
+    t = imp.tensor(node.input[0], "nchw")
+    if t.shape[-1] != w.shape[0]:
+        imp.bad(f"the weight's {w.shape[0]} input channels do not match the input's "
+                f"{t.shape[-1]}")
     b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    if b is not None and b.shape != (w.shape[1],):
+        imp.bad(f"bias shape {b.shape} does not match the {w.shape[1]} filters")
     k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
     s = tuple(int(x) for x in a.get("strides", (1, 1)))
     d = tuple(int(x) for x in a.get("dilations", (1, 1)))
-    if k != tuple(w.shape[2:]):
-        imp.bad("kernel_shape does not match the weight")
-    pad = _padding(imp, a, t.shape[1:3], k, s, d)
-    lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, use_bias=b is not None)
+    if k != tuple(w.shape[2:]) or len(s) != 2 or len(d) != 2:
+        imp.bad("kernel_shape, strides or dilations do not match the weight")
+    got = ([int(p) for p in a.get("pads", [0] * 4)],
+           [int(p) for p in a.get("output_padding", [0, 0])])
+    for pad in ("valid", "same"):
+        pb, pa, op = _transpose_geometry(pad, k, s, d)
+        if got == (pb + pa, op):
+            break
+    else:
+        imp.bad(f"pads {got[0]} / output_padding {got[1]} are not Keras's 'valid' or 'same' "
+                "Conv2DTranspose")
+    lay = L.Conv2DTranspose(w.shape[1], k, strides=s, padding=pad, dilation_rate=d,
+                            use_bias=b is not None)
     kern = np.transpose(w, (2, 3, 1, 0))
     imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
             layer=lay)
@@ -393,22 +482,25 @@ def _pool(cls_name):
 
         allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None,
                    "ceil_mode": (0,)}
-        if cls_name == "AveragePooling2D":
+        if cls_name == "AveragePooling":
             allowed["count_include_pad"] = (0,)
         else:
             allowed["storage_order"] = (0,)
-            allowed["dilations"] = ([1, 1],)
+            allowed["dilations"] = ([1, 1], [1])
         _only(imp, a, allowed)
-        t = imp.tensor(node.input[0], "nchw")
         k = tuple(int(x) for x in a["kernel_shape"])
-        s = tuple(int(x) for x in a.get("strides", (1, 1)))
-        if len(k) != 2:
-            imp.bad("only 2-D pooling is supported")
-        pad = _padding(imp, a, t.shape[1:3], k, s, (1, 1))
-        lay = getattr(L, cls_name)(pool_size=k, strides=s, padding=pad)
+        n = len(k)
+        if n not in (1, 2):
+            imp.bad("only 1-D and 2-D pooling are supported")
+        t = imp.tensor(node.input[0], "nchw" if n == 2 else "ncw")
+        s = tuple(int(x) for x in a.get("strides", (1,) * n))
+        if len(s) != n:
+            imp.bad("strides do not match kernel_shape")
+        pad = _padding(imp, a, t.shape[1:-1], k, s, (1,) * n)
+        lay = getattr(L, f"{cls_name}{n}D")(pool_size=k, strides=s, padding=pad)
         if len(node.output) > 1 and node.output[1]:
             imp.bad("MaxPool indices are not supported")
-        imp.set(node.output[0], "nchw", imp.layer(lay, t))
+        imp.set(node.output[0], "nchw" if n == 2 else "ncw", imp.layer(lay, t))
     return f
 
 
@@ -451,17 +543,30 @@ def _op_unsqueeze(imp, node, a):
     if v is not None and v.kind == "dot1" and axes == [1]:
         imp.set(node.output[0], "nhwc", v.t)
         return
-    imp.bad("Unsqueeze is only read after a batch dot product")
+    if v is not None and v.kind == "nhwc" and len(v.t.shape) == 2 and axes == [1]:
+        imp.set(node.output[0], "unsq1", v.t)  # a RepeatVector when a Tile reads it
+        return
+    imp.bad("Unsqueeze is only read after a batch dot product or before a Tile (RepeatVector)")
+
+
+def _op_tile(imp, node, a):
+    from . import layers as L
+
+    v = imp.vals.get(node.input[0])
+    reps = imp.const(node.input[1], np.int64).tolist()
+    if v is None or v.kind != "unsq1" or len(reps) != 3 or reps[0] != 1 or reps[2] != 1 or \
+            reps[1] < 1:
+        imp.bad("Tile is only read as a RepeatVector (Unsqueeze(axis 1) then Tile [1, n, 1])")
+    imp.set(node.output[0], "nhwc", imp.layer(L.RepeatVector(int(reps[1])), v.t))
 
 
 def _op_reduce_sum_square(imp, node, a):
     _only(imp, a, {"axes": None, "keepdims": (1,)})
     t = imp.tensor(node.input[0])
-    axes = list(a.get("axes", []))
-    if len(axes) != 1:
-        imp.bad("ReduceSumSquare is only read over one axis (an L2 normalisation)")
-    ax = axes[0] if axes[0] >= 0 else len(t.shape) + axes[0]
-    imp.set(node.output[0], "sumsq", t, axis=ax)
+    axes = sorted({int(x) % len(t.shape) for x in a.get("axes", [])})
+    if not axes or 0 in axes or any(x >= len(t.shape) for x in a.get("axes", [])):
+        imp.bad("ReduceSumSquare is only read over non-batch axes (an L2 normalisation)")
+    imp.set(node.output[0], "sumsq", t, axis=axes[0] if len(axes) == 1 else axes)
 
 
 def _op_sqrt(imp, node, a):
@@ -577,7 +682,7 @@ def _elementwise_layer(make):
     def f(imp, node, a):
         v = imp.vals.get(node.input[0])
         lay = make(imp, node, a)
-        view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+        view = v.kind if v is not None and v.kind in ("nchw", "ncw") else "nhwc"
         imp.set(node.output[0], view, imp.layer(lay, imp.tensor(node.input[0], view)))
     return f
 
@@ -751,7 +856,7 @@ def _op_prelu(imp, node, a):
 # op type -> (fewest inputs, fewest outputs, required attributes) read by its importer, checked
 # before it runs (a damaged graph must not make it index past a node's lists). Others: (1, 1, ()).
 _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, ()),
-          "Conv": (2, 1, ()), "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
+          "Conv": (2, 1, ()), "ConvTranspose": (2, 1, ()), "Tile": (2, 1, ()), "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
           "MaxPool": (1, 1, ("kernel_shape",)), "AveragePool": (1, 1, ("kernel_shape",)),
           "Einsum": (2, 1, ("equation",)), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
           "RNN": (3, 1, ("hidden_size",)),
@@ -764,8 +869,9 @@ ONNX_IMPORTERS: dict = {
     "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
     "Div": _binary("Divide"), "Concat": _op_concat,
     "Relu": _act("relu"), "Sigmoid": _act("sigmoid"), "Tanh": _act("tanh"),
-    "Softmax": _act("softmax"), "Conv": _op_conv, "MaxPool": _pool("MaxPooling2D"),
-    "AveragePool": _pool("AveragePooling2D"), "Flatten": _op_flatten, "Reshape": _op_reshape,
+    "Softmax": _act("softmax"), "Conv": _op_conv, "MaxPool": _pool("MaxPooling"),
+    "AveragePool": _pool("AveragePooling"), "ConvTranspose": _op_conv_transpose,
+    "Tile": _op_tile, "Flatten": _op_flatten, "Reshape": _op_reshape,
     "Squeeze": _op_squeeze, "Unsqueeze": _op_unsqueeze,
     "ReduceSumSquare": _op_reduce_sum_square, "Sqrt": _op_sqrt, "Einsum": _op_einsum,
     "RNN": _rnn_op("RNN"), "LSTM": _rnn_op("LSTM"), "GRU": _rnn_op("GRU"),

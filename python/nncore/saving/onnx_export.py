@@ -39,7 +39,7 @@ class GraphBuilder:
         self.helper = onnx.helper
         self.nodes: list = []
         self.inits: list = []
-        self.layout: dict = {}      # value name -> "NCHW" for conv/pool values
+        self.layout: dict = {}      # value name -> "NCHW" / "NCW" for conv/pool values
         self._cache: dict = {}      # (value, layout) -> transposed value
         self._n = 0
 
@@ -58,14 +58,43 @@ class GraphBuilder:
                                                 name=self.fresh("n_" + op_type), **attrs))
         return outs if n_out > 1 else outs[0]
 
+    def is_cf(self, v):
+        """True when v is channels-first (a conv/pool value: NCHW, or NCW for 1-D)."""
+        return self.layout.get(v) in ("NCHW", "NCW")
+
+    def same_layout(self, src, dst):
+        """dst (an elementwise result of src) keeps src's layout tag."""
+        if self.is_cf(src):
+            self.layout[dst] = self.layout[src]
+        return dst
+
     def nhwc(self, v):
         """v in channels-last (the layout everything but conv/pool uses)."""
-        if self.layout.get(v) != "NCHW":
+        tag = self.layout.get(v)
+        if tag not in ("NCHW", "NCW"):
             return v
         key = (v, "NHWC")
         if key not in self._cache:
-            self._cache[key] = self.op("Transpose", [v], "nhwc", perm=NCHW_TO_NHWC)
+            self._cache[key] = self.op("Transpose", [v], "nhwc",
+                                       perm=NCHW_TO_NHWC if tag == "NCHW" else [0, 2, 1])
         return self._cache[key]
+
+    def ncw(self, v):
+        """A (batch, steps, channels) value as ONNX's (batch, channels, steps)."""
+        if self.layout.get(v) == "NCW":
+            return v
+        key = (v, "NCW")
+        if key not in self._cache:
+            t = self.op("Transpose", [v], "ncw", perm=[0, 2, 1])
+            self.layout[t] = "NCW"
+            self._cache[key] = t
+        return self._cache[key]
+
+    def channels_first(self, v, rank):
+        return self.nchw(v) if rank == 4 else self.ncw(v)
+
+    def i64(self, values, base="i"):
+        return self.const(np.array(values, np.int64), base)
 
     def nchw(self, v):
         if self.layout.get(v) == "NCHW":
@@ -84,9 +113,7 @@ def _activation(g, x, name, keep_layout=False):
     op = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}.get(name)
     if op is not None:
         y = g.op(op, [x])
-        if keep_layout and g.layout.get(x) == "NCHW":
-            g.layout[y] = "NCHW"
-        return y
+        return g.same_layout(x, y) if keep_layout else y
     if name == "softmax":
         return g.op("Softmax", [g.nhwc(x)], axis=-1)
     raise ValueError(f"activation {name!r} has no ONNX export")
@@ -116,31 +143,83 @@ def _same_pads(in_hw, k, s, d):
     return pads_b + pads_a
 
 
+def _conv_pads(layer, spatial, k, s, d):
+    """ONNX pads (begins then ends) of Keras's padding: 'valid', 'same' (TF's split: the odd
+    pixel after) or Conv1D's 'causal' (everything before the first step)."""
+    if layer.padding == "same":
+        return _same_pads(spatial, k, s, d)
+    if layer.padding == "causal":
+        return [d[0] * (k[0] - 1), 0]
+    return [0] * (2 * len(spatial))
+
+
 def _conv(g, layer, xs, node):
-    x = g.nchw(xs[0])
+    """Conv2D (groups: ONNX's group, the same filter blocks) and Conv1D (a 1-D ONNX Conv on
+    (batch, channels, steps))."""
     shp = node.flat_inputs[0].shape
-    w = g.const(np.transpose(layer.kernel, (3, 2, 0, 1)), f"{layer.name}_kernel")
+    rank = len(shp)
+    x = g.channels_first(xs[0], rank)
+    perm = (3, 2, 0, 1) if rank == 4 else (2, 1, 0)  # Keras (*k, Cin, F) -> ONNX (F, Cin, *k)
+    w = g.const(np.transpose(np.asarray(layer.kernel, np.float32), perm), f"{layer.name}_kernel")
     ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
-    pads = (_same_pads(shp[1:3], layer.kernel_size, layer.strides, layer.dilation_rate)
-            if layer.padding == "same" else [0, 0, 0, 0])
-    y = g.op("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
-             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads)
-    g.layout[y] = "NCHW"
+    k, s, d = list(layer.kernel_size), list(layer.strides), list(layer.dilation_rate)
+    y = g.op("Conv", ins, layer.name, kernel_shape=k, strides=s, dilations=d,
+             pads=_conv_pads(layer, shp[1:-1], k, s, d), group=int(getattr(layer, "groups", 1)))
+    g.layout[y] = "NCHW" if rank == 4 else "NCW"
     return [_activation(g, y, layer.activation, keep_layout=True)]
 
 
 def _pool(op_type):
+    """Max/AveragePooling 1-D and 2-D; Keras's 'same' average excludes the padding from the
+    count (count_include_pad=0), as nncore's kernels do."""
     def f(g, layer, xs, node):
-        x = g.nchw(xs[0])
         shp = node.flat_inputs[0].shape
-        pads = (_same_pads(shp[1:3], layer.pool_size, layer.strides, (1, 1))
-                if layer.padding == "same" else [0, 0, 0, 0])
+        rank = len(shp)
+        x = g.channels_first(xs[0], rank)
+        ones = [1] * (rank - 2)
+        pads = (_same_pads(shp[1:-1], layer.pool_size, layer.strides, ones)
+                if layer.padding == "same" else [0] * (2 * (rank - 2)))
         extra = {"count_include_pad": 0} if op_type == "AveragePool" else {}
         y = g.op(op_type, [x], layer.name, kernel_shape=list(layer.pool_size),
                  strides=list(layer.strides), pads=pads, **extra)
-        g.layout[y] = "NCHW"
+        g.layout[y] = "NCHW" if rank == 4 else "NCW"
         return [y]
     return f
+
+
+def _conv_transpose(g, layer, xs, node):
+    """Conv2DTranspose as ONNX ConvTranspose: the kernel (KH, KW, filters, Cin) is ONNX's
+    (Cin, filters, KH, KW); Keras's output size (H*s for 'same', H*s + max(k_eff - s, 0) for
+    'valid') is ONNX's s*(H-1) + k_eff - pads + output_padding, with 'same' cropping TF's
+    split (the odd pixel at the end) and output_padding = s - k_eff where the kernel is
+    shorter than the stride."""
+    x = g.nchw(xs[0])
+    w = g.const(np.transpose(np.asarray(layer.kernel, np.float32), (3, 2, 0, 1)),
+                f"{layer.name}_kernel")
+    ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
+    pb, pa, op = _transpose_geometry(layer.padding, layer.kernel_size, layer.strides,
+                                     layer.dilation_rate)
+    y = g.op("ConvTranspose", ins, layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pb + pa,
+             output_padding=op)
+    g.layout[y] = "NCHW"
+    return [_activation(g, y, layer.activation, keep_layout=True)]
+
+
+def _transpose_geometry(padding, ks, ss, ds):
+    """(pads begin, pads end, output_padding) of a Keras Conv2DTranspose as ONNX writes it."""
+    pb, pa, op = [], [], []
+    for k, s, d in zip(ks, ss, ds):
+        eff = d * (k - 1) + 1
+        total = eff - s if padding == "same" else 0
+        if total < 0 or (padding == "valid" and eff < s):
+            op.append(s - eff)
+            total = 0
+        else:
+            op.append(0)
+        pb.append(total // 2)
+        pa.append(total - total // 2)
+    return pb, pa, op
 
 
 def _flatten(g, layer, xs, node):
@@ -180,10 +259,49 @@ def _concat(g, layer, xs, node):
     return [g.op("Concat", [g.nhwc(x) for x in xs], layer.name, axis=layer.axis)]
 
 
-def _l2_normalize(g, x, axis):
-    ss = g.op("ReduceSumSquare", [x], "sumsq", axes=[axis], keepdims=1)
+def _l2_normalize(g, x, axis, base="l2n"):
+    """x / sqrt(max(sum(x^2 over axis), 1e-12)); axis an int or a list."""
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    ss = g.op("ReduceSumSquare", [x], "sumsq", axes=axes, keepdims=1)
     n = g.op("Sqrt", [g.op("Max", [ss, g.const(np.array(1e-12, np.float32), "eps")])])
-    return g.op("Div", [x, n], "l2n")
+    return g.op("Div", [x, n], base)
+
+
+def _unit_norm(g, layer, xs, node):
+    rank = len(node.flat_inputs[0].shape)
+    return [_l2_normalize(g, g.nhwc(xs[0]), layer._axes(rank), layer.name)]
+
+
+def _repeat_vector(g, layer, xs, node):
+    y = g.op("Unsqueeze", [g.nhwc(xs[0]), g.i64([1], "axes")], layer.name)
+    return [g.op("Tile", [y, g.i64([1, layer.n, 1], "repeats")], layer.name)]
+
+
+def _group_norm(g, layer, xs, node):
+    """Keras's GroupNormalization (channels last, `groups` groups of C/groups channels, each
+    sample's group normalized over its positions and channels, epsilon inside the square
+    root, then gamma/beta per channel) as Reshape / ReduceMean / Sqrt: ONNX's own
+    GroupNormalization op (opset 18, per-group scale; per-channel only from opset 21) is not
+    in opset 17."""
+    shp = node.flat_inputs[0].shape
+    c, gr = shp[-1], layer.groups
+    x = g.nhwc(xs[0])
+    x4 = g.op("Reshape", [x, g.i64([0, -1, gr, c // gr], "shape")], layer.name)
+    mean = g.op("ReduceMean", [x4], layer.name, axes=[1, 3], keepdims=1)
+    d = g.op("Sub", [x4, mean], layer.name)
+    var = g.op("ReduceMean", [g.op("Mul", [d, d], layer.name)], layer.name, axes=[1, 3],
+               keepdims=1)
+    sd = g.op("Sqrt", [g.op("Add", [var, g.const(np.array(layer.epsilon, np.float32), "eps")],
+                            layer.name)], layer.name)
+    y = g.op("Reshape", [g.op("Div", [d, sd], layer.name),
+                         g.i64([0] + list(shp[1:]), "shape")], layer.name)
+    if layer.scale:
+        y = g.op("Mul", [y, g.const(np.asarray(layer.gamma, np.float32), f"{layer.name}_gamma")],
+                 layer.name)
+    if layer.center:
+        y = g.op("Add", [y, g.const(np.asarray(layer.beta, np.float32), f"{layer.name}_beta")],
+                 layer.name)
+    return [y]
 
 
 def _dot(g, layer, xs, node):
@@ -247,10 +365,7 @@ def _rnn(op_type):
 
 
 def _elementwise(g, x, op_type, base, **attrs):
-    y = g.op(op_type, [x], base, **attrs)
-    if g.layout.get(x) == "NCHW":
-        g.layout[y] = "NCHW"
-    return y
+    return g.same_layout(x, g.op(op_type, [x], base, **attrs))
 
 
 def _relu_layer(g, layer, xs, node):
@@ -262,10 +377,7 @@ def _relu_layer(g, layer, xs, node):
     lo, hi = g.fresh("lo"), g.fresh("hi")  # Clip's bounds are scalars (0-d)
     g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
     g.inits.append(g.onnx.numpy_helper.from_array(np.array(layer.max_value, np.float32), hi))
-    y = g.op("Clip", [xs[0], lo, hi], layer.name)
-    if g.layout.get(xs[0]) == "NCHW":
-        g.layout[y] = "NCHW"
-    return [y]
+    return [g.same_layout(xs[0], g.op("Clip", [xs[0], lo, hi], layer.name))]
 
 
 def _leaky_relu(g, layer, xs, node):
@@ -462,6 +574,9 @@ ONNX_EXPORTERS: dict = {
     "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
     "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
     "PReLU": _prelu,
+    "Conv1D": _conv, "MaxPooling1D": _pool("MaxPool"), "AveragePooling1D": _pool("AveragePool"),
+    "RepeatVector": _repeat_vector, "UnitNormalization": _unit_norm,
+    "GroupNormalization": _group_norm, "Conv2DTranspose": _conv_transpose,
 }
 
 
