@@ -232,6 +232,9 @@ def _op_transpose(imp, node, a):
         v = imp.permute(node.input[0], v)
     if v.kind == "l2n":
         v = imp.unit_norm(node.input[0], v)
+    if (v.kind, tuple(perm)) in (("bidi_y", (2, 0, 1, 3)), ("bidi_yh", (1, 0, 2))):
+        imp.set(node.output[0], "bidi_bm", pending=v.extra["pending"], seq=v.kind == "bidi_y")
+        return
     table = {("nhwc", tuple(NHWC_TO_NCHW)): "nchw", ("nchw", tuple(NCHW_TO_NHWC)): "nhwc",
              ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc",
              ("ncw", (0, 2, 1)): "nhwc"}
@@ -517,6 +520,13 @@ def _op_reshape(imp, node, a):
 
     _only(imp, a, {"allowzero": (0,)})
     shape = imp.const(node.input[1], np.int64)
+    v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "bidi_bm":
+        u2 = 2 * v.extra["pending"]["u"]
+        want = [0, v.extra["pending"]["x"].shape[1], u2] if v.extra["seq"] else [0, u2]
+        if shape.tolist() != want:
+            imp.bad(f"a bidirectional op's outputs are read only concatenated (shape {want})")
+        return _bidi_merge(imp, node, v, "concat")
     if shape.ndim != 1 or len(shape) < 2 or shape[0] != 0 or 0 in shape[1:]:
         imp.bad(f"only reshapes that keep the batch axis (shape [0, ...]) are supported, "
                 f"got {shape.tolist()}")
@@ -531,8 +541,8 @@ def _op_squeeze(imp, node, a):
         seq = v.kind == "rnn_y"
         if list(axes) != ([1] if seq else [0]):
             imp.bad(f"unexpected squeeze axes {axes} of an RNN output")
-        t = _make_rnn(imp, v.extra["pending"], seq)
-        imp.set(node.output[0], "rnn_seq_tm" if seq else "nhwc", t)
+        kind = ("rnn_seq_tm_rev" if v.extra.get("reverse") else "rnn_seq_tm") if seq else "nhwc"
+        imp.set(node.output[0], kind, v.t)
         return
     imp.bad("Squeeze is only read on the outputs of RNN / LSTM / GRU")
 
@@ -608,73 +618,129 @@ def _op_einsum(imp, node, a):
 
 
 def _rnn_op(kind):
+    """RNN / LSTM / GRU as nncore's exporter writes them: direction 'forward', 'reverse'
+    (go_backwards) or 'bidirectional' (a Bidirectional, its merge read from the op that
+    consumes the outputs); which outputs are used decides return_sequences / return_state."""
     def f(imp, node, a):
-        allowed = {"hidden_size": None, "direction": ("forward", b"forward"),
-                   "activations": None, "linear_before_reset": (1,), "layout": (0,)}
+        allowed = {"hidden_size": None,
+                   "direction": ("forward", b"forward", "reverse", b"reverse",
+                                 "bidirectional", b"bidirectional"),
+                   "activations": None, "linear_before_reset": (0, 1), "layout": (0,)}
         _only(imp, a, allowed)
         ins = list(node.input) + [""] * (8 - len(node.input))
-        if any(ins[4:]):
-            imp.bad("sequence_lens, initial states and peepholes are not supported")
+        if ins[4]:
+            imp.bad("sequence_lens (nncore's export of a masked layer) is not read back")
+        if any(ins[5:]):
+            imp.bad("initial states and peepholes are not supported")
+        direction = a.get("direction", "forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        n_dir = 2 if direction == "bidirectional" else 1
         x = imp.tensor(ins[0], "tmajor")
         w = imp.const(ins[1], np.float32)
         r = imp.const(ins[2], np.float32)
         b = imp.const(ins[3], np.float32) if ins[3] else None
         u = int(a["hidden_size"])
         g = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind]
-        if w.shape != (1, g * u, x.shape[2]) or r.shape != (1, g * u, u) or (
-                b is not None and b.shape != (1, 2 * g * u)):
-            imp.bad("weight shapes do not match hidden_size and the input")
+        if w.shape != (n_dir, g * u, x.shape[2]) or r.shape != (n_dir, g * u, u) or (
+                b is not None and b.shape != (n_dir, 2 * g * u)):
+            imp.bad("weight shapes do not match hidden_size, the direction and the input")
         acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
         defaults = {"RNN": ["Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"],
-                    "GRU": ["Sigmoid", "Tanh"]}[kind]
+                    "GRU": ["Sigmoid", "Tanh"]}[kind] * n_dir
         activation = "tanh"
-        if acts and kind == "RNN" and acts in (["Relu"], ["Tanh"]):
+        if acts and kind == "RNN" and acts in (["Relu"] * n_dir, ["Tanh"] * n_dir):
             activation = acts[0].lower()
         elif acts and acts != defaults:
             imp.bad(f"activations {acts} are not supported")
-        if kind == "GRU" and a.get("linear_before_reset", 0) != 1:
-            imp.bad("GRU needs linear_before_reset=1 (Keras's reset_after=True)")
-        if kind != "GRU" and b is not None and np.any(b[0, g * u:]):
-            bw = b[0, :g * u] + b[0, g * u:]  # Wb + Rb: one bias in Keras's layers
-        else:
-            bw = None if b is None else b[0, :g * u]
-        pending = {"kind": kind, "x": x, "w": w[0], "r": r[0], "b": b, "bw": bw, "u": u,
-                   "activation": activation, "made": None}
+        lbr = int(a.get("linear_before_reset", 0))
+        if kind != "GRU" and lbr:
+            imp.bad("linear_before_reset is a GRU attribute")
         outs = list(node.output) + ["", ""]
-        if outs[0]:
-            imp.set(outs[0], "rnn_y", pending=pending)
-        if outs[1]:
-            imp.set(outs[1], "rnn_yh", pending=pending)
-        if len(node.output) > 2 and node.output[2]:
-            imp.bad("the LSTM cell-state output is not supported")
+        used = [bool(o) and imp.uses.get(o, 0) > 0 for o in outs[:3]]
+        if used[2] and kind != "LSTM":
+            imp.bad("only an LSTM has a third (cell state) output")
+        spec = {"kind": kind, "x": x, "w": w, "r": r, "b": b, "u": u, "lbr": lbr,
+                "activation": activation}
+        if n_dir == 2:
+            if used[2] or (used[0] and used[1]):
+                imp.bad("a bidirectional op is read only through one output (no states)")
+            p = dict(spec, made=None)
+            if used[0]:
+                imp.set(outs[0], "bidi_y", pending=p)
+            if used[1]:
+                imp.set(outs[1], "bidi_yh", pending=p)
+            return
+        seq, state = used[0], used[2] or (used[0] and used[1])
+        if not (used[0] or used[1] or used[2]):
+            return
+        lay, ws = _rnn_layer(imp, spec, 0, seq, direction == "reverse", state)
+        res = imp.layer(lay, x, ws)
+        if state:
+            y, h, c = (list(res) + [None])[:3]
+        else:
+            y = h = res
+            c = None
+        if used[0]:
+            imp.set(outs[0], "rnn_y", y, reverse=direction == "reverse")
+        if used[1]:
+            imp.set(outs[1], "rnn_yh", h)
+        if used[2]:
+            imp.set(node.output[2], "rnn_yh", c)
     return f
 
 
-def _make_rnn(imp, p, return_sequences):
+def _rnn_layer(imp, p, d, return_sequences, go_backwards, return_state):
+    """The nncore layer of direction d of a recurrent op and its Keras weights."""
     from . import layers as L
     from .saving.onnx_export import _gates
 
-    if p["made"] is not None:
-        imp.bad("both outputs of one RNN are used; nncore's layers return one")
     u, kind = p["u"], p["kind"]
-    k, rk = p["w"].T, p["r"].T
-    use_bias = p["b"] is not None
+    k, rk = p["w"][d].T, p["r"][d].T
+    b = None if p["b"] is None else p["b"][d]
+    g = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind]
+    use_bias = b is not None
+    kw = dict(return_sequences=return_sequences, use_bias=use_bias, go_backwards=go_backwards,
+              return_state=return_state)
+    one = None if b is None else b[:g * u] + b[g * u:]  # Wb + Rb: one bias in Keras's layers
     if kind == "LSTM":
         back = [0, 2, 3, 1]  # ONNX i, o, f, c -> Keras i, f, c, o
         k, rk = _gates(k, back, u), _gates(rk, back, u)
-        bias = None if not use_bias else _gates(p["bw"], back, u)
-        lay = L.LSTM(u, return_sequences=return_sequences, use_bias=use_bias)
+        bias = None if b is None else _gates(one, back, u)
+        lay = L.LSTM(u, **kw)
     elif kind == "GRU":
-        bias = None if not use_bias else p["b"][0].reshape(2, 3 * u)
-        lay = L.GRU(u, return_sequences=return_sequences, use_bias=use_bias)
+        if p["lbr"]:
+            bias = None if b is None else b.reshape(2, 3 * u)
+        else:  # Keras reset_after=False: ONNX adds Rb_h outside the reset product too
+            bias = one
+        lay = L.GRU(u, reset_after=bool(p["lbr"]), **kw)
     else:
-        bias = p["bw"]
-        lay = L.SimpleRNN(u, activation=p["activation"], return_sequences=return_sequences,
-                          use_bias=use_bias)
-    ws = [k, rk] + ([bias] if use_bias else [])
-    t = imp.layer(lay, p["x"], ws)
-    p["made"] = t
-    return t
+        bias = one
+        lay = L.SimpleRNN(u, activation=p["activation"], **kw)
+    return lay, [k, rk] + ([bias] if use_bias else [])
+
+
+def _bidi_layer(imp, v, merge_mode):
+    """The Bidirectional behind a bidi_bm value, made once (merge None: its two outputs)."""
+    from . import layers as L
+
+    p = v.extra["pending"]
+    if p["made"] is None:
+        seq = v.extra["seq"]
+        fw, wf = _rnn_layer(imp, p, 0, seq, False, False)
+        bw, wb = _rnn_layer(imp, p, 1, seq, True, False)
+        lay = L.Bidirectional(fw, merge_mode=merge_mode, backward_layer=bw)
+        p["made"] = (merge_mode, imp.layer(lay, p["x"], wf + wb))
+    elif p["made"][0] != merge_mode:
+        imp.bad("the two directions of a bidirectional op are merged in two ways")
+    return p["made"][1]
+
+
+def _bidi_merge(imp, node, v, mode, axes=None, index=None):
+    ok = ([2], [-2]) if v.extra["seq"] else ([1], [-2])
+    if axes is not None and [int(x) for x in axes] not in ok:
+        imp.bad(f"axes {list(axes)} are not the direction axis of a bidirectional op")
+    t = _bidi_layer(imp, v, mode)
+    imp.set(node.output[0], "nhwc", t[index] if index is not None else t)
 
 
 def _elementwise_layer(make):
@@ -719,6 +785,9 @@ def _reduce_pool(kind):
         from . import layers as L
 
         _only(imp, a, {"axes": None, "keepdims": (0,)})
+        v = imp.vals.get(node.input[0])
+        if v is not None and v.kind == "bidi_bm" and kind == "Average":
+            return _bidi_merge(imp, node, v, "ave", axes=a.get("axes", []))
         t = imp.tensor(node.input[0])
         rank = len(t.shape)
         if len(node.input) > 1 or list(a.get("axes", [])) != list(range(1, rank - 1)) or \
@@ -758,9 +827,32 @@ def _op_layer_norm(imp, node, a):
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, ws))
 
 
+def _op_bidi_reduce(mode):
+    """ReduceSum (axes an input) / ReduceProd (axes an attribute): read only as the sum / mul
+    merge of a bidirectional op."""
+    def f(imp, node, a):
+        _only(imp, a, {"axes": None, "keepdims": (0,)})
+        v = imp.vals.get(node.input[0])
+        if v is None or v.kind != "bidi_bm":
+            imp.bad(f"{node.op_type} is read only as the merge of a bidirectional recurrent op")
+        axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
+            a.get("axes", [])
+        _bidi_merge(imp, node, v, mode, axes=axes)
+    return f
+
+
 def _op_gather(imp, node, a):
     from . import layers as L
 
+    v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "bidi_bm":  # merge_mode=None: one direction each
+        _only(imp, a, {"axis": None})
+        k = imp.const(node.input[1], np.int64)
+        ax = int(a.get("axis", 0))
+        if k.shape != () or int(k) not in (0, 1) or ax not in ((2, -2) if v.extra["seq"]
+                                                               else (1, -2)):
+            imp.bad("a bidirectional op's outputs are read only one direction at a time")
+        return _bidi_merge(imp, node, v, None, index=int(k))
     _only(imp, a, {"axis": (0,)})
     w = imp.const(node.input[0], np.float32)
     if w.ndim != 2:
@@ -800,6 +892,13 @@ def _op_slice(imp, node, a):
     from . import layers as L
 
     _only(imp, a, {})
+    v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "rnn_seq_tm_rev":  # go_backwards: read in reading order
+        if len(node.input) != 5 or [imp.const(x, np.int64).tolist() for x in node.input[1:]] \
+                != [[-1], [-np.iinfo(np.int64).max], [0], [-1]]:
+            imp.bad("a reverse-direction sequence is read only reversed along time")
+        imp.set(node.output[0], "rnn_seq_tm", v.t)
+        return
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Slice")
     if len(node.input) not in (4, 5):
@@ -858,7 +957,8 @@ def _op_prelu(imp, node, a):
 _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, ()),
           "Conv": (2, 1, ()), "ConvTranspose": (2, 1, ()), "Tile": (2, 1, ()), "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
           "MaxPool": (1, 1, ("kernel_shape",)), "AveragePool": (1, 1, ("kernel_shape",)),
-          "Einsum": (2, 1, ("equation",)), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
+          "Einsum": (2, 1, ("equation",)), "Gather": (2, 1, ()),
+          "Squeeze": (1, 1, ()), "Slice": (3, 1, ()), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
           "RNN": (3, 1, ("hidden_size",)),
           "LSTM": (3, 1, ("hidden_size",)), "GRU": (3, 1, ("hidden_size",))}
 
@@ -880,6 +980,7 @@ ONNX_IMPORTERS: dict = {
     "ReduceMax": _reduce_pool("Max"), "BatchNormalization": _op_batch_norm,
     "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
     "Slice": _op_slice, "Resize": _op_resize, "PRelu": _op_prelu,
+    "ReduceSum": _op_bidi_reduce("sum"), "ReduceProd": _op_bidi_reduce("mul"),
 }
 
 

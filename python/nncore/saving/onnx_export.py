@@ -49,7 +49,9 @@ class GraphBuilder:
 
     def const(self, arr, base="c"):
         name = self.fresh(base)
-        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        arr = np.asarray(arr)  # (np.ascontiguousarray would make a 0-d scalar 1-d)
+        self.inits.append(self.onnx.numpy_helper.from_array(
+            arr if arr.flags.c_contiguous else np.ascontiguousarray(arr), name))
         return name
 
     def op(self, op_type, inputs, base=None, n_out=1, **attrs):
@@ -325,43 +327,286 @@ def _gates(m, order, units):
     return np.concatenate([blocks[k] for k in order], axis=-1)
 
 
-def _rnn(op_type):
-    def f(g, layer, xs, node):
-        u = layer.units
-        if layer.go_backwards or layer.return_state:
-            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): go_backwards and "
-                             "return_state are not exported to ONNX yet")
-        reset_after = getattr(layer, "reset_after", True)
-        x = g.op("Transpose", [g.nhwc(xs[0])], "time_major", perm=[1, 0, 2])
-        k, rk = layer.kernel, layer.recurrent_kernel
-        if op_type == "LSTM":
-            order = [0, 3, 1, 2]  # Keras i, f, c, o -> ONNX i, o, f, c
-            k, rk = _gates(k, order, u), _gates(rk, order, u)
-        w = g.const(k.T[None].astype(np.float32), f"{layer.name}_W")
-        r = g.const(rk.T[None].astype(np.float32), f"{layer.name}_R")
-        ins = [x, w, r]
-        n_g = {"RNN": 1, "LSTM": 4, "GRU": 3}[op_type]
-        if layer.use_bias:
-            if op_type == "GRU" and reset_after:
-                bias = np.concatenate([layer.bias[0], layer.bias[1]])
-            elif op_type == "GRU":  # reset_after=False: one bias, ONNX's Rb is zero
-                bias = np.concatenate([layer.bias, np.zeros(n_g * u, np.float32)])
-            else:
-                b = layer.bias if op_type == "RNN" else _gates(layer.bias, order, u)
-                bias = np.concatenate([b, np.zeros(n_g * u, np.float32)])
-            ins.append(g.const(bias[None].astype(np.float32), f"{layer.name}_B"))
-        attrs = {"hidden_size": u}
-        if op_type == "RNN":
-            attrs["activations"] = ["Relu" if layer.activation == "relu" else "Tanh"]
-        if op_type == "GRU":
-            attrs["linear_before_reset"] = int(reset_after)
-        outs = g.op(op_type, ins, layer.name, n_out=2, **attrs)
+_RNN_OPS = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
+_N_GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+_BIG = np.iinfo(np.int64).max
+
+
+def _rnn_weights(layer, op_type):
+    """One direction's ONNX W (G*U, F), R (G*U, U) and B (2*G*U,) of a Keras recurrent layer."""
+    u, n_g = layer.units, _N_GATES[op_type]
+    k, rk = np.asarray(layer.kernel, np.float32), np.asarray(layer.recurrent_kernel, np.float32)
+    order = [0, 3, 1, 2]  # Keras LSTM i, f, c, o -> ONNX i, o, f, c
+    if op_type == "LSTM":
+        k, rk = _gates(k, order, u), _gates(rk, order, u)
+    zeros = np.zeros(n_g * u, np.float32)
+    if not layer.use_bias:
+        bias = np.concatenate([zeros, zeros])
+    elif op_type == "GRU" and layer.reset_after:
+        bias = np.concatenate([layer.bias[0], layer.bias[1]])
+    else:  # one Keras bias (GRU reset_after=False included): ONNX's Rb is zero
+        b = layer.bias if op_type != "LSTM" else _gates(layer.bias, order, u)
+        bias = np.concatenate([b, zeros])
+    return k.T, rk.T, bias.astype(np.float32)
+
+
+def _rnn_node(g, x_tm, cells, op_type, direction, seq_lens, base, n_out):
+    """The ONNX RNN / LSTM / GRU node of one layer (or of a Bidirectional pair stacked on the
+    direction axis): -> [Y (T, D, B, U), Y_h (D, B, U)] (+ Y_c for an LSTM when n_out = 3)."""
+    ws = [_rnn_weights(c, op_type) for c in cells]
+    w = g.const(np.stack([a for a, _, _ in ws]), f"{base}_W")
+    r = g.const(np.stack([b for _, b, _ in ws]), f"{base}_R")
+    ins = [x_tm, w, r]
+    if any(c.use_bias for c in cells) or seq_lens is not None:
+        ins.append(g.const(np.stack([b for _, _, b in ws]), f"{base}_B"))
+    if seq_lens is not None:
+        ins.append(seq_lens)
+    attrs = {"hidden_size": cells[0].units, "direction": direction}
+    if op_type == "RNN":
+        attrs["activations"] = ["Relu" if c.activation == "relu" else "Tanh" for c in cells]
+    if op_type == "GRU":
+        attrs["linear_before_reset"] = int(cells[0].reset_after)
+    return g.op(op_type, ins, base, n_out=n_out, **attrs)
+
+
+def _reverse(g, x, axis):
+    """x read backwards along `axis` (a Slice with step -1)."""
+    return g.op("Slice", [x, g.i64([-1], "starts"), g.i64([-_BIG], "ends"), g.i64([axis], "axes"),
+                          g.i64([-1], "steps")], "reversed")
+
+
+def _gather_steps(g, y_bm, pos):
+    """y_bm (B, T, U) read at the steps pos (B, T) int64 of each row."""
+    idx = g.op("Expand", [g.op("Unsqueeze", [pos, g.i64([2], "axes")]),
+                          g.op("Shape", [y_bm])], "idx")
+    return g.op("GatherElements", [y_bm, idx], "steps", axis=1)
+
+
+class _Compacted:
+    """A mask (B, T) made exact for ONNX's sequence_lens: at a masked step a Keras recurrent
+    layer keeps its state, so it computes what it would on the unmasked steps alone, packed to
+    the front of each row in their order (a stable TopK of (masked * T + t)); sequence_lens is
+    their count. The output at step t is the packed output number cum(t) - 1 (zeros before the
+    first unmasked step): exact for any mask, not only right-padded ones."""
+
+    def __init__(self, g, x_bm, keep, steps):
+        ki = g.op("Cast", [keep], "keep_i", to=g.onnx.TensorProto.INT64)
+        kf = g.op("Cast", [keep], "keep_f", to=g.onnx.TensorProto.FLOAT)
+        masked = g.op("Sub", [g.const(np.array(1.0, np.float32), "one"), kf], "masked")
+        key = g.op("Add", [g.op("Mul", [masked, g.const(np.array(float(steps), np.float32), "t")]),
+                           g.const(np.arange(steps, dtype=np.float32), "t")], "key")
+        _, order = g.op("TopK", [key, g.i64([steps], "k")], "packed", n_out=2, axis=1,
+                        largest=0, sorted=1)
+        self.x = _gather_steps(g, x_bm, order)
+        count = g.op("ReduceSum", [ki, g.i64([1], "axes")], "count", keepdims=0)
+        self.lens = g.op("Cast", [count], "seq_lens", to=g.onnx.TensorProto.INT32)
+        self.cum = g.op("CumSum", [ki, g.const(np.array(1, np.int64), "axis")], "cum")
+        self.ki, self.count = ki, count
+        self.g = g
+
+    def _valid(self, pos_ok):
+        g = self.g
+        return g.op("Unsqueeze", [g.op("Cast", [pos_ok], "ok", to=g.onnx.TensorProto.FLOAT),
+                                  g.i64([2], "axes")])
+
+    def forward_steps(self, y_bm):
+        """Forward outputs (B, T, U) at every original step: packed output cum(t) - 1."""
+        g = self.g
+        zero = g.const(np.array(0, np.int64), "zero")
+        pos = g.op("Max", [g.op("Sub", [self.cum, g.const(np.array(1, np.int64), "one")]),
+                           zero], "pos")
+        ok = g.op("Greater", [self.cum, zero], "started")
+        return g.op("Mul", [_gather_steps(g, y_bm, pos), self._valid(ok)], "masked_seq")
+
+    def backward_steps(self, y_bm):
+        """ONNX reverse-direction outputs (B, T, U) at every original step t: the packed output
+        number (unmasked steps before t), zeros when no unmasked step is left at or after t."""
+        g = self.g
+        before = g.op("Sub", [self.cum, self.ki], "before")
+        ok = g.op("Less", [before, g.op("Unsqueeze", [self.count, g.i64([1], "axes")])], "left")
+        return g.op("Mul", [_gather_steps(g, y_bm, before), self._valid(ok)], "masked_seq")
+
+
+def _steps_of(node):
+    return int(node.flat_inputs[0].shape[1])
+
+
+def _rnn_layer(g, layer, xs, node, mask=None):
+    """SimpleRNN / LSTM / GRU as ONNX RNN / LSTM / GRU. go_backwards: direction 'reverse' (its
+    Y is in the input's time order; Keras returns the sequence in reading order, so it is read
+    back reversed). return_state: Y_h (and the LSTM's Y_c) as further outputs. A mask: see
+    _Compacted (the layer's reversed reading order applied first)."""
+    op_type = _RNN_OPS[type(layer).__name__]
+    x = g.nhwc(xs[0])
+    sq = lambda v, ax: g.op("Squeeze", [v, g.i64([ax], "axes")], layer.name)  # noqa: E731
+    n_out = 3 if op_type == "LSTM" and layer.return_state else 2
+    if mask is None:
+        direction = "reverse" if layer.go_backwards else "forward"
+        outs = _rnn_node(g, g.op("Transpose", [x], "time_major", perm=[1, 0, 2]), [layer],
+                         op_type, direction, None, layer.name, n_out)
+        h = sq(outs[1], 0)
+        out = h
         if layer.return_sequences:
-            y = g.op("Squeeze", [outs[0], g.const(np.array([1], np.int64), "axes")])
-            return [g.op("Transpose", [y], layer.name, perm=[1, 0, 2])]
-        return [g.op("Squeeze", [outs[1], g.const(np.array([0], np.int64), "axes")],
-                     layer.name)]
-    return f
+            y = sq(outs[0], 1)
+            if layer.go_backwards:
+                y = _reverse(g, y, 0)
+            out = g.op("Transpose", [y], layer.name, perm=[1, 0, 2])
+    else:
+        keep = mask
+        if layer.go_backwards:  # Keras reverses the inputs and the mask, then reads forward
+            x, keep = _reverse(g, x, 1), _reverse(g, mask, 1)
+        pk = _Compacted(g, x, keep, _steps_of(node))
+        outs = _rnn_node(g, g.op("Transpose", [pk.x], "time_major", perm=[1, 0, 2]), [layer],
+                         op_type, "forward", pk.lens, layer.name, n_out)
+        h = sq(outs[1], 0)
+        out = h
+        if layer.return_sequences:
+            out = pk.forward_steps(g.op("Transpose", [sq(outs[0], 1)], "bm", perm=[1, 0, 2]))
+    ys = [out]
+    if layer.return_state:
+        ys += [h] + ([sq(outs[2], 0)] if op_type == "LSTM" else [])
+    out_mask = mask if layer.return_sequences else None
+    return ys, ([out_mask] + [None] * (len(ys) - 1) if layer.return_state else [out_mask])
+
+
+def _bidirectional(g, layer, xs, node, mask=None):
+    """Bidirectional as one ONNX op with direction 'bidirectional' (forward layer's weights
+    first, the backward layer's second): its Y[:, 1] is already in time order, as Keras flips
+    the backward sequence back. Merge modes: concat (Reshape of the direction and unit axes),
+    sum / ave / mul (ReduceSum / ReduceMean / ReduceProd over the direction axis), None (the
+    two directions, Gather). With a mask, the packed sequence (_Compacted) read backward by
+    the op's reverse half is exactly Keras's backward pass over the unmasked steps."""
+    f, b = layer.forward_layer, layer.backward_layer
+    name = type(f).__name__
+    same = (type(b) is type(f) and b.units == f.units and b.activation == f.activation and
+            getattr(b, "reset_after", True) == getattr(f, "reset_after", True))
+    if name not in _RNN_OPS or not same or f.go_backwards or not b.go_backwards or \
+            f.return_state or b.return_state:
+        raise ValueError(f"layer {layer.name!r} (Bidirectional): only a forward layer with its "
+                         "backward twin (same type, units, activation and GRU reset_after; "
+                         "go_backwards on the backward layer only) has an ONNX export")
+    op_type = _RNN_OPS[name]
+    x = g.nhwc(xs[0])
+    seq = layer.return_sequences
+    u, steps = f.units, _steps_of(node)
+    if mask is None:
+        y, yh = _rnn_node(g, g.op("Transpose", [x], "time_major", perm=[1, 0, 2]), [f, b],
+                          op_type, "bidirectional", None, layer.name, 2)
+        if seq:
+            both = g.op("Transpose", [y], layer.name, perm=[2, 0, 1, 3])  # (B, T, 2, U)
+        else:
+            both = g.op("Transpose", [yh], layer.name, perm=[1, 0, 2])  # (B, 2, U)
+        ax = 2 if seq else 1
+        m = layer.merge_mode
+        if m == "concat":
+            shape = [0, steps, 2 * u] if seq else [0, 2 * u]
+            ys = [g.op("Reshape", [both, g.i64(shape, "shape")], layer.name)]
+        elif m is None:
+            ys = [g.op("Gather", [both, g.const(np.array(k, np.int64), "dir")], layer.name,
+                       axis=ax) for k in (0, 1)]
+        elif m == "sum":
+            ys = [g.op("ReduceSum", [both, g.i64([ax], "axes")], layer.name, keepdims=0)]
+        else:
+            ys = [g.op({"ave": "ReduceMean", "mul": "ReduceProd"}[m], [both], layer.name,
+                       axes=[ax], keepdims=0)]
+    else:
+        pk = _Compacted(g, x, mask, steps)
+        y, yh = _rnn_node(g, g.op("Transpose", [pk.x], "time_major", perm=[1, 0, 2]), [f, b],
+                          op_type, "bidirectional", pk.lens, layer.name, 2)
+        if seq:
+            ybm = g.op("Transpose", [y], layer.name, perm=[1, 2, 0, 3])  # (D, B, T, U)
+            halves = [g.op("Gather", [ybm, g.const(np.array(k, np.int64), "dir")], layer.name,
+                           axis=0) for k in (0, 1)]
+            yf, yb = pk.forward_steps(halves[0]), pk.backward_steps(halves[1])
+        else:
+            yf, yb = (g.op("Gather", [yh, g.const(np.array(k, np.int64), "dir")], layer.name,
+                           axis=0) for k in (0, 1))
+        m = layer.merge_mode
+        if m == "concat":
+            ys = [g.op("Concat", [yf, yb], layer.name, axis=-1)]
+        elif m == "sum":
+            ys = [g.op("Add", [yf, yb], layer.name)]
+        elif m == "ave":
+            ys = [g.op("Mul", [g.op("Add", [yf, yb], layer.name),
+                               g.const(np.array(0.5, np.float32), "half")], layer.name)]
+        elif m == "mul":
+            ys = [g.op("Mul", [yf, yb], layer.name)]
+        else:
+            ys = [yf, yb]
+    out_mask = mask if seq else None
+    return ys, [out_mask] * len(ys)
+
+
+def _masking(g, layer, xs, node, mask=None):
+    """keep = any(x != mask_value over the last axis); y = x * keep; the mask (keep, and the
+    incoming mask) goes to the layers that read it."""
+    x = g.nhwc(xs[0])
+    neq = g.op("Not", [g.op("Equal", [x, g.const(np.array(layer.mask_value, np.float32),
+                                                         "mask_value")])], layer.name)
+    kf = g.op("ReduceMax", [g.op("Cast", [neq], layer.name, to=g.onnx.TensorProto.FLOAT)],
+              layer.name, axes=[-1], keepdims=1)
+    y = g.op("Mul", [x, kf], layer.name)
+    keep = g.op("Cast", [g.op("Squeeze", [kf, g.i64([-1], "axes")], layer.name)], "mask",
+                to=g.onnx.TensorProto.BOOL)
+    if mask is not None:
+        keep = g.op("And", [keep, mask], "mask")
+    return [y], [keep]
+
+
+def _embedding_masked(g, layer, xs, node, mask=None):
+    ys = _embedding(g, layer, xs, node)
+    if not layer.mask_zero:
+        return ys, [None]
+    ids = g.op("Cast", [g.nhwc(xs[0])], "ids", to=g.onnx.TensorProto.INT64)
+    return ys, [g.op("Not", [g.op("Equal", [ids, g.const(np.array(0, np.int64), "zero")])],
+                     "mask")]
+
+
+def _global_avg_masked(g, layer, xs, node, mask=None):
+    """GlobalAveragePooling1D over the unmasked steps (nncore's weights: mask / max(count,
+    1e-7))."""
+    if mask is None:
+        return _global_pool("ReduceMean")(g, layer, xs, node), [None]
+    if layer.keepdims:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): keepdims=True "
+                         "has no ONNX export in nncore")
+    x = g.nhwc(xs[0])
+    w = g.op("Unsqueeze", [g.op("Cast", [mask], "w", to=g.onnx.TensorProto.FLOAT),
+                           g.i64([2], "axes")])
+    cnt = g.op("Max", [g.op("ReduceSum", [w, g.i64([1], "axes")], "cnt", keepdims=1),
+                       g.const(np.array(1e-7, np.float32), "tiny")], "cnt")
+    y = g.op("ReduceSum", [g.op("Mul", [x, g.op("Div", [w, cnt])]), g.i64([1], "axes")],
+             layer.name, keepdims=0)
+    return [y], [None]
+
+
+def _time_distributed(g, layer, xs, node):
+    """y[:, t] = layer(x[:, t]): (B, T, ...) reshaped to (B*T, ...), the inner layer's own
+    exporter, reshaped back to (B, T, ...)."""
+    from types import SimpleNamespace as NS
+
+    inner = layer.layer
+    shp = tuple(node.flat_inputs[0].shape)
+    out_shape = tuple(node.flat_outputs[0].shape)
+    x = g.op("Reshape", [g.nhwc(xs[0]), g.i64([-1] + list(shp[2:]), "shape")], layer.name)
+    fake = NS(flat_inputs=[NS(shape=(None,) + shp[2:])],
+              flat_outputs=[NS(shape=(None,) + out_shape[2:])])
+    if getattr(inner, "_is_model", False):
+        if len(inner.inputs) != 1 or len(inner.outputs) != 1:
+            raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner model must "
+                             "have one input and one output")
+        ys = _emit(g, inner, [x])
+    else:
+        fn = ONNX_EXPORTERS.get(type(inner).__name__)
+        if fn is None or type(inner).__name__ in _MASK_EXPORTERS:
+            raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer "
+                             f"{inner.name!r} ({type(inner).__name__}) has no ONNX export")
+        ys = fn(g, inner, [x], fake)
+    if len(ys) != 1:
+        raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer must have "
+                         "one output")
+    return [g.op("Reshape", [g.nhwc(ys[0]), g.i64([-1, shp[1]] + list(out_shape[2:]),
+                                                   "shape")], layer.name)]
 
 
 def _elementwise(g, x, op_type, base, **attrs):
@@ -441,9 +686,6 @@ def _layer_norm(g, layer, xs, node):
 
 
 def _embedding(g, layer, xs, node):
-    if layer.mask_zero:
-        raise ValueError(f"layer {layer.name!r} (Embedding): mask_zero=True has no ONNX export "
-                         "in nncore (the mask would be dropped)")
     ids = g.op("Cast", [g.nhwc(xs[0])], "ids", to=g.onnx.TensorProto.INT64)
     w = g.const(np.asarray(layer.embeddings, np.float32), f"{layer.name}_embeddings")
     return [g.op("Gather", [w, ids], layer.name, axis=0)]
@@ -556,7 +798,6 @@ ONNX_EXPORTERS: dict = {
     # augmentation: identity outside training
     "RandomFlip": _identity, "RandomTranslation": _identity, "RandomRotation": _identity,
     "RandomZoom": _identity, "RandomContrast": _identity, "RandomBrightness": _identity,
-    "SimpleRNN": _rnn("RNN"), "LSTM": _rnn("LSTM"), "GRU": _rnn("GRU"),
     "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
     "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),
     "Concatenate": _concat, "Dot": _dot,
@@ -564,12 +805,11 @@ ONNX_EXPORTERS: dict = {
     "Identity": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
     "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
     "ReLU": _relu_layer, "LeakyReLU": _leaky_relu, "ELU": _elu, "Softmax": _softmax_layer,
-    "GlobalAveragePooling1D": _global_pool("ReduceMean"),
     "GlobalAveragePooling2D": _global_pool("ReduceMean"),
     "GlobalMaxPooling1D": _global_pool("ReduceMax"),
     "GlobalMaxPooling2D": _global_pool("ReduceMax"),
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
-    "Embedding": _embedding, "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
+    "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
     "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
     "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
     "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
@@ -577,23 +817,56 @@ ONNX_EXPORTERS: dict = {
     "Conv1D": _conv, "MaxPooling1D": _pool("MaxPool"), "AveragePooling1D": _pool("AveragePool"),
     "RepeatVector": _repeat_vector, "UnitNormalization": _unit_norm,
     "GroupNormalization": _group_norm, "Conv2DTranspose": _conv_transpose,
+    "TimeDistributed": _time_distributed,
 }
+
+# Layers that read or make a mask: fn(builder, layer, inputs, node, mask=None) ->
+# (outputs, output masks). A mask is an ONNX bool (batch, steps) value beside the tensor.
+_MASK_EXPORTERS: dict = {
+    "SimpleRNN": _rnn_layer, "LSTM": _rnn_layer, "GRU": _rnn_layer,
+    "Bidirectional": _bidirectional, "Masking": _masking, "Embedding": _embedding_masked,
+    "GlobalAveragePooling1D": _global_avg_masked,
+}
+ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs, node)[0])(v)
+                       for k, v in _MASK_EXPORTERS.items()})
 
 
 def _emit(g, model, input_values):
+    """The model's nodes; masks travel beside the values as nncore's graph runs them
+    (models/functional.py): made by Masking / Embedding(mask_zero), read by the recurrent
+    layers and GlobalAveragePooling1D, passed on by the layers that support masking."""
+    from ..layers.base import Layer
+
     vals = dict(enumerate(input_values))
-    for layer, ins, outs, _, _, node in model._steps:
+    masks: dict = {}
+    for layer, ins, outs, single_in, _, node in model._steps:
         xs = [vals[i] for i in ins]
+        m_in = masks.get(ins[0]) if single_in else None
+        cls = type(layer).__name__
+        if not single_in and any(masks.get(i) is not None for i in ins) and (
+                layer._consumes_mask or type(layer).compute_mask is not Layer.compute_mask):
+            raise ValueError(f"layer {layer.name!r} ({cls}) reads masks on several inputs, "
+                             "which nncore does not export to ONNX")
+        m_out = [None] * len(outs)
         if getattr(layer, "_is_model", False):
             ys = _emit(g, layer, xs)
+        elif cls in _MASK_EXPORTERS:
+            ys, m_out = _MASK_EXPORTERS[cls](g, layer, xs, node, mask=m_in)
         else:
-            fn = ONNX_EXPORTERS.get(type(layer).__name__)
+            fn = ONNX_EXPORTERS.get(cls)
             if fn is None:
-                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no ONNX "
-                                 "export in nncore")
+                raise ValueError(f"layer {layer.name!r} ({cls}) has no ONNX export in nncore")
+            if m_in is not None and (layer._consumes_mask or layer._makes_mask or
+                                     type(layer).compute_mask is not Layer.compute_mask):
+                raise ValueError(f"layer {layer.name!r} ({cls}) reads or makes a mask, which "
+                                 "nncore does not export to ONNX for this layer")
             ys = fn(g, layer, xs, node)
-        for s, y in zip(outs, ys):
+            if m_in is not None and layer.supports_masking:
+                m_out = [m_in] * len(outs)
+        for s, y, m in zip(outs, ys, m_out):
             vals[s] = y
+            if m is not None:
+                masks[s] = m
     return [vals[s] for s in model._out_slots]
 
 
