@@ -543,6 +543,42 @@ def test_hostile_and_unsupported_onnx_files(tmp_path):
                                            [nph.from_array(np.ones((5, 2), np.float32), "w")]),
                                "shape"),
     }
+    f32 = np.float32
+    tr = lambda a, b, perm: h.make_node("Transpose", [a], [b], perm=perm)  # noqa: E731
+    cases.update({
+        "tile not a repeat": (_tiny_graph(
+            [h.make_node("Unsqueeze", ["x", "ax"], ["u"]), h.make_node("Tile", ["u", "r"], ["y"])],
+            [nph.from_array(np.array([1], np.int64), "ax"),
+             nph.from_array(np.array([2, 3, 1], np.int64), "r")]), "RepeatVector"),
+        "conv1d odd pads": (_tiny_graph(
+            [tr("x", "t", [0, 2, 1]), h.make_node("Conv", ["t", "k"], ["c"], pads=[1, 2]),
+             tr("c", "y", [0, 2, 1])], [nph.from_array(np.ones((2, 3, 2), f32), "k")],
+            ("batch", 8, 3)), "causal"),
+        "conv transpose odd pads": (_tiny_graph(
+            [tr("x", "t", [0, 3, 1, 2]),
+             h.make_node("ConvTranspose", ["t", "k"], ["c"], pads=[1, 0, 0, 0]),
+             tr("c", "y", [0, 2, 3, 1])], [nph.from_array(np.ones((3, 2, 2, 2), f32), "k")],
+            ("batch", 4, 4, 3)), "Conv2DTranspose"),
+        "bidirectional states": (_tiny_graph(
+            [tr("x", "t", [1, 0, 2]),
+             h.make_node("RNN", ["t", "W", "R"], ["o", "oh"], hidden_size=4,
+                         direction="bidirectional"),
+             tr("o", "y", [2, 0, 1, 3]), tr("oh", "z", [1, 0, 2])],
+            [nph.from_array(np.ones((2, 4, 3), f32), "W"),
+             nph.from_array(np.ones((2, 4, 4), f32), "R")], ("batch", 5, 3)), "one output"),
+        "rnn sequence_lens": (_tiny_graph(
+            [tr("x", "t", [1, 0, 2]),
+             h.make_node("RNN", ["t", "W", "R", "", "sl"], ["o", "y"], hidden_size=4)],
+            [nph.from_array(np.ones((1, 4, 3), f32), "W"),
+             nph.from_array(np.ones((1, 4, 4), f32), "R"),
+             nph.from_array(np.ones(2, np.int64), "sl")], ("batch", 5, 3)), "sequence_lens"),
+        "rnn wrong direction count": (_tiny_graph(
+            [tr("x", "t", [1, 0, 2]),
+             h.make_node("RNN", ["t", "W", "R"], ["o", "y"], hidden_size=4,
+                         direction="reverse")],
+            [nph.from_array(np.ones((2, 4, 3), f32), "W"),
+             nph.from_array(np.ones((2, 4, 4), f32), "R")], ("batch", 5, 3)), "direction"),
+    })
     for name, (proto, match) in cases.items():
         p = tmp_path / f"{name.replace(' ', '_')}.onnx"
         p.write_bytes(proto.SerializeToString())

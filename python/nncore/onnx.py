@@ -2,10 +2,12 @@
 predicts and trains), for the operator set nncore's exporter writes (nncore.saving.onnx_export).
 
 nncore is channels-last, so an ONNX value is read as an nncore tensor plus a *view*: "nhwc" (the
-tensor itself), "nchw" (its NHWC->NCHW transpose, which Conv and pooling consume and produce),
-"tmajor" (its time-major transpose, which RNN / LSTM / GRU consume), and a few partial patterns
-(a MatMul waiting for its bias Add, an RNN waiting to know which output is used, the steps of an
-L2 normalisation). Transposes only change views; a layer is made when a value is used. Per-op
+tensor itself), "nchw" / "ncw" (its channels-first transpose, which 2-D / 1-D Conv,
+ConvTranspose and pooling consume and produce), "tmajor" (its time-major transpose, which RNN /
+LSTM / GRU consume), and a few partial patterns (a MatMul waiting for its bias Add, a (0, 2, 1)
+transpose that is a Conv1D view or a Permute depending on its reader, a reverse-direction
+sequence waiting for its time reversal, a bidirectional op waiting for its merge, the steps of
+an L2 normalisation). Transposes only change views; a layer is made when a value is used. Per-op
 handlers sit in ``ONNX_IMPORTERS`` (op type -> function); an operator not there, or an
 attribute value nncore cannot honour, raises ValueError naming the node. The file is data:
 external tensor data is refused, weights must be finite float32, every shape is re-checked
@@ -536,7 +538,8 @@ def _op_reshape(imp, node, a):
 
 def _op_squeeze(imp, node, a):
     v = imp.vals.get(node.input[0])
-    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else a.get("axes")
+    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
+        list(a.get("axes", []))
     if v is not None and v.kind in ("rnn_y", "rnn_yh"):
         seq = v.kind == "rnn_y"
         if list(axes) != ([1] if seq else [0]):
@@ -955,7 +958,8 @@ def _op_prelu(imp, node, a):
 # op type -> (fewest inputs, fewest outputs, required attributes) read by its importer, checked
 # before it runs (a damaged graph must not make it index past a node's lists). Others: (1, 1, ()).
 _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, ()),
-          "Conv": (2, 1, ()), "ConvTranspose": (2, 1, ()), "Tile": (2, 1, ()), "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
+          "Conv": (2, 1, ()), "ConvTranspose": (2, 1, ()), "Tile": (2, 1, ()),
+          "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
           "MaxPool": (1, 1, ("kernel_shape",)), "AveragePool": (1, 1, ("kernel_shape",)),
           "Einsum": (2, 1, ("equation",)), "Gather": (2, 1, ()),
           "Squeeze": (1, 1, ()), "Slice": (3, 1, ()), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),

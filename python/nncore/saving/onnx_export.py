@@ -3,12 +3,16 @@
 Built with onnx.helper from a per-layer table (``ONNX_EXPORTERS``: Keras class name -> function
 emitting the layer's nodes); a new layer is one entry. The graph has a dynamic batch axis.
 
-Layout: nncore is channels-last (NHWC); ONNX's Conv and pooling are NCHW. Every value carries a
-layout tag, conv/pool work in NCHW and everything else in NHWC, and a Transpose is inserted only
-where the tag changes (so Conv -> ReLU -> MaxPool -> Conv runs without transposes in between).
+Layout: nncore is channels-last (NHWC); ONNX's Conv, ConvTranspose and pooling are channels-
+first. Every value carries a layout tag ("NCHW", or "NCW" for Conv1D and the 1-D poolings),
+conv/pool work channels-first and everything else channels-last, and a Transpose is inserted
+only where the tag changes (so Conv -> ReLU -> MaxPool -> Conv runs without transposes).
 Recurrent layers become ONNX RNN / LSTM / GRU on a time-major view: Keras's LSTM gate order
 (i, f, c, o) is reordered to ONNX's (i, o, f, c); Keras's GRU (z, r, h, reset_after=True) is ONNX's
-GRU with linear_before_reset=1 and the input and recurrent biases as Wb and Rb.
+GRU with linear_before_reset=1 and the input and recurrent biases as Wb and Rb. go_backwards is
+direction="reverse", Bidirectional one direction="bidirectional" op, return_state the Y_h / Y_c
+outputs. Masks (Masking, Embedding mask_zero) travel beside the values (``_MASK_EXPORTERS``:
+the layers that make or read one); a masked recurrent layer is exact for any mask (_Compacted).
 """
 
 from __future__ import annotations
