@@ -236,19 +236,37 @@ def test_conv2d_transpose_geometries_export_and_import(padding, rng, tmp_path):
         assert type(back.layers[-1]).__name__ == "Conv2DTranspose"
 
 
-def test_group_normalization_exports_and_its_import_is_refused(rng, tmp_path):
-    for shape, groups, eps, center in [((4, 5, 6), 3, 0.01, True), ((7, 6), 2, 1e-3, False),
-                                       ((6,), 6, 1e-3, True), ((3, 3, 4), 1, 0.1, True)]:
-        m = models.Sequential([L.Input(shape), L.GroupNormalization(groups=groups, epsilon=eps,
-                                                                    center=center)])
+def test_group_normalization_export_and_import(rng, tmp_path):
+    for shape, groups, eps, center, scale in [((4, 5, 6), 3, 0.01, True, True),
+                                              ((7, 6), 2, 1e-3, False, True),
+                                              ((6,), 6, 1e-3, True, False),
+                                              ((3, 3, 4), 1, 0.1, True, True)]:
+        m = models.Sequential([L.Input(shape), L.GroupNormalization(
+            groups=groups, epsilon=eps, center=center, scale=scale), L.Activation("tanh")])
         _randomise(m, rng)
         x = (rng.normal(size=(3,) + shape) * 3 + 1).astype(np.float32)
-        _export_check(m, [x], tmp_path, round_trip=False)
+        back = _export_check(m, [x], tmp_path)
         ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
-        assert "GroupNormalization" not in ops  # the opset-17 decomposition
-    # nncore's importer does not read the decomposition back: a clear error, not a guess
-    with pytest.raises(ValueError, match="ReduceMean"):
-        nncore.onnx.load(tmp_path / "m.onnx")
+        assert "GroupNormalization" not in ops and "InstanceNormalization" in ops  # opset 17
+        gn = [la for la in back.layers if isinstance(la, L.GroupNormalization)]
+        assert len(gn) == 1 and (gn[0].groups, gn[0].center, gn[0].scale) == \
+            (groups, center, scale)
+        assert gn[0].epsilon == pytest.approx(eps)
+        assert back.count_params() == m.count_params()  # gamma / beta are weights again
+
+
+def test_instance_norm_that_is_not_a_group_norm_is_refused(tmp_path):
+    h, nph = onnx.helper, onnx.numpy_helper
+    nodes = [h.make_node("Reshape", ["x", "s"], ["r"]),
+             h.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3]),
+             h.make_node("InstanceNormalization", ["t", "g", "b"], ["y"])]
+    inits = [nph.from_array(np.array([0, -1, 2, 3], np.int64), "s"),
+             nph.from_array(np.full(2, 2.0, np.float32), "g"),  # not a unit scale
+             nph.from_array(np.zeros(2, np.float32), "b")]
+    p = tmp_path / "i.onnx"
+    p.write_bytes(_tiny_graph(nodes, inits, ("batch", 4, 6)).SerializeToString())
+    with pytest.raises(ValueError, match="unit scale"):
+        nncore.onnx.load(p)
 
 
 # Every builtin layer has an ONNX exporter now (issue 14); a layer added without one fails the

@@ -81,6 +81,8 @@ class _Importer:
             v = self.permute(name, v)
         if v.kind == "l2n" and view == "nhwc":  # an L2 normalisation not read by a Dot
             v = self.unit_norm(name, v)
+        if v.kind == "gn":  # a GroupNormalization, its gamma / beta folded in
+            v = self.group_norm(name, v)
         if v.kind != view:
             self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
@@ -123,6 +125,18 @@ class _Importer:
             axes = v.extra["axis"]
             lay = UnitNormalization(axis=axes if isinstance(axes, list) else [axes])
             v.extra["made"] = _V("nhwc", self.layer(lay, v.t))
+        self.vals[name] = v.extra["made"]
+        return v.extra["made"]
+
+    def group_norm(self, name, v):
+        from .layers import GroupNormalization
+
+        if "made" not in v.extra:
+            e = v.extra
+            lay = GroupNormalization(groups=e["groups"], epsilon=e["eps"],
+                                     scale=e["gamma"] is not None, center=e["beta"] is not None)
+            ws = [w for w in (e["gamma"], e["beta"]) if w is not None]
+            e["made"] = _V("nhwc", self.layer(lay, v.t, ws))
         self.vals[name] = v.extra["made"]
         return v.extra["made"]
 
@@ -234,6 +248,9 @@ def _op_transpose(imp, node, a):
         v = imp.permute(node.input[0], v)
     if v.kind == "l2n":
         v = imp.unit_norm(node.input[0], v)
+    if v.kind == "gn_t" and tuple(perm) == (0, 2, 1, 3):
+        imp.set(node.output[0], "gn_r", v.t, **v.extra)
+        return
     if (v.kind, tuple(perm)) in (("bidi_y", (2, 0, 1, 3)), ("bidi_yh", (1, 0, 2))):
         imp.set(node.output[0], "bidi_bm", pending=v.extra["pending"], seq=v.kind == "bidi_y")
         return
@@ -297,6 +314,16 @@ def _binary(cls_name):
                 if b.shape != (v0.extra["w"].shape[1],):
                     imp.bad(f"bias shape {b.shape} does not match the MatMul")
                 imp.vals[node.output[0]] = imp.dense(ins[0], v0, b)
+                return
+        v0 = imp.vals.get(ins[0])
+        if v0 is not None and v0.kind == "gn" and len(ins) == 2 and ins[1] in imp.consts and \
+                imp.uses.get(ins[0]) == 1 and cls_name in ("Multiply", "Add"):
+            c = imp.const(ins[1], np.float32)
+            key = "gamma" if cls_name == "Multiply" else "beta"
+            if c.shape == (v0.t.shape[-1],) and v0.extra[key] is None and \
+                    (key == "beta" or v0.extra["beta"] is None):
+                e = {k: x for k, x in v0.extra.items() if k != "made"}
+                imp.set(node.output[0], "gn", v0.t, **dict(e, **{key: c}))
                 return
         if cls_name == "Maximum" and len(ins) == 2 and ins[1] in imp.consts:
             v0 = imp.vals.get(ins[0])
@@ -523,6 +550,12 @@ def _op_reshape(imp, node, a):
     _only(imp, a, {"allowzero": (0,)})
     shape = imp.const(node.input[1], np.int64)
     v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "gn_r":
+        if shape.tolist() != [0] + list(v.t.shape[1:]):
+            imp.bad("an instance normalisation of channel groups is read back only to the "
+                    "input's shape (a GroupNormalization)")
+        imp.set(node.output[0], "gn", v.t, **v.extra)
+        return
     if v is not None and v.kind == "bidi_bm":
         u2 = 2 * v.extra["pending"]["u"]
         want = [0, v.extra["pending"]["x"].shape[1], u2] if v.extra["seq"] else [0, u2]
@@ -844,6 +877,36 @@ def _op_bidi_reduce(mode):
     return f
 
 
+def _op_instance_norm(imp, node, a):
+    """InstanceNormalization (unit scale, zero bias) of x (N, ..., C) viewed as (N, G, S, C/G)
+    by Reshape [0, -1, G, C/G] and Transpose [0, 2, 1, 3]: a GroupNormalization of x (its
+    gamma / beta from the Mul / Add that follow the view back)."""
+    from . import layers as L
+
+    _only(imp, a, {"epsilon": None})
+    if len(node.input) != 3 or len(node.output) != 1:
+        imp.bad("InstanceNormalization needs X, scale and bias")
+    t = imp.tensor(node.input[0])
+    sc, bi = (imp.const(x, np.float32) for x in node.input[1:])
+    perm_node = t.node
+    src = perm_node.flat_inputs[0] if not perm_node.is_input else None
+    if not (isinstance(perm_node.layer, L.Permute) and tuple(perm_node.layer.dims) == (2, 1, 3)
+            and src is not None and not src.node.is_input and
+            isinstance(src.node.layer, L.Reshape)):
+        imp.bad("InstanceNormalization is read only on channel groups (Reshape [0, -1, G, C/G] "
+                "then Transpose [0, 2, 1, 3]): a GroupNormalization")
+    x = src.node.flat_inputs[0]
+    target = tuple(src.node.layer.target_shape)
+    c = x.shape[-1]
+    if len(target) != 3 or target[0] != -1 or target[1] * target[2] != c or \
+            sc.shape != (target[1],) or bi.shape != (target[1],) or np.any(sc != 1) or \
+            np.any(bi != 0):
+        imp.bad("InstanceNormalization is read only on channel groups with unit scale and "
+                "zero bias (a GroupNormalization)")
+    imp.set(node.output[0], "gn_t", x, groups=int(target[1]), eps=float(a.get("epsilon", 1e-5)),
+            gamma=None, beta=None)
+
+
 def _op_gather(imp, node, a):
     from . import layers as L
 
@@ -962,6 +1025,7 @@ _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, (
           "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
           "MaxPool": (1, 1, ("kernel_shape",)), "AveragePool": (1, 1, ("kernel_shape",)),
           "Einsum": (2, 1, ("equation",)), "Gather": (2, 1, ()),
+          "InstanceNormalization": (3, 1, ()),
           "Squeeze": (1, 1, ()), "Slice": (3, 1, ()), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
           "RNN": (3, 1, ("hidden_size",)),
           "LSTM": (3, 1, ("hidden_size",)), "GRU": (3, 1, ("hidden_size",))}
@@ -985,6 +1049,7 @@ ONNX_IMPORTERS: dict = {
     "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
     "Slice": _op_slice, "Resize": _op_resize, "PRelu": _op_prelu,
     "ReduceSum": _op_bidi_reduce("sum"), "ReduceProd": _op_bidi_reduce("mul"),
+    "InstanceNormalization": _op_instance_norm,
 }
 
 

@@ -286,21 +286,19 @@ def _repeat_vector(g, layer, xs, node):
 def _group_norm(g, layer, xs, node):
     """Keras's GroupNormalization (channels last, `groups` groups of C/groups channels, each
     sample's group normalized over its positions and channels, epsilon inside the square
-    root, then gamma/beta per channel) as Reshape / ReduceMean / Sqrt: ONNX's own
-    GroupNormalization op (opset 18, per-group scale; per-channel only from opset 21) is not
-    in opset 17."""
+    root, then gamma/beta per channel): (N, ..., C) viewed as (N, G, S, C/G), ONNX's
+    InstanceNormalization with G unit channels, viewed back, then gamma and beta. (ONNX's own
+    GroupNormalization is opset 18 with a per-group scale, per-channel only from opset 21.)"""
     shp = node.flat_inputs[0].shape
     c, gr = shp[-1], layer.groups
     x = g.nhwc(xs[0])
     x4 = g.op("Reshape", [x, g.i64([0, -1, gr, c // gr], "shape")], layer.name)
-    mean = g.op("ReduceMean", [x4], layer.name, axes=[1, 3], keepdims=1)
-    d = g.op("Sub", [x4, mean], layer.name)
-    var = g.op("ReduceMean", [g.op("Mul", [d, d], layer.name)], layer.name, axes=[1, 3],
-               keepdims=1)
-    sd = g.op("Sqrt", [g.op("Add", [var, g.const(np.array(layer.epsilon, np.float32), "eps")],
-                            layer.name)], layer.name)
-    y = g.op("Reshape", [g.op("Div", [d, sd], layer.name),
-                         g.i64([0] + list(shp[1:]), "shape")], layer.name)
+    x4 = g.op("Transpose", [x4], layer.name, perm=[0, 2, 1, 3])
+    y = g.op("InstanceNormalization", [x4, g.const(np.ones(gr, np.float32), "ones"),
+                                       g.const(np.zeros(gr, np.float32), "zeros")],
+             layer.name, epsilon=float(layer.epsilon))
+    y = g.op("Transpose", [y], layer.name, perm=[0, 2, 1, 3])
+    y = g.op("Reshape", [y, g.i64([0] + list(shp[1:]), "shape")], layer.name)
     if layer.scale:
         y = g.op("Mul", [y, g.const(np.asarray(layer.gamma, np.float32), f"{layer.name}_gamma")],
                  layer.name)
