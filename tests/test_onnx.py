@@ -428,12 +428,30 @@ def test_time_distributed_runs_its_inner_exporter(rng, tmp_path):
     inner = models.Sequential([L.Input((4,)), L.Dense(3, activation="tanh"), L.Dense(2)])
     t = L.TimeDistributed(inner)(t)
     t = L.TimeDistributed(L.Reshape((2, 1)))(t)
-    m = nncore.Model(i, L.Bidirectional(L.GRU(2))(L.Reshape((5, 2))(t)))
+    nested = L.TimeDistributed(L.TimeDistributed(L.Dense(3)))(t)
+    m = nncore.Model(i, [L.Bidirectional(L.GRU(2))(L.Reshape((5, 2))(t)), nested])
     _randomise(m, rng)
-    _export_check(m, [rng.normal(size=(3, 5, 6, 6, 2)).astype(np.float32)], tmp_path,
-                  round_trip=False)
-    with pytest.raises(ValueError, match="Reshape"):  # (batch*time) reshapes are not read back
-        nncore.onnx.load(tmp_path / "m.onnx")
+    back = _export_check(m, [rng.normal(size=(3, 5, 6, 6, 2)).astype(np.float32)], tmp_path)
+    inner = [type(la.layer).__name__ for la in back.layers if isinstance(la, L.TimeDistributed)]
+    assert inner == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Functional", "Reshape",
+                     "TimeDistributed"]
+    assert back.count_params() == m.count_params()
+
+
+def test_time_distributed_scope_errors(tmp_path):
+    h, nph = onnx.helper, onnx.numpy_helper
+    s = nph.from_array(np.array([-1, 4], np.int64), "s")
+    bad = nph.from_array(np.array([-1, 7, 4], np.int64), "b")  # 7 steps: not the scope's 3
+    nodes = [h.make_node("Reshape", ["x", "s"], ["r"]), h.make_node("Relu", ["r"], ["q"]),
+             h.make_node("Reshape", ["q", "b"], ["y"])]
+    p = tmp_path / "t.onnx"
+    p.write_bytes(_tiny_graph(nodes, [s, bad], ("batch", 3, 4)).SerializeToString())
+    with pytest.raises(ValueError, match="TimeDistributed"):
+        nncore.onnx.load(p)
+    mix = [h.make_node("Reshape", ["x", "s"], ["r"]), h.make_node("Add", ["r", "x"], ["y"])]
+    p.write_bytes(_tiny_graph(mix, [s], ("batch", 3, 4)).SerializeToString())
+    with pytest.raises(ValueError, match="same shape"):  # (batch*steps) rows + (batch) rows
+        nncore.onnx.load(p)
 
 
 def test_recurrent_ops_are_onnx_rnn_lstm_gru_not_loops(tmp_path):

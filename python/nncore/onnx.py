@@ -170,6 +170,7 @@ class _Importer:
             self.consts[init.name] = arr
         init_names = set(self.consts)
         self.uses = {}
+        self.td = {}  # id(inner Input) -> (inner Input, outer tensor): open TimeDistributed
         for node in g.node:
             for x in node.input:
                 self.uses[x] = self.uses.get(x, 0) + 1
@@ -562,11 +563,67 @@ def _op_reshape(imp, node, a):
         if shape.tolist() != want:
             imp.bad(f"a bidirectional op's outputs are read only concatenated (shape {want})")
         return _bidi_merge(imp, node, v, "concat")
+    if shape.ndim == 1 and len(shape) >= 2 and shape[0] == -1 and np.all(shape[1:] > 0):
+        return _td_reshape(imp, node, [int(d) for d in shape[1:]])
     if shape.ndim != 1 or len(shape) < 2 or shape[0] != 0 or 0 in shape[1:]:
         imp.bad(f"only reshapes that keep the batch axis (shape [0, ...]) are supported, "
                 f"got {shape.tolist()}")
     target = tuple(int(x) for x in shape[1:])
     imp.set(node.output[0], "nhwc", imp.layer(L.Reshape(target), imp.tensor(node.input[0])))
+
+
+def _td_scope(imp, t):
+    """The open TimeDistributed scope (inner Input, outer tensor) that t is computed in, None
+    when t is computed from the graph's inputs only."""
+    stack, seen, found, outer = [t], set(), [], False
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if x.node.is_input:
+            if id(x) in imp.td:
+                found.append(imp.td[id(x)])
+            else:
+                outer = True
+            continue
+        stack.extend(x.node.flat_inputs)
+    if found and (outer or len(found) > 1):
+        imp.bad("a value mixes the steps of a TimeDistributed with other tensors")
+    return found[0] if found else None
+
+
+def _td_reshape(imp, node, dims):
+    """Reshape [-1, ...]: (B, T, *inner) -> (B*T, *inner) opens a TimeDistributed (the ops
+    after it are read on a fresh Input of the inner shape); (B*T, *out) -> (B, T, *out) closes
+    it: the layers between, one layer or a Model of them, wrapped in a TimeDistributed of the
+    tensor the scope was opened on."""
+    from . import layers as L
+    from .models import Model
+
+    t = imp.tensor(node.input[0])
+    scope = _td_scope(imp, t)
+    if scope is not None and len(dims) == len(t.shape) and dims[0] == scope[1].shape[1] and \
+            dims[1:] == list(t.shape[1:]):
+        inner, outer = scope
+        if t is inner:
+            imp.set(node.output[0], "nhwc", outer)
+            return
+        prod = t.node
+        if len(prod.flat_inputs) == 1 and prod.flat_inputs[0] is inner and \
+                len(prod.flat_outputs) == 1:
+            lay = prod.layer
+        else:
+            lay = Model(inner, t)
+        imp.set(node.output[0], "nhwc", imp.layer(L.TimeDistributed(lay), outer))
+        return
+    if len(t.shape) >= 3 and list(t.shape[2:]) == dims:
+        inner = L.Input(shape=tuple(dims), dtype=str(t.dtype))
+        imp.td[id(inner)] = (inner, t)
+        imp.set(node.output[0], "nhwc", inner)
+        return
+    imp.bad(f"a reshape to {[-1] + dims} of {tuple(t.shape)} is neither the start (batch and "
+            "steps merged) nor the end of a TimeDistributed")
 
 
 def _op_squeeze(imp, node, a):
