@@ -176,6 +176,7 @@ class _Importer:
                 self.uses[x] = self.uses.get(x, 0) + 1
         for o in g.output:
             self.uses[o.name] = self.uses.get(o.name, 0) + 1
+        self.motifs = _Motifs(self, list(g.node))
         inputs = []
         for vi in g.input:
             if vi.name in init_names:
@@ -196,6 +197,12 @@ class _Importer:
             self.node = node
             if node.domain not in ("", "ai.onnx"):
                 self.bad(f"operator domain {node.domain!r} is not supported")
+            if id(node) in self.motifs.absorbed:  # read by the anchor of its motif
+                continue
+            motif = self.motifs.anchor.get(id(node))
+            if motif is not None:
+                motif[0](self, node, motif[1])
+                continue
             fn = ONNX_IMPORTERS.get(node.op_type)
             if fn is None:
                 self.bad(f"operator {node.op_type!r} is not supported by nncore's ONNX import "
@@ -229,7 +236,10 @@ def _op_identity(imp, node, a):
 def _op_cast(imp, node, a):
     if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
         imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
-    imp.vals[node.output[0]] = imp.vals[node.input[0]]  # nncore layers cast their inputs
+    v = imp.vals.get(node.input[0])
+    if v is None:
+        imp.bad(f"input {node.input[0]!r} is not a tensor nncore can compute")
+    imp.vals[node.output[0]] = v  # nncore layers cast their inputs
 
 
 def _op_constant(imp, node, a):
@@ -713,22 +723,32 @@ def _op_einsum(imp, node, a):
 def _rnn_op(kind):
     """RNN / LSTM / GRU as nncore's exporter writes them: direction 'forward', 'reverse'
     (go_backwards) or 'bidirectional' (a Bidirectional, its merge read from the op that
-    consumes the outputs); which outputs are used decides return_sequences / return_state."""
-    def f(imp, node, a):
+    consumes the outputs); which outputs are used decides return_sequences / return_state.
+    packed: a masked layer's motif (_Motifs.packed_rnn), the op read on the unpacked input."""
+    def f(imp, node, a, packed=None):
         allowed = {"hidden_size": None,
                    "direction": ("forward", b"forward", "reverse", b"reverse",
                                  "bidirectional", b"bidirectional"),
                    "activations": None, "linear_before_reset": (0, 1), "layout": (0,)}
         _only(imp, a, allowed)
         ins = list(node.input) + [""] * (8 - len(node.input))
-        if ins[4]:
-            imp.bad("sequence_lens (nncore's export of a masked layer) is not read back")
+        if ins[4] and packed is None:
+            imp.bad("sequence_lens is read only as nncore's export of a masked layer")
         if any(ins[5:]):
             imp.bad("initial states and peepholes are not supported")
         direction = a.get("direction", "forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
         n_dir = 2 if direction == "bidirectional" else 1
-        x = imp.tensor(ins[0], "tmajor")
+        if packed is not None:
+            x = imp.tensor(packed["x"])
+            if direction != "forward":
+                imp.bad("a masked recurrent op is read only in the forward direction")
+            direction = "reverse" if packed["rev"] else "forward"  # go_backwards
+        else:
+            x = imp.tensor(ins[0], "tmajor")
+            if _mask_source(x) is not None:
+                imp.bad("a recurrent op without sequence_lens reads a masked tensor (nncore's "
+                        "layer would skip the masked steps)")
         w = imp.const(ins[1], np.float32)
         r = imp.const(ins[2], np.float32)
         b = imp.const(ins[3], np.float32) if ins[3] else None
@@ -773,7 +793,11 @@ def _rnn_op(kind):
         else:
             y = h = res
             c = None
-        if used[0]:
+        if packed is not None:
+            _check_mask_source(imp, x, packed["mask"])
+        if used[0] and packed is not None:  # in packed order: read only by its motif
+            imp.set(outs[0], "rnn_y_packed", y)
+        elif used[0]:
             imp.set(outs[0], "rnn_y", y, reverse=direction == "reverse")
         if used[1]:
             imp.set(outs[1], "rnn_yh", h)
@@ -887,6 +911,8 @@ def _reduce_pool(kind):
                 rank not in (3, 4):
             imp.bad(f"{node.op_type} is read only as global pooling over the steps or the "
                     "spatial axes of a channels-last tensor")
+        if kind == "Average" and rank == 3 and _mask_source(t) is not None:
+            imp.bad("a plain average of a masked tensor (nncore's would skip the masked steps)")
         cls = f"Global{kind}Pooling{rank - 2}D"
         imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(), t))
     return f
@@ -981,7 +1007,8 @@ def _op_gather(imp, node, a):
     if w.ndim != 2:
         imp.bad("Gather is read only as an Embedding (a 2-D constant table)")
     t = imp.tensor(node.input[1])
-    lay = L.Embedding(w.shape[0], w.shape[1])
+    lay = L.Embedding(w.shape[0], w.shape[1],
+                      mask_zero=node.output[0] in imp.motifs.mask_zero)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
 
 
@@ -1074,6 +1101,300 @@ def _op_prelu(imp, node, a):
     shared = [i + 1 for i, (d, f) in enumerate(zip(slope.shape, feat)) if d == 1 and f != 1]
     lay = L.PReLU(shared_axes=shared or None)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [slope]))
+
+# ---- masks: multi-node motifs read as one ---------------------------------------------------
+# nncore's exporter writes a mask as ONNX ops beside the values (saving/onnx_export.py). nncore's
+# graph carries masks itself, so reading one back is recognising the ops that make it (Masking,
+# Embedding mask_zero) and the ops that apply it (a packed recurrent layer, a masked average):
+# each motif is matched whole, node by node, before the walk; its nodes are then skipped and its
+# anchor node makes the layer. A mask is read only where nncore's own propagation gives the
+# same mask to the same tensor (_check_mask_source); anything else stays an error.
+class _Motifs:
+    def __init__(self, imp, nodes):
+        self.imp = imp
+        self.prod = {o: n for n in nodes for o in n.output if o}
+        self.cons: dict = {}
+        for n in nodes:
+            for x in n.input:
+                self.cons.setdefault(x, []).append(n)
+        self.absorbed: set = set()
+        self.anchor: dict = {}
+        self.mask_owner: dict = {}   # mask value -> the value whose tensor carries it in nncore
+        self.mask_zero: set = set()  # Gather outputs that are Embedding(mask_zero=True)
+        self.packed: dict = {}       # id(RNN node) -> its motif
+        for n in nodes:
+            if n.op_type == "Mul":
+                self._masking(n)
+            elif n.op_type == "Not":
+                self._embedding_mask(n)
+        for n in nodes:
+            if n.op_type in ("RNN", "LSTM", "GRU") and len(n.input) > 4 and n.input[4]:
+                imp.node = n
+                if not self._packed_rnn(n):
+                    imp.bad("sequence_lens is read only as nncore's export of a masked "
+                            "single-direction layer")
+                imp.node = None
+        for n in nodes:
+            if n.op_type == "Mul":
+                self._packed_seq(n)
+            elif n.op_type == "ReduceSum":
+                self._masked_average(n)
+
+    # matching helpers: P(name, op, attr=value...) -> the producing node or None; C -> const
+    def P(self, name, op, **want):
+        n = self.prod.get(name)
+        if n is None or n.op_type != op:
+            return None
+        a = self.imp.attrs(n)
+        for k, v in want.items():
+            got = a.get(k)
+            got = got.decode() if isinstance(got, bytes) else got
+            if isinstance(v, list):
+                got = None if got is None else [int(x) for x in got]
+            if got != v:
+                return None
+        return n
+
+    def C(self, name, value, dtype):
+        c = self.imp.consts.get(name)
+        return c is not None and c.dtype == dtype and \
+            np.array_equal(c.reshape(-1), np.asarray(value, dtype).reshape(-1))
+
+    def _take(self, anchor, fn, info, nodes):
+        if id(anchor) in self.anchor or any(id(n) in self.absorbed for n in nodes):
+            return False
+        self.anchor[id(anchor)] = (fn, info)
+        self.absorbed.update(id(n) for n in nodes)
+        return True
+
+    def _masking(self, mul):
+        T = self.imp.onnx.TensorProto
+        if len(mul.input) != 2:
+            return
+        x, kf = mul.input
+        rmax = self.P(kf, "ReduceMax", keepdims=1, axes=[-1])
+        cast = rmax and self.P(rmax.input[0], "Cast", to=T.FLOAT)
+        nt = cast and self.P(cast.input[0], "Not")
+        eq = nt and self.P(nt.input[0], "Equal")
+        if not eq or eq.input[0] != x or len(eq.input) != 2:
+            return
+        mv = self.imp.consts.get(eq.input[1])
+        if mv is None or mv.dtype != np.float32 or mv.size != 1:
+            return
+        nodes, masks = [eq, nt, cast, rmax], []
+        for sq in self.cons.get(kf, []):
+            if sq is mul:
+                continue
+            cb = self._only_consumer(sq.output[0], "Cast")
+            if sq.op_type != "Squeeze" or len(sq.input) != 2 or \
+                    not self.C(sq.input[1], [-1], np.int64) or cb is None or \
+                    self.imp.attrs(cb).get("to") != T.BOOL:
+                return
+            nodes += [sq, cb]
+            masks.append(cb.output[0])
+        info = {"x": x, "mask_value": float(mv.reshape(-1)[0]), "and": []}
+        for m in list(masks):
+            for an in self.cons.get(m, []):  # keep & the incoming mask (Masking after masking)
+                if an.op_type == "And" and len(an.input) == 2 and an.input[0] == m:
+                    nodes.append(an)
+                    info["and"].append(an.input[1])
+                    masks.append(an.output[0])
+        if self._take(mul, _motif_masking, info, nodes):
+            for m in masks:
+                self.mask_owner[m] = mul.output[0]
+
+    def _only_consumer(self, name, op):
+        c = self.cons.get(name, [])
+        return c[0] if len(c) == 1 and c[0].op_type == op else None
+
+    def _embedding_mask(self, nt):
+        T = self.imp.onnx.TensorProto
+        eq = self.P(nt.input[0], "Equal")
+        if not eq or len(eq.input) != 2 or not self.C(eq.input[1], [0], np.int64):
+            return
+        c2 = self.P(eq.input[0], "Cast", to=T.INT64)
+        if not c2:
+            return
+        casts = [c for c in self.cons.get(c2.input[0], []) if c is not c2 and
+                 c.op_type == "Cast" and self.imp.attrs(c).get("to") == T.INT64]
+        owners = [n for c in casts for n in self.cons.get(c.output[0], [])
+                  if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == c.output[0]]
+        if len(owners) != 1:
+            return
+        if self._take(nt, _motif_skip, None, [eq, c2]):
+            self.mask_owner[nt.output[0]] = owners[0].output[0]
+            self.mask_zero.add(owners[0].output[0])
+
+    def _reversed(self, name):
+        """The value read backwards along axis 1 (nncore's go_backwards Slice), or None."""
+        sl = self.P(name, "Slice")
+        if sl and len(sl.input) == 5 and self.C(sl.input[1], [-1], np.int64) and \
+                self.C(sl.input[2], [-np.iinfo(np.int64).max], np.int64) and \
+                self.C(sl.input[3], [1], np.int64) and self.C(sl.input[4], [-1], np.int64):
+            return sl
+        return None
+
+    def _packed_rnn(self, rnn):
+        T = self.imp.onnx.TensorProto
+        tr = self.P(rnn.input[0], "Transpose", perm=[1, 0, 2])
+        ge = tr and self.P(tr.input[0], "GatherElements", axis=1)
+        if not ge:
+            return False
+        x0, idx = ge.input
+        ex = self.P(idx, "Expand")
+        un = ex and self.P(ex.input[0], "Unsqueeze")
+        sh = ex and self.P(ex.input[1], "Shape")
+        tk = un and self.P(un.input[0], "TopK", axis=1, largest=0, sorted=1)
+        if not (tk and sh and sh.input[0] == x0 and un.input[0] == tk.output[1] and
+                self.C(un.input[1], [2], np.int64)):
+            return False
+        k = self.imp.consts.get(tk.input[1])
+        if k is None or k.dtype != np.int64 or k.size != 1:
+            return False
+        steps = int(k.reshape(-1)[0])
+        add = self.P(tk.input[0], "Add")
+        mul = add and self.P(add.input[0], "Mul")
+        sub = mul and self.P(mul.input[0], "Sub")
+        cf = sub and self.P(sub.input[1], "Cast", to=T.FLOAT)
+        cl = self.P(rnn.input[4], "Cast", to=T.INT32)
+        rs = cl and self.P(cl.input[0], "ReduceSum", keepdims=0)
+        ki = rs and self.P(rs.input[0], "Cast", to=T.INT64)
+        if not (cf and ki and ki.input[0] == cf.input[0] and
+                self.C(add.input[1], np.arange(steps), np.float32) and
+                self.C(mul.input[1], [steps], np.float32) and
+                self.C(sub.input[0], [1.0], np.float32) and self.C(rs.input[1], [1], np.int64)):
+            return False
+        keep, nodes = cf.input[0], [tr, ge, ex, un, sh, tk, add, mul, sub, cf, cl, rs, ki]
+        rev = False
+        if keep not in self.mask_owner:  # go_backwards: the input and the mask reversed
+            sk, sx = self._reversed(keep), self._reversed(x0)
+            if not (sk and sx and sk.input[0] in self.mask_owner):
+                return False
+            keep, x0, rev = sk.input[0], sx.input[0], True
+            nodes += [sk, sx]
+        info = {"x": x0, "mask": keep, "rev": rev, "ki": ki.output[0], "steps": steps}
+        if not self._take(rnn, _motif_packed_rnn, info, nodes):
+            return False
+        self.packed[id(rnn)] = info
+        return True
+
+    def _packed_seq(self, mul):
+        T = self.imp.onnx.TensorProto
+        if len(mul.input) != 2:
+            return
+        ge = self.P(mul.input[0], "GatherElements", axis=1)
+        if not ge:
+            return
+        ybm, idx = ge.input
+        tr = self.P(ybm, "Transpose", perm=[1, 0, 2])
+        sq = tr and self.P(tr.input[0], "Squeeze")
+        rnn = sq and self.prod.get(sq.input[0])
+        info = rnn is not None and self.packed.get(id(rnn))
+        if not info or sq.input[0] != rnn.output[0] or not self.C(sq.input[1], [1], np.int64):
+            return
+        ex = self.P(idx, "Expand")
+        un = ex and self.P(ex.input[0], "Unsqueeze")
+        sh = ex and self.P(ex.input[1], "Shape")
+        mx = un and self.P(un.input[0], "Max")
+        sb = mx and self.P(mx.input[0], "Sub")
+        cs = sb and self.P(sb.input[0], "CumSum")
+        un2 = self.P(mul.input[1], "Unsqueeze")
+        ca = un2 and self.P(un2.input[0], "Cast", to=T.FLOAT)
+        gt = ca and self.P(ca.input[0], "Greater")
+        if not (sh and cs and gt and sh.input[0] == ybm and cs.input[0] == info["ki"] and
+                gt.input[0] == sb.input[0] and self.C(un.input[1], [2], np.int64) and
+                self.C(un2.input[1], [2], np.int64) and self.C(mx.input[1], [0], np.int64) and
+                self.C(sb.input[1], [1], np.int64) and self.C(cs.input[1], [1], np.int64) and
+                self.C(gt.input[1], [0], np.int64)):
+            return
+        self._take(mul, _motif_packed_seq, {"y": rnn.output[0]},
+                   [ge, tr, sq, ex, un, sh, mx, sb, cs, un2, ca, gt])
+
+    def _masked_average(self, rs):
+        T = self.imp.onnx.TensorProto
+        if len(rs.input) != 2 or not self.C(rs.input[1], [1], np.int64) or \
+                self.imp.attrs(rs).get("keepdims", 1) != 0:
+            return
+        mul = self.P(rs.input[0], "Mul")
+        dv = mul and len(mul.input) == 2 and self.P(mul.input[1], "Div")
+        un = dv and self.P(dv.input[0], "Unsqueeze")
+        mx = dv and self.P(dv.input[1], "Max")
+        cnt = mx and self.P(mx.input[0], "ReduceSum", keepdims=1)
+        cf = un and self.P(un.input[0], "Cast", to=T.FLOAT)
+        if not (cf and cnt and cnt.input[0] == dv.input[0] and len(cnt.input) == 2 and
+                self.C(cnt.input[1], [1], np.int64) and self.C(un.input[1], [2], np.int64) and
+                self.C(mx.input[1], [1e-7], np.float32) and cf.input[0] in self.mask_owner):
+            return
+        self._take(rs, _motif_masked_average, {"x": mul.input[0], "mask": cf.input[0]},
+                   [mul, dv, un, mx, cnt, cf])
+
+
+def _mask_source(t):
+    """The tensor whose mask nncore's graph gives t (its Masking / Embedding(mask_zero) output,
+    passed on by the layers that support masking), or None."""
+    from .layers.base import Layer
+    from .layers.recurrent import _RNN
+    from .layers.wrappers import Bidirectional
+
+    while not t.node.is_input:
+        lay = t.node.layer
+        if lay._makes_mask:
+            return t
+        if isinstance(lay, (_RNN, Bidirectional)):  # the sequence output keeps the mask
+            if not lay.return_sequences or (isinstance(lay, _RNN) and t.index != 0):
+                return None
+        elif lay._consumes_mask or type(lay).compute_mask is not Layer.compute_mask or \
+                not lay.supports_masking:
+            return None
+        if len(t.node.flat_inputs) != 1:
+            return None
+        t = t.node.flat_inputs[0]
+    return None
+
+
+def _check_mask_source(imp, t, mask):
+    owner = imp.tensor(imp.motifs.mask_owner[mask])
+    if _mask_source(t) is not owner:
+        imp.bad("the mask this op applies is not the one nncore's graph gives its input")
+
+
+def _motif_skip(imp, node, info):
+    return
+
+
+def _motif_masking(imp, node, info):
+    from . import layers as L
+
+    t = imp.tensor(info["x"])
+    src = _mask_source(t)
+    for m in info["and"]:  # Masking after masking: keep & the mask its input carries
+        if m not in imp.motifs.mask_owner or src is not imp.tensor(imp.motifs.mask_owner[m]):
+            imp.bad("a Masking combines its mask with one its input does not carry")
+    if not info["and"] and src is not None:
+        imp.bad("a Masking of an already masked tensor must combine the two masks")
+    imp.set(node.output[0], "nhwc", imp.layer(L.Masking(mask_value=info["mask_value"]), t))
+
+
+def _motif_packed_rnn(imp, node, info):
+    ONNX_IMPORTERS[node.op_type](imp, node, imp.attrs(node), packed=info)
+
+
+def _motif_packed_seq(imp, node, info):
+    v = imp.vals.get(info["y"])
+    if v is None or v.kind != "rnn_y_packed":
+        imp.bad("a packed sequence is read back only from its masked recurrent op")
+    imp.set(node.output[0], "nhwc", v.t)
+
+
+def _motif_masked_average(imp, node, info):
+    from . import layers as L
+
+    t = imp.tensor(info["x"])
+    _check_mask_source(imp, t, info["mask"])
+    if len(t.shape) != 3:
+        imp.bad("a masked average is read only over the steps of (batch, steps, features)")
+    imp.set(node.output[0], "nhwc", imp.layer(L.GlobalAveragePooling1D(), t))
+
 
 # op type -> (fewest inputs, fewest outputs, required attributes) read by its importer, checked
 # before it runs (a damaged graph must not make it index past a node's lists). Others: (1, 1, ()).

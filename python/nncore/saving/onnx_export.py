@@ -402,9 +402,17 @@ class _Compacted:
         self.x = _gather_steps(g, x_bm, order)
         count = g.op("ReduceSum", [ki, g.i64([1], "axes")], "count", keepdims=0)
         self.lens = g.op("Cast", [count], "seq_lens", to=g.onnx.TensorProto.INT32)
-        self.cum = g.op("CumSum", [ki, g.const(np.array(1, np.int64), "axis")], "cum")
         self.ki, self.count = ki, count
         self.g = g
+        self._cum = None
+
+    @property
+    def cum(self):
+        """Unmasked steps up to and including t (emitted only when a sequence is read)."""
+        if self._cum is None:
+            g = self.g
+            self._cum = g.op("CumSum", [self.ki, g.const(np.array(1, np.int64), "axis")], "cum")
+        return self._cum
 
     def _valid(self, pos_ok):
         g = self.g
