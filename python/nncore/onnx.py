@@ -83,6 +83,10 @@ class _Importer:
             v = self.unit_norm(name, v)
         if v.kind == "gn":  # a GroupNormalization, its gamma / beta folded in
             v = self.group_norm(name, v)
+        if v.kind in ("bidi_half", "bidi_add"):  # a masked Bidirectional's merge
+            t = _bidi_layer(self, v, None if v.kind == "bidi_half" else "sum")
+            v = _V("nhwc", t[v.extra["half"]] if v.kind == "bidi_half" else t)
+            self.vals[name] = v
         if v.kind != view:
             self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
@@ -318,6 +322,20 @@ def _binary(cls_name):
         from . import layers as L
 
         ins = list(node.input)
+        if _bidi_halves(imp, ins):
+            v0 = imp.vals[ins[0]]
+            if cls_name == "Add":  # a sum, or the ave's sum when a Mul by 0.5 follows
+                imp.set(node.output[0], "bidi_add", pending=v0.extra["pending"],
+                        seq=v0.extra["seq"])
+                return
+            if cls_name == "Multiply":
+                return _bidi_merge(imp, node, v0, "mul")
+        v0 = imp.vals.get(ins[0]) if ins else None
+        if cls_name == "Multiply" and len(ins) == 2 and v0 is not None and \
+                v0.kind == "bidi_add" and imp.uses.get(ins[0]) == 1 and \
+                ins[1] in imp.consts and imp.consts[ins[1]].dtype == np.float32 and \
+                imp.consts[ins[1]].size == 1 and float(imp.consts[ins[1]].reshape(-1)[0]) == 0.5:
+            return _bidi_merge(imp, node, v0, "ave")
         if cls_name == "Add" and len(ins) == 2:
             v0 = imp.vals.get(ins[0])
             if v0 is not None and v0.kind == "matmul" and ins[1] in imp.consts:
@@ -370,8 +388,19 @@ def _binary(cls_name):
     return f
 
 
+def _bidi_halves(imp, ins):
+    """True when ins are the forward then the backward half of one masked Bidirectional."""
+    vs = [imp.vals.get(x) for x in ins]
+    return len(vs) == 2 and all(v is not None and v.kind == "bidi_half" for v in vs) and \
+        vs[0].extra["pending"] is vs[1].extra["pending"] and \
+        [v.extra["half"] for v in vs] == [0, 1]
+
+
 def _op_concat(imp, node, a):
     from . import layers as L
+
+    if _bidi_halves(imp, list(node.input)) and int(a["axis"]) == -1:
+        return _bidi_merge(imp, node, imp.vals[node.input[0]], "concat")
 
     xs = [imp.tensor(x) for x in node.input]
     imp.set(node.output[0], "nhwc", imp.layer(L.Concatenate(axis=int(a["axis"])), xs))
@@ -741,9 +770,13 @@ def _rnn_op(kind):
         n_dir = 2 if direction == "bidirectional" else 1
         if packed is not None:
             x = imp.tensor(packed["x"])
-            if direction != "forward":
-                imp.bad("a masked recurrent op is read only in the forward direction")
-            direction = "reverse" if packed["rev"] else "forward"  # go_backwards
+            if direction not in ("forward", "bidirectional") or \
+                    (direction == "bidirectional" and packed["rev"]):
+                imp.bad("a masked recurrent op is read only in the forward direction (or as a "
+                        "Bidirectional of the unreversed input)")
+            _check_mask_source(imp, x, packed["mask"])
+            if direction == "forward" and packed["rev"]:
+                direction = "reverse"  # go_backwards
         else:
             x = imp.tensor(ins[0], "tmajor")
             if _mask_source(x) is not None:
@@ -778,10 +811,11 @@ def _rnn_op(kind):
             if used[2] or (used[0] and used[1]):
                 imp.bad("a bidirectional op is read only through one output (no states)")
             p = dict(spec, made=None)
+            tag = "_packed" if packed is not None else ""  # packed: read only by the motifs
             if used[0]:
-                imp.set(outs[0], "bidi_y", pending=p)
+                imp.set(outs[0], "bidi_y" + tag, pending=p)
             if used[1]:
-                imp.set(outs[1], "bidi_yh", pending=p)
+                imp.set(outs[1], "bidi_yh" + tag, pending=p)
             return
         seq, state = used[0], used[2] or (used[0] and used[1])
         if not (used[0] or used[1] or used[2]):
@@ -793,8 +827,6 @@ def _rnn_op(kind):
         else:
             y = h = res
             c = None
-        if packed is not None:
-            _check_mask_source(imp, x, packed["mask"])
         if used[0] and packed is not None:  # in packed order: read only by its motif
             imp.set(outs[0], "rnn_y_packed", y)
         elif used[0]:
@@ -994,6 +1026,14 @@ def _op_gather(imp, node, a):
     from . import layers as L
 
     v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "bidi_yh_packed":  # a masked Bidirectional's final states
+        _only(imp, a, {"axis": (0,)})
+        k = imp.const(node.input[1], np.int64)
+        if k.shape != () or int(k) not in (0, 1):
+            imp.bad("a bidirectional op's states are read only one direction at a time")
+        imp.set(node.output[0], "bidi_half", pending=v.extra["pending"], seq=False,
+                half=int(k))
+        return
     if v is not None and v.kind == "bidi_bm":  # merge_mode=None: one direction each
         _only(imp, a, {"axis": None})
         k = imp.const(node.input[1], np.int64)
@@ -1272,13 +1312,18 @@ class _Motifs:
                 return False
             keep, x0, rev = sk.input[0], sx.input[0], True
             nodes += [sk, sx]
-        info = {"x": x0, "mask": keep, "rev": rev, "ki": ki.output[0], "steps": steps}
+        info = {"x": x0, "mask": keep, "rev": rev, "ki": ki.output[0], "steps": steps,
+                "count": rs.output[0]}
         if not self._take(rnn, _motif_packed_rnn, info, nodes):
             return False
         self.packed[id(rnn)] = info
         return True
 
     def _packed_seq(self, mul):
+        """Per-step outputs of a packed op: Mul(GatherElements(y, idx), valid) where y is the
+        op's sequence (one direction: Squeeze + Transpose; a Bidirectional's half: Transpose
+        [1, 2, 0, 3] + Gather) and idx / valid come from the mask's running count: cum - 1
+        (forward) or the unmasked steps before t (the backward half)."""
         T = self.imp.onnx.TensorProto
         if len(mul.input) != 2:
             return
@@ -1286,29 +1331,61 @@ class _Motifs:
         if not ge:
             return
         ybm, idx = ge.input
+        nodes, half = [ge], None
         tr = self.P(ybm, "Transpose", perm=[1, 0, 2])
         sq = tr and self.P(tr.input[0], "Squeeze")
-        rnn = sq and self.prod.get(sq.input[0])
+        if sq and self.C(sq.input[1], [1], np.int64):
+            y, nodes = sq.input[0], nodes + [tr, sq]
+        else:
+            ga = self.P(ybm, "Gather", axis=0)
+            tr = ga and self.P(ga.input[0], "Transpose", perm=[1, 2, 0, 3])
+            if not tr or ga.input[1] not in self.imp.consts:
+                return
+            k = self.imp.consts[ga.input[1]]
+            if k.shape != () or k.dtype != np.int64 or int(k) not in (0, 1):
+                return
+            y, half, nodes = tr.input[0], int(k), nodes + [ga, tr]  # tr: shared by the halves
+        rnn = self.prod.get(y)
         info = rnn is not None and self.packed.get(id(rnn))
-        if not info or sq.input[0] != rnn.output[0] or not self.C(sq.input[1], [1], np.int64):
+        if not info or y != rnn.output[0]:
             return
         ex = self.P(idx, "Expand")
         un = ex and self.P(ex.input[0], "Unsqueeze")
         sh = ex and self.P(ex.input[1], "Shape")
-        mx = un and self.P(un.input[0], "Max")
-        sb = mx and self.P(mx.input[0], "Sub")
-        cs = sb and self.P(sb.input[0], "CumSum")
         un2 = self.P(mul.input[1], "Unsqueeze")
         ca = un2 and self.P(un2.input[0], "Cast", to=T.FLOAT)
-        gt = ca and self.P(ca.input[0], "Greater")
-        if not (sh and cs and gt and sh.input[0] == ybm and cs.input[0] == info["ki"] and
-                gt.input[0] == sb.input[0] and self.C(un.input[1], [2], np.int64) and
-                self.C(un2.input[1], [2], np.int64) and self.C(mx.input[1], [0], np.int64) and
-                self.C(sb.input[1], [1], np.int64) and self.C(cs.input[1], [1], np.int64) and
-                self.C(gt.input[1], [0], np.int64)):
+        if not (sh and ca and sh.input[0] == ybm and self.C(un.input[1], [2], np.int64) and
+                self.C(un2.input[1], [2], np.int64)):
             return
-        self._take(mul, _motif_packed_seq, {"y": rnn.output[0]},
-                   [ge, tr, sq, ex, un, sh, mx, sb, cs, un2, ca, gt])
+        nodes += [ex, un, sh, un2, ca]
+        if half == 1:  # before = cum - keep; valid while before < count
+            sb = self.P(un.input[0], "Sub")
+            ls = self.P(ca.input[0], "Less")
+            cs = sb and self.P(sb.input[0], "CumSum")
+            uc = ls and self.P(ls.input[1], "Unsqueeze")
+            if not (cs and uc and sb.input[1] == info["ki"] and ls.input[0] == sb.output[0] and
+                    uc.input[0] == info["count"] and self.C(uc.input[1], [1], np.int64)):
+                return
+            nodes += [sb, ls, cs, uc]
+        else:  # pos = max(cum - 1, 0); valid once cum > 0
+            mx = self.P(un.input[0], "Max")
+            sb = mx and self.P(mx.input[0], "Sub")
+            cs = sb and self.P(sb.input[0], "CumSum")
+            gt = self.P(ca.input[0], "Greater")
+            if not (cs and gt and gt.input[0] == sb.input[0] and
+                    self.C(mx.input[1], [0], np.int64) and self.C(sb.input[1], [1], np.int64) and
+                    self.C(gt.input[1], [0], np.int64)):
+                return
+            nodes += [mx, sb, cs, gt]
+        if cs.input[0] != info["ki"] or not self.C(cs.input[1], [1], np.int64):
+            return
+        # the CumSum and the bidirectional Transpose are shared by the two halves
+        shared = [n for n in nodes if n is cs or (half is not None and n.op_type == "Transpose")]
+        own = [n for n in nodes if n not in shared]
+        if id(mul) in self.anchor or any(id(n) in self.absorbed for n in own):
+            return
+        self.anchor[id(mul)] = (_motif_packed_seq, {"y": y, "half": half})
+        self.absorbed.update(id(n) for n in nodes)
 
     def _masked_average(self, rs):
         T = self.imp.onnx.TensorProto
@@ -1381,6 +1458,10 @@ def _motif_packed_rnn(imp, node, info):
 
 def _motif_packed_seq(imp, node, info):
     v = imp.vals.get(info["y"])
+    if info["half"] is not None and v is not None and v.kind == "bidi_y_packed":
+        imp.set(node.output[0], "bidi_half", pending=v.extra["pending"], seq=True,
+                half=info["half"])
+        return
     if v is None or v.kind != "rnn_y_packed":
         imp.bad("a packed sequence is read back only from its masked recurrent op")
     imp.set(node.output[0], "nhwc", v.t)
