@@ -462,12 +462,13 @@ def test_time_distributed_runs_its_inner_exporter(rng, tmp_path):
     t = L.TimeDistributed(inner)(t)
     t = L.TimeDistributed(L.Reshape((2, 1)))(t)
     nested = L.TimeDistributed(L.TimeDistributed(L.Dense(3)))(t)
-    m = nncore.Model(i, [L.Bidirectional(L.GRU(2))(L.Reshape((5, 2))(t)), nested])
+    rnn = L.TimeDistributed(L.LSTM(2, go_backwards=True))(nested)  # over the inner steps
+    m = nncore.Model(i, [L.Bidirectional(L.GRU(2))(L.Reshape((5, 2))(t)), nested, rnn])
     _randomise(m, rng)
     back = _export_check(m, [rng.normal(size=(3, 5, 6, 6, 2)).astype(np.float32)], tmp_path)
     inner = [type(la.layer).__name__ for la in back.layers if isinstance(la, L.TimeDistributed)]
     assert inner == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Functional", "Reshape",
-                     "TimeDistributed"]
+                     "TimeDistributed", "LSTM"]
     assert back.count_params() == m.count_params()
 
 
@@ -658,3 +659,42 @@ def test_hostile_and_unsupported_onnx_files(tmp_path):
         nncore.onnx.load(tmp_path / "junk.onnx")
     with pytest.raises(FileNotFoundError):
         nncore.onnx.load(tmp_path / "missing.onnx")
+
+
+# TensorFlow 2.21's tensors predate NumPy 2's __array__(copy=) protocol: Keras's own calls warn.
+@pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+def test_keras_trained_layers_run_in_onnx_runtime_as_in_keras(rng, tmp_path):
+    """End to end: a Keras 3 model of the issue-14 layers, saved as .keras, loaded by nncore and
+    exported: ONNX Runtime gives Keras's own predictions (Keras's semantics of causal padding,
+    'same' pooling counts, go_backwards order, masked steps, GroupNormalization)."""
+    require("h5py")
+    require("tensorflow")
+    keras = require("keras", minversion="3.0")
+    K = keras.layers
+    seq = keras.Input((7, 4), name="seq")
+    msk = K.Masking()(seq)
+    a = K.LSTM(3, return_sequences=True)(msk)
+    b = K.GRU(3, return_sequences=True, go_backwards=True)(msk)
+    c = K.Bidirectional(K.GRU(2), merge_mode="sum")(msk)
+    d = K.Conv1D(3, 3, padding="causal", dilation_rate=2, activation="relu")(seq)
+    d = K.AveragePooling1D(2, padding="same")(K.MaxPooling1D(3, strides=2, padding="same")(d))
+    d = K.UnitNormalization()(K.GroupNormalization(groups=3, epsilon=0.01)(d))
+    e = K.RepeatVector(2)(K.Dense(3)(K.Flatten()(d)))
+    img = keras.Input((5, 4, 2), name="img")
+    t = K.Conv2DTranspose(3, 3, strides=2, padding="same")(img)
+    t = K.Conv2DTranspose(2, (2, 3), strides=(1, 2), padding="valid", activation="tanh")(t)
+    td = K.TimeDistributed(K.Dense(2))(K.Reshape((11, 34))(t))
+    km = keras.Model([seq, img], [a, b, c, d, e, td])
+    for w in km.weights:
+        w.assign(rng.normal(scale=0.5, size=w.shape).astype(np.float32))
+    km.save(tmp_path / "k.keras")
+    nm = nncore.models.load_model(tmp_path / "k.keras", compile=False)
+    nm.export(tmp_path / "k.onnx", format="onnx")
+    xs = [_masked_steps(rng, 4, 7, 4), rng.normal(size=(4, 5, 4, 2)).astype(np.float32)]
+    want = km.predict(xs, verbose=0)
+    for got, w in zip(_run_ort(tmp_path / "k.onnx", xs), want):
+        np.testing.assert_allclose(got, w, atol=TOL, rtol=0)
+    back = nncore.onnx.load(tmp_path / "k.onnx")
+    for got, w in zip(_ours(back, xs), want):
+        np.testing.assert_allclose(got, w, atol=TOL, rtol=0)

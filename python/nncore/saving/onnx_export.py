@@ -608,10 +608,10 @@ def _time_distributed(g, layer, xs, node):
         ys = _emit(g, inner, [x])
     else:
         fn = ONNX_EXPORTERS.get(type(inner).__name__)
-        if fn is None or type(inner).__name__ in _MASK_EXPORTERS:
+        if fn is None:
             raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer "
                              f"{inner.name!r} ({type(inner).__name__}) has no ONNX export")
-        ys = fn(g, inner, [x], fake)
+        ys = fn(g, inner, [x], fake)  # (a mask the inner layer makes stays inside, as nncore)
     if len(ys) != 1:
         raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer must have "
                          "one output")
