@@ -146,6 +146,8 @@ def _seq1d():
     b = L.Conv1D(4, 4, strides=3, use_bias=False)(seq)
     b = L.AveragePooling1D(2, padding="valid")(b)
     b = L.MaxPooling1D(1)(L.Conv1D(5, 1, padding="causal")(b))
+    b = L.BatchNormalization(epsilon=0.01)(b)  # on the (batch, channels, steps) view
+    b = L.BatchNormalization()(L.Dense(5)(b))  # on a channels-last 3-D value
     v = L.Dense(5)(L.Flatten()(L.UnitNormalization(axis=[1, 2])(b)))
     r = L.UnitNormalization()(L.RepeatVector(4)(v))
     img = nncore.Input((5, 4, 3), name="img")

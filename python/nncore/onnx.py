@@ -957,7 +957,8 @@ def _op_batch_norm(imp, node, a):
     if len(node.input) != 5 or len(node.output) != 1:
         imp.bad("only inference BatchNormalization (5 inputs, 1 output) is supported")
     v = imp.vals.get(node.input[0])
-    view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+    view = v.kind if v is not None and v.kind in ("nchw", "ncw", "swap") else "nhwc"
+    view = "ncw" if view == "swap" else view
     t = imp.tensor(node.input[0], view)
     if view == "nhwc" and len(t.shape) != 2:
         imp.bad("BatchNormalization of a channels-last value is read only for 2-D inputs")

@@ -665,19 +665,19 @@ def _global_pool(op_type):
 
 def _batch_norm(g, layer, xs, node):
     rank = len(node.flat_inputs[0].shape)
-    if layer.axis not in (-1, rank - 1) or rank not in (2, 4):
+    if layer.axis not in (-1, rank - 1) or rank not in (2, 3, 4):
         raise ValueError(f"layer {layer.name!r} (BatchNormalization): only the last axis of a "
-                         "2-D or 4-D input has an ONNX export in nncore")
+                         "2-D, 3-D or 4-D input has an ONNX export in nncore")
     c = layer.moving_mean.shape[0]
     gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
     beta = layer.beta if layer.center else np.zeros(c, np.float32)
-    x = g.nchw(xs[0]) if rank == 4 else g.nhwc(xs[0])
+    x = g.channels_first(xs[0], rank) if rank > 2 else g.nhwc(xs[0])
     ins = [x] + [g.const(np.asarray(v, np.float32), f"{layer.name}_{n}") for n, v in
                  (("scale", gamma), ("bias", beta), ("mean", layer.moving_mean),
                   ("var", layer.moving_variance))]
     y = g.op("BatchNormalization", ins, layer.name, epsilon=float(layer.epsilon))
-    if rank == 4:
-        g.layout[y] = "NCHW"
+    if rank > 2:
+        g.layout[y] = "NCHW" if rank == 4 else "NCW"
     return [y]
 
 
