@@ -688,6 +688,7 @@ def test_keras_trained_layers_run_in_onnx_runtime_as_in_keras(rng, tmp_path):
     a = K.LSTM(3, return_sequences=True)(msk)
     b = K.GRU(3, return_sequences=True, go_backwards=True)(msk)
     c = K.Bidirectional(K.GRU(2), merge_mode="sum")(msk)
+    c2 = K.Bidirectional(K.LSTM(2, return_sequences=True))(msk)  # zeros at masked steps
     d = K.Conv1D(3, 3, padding="causal", dilation_rate=2, activation="relu")(seq)
     d = K.AveragePooling1D(2, padding="same")(K.MaxPooling1D(3, strides=2, padding="same")(d))
     d = K.UnitNormalization()(K.GroupNormalization(groups=3, epsilon=0.01)(d))
@@ -696,7 +697,7 @@ def test_keras_trained_layers_run_in_onnx_runtime_as_in_keras(rng, tmp_path):
     t = K.Conv2DTranspose(3, 3, strides=2, padding="same")(img)
     t = K.Conv2DTranspose(2, (2, 3), strides=(1, 2), padding="valid", activation="tanh")(t)
     td = K.TimeDistributed(K.Dense(2))(K.Reshape((11, 34))(t))
-    km = keras.Model([seq, img], [a, b, c, d, e, td])
+    km = keras.Model([seq, img], [a, b, c, c2, d, e, td])
     for w in km.weights:
         w.assign(rng.normal(scale=0.5, size=w.shape).astype(np.float32))
     km.save(tmp_path / "k.keras")

@@ -1314,7 +1314,7 @@ class _Motifs:
             keep, x0, rev = sk.input[0], sx.input[0], True
             nodes += [sk, sx]
         info = {"x": x0, "mask": keep, "rev": rev, "ki": ki.output[0], "steps": steps,
-                "count": rs.output[0]}
+                "count": rs.output[0], "kf": cf.output[0]}
         if not self._take(rnn, _motif_packed_rnn, info, nodes):
             return False
         self.packed[id(rnn)] = info
@@ -1323,8 +1323,9 @@ class _Motifs:
     def _packed_seq(self, mul):
         """Per-step outputs of a packed op: Mul(GatherElements(y, idx), valid) where y is the
         op's sequence (one direction: Squeeze + Transpose; a Bidirectional's half: Transpose
-        [1, 2, 0, 3] + Gather) and idx / valid come from the mask's running count: cum - 1
-        (forward) or the unmasked steps before t (the backward half)."""
+        [1, 2, 0, 3] + Gather) and idx comes from the mask's running count: cum - 1 (forward)
+        or the unmasked steps before t (the backward half); valid is cum > 0 for one direction,
+        the mask itself for a Bidirectional's halves (Keras zeros their masked steps)."""
         T = self.imp.onnx.TensorProto
         if len(mul.input) != 2:
             return
@@ -1354,30 +1355,34 @@ class _Motifs:
         un = ex and self.P(ex.input[0], "Unsqueeze")
         sh = ex and self.P(ex.input[1], "Shape")
         un2 = self.P(mul.input[1], "Unsqueeze")
-        ca = un2 and self.P(un2.input[0], "Cast", to=T.FLOAT)
-        if not (sh and ca and sh.input[0] == ybm and self.C(un.input[1], [2], np.int64) and
+        if not (sh and un2 and sh.input[0] == ybm and self.C(un.input[1], [2], np.int64) and
                 self.C(un2.input[1], [2], np.int64)):
             return
-        nodes += [ex, un, sh, un2, ca]
-        if half == 1:  # before = cum - keep; valid while before < count
-            sb = self.P(un.input[0], "Sub")
-            ls = self.P(ca.input[0], "Less")
-            cs = sb and self.P(sb.input[0], "CumSum")
-            uc = ls and self.P(ls.input[1], "Unsqueeze")
-            if not (cs and uc and sb.input[1] == info["ki"] and ls.input[0] == sb.output[0] and
-                    uc.input[0] == info["count"] and self.C(uc.input[1], [1], np.int64)):
+        nodes += [ex, un, sh, un2]
+        if half is not None:  # Keras's Bidirectional: zeros at the masked steps (keep factor)
+            if un2.input[0] != info["kf"]:
                 return
-            nodes += [sb, ls, cs, uc]
-        else:  # pos = max(cum - 1, 0); valid once cum > 0
+        else:  # zeros only before the first unmasked step: cum > 0
+            ca = self.P(un2.input[0], "Cast", to=T.FLOAT)
+            gt = ca and self.P(ca.input[0], "Greater")
+            if not (gt and self.C(gt.input[1], [0], np.int64)):
+                return
+            nodes += [ca, gt]
+        if half == 1:  # before = cum - keep
+            sb = self.P(un.input[0], "Sub")
+            cs = sb and self.P(sb.input[0], "CumSum")
+            if not (cs and sb.input[1] == info["ki"]):
+                return
+            nodes += [sb, cs]
+        else:  # pos = max(cum - 1, 0)
             mx = self.P(un.input[0], "Max")
             sb = mx and self.P(mx.input[0], "Sub")
             cs = sb and self.P(sb.input[0], "CumSum")
-            gt = self.P(ca.input[0], "Greater")
-            if not (cs and gt and gt.input[0] == sb.input[0] and
-                    self.C(mx.input[1], [0], np.int64) and self.C(sb.input[1], [1], np.int64) and
-                    self.C(gt.input[1], [0], np.int64)):
+            if not (cs and self.C(mx.input[1], [0], np.int64) and
+                    self.C(sb.input[1], [1], np.int64) and
+                    (half is not None or gt.input[0] == sb.input[0])):
                 return
-            nodes += [mx, sb, cs, gt]
+            nodes += [mx, sb, cs]
         if cs.input[0] != info["ki"] or not self.C(cs.input[1], [1], np.int64):
             return
         # the CumSum and the bidirectional Transpose are shared by the two halves

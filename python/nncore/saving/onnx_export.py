@@ -402,7 +402,7 @@ class _Compacted:
         self.x = _gather_steps(g, x_bm, order)
         count = g.op("ReduceSum", [ki, g.i64([1], "axes")], "count", keepdims=0)
         self.lens = g.op("Cast", [count], "seq_lens", to=g.onnx.TensorProto.INT32)
-        self.ki, self.count = ki, count
+        self.ki, self.count, self.kf = ki, count, kf
         self.g = g
         self._cum = None
 
@@ -419,22 +419,27 @@ class _Compacted:
         return g.op("Unsqueeze", [g.op("Cast", [pos_ok], "ok", to=g.onnx.TensorProto.FLOAT),
                                   g.i64([2], "axes")])
 
-    def forward_steps(self, y_bm):
-        """Forward outputs (B, T, U) at every original step: packed output cum(t) - 1."""
+    def _keep3(self):
+        return self.g.op("Unsqueeze", [self.kf, self.g.i64([2], "axes")], "keep3")
+
+    def forward_steps(self, y_bm, zero_masked=False):
+        """Forward outputs (B, T, U) at every original step: packed output cum(t) - 1 (zeros
+        before the first unmasked step; zeros at every masked step with zero_masked, as
+        Keras's Bidirectional)."""
         g = self.g
         zero = g.const(np.array(0, np.int64), "zero")
         pos = g.op("Max", [g.op("Sub", [self.cum, g.const(np.array(1, np.int64), "one")]),
                            zero], "pos")
-        ok = g.op("Greater", [self.cum, zero], "started")
-        return g.op("Mul", [_gather_steps(g, y_bm, pos), self._valid(ok)], "masked_seq")
+        factor = self._keep3() if zero_masked else \
+            self._valid(g.op("Greater", [self.cum, zero], "started"))
+        return g.op("Mul", [_gather_steps(g, y_bm, pos), factor], "masked_seq")
 
     def backward_steps(self, y_bm):
-        """ONNX reverse-direction outputs (B, T, U) at every original step t: the packed output
-        number (unmasked steps before t), zeros when no unmasked step is left at or after t."""
+        """A Bidirectional's reverse half (B, T, U) at every original step t: the packed output
+        number (unmasked steps before t); zeros at masked steps (Keras's Bidirectional)."""
         g = self.g
         before = g.op("Sub", [self.cum, self.ki], "before")
-        ok = g.op("Less", [before, g.op("Unsqueeze", [self.count, g.i64([1], "axes")])], "left")
-        return g.op("Mul", [_gather_steps(g, y_bm, before), self._valid(ok)], "masked_seq")
+        return g.op("Mul", [_gather_steps(g, y_bm, before), self._keep3()], "masked_seq")
 
 
 def _steps_of(node):
@@ -527,7 +532,7 @@ def _bidirectional(g, layer, xs, node, mask=None):
             ybm = g.op("Transpose", [y], layer.name, perm=[1, 2, 0, 3])  # (D, B, T, U)
             halves = [g.op("Gather", [ybm, g.const(np.array(k, np.int64), "dir")], layer.name,
                            axis=0) for k in (0, 1)]
-            yf, yb = pk.forward_steps(halves[0]), pk.backward_steps(halves[1])
+            yf, yb = pk.forward_steps(halves[0], zero_masked=True), pk.backward_steps(halves[1])
         else:
             yf, yb = (g.op("Gather", [yh, g.const(np.array(k, np.int64), "dir")], layer.name,
                            axis=0) for k in (0, 1))
