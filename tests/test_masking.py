@@ -121,6 +121,34 @@ def test_masked_recurrent_backward_finite_differences(cls, return_sequences, rng
             np.testing.assert_allclose(g[idx], (fp - fm) / (2 * eps), rtol=2e-2, atol=2e-3)
 
 
+@pytest.mark.filterwarnings("ignore:Layer 'flatten.*does not support masking:UserWarning")
+@pytest.mark.parametrize("merge", ["concat", "mul"])
+def test_bidirectional_sequences_zero_masked_steps_as_keras(keras, merge, rng):
+    """Keras's Bidirectional outputs zeros at masked steps when it returns sequences (a plain
+    recurrent layer repeats its previous output there); Flatten drops the mask, so the Dense
+    reads those steps: predictions and two epochs of training match."""
+    def make(lib):
+        L = lib.layers
+        inp = lib.Input((7,), dtype="int32")
+        h = L.Embedding(9, 4, mask_zero=True)(inp)
+        h = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=merge)(h)
+        return lib.Model(inp, L.Dense(1)(L.Flatten()(h)))
+
+    theirs, ours = make(keras), make(nk)
+    ours.set_weights(theirs.get_weights())
+    x = _padded_ids(rng)
+    x[2] = [1, 2, 0, 3, 4, 0, 5]  # holes: where carrying and zeroing differ for every merge
+    y = rng.normal(size=(12, 1)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               rtol=1e-4, atol=1e-5)
+    theirs.compile(keras.optimizers.SGD(learning_rate=0.1), "mse")
+    ours.compile(nk.optimizers.SGD(learning_rate=0.1), "mse")
+    theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
 def test_unmasked_input_takes_the_fast_path_and_matches(rng):
     lay = layers.GRU(4, return_sequences=True)
     x = rng.normal(size=(2, 5, 3)).astype(np.float32)

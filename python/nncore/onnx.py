@@ -2,10 +2,12 @@
 predicts and trains), for the operator set nncore's exporter writes (nncore.saving.onnx_export).
 
 nncore is channels-last, so an ONNX value is read as an nncore tensor plus a *view*: "nhwc" (the
-tensor itself), "nchw" (its NHWC->NCHW transpose, which Conv and pooling consume and produce),
-"tmajor" (its time-major transpose, which RNN / LSTM / GRU consume), and a few partial patterns
-(a MatMul waiting for its bias Add, an RNN waiting to know which output is used, the steps of an
-L2 normalisation). Transposes only change views; a layer is made when a value is used. Per-op
+tensor itself), "nchw" / "ncw" (its channels-first transpose, which 2-D / 1-D Conv,
+ConvTranspose and pooling consume and produce), "tmajor" (its time-major transpose, which RNN /
+LSTM / GRU consume), and a few partial patterns (a MatMul waiting for its bias Add, a (0, 2, 1)
+transpose that is a Conv1D view or a Permute depending on its reader, a reverse-direction
+sequence waiting for its time reversal, a bidirectional op waiting for its merge, the steps of
+an L2 normalisation). Transposes only change views; a layer is made when a value is used. Per-op
 handlers sit in ``ONNX_IMPORTERS`` (op type -> function); an operator not there, or an
 attribute value nncore cannot honour, raises ValueError naming the node. The file is data:
 external tensor data is refused, weights must be finite float32, every shape is re-checked
@@ -73,6 +75,18 @@ class _Importer:
             self.bad(f"input {name!r} is not a tensor nncore can compute")
         if v.kind == "matmul":  # a MatMul not followed by a bias Add: Dense without bias
             v = self.dense(name, v, None)
+        if v.kind == "swap":  # (batch, a, b) -> (batch, b, a): a Conv1D/pool view or a Permute
+            if view == "ncw":
+                return v.t
+            v = self.permute(name, v)
+        if v.kind == "l2n" and view == "nhwc":  # an L2 normalisation not read by a Dot
+            v = self.unit_norm(name, v)
+        if v.kind == "gn":  # a GroupNormalization, its gamma / beta folded in
+            v = self.group_norm(name, v)
+        if v.kind in ("bidi_half", "bidi_add"):  # a masked Bidirectional's merge
+            t = _bidi_layer(self, v, None if v.kind == "bidi_half" else "sum")
+            v = _V("nhwc", t[v.extra["half"]] if v.kind == "bidi_half" else t)
+            self.vals[name] = v
         if v.kind != view:
             self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
@@ -99,6 +113,36 @@ class _Importer:
         nv = _V("nhwc", t, layer=lay)
         self.vals[name] = nv
         return nv
+
+    def permute(self, name, v):
+        from .layers import Permute
+
+        if "made" not in v.extra:
+            v.extra["made"] = _V("nhwc", self.layer(Permute((2, 1)), v.t))
+        self.vals[name] = v.extra["made"]
+        return v.extra["made"]
+
+    def unit_norm(self, name, v):
+        from .layers import UnitNormalization
+
+        if "made" not in v.extra:
+            axes = v.extra["axis"]
+            lay = UnitNormalization(axis=axes if isinstance(axes, list) else [axes])
+            v.extra["made"] = _V("nhwc", self.layer(lay, v.t))
+        self.vals[name] = v.extra["made"]
+        return v.extra["made"]
+
+    def group_norm(self, name, v):
+        from .layers import GroupNormalization
+
+        if "made" not in v.extra:
+            e = v.extra
+            lay = GroupNormalization(groups=e["groups"], epsilon=e["eps"],
+                                     scale=e["gamma"] is not None, center=e["beta"] is not None)
+            ws = [w for w in (e["gamma"], e["beta"]) if w is not None]
+            e["made"] = _V("nhwc", self.layer(lay, v.t, ws))
+        self.vals[name] = v.extra["made"]
+        return v.extra["made"]
 
     def set(self, name, kind, t=None, **extra):
         self.vals[name] = _V(kind, t, **extra)
@@ -130,11 +174,13 @@ class _Importer:
             self.consts[init.name] = arr
         init_names = set(self.consts)
         self.uses = {}
+        self.td = {}  # id(inner Input) -> (inner Input, outer tensor): open TimeDistributed
         for node in g.node:
             for x in node.input:
                 self.uses[x] = self.uses.get(x, 0) + 1
         for o in g.output:
             self.uses[o.name] = self.uses.get(o.name, 0) + 1
+        self.motifs = _Motifs(self, list(g.node))
         inputs = []
         for vi in g.input:
             if vi.name in init_names:
@@ -155,6 +201,12 @@ class _Importer:
             self.node = node
             if node.domain not in ("", "ai.onnx"):
                 self.bad(f"operator domain {node.domain!r} is not supported")
+            if id(node) in self.motifs.absorbed:  # read by the anchor of its motif
+                continue
+            motif = self.motifs.anchor.get(id(node))
+            if motif is not None:
+                motif[0](self, node, motif[1])
+                continue
             fn = ONNX_IMPORTERS.get(node.op_type)
             if fn is None:
                 self.bad(f"operator {node.op_type!r} is not supported by nncore's ONNX import "
@@ -188,7 +240,10 @@ def _op_identity(imp, node, a):
 def _op_cast(imp, node, a):
     if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
         imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
-    imp.vals[node.output[0]] = imp.vals[node.input[0]]  # nncore layers cast their inputs
+    v = imp.vals.get(node.input[0])
+    if v is None:
+        imp.bad(f"input {node.input[0]!r} is not a tensor nncore can compute")
+    imp.vals[node.output[0]] = v  # nncore layers cast their inputs
 
 
 def _op_constant(imp, node, a):
@@ -204,8 +259,22 @@ def _op_transpose(imp, node, a):
         imp.bad("unknown input")
     if v.kind == "matmul":
         v = imp.dense(node.input[0], v, None)
+    if v.kind == "swap":
+        v = imp.permute(node.input[0], v)
+    if v.kind == "l2n":
+        v = imp.unit_norm(node.input[0], v)
+    if v.kind == "gn_t" and tuple(perm) == (0, 2, 1, 3):
+        imp.set(node.output[0], "gn_r", v.t, **v.extra)
+        return
+    if (v.kind, tuple(perm)) in (("bidi_y", (2, 0, 1, 3)), ("bidi_yh", (1, 0, 2))):
+        imp.set(node.output[0], "bidi_bm", pending=v.extra["pending"], seq=v.kind == "bidi_y")
+        return
     table = {("nhwc", tuple(NHWC_TO_NCHW)): "nchw", ("nchw", tuple(NCHW_TO_NHWC)): "nhwc",
-             ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc"}
+             ("nhwc", (1, 0, 2)): "tmajor", ("rnn_seq_tm", (1, 0, 2)): "nhwc",
+             ("ncw", (0, 2, 1)): "nhwc"}
+    if v.kind == "nhwc" and tuple(perm) == (0, 2, 1) and len(v.t.shape) == 3:
+        imp.set(node.output[0], "swap", v.t)  # decided by its reader (Conv1D view or Permute)
+        return
     kind = table.get((v.kind, tuple(perm)))
     if kind is None and v.kind == "nhwc" and len(perm) == len(v.t.shape) >= 3 and \
             perm[0] == 0 and sorted(perm) == list(range(len(perm))) and \
@@ -223,7 +292,7 @@ def _is_view_perm(imp, node):
     """True when a transpose's perm is one the importer reads as a view change (NHWC<->NCHW
     or time-major for a recurrent op), so it must not be taken for a Permute."""
     perm = tuple(imp.attrs(node).get("perm", ()))
-    return perm in (tuple(NHWC_TO_NCHW), (1, 0, 2))
+    return perm in (tuple(NHWC_TO_NCHW), (1, 0, 2), (0, 2, 1))
 
 
 def _op_gemm(imp, node, a):
@@ -253,6 +322,20 @@ def _binary(cls_name):
         from . import layers as L
 
         ins = list(node.input)
+        if _bidi_halves(imp, ins):
+            v0 = imp.vals[ins[0]]
+            if cls_name == "Add":  # a sum, or the ave's sum when a Mul by 0.5 follows
+                imp.set(node.output[0], "bidi_add", pending=v0.extra["pending"],
+                        seq=v0.extra["seq"])
+                return
+            if cls_name == "Multiply":
+                return _bidi_merge(imp, node, v0, "mul")
+        v0 = imp.vals.get(ins[0]) if ins else None
+        if cls_name == "Multiply" and len(ins) == 2 and v0 is not None and \
+                v0.kind == "bidi_add" and imp.uses.get(ins[0]) == 1 and \
+                ins[1] in imp.consts and imp.consts[ins[1]].dtype == np.float32 and \
+                imp.consts[ins[1]].size == 1 and float(imp.consts[ins[1]].reshape(-1)[0]) == 0.5:
+            return _bidi_merge(imp, node, v0, "ave")
         if cls_name == "Add" and len(ins) == 2:
             v0 = imp.vals.get(ins[0])
             if v0 is not None and v0.kind == "matmul" and ins[1] in imp.consts:
@@ -260,6 +343,16 @@ def _binary(cls_name):
                 if b.shape != (v0.extra["w"].shape[1],):
                     imp.bad(f"bias shape {b.shape} does not match the MatMul")
                 imp.vals[node.output[0]] = imp.dense(ins[0], v0, b)
+                return
+        v0 = imp.vals.get(ins[0])
+        if v0 is not None and v0.kind == "gn" and len(ins) == 2 and ins[1] in imp.consts and \
+                imp.uses.get(ins[0]) == 1 and cls_name in ("Multiply", "Add"):
+            c = imp.const(ins[1], np.float32)
+            key = "gamma" if cls_name == "Multiply" else "beta"
+            if c.shape == (v0.t.shape[-1],) and v0.extra[key] is None and \
+                    (key == "beta" or v0.extra["beta"] is None):
+                e = {k: x for k, x in v0.extra.items() if k != "made"}
+                imp.set(node.output[0], "gn", v0.t, **dict(e, **{key: c}))
                 return
         if cls_name == "Maximum" and len(ins) == 2 and ins[1] in imp.consts:
             v0 = imp.vals.get(ins[0])
@@ -295,8 +388,19 @@ def _binary(cls_name):
     return f
 
 
+def _bidi_halves(imp, ins):
+    """True when ins are the forward then the backward half of one masked Bidirectional."""
+    vs = [imp.vals.get(x) for x in ins]
+    return len(vs) == 2 and all(v is not None and v.kind == "bidi_half" for v in vs) and \
+        vs[0].extra["pending"] is vs[1].extra["pending"] and \
+        [v.extra["half"] for v in vs] == [0, 1]
+
+
 def _op_concat(imp, node, a):
     from . import layers as L
+
+    if _bidi_halves(imp, list(node.input)) and int(a["axis"]) == -1:
+        return _bidi_merge(imp, node, imp.vals[node.input[0]], "concat")
 
     xs = [imp.tensor(x) for x in node.input]
     imp.set(node.output[0], "nhwc", imp.layer(L.Concatenate(axis=int(a["axis"])), xs))
@@ -319,24 +423,29 @@ def _act(name):
                 imp.bad("Softmax must act on the last axis")
             imp.set(node.output[0], "nhwc", imp.layer(L.Activation("softmax"), t))
             return
-        if v is not None and v.kind == "nchw":  # elementwise: keeps the view
-            imp.set(node.output[0], "nchw", imp.layer(L.Activation(name), v.t))
+        if v is not None and v.kind in ("nchw", "ncw"):  # elementwise: keeps the view
+            imp.set(node.output[0], v.kind, imp.layer(L.Activation(name), v.t))
             return
         imp.set(node.output[0], "nhwc", imp.layer(L.Activation(name), imp.tensor(node.input[0])))
     return f
 
 
-def _padding(imp, a, in_hw, k, s, d):
+def _padding(imp, a, in_hw, k, s, d, causal=False):
+    """Keras's padding name of ONNX pads: 'valid', 'same' (TF's split) or, for a 1-D
+    convolution, 'causal' (dilation*(k-1) before the first step, nothing after)."""
     from .saving.onnx_export import _same_pads
 
     if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET", "VALID", b"VALID"):
         imp.bad(f"auto_pad={a['auto_pad']!r} is not supported")
-    pads = list(a.get("pads", [0, 0, 0, 0]))
-    if pads == [0, 0, 0, 0]:
+    pads = [int(p) for p in a.get("pads", [0] * (2 * len(in_hw)))]
+    if pads == [0] * (2 * len(in_hw)):
         return "valid"
     if pads == _same_pads(in_hw, k, s, d):
         return "same"
-    imp.bad(f"pads {pads} are neither 'valid' nor Keras's 'same' for input {in_hw}")
+    if causal and len(in_hw) == 1 and pads == [d[0] * (k[0] - 1), 0]:
+        return "causal"
+    imp.bad(f"pads {pads} are neither 'valid' nor Keras's 'same'"
+            f"{' or causal' if causal else ''} for input {tuple(in_hw)}")
 
 
 def _op_conv(imp, node, a):
@@ -344,21 +453,73 @@ def _op_conv(imp, node, a):
 
     _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
                    "group": None, "auto_pad": None})
-    t = imp.tensor(node.input[0], "nchw")
+    w = imp.const(node.input[1], np.float32)
+    if w.ndim not in (3, 4):
+        imp.bad("Conv weight must be 3-D or 4-D (a 1-D or 2-D convolution)")
+    n = w.ndim - 2
+    view = "nchw" if n == 2 else "ncw"
+    t = imp.tensor(node.input[0], view)
+    group = int(a.get("group", 1))
+    if group != 1 and n == 2 and w.shape[1] == 1 and group == t.shape[-1]:
+        return _op_depthwise(imp, node, a, t, w, group)
+    if group < 1 or t.shape[-1] != w.shape[1] * group or w.shape[0] % group or \
+            (group != 1 and n == 1):
+        imp.bad(f"group={group} with a weight of shape {w.shape} does not fit "
+                f"{t.shape[-1]} input channels")
+    b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    if b is not None and b.shape != (w.shape[0],):
+        imp.bad(f"bias shape {b.shape} does not match the {w.shape[0]} filters")
+    k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
+    s = tuple(int(x) for x in a.get("strides", (1,) * n))
+    d = tuple(int(x) for x in a.get("dilations", (1,) * n))
+    if k != tuple(w.shape[2:]) or len(s) != n or len(d) != n:
+        imp.bad("kernel_shape, strides or dilations do not match the weight")
+    pad = _padding(imp, a, t.shape[1:-1], k, s, d, causal=n == 1)
+    if n == 2:
+        lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, groups=group,
+                       use_bias=b is not None)
+        kern = np.transpose(w, (2, 3, 1, 0))
+    else:
+        lay = L.Conv1D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d,
+                       use_bias=b is not None)
+        kern = np.transpose(w, (2, 1, 0))
+    imp.set(node.output[0], view, imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
+            layer=lay)
+
+
+def _op_conv_transpose(imp, node, a):
+    """ConvTranspose as nncore's exporter writes a Conv2DTranspose (see _transpose_geometry)."""
+    from . import layers as L
+    from .saving.onnx_export import _transpose_geometry
+
+    _only(imp, a, {"kernel_shape": None, "strides": None, "dilations": None, "pads": None,
+                   "output_padding": None, "group": (1,), "auto_pad": ("NOTSET", b"NOTSET")})
     w = imp.const(node.input[1], np.float32)
     if w.ndim != 4:
-        imp.bad("Conv weight must be 4-D (2-D convolution)")
-    group = int(a.get("group", 1))
-    if group != 1:
-        return _op_depthwise(imp, node, a, t, w, group)
+        imp.bad("ConvTranspose is read only in 2-D (a 4-D weight)")
+    t = imp.tensor(node.input[0], "nchw")
+    if t.shape[-1] != w.shape[0]:
+        imp.bad(f"the weight's {w.shape[0]} input channels do not match the input's "
+                f"{t.shape[-1]}")
     b = imp.const(node.input[2], np.float32) if len(node.input) > 2 and node.input[2] else None
+    if b is not None and b.shape != (w.shape[1],):
+        imp.bad(f"bias shape {b.shape} does not match the {w.shape[1]} filters")
     k = tuple(int(x) for x in a.get("kernel_shape", w.shape[2:]))
     s = tuple(int(x) for x in a.get("strides", (1, 1)))
     d = tuple(int(x) for x in a.get("dilations", (1, 1)))
-    if k != tuple(w.shape[2:]):
-        imp.bad("kernel_shape does not match the weight")
-    pad = _padding(imp, a, t.shape[1:3], k, s, d)
-    lay = L.Conv2D(w.shape[0], k, strides=s, padding=pad, dilation_rate=d, use_bias=b is not None)
+    if k != tuple(w.shape[2:]) or len(s) != 2 or len(d) != 2:
+        imp.bad("kernel_shape, strides or dilations do not match the weight")
+    got = ([int(p) for p in a.get("pads", [0] * 4)],
+           [int(p) for p in a.get("output_padding", [0, 0])])
+    for pad in ("valid", "same"):
+        pb, pa, op = _transpose_geometry(pad, k, s, d)
+        if got == (pb + pa, op):
+            break
+    else:
+        imp.bad(f"pads {got[0]} / output_padding {got[1]} are not Keras's 'valid' or 'same' "
+                "Conv2DTranspose")
+    lay = L.Conv2DTranspose(w.shape[1], k, strides=s, padding=pad, dilation_rate=d,
+                            use_bias=b is not None)
     kern = np.transpose(w, (2, 3, 1, 0))
     imp.set(node.output[0], "nchw", imp.layer(lay, t, [kern] + ([b] if b is not None else [])),
             layer=lay)
@@ -393,22 +554,25 @@ def _pool(cls_name):
 
         allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None,
                    "ceil_mode": (0,)}
-        if cls_name == "AveragePooling2D":
+        if cls_name == "AveragePooling":
             allowed["count_include_pad"] = (0,)
         else:
             allowed["storage_order"] = (0,)
-            allowed["dilations"] = ([1, 1],)
+            allowed["dilations"] = ([1, 1], [1])
         _only(imp, a, allowed)
-        t = imp.tensor(node.input[0], "nchw")
         k = tuple(int(x) for x in a["kernel_shape"])
-        s = tuple(int(x) for x in a.get("strides", (1, 1)))
-        if len(k) != 2:
-            imp.bad("only 2-D pooling is supported")
-        pad = _padding(imp, a, t.shape[1:3], k, s, (1, 1))
-        lay = getattr(L, cls_name)(pool_size=k, strides=s, padding=pad)
+        n = len(k)
+        if n not in (1, 2):
+            imp.bad("only 1-D and 2-D pooling are supported")
+        t = imp.tensor(node.input[0], "nchw" if n == 2 else "ncw")
+        s = tuple(int(x) for x in a.get("strides", (1,) * n))
+        if len(s) != n:
+            imp.bad("strides do not match kernel_shape")
+        pad = _padding(imp, a, t.shape[1:-1], k, s, (1,) * n)
+        lay = getattr(L, f"{cls_name}{n}D")(pool_size=k, strides=s, padding=pad)
         if len(node.output) > 1 and node.output[1]:
             imp.bad("MaxPool indices are not supported")
-        imp.set(node.output[0], "nchw", imp.layer(lay, t))
+        imp.set(node.output[0], "nchw" if n == 2 else "ncw", imp.layer(lay, t))
     return f
 
 
@@ -425,6 +589,21 @@ def _op_reshape(imp, node, a):
 
     _only(imp, a, {"allowzero": (0,)})
     shape = imp.const(node.input[1], np.int64)
+    v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "gn_r":
+        if shape.tolist() != [0] + list(v.t.shape[1:]):
+            imp.bad("an instance normalisation of channel groups is read back only to the "
+                    "input's shape (a GroupNormalization)")
+        imp.set(node.output[0], "gn", v.t, **v.extra)
+        return
+    if v is not None and v.kind == "bidi_bm":
+        u2 = 2 * v.extra["pending"]["u"]
+        want = [0, v.extra["pending"]["x"].shape[1], u2] if v.extra["seq"] else [0, u2]
+        if shape.tolist() != want:
+            imp.bad(f"a bidirectional op's outputs are read only concatenated (shape {want})")
+        return _bidi_merge(imp, node, v, "concat")
+    if shape.ndim == 1 and len(shape) >= 2 and shape[0] == -1 and np.all(shape[1:] > 0):
+        return _td_reshape(imp, node, [int(d) for d in shape[1:]])
     if shape.ndim != 1 or len(shape) < 2 or shape[0] != 0 or 0 in shape[1:]:
         imp.bad(f"only reshapes that keep the batch axis (shape [0, ...]) are supported, "
                 f"got {shape.tolist()}")
@@ -432,15 +611,70 @@ def _op_reshape(imp, node, a):
     imp.set(node.output[0], "nhwc", imp.layer(L.Reshape(target), imp.tensor(node.input[0])))
 
 
+def _td_scope(imp, t):
+    """The open TimeDistributed scope (inner Input, outer tensor) that t is computed in, None
+    when t is computed from the graph's inputs only."""
+    stack, seen, found, outer = [t], set(), [], False
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if x.node.is_input:
+            if id(x) in imp.td:
+                found.append(imp.td[id(x)])
+            else:
+                outer = True
+            continue
+        stack.extend(x.node.flat_inputs)
+    if found and (outer or len(found) > 1):
+        imp.bad("a value mixes the steps of a TimeDistributed with other tensors")
+    return found[0] if found else None
+
+
+def _td_reshape(imp, node, dims):
+    """Reshape [-1, ...]: (B, T, *inner) -> (B*T, *inner) opens a TimeDistributed (the ops
+    after it are read on a fresh Input of the inner shape); (B*T, *out) -> (B, T, *out) closes
+    it: the layers between, one layer or a Model of them, wrapped in a TimeDistributed of the
+    tensor the scope was opened on."""
+    from . import layers as L
+    from .models import Model
+
+    t = imp.tensor(node.input[0])
+    scope = _td_scope(imp, t)
+    if scope is not None and len(dims) == len(t.shape) and dims[0] == scope[1].shape[1] and \
+            dims[1:] == list(t.shape[1:]):
+        inner, outer = scope
+        if t is inner:
+            imp.set(node.output[0], "nhwc", outer)
+            return
+        prod = t.node
+        if len(prod.flat_inputs) == 1 and prod.flat_inputs[0] is inner and \
+                len(prod.flat_outputs) == 1:
+            lay = prod.layer
+        else:
+            lay = Model(inner, t)
+        imp.set(node.output[0], "nhwc", imp.layer(L.TimeDistributed(lay), outer))
+        return
+    if len(t.shape) >= 3 and list(t.shape[2:]) == dims:
+        inner = L.Input(shape=tuple(dims), dtype=str(t.dtype))
+        imp.td[id(inner)] = (inner, t)
+        imp.set(node.output[0], "nhwc", inner)
+        return
+    imp.bad(f"a reshape to {[-1] + dims} of {tuple(t.shape)} is neither the start (batch and "
+            "steps merged) nor the end of a TimeDistributed")
+
+
 def _op_squeeze(imp, node, a):
     v = imp.vals.get(node.input[0])
-    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else a.get("axes")
+    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
+        list(a.get("axes", []))
     if v is not None and v.kind in ("rnn_y", "rnn_yh"):
         seq = v.kind == "rnn_y"
         if list(axes) != ([1] if seq else [0]):
             imp.bad(f"unexpected squeeze axes {axes} of an RNN output")
-        t = _make_rnn(imp, v.extra["pending"], seq)
-        imp.set(node.output[0], "rnn_seq_tm" if seq else "nhwc", t)
+        kind = ("rnn_seq_tm_rev" if v.extra.get("reverse") else "rnn_seq_tm") if seq else "nhwc"
+        imp.set(node.output[0], kind, v.t)
         return
     imp.bad("Squeeze is only read on the outputs of RNN / LSTM / GRU")
 
@@ -451,17 +685,30 @@ def _op_unsqueeze(imp, node, a):
     if v is not None and v.kind == "dot1" and axes == [1]:
         imp.set(node.output[0], "nhwc", v.t)
         return
-    imp.bad("Unsqueeze is only read after a batch dot product")
+    if v is not None and v.kind == "nhwc" and len(v.t.shape) == 2 and axes == [1]:
+        imp.set(node.output[0], "unsq1", v.t)  # a RepeatVector when a Tile reads it
+        return
+    imp.bad("Unsqueeze is only read after a batch dot product or before a Tile (RepeatVector)")
+
+
+def _op_tile(imp, node, a):
+    from . import layers as L
+
+    v = imp.vals.get(node.input[0])
+    reps = imp.const(node.input[1], np.int64).tolist()
+    if v is None or v.kind != "unsq1" or len(reps) != 3 or reps[0] != 1 or reps[2] != 1 or \
+            reps[1] < 1:
+        imp.bad("Tile is only read as a RepeatVector (Unsqueeze(axis 1) then Tile [1, n, 1])")
+    imp.set(node.output[0], "nhwc", imp.layer(L.RepeatVector(int(reps[1])), v.t))
 
 
 def _op_reduce_sum_square(imp, node, a):
     _only(imp, a, {"axes": None, "keepdims": (1,)})
     t = imp.tensor(node.input[0])
-    axes = list(a.get("axes", []))
-    if len(axes) != 1:
-        imp.bad("ReduceSumSquare is only read over one axis (an L2 normalisation)")
-    ax = axes[0] if axes[0] >= 0 else len(t.shape) + axes[0]
-    imp.set(node.output[0], "sumsq", t, axis=ax)
+    axes = sorted({int(x) % len(t.shape) for x in a.get("axes", [])})
+    if not axes or 0 in axes or any(x >= len(t.shape) for x in a.get("axes", [])):
+        imp.bad("ReduceSumSquare is only read over non-batch axes (an L2 normalisation)")
+    imp.set(node.output[0], "sumsq", t, axis=axes[0] if len(axes) == 1 else axes)
 
 
 def _op_sqrt(imp, node, a):
@@ -503,73 +750,146 @@ def _op_einsum(imp, node, a):
 
 
 def _rnn_op(kind):
-    def f(imp, node, a):
-        allowed = {"hidden_size": None, "direction": ("forward", b"forward"),
-                   "activations": None, "linear_before_reset": (1,), "layout": (0,)}
+    """RNN / LSTM / GRU as nncore's exporter writes them: direction 'forward', 'reverse'
+    (go_backwards) or 'bidirectional' (a Bidirectional, its merge read from the op that
+    consumes the outputs); which outputs are used decides return_sequences / return_state.
+    packed: a masked layer's motif (_Motifs.packed_rnn), the op read on the unpacked input."""
+    def f(imp, node, a, packed=None):
+        allowed = {"hidden_size": None,
+                   "direction": ("forward", b"forward", "reverse", b"reverse",
+                                 "bidirectional", b"bidirectional"),
+                   "activations": None, "linear_before_reset": (0, 1), "layout": (0,)}
         _only(imp, a, allowed)
         ins = list(node.input) + [""] * (8 - len(node.input))
-        if any(ins[4:]):
-            imp.bad("sequence_lens, initial states and peepholes are not supported")
-        x = imp.tensor(ins[0], "tmajor")
+        if ins[4] and packed is None:
+            imp.bad("sequence_lens is read only as nncore's export of a masked layer")
+        if any(ins[5:]):
+            imp.bad("initial states and peepholes are not supported")
+        direction = a.get("direction", "forward")
+        direction = direction.decode() if isinstance(direction, bytes) else direction
+        n_dir = 2 if direction == "bidirectional" else 1
+        if packed is not None:
+            x = imp.tensor(packed["x"])
+            if direction not in ("forward", "bidirectional") or \
+                    (direction == "bidirectional" and packed["rev"]):
+                imp.bad("a masked recurrent op is read only in the forward direction (or as a "
+                        "Bidirectional of the unreversed input)")
+            _check_mask_source(imp, x, packed["mask"])
+            if direction == "forward" and packed["rev"]:
+                direction = "reverse"  # go_backwards
+        else:
+            x = imp.tensor(ins[0], "tmajor")
+            if _mask_source(x) is not None:
+                imp.bad("a recurrent op without sequence_lens reads a masked tensor (nncore's "
+                        "layer would skip the masked steps)")
         w = imp.const(ins[1], np.float32)
         r = imp.const(ins[2], np.float32)
         b = imp.const(ins[3], np.float32) if ins[3] else None
         u = int(a["hidden_size"])
         g = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind]
-        if w.shape != (1, g * u, x.shape[2]) or r.shape != (1, g * u, u) or (
-                b is not None and b.shape != (1, 2 * g * u)):
-            imp.bad("weight shapes do not match hidden_size and the input")
+        if w.shape != (n_dir, g * u, x.shape[2]) or r.shape != (n_dir, g * u, u) or (
+                b is not None and b.shape != (n_dir, 2 * g * u)):
+            imp.bad("weight shapes do not match hidden_size, the direction and the input")
         acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
         defaults = {"RNN": ["Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"],
-                    "GRU": ["Sigmoid", "Tanh"]}[kind]
+                    "GRU": ["Sigmoid", "Tanh"]}[kind] * n_dir
         activation = "tanh"
-        if acts and kind == "RNN" and acts in (["Relu"], ["Tanh"]):
+        if acts and kind == "RNN" and acts in (["Relu"] * n_dir, ["Tanh"] * n_dir):
             activation = acts[0].lower()
         elif acts and acts != defaults:
             imp.bad(f"activations {acts} are not supported")
-        if kind == "GRU" and a.get("linear_before_reset", 0) != 1:
-            imp.bad("GRU needs linear_before_reset=1 (Keras's reset_after=True)")
-        if kind != "GRU" and b is not None and np.any(b[0, g * u:]):
-            bw = b[0, :g * u] + b[0, g * u:]  # Wb + Rb: one bias in Keras's layers
-        else:
-            bw = None if b is None else b[0, :g * u]
-        pending = {"kind": kind, "x": x, "w": w[0], "r": r[0], "b": b, "bw": bw, "u": u,
-                   "activation": activation, "made": None}
+        lbr = int(a.get("linear_before_reset", 0))
+        if kind != "GRU" and lbr:
+            imp.bad("linear_before_reset is a GRU attribute")
         outs = list(node.output) + ["", ""]
-        if outs[0]:
-            imp.set(outs[0], "rnn_y", pending=pending)
-        if outs[1]:
-            imp.set(outs[1], "rnn_yh", pending=pending)
-        if len(node.output) > 2 and node.output[2]:
-            imp.bad("the LSTM cell-state output is not supported")
+        used = [bool(o) and imp.uses.get(o, 0) > 0 for o in outs[:3]]
+        if used[2] and kind != "LSTM":
+            imp.bad("only an LSTM has a third (cell state) output")
+        spec = {"kind": kind, "x": x, "w": w, "r": r, "b": b, "u": u, "lbr": lbr,
+                "activation": activation}
+        if n_dir == 2:
+            if used[2] or (used[0] and used[1]):
+                imp.bad("a bidirectional op is read only through one output (no states)")
+            p = dict(spec, made=None)
+            tag = "_packed" if packed is not None else ""  # packed: read only by the motifs
+            if used[0]:
+                imp.set(outs[0], "bidi_y" + tag, pending=p)
+            if used[1]:
+                imp.set(outs[1], "bidi_yh" + tag, pending=p)
+            return
+        seq, state = used[0], used[2] or (used[0] and used[1])
+        if not (used[0] or used[1] or used[2]):
+            return
+        lay, ws = _rnn_layer(imp, spec, 0, seq, direction == "reverse", state)
+        res = imp.layer(lay, x, ws)
+        if state:
+            y, h, c = (list(res) + [None])[:3]
+        else:
+            y = h = res
+            c = None
+        if used[0] and packed is not None:  # in packed order: read only by its motif
+            imp.set(outs[0], "rnn_y_packed", y)
+        elif used[0]:
+            imp.set(outs[0], "rnn_y", y, reverse=direction == "reverse")
+        if used[1]:
+            imp.set(outs[1], "rnn_yh", h)
+        if used[2]:
+            imp.set(node.output[2], "rnn_yh", c)
     return f
 
 
-def _make_rnn(imp, p, return_sequences):
+def _rnn_layer(imp, p, d, return_sequences, go_backwards, return_state):
+    """The nncore layer of direction d of a recurrent op and its Keras weights."""
     from . import layers as L
     from .saving.onnx_export import _gates
 
-    if p["made"] is not None:
-        imp.bad("both outputs of one RNN are used; nncore's layers return one")
     u, kind = p["u"], p["kind"]
-    k, rk = p["w"].T, p["r"].T
-    use_bias = p["b"] is not None
+    k, rk = p["w"][d].T, p["r"][d].T
+    b = None if p["b"] is None else p["b"][d]
+    g = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind]
+    use_bias = b is not None
+    kw = dict(return_sequences=return_sequences, use_bias=use_bias, go_backwards=go_backwards,
+              return_state=return_state)
+    one = None if b is None else b[:g * u] + b[g * u:]  # Wb + Rb: one bias in Keras's layers
     if kind == "LSTM":
         back = [0, 2, 3, 1]  # ONNX i, o, f, c -> Keras i, f, c, o
         k, rk = _gates(k, back, u), _gates(rk, back, u)
-        bias = None if not use_bias else _gates(p["bw"], back, u)
-        lay = L.LSTM(u, return_sequences=return_sequences, use_bias=use_bias)
+        bias = None if b is None else _gates(one, back, u)
+        lay = L.LSTM(u, **kw)
     elif kind == "GRU":
-        bias = None if not use_bias else p["b"][0].reshape(2, 3 * u)
-        lay = L.GRU(u, return_sequences=return_sequences, use_bias=use_bias)
+        if p["lbr"]:
+            bias = None if b is None else b.reshape(2, 3 * u)
+        else:  # Keras reset_after=False: ONNX adds Rb_h outside the reset product too
+            bias = one
+        lay = L.GRU(u, reset_after=bool(p["lbr"]), **kw)
     else:
-        bias = p["bw"]
-        lay = L.SimpleRNN(u, activation=p["activation"], return_sequences=return_sequences,
-                          use_bias=use_bias)
-    ws = [k, rk] + ([bias] if use_bias else [])
-    t = imp.layer(lay, p["x"], ws)
-    p["made"] = t
-    return t
+        bias = one
+        lay = L.SimpleRNN(u, activation=p["activation"], **kw)
+    return lay, [k, rk] + ([bias] if use_bias else [])
+
+
+def _bidi_layer(imp, v, merge_mode):
+    """The Bidirectional behind a bidi_bm value, made once (merge None: its two outputs)."""
+    from . import layers as L
+
+    p = v.extra["pending"]
+    if p["made"] is None:
+        seq = v.extra["seq"]
+        fw, wf = _rnn_layer(imp, p, 0, seq, False, False)
+        bw, wb = _rnn_layer(imp, p, 1, seq, True, False)
+        lay = L.Bidirectional(fw, merge_mode=merge_mode, backward_layer=bw)
+        p["made"] = (merge_mode, imp.layer(lay, p["x"], wf + wb))
+    elif p["made"][0] != merge_mode:
+        imp.bad("the two directions of a bidirectional op are merged in two ways")
+    return p["made"][1]
+
+
+def _bidi_merge(imp, node, v, mode, axes=None, index=None):
+    ok = ([2], [-2]) if v.extra["seq"] else ([1], [-2])
+    if axes is not None and [int(x) for x in axes] not in ok:
+        imp.bad(f"axes {list(axes)} are not the direction axis of a bidirectional op")
+    t = _bidi_layer(imp, v, mode)
+    imp.set(node.output[0], "nhwc", t[index] if index is not None else t)
 
 
 def _elementwise_layer(make):
@@ -577,7 +897,7 @@ def _elementwise_layer(make):
     def f(imp, node, a):
         v = imp.vals.get(node.input[0])
         lay = make(imp, node, a)
-        view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+        view = v.kind if v is not None and v.kind in ("nchw", "ncw") else "nhwc"
         imp.set(node.output[0], view, imp.layer(lay, imp.tensor(node.input[0], view)))
     return f
 
@@ -614,12 +934,17 @@ def _reduce_pool(kind):
         from . import layers as L
 
         _only(imp, a, {"axes": None, "keepdims": (0,)})
+        v = imp.vals.get(node.input[0])
+        if v is not None and v.kind == "bidi_bm" and kind == "Average":
+            return _bidi_merge(imp, node, v, "ave", axes=a.get("axes", []))
         t = imp.tensor(node.input[0])
         rank = len(t.shape)
         if len(node.input) > 1 or list(a.get("axes", [])) != list(range(1, rank - 1)) or \
                 rank not in (3, 4):
             imp.bad(f"{node.op_type} is read only as global pooling over the steps or the "
                     "spatial axes of a channels-last tensor")
+        if kind == "Average" and rank == 3 and _mask_source(t) is not None:
+            imp.bad("a plain average of a masked tensor (nncore's would skip the masked steps)")
         cls = f"Global{kind}Pooling{rank - 2}D"
         imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(), t))
     return f
@@ -632,7 +957,8 @@ def _op_batch_norm(imp, node, a):
     if len(node.input) != 5 or len(node.output) != 1:
         imp.bad("only inference BatchNormalization (5 inputs, 1 output) is supported")
     v = imp.vals.get(node.input[0])
-    view = "nchw" if v is not None and v.kind == "nchw" else "nhwc"
+    view = v.kind if v is not None and v.kind in ("nchw", "ncw", "swap") else "nhwc"
+    view = "ncw" if view == "swap" else view
     t = imp.tensor(node.input[0], view)
     if view == "nhwc" and len(t.shape) != 2:
         imp.bad("BatchNormalization of a channels-last value is read only for 2-D inputs")
@@ -653,15 +979,77 @@ def _op_layer_norm(imp, node, a):
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, ws))
 
 
+def _op_bidi_reduce(mode):
+    """ReduceSum (axes an input) / ReduceProd (axes an attribute): read only as the sum / mul
+    merge of a bidirectional op."""
+    def f(imp, node, a):
+        _only(imp, a, {"axes": None, "keepdims": (0,)})
+        v = imp.vals.get(node.input[0])
+        if v is None or v.kind != "bidi_bm":
+            imp.bad(f"{node.op_type} is read only as the merge of a bidirectional recurrent op")
+        axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
+            a.get("axes", [])
+        _bidi_merge(imp, node, v, mode, axes=axes)
+    return f
+
+
+def _op_instance_norm(imp, node, a):
+    """InstanceNormalization (unit scale, zero bias) of x (N, ..., C) viewed as (N, G, S, C/G)
+    by Reshape [0, -1, G, C/G] and Transpose [0, 2, 1, 3]: a GroupNormalization of x (its
+    gamma / beta from the Mul / Add that follow the view back)."""
+    from . import layers as L
+
+    _only(imp, a, {"epsilon": None})
+    if len(node.input) != 3 or len(node.output) != 1:
+        imp.bad("InstanceNormalization needs X, scale and bias")
+    t = imp.tensor(node.input[0])
+    sc, bi = (imp.const(x, np.float32) for x in node.input[1:])
+    perm_node = t.node
+    src = perm_node.flat_inputs[0] if not perm_node.is_input else None
+    if not (isinstance(perm_node.layer, L.Permute) and tuple(perm_node.layer.dims) == (2, 1, 3)
+            and src is not None and not src.node.is_input and
+            isinstance(src.node.layer, L.Reshape)):
+        imp.bad("InstanceNormalization is read only on channel groups (Reshape [0, -1, G, C/G] "
+                "then Transpose [0, 2, 1, 3]): a GroupNormalization")
+    x = src.node.flat_inputs[0]
+    target = tuple(src.node.layer.target_shape)
+    c = x.shape[-1]
+    if len(target) != 3 or target[0] != -1 or target[1] * target[2] != c or \
+            sc.shape != (target[1],) or bi.shape != (target[1],) or np.any(sc != 1) or \
+            np.any(bi != 0):
+        imp.bad("InstanceNormalization is read only on channel groups with unit scale and "
+                "zero bias (a GroupNormalization)")
+    imp.set(node.output[0], "gn_t", x, groups=int(target[1]), eps=float(a.get("epsilon", 1e-5)),
+            gamma=None, beta=None)
+
+
 def _op_gather(imp, node, a):
     from . import layers as L
 
+    v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "bidi_yh_packed":  # a masked Bidirectional's final states
+        _only(imp, a, {"axis": (0,)})
+        k = imp.const(node.input[1], np.int64)
+        if k.shape != () or int(k) not in (0, 1):
+            imp.bad("a bidirectional op's states are read only one direction at a time")
+        imp.set(node.output[0], "bidi_half", pending=v.extra["pending"], seq=False,
+                half=int(k))
+        return
+    if v is not None and v.kind == "bidi_bm":  # merge_mode=None: one direction each
+        _only(imp, a, {"axis": None})
+        k = imp.const(node.input[1], np.int64)
+        ax = int(a.get("axis", 0))
+        if k.shape != () or int(k) not in (0, 1) or ax not in ((2, -2) if v.extra["seq"]
+                                                               else (1, -2)):
+            imp.bad("a bidirectional op's outputs are read only one direction at a time")
+        return _bidi_merge(imp, node, v, None, index=int(k))
     _only(imp, a, {"axis": (0,)})
     w = imp.const(node.input[0], np.float32)
     if w.ndim != 2:
         imp.bad("Gather is read only as an Embedding (a 2-D constant table)")
     t = imp.tensor(node.input[1])
-    lay = L.Embedding(w.shape[0], w.shape[1])
+    lay = L.Embedding(w.shape[0], w.shape[1],
+                      mask_zero=node.output[0] in imp.motifs.mask_zero)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
 
 
@@ -695,6 +1083,13 @@ def _op_slice(imp, node, a):
     from . import layers as L
 
     _only(imp, a, {})
+    v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "rnn_seq_tm_rev":  # go_backwards: read in reading order
+        if len(node.input) != 5 or [imp.const(x, np.int64).tolist() for x in node.input[1:]] \
+                != [[-1], [-np.iinfo(np.int64).max], [0], [-1]]:
+            imp.bad("a reverse-direction sequence is read only reversed along time")
+        imp.set(node.output[0], "rnn_seq_tm", v.t)
+        return
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Slice")
     if len(node.input) not in (4, 5):
@@ -748,12 +1143,355 @@ def _op_prelu(imp, node, a):
     lay = L.PReLU(shared_axes=shared or None)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [slope]))
 
+# ---- masks: multi-node motifs read as one ---------------------------------------------------
+# nncore's exporter writes a mask as ONNX ops beside the values (saving/onnx_export.py). nncore's
+# graph carries masks itself, so reading one back is recognising the ops that make it (Masking,
+# Embedding mask_zero) and the ops that apply it (a packed recurrent layer, a masked average):
+# each motif is matched whole, node by node, before the walk; its nodes are then skipped and its
+# anchor node makes the layer. A mask is read only where nncore's own propagation gives the
+# same mask to the same tensor (_check_mask_source); anything else stays an error.
+class _Motifs:
+    def __init__(self, imp, nodes):
+        self.imp = imp
+        self.prod = {o: n for n in nodes for o in n.output if o}
+        self.cons: dict = {}
+        for n in nodes:
+            for x in n.input:
+                self.cons.setdefault(x, []).append(n)
+        self.absorbed: set = set()
+        self.anchor: dict = {}
+        self.mask_owner: dict = {}   # mask value -> the value whose tensor carries it in nncore
+        self.mask_zero: set = set()  # Gather outputs that are Embedding(mask_zero=True)
+        self.packed: dict = {}       # id(RNN node) -> its motif
+        for n in nodes:
+            if n.op_type == "Mul":
+                self._masking(n)
+            elif n.op_type == "Not":
+                self._embedding_mask(n)
+        for n in nodes:
+            if n.op_type in ("RNN", "LSTM", "GRU") and len(n.input) > 4 and n.input[4]:
+                imp.node = n
+                if not self._packed_rnn(n):
+                    imp.bad("sequence_lens is read only as nncore's export of a masked "
+                            "single-direction layer")
+                imp.node = None
+        for n in nodes:
+            if n.op_type == "Mul":
+                self._packed_seq(n)
+            elif n.op_type == "ReduceSum":
+                self._masked_average(n)
+
+    # matching helpers: P(name, op, attr=value...) -> the producing node or None; C -> const
+    def P(self, name, op, **want):
+        n = self.prod.get(name)
+        if n is None or n.op_type != op:
+            return None
+        a = self.imp.attrs(n)
+        for k, v in want.items():
+            got = a.get(k)
+            got = got.decode() if isinstance(got, bytes) else got
+            if isinstance(v, list):
+                got = None if got is None else [int(x) for x in got]
+            if got != v:
+                return None
+        return n
+
+    def C(self, name, value, dtype):
+        c = self.imp.consts.get(name)
+        return c is not None and c.dtype == dtype and \
+            np.array_equal(c.reshape(-1), np.asarray(value, dtype).reshape(-1))
+
+    def _take(self, anchor, fn, info, nodes):
+        if id(anchor) in self.anchor or any(id(n) in self.absorbed for n in nodes):
+            return False
+        self.anchor[id(anchor)] = (fn, info)
+        self.absorbed.update(id(n) for n in nodes)
+        return True
+
+    def _masking(self, mul):
+        T = self.imp.onnx.TensorProto
+        if len(mul.input) != 2:
+            return
+        x, kf = mul.input
+        rmax = self.P(kf, "ReduceMax", keepdims=1, axes=[-1])
+        cast = rmax and self.P(rmax.input[0], "Cast", to=T.FLOAT)
+        nt = cast and self.P(cast.input[0], "Not")
+        eq = nt and self.P(nt.input[0], "Equal")
+        if not eq or eq.input[0] != x or len(eq.input) != 2:
+            return
+        mv = self.imp.consts.get(eq.input[1])
+        if mv is None or mv.dtype != np.float32 or mv.size != 1:
+            return
+        nodes, masks = [eq, nt, cast, rmax], []
+        for sq in self.cons.get(kf, []):
+            if sq is mul:
+                continue
+            cb = self._only_consumer(sq.output[0], "Cast")
+            if sq.op_type != "Squeeze" or len(sq.input) != 2 or \
+                    not self.C(sq.input[1], [-1], np.int64) or cb is None or \
+                    self.imp.attrs(cb).get("to") != T.BOOL:
+                return
+            nodes += [sq, cb]
+            masks.append(cb.output[0])
+        info = {"x": x, "mask_value": float(mv.reshape(-1)[0]), "and": []}
+        for m in list(masks):
+            for an in self.cons.get(m, []):  # keep & the incoming mask (Masking after masking)
+                if an.op_type == "And" and len(an.input) == 2 and an.input[0] == m:
+                    nodes.append(an)
+                    info["and"].append(an.input[1])
+                    masks.append(an.output[0])
+        if self._take(mul, _motif_masking, info, nodes):
+            for m in masks:
+                self.mask_owner[m] = mul.output[0]
+
+    def _only_consumer(self, name, op):
+        c = self.cons.get(name, [])
+        return c[0] if len(c) == 1 and c[0].op_type == op else None
+
+    def _embedding_mask(self, nt):
+        T = self.imp.onnx.TensorProto
+        eq = self.P(nt.input[0], "Equal")
+        if not eq or len(eq.input) != 2 or not self.C(eq.input[1], [0], np.int64):
+            return
+        c2 = self.P(eq.input[0], "Cast", to=T.INT64)
+        if not c2:
+            return
+        casts = [c for c in self.cons.get(c2.input[0], []) if c is not c2 and
+                 c.op_type == "Cast" and self.imp.attrs(c).get("to") == T.INT64]
+        owners = [n for c in casts for n in self.cons.get(c.output[0], [])
+                  if n.op_type == "Gather" and len(n.input) == 2 and n.input[1] == c.output[0]]
+        if len(owners) != 1:
+            return
+        if self._take(nt, _motif_skip, None, [eq, c2]):
+            self.mask_owner[nt.output[0]] = owners[0].output[0]
+            self.mask_zero.add(owners[0].output[0])
+
+    def _reversed(self, name):
+        """The value read backwards along axis 1 (nncore's go_backwards Slice), or None."""
+        sl = self.P(name, "Slice")
+        if sl and len(sl.input) == 5 and self.C(sl.input[1], [-1], np.int64) and \
+                self.C(sl.input[2], [-np.iinfo(np.int64).max], np.int64) and \
+                self.C(sl.input[3], [1], np.int64) and self.C(sl.input[4], [-1], np.int64):
+            return sl
+        return None
+
+    def _packed_rnn(self, rnn):
+        T = self.imp.onnx.TensorProto
+        tr = self.P(rnn.input[0], "Transpose", perm=[1, 0, 2])
+        ge = tr and self.P(tr.input[0], "GatherElements", axis=1)
+        if not ge:
+            return False
+        x0, idx = ge.input
+        ex = self.P(idx, "Expand")
+        un = ex and self.P(ex.input[0], "Unsqueeze")
+        sh = ex and self.P(ex.input[1], "Shape")
+        tk = un and self.P(un.input[0], "TopK", axis=1, largest=0, sorted=1)
+        if not (tk and sh and sh.input[0] == x0 and un.input[0] == tk.output[1] and
+                self.C(un.input[1], [2], np.int64)):
+            return False
+        k = self.imp.consts.get(tk.input[1])
+        if k is None or k.dtype != np.int64 or k.size != 1:
+            return False
+        steps = int(k.reshape(-1)[0])
+        add = self.P(tk.input[0], "Add")
+        mul = add and self.P(add.input[0], "Mul")
+        sub = mul and self.P(mul.input[0], "Sub")
+        cf = sub and self.P(sub.input[1], "Cast", to=T.FLOAT)
+        cl = self.P(rnn.input[4], "Cast", to=T.INT32)
+        rs = cl and self.P(cl.input[0], "ReduceSum", keepdims=0)
+        ki = rs and self.P(rs.input[0], "Cast", to=T.INT64)
+        if not (cf and ki and ki.input[0] == cf.input[0] and
+                self.C(add.input[1], np.arange(steps), np.float32) and
+                self.C(mul.input[1], [steps], np.float32) and
+                self.C(sub.input[0], [1.0], np.float32) and self.C(rs.input[1], [1], np.int64)):
+            return False
+        keep, nodes = cf.input[0], [tr, ge, ex, un, sh, tk, add, mul, sub, cf, cl, rs, ki]
+        rev = False
+        if keep not in self.mask_owner:  # go_backwards: the input and the mask reversed
+            sk, sx = self._reversed(keep), self._reversed(x0)
+            if not (sk and sx and sk.input[0] in self.mask_owner):
+                return False
+            keep, x0, rev = sk.input[0], sx.input[0], True
+            nodes += [sk, sx]
+        info = {"x": x0, "mask": keep, "rev": rev, "ki": ki.output[0], "steps": steps,
+                "count": rs.output[0], "kf": cf.output[0]}
+        if not self._take(rnn, _motif_packed_rnn, info, nodes):
+            return False
+        self.packed[id(rnn)] = info
+        return True
+
+    def _packed_seq(self, mul):
+        """Per-step outputs of a packed op: Mul(GatherElements(y, idx), valid) where y is the
+        op's sequence (one direction: Squeeze + Transpose; a Bidirectional's half: Transpose
+        [1, 2, 0, 3] + Gather) and idx comes from the mask's running count: cum - 1 (forward)
+        or the unmasked steps before t (the backward half); valid is cum > 0 for one direction,
+        the mask itself for a Bidirectional's halves (Keras zeros their masked steps)."""
+        T = self.imp.onnx.TensorProto
+        if len(mul.input) != 2:
+            return
+        ge = self.P(mul.input[0], "GatherElements", axis=1)
+        if not ge:
+            return
+        ybm, idx = ge.input
+        nodes, half = [ge], None
+        tr = self.P(ybm, "Transpose", perm=[1, 0, 2])
+        sq = tr and self.P(tr.input[0], "Squeeze")
+        if sq and self.C(sq.input[1], [1], np.int64):
+            y, nodes = sq.input[0], nodes + [tr, sq]
+        else:
+            ga = self.P(ybm, "Gather", axis=0)
+            tr = ga and self.P(ga.input[0], "Transpose", perm=[1, 2, 0, 3])
+            if not tr or ga.input[1] not in self.imp.consts:
+                return
+            k = self.imp.consts[ga.input[1]]
+            if k.shape != () or k.dtype != np.int64 or int(k) not in (0, 1):
+                return
+            y, half, nodes = tr.input[0], int(k), nodes + [ga, tr]  # tr: shared by the halves
+        rnn = self.prod.get(y)
+        info = rnn is not None and self.packed.get(id(rnn))
+        if not info or y != rnn.output[0]:
+            return
+        ex = self.P(idx, "Expand")
+        un = ex and self.P(ex.input[0], "Unsqueeze")
+        sh = ex and self.P(ex.input[1], "Shape")
+        un2 = self.P(mul.input[1], "Unsqueeze")
+        if not (sh and un2 and sh.input[0] == ybm and self.C(un.input[1], [2], np.int64) and
+                self.C(un2.input[1], [2], np.int64)):
+            return
+        nodes += [ex, un, sh, un2]
+        if half is not None:  # Keras's Bidirectional: zeros at the masked steps (keep factor)
+            if un2.input[0] != info["kf"]:
+                return
+        else:  # zeros only before the first unmasked step: cum > 0
+            ca = self.P(un2.input[0], "Cast", to=T.FLOAT)
+            gt = ca and self.P(ca.input[0], "Greater")
+            if not (gt and self.C(gt.input[1], [0], np.int64)):
+                return
+            nodes += [ca, gt]
+        if half == 1:  # before = cum - keep
+            sb = self.P(un.input[0], "Sub")
+            cs = sb and self.P(sb.input[0], "CumSum")
+            if not (cs and sb.input[1] == info["ki"]):
+                return
+            nodes += [sb, cs]
+        else:  # pos = max(cum - 1, 0)
+            mx = self.P(un.input[0], "Max")
+            sb = mx and self.P(mx.input[0], "Sub")
+            cs = sb and self.P(sb.input[0], "CumSum")
+            if not (cs and self.C(mx.input[1], [0], np.int64) and
+                    self.C(sb.input[1], [1], np.int64) and
+                    (half is not None or gt.input[0] == sb.input[0])):
+                return
+            nodes += [mx, sb, cs]
+        if cs.input[0] != info["ki"] or not self.C(cs.input[1], [1], np.int64):
+            return
+        # the CumSum and the bidirectional Transpose are shared by the two halves
+        shared = [n for n in nodes if n is cs or (half is not None and n.op_type == "Transpose")]
+        own = [n for n in nodes if n not in shared]
+        if id(mul) in self.anchor or any(id(n) in self.absorbed for n in own):
+            return
+        self.anchor[id(mul)] = (_motif_packed_seq, {"y": y, "half": half})
+        self.absorbed.update(id(n) for n in nodes)
+
+    def _masked_average(self, rs):
+        T = self.imp.onnx.TensorProto
+        if len(rs.input) != 2 or not self.C(rs.input[1], [1], np.int64) or \
+                self.imp.attrs(rs).get("keepdims", 1) != 0:
+            return
+        mul = self.P(rs.input[0], "Mul")
+        dv = mul and len(mul.input) == 2 and self.P(mul.input[1], "Div")
+        un = dv and self.P(dv.input[0], "Unsqueeze")
+        mx = dv and self.P(dv.input[1], "Max")
+        cnt = mx and self.P(mx.input[0], "ReduceSum", keepdims=1)
+        cf = un and self.P(un.input[0], "Cast", to=T.FLOAT)
+        if not (cf and cnt and cnt.input[0] == dv.input[0] and len(cnt.input) == 2 and
+                self.C(cnt.input[1], [1], np.int64) and self.C(un.input[1], [2], np.int64) and
+                self.C(mx.input[1], [1e-7], np.float32) and cf.input[0] in self.mask_owner):
+            return
+        self._take(rs, _motif_masked_average, {"x": mul.input[0], "mask": cf.input[0]},
+                   [mul, dv, un, mx, cnt, cf])
+
+
+def _mask_source(t):
+    """The tensor whose mask nncore's graph gives t (its Masking / Embedding(mask_zero) output,
+    passed on by the layers that support masking), or None."""
+    from .layers.base import Layer
+    from .layers.recurrent import _RNN
+    from .layers.wrappers import Bidirectional
+
+    while not t.node.is_input:
+        lay = t.node.layer
+        if lay._makes_mask:
+            return t
+        if isinstance(lay, (_RNN, Bidirectional)):  # the sequence output keeps the mask
+            if not lay.return_sequences or (isinstance(lay, _RNN) and t.index != 0):
+                return None
+        elif lay._consumes_mask or type(lay).compute_mask is not Layer.compute_mask or \
+                not lay.supports_masking:
+            return None
+        if len(t.node.flat_inputs) != 1:
+            return None
+        t = t.node.flat_inputs[0]
+    return None
+
+
+def _check_mask_source(imp, t, mask):
+    owner = imp.tensor(imp.motifs.mask_owner[mask])
+    if _mask_source(t) is not owner:
+        imp.bad("the mask this op applies is not the one nncore's graph gives its input")
+
+
+def _motif_skip(imp, node, info):
+    return
+
+
+def _motif_masking(imp, node, info):
+    from . import layers as L
+
+    t = imp.tensor(info["x"])
+    src = _mask_source(t)
+    for m in info["and"]:  # Masking after masking: keep & the mask its input carries
+        if m not in imp.motifs.mask_owner or src is not imp.tensor(imp.motifs.mask_owner[m]):
+            imp.bad("a Masking combines its mask with one its input does not carry")
+    if not info["and"] and src is not None:
+        imp.bad("a Masking of an already masked tensor must combine the two masks")
+    imp.set(node.output[0], "nhwc", imp.layer(L.Masking(mask_value=info["mask_value"]), t))
+
+
+def _motif_packed_rnn(imp, node, info):
+    ONNX_IMPORTERS[node.op_type](imp, node, imp.attrs(node), packed=info)
+
+
+def _motif_packed_seq(imp, node, info):
+    v = imp.vals.get(info["y"])
+    if info["half"] is not None and v is not None and v.kind == "bidi_y_packed":
+        imp.set(node.output[0], "bidi_half", pending=v.extra["pending"], seq=True,
+                half=info["half"])
+        return
+    if v is None or v.kind != "rnn_y_packed":
+        imp.bad("a packed sequence is read back only from its masked recurrent op")
+    imp.set(node.output[0], "nhwc", v.t)
+
+
+def _motif_masked_average(imp, node, info):
+    from . import layers as L
+
+    t = imp.tensor(info["x"])
+    _check_mask_source(imp, t, info["mask"])
+    if len(t.shape) != 3:
+        imp.bad("a masked average is read only over the steps of (batch, steps, features)")
+    imp.set(node.output[0], "nhwc", imp.layer(L.GlobalAveragePooling1D(), t))
+
+
 # op type -> (fewest inputs, fewest outputs, required attributes) read by its importer, checked
 # before it runs (a damaged graph must not make it index past a node's lists). Others: (1, 1, ()).
 _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, ()),
-          "Conv": (2, 1, ()), "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
+          "Conv": (2, 1, ()), "ConvTranspose": (2, 1, ()), "Tile": (2, 1, ()),
+          "Reshape": (2, 1, ()), "Concat": (1, 1, ("axis",)),
           "MaxPool": (1, 1, ("kernel_shape",)), "AveragePool": (1, 1, ("kernel_shape",)),
-          "Einsum": (2, 1, ("equation",)), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
+          "Einsum": (2, 1, ("equation",)), "Gather": (2, 1, ()),
+          "InstanceNormalization": (3, 1, ()),
+          "Squeeze": (1, 1, ()), "Slice": (3, 1, ()), "Div": (2, 1, ()), "Unsqueeze": (2, 1, ()),
           "RNN": (3, 1, ("hidden_size",)),
           "LSTM": (3, 1, ("hidden_size",)), "GRU": (3, 1, ("hidden_size",))}
 
@@ -764,8 +1502,9 @@ ONNX_IMPORTERS: dict = {
     "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
     "Div": _binary("Divide"), "Concat": _op_concat,
     "Relu": _act("relu"), "Sigmoid": _act("sigmoid"), "Tanh": _act("tanh"),
-    "Softmax": _act("softmax"), "Conv": _op_conv, "MaxPool": _pool("MaxPooling2D"),
-    "AveragePool": _pool("AveragePooling2D"), "Flatten": _op_flatten, "Reshape": _op_reshape,
+    "Softmax": _act("softmax"), "Conv": _op_conv, "MaxPool": _pool("MaxPooling"),
+    "AveragePool": _pool("AveragePooling"), "ConvTranspose": _op_conv_transpose,
+    "Tile": _op_tile, "Flatten": _op_flatten, "Reshape": _op_reshape,
     "Squeeze": _op_squeeze, "Unsqueeze": _op_unsqueeze,
     "ReduceSumSquare": _op_reduce_sum_square, "Sqrt": _op_sqrt, "Einsum": _op_einsum,
     "RNN": _rnn_op("RNN"), "LSTM": _rnn_op("LSTM"), "GRU": _rnn_op("GRU"),
@@ -774,6 +1513,8 @@ ONNX_IMPORTERS: dict = {
     "ReduceMax": _reduce_pool("Max"), "BatchNormalization": _op_batch_norm,
     "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
     "Slice": _op_slice, "Resize": _op_resize, "PRelu": _op_prelu,
+    "ReduceSum": _op_bidi_reduce("sum"), "ReduceProd": _op_bidi_reduce("mul"),
+    "InstanceNormalization": _op_instance_norm,
 }
 
 

@@ -105,7 +105,8 @@ class TimeDistributed(_Wrapper):
 class Bidirectional(_Wrapper):
     """Keras's Bidirectional: `layer` (SimpleRNN, LSTM, GRU) reads the sequence forward, a copy
     with go_backwards flipped (or `backward_layer`) reads it backward; with return_sequences the
-    backward outputs are flipped back into time order. merge_mode 'concat' (last axis), 'sum',
+    backward outputs are flipped back into time order, and (as Keras) both directions output
+    zeros at masked steps. merge_mode 'concat' (last axis), 'sum',
     'ave', 'mul' or None (the two outputs as a list). Weights: forward layer's, then backward's."""
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
@@ -166,8 +167,12 @@ class Bidirectional(_Wrapper):
         kw = {} if mask is None else {"mask": mask}
         yf, cf = self.forward_layer.forward(x, training=training, need_ctx=need_ctx, **kw)
         yb, cb = self.backward_layer.forward(x, training=training, need_ctx=need_ctx, **kw)
+        keep = None
         if self.return_sequences:
             yb = np.ascontiguousarray(yb[:, ::-1])
+            if mask is not None:  # as Keras's Bidirectional: masked steps output zeros
+                keep = np.asarray(mask, np.float32)[..., None]
+                yf, yb = yf * keep, yb * keep
         m = self.merge_mode
         if m == "concat":
             y = np.concatenate([yf, yb], axis=-1)
@@ -179,11 +184,11 @@ class Bidirectional(_Wrapper):
             y = yf * yb
         else:
             y = [yf, yb]
-        ctx = (cf, cb, (yf, yb) if m == "mul" else None) if need_ctx else None
+        ctx = (cf, cb, (yf, yb) if m == "mul" else None, keep) if need_ctx else None
         return y, ctx
 
     def backward(self, ctx, dy, need_input_grad=True):
-        cf, cb, saved = ctx
+        cf, cb, saved, keep = ctx
         m = self.merge_mode
         if m == "concat":
             dy = np.asarray(dy, np.float32)
@@ -202,6 +207,8 @@ class Bidirectional(_Wrapper):
             dyb = np.zeros_like(dyf) if dyb is None else dyb
         dyf = np.ascontiguousarray(dyf, np.float32)
         dyb = np.ascontiguousarray(dyb, np.float32)
+        if keep is not None:  # the zeroed masked steps pass no gradient
+            dyf, dyb = dyf * keep, dyb * keep
         if self.return_sequences:
             dyb = np.ascontiguousarray(dyb[:, ::-1])
         nf = len(self.forward_layer._weights)

@@ -3,12 +3,16 @@
 Built with onnx.helper from a per-layer table (``ONNX_EXPORTERS``: Keras class name -> function
 emitting the layer's nodes); a new layer is one entry. The graph has a dynamic batch axis.
 
-Layout: nncore is channels-last (NHWC); ONNX's Conv and pooling are NCHW. Every value carries a
-layout tag, conv/pool work in NCHW and everything else in NHWC, and a Transpose is inserted only
-where the tag changes (so Conv -> ReLU -> MaxPool -> Conv runs without transposes in between).
+Layout: nncore is channels-last (NHWC); ONNX's Conv, ConvTranspose and pooling are channels-
+first. Every value carries a layout tag ("NCHW", or "NCW" for Conv1D and the 1-D poolings),
+conv/pool work channels-first and everything else channels-last, and a Transpose is inserted
+only where the tag changes (so Conv -> ReLU -> MaxPool -> Conv runs without transposes).
 Recurrent layers become ONNX RNN / LSTM / GRU on a time-major view: Keras's LSTM gate order
 (i, f, c, o) is reordered to ONNX's (i, o, f, c); Keras's GRU (z, r, h, reset_after=True) is ONNX's
-GRU with linear_before_reset=1 and the input and recurrent biases as Wb and Rb.
+GRU with linear_before_reset=1 and the input and recurrent biases as Wb and Rb. go_backwards is
+direction="reverse", Bidirectional one direction="bidirectional" op, return_state the Y_h / Y_c
+outputs. Masks (Masking, Embedding mask_zero) travel beside the values (``_MASK_EXPORTERS``:
+the layers that make or read one); a masked recurrent layer is exact for any mask (_Compacted).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class GraphBuilder:
         self.helper = onnx.helper
         self.nodes: list = []
         self.inits: list = []
-        self.layout: dict = {}      # value name -> "NCHW" for conv/pool values
+        self.layout: dict = {}      # value name -> "NCHW" / "NCW" for conv/pool values
         self._cache: dict = {}      # (value, layout) -> transposed value
         self._n = 0
 
@@ -49,7 +53,9 @@ class GraphBuilder:
 
     def const(self, arr, base="c"):
         name = self.fresh(base)
-        self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        arr = np.asarray(arr)  # (np.ascontiguousarray would make a 0-d scalar 1-d)
+        self.inits.append(self.onnx.numpy_helper.from_array(
+            arr if arr.flags.c_contiguous else np.ascontiguousarray(arr), name))
         return name
 
     def op(self, op_type, inputs, base=None, n_out=1, **attrs):
@@ -58,14 +64,43 @@ class GraphBuilder:
                                                 name=self.fresh("n_" + op_type), **attrs))
         return outs if n_out > 1 else outs[0]
 
+    def is_cf(self, v):
+        """True when v is channels-first (a conv/pool value: NCHW, or NCW for 1-D)."""
+        return self.layout.get(v) in ("NCHW", "NCW")
+
+    def same_layout(self, src, dst):
+        """dst (an elementwise result of src) keeps src's layout tag."""
+        if self.is_cf(src):
+            self.layout[dst] = self.layout[src]
+        return dst
+
     def nhwc(self, v):
         """v in channels-last (the layout everything but conv/pool uses)."""
-        if self.layout.get(v) != "NCHW":
+        tag = self.layout.get(v)
+        if tag not in ("NCHW", "NCW"):
             return v
         key = (v, "NHWC")
         if key not in self._cache:
-            self._cache[key] = self.op("Transpose", [v], "nhwc", perm=NCHW_TO_NHWC)
+            self._cache[key] = self.op("Transpose", [v], "nhwc",
+                                       perm=NCHW_TO_NHWC if tag == "NCHW" else [0, 2, 1])
         return self._cache[key]
+
+    def ncw(self, v):
+        """A (batch, steps, channels) value as ONNX's (batch, channels, steps)."""
+        if self.layout.get(v) == "NCW":
+            return v
+        key = (v, "NCW")
+        if key not in self._cache:
+            t = self.op("Transpose", [v], "ncw", perm=[0, 2, 1])
+            self.layout[t] = "NCW"
+            self._cache[key] = t
+        return self._cache[key]
+
+    def channels_first(self, v, rank):
+        return self.nchw(v) if rank == 4 else self.ncw(v)
+
+    def i64(self, values, base="i"):
+        return self.const(np.array(values, np.int64), base)
 
     def nchw(self, v):
         if self.layout.get(v) == "NCHW":
@@ -84,9 +119,7 @@ def _activation(g, x, name, keep_layout=False):
     op = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}.get(name)
     if op is not None:
         y = g.op(op, [x])
-        if keep_layout and g.layout.get(x) == "NCHW":
-            g.layout[y] = "NCHW"
-        return y
+        return g.same_layout(x, y) if keep_layout else y
     if name == "softmax":
         return g.op("Softmax", [g.nhwc(x)], axis=-1)
     raise ValueError(f"activation {name!r} has no ONNX export")
@@ -116,31 +149,83 @@ def _same_pads(in_hw, k, s, d):
     return pads_b + pads_a
 
 
+def _conv_pads(layer, spatial, k, s, d):
+    """ONNX pads (begins then ends) of Keras's padding: 'valid', 'same' (TF's split: the odd
+    pixel after) or Conv1D's 'causal' (everything before the first step)."""
+    if layer.padding == "same":
+        return _same_pads(spatial, k, s, d)
+    if layer.padding == "causal":
+        return [d[0] * (k[0] - 1), 0]
+    return [0] * (2 * len(spatial))
+
+
 def _conv(g, layer, xs, node):
-    x = g.nchw(xs[0])
+    """Conv2D (groups: ONNX's group, the same filter blocks) and Conv1D (a 1-D ONNX Conv on
+    (batch, channels, steps))."""
     shp = node.flat_inputs[0].shape
-    w = g.const(np.transpose(layer.kernel, (3, 2, 0, 1)), f"{layer.name}_kernel")
+    rank = len(shp)
+    x = g.channels_first(xs[0], rank)
+    perm = (3, 2, 0, 1) if rank == 4 else (2, 1, 0)  # Keras (*k, Cin, F) -> ONNX (F, Cin, *k)
+    w = g.const(np.transpose(np.asarray(layer.kernel, np.float32), perm), f"{layer.name}_kernel")
     ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
-    pads = (_same_pads(shp[1:3], layer.kernel_size, layer.strides, layer.dilation_rate)
-            if layer.padding == "same" else [0, 0, 0, 0])
-    y = g.op("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
-             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads)
-    g.layout[y] = "NCHW"
+    k, s, d = list(layer.kernel_size), list(layer.strides), list(layer.dilation_rate)
+    y = g.op("Conv", ins, layer.name, kernel_shape=k, strides=s, dilations=d,
+             pads=_conv_pads(layer, shp[1:-1], k, s, d), group=int(getattr(layer, "groups", 1)))
+    g.layout[y] = "NCHW" if rank == 4 else "NCW"
     return [_activation(g, y, layer.activation, keep_layout=True)]
 
 
 def _pool(op_type):
+    """Max/AveragePooling 1-D and 2-D; Keras's 'same' average excludes the padding from the
+    count (count_include_pad=0), as nncore's kernels do."""
     def f(g, layer, xs, node):
-        x = g.nchw(xs[0])
         shp = node.flat_inputs[0].shape
-        pads = (_same_pads(shp[1:3], layer.pool_size, layer.strides, (1, 1))
-                if layer.padding == "same" else [0, 0, 0, 0])
+        rank = len(shp)
+        x = g.channels_first(xs[0], rank)
+        ones = [1] * (rank - 2)
+        pads = (_same_pads(shp[1:-1], layer.pool_size, layer.strides, ones)
+                if layer.padding == "same" else [0] * (2 * (rank - 2)))
         extra = {"count_include_pad": 0} if op_type == "AveragePool" else {}
         y = g.op(op_type, [x], layer.name, kernel_shape=list(layer.pool_size),
                  strides=list(layer.strides), pads=pads, **extra)
-        g.layout[y] = "NCHW"
+        g.layout[y] = "NCHW" if rank == 4 else "NCW"
         return [y]
     return f
+
+
+def _conv_transpose(g, layer, xs, node):
+    """Conv2DTranspose as ONNX ConvTranspose: the kernel (KH, KW, filters, Cin) is ONNX's
+    (Cin, filters, KH, KW); Keras's output size (H*s for 'same', H*s + max(k_eff - s, 0) for
+    'valid') is ONNX's s*(H-1) + k_eff - pads + output_padding, with 'same' cropping TF's
+    split (the odd pixel at the end) and output_padding = s - k_eff where the kernel is
+    shorter than the stride."""
+    x = g.nchw(xs[0])
+    w = g.const(np.transpose(np.asarray(layer.kernel, np.float32), (3, 2, 0, 1)),
+                f"{layer.name}_kernel")
+    ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
+    pb, pa, op = _transpose_geometry(layer.padding, layer.kernel_size, layer.strides,
+                                     layer.dilation_rate)
+    y = g.op("ConvTranspose", ins, layer.name, kernel_shape=list(layer.kernel_size),
+             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pb + pa,
+             output_padding=op)
+    g.layout[y] = "NCHW"
+    return [_activation(g, y, layer.activation, keep_layout=True)]
+
+
+def _transpose_geometry(padding, ks, ss, ds):
+    """(pads begin, pads end, output_padding) of a Keras Conv2DTranspose as ONNX writes it."""
+    pb, pa, op = [], [], []
+    for k, s, d in zip(ks, ss, ds):
+        eff = d * (k - 1) + 1
+        total = eff - s if padding == "same" else 0
+        if total < 0 or (padding == "valid" and eff < s):
+            op.append(s - eff)
+            total = 0
+        else:
+            op.append(0)
+        pb.append(total // 2)
+        pa.append(total - total // 2)
+    return pb, pa, op
 
 
 def _flatten(g, layer, xs, node):
@@ -180,10 +265,47 @@ def _concat(g, layer, xs, node):
     return [g.op("Concat", [g.nhwc(x) for x in xs], layer.name, axis=layer.axis)]
 
 
-def _l2_normalize(g, x, axis):
-    ss = g.op("ReduceSumSquare", [x], "sumsq", axes=[axis], keepdims=1)
+def _l2_normalize(g, x, axis, base="l2n"):
+    """x / sqrt(max(sum(x^2 over axis), 1e-12)); axis an int or a list."""
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    ss = g.op("ReduceSumSquare", [x], "sumsq", axes=axes, keepdims=1)
     n = g.op("Sqrt", [g.op("Max", [ss, g.const(np.array(1e-12, np.float32), "eps")])])
-    return g.op("Div", [x, n], "l2n")
+    return g.op("Div", [x, n], base)
+
+
+def _unit_norm(g, layer, xs, node):
+    rank = len(node.flat_inputs[0].shape)
+    return [_l2_normalize(g, g.nhwc(xs[0]), layer._axes(rank), layer.name)]
+
+
+def _repeat_vector(g, layer, xs, node):
+    y = g.op("Unsqueeze", [g.nhwc(xs[0]), g.i64([1], "axes")], layer.name)
+    return [g.op("Tile", [y, g.i64([1, layer.n, 1], "repeats")], layer.name)]
+
+
+def _group_norm(g, layer, xs, node):
+    """Keras's GroupNormalization (channels last, `groups` groups of C/groups channels, each
+    sample's group normalized over its positions and channels, epsilon inside the square
+    root, then gamma/beta per channel): (N, ..., C) viewed as (N, G, S, C/G), ONNX's
+    InstanceNormalization with G unit channels, viewed back, then gamma and beta. (ONNX's own
+    GroupNormalization is opset 18 with a per-group scale, per-channel only from opset 21.)"""
+    shp = node.flat_inputs[0].shape
+    c, gr = shp[-1], layer.groups
+    x = g.nhwc(xs[0])
+    x4 = g.op("Reshape", [x, g.i64([0, -1, gr, c // gr], "shape")], layer.name)
+    x4 = g.op("Transpose", [x4], layer.name, perm=[0, 2, 1, 3])
+    y = g.op("InstanceNormalization", [x4, g.const(np.ones(gr, np.float32), "ones"),
+                                       g.const(np.zeros(gr, np.float32), "zeros")],
+             layer.name, epsilon=float(layer.epsilon))
+    y = g.op("Transpose", [y], layer.name, perm=[0, 2, 1, 3])
+    y = g.op("Reshape", [y, g.i64([0] + list(shp[1:]), "shape")], layer.name)
+    if layer.scale:
+        y = g.op("Mul", [y, g.const(np.asarray(layer.gamma, np.float32), f"{layer.name}_gamma")],
+                 layer.name)
+    if layer.center:
+        y = g.op("Add", [y, g.const(np.asarray(layer.beta, np.float32), f"{layer.name}_beta")],
+                 layer.name)
+    return [y]
 
 
 def _dot(g, layer, xs, node):
@@ -207,50 +329,303 @@ def _gates(m, order, units):
     return np.concatenate([blocks[k] for k in order], axis=-1)
 
 
-def _rnn(op_type):
-    def f(g, layer, xs, node):
-        u = layer.units
-        if layer.go_backwards or layer.return_state:
-            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): go_backwards and "
-                             "return_state are not exported to ONNX yet")
-        reset_after = getattr(layer, "reset_after", True)
-        x = g.op("Transpose", [g.nhwc(xs[0])], "time_major", perm=[1, 0, 2])
-        k, rk = layer.kernel, layer.recurrent_kernel
-        if op_type == "LSTM":
-            order = [0, 3, 1, 2]  # Keras i, f, c, o -> ONNX i, o, f, c
-            k, rk = _gates(k, order, u), _gates(rk, order, u)
-        w = g.const(k.T[None].astype(np.float32), f"{layer.name}_W")
-        r = g.const(rk.T[None].astype(np.float32), f"{layer.name}_R")
-        ins = [x, w, r]
-        n_g = {"RNN": 1, "LSTM": 4, "GRU": 3}[op_type]
-        if layer.use_bias:
-            if op_type == "GRU" and reset_after:
-                bias = np.concatenate([layer.bias[0], layer.bias[1]])
-            elif op_type == "GRU":  # reset_after=False: one bias, ONNX's Rb is zero
-                bias = np.concatenate([layer.bias, np.zeros(n_g * u, np.float32)])
-            else:
-                b = layer.bias if op_type == "RNN" else _gates(layer.bias, order, u)
-                bias = np.concatenate([b, np.zeros(n_g * u, np.float32)])
-            ins.append(g.const(bias[None].astype(np.float32), f"{layer.name}_B"))
-        attrs = {"hidden_size": u}
-        if op_type == "RNN":
-            attrs["activations"] = ["Relu" if layer.activation == "relu" else "Tanh"]
-        if op_type == "GRU":
-            attrs["linear_before_reset"] = int(reset_after)
-        outs = g.op(op_type, ins, layer.name, n_out=2, **attrs)
+_RNN_OPS = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
+_N_GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+_BIG = np.iinfo(np.int64).max
+
+
+def _rnn_weights(layer, op_type):
+    """One direction's ONNX W (G*U, F), R (G*U, U) and B (2*G*U,) of a Keras recurrent layer."""
+    u, n_g = layer.units, _N_GATES[op_type]
+    k, rk = np.asarray(layer.kernel, np.float32), np.asarray(layer.recurrent_kernel, np.float32)
+    order = [0, 3, 1, 2]  # Keras LSTM i, f, c, o -> ONNX i, o, f, c
+    if op_type == "LSTM":
+        k, rk = _gates(k, order, u), _gates(rk, order, u)
+    zeros = np.zeros(n_g * u, np.float32)
+    if not layer.use_bias:
+        bias = np.concatenate([zeros, zeros])
+    elif op_type == "GRU" and layer.reset_after:
+        bias = np.concatenate([layer.bias[0], layer.bias[1]])
+    else:  # one Keras bias (GRU reset_after=False included): ONNX's Rb is zero
+        b = layer.bias if op_type != "LSTM" else _gates(layer.bias, order, u)
+        bias = np.concatenate([b, zeros])
+    return k.T, rk.T, bias.astype(np.float32)
+
+
+def _rnn_node(g, x_tm, cells, op_type, direction, seq_lens, base, n_out):
+    """The ONNX RNN / LSTM / GRU node of one layer (or of a Bidirectional pair stacked on the
+    direction axis): -> [Y (T, D, B, U), Y_h (D, B, U)] (+ Y_c for an LSTM when n_out = 3)."""
+    ws = [_rnn_weights(c, op_type) for c in cells]
+    w = g.const(np.stack([a for a, _, _ in ws]), f"{base}_W")
+    r = g.const(np.stack([b for _, b, _ in ws]), f"{base}_R")
+    ins = [x_tm, w, r]
+    if any(c.use_bias for c in cells) or seq_lens is not None:
+        ins.append(g.const(np.stack([b for _, _, b in ws]), f"{base}_B"))
+    if seq_lens is not None:
+        ins.append(seq_lens)
+    attrs = {"hidden_size": cells[0].units, "direction": direction}
+    if op_type == "RNN":
+        attrs["activations"] = ["Relu" if c.activation == "relu" else "Tanh" for c in cells]
+    if op_type == "GRU":
+        attrs["linear_before_reset"] = int(cells[0].reset_after)
+    return g.op(op_type, ins, base, n_out=n_out, **attrs)
+
+
+def _reverse(g, x, axis):
+    """x read backwards along `axis` (a Slice with step -1)."""
+    return g.op("Slice", [x, g.i64([-1], "starts"), g.i64([-_BIG], "ends"), g.i64([axis], "axes"),
+                          g.i64([-1], "steps")], "reversed")
+
+
+def _gather_steps(g, y_bm, pos):
+    """y_bm (B, T, U) read at the steps pos (B, T) int64 of each row."""
+    idx = g.op("Expand", [g.op("Unsqueeze", [pos, g.i64([2], "axes")]),
+                          g.op("Shape", [y_bm])], "idx")
+    return g.op("GatherElements", [y_bm, idx], "steps", axis=1)
+
+
+class _Compacted:
+    """A mask (B, T) made exact for ONNX's sequence_lens: at a masked step a Keras recurrent
+    layer keeps its state, so it computes what it would on the unmasked steps alone, packed to
+    the front of each row in their order (a stable TopK of (masked * T + t)); sequence_lens is
+    their count. The output at step t is the packed output number cum(t) - 1 (zeros before the
+    first unmasked step): exact for any mask, not only right-padded ones."""
+
+    def __init__(self, g, x_bm, keep, steps):
+        ki = g.op("Cast", [keep], "keep_i", to=g.onnx.TensorProto.INT64)
+        kf = g.op("Cast", [keep], "keep_f", to=g.onnx.TensorProto.FLOAT)
+        masked = g.op("Sub", [g.const(np.array(1.0, np.float32), "one"), kf], "masked")
+        key = g.op("Add", [g.op("Mul", [masked, g.const(np.array(float(steps), np.float32), "t")]),
+                           g.const(np.arange(steps, dtype=np.float32), "t")], "key")
+        _, order = g.op("TopK", [key, g.i64([steps], "k")], "packed", n_out=2, axis=1,
+                        largest=0, sorted=1)
+        self.x = _gather_steps(g, x_bm, order)
+        count = g.op("ReduceSum", [ki, g.i64([1], "axes")], "count", keepdims=0)
+        self.lens = g.op("Cast", [count], "seq_lens", to=g.onnx.TensorProto.INT32)
+        self.ki, self.count, self.kf = ki, count, kf
+        self.g = g
+        self._cum = None
+
+    @property
+    def cum(self):
+        """Unmasked steps up to and including t (emitted only when a sequence is read)."""
+        if self._cum is None:
+            g = self.g
+            self._cum = g.op("CumSum", [self.ki, g.const(np.array(1, np.int64), "axis")], "cum")
+        return self._cum
+
+    def _valid(self, pos_ok):
+        g = self.g
+        return g.op("Unsqueeze", [g.op("Cast", [pos_ok], "ok", to=g.onnx.TensorProto.FLOAT),
+                                  g.i64([2], "axes")])
+
+    def _keep3(self):
+        return self.g.op("Unsqueeze", [self.kf, self.g.i64([2], "axes")], "keep3")
+
+    def forward_steps(self, y_bm, zero_masked=False):
+        """Forward outputs (B, T, U) at every original step: packed output cum(t) - 1 (zeros
+        before the first unmasked step; zeros at every masked step with zero_masked, as
+        Keras's Bidirectional)."""
+        g = self.g
+        zero = g.const(np.array(0, np.int64), "zero")
+        pos = g.op("Max", [g.op("Sub", [self.cum, g.const(np.array(1, np.int64), "one")]),
+                           zero], "pos")
+        factor = self._keep3() if zero_masked else \
+            self._valid(g.op("Greater", [self.cum, zero], "started"))
+        return g.op("Mul", [_gather_steps(g, y_bm, pos), factor], "masked_seq")
+
+    def backward_steps(self, y_bm):
+        """A Bidirectional's reverse half (B, T, U) at every original step t: the packed output
+        number (unmasked steps before t); zeros at masked steps (Keras's Bidirectional)."""
+        g = self.g
+        before = g.op("Sub", [self.cum, self.ki], "before")
+        return g.op("Mul", [_gather_steps(g, y_bm, before), self._keep3()], "masked_seq")
+
+
+def _steps_of(node):
+    return int(node.flat_inputs[0].shape[1])
+
+
+def _rnn_layer(g, layer, xs, node, mask=None):
+    """SimpleRNN / LSTM / GRU as ONNX RNN / LSTM / GRU. go_backwards: direction 'reverse' (its
+    Y is in the input's time order; Keras returns the sequence in reading order, so it is read
+    back reversed). return_state: Y_h (and the LSTM's Y_c) as further outputs. A mask: see
+    _Compacted (the layer's reversed reading order applied first)."""
+    op_type = _RNN_OPS[type(layer).__name__]
+    x = g.nhwc(xs[0])
+    sq = lambda v, ax: g.op("Squeeze", [v, g.i64([ax], "axes")], layer.name)  # noqa: E731
+    n_out = 3 if op_type == "LSTM" and layer.return_state else 2
+    if mask is None:
+        direction = "reverse" if layer.go_backwards else "forward"
+        outs = _rnn_node(g, g.op("Transpose", [x], "time_major", perm=[1, 0, 2]), [layer],
+                         op_type, direction, None, layer.name, n_out)
+        h = sq(outs[1], 0)
+        out = h
         if layer.return_sequences:
-            y = g.op("Squeeze", [outs[0], g.const(np.array([1], np.int64), "axes")])
-            return [g.op("Transpose", [y], layer.name, perm=[1, 0, 2])]
-        return [g.op("Squeeze", [outs[1], g.const(np.array([0], np.int64), "axes")],
-                     layer.name)]
-    return f
+            y = sq(outs[0], 1)
+            if layer.go_backwards:
+                y = _reverse(g, y, 0)
+            out = g.op("Transpose", [y], layer.name, perm=[1, 0, 2])
+    else:
+        keep = mask
+        if layer.go_backwards:  # Keras reverses the inputs and the mask, then reads forward
+            x, keep = _reverse(g, x, 1), _reverse(g, mask, 1)
+        pk = _Compacted(g, x, keep, _steps_of(node))
+        outs = _rnn_node(g, g.op("Transpose", [pk.x], "time_major", perm=[1, 0, 2]), [layer],
+                         op_type, "forward", pk.lens, layer.name, n_out)
+        h = sq(outs[1], 0)
+        out = h
+        if layer.return_sequences:
+            out = pk.forward_steps(g.op("Transpose", [sq(outs[0], 1)], "bm", perm=[1, 0, 2]))
+    ys = [out]
+    if layer.return_state:
+        ys += [h] + ([sq(outs[2], 0)] if op_type == "LSTM" else [])
+    out_mask = mask if layer.return_sequences else None
+    return ys, ([out_mask] + [None] * (len(ys) - 1) if layer.return_state else [out_mask])
+
+
+def _bidirectional(g, layer, xs, node, mask=None):
+    """Bidirectional as one ONNX op with direction 'bidirectional' (forward layer's weights
+    first, the backward layer's second): its Y[:, 1] is already in time order, as Keras flips
+    the backward sequence back. Merge modes: concat (Reshape of the direction and unit axes),
+    sum / ave / mul (ReduceSum / ReduceMean / ReduceProd over the direction axis), None (the
+    two directions, Gather). With a mask, the packed sequence (_Compacted) read backward by
+    the op's reverse half is exactly Keras's backward pass over the unmasked steps."""
+    f, b = layer.forward_layer, layer.backward_layer
+    name = type(f).__name__
+    same = (type(b) is type(f) and b.units == f.units and b.activation == f.activation and
+            getattr(b, "reset_after", True) == getattr(f, "reset_after", True))
+    if name not in _RNN_OPS or not same or f.go_backwards or not b.go_backwards or \
+            f.return_state or b.return_state:
+        raise ValueError(f"layer {layer.name!r} (Bidirectional): only a forward layer with its "
+                         "backward twin (same type, units, activation and GRU reset_after; "
+                         "go_backwards on the backward layer only) has an ONNX export")
+    op_type = _RNN_OPS[name]
+    x = g.nhwc(xs[0])
+    seq = layer.return_sequences
+    u, steps = f.units, _steps_of(node)
+    if mask is None:
+        y, yh = _rnn_node(g, g.op("Transpose", [x], "time_major", perm=[1, 0, 2]), [f, b],
+                          op_type, "bidirectional", None, layer.name, 2)
+        if seq:
+            both = g.op("Transpose", [y], layer.name, perm=[2, 0, 1, 3])  # (B, T, 2, U)
+        else:
+            both = g.op("Transpose", [yh], layer.name, perm=[1, 0, 2])  # (B, 2, U)
+        ax = 2 if seq else 1
+        m = layer.merge_mode
+        if m == "concat":
+            shape = [0, steps, 2 * u] if seq else [0, 2 * u]
+            ys = [g.op("Reshape", [both, g.i64(shape, "shape")], layer.name)]
+        elif m is None:
+            ys = [g.op("Gather", [both, g.const(np.array(k, np.int64), "dir")], layer.name,
+                       axis=ax) for k in (0, 1)]
+        elif m == "sum":
+            ys = [g.op("ReduceSum", [both, g.i64([ax], "axes")], layer.name, keepdims=0)]
+        else:
+            ys = [g.op({"ave": "ReduceMean", "mul": "ReduceProd"}[m], [both], layer.name,
+                       axes=[ax], keepdims=0)]
+    else:
+        pk = _Compacted(g, x, mask, steps)
+        y, yh = _rnn_node(g, g.op("Transpose", [pk.x], "time_major", perm=[1, 0, 2]), [f, b],
+                          op_type, "bidirectional", pk.lens, layer.name, 2)
+        if seq:
+            ybm = g.op("Transpose", [y], layer.name, perm=[1, 2, 0, 3])  # (D, B, T, U)
+            halves = [g.op("Gather", [ybm, g.const(np.array(k, np.int64), "dir")], layer.name,
+                           axis=0) for k in (0, 1)]
+            yf, yb = pk.forward_steps(halves[0], zero_masked=True), pk.backward_steps(halves[1])
+        else:
+            yf, yb = (g.op("Gather", [yh, g.const(np.array(k, np.int64), "dir")], layer.name,
+                           axis=0) for k in (0, 1))
+        m = layer.merge_mode
+        if m == "concat":
+            ys = [g.op("Concat", [yf, yb], layer.name, axis=-1)]
+        elif m == "sum":
+            ys = [g.op("Add", [yf, yb], layer.name)]
+        elif m == "ave":
+            ys = [g.op("Mul", [g.op("Add", [yf, yb], layer.name),
+                               g.const(np.array(0.5, np.float32), "half")], layer.name)]
+        elif m == "mul":
+            ys = [g.op("Mul", [yf, yb], layer.name)]
+        else:
+            ys = [yf, yb]
+    out_mask = mask if seq else None
+    return ys, [out_mask] * len(ys)
+
+
+def _masking(g, layer, xs, node, mask=None):
+    """keep = any(x != mask_value over the last axis); y = x * keep; the mask (keep, and the
+    incoming mask) goes to the layers that read it."""
+    x = g.nhwc(xs[0])
+    neq = g.op("Not", [g.op("Equal", [x, g.const(np.array(layer.mask_value, np.float32),
+                                                         "mask_value")])], layer.name)
+    kf = g.op("ReduceMax", [g.op("Cast", [neq], layer.name, to=g.onnx.TensorProto.FLOAT)],
+              layer.name, axes=[-1], keepdims=1)
+    y = g.op("Mul", [x, kf], layer.name)
+    keep = g.op("Cast", [g.op("Squeeze", [kf, g.i64([-1], "axes")], layer.name)], "mask",
+                to=g.onnx.TensorProto.BOOL)
+    if mask is not None:
+        keep = g.op("And", [keep, mask], "mask")
+    return [y], [keep]
+
+
+def _embedding_masked(g, layer, xs, node, mask=None):
+    ys = _embedding(g, layer, xs, node)
+    if not layer.mask_zero:
+        return ys, [None]
+    ids = g.op("Cast", [g.nhwc(xs[0])], "ids", to=g.onnx.TensorProto.INT64)
+    return ys, [g.op("Not", [g.op("Equal", [ids, g.const(np.array(0, np.int64), "zero")])],
+                     "mask")]
+
+
+def _global_avg_masked(g, layer, xs, node, mask=None):
+    """GlobalAveragePooling1D over the unmasked steps (nncore's weights: mask / max(count,
+    1e-7))."""
+    if mask is None:
+        return _global_pool("ReduceMean")(g, layer, xs, node), [None]
+    if layer.keepdims:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): keepdims=True "
+                         "has no ONNX export in nncore")
+    x = g.nhwc(xs[0])
+    w = g.op("Unsqueeze", [g.op("Cast", [mask], "w", to=g.onnx.TensorProto.FLOAT),
+                           g.i64([2], "axes")])
+    cnt = g.op("Max", [g.op("ReduceSum", [w, g.i64([1], "axes")], "cnt", keepdims=1),
+                       g.const(np.array(1e-7, np.float32), "tiny")], "cnt")
+    y = g.op("ReduceSum", [g.op("Mul", [x, g.op("Div", [w, cnt])]), g.i64([1], "axes")],
+             layer.name, keepdims=0)
+    return [y], [None]
+
+
+def _time_distributed(g, layer, xs, node):
+    """y[:, t] = layer(x[:, t]): (B, T, ...) reshaped to (B*T, ...), the inner layer's own
+    exporter, reshaped back to (B, T, ...)."""
+    from types import SimpleNamespace as NS
+
+    inner = layer.layer
+    shp = tuple(node.flat_inputs[0].shape)
+    out_shape = tuple(node.flat_outputs[0].shape)
+    x = g.op("Reshape", [g.nhwc(xs[0]), g.i64([-1] + list(shp[2:]), "shape")], layer.name)
+    fake = NS(flat_inputs=[NS(shape=(None,) + shp[2:])],
+              flat_outputs=[NS(shape=(None,) + out_shape[2:])])
+    if getattr(inner, "_is_model", False):
+        if len(inner.inputs) != 1 or len(inner.outputs) != 1:
+            raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner model must "
+                             "have one input and one output")
+        ys = _emit(g, inner, [x])
+    else:
+        fn = ONNX_EXPORTERS.get(type(inner).__name__)
+        if fn is None:
+            raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer "
+                             f"{inner.name!r} ({type(inner).__name__}) has no ONNX export")
+        ys = fn(g, inner, [x], fake)  # (a mask the inner layer makes stays inside, as nncore)
+    if len(ys) != 1:
+        raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer must have "
+                         "one output")
+    return [g.op("Reshape", [g.nhwc(ys[0]), g.i64([-1, shp[1]] + list(out_shape[2:]),
+                                                   "shape")], layer.name)]
 
 
 def _elementwise(g, x, op_type, base, **attrs):
-    y = g.op(op_type, [x], base, **attrs)
-    if g.layout.get(x) == "NCHW":
-        g.layout[y] = "NCHW"
-    return y
+    return g.same_layout(x, g.op(op_type, [x], base, **attrs))
 
 
 def _relu_layer(g, layer, xs, node):
@@ -262,10 +637,7 @@ def _relu_layer(g, layer, xs, node):
     lo, hi = g.fresh("lo"), g.fresh("hi")  # Clip's bounds are scalars (0-d)
     g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
     g.inits.append(g.onnx.numpy_helper.from_array(np.array(layer.max_value, np.float32), hi))
-    y = g.op("Clip", [xs[0], lo, hi], layer.name)
-    if g.layout.get(xs[0]) == "NCHW":
-        g.layout[y] = "NCHW"
-    return [y]
+    return [g.same_layout(xs[0], g.op("Clip", [xs[0], lo, hi], layer.name))]
 
 
 def _leaky_relu(g, layer, xs, node):
@@ -298,19 +670,19 @@ def _global_pool(op_type):
 
 def _batch_norm(g, layer, xs, node):
     rank = len(node.flat_inputs[0].shape)
-    if layer.axis not in (-1, rank - 1) or rank not in (2, 4):
+    if layer.axis not in (-1, rank - 1) or rank not in (2, 3, 4):
         raise ValueError(f"layer {layer.name!r} (BatchNormalization): only the last axis of a "
-                         "2-D or 4-D input has an ONNX export in nncore")
+                         "2-D, 3-D or 4-D input has an ONNX export in nncore")
     c = layer.moving_mean.shape[0]
     gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
     beta = layer.beta if layer.center else np.zeros(c, np.float32)
-    x = g.nchw(xs[0]) if rank == 4 else g.nhwc(xs[0])
+    x = g.channels_first(xs[0], rank) if rank > 2 else g.nhwc(xs[0])
     ins = [x] + [g.const(np.asarray(v, np.float32), f"{layer.name}_{n}") for n, v in
                  (("scale", gamma), ("bias", beta), ("mean", layer.moving_mean),
                   ("var", layer.moving_variance))]
     y = g.op("BatchNormalization", ins, layer.name, epsilon=float(layer.epsilon))
-    if rank == 4:
-        g.layout[y] = "NCHW"
+    if rank > 2:
+        g.layout[y] = "NCHW" if rank == 4 else "NCW"
     return [y]
 
 
@@ -329,9 +701,6 @@ def _layer_norm(g, layer, xs, node):
 
 
 def _embedding(g, layer, xs, node):
-    if layer.mask_zero:
-        raise ValueError(f"layer {layer.name!r} (Embedding): mask_zero=True has no ONNX export "
-                         "in nncore (the mask would be dropped)")
     ids = g.op("Cast", [g.nhwc(xs[0])], "ids", to=g.onnx.TensorProto.INT64)
     w = g.const(np.asarray(layer.embeddings, np.float32), f"{layer.name}_embeddings")
     return [g.op("Gather", [w, ids], layer.name, axis=0)]
@@ -444,7 +813,6 @@ ONNX_EXPORTERS: dict = {
     # augmentation: identity outside training
     "RandomFlip": _identity, "RandomTranslation": _identity, "RandomRotation": _identity,
     "RandomZoom": _identity, "RandomContrast": _identity, "RandomBrightness": _identity,
-    "SimpleRNN": _rnn("RNN"), "LSTM": _rnn("LSTM"), "GRU": _rnn("GRU"),
     "Add": _chain("Add"), "Subtract": _chain("Sub"), "Multiply": _chain("Mul"),
     "Average": _variadic("Mean"), "Maximum": _variadic("Max"), "Minimum": _variadic("Min"),
     "Concatenate": _concat, "Dot": _dot,
@@ -452,33 +820,68 @@ ONNX_EXPORTERS: dict = {
     "Identity": _identity, "GaussianNoise": _identity, "GaussianDropout": _identity,
     "SpatialDropout1D": _identity, "SpatialDropout2D": _identity,
     "ReLU": _relu_layer, "LeakyReLU": _leaky_relu, "ELU": _elu, "Softmax": _softmax_layer,
-    "GlobalAveragePooling1D": _global_pool("ReduceMean"),
     "GlobalAveragePooling2D": _global_pool("ReduceMean"),
     "GlobalMaxPooling1D": _global_pool("ReduceMax"),
     "GlobalMaxPooling2D": _global_pool("ReduceMax"),
     "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
-    "Embedding": _embedding, "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
+    "DepthwiseConv2D": _depthwise, "SeparableConv2D": _separable,
     "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
     "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
     "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
     "PReLU": _prelu,
+    "Conv1D": _conv, "MaxPooling1D": _pool("MaxPool"), "AveragePooling1D": _pool("AveragePool"),
+    "RepeatVector": _repeat_vector, "UnitNormalization": _unit_norm,
+    "GroupNormalization": _group_norm, "Conv2DTranspose": _conv_transpose,
+    "TimeDistributed": _time_distributed,
 }
+
+# Layers that read or make a mask: fn(builder, layer, inputs, node, mask=None) ->
+# (outputs, output masks). A mask is an ONNX bool (batch, steps) value beside the tensor.
+_MASK_EXPORTERS: dict = {
+    "SimpleRNN": _rnn_layer, "LSTM": _rnn_layer, "GRU": _rnn_layer,
+    "Bidirectional": _bidirectional, "Masking": _masking, "Embedding": _embedding_masked,
+    "GlobalAveragePooling1D": _global_avg_masked,
+}
+ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs, node)[0])(v)
+                       for k, v in _MASK_EXPORTERS.items()})
 
 
 def _emit(g, model, input_values):
+    """The model's nodes; masks travel beside the values as nncore's graph runs them
+    (models/functional.py): made by Masking / Embedding(mask_zero), read by the recurrent
+    layers and GlobalAveragePooling1D, passed on by the layers that support masking."""
+    from ..layers.base import Layer
+
     vals = dict(enumerate(input_values))
-    for layer, ins, outs, _, _, node in model._steps:
+    masks: dict = {}
+    for layer, ins, outs, single_in, _, node in model._steps:
         xs = [vals[i] for i in ins]
+        m_in = masks.get(ins[0]) if single_in else None
+        cls = type(layer).__name__
+        if not single_in and any(masks.get(i) is not None for i in ins) and (
+                layer._consumes_mask or type(layer).compute_mask is not Layer.compute_mask):
+            raise ValueError(f"layer {layer.name!r} ({cls}) reads masks on several inputs, "
+                             "which nncore does not export to ONNX")
+        m_out = [None] * len(outs)
         if getattr(layer, "_is_model", False):
             ys = _emit(g, layer, xs)
+        elif cls in _MASK_EXPORTERS:
+            ys, m_out = _MASK_EXPORTERS[cls](g, layer, xs, node, mask=m_in)
         else:
-            fn = ONNX_EXPORTERS.get(type(layer).__name__)
+            fn = ONNX_EXPORTERS.get(cls)
             if fn is None:
-                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) has no ONNX "
-                                 "export in nncore")
+                raise ValueError(f"layer {layer.name!r} ({cls}) has no ONNX export in nncore")
+            if m_in is not None and (layer._consumes_mask or layer._makes_mask or
+                                     type(layer).compute_mask is not Layer.compute_mask):
+                raise ValueError(f"layer {layer.name!r} ({cls}) reads or makes a mask, which "
+                                 "nncore does not export to ONNX for this layer")
             ys = fn(g, layer, xs, node)
-        for s, y in zip(outs, ys):
+            if m_in is not None and layer.supports_masking:
+                m_out = [m_in] * len(outs)
+        for s, y, m in zip(outs, ys, m_out):
             vals[s] = y
+            if m is not None:
+                masks[s] = m
     return [vals[s] for s in model._out_slots]
 
 
