@@ -280,14 +280,147 @@ def test_every_builtin_layer_has_an_exporter():
     from nncore.layers import _BUILTIN
     from nncore.saving.onnx_export import ONNX_EXPORTERS
 
-    # Lambda: an arbitrary traced graph of ops (nncore.ops has no ONNX table yet); the
-    # categorical preprocessing layers (lookup tables, counts): not exported yet
-    not_exported = ("InputLayer", "Lambda", "CategoryEncoding", "Discretization",
-                    "IntegerLookup", "StringLookup")
+    # Lambda: an arbitrary traced graph of ops (nncore.ops has no ONNX table yet)
+    not_exported = ("InputLayer", "Lambda")
     missing = [c.__name__ for c in _BUILTIN if c.__name__ not in ONNX_EXPORTERS and
                c.__name__ not in not_exported and c.__name__ not in ONNX_NOT_YET]
     assert missing == []
     assert sorted(ONNX_NOT_YET & set(ONNX_EXPORTERS)) == []
+
+
+def _cat_case(kind):
+    """(model, input) of one categorical layer: odd shapes, values on the boundaries, NaN and
+    infinities, OOV and mask tokens."""
+    f = np.array([[-1.0, 0.0, 0.5, 1.0, 2.5], [np.nan, np.inf, -np.inf, 0.49999997, 1.0000001],
+                  [3.0, -7.0, 0.25, 1.0, 0.5]], np.float32)
+    ints = np.array([[5, 9, 3, 0, -1], [7, 7, 12, 5, 1 << 40], [0, 0, 9, 9, 9]], np.int64)
+    b = [-1.0, 0.0, 0.5, 0.5, 1.0]  # a repeated boundary: an empty bin
+    mode = kind.split(":")[1] if ":" in kind else None
+    if kind.startswith("disc1"):  # (batch,) input
+        i = nncore.Input(())
+        return nncore.Model(i, L.Discretization(b, output_mode=mode)(i)), f[:, 1]
+    if kind.startswith("disc"):
+        i = nncore.Input((1,) if mode == "one_hot" else (5,))
+        x = f[:, 3:4] if mode == "one_hot" else f
+        return nncore.Model(i, L.Discretization(b, output_mode=mode)(i)), x
+    if kind.startswith("enc"):  # int32 and float inputs, (B, 1) and (B, 2, 3)
+        i = nncore.Input((2, 3), dtype="int32") if mode != "one_hot" else nncore.Input((1,))
+        x = (np.arange(18).reshape(3, 2, 3) % 7).astype(np.int32) if mode != "one_hot" else \
+            np.array([[3.0], [0.0], [6.0]], np.float32)
+        return nncore.Model(i, L.CategoryEncoding(7, output_mode=mode)(i)), x
+    if kind.startswith("int"):
+        kw = {"int": {}, "int_mask": {"mask_token": 0}, "int_inv": {"invert": True}}.get(
+            kind.split(":")[0], {"output_mode": mode})
+        i = nncore.Input((5,), dtype="int64")
+        x = np.array([[0, 1, 2, 3, 4], [4, 4, 0, 1, 2], [3, 2, 1, 0, 0]]) if "invert" in kw \
+            else ints
+        return nncore.Model(i, L.IntegerLookup(vocabulary=[5, 9, 1 << 40, 7], **kw)(i)), x
+    i = nncore.Input((2,), dtype="int32")  # StringLookup(invert=True)
+    x = np.array([[0, 1], [3, 2], [1, 1]], np.int32)
+    return nncore.Model(i, L.StringLookup(vocabulary=["a", "bé", "c"], invert=True)(i)), x
+
+
+_CAT_CASES = ["disc:int", "disc:one_hot", "disc:multi_hot", "disc:count", "disc1:int",
+              "disc1:count", "enc:one_hot", "enc:multi_hot", "enc:count", "int", "int_mask",
+              "int_inv", "int_enc:one_hot", "int_enc:multi_hot", "int_enc:count", "str_inv"]
+
+
+@pytest.mark.parametrize("kind", _CAT_CASES)
+def test_categorical_layers_export_bitwise_and_import(kind, tmp_path):
+    m, x = _cat_case(kind)
+    path = tmp_path / "m.onnx"
+    m.export(path, format="onnx")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    want = _ours(m, [x])[0]
+    got = _run_ort(path, [x])[0]
+    assert got.shape == want.shape
+    if want.dtype.kind == "U":  # ONNX Runtime's strings are Python str objects
+        assert got.dtype.kind == "O" and all(isinstance(v, str) for v in got.ravel())
+        got = got.astype(want.dtype)
+    assert got.dtype == want.dtype and np.array_equal(got, want)  # bitwise, ints and counts
+    if x.ndim == 1:  # nncore's import reads (batch, ...) inputs of rank 2 or more only
+        with pytest.raises(ValueError, match="batch axis and static other axes"):
+            nncore.onnx.load(path)
+        return
+    back = nncore.onnx.load(path)
+    lay = back.layers[-1]
+    assert type(lay) is type(m.layers[-1])
+    assert lay.get_config()["output_mode"] == m.layers[-1].get_config()["output_mode"]
+    again = _ours(back, [x])[0]
+    assert again.dtype == want.dtype and np.array_equal(again, want)
+
+
+def test_categorical_layers_in_a_model_export_and_import(rng, tmp_path):
+    ids = nncore.Input((6,), name="ids", dtype="int64")
+    e = L.Embedding(6, 3)(L.IntegerLookup(vocabulary=[10, 20, 30, 40, 50])(ids))
+    num = nncore.Input((4,), name="num")
+    d = L.Discretization([-0.5, 0.0, 0.7])(L.Dense(4)(num))
+    c = L.CategoryEncoding(4, output_mode="count")(d)  # the indices read by an encoding
+    h = L.Concatenate()([L.GlobalAveragePooling1D()(e), c,
+                         L.Flatten()(L.Discretization([0.1], output_mode="one_hot")(num))])
+    m = nncore.Model([ids, num], L.Dense(2)(h))
+    _randomise(m, rng)
+    xs = [rng.choice([10, 20, 30, 40, 50, 60, 7], size=(9, 6)).astype(np.int64),
+          rng.normal(size=(9, 4)).astype(np.float32)]
+    back = _export_check(m, xs, tmp_path)
+    names = [type(la).__name__ for la in back.layers]
+    assert names.count("Discretization") == 2 and "IntegerLookup" in names
+    assert back.count_params() == m.count_params()
+
+
+def test_categorical_export_where_nncore_raises(tmp_path):
+    """An input nncore refuses (OOV with num_oov_indices=0, a token outside CategoryEncoding's
+    range) cannot raise in a graph: -1 / a zero row, the other rows exact."""
+    i = nncore.Input((3,), dtype="int64")
+    m = nncore.Model(i, L.IntegerLookup(vocabulary=[4, 8], num_oov_indices=0)(i))
+    m.export(tmp_path / "s.onnx", format="onnx")
+    x = np.array([[4, 8, 4], [8, 3, 4]])
+    np.testing.assert_array_equal(_run_ort(tmp_path / "s.onnx", [x])[0], [[0, 1, 0], [1, -1, 0]])
+    np.testing.assert_array_equal(_ours(m, [x[:1]])[0], [[0, 1, 0]])
+    with pytest.raises(ValueError, match="num_oov_indices=0"):
+        _ours(m, [x])
+    back = nncore.onnx.load(tmp_path / "s.onnx")
+    assert back.layers[-1].num_oov_indices == 0
+    np.testing.assert_array_equal(_ours(back, [x[:1]])[0], [[0, 1, 0]])
+    m = nncore.Model(i, L.CategoryEncoding(3, output_mode="count")(i))
+    m.export(tmp_path / "c.onnx", format="onnx")
+    np.testing.assert_array_equal(_run_ort(tmp_path / "c.onnx", [np.array([[0, 2, 5]])])[0],
+                                  [[1, 0, 1]])  # 5: counted nowhere (no wrap-around)
+
+
+def test_string_lookup_reading_strings_is_refused(tmp_path):
+    i = nncore.Input((2,))
+    m = nncore.Model(i, L.StringLookup(vocabulary=["a", "b"])(i))
+    with pytest.raises(ValueError, match=r"\(StringLookup\): nncore models have no string"):
+        m.export(tmp_path / "s.onnx", format="onnx")
+
+
+def test_hostile_categorical_graphs_are_refused(tmp_path):
+    h = onnx.helper
+    x = h.make_tensor_value_info("x", onnx.TensorProto.INT64, ["batch", 3])
+    y = h.make_tensor_value_info("y", onnx.TensorProto.INT64, None)
+    p = tmp_path / "h.onnx"
+    for kw, match in [({"keys_int64s": [4, 8], "values_int64s": [5, 9], "default_int64": 0},
+                       "IntegerLookup"),
+                      ({"keys_int64s": [4, 4], "values_int64s": [1, 2], "default_int64": 0},
+                       "one to one"),
+                      ({"keys_strings": ["a"], "values_int64s": [1], "default_int64": 0},
+                       "string")]:
+        node = h.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml", **kw)
+        proto = h.make_model(h.make_graph([node], "g", [x], [y]), opset_imports=[
+            h.make_opsetid("", 17), h.make_opsetid("ai.onnx.ml", 3)])
+        p.write_bytes(proto.SerializeToString())
+        with pytest.raises(ValueError, match=match):
+            nncore.onnx.load(p)
+    eq = [h.make_node("Unsqueeze", ["x", "ax"], ["u"]), h.make_node("Equal", ["u", "bins"], ["e"]),
+          h.make_node("Cast", ["e"], ["y"], to=onnx.TensorProto.FLOAT)]
+    bins = onnx.numpy_helper.from_array(np.array([0, 2, 1], np.int64), "bins")  # not 0..n-1
+    ax = onnx.numpy_helper.from_array(np.array([-1], np.int64), "ax")
+    proto = h.make_model(h.make_graph(eq, "g", [x], [y], initializer=[bins, ax]),
+                         opset_imports=[h.make_opsetid("", 17)])
+    p.write_bytes(proto.SerializeToString())
+    with pytest.raises(ValueError, match="Unsqueeze is only read"):  # not an encoding
+        nncore.onnx.load(p)
 
 
 def test_layers_without_onnx_export_are_named(tmp_path):

@@ -11,7 +11,9 @@ an L2 normalisation). Transposes only change views; a layer is made when a value
 handlers sit in ``ONNX_IMPORTERS`` (op type -> function); an operator not there, or an
 attribute value nncore cannot honour, raises ValueError naming the node. The file is data:
 external tensor data is refused, weights must be finite float32, every shape is re-checked
-when the layers are built.
+when the layers are built. Constants of other dtypes (float64 boundaries, int32 bins, string
+vocabularies) are read only by the categorical patterns (Discretization, the encodings, the
+lookups' LabelEncoder / vocabulary Gather), never as weights.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class _Importer:
         self.onnx = onnx
         self.proto = proto
         self.consts: dict = {}
+        self.xconsts: dict = {}  # other dtypes (float64, int32, strings): categorical layers only
         self.vals: dict = {}
         self.node = None
 
@@ -81,6 +84,8 @@ class _Importer:
             v = self.permute(name, v)
         if v.kind == "l2n" and view == "nhwc":  # an L2 normalisation not read by a Dot
             v = self.unit_norm(name, v)
+        if v.kind == "cat":  # a categorical layer's indices not read by an encoding
+            v = self.categorical(name, v, "int")
         if v.kind == "gn":  # a GroupNormalization, its gamma / beta folded in
             v = self.group_norm(name, v)
         if v.kind in ("bidi_half", "bidi_add"):  # a masked Bidirectional's merge
@@ -144,6 +149,15 @@ class _Importer:
         self.vals[name] = v.extra["made"]
         return v.extra["made"]
 
+    def categorical(self, name, v, mode):
+        """A pending Discretization / IntegerLookup made with output_mode `mode` ('int' when
+        its indices are read as they are, an encoding when its own encoding reads them)."""
+        if mode not in v.extra["made"]:
+            v.extra["made"][mode] = _V("nhwc", self.layer(v.extra["make"](mode), v.t))
+        if mode == "int":
+            self.vals[name] = v.extra["made"][mode]
+        return v.extra["made"][mode]
+
     def set(self, name, kind, t=None, **extra):
         self.vals[name] = _V(kind, t, **extra)
 
@@ -169,10 +183,14 @@ class _Importer:
                 arr = self.onnx.numpy_helper.to_array(init)
             except Exception as e:  # a tensor whose data does not match its dims
                 self.bad(f"initializer {init.name!r} cannot be read: {e}")
-            if arr.dtype not in (np.float32, np.int64):
+            if arr.dtype in (np.float32, np.int64):
+                self.consts[init.name] = arr
+            elif arr.dtype.kind in "iuO" or arr.dtype == np.float64:
+                # read only by the categorical patterns (boundaries, bins, vocabularies)
+                self.xconsts[init.name] = arr
+            else:
                 self.bad(f"initializer {init.name!r} has dtype {arr.dtype}")
-            self.consts[init.name] = arr
-        init_names = set(self.consts)
+        init_names = set(self.consts) | set(self.xconsts)
         self.uses = {}
         self.td = {}  # id(inner Input) -> (inner Input, outer tensor): open TimeDistributed
         for node in g.node:
@@ -199,7 +217,8 @@ class _Importer:
             self.set(vi.name, "nhwc", t)
         for node in g.node:
             self.node = node
-            if node.domain not in ("", "ai.onnx"):
+            if node.domain not in ("", "ai.onnx") and (node.domain, node.op_type) != (
+                    "ai.onnx.ml", "LabelEncoder"):
                 self.bad(f"operator domain {node.domain!r} is not supported")
             if id(node) in self.motifs.absorbed:  # read by the anchor of its motif
                 continue
@@ -1043,6 +1062,11 @@ def _op_gather(imp, node, a):
                                                                else (1, -2)):
             imp.bad("a bidirectional op's outputs are read only one direction at a time")
         return _bidi_merge(imp, node, v, None, index=int(k))
+    table = imp.consts.get(node.input[0])
+    table = imp.xconsts.get(node.input[0]) if table is None else table
+    if table is not None and table.ndim == 1 and (table.dtype == np.int64 or
+                                                  table.dtype.kind == "O"):
+        return _gather_vocabulary(imp, node, a, table)
     _only(imp, a, {"axis": (0,)})
     w = imp.const(node.input[0], np.float32)
     if w.ndim != 2:
@@ -1168,6 +1192,10 @@ class _Motifs:
                 self._masking(n)
             elif n.op_type == "Not":
                 self._embedding_mask(n)
+            elif n.op_type == "Where":
+                self._discretization(n)
+            elif n.op_type == "Cast":
+                self._encoding(n)
         for n in nodes:
             if n.op_type in ("RNN", "LSTM", "GRU") and len(n.input) > 4 and n.input[4]:
                 imp.node = n
@@ -1243,6 +1271,87 @@ class _Motifs:
         if self._take(mul, _motif_masking, info, nodes):
             for m in masks:
                 self.mask_owner[m] = mul.output[0]
+
+    def _xconst(self, name):
+        c = self.imp.consts.get(name)
+        return c if c is not None else self.imp.xconsts.get(name)
+
+    def _sole(self, name, node):
+        """`node` is the only reader of `name` (an inner value of a motif)."""
+        return self.cons.get(name, []) == [node] and self.imp.uses.get(name) == 1
+
+    def _discretization(self, where):
+        """nncore's Discretization: Where(IsNaN(xd), K, ReduceSum(Cast<int64>(GreaterOrEqual(
+        Unsqueeze(xd, -1), boundaries)), -1)) with xd = Cast<double>(x)."""
+        T = self.imp.onnx.TensorProto
+        if len(where.input) != 3:
+            return
+        isnan = self.P(where.input[0], "IsNaN")
+        rs = self.P(where.input[2], "ReduceSum", keepdims=0)
+        ci = rs and len(rs.input) == 2 and self.C(rs.input[1], [-1], np.int64) and \
+            self.P(rs.input[0], "Cast", to=T.INT64)
+        ge = ci and self.P(ci.input[0], "GreaterOrEqual")
+        un = ge and self.P(ge.input[0], "Unsqueeze")
+        if not (isnan and un and len(un.input) == 2 and self.C(un.input[1], [-1], np.int64)):
+            return
+        xd = un.input[0]
+        cd = self.P(xd, "Cast", to=T.DOUBLE)
+        b = self._xconst(ge.input[1])
+        k = self.imp.consts.get(where.input[1])
+        if not cd or isnan.input[0] != xd or b is None or b.dtype != np.float64 or \
+                b.ndim != 1 or not np.all(np.isfinite(b)) or np.any(np.diff(b) < 0) or \
+                k is None or k.dtype != np.int64 or k.size != 1 or int(k.reshape(-1)[0]) != b.size:
+            return
+        if sorted(id(n) for n in self.cons.get(xd, [])) != sorted((id(isnan), id(un))) or \
+                not all(self._sole(v, n) for v, n in ((un.output[0], ge), (ge.output[0], ci),
+                                                      (ci.output[0], rs),
+                                                      (rs.output[0], where),
+                                                      (isnan.output[0], where))):
+            return
+        self._take(where, _motif_discretization, {"x": cd.input[0], "b": b.tolist()},
+                   [cd, isnan, un, ge, ci, rs])
+
+    def _encoding(self, cast):
+        """nncore's one_hot / multi_hot / count: Cast<float>(Equal(Unsqueeze(idx', -1),
+        0..depth-1)) with idx' = Squeeze(idx, 1) (one_hot of (B, 1)) or Reshape(idx, (0, -1))
+        then ReduceMax / ReduceSum over axis 1 (multi_hot / count), or idx itself (one_hot)."""
+        T = self.imp.onnx.TensorProto
+        if self.imp.attrs(cast).get("to") != T.FLOAT:
+            return
+        eq = self.P(cast.input[0], "Equal")
+        un = eq and len(eq.input) == 2 and self.P(eq.input[0], "Unsqueeze")
+        if not un or len(un.input) != 2 or not self.C(un.input[1], [-1], np.int64):
+            return
+        bins = self._xconst(eq.input[1])
+        if bins is None or bins.ndim != 1 or bins.dtype.kind not in "iuf" or bins.size < 1 or \
+                not np.array_equal(bins, np.arange(bins.size)):
+            return
+        nodes, idx, squeezed = [eq, un], un.input[0], False
+        sq = self.P(idx, "Squeeze")
+        rs = self.P(idx, "Reshape")
+        if sq and len(sq.input) == 2 and self.C(sq.input[1], [1], np.int64) and \
+                self._sole(idx, un):
+            nodes.append(sq)
+            idx, squeezed = sq.input[0], True
+        anchor, mode = cast, "one_hot"
+        if rs and len(rs.input) == 2 and self.C(rs.input[1], [0, -1], np.int64) and \
+                self._sole(idx, un):
+            red = self.cons.get(cast.output[0], [])
+            if len(red) != 1 or not self._sole(cast.output[0], red[0]):
+                return
+            if self.P(red[0].output[0], "ReduceMax", keepdims=0, axes=[1]):
+                mode = "multi_hot"
+            elif self.P(red[0].output[0], "ReduceSum", keepdims=0) and \
+                    len(red[0].input) == 2 and self.C(red[0].input[1], [1], np.int64):
+                mode = "count"
+            else:
+                return
+            nodes += [rs, cast]
+            idx, anchor = rs.input[0], red[0]
+        if not (self._sole(un.output[0], eq) and self._sole(eq.output[0], cast)):
+            return
+        self._take(anchor, _motif_encoding, {"idx": idx, "depth": int(bins.size), "mode": mode,
+                                             "squeezed": squeezed}, nodes)
 
     def _only_consumer(self, name, op):
         c = self.cons.get(name, [])
@@ -1458,6 +1567,84 @@ def _motif_masking(imp, node, info):
     imp.set(node.output[0], "nhwc", imp.layer(L.Masking(mask_value=info["mask_value"]), t))
 
 
+def _motif_discretization(imp, node, info):
+    from . import layers as L
+
+    t = imp.tensor(info["x"])
+    b = info["b"]
+    imp.set(node.output[0], "cat", t, made={}, depth=len(b) + 1, fuse=True,
+            make=lambda mode: L.Discretization(bin_boundaries=b, output_mode=mode))
+
+
+def _motif_encoding(imp, node, info):
+    """The encoding of a Discretization / IntegerLookup's indices is that layer's own
+    output_mode when nothing else reads the indices; otherwise a CategoryEncoding."""
+    from . import layers as L
+
+    idx, depth, mode = info["idx"], info["depth"], info["mode"]
+    v = imp.vals.get(idx)
+    if v is None:
+        imp.bad(f"input {idx!r} is not a tensor nncore can compute")
+    shape = v.t.shape if v.kind == "cat" else imp.tensor(idx).shape
+    if mode == "one_hot" and info["squeezed"] != (len(shape) == 2 and shape[1] == 1):
+        imp.bad("a one-hot encoding squeezes exactly the (batch, 1) inputs (nncore's rule)")
+    if v.kind == "cat" and v.extra["fuse"] and v.extra["depth"] == depth and \
+            imp.uses.get(idx) == 1:
+        imp.set(node.output[0], "nhwc", imp.categorical(idx, v, mode).t)
+        return
+    t = imp.tensor(idx)
+    imp.set(node.output[0], "nhwc", imp.layer(L.CategoryEncoding(depth, output_mode=mode), t))
+
+
+def _op_label_encoder(imp, node, a):
+    """ai.onnx.ml LabelEncoder int64 -> int64 as nncore's IntegerLookup writes it: the mask
+    token -> 0 (when the OOV index is 1), the vocabulary -> consecutive indices after the
+    specials, the default the OOV index (-1: num_oov_indices=0)."""
+    from . import layers as L
+
+    if "keys_strings" in a:
+        imp.bad("string keys: nncore models have no string inputs (a StringLookup is not "
+                "imported)")
+    _only(imp, a, {"keys_int64s": None, "values_int64s": None, "default_int64": None})
+    keys = [int(k) for k in a.get("keys_int64s", [])]
+    vals = [int(v) for v in a.get("values_int64s", [])]
+    oov = int(a.get("default_int64", -1))
+    if len(keys) != len(vals) or len(set(keys)) != len(keys):
+        imp.bad("keys and values must pair one to one")
+    pairs = sorted(zip(vals, keys))
+    mask = None
+    if oov == 1 and pairs and pairs[0][0] == 0:
+        mask = pairs.pop(0)[1]
+    start = {0: 1, 1: 2, -1: 0}.get(oov)
+    if start is None or (oov == 1 and mask is None) or \
+            [v for v, _ in pairs] != list(range(start, start + len(pairs))):
+        imp.bad("the table is not an IntegerLookup's (mask token 0, OOV index 0 or 1 or -1, "
+                "then the vocabulary's consecutive indices)")
+    vocab = [k for _, k in pairs]
+    oov_token = -1 if -1 not in keys else min(keys) - 1
+    t = imp.tensor(node.input[0])
+    kw = dict(vocabulary=vocab or None, mask_token=mask, oov_token=oov_token,
+              num_oov_indices=0 if oov == -1 else 1)
+    imp.set(node.output[0], "cat", t, made={}, depth=len(vocab) + (oov >= 0),
+            fuse=mask is None, make=lambda mode: L.IntegerLookup(output_mode=mode, **kw))
+
+
+def _gather_vocabulary(imp, node, a, table):
+    """Gather from a 1-D int64 / string constant: an IntegerLookup / StringLookup with
+    invert=True whose whole vocabulary (specials included) is the table."""
+    from . import layers as L
+
+    _only(imp, a, {"axis": (0,)})
+    strings = table.dtype.kind == "O"
+    vocab = [v.decode("utf-8") if isinstance(v, bytes) else v for v in table.tolist()]
+    if table.ndim != 1 or not vocab or len(set(vocab)) != len(vocab) or \
+            (strings and not all(isinstance(v, str) for v in vocab)):
+        imp.bad("a Gather from a constant vocabulary needs a 1-D table of distinct tokens")
+    cls = L.StringLookup if strings else L.IntegerLookup
+    lay = cls(vocabulary=vocab[1:] or None, oov_token=vocab[0], invert=True)
+    imp.set(node.output[0], "nhwc", imp.layer(lay, imp.tensor(node.input[1])))
+
+
 def _motif_packed_rnn(imp, node, info):
     ONNX_IMPORTERS[node.op_type](imp, node, imp.attrs(node), packed=info)
 
@@ -1514,7 +1701,7 @@ ONNX_IMPORTERS: dict = {
     "LayerNormalization": _op_layer_norm, "Gather": _op_gather, "Pad": _op_pad,
     "Slice": _op_slice, "Resize": _op_resize, "PRelu": _op_prelu,
     "ReduceSum": _op_bidi_reduce("sum"), "ReduceProd": _op_bidi_reduce("mul"),
-    "InstanceNormalization": _op_instance_norm,
+    "InstanceNormalization": _op_instance_norm, "LabelEncoder": _op_label_encoder,
 }
 
 

@@ -13,6 +13,8 @@ GRU with linear_before_reset=1 and the input and recurrent biases as Wb and Rb. 
 direction="reverse", Bidirectional one direction="bidirectional" op, return_state the Y_h / Y_c
 outputs. Masks (Masking, Embedding mask_zero) travel beside the values (``_MASK_EXPORTERS``:
 the layers that make or read one); a masked recurrent layer is exact for any mask (_Compacted).
+Values keep their dtype (GraphBuilder.dtype: integer inputs, the categorical layers' int64
+indices, string vocabularies); layers not in _TYPED read a float32 Cast, as nncore casts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 ONNX_HINT = 'ONNX export needs the onnx package: pip install "nncore[onnx]"'
 OPSET = 17
+ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 3  # LabelEncoder (IntegerLookup)
 NHWC_TO_NCHW = [0, 3, 1, 2]
 NCHW_TO_NHWC = [0, 2, 3, 1]
 
@@ -45,6 +48,8 @@ class GraphBuilder:
         self.inits: list = []
         self.layout: dict = {}      # value name -> "NCHW" / "NCW" for conv/pool values
         self._cache: dict = {}      # (value, layout) -> transposed value
+        self.dtype: dict = {}       # value name -> numpy dtype of a value that is not float32
+        self.ml = False             # an ai.onnx.ml operator (LabelEncoder) was written
         self._n = 0
 
     def fresh(self, base):
@@ -63,6 +68,18 @@ class GraphBuilder:
         self.nodes.append(self.helper.make_node(op_type, list(inputs), outs,
                                                 name=self.fresh("n_" + op_type), **attrs))
         return outs if n_out > 1 else outs[0]
+
+    def as_float(self, v):
+        """v as float32 (a Cast of an integer value, once), what the float layers read."""
+        dt = self.dtype.get(v)
+        if dt is None:
+            return v
+        if dt.kind not in "biuf":
+            raise ValueError(f"a {dt} value reaches a layer that reads numbers")
+        key = (v, "float")
+        if key not in self._cache:
+            self._cache[key] = self.op("Cast", [v], "cast", to=self.onnx.TensorProto.FLOAT)
+        return self._cache[key]
 
     def is_cf(self, v):
         """True when v is channels-first (a conv/pool value: NCHW, or NCW for 1-D)."""
@@ -805,6 +822,110 @@ def _prelu(g, layer, xs, node):
     return [g.op("PRelu", [g.nhwc(xs[0]), a], layer.name)]  # alpha broadcasts from the right
 
 
+# ---- categorical preprocessing (layers/categorical.py) ----------------------------------------
+# Integer values keep their type (g.dtype); where nncore raises on an input (a value outside
+# the tokens, an OOV value with num_oov_indices=0, an index outside the vocabulary), a graph
+# cannot: the ONNX model gives a zero row (encodings) or -1 (int lookups) instead.
+def _encode(g, idx, depth, mode, shape, base):
+    """nncore's _encode: one_hot ((B, 1) -> (B, depth), else idx.shape + (depth,)), or
+    multi_hot / count of each row's values over depth bins ((B, ...) -> (B, depth)), as
+    Equal against 0..depth-1 (a value outside that range gives a zero row, never a wrap)."""
+    dt = g.dtype.get(idx, np.dtype(np.float32))
+    bins = g.const(np.arange(depth, dtype=dt), f"{base}_bins")
+    if mode == "one_hot":
+        if len(shape) == 2 and shape[1] == 1:
+            idx = g.op("Squeeze", [idx, g.i64([1], "axes")], base)
+    else:
+        idx = g.op("Reshape", [idx, g.i64([0, -1], "shape")], base)  # (B, n)
+    hot = g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [idx, g.i64([-1], "axes")], base), bins],
+                             base)], base, to=g.onnx.TensorProto.FLOAT)
+    if mode == "one_hot":
+        return hot
+    if mode == "multi_hot":
+        return g.op("ReduceMax", [hot], base, axes=[1], keepdims=0)
+    return g.op("ReduceSum", [hot, g.i64([1], "axes")], base, keepdims=0)
+
+
+def _category_encoding(g, layer, xs, node):
+    return [_encode(g, g.nhwc(xs[0]), layer.num_tokens, layer.output_mode,
+                    node.flat_inputs[0].shape, layer.name)]
+
+
+def _discretization(g, layer, xs, node):
+    """np.digitize(x, boundaries) (nncore's and Keras's rule: i with b[i-1] <= x < b[i]) as the
+    count of boundaries <= x, in float64 as nncore compares; NaN is the last bin (digitize)."""
+    T = g.onnx.TensorProto
+    x = g.op("Cast", [g.nhwc(xs[0])], layer.name, to=T.DOUBLE)
+    b = g.const(np.asarray(layer.bin_boundaries, np.float64), f"{layer.name}_boundaries")
+    ge = g.op("GreaterOrEqual", [g.op("Unsqueeze", [x, g.i64([-1], "axes")], layer.name), b],
+              layer.name)
+    idx = g.op("ReduceSum", [g.op("Cast", [ge], layer.name, to=T.INT64), g.i64([-1], "axes")],
+               layer.name, keepdims=0)
+    idx = g.op("Where", [g.op("IsNaN", [x], layer.name),
+                         g.const(np.array(len(layer.bin_boundaries), np.int64), "nan_bin"), idx],
+               layer.name)
+    g.dtype[idx] = np.dtype(np.int64)
+    if layer.output_mode == "int":
+        return [idx]
+    return [_encode(g, idx, layer.num_bins, layer.output_mode, node.flat_inputs[0].shape,
+                    layer.name)]
+
+
+def _integer_lookup(g, layer, xs, node):
+    """IntegerLookup: an ai.onnx.ml LabelEncoder (int64 keys -> int64 indices: the mask token
+    -> 0, the vocabulary -> its index; default the OOV index, -1 with num_oov_indices=0), then
+    the output_mode's encoding; invert=True a Gather from the whole vocabulary."""
+    T = g.onnx.TensorProto
+    x = g.nhwc(xs[0])
+    ids = x if g.dtype.get(x) == np.int64 else g.op("Cast", [x], layer.name, to=T.INT64)
+    if layer.invert:
+        vocab = g.const(np.array(layer.get_vocabulary(), np.int64), f"{layer.name}_vocabulary")
+        y = g.op("Gather", [vocab, ids], layer.name, axis=0)
+        g.dtype[y] = np.dtype(np.int64)
+        return [y]
+    y = _label_encoder(g, layer, ids, [int(v) for v in layer._vocab], "int64")
+    if layer.output_mode == "int":
+        return [y]
+    return [_encode(g, y, layer.vocabulary_size(), layer.output_mode, node.flat_inputs[0].shape,
+                    layer.name)]
+
+
+def _label_encoder(g, layer, ids, vocab, kind):
+    """keys (mask token, vocabulary) -> their indices; anything else -> the OOV index (-1
+    with num_oov_indices=0, where nncore raises)."""
+    n_sp = len(layer._specials())
+    keys = ([layer.mask_token] if layer.mask_token is not None else []) + list(vocab)
+    values = ([0] if layer.mask_token is not None else []) + list(range(n_sp, n_sp + len(vocab)))
+    oov = (1 if layer.mask_token is not None else 0) if layer.num_oov_indices else -1
+    g.ml = True
+    y = g.op("LabelEncoder", [ids], layer.name, domain="ai.onnx.ml",
+             **{f"keys_{kind}s": keys, "values_int64s": values, "default_int64": oov})
+    g.dtype[y] = np.dtype(np.int64)
+    return y
+
+
+def _string_lookup(g, layer, xs, node):
+    """invert=True: indices -> the vocabulary's strings (a Gather from a string constant; the
+    model's output is tensor(string)). A forward StringLookup reads strings, which an nncore
+    model cannot take as input (Input dtypes are numeric): refused."""
+    if not layer.invert:
+        raise ValueError(f"layer {layer.name!r} (StringLookup): nncore models have no string "
+                         "inputs (Input dtypes are numeric), so a StringLookup reading strings "
+                         "has no ONNX export; look the strings up before the model (or export "
+                         "an IntegerLookup of token ids)")
+    x = g.nhwc(xs[0])
+    ids = x if g.dtype.get(x) == np.int64 else g.op("Cast", [x], layer.name,
+                                                    to=g.onnx.TensorProto.INT64)
+    vocab = g.const(np.array(layer.get_vocabulary(), dtype=object), f"{layer.name}_vocabulary")
+    y = g.op("Gather", [vocab, ids], layer.name, axis=0)
+    g.dtype[y] = np.dtype(object)
+    return [y]
+
+
+# Layers that read their inputs' own dtypes (the others get float32, as nncore casts them).
+_TYPED = {"CategoryEncoding", "Discretization", "IntegerLookup", "StringLookup", "Embedding"}
+
+
 ONNX_EXPORTERS: dict = {
     "Dense": _dense, "Conv2D": _conv, "MaxPooling2D": _pool("MaxPool"),
     "AveragePooling2D": _pool("AveragePool"), "Flatten": _flatten, "Reshape": _reshape,
@@ -833,6 +954,8 @@ ONNX_EXPORTERS: dict = {
     "RepeatVector": _repeat_vector, "UnitNormalization": _unit_norm,
     "GroupNormalization": _group_norm, "Conv2DTranspose": _conv_transpose,
     "TimeDistributed": _time_distributed,
+    "CategoryEncoding": _category_encoding, "Discretization": _discretization,
+    "IntegerLookup": _integer_lookup, "StringLookup": _string_lookup,
 }
 
 # Layers that read or make a mask: fn(builder, layer, inputs, node, mask=None) ->
@@ -858,6 +981,8 @@ def _emit(g, model, input_values):
         xs = [vals[i] for i in ins]
         m_in = masks.get(ins[0]) if single_in else None
         cls = type(layer).__name__
+        if cls not in _TYPED and not getattr(layer, "_is_model", False):
+            xs = [g.as_float(x) for x in xs]
         if not single_in and any(masks.get(i) is not None for i in ins) and (
                 layer._consumes_mask or type(layer).compute_mask is not Layer.compute_mask):
             raise ValueError(f"layer {layer.name!r} ({cls}) reads masks on several inputs, "
@@ -898,20 +1023,26 @@ def to_onnx(model):
                             for i, d in enumerate(t.shape[1:], 1)]
         dt = np.dtype(t.dtype)
         inputs.append(h.make_tensor_value_info(name, h.np_dtype_to_tensor_dtype(dt), dims))
-        v = name if dt == np.float32 else g.op("Cast", [name], "cast", to=onnx.TensorProto.FLOAT)
-        in_vals.append(v)
+        if dt != np.float32:  # cast where a float layer reads it (g.as_float)
+            g.dtype[name] = dt
+        in_vals.append(name)
     outs = _emit(g, model, in_vals)
     outputs = []
     for i, (v, t, name) in enumerate(zip(outs, model.outputs, model.output_names)):
         v = g.nhwc(v)
+        if v in in_vals:  # an input passed through: float32, as before
+            v = g.as_float(v)
+        dt = g.dtype.get(v)
+        et = onnx.TensorProto.FLOAT if dt is None else (
+            onnx.TensorProto.STRING if dt.kind == "O" else h.np_dtype_to_tensor_dtype(dt))
         oname = name if name not in [o.name for o in outputs] else f"{name}_{i}"
         g.nodes.append(h.make_node("Identity", [v], [oname], name=g.fresh("n_out")))
         dims = ["batch"] + [d if d is not None else f"{oname}_d{i}"
                             for i, d in enumerate(t.shape[1:], 1)]
-        outputs.append(h.make_tensor_value_info(oname, onnx.TensorProto.FLOAT, dims))
+        outputs.append(h.make_tensor_value_info(oname, et, dims))
     graph = h.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.inits)
-    proto = h.make_model(graph, producer_name="nncore",
-                         opset_imports=[h.make_opsetid("", OPSET)])
+    opsets = [h.make_opsetid("", OPSET)] + ([h.make_opsetid(ML_DOMAIN, ML_OPSET)] if g.ml else [])
+    proto = h.make_model(graph, producer_name="nncore", opset_imports=opsets)
     proto.ir_version = 8  # what ONNX Runtime 1.1x reads for opset 17
     onnx.checker.check_model(proto)
     return proto
