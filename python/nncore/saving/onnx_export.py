@@ -923,7 +923,8 @@ def _string_lookup(g, layer, xs, node):
 
 
 # Layers that read their inputs' own dtypes (the others get float32, as nncore casts them).
-_TYPED = {"CategoryEncoding", "Discretization", "IntegerLookup", "StringLookup", "Embedding"}
+_TYPED = {"CategoryEncoding", "Discretization", "IntegerLookup", "StringLookup", "Embedding",
+          "Lambda", "OpNode"}
 
 
 ONNX_EXPORTERS: dict = {
@@ -956,7 +957,15 @@ ONNX_EXPORTERS: dict = {
     "TimeDistributed": _time_distributed,
     "CategoryEncoding": _category_encoding, "Discretization": _discretization,
     "IntegerLookup": _integer_lookup, "StringLookup": _string_lookup,
+    "Lambda": lambda g, layer, xs, node: _lambda(g, layer, xs, node),
 }
+
+
+def _lambda(g, layer, xs, node):
+    """A Lambda: its traced op graph, op by op (saving/onnx_ops.py)."""
+    from .onnx_ops import export_lambda
+
+    return export_lambda(g, layer, xs, node, len(xs) == 1, _emit)
 
 # Layers that read or make a mask: fn(builder, layer, inputs, node, mask=None) ->
 # (outputs, output masks). A mask is an ONNX bool (batch, steps) value beside the tensor.
@@ -981,7 +990,8 @@ def _emit(g, model, input_values):
         xs = [vals[i] for i in ins]
         m_in = masks.get(ins[0]) if single_in else None
         cls = type(layer).__name__
-        if cls not in _TYPED and not getattr(layer, "_is_model", False):
+        if cls not in _TYPED and not getattr(layer, "_is_model", False) and \
+                not getattr(layer, "_is_op", False):
             xs = [g.as_float(x) for x in xs]
         if not single_in and any(masks.get(i) is not None for i in ins) and (
                 layer._consumes_mask or type(layer).compute_mask is not Layer.compute_mask):
@@ -990,6 +1000,15 @@ def _emit(g, model, input_values):
         m_out = [None] * len(outs)
         if getattr(layer, "_is_model", False):
             ys = _emit(g, layer, xs)
+        elif getattr(layer, "_is_op", False) or cls == "Lambda":
+            from .onnx_ops import export_lambda, export_op_node
+
+            if m_in is not None:
+                raise ValueError(f"layer {layer.name!r} ({cls}) reads a masked tensor, which "
+                                 "nncore does not export to ONNX for an op")
+            ys = export_lambda(g, layer, xs, node, single_in, _emit) if cls == "Lambda" else \
+                export_op_node(g, layer, xs, node, getattr(g, "scope", None) or
+                               f"layer {layer.name!r} (an op on the model's tensors)")
         elif cls in _MASK_EXPORTERS:
             ys, m_out = _MASK_EXPORTERS[cls](g, layer, xs, node, mask=m_in)
         else:
