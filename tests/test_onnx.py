@@ -424,9 +424,31 @@ def test_hostile_categorical_graphs_are_refused(tmp_path):
 
 def test_layers_without_onnx_export_are_named(tmp_path):
     m = models.Sequential([L.Input((2, 2, 1)), L.Lambda(
-        lambda t: nncore.ops.conv(t, np.ones((1, 1, 1, 1), np.float32)))])
-    with pytest.raises(ValueError, match=r"layer 'lambda\w*' \(Lambda\): op 'conv' has no ONNX"):
+        lambda t: nncore.ops.one_hot(nncore.ops.cast(t, "int32"), 3, axis=1))])
+    with pytest.raises(ValueError, match=r"layer 'lambda\w*' \(Lambda\): op 'one_hot' with an"):
         m.export(tmp_path / "p.onnx", format="onnx")
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_lambda_conv_and_pool_ops_export(padding, rng, tmp_path):
+    k = rng.normal(size=(3, 2, 2, 4)).astype(np.float32)
+    for st, dl in [((1, 1), (1, 1)), ((2, 3), (1, 1)), ((1, 1), (2, 1))]:
+        i = nncore.Input((7, 8, 2))
+        h = L.Conv2D(2, 2, padding="same")(i)  # an NCHW value read by the ops: no transpose
+        h = L.Lambda(lambda t: nncore.ops.max_pool(nncore.ops.conv(
+            t, k, strides=st, padding=padding, dilation_rate=dl), 2, strides=1,
+            padding=padding))(h)
+        h = L.Lambda(lambda t: nncore.ops.average_pool(t, 2, strides=(2, 1),
+                                                       padding=padding) * 2.0)(h)
+        m = nncore.Model(i, h)
+        _randomise(m, rng)
+        path = tmp_path / "c.onnx"
+        m.export(path, format="onnx")
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        x = rng.normal(size=(2, 7, 8, 2)).astype(np.float32)
+        np.testing.assert_allclose(_run_ort(path, [x])[0], _ours(m, [x])[0], atol=TOL, rtol=0)
+        ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+        assert ops.count("Transpose") == 2  # into NCHW once, back to NHWC before the Mul
 
 
 _W = np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3)

@@ -75,7 +75,8 @@ class GraphBuilder:
         if dt is None:
             return v
         if dt.kind not in "biuf":
-            raise ValueError(f"a {dt} value reaches a layer that reads numbers")
+            kind = "string" if dt.kind == "O" else str(dt)
+            raise ValueError(f"its input is a {kind} value, and it reads numbers")
         key = (v, "float")
         if key not in self._cache:
             self._cache[key] = self.op("Cast", [v], "cast", to=self.onnx.TensorProto.FLOAT)
@@ -992,7 +993,10 @@ def _emit(g, model, input_values):
         cls = type(layer).__name__
         if cls not in _TYPED and not getattr(layer, "_is_model", False) and \
                 not getattr(layer, "_is_op", False):
-            xs = [g.as_float(x) for x in xs]
+            try:
+                xs = [g.as_float(x) for x in xs]
+            except ValueError as e:
+                raise ValueError(f"layer {layer.name!r} ({cls}): {e}") from None
         if not single_in and any(masks.get(i) is not None for i in ins) and (
                 layer._consumes_mask or type(layer).compute_mask is not Layer.compute_mask):
             raise ValueError(f"layer {layer.name!r} ({cls}) reads masks on several inputs, "

@@ -20,6 +20,9 @@ def _tensor_dtype(g, v):
     return g.dtype.get(v, np.dtype(np.float32))
 
 
+_CF_OPS = ("conv", "max_pool", "average_pool")  # read their input channels-first
+
+
 def _operands(g, layer, xs):
     """[(value name or None, dtype or None, constant or None)] per operand of the op node."""
     from ..ops._graph import _PARAM, _TENSOR
@@ -27,7 +30,7 @@ def _operands(g, layer, xs):
     out = []
     for kind, p in layer.spec:
         if kind == _TENSOR:
-            v = g.nhwc(xs[p])
+            v = xs[p] if layer.op.name in _CF_OPS else g.nhwc(xs[p])
             out.append((v, _tensor_dtype(g, v), None))
         elif kind == _PARAM:
             w = np.asarray(p[0]._weights[p[1]])
@@ -406,7 +409,49 @@ def _fill_like(value):
     return f
 
 
+def _conv(c):
+    """keras.ops.conv (2-D, channels_last, kernel (KH, KW, Cin, F)) as ONNX Conv on the NCHW
+    view; 'same' is TF's split of the padding (the odd pixel after), as nncore's kernel."""
+    from .onnx_export import _same_pads
+
+    g = c.g
+    x = g.nchw(_value(g, c.ops[0], np.float32))
+    v, dt, k = c.ops[1]
+    if v is None:
+        k = np.asarray(k, np.float32)
+        w = g.const(np.ascontiguousarray(np.transpose(k, (3, 2, 0, 1))), "kernel")
+        ks = list(k.shape[:2])
+    else:
+        shp = c.in_shape[[i for i, o in enumerate(c.ops) if o[0] is not None].index(1)]
+        if any(d is None for d in shp):
+            c.bad("with a kernel of unknown shape has no ONNX export")
+        w = g.op("Transpose", [_value(g, c.ops[1], np.float32)], "kernel", perm=[3, 2, 0, 1])
+        ks = list(shp[:2])
+    st, dl = [int(a) for a in c.s["strides"]], [int(a) for a in c.s["dilation_rate"]]
+    pads = _same_pads(c.in_shape[0][1:3], ks, st, dl) if c.s["padding"] == "same" else [0] * 4
+    y = c.emit("Conv", [x, w], kernel_shape=ks, strides=st, dilations=dl, pads=pads)
+    g.layout[y] = "NCHW"
+    return [y]
+
+
+def _pool(op_type):
+    def f(c):
+        from .onnx_export import _same_pads
+
+        g = c.g
+        x = g.nchw(_value(g, c.ops[0], np.float32))
+        ps, st = [int(a) for a in c.s["pool_size"]], [int(a) for a in c.s["strides"]]
+        pads = _same_pads(c.in_shape[0][1:3], ps, st, [1, 1]) if c.s["padding"] == "same" \
+            else [0] * 4
+        extra = {"count_include_pad": 0} if op_type == "AveragePool" else {}
+        y = c.emit(op_type, [x], kernel_shape=ps, strides=st, pads=pads, **extra)
+        g.layout[y] = "NCHW"
+        return [y]
+    return f
+
+
 ONNX_OPS: dict = {
+    "conv": _conv, "max_pool": _pool("MaxPool"), "average_pool": _pool("AveragePool"),
     "add": _elementwise("Add"), "subtract": _elementwise("Sub"),
     "multiply": _elementwise("Mul"), "divide": _elementwise("Div"),
     "power": _elementwise("Pow"), "maximum": _elementwise("Max"),
@@ -452,7 +497,6 @@ def export_lambda(g, layer, xs, node, single_in, emit):
     where = f"layer {layer.name!r} (Lambda)"
     if layer._mask_fn is not None:
         raise ValueError(f"{where}: a mask function has no ONNX export in nncore")
-    xs = [g.nhwc(x) for x in xs]
     struct = [((None,) + tuple(t.shape[1:]), str(_tensor_dtype(g, x)))
               for t, x in zip(node.flat_inputs, xs)]
     graph = layer_graph(layer, struct[0] if single_in else struct, False)
