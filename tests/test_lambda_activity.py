@@ -26,6 +26,19 @@ def test_lambda_forward_and_finite_differences(rng):
     fd_check(layers.Lambda(scaled_softplus, arguments={"scale": 2.0}), x, rng)
 
 
+def test_lambda_mixing_merge_arithmetic_and_ops(rng):
+    """A same-shape `a + b` in a traced call makes a merge layer (a global name such as 'add')
+    beside op nodes named per trace ('add' too): the trace's graph must still build."""
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    for fn, ref in ((lambda t: (t + 1) + ops.exp(t), lambda v: v + 1 + np.exp(v)),
+                    (lambda t: (t * 2) * (t - 1) + (t + 3), lambda v: 2 * v * (v - 1) + v + 3)):
+        inp = nk.Input((4,))
+        m = nk.Model(inp, layers.Lambda(fn)(inp))
+        np.testing.assert_allclose(m.predict(x, verbose=0), ref(x.astype(np.float64)),
+                                   rtol=1e-5, atol=1e-5)
+        fd_check(layers.Lambda(fn), x, rng)
+
+
 def test_lambda_in_a_model_trains(rng):
     inp = nk.Input((5,))
     h = layers.Dense(4)(inp)

@@ -394,6 +394,7 @@ class Graph:
 
         self._fn = Functional
         self.name = "traced call"
+        _rename_clashing_ops(inputs, outputs)
         Functional._init_graph(self, inputs, outputs)
         self.n_user = n_user
         self.out_struct = out_struct
@@ -412,6 +413,25 @@ class Graph:
 
     def backprop(self, ctxs, douts, plan):
         return self._fn._backprop(self, ctxs, douts, plan)
+
+
+def _rename_clashing_ops(inputs, outputs) -> None:
+    """A trace names its op nodes by trace-local counters ('add', 'add_1'), while layers made in
+    the same call -- the merge layer a same-shape `a + b` makes, say -- take global names: an op
+    node whose name a layer of the trace already has gets the next free one."""
+    from ..models.functional import _struct_of, map_graph
+
+    _, layers = map_graph(flatten(_struct_of(inputs, "inputs")),
+                          flatten(_struct_of(outputs, "outputs")))
+    taken = {lay.name for lay in layers}
+    others = {lay.name for lay in layers if not isinstance(lay, OpNode)}
+    for lay in layers:
+        if isinstance(lay, OpNode) and lay.name in others:
+            k = 1
+            while f"{lay.name}_{k}" in taken:
+                k += 1
+            lay.name = f"{lay.name}_{k}"
+            taken.add(lay.name)
 
 
 def call_signature(fn):
