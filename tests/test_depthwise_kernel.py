@@ -4,13 +4,11 @@ depth multipliers, fused ReLU / ReLU6; 1 and 2 threads bitwise equal; the plain-
 
 from __future__ import annotations
 
+import nncore
 import numpy as np
 import pytest
-
-import nncore
-from nncore import _core
-
 from conftest import F32_EPS, assert_within_bound
+from nncore import _core
 
 
 def _reference(x, k, b, strides, same, dil):
@@ -50,6 +48,11 @@ CASES = [  # x shape, kernel (KH, KW), M, strides, same, dilation
     ((2, 4, 4, 70), (3, 3), 1, (3, 3), True, (1, 1)),
     ((1, 5, 17, 33), (1, 7), 1, (1, 1), True, (1, 1)),
     ((0, 5, 5, 8), (3, 3), 1, (1, 1), True, (1, 1)),
+    # one input channel, M outputs (the vector path that also runs Conv2D on one channel)
+    ((1, 28, 28, 1), (3, 3), 32, (1, 1), False, (1, 1)),
+    ((2, 13, 11, 1), (3, 3), 17, (2, 1), True, (1, 2)),
+    ((1, 9, 30, 1), (5, 4), 40, (1, 3), True, (1, 1)),
+    ((1, 3, 3, 1), (3, 3), 8, (1, 1), True, (1, 1)),
 ]
 
 
@@ -91,6 +94,29 @@ def test_depthwise_keeps_nan_and_threads_bitwise_on_large_input(isa, rng, thread
     assert np.isnan(outs[0][1, 4:7, 6:9, 3]).all()
     assert np.isfinite(np.delete(outs[0][..., 3].ravel(), np.flatnonzero(
         np.isnan(outs[0][..., 3].ravel())))).all()
+
+
+@pytest.mark.parametrize("shape,ks,strides,same,dil", [
+    ((1, 28, 28, 1), (3, 3), (1, 1), False, (1, 1)), ((3, 10, 9, 1), (3, 2), (2, 1), True, (1, 1)),
+    ((2, 12, 12, 1), (3, 3), (1, 1), True, (2, 2)), ((1, 7, 7, 1), (7, 7), (1, 1), False, (1, 1))])
+@pytest.mark.parametrize("f", [1, 32, 20])
+def test_conv2d_on_one_channel_is_the_depthwise_kernel(isa, rng, threads, shape, ks, strides, same,
+                                                       dil, f):
+    """Conv2D with one input channel runs as a depthwise convolution with depth multiplier F:
+    within the float32 bound of the float64 convolution, bitwise the depthwise kernel, and 1 vs 2
+    threads bitwise."""
+    x = rng.normal(size=shape).astype(np.float32)
+    w = rng.normal(size=ks + (1, f)).astype(np.float32)
+    b = rng.normal(size=f).astype(np.float32)
+    want, bound = _reference(x, w, b, strides, same, dil)
+    outs = []
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        outs.append(_core.conv2d_forward(x, w, b, strides, same, dil, True))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert_within_bound(outs[0], np.maximum(want, 0), bound)
+    np.testing.assert_array_equal(
+        outs[0], _core.depthwise2d_forward(x, w, b, strides, same, dil, True))
 
 
 def test_depthwise_checks_its_arguments(rng):

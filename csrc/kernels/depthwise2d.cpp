@@ -53,6 +53,9 @@ void row_generic(float* y, const float* x, const float* k, const float* b,
           if (M == 1) {
             const float* xc = xs + o0;
             for (int64_t o = 0; o < nb; ++o) acc[o] += xc[o] * ks[o];
+          } else if (C == 1) {
+            const float xv = xs[0];
+            for (int64_t o = 0; o < nb; ++o) acc[o] += xv * ks[o];
           } else {
             for (int64_t o = 0; o < nb; ++o) acc[o] += xs[(o0 + o) / M] * ks[o];
           }
@@ -79,8 +82,9 @@ void depthwise2d_forward(float* y, const float* x, const float* k, const float* 
   if (rows == 0 || p.ow == 0) return;
   const int nt = threads_for(static_cast<double>(rows) * p.ow * p.c * p.m * p.kh * p.kw,
                              kMinWorkPerThread, p.num_threads);
-  // The vector rows take depth multiplier 1 (the common case); others run the portable row.
-  const depthwise2d_row_fn row = p.m == 1 ? kDepthwise2d.active().row : row_generic;
+  // The vector rows take depth multiplier 1 (the common case) and one input channel (a Conv2D
+  // on a grayscale image); others run the portable row.
+  const depthwise2d_row_fn row = p.m == 1 || p.c == 1 ? kDepthwise2d.active().row : row_generic;
   const int64_t unit = unit_size(rows, 1, kUnits);
   parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
     for (int64_t r = u * unit; r < std::min(rows, (u + 1) * unit); ++r)

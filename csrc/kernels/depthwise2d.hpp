@@ -32,7 +32,8 @@ void depthwise2d_forward(float* y, const float* x, const float* k, const float* 
 void depthwise2d_forward_ref(float* y, const float* x, const float* k, const float* b,
                              const Depthwise2dParams& p);
 
-// One output row (n, oh): the ISA-specific part (depthwise2d_impl.hpp), depth multiplier 1.
+// One output row (n, oh): the ISA-specific part (depthwise2d_impl.hpp), for depth multiplier 1
+// or one input channel.
 typedef void (*depthwise2d_row_fn)(float* y, const float* x, const float* k, const float* b,
                                    const Depthwise2dParams& p, int64_t n, int64_t oh);
 

@@ -19,6 +19,7 @@ struct Avx2 {
   static vec load(mask m, const float* p) { return _mm256_maskload_ps(p, m); }
   static vec loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(float* p, vec v) { _mm256_storeu_ps(p, v); }
+  static vec bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
   static vec add(vec a, vec b) { return _mm256_add_ps(a, b); }
   // MAXPS / MINPS return their second operand when either is NaN: NaN is kept.

@@ -24,6 +24,7 @@ struct Avx512 {
   static vec load(mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
   static vec loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, vec v) { _mm512_storeu_ps(p, v); }
+  static vec bcast(const float* p) { return _mm512_set1_ps(*p); }
   static vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
   static vec add(vec a, vec b) { return _mm512_add_ps(a, b); }
   // VMAXPS / VMINPS return their second operand when either is NaN: NaN is kept.
