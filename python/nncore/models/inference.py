@@ -22,9 +22,11 @@ the normalization is folded into scaled copies of the kernel and bias (w * gamma
 The plan is rebuilt when the model or its weights may have changed: it records the global
 generation (``bump()``: set_weights, weight loading, an optimizer step, a BatchNormalization
 training step moving its statistics, a trainable change, a layer (re)build) and the model's graph
-(``_steps``), and a call that finds either changed builds a new plan first. Intermediate arrays come from the kernels' own pooled allocations
-(common/array_pool.hpp), so a plan holds no per-call buffers and several threads may run the
-same plan at once; building is under a lock and publishes the finished plan in one assignment.
+(``_steps``), and a call that finds either changed builds a new plan first. Intermediate arrays
+come from the kernels' own pooled allocations (common/array_pool.hpp), so a plan holds no
+per-call buffers and several threads may run the same plan at once; building is under a lock and
+publishes the finished plan in one assignment. A chain runs a large batch CHUNK images at a time,
+so that each layer's output is still in cache when the next layer reads it.
 """
 
 from __future__ import annotations
