@@ -1,12 +1,16 @@
-"""Inference: nncore `model.predict` vs ONNX Runtime on the equivalent ONNX graph vs PyTorch, for
-the seed CNN (Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10 on 28x28x1) and SimpleRNN(128)-Dense10
-on 28x28, random weights (the same in all three; outputs are checked to agree).
+"""Inference: nncore `model.predict` vs ONNX Runtime on the equivalent ONNX graph vs PyTorch vs
+TensorFlow (Keras 3, the same model, its call in a tf.function), for the seed CNN
+(Conv32-Pool-Conv64-Pool-Conv64-Dense64-Dense10 on 28x28x1), SimpleRNN(128)-Dense10 on 28x28, and
+"bn_dw_cnn" (Conv32 no bias-BatchNorm-ReLU6-DepthwiseConv3x3-BatchNorm-ReLU-SeparableConv64/2-
+GlobalAveragePooling-Dense10 on 28x28x1: BatchNormalization folding and the depthwise kernel; its
+ONNX graph is nncore's own export, no PyTorch twin); random weights and BatchNormalization
+statistics (the same in all; outputs are checked to agree).
 
 Latency: one image, 1 thread, median of many calls. Throughput: --images images in batches of
 --batch, 2 threads (--threads), total seconds. ONNX Runtime and PyTorch are optional.
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
-        PYTHONPATH=python python bench/bench_predict.py
+        PYTHONPATH=python python bench/bench_predict.py [--models cnn,rnn,bn_dw_cnn] [--tf]
 """
 
 from __future__ import annotations
@@ -24,10 +28,27 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 
+def bn_dw_layers(L):
+    """The bn_dw_cnn layers from a Keras-like `layers` module (nncore's or Keras's)."""
+    return [L.Conv2D(32, 3, use_bias=False), L.BatchNormalization(), L.ReLU(max_value=6.0),
+            L.DepthwiseConv2D(3, padding="same"), L.BatchNormalization(), L.ReLU(),
+            L.SeparableConv2D(64, 3, strides=2, activation="relu"),
+            L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]
+
+
 def nncore_model(kind: str):
+    import nncore
     from nncore import layers, models
 
-    if kind == "cnn":
+    if kind == "bn_dw_cnn":
+        model = models.Sequential([nncore.Input((28, 28, 1))] + bn_dw_layers(layers))
+        rng = np.random.default_rng(5)
+        for lay in model.layers:  # BatchNormalization statistics away from the identity
+            if isinstance(lay, layers.BatchNormalization):
+                c = lay.moving_mean.shape[0]
+                lay.set_weights([rng.uniform(0.5, 2, c), rng.normal(size=c) * 0.1,
+                                 rng.normal(size=c) * 0.1, rng.uniform(0.5, 2, c)])
+    elif kind == "cnn":
         model = models.Sequential([
             layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
             layers.MaxPooling2D((2, 2)),
@@ -106,6 +127,25 @@ def const_i64(inits, name, values):
     return name
 
 
+def keras_model(kind: str, weights: list):
+    import keras
+
+    L = keras.layers
+    if kind == "bn_dw_cnn":
+        m = keras.Sequential([keras.Input((28, 28, 1))] + bn_dw_layers(L))
+    elif kind == "cnn":
+        m = keras.Sequential([
+            keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(),
+            L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(),
+            L.Conv2D(64, 3, activation="relu"), L.Flatten(), L.Dense(64, activation="relu"),
+            L.Dense(10, activation="softmax")])
+    else:
+        m = keras.Sequential([keras.Input((28, 28)), L.SimpleRNN(128),
+                              L.Dense(10, activation="softmax")])
+    m.set_weights(weights)
+    return m
+
+
 def torch_model(kind: str, weights: list):
     import torch
     from torch import nn
@@ -163,7 +203,7 @@ def run_one(fw: str, kind: str, threads: int, images: int, batch: int) -> tuple:
     model = nncore_model(kind)
     weights = [w.astype(np.float32) for w in model.get_weights()]
     rng = np.random.default_rng(1)
-    shape = (28, 28, 1) if kind == "cnn" else (28, 28)
+    shape = (28, 28) if kind == "rnn" else (28, 28, 1)
     data = rng.random((images,) + shape, dtype=np.float32)
     x1 = data[:1]
     ref = model.predict(data[:64], verbose=0)
@@ -175,14 +215,34 @@ def run_one(fw: str, kind: str, threads: int, images: int, batch: int) -> tuple:
 
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        sess = ort.InferenceSession(onnx_graph(kind, weights), so,
-                                    providers=["CPUExecutionProvider"])
+        if kind == "bn_dw_cnn":  # nncore's own ONNX export of the model (NHWC input)
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as d:
+                model.export(os.path.join(d, "m.onnx"), format="onnx")
+                with open(os.path.join(d, "m.onnx"), "rb") as f:
+                    graph = f.read()
+        else:
+            graph = onnx_graph(kind, weights)
+        sess = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
+        iname = sess.get_inputs()[0].name
         nchw = kind == "cnn"
 
         def pred(x):
             xs = np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
-            return np.concatenate([sess.run(None, {"x": xs[i:i + batch]})[0]
+            return np.concatenate([sess.run(None, {iname: xs[i:i + batch]})[0]
                                    for i in range(0, len(xs), batch)])
+    elif fw == "tf":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        km = keras_model(kind, weights)
+        call = tf.function(lambda x: km(x, training=False), reduce_retracing=True)
+
+        def pred(x):
+            return np.concatenate([call(tf.constant(x[i:i + batch])).numpy()
+                                   for i in range(0, len(x), batch)])
     else:
         import torch
 
@@ -204,7 +264,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=256, help="batch size for the throughput run")
     ap.add_argument("--threads", type=int, default=2, help="threads for throughput")
-    ap.add_argument("--models", default="cnn,rnn")
+    ap.add_argument("--models", default="cnn,rnn,bn_dw_cnn")
+    ap.add_argument("--tf", action="store_true",
+                    help="also TensorFlow (Keras 3 model, call in a tf.function)")
     ap.add_argument("--no-interop", action="store_true",
                     help="skip the Keras-file row (bench_interop.py: a Keras-trained model "
                          "loaded by nncore vs TensorFlow vs ONNX Runtime)")
@@ -213,13 +275,15 @@ def main() -> None:
     ap.add_argument("--compare", metavar="PYTHON_DIR",
                     help="also run the nncore found in this python/ directory (e.g. a main "
                          "checkout's), as 'nncore-base', alternating with the others")
-    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker:
-        fw, kind = args.worker
-        lat = run_one(fw, kind, 1, 64, 1)[0]  # latency at 1 thread
-        _, thr, err = run_one(fw, kind, args.threads, args.images, args.batch)
-        print(f"{lat} {thr} {err}")
+    if args.worker:  # one measurement per process (TensorFlow fixes its threads at start-up)
+        fw, kind, part = args.worker
+        if part == "lat":
+            print(run_one(fw, kind, 1, 64, 1)[0])  # latency at 1 thread
+        else:
+            _, thr, err = run_one(fw, kind, args.threads, args.images, args.batch)
+            print(f"{thr} {err}")
         return
 
     from _harness import cpu_model, markdown_table
@@ -229,27 +293,36 @@ def main() -> None:
         fws.append("ort")
     if importlib.util.find_spec("torch"):
         fws.append("torch")
+    if args.tf and importlib.util.find_spec("tensorflow") and importlib.util.find_spec("keras"):
+        fws.append("tf")
     print(f"Inference, random weights; CPU {cpu_model()} ({os.cpu_count()} cores); latency: one "
           f"image, 1 thread; throughput: {args.images} images in batches of {args.batch}, "
           f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}; median of "
           f"{args.rounds} alternating round(s)")
-    loads = []
     for kind in args.models.split(","):
         runs: dict = {}
+        loads = []
         for _ in range(args.rounds):
             for fw in fws:  # each in a fresh process: thread pools and imports do not interfere
+                if fw == "torch" and kind == "bn_dw_cnn":
+                    continue  # no PyTorch twin of this model
                 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
                 if fw == "nncore-base":
                     env["PYTHONPATH"] = args.compare
-                loads.append(os.getloadavg()[0])
-                out = subprocess.run([sys.executable, __file__, "--worker",
-                                      "nncore" if fw == "nncore-base" else fw, kind, "--images",
-                                      str(args.images), "--batch", str(args.batch), "--threads",
-                                      str(args.threads)], capture_output=True, text=True, env=env)
-                if out.returncode != 0:
-                    print(f"{fw} {kind} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-                    continue
-                runs.setdefault(fw, []).append([float(v) for v in out.stdout.split()[-3:]])
+                vals = []
+                for part in ("lat", "thr"):
+                    loads.append(os.getloadavg()[0])
+                    out = subprocess.run([sys.executable, __file__, "--worker",
+                                          "nncore" if fw == "nncore-base" else fw, kind, part,
+                                          "--images", str(args.images), "--batch",
+                                          str(args.batch), "--threads", str(args.threads)],
+                                         capture_output=True, text=True, env=env)
+                    if out.returncode != 0:
+                        print(f"{fw} {kind} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+                        break
+                    vals += [float(v) for v in out.stdout.split()[-(1 if part == "lat" else 2):]]
+                if len(vals) == 3:
+                    runs.setdefault(fw, []).append(vals)
         res = {fw: [float(np.median([r[i] for r in rs])) for i in range(3)]
                for fw, rs in runs.items()}
         rows = [[fw, f"{lat * 1e6:.0f} us", f"{thr:.3f} s", f"{err:.1e}"]

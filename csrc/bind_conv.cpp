@@ -8,6 +8,7 @@
 #include "bind_util.hpp"
 #include "common/array_pool.hpp"
 #include "kernels/conv2d.hpp"
+#include "kernels/depthwise2d.hpp"
 
 namespace nncore::bind {
 
@@ -147,6 +148,50 @@ py::tuple py_conv2d_backward(py::array dy, py::array x, py::array w, py::object 
   return py::make_tuple(dx, dw, db);
 }
 
+// x (N,H,W,C), k (KH,KW,C,M), b (C*M,) or None -> y (N,OH,OW,C*M); cap: min(cap, .) last.
+py::array_t<float> py_depthwise2d_forward(py::array x, py::array k, py::object b, Pair strides,
+                                          bool same, Pair dilation, bool relu, py::object cap,
+                                          bool reference) {
+  const float* xp = require_c(x, "x", 4);
+  const float* kp = require_c(k, "k", 4);
+  if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(3) < 1)
+    throw py::value_error("depthwise2d: x must have H, W, C >= 1, got shape " + shape_str(x));
+  if (k.shape(0) < 1 || k.shape(1) < 1 || k.shape(3) < 1 || k.shape(2) != x.shape(3))
+    throw py::value_error("depthwise2d: k has shape " + shape_str(k) + ", which does not fit x " +
+                          shape_str(x) + " (KH, KW, M >= 1, C equal to x's channels)");
+  if (strides.first < 1 || strides.second < 1 || dilation.first < 1 || dilation.second < 1)
+    throw py::value_error("depthwise2d: strides and dilation_rate must be >= 1");
+  Depthwise2dParams p;
+  p.n = x.shape(0), p.h = x.shape(1), p.w = x.shape(2), p.c = x.shape(3);
+  p.kh = k.shape(0), p.kw = k.shape(1), p.m = k.shape(3);
+  p.sh = strides.first, p.sw = strides.second, p.dh = dilation.first, p.dw = dilation.second;
+  std::tie(p.oh, p.pt) = axis(p.h, p.kh, p.sh, p.dh, same, "height");
+  std::tie(p.ow, p.pl) = axis(p.w, p.kw, p.sw, p.dw, same, "width");
+  p.act = relu ? Act::relu : Act::none;
+  if (!cap.is_none()) {
+    p.cap = cap.cast<float>();
+    p.has_cap = true;
+  }
+  const int64_t o = checked_mul(p.c, p.m, "output channels");
+  const int64_t rows = checked_mul(checked_mul(p.n, p.oh, "output size"), p.ow, "output size");
+  checked_mul(checked_mul(rows, o, "output size"), 4, "output size");
+  const float* bp = nullptr;
+  py::array barr;
+  if (!b.is_none()) {
+    barr = b.cast<py::array>();
+    bp = require_c(barr, "b", 1);
+    require_shape(barr, "b", {o});
+  }
+  auto y = new_f32({p.n, p.oh, p.ow, o});
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release r;
+    if (reference) depthwise2d_forward_ref(yp, xp, kp, bp, p);
+    else depthwise2d_forward(yp, xp, kp, bp, p);
+  }
+  return y;
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -167,6 +212,10 @@ void bind_conv(py::module_& m) {
         py::arg("y"), py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
         py::arg("need_dx"), py::arg("has_bias"), py::arg("reference") = false,
         "(dx or None, dw, db or None) of conv2d_forward; relu masks dy by y > 0.");
+  m.def("depthwise2d_forward", &py_depthwise2d_forward, py::arg("x"), py::arg("k"), py::arg("b"),
+        py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
+        py::arg("cap") = py::none(), py::arg("reference") = false,
+        "y = min(cap, act(depthwise(x, k) + b)); x (N,H,W,C), k (KH,KW,C,M) -> (N,OH,OW,C*M).");
 }
 
 }  // namespace nncore::bind

@@ -13,7 +13,7 @@ import nncore
 from nncore import _core, layers, models, utils
 from nncore.models import inference
 
-from conftest import assert_within_bound, gemm_error_bound, require
+from conftest import F32_EPS, assert_within_bound, gemm_error_bound, require
 
 
 def _cnn():
@@ -98,7 +98,12 @@ def test_plan_prepares_kernel_calls_and_chains():
     g = _branches()
     g.predict(np.zeros((1, 9, 11, 3), np.float32), verbose=0)
     assert g._infer_plan.chain is None  # branches run over slots
-    assert any(g._infer_plan.fast) and not all(g._infer_plan.fast)  # Add/Concatenate: forward
+    assert all(g._infer_plan.fast)  # Add, Concatenate, AveragePooling2D too
+    # a layer the plan has no kernel call for runs its own forward
+    utils.set_random_seed(1)
+    ln = models.Sequential([layers.Dense(4, input_shape=(3,)), layers.LayerNormalization()])
+    ln.predict(np.zeros((1, 3), np.float32), verbose=0)
+    assert ln._infer_plan.fast == [True, False]
 
 
 def test_plan_inside_a_nested_model(rng, monkeypatch):
@@ -256,3 +261,245 @@ def test_one_row_gemm_matches_float64(isa, rng, threads, m, k, n):
     np.testing.assert_array_equal(outs[0], outs[1])
     want = np.maximum(a.astype(np.float64) @ b.astype(np.float64) + bias, 0.0)
     assert_within_bound(outs[0], want, gemm_error_bound(a, b, bias=bias))
+
+
+# ---- BatchNormalization folding, depthwise/separable convolutions, pooling, ReLU layers -------
+
+def _bn_dw():
+    """A MobileNet-style model: every layer kind the plan prepares, BatchNormalization folded
+    into Conv2D / DepthwiseConv2D / SeparableConv2D / Dense, and once left standalone (after a
+    ReLU-activated Conv2D, which cannot absorb it)."""
+    return models.Sequential([
+        layers.Conv2D(8, 3, use_bias=False, input_shape=(15, 14, 1)),
+        layers.BatchNormalization(), layers.ReLU(max_value=6.0),
+        layers.DepthwiseConv2D(3, padding="same"), layers.BatchNormalization(), layers.ReLU(),
+        layers.SeparableConv2D(12, 3, strides=2, depth_multiplier=2), layers.BatchNormalization(),
+        layers.Activation("relu"), layers.Dropout(0.3),
+        layers.Conv2D(6, 1, activation="relu"), layers.BatchNormalization(),
+        layers.AveragePooling2D(2, padding="same"), layers.GlobalAveragePooling2D(),
+        layers.Dense(10), layers.BatchNormalization(), layers.Dense(5),
+    ])
+
+
+def _randomize_bn(model, rng):
+    """Moving statistics and scales far from the identity, so that folding them matters."""
+    for lay in model.layers:
+        if isinstance(lay, layers.BatchNormalization):
+            c = lay.moving_mean.shape[0]
+            lay.set_weights([rng.uniform(0.5, 2.0, c).astype(np.float32),
+                             rng.normal(size=c).astype(np.float32),
+                             rng.normal(size=c).astype(np.float32),
+                             rng.uniform(0.2, 3.0, c).astype(np.float32)])
+
+
+def _conv64(x, w, strides, same, dil):
+    """float64 x (N,H,W,C) (*) w (KH,KW,C,F), and the same with |x|, |w| (error magnitudes)."""
+    (oh, ow), (pt, pl) = _core.conv2d_geometry(x.shape[1:3], w.shape[:2], strides, same, dil)
+    n, h, wd, c = x.shape
+    kh, kw = w.shape[:2]
+    hp = max((oh - 1) * strides[0] + (kh - 1) * dil[0] + 1, h + pt)
+    wp = max((ow - 1) * strides[1] + (kw - 1) * dil[1] + 1, wd + pl)
+    xp = np.zeros((n, hp, wp, c))
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    y = np.zeros((n, oh, ow, w.shape[3]))
+    mag = np.zeros_like(y)
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dil[0], j * dil[1]
+            win = xp[:, r0:r0 + (oh - 1) * strides[0] + 1:strides[0],
+                     c0:c0 + (ow - 1) * strides[1] + 1:strides[1]]
+            y += win @ w[i, j]
+            mag += np.abs(win) @ np.abs(w[i, j])
+    return y, mag
+
+
+def _dw64(x, k, strides, same, dil):
+    """float64 depthwise convolution (channel c*M + m), and its magnitude."""
+    c, m = k.shape[2:]
+    eye = np.zeros(k.shape[:2] + (c, c * m))
+    for ci in range(c):
+        eye[:, :, ci, ci * m:(ci + 1) * m] = k[:, :, ci, :]
+    return _conv64(x, eye, strides, same, dil)
+
+
+def _bn64(lay):
+    inv = 1.0 / np.sqrt(lay.moving_variance.astype(np.float64) + lay.epsilon)
+    scale = inv * lay.gamma
+    return scale, lay.beta - lay.moving_mean * scale
+
+
+def _reference_span(lays, x):
+    """float64 reference of a run of layers starting with a Conv2D, DepthwiseConv2D,
+    SeparableConv2D or Dense followed by its folded BatchNormalization and ReLU, and the float32
+    error bound of any summation order, the BatchNormalization folded into the weights or not."""
+    x = x.astype(np.float64)
+    head, rest = lays[0], list(lays[1:])
+    st = getattr(head, "strides", None)
+    same, dil = getattr(head, "padding", "") == "same", getattr(head, "dilation_rate", None)
+    extra = 0.0  # a bound inherited from the depthwise stage of a separable convolution
+    if isinstance(head, layers.SeparableConv2D):
+        d, dmag = _dw64(x, head.depthwise_kernel.astype(np.float64), st, same, dil)
+        taps = head.kernel_size[0] * head.kernel_size[1]
+        pw = head.pointwise_kernel[0, 0].astype(np.float64)
+        extra = ((taps + 2) * F32_EPS * dmag) @ np.abs(pw)
+        y, mag = d @ pw, np.abs(d) @ np.abs(pw)
+        k = pw.shape[0]
+    elif isinstance(head, layers.DepthwiseConv2D):
+        y, mag = _dw64(x, head.depthwise_kernel.astype(np.float64), st, same, dil)
+        k = head.kernel_size[0] * head.kernel_size[1]
+    elif isinstance(head, layers.Conv2D):
+        y, mag = _conv64(x, head.kernel.astype(np.float64), st, same, dil)
+        k = np.prod(head.kernel.shape[:3])
+    else:
+        y, mag = x @ head.kernel.astype(np.float64), np.abs(x) @ np.abs(head.kernel)
+        k = head.kernel.shape[0]
+    if head.bias is not None:
+        y, mag = y + head.bias, mag + np.abs(head.bias.astype(np.float64))
+    assert head.activation in ("linear", "relu")
+    if head.activation == "relu":  # 1-Lipschitz: the bound stays
+        y = np.maximum(y, 0)
+    if rest and isinstance(rest[0], layers.BatchNormalization):
+        scale, shift = _bn64(rest.pop(0))
+        y, mag, extra = y * scale + shift, mag * np.abs(scale) + np.abs(shift), extra * np.abs(
+            scale)
+    # k products and the bias per sum, the folded weight and bias rounded once more each
+    bound = (k + 4) * F32_EPS * mag + extra
+    for lay in rest:  # ReLU / ReLU6 / Activation('relu'): 1-Lipschitz, the bound stays
+        y = np.maximum(y, 0)
+        if getattr(lay, "max_value", None) is not None:
+            y = np.minimum(y, lay.max_value)
+    return y, bound
+
+
+def _layer_inputs(model, x):
+    """The input of every layer on the per-layer walk (float32)."""
+    ins, h = [], x
+    for lay in model.layers:
+        ins.append(h)
+        h = lay.forward(h, training=False, need_ctx=False)[0]
+    return ins, h
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_bn_fold_and_depthwise_steps_within_the_float64_bound(isa, rng, threads, n):
+    """Every fused plan step (affine layer + its BatchNormalization + its ReLU) against the
+    float64 reference of those layers from the same input, within the float32 bound; the walk's
+    layers too; the other steps equal to the walk's layers (global pooling: within its bound);
+    1 and 2 threads bitwise."""
+    utils.set_random_seed(11)
+    model = _bn_dw()
+    _randomize_bn(model, rng)
+    x = _inputs(model, rng, n)
+    model.predict(x, verbose=0)
+    plan = model._infer_plan
+    assert all(plan.fast) and plan.chain is not None
+    spans = [b - a for a, b in plan.spans]
+    # conv+BN+ReLU6, dw+BN+ReLU, sep+BN+relu, dropout, conv(relu), BN, avgpool, GAP, dense+BN, dense
+    assert spans == [3, 3, 3, 1, 1, 1, 1, 1, 2, 1], spans
+    ins, _ = _layer_inputs(model, x)
+    for (a, b), call in zip(plan.spans, plan.chain):
+        lays, xin = model.layers[a:b], ins[a]
+        outs = []
+        for nt in (1, 2):
+            nncore.set_num_threads(nt)
+            outs.append(call(xin))
+        np.testing.assert_array_equal(outs[0], outs[1])
+        got = outs[0]
+        walk = xin
+        for lay in lays:
+            walk = lay.forward(walk, training=False, need_ctx=False)[0]
+        if b - a > 1 or inference._affine(lays[0]) is not None:
+            want, bound = _reference_span(lays, xin)
+            assert_within_bound(got, want, bound)
+            assert_within_bound(walk, want, bound)
+        elif isinstance(lays[0], layers.GlobalAveragePooling2D):
+            x64 = xin.astype(np.float64)
+            hw = x64.shape[1] * x64.shape[2]
+            assert_within_bound(got, x64.mean(axis=(1, 2)),
+                                (hw + 2) * F32_EPS * np.abs(x64).mean(axis=(1, 2)))
+        else:
+            np.testing.assert_array_equal(got, walk)
+    # and end to end, predict against the walk (several layers of float32 rounding apart)
+    np.testing.assert_allclose(model.predict(x, verbose=0), _walk(model, x, pytest.MonkeyPatch()),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_bn_is_not_folded_when_its_input_has_another_reader(rng, monkeypatch):
+    """A conv output that is also a model output (or read by another layer) keeps its own step;
+    the BatchNormalization then runs standalone, bitwise the walk's."""
+    utils.set_random_seed(12)
+    inp = nncore.Input((8, 8, 3))
+    c = layers.Conv2D(4, 3)(inp)
+    bn = layers.BatchNormalization()
+    out = layers.ReLU()(bn(c))
+    model = models.Model(inp, [out, c])
+    _randomize_bn(model, rng)
+    x = _inputs(model, rng, 2)
+    got = model.predict(x, verbose=0)
+    assert [b - a for a, b in model._infer_plan.spans] == [1, 1, 1]
+    _equal(got, _walk(model, x, monkeypatch))
+    # a BatchNormalization over another axis than the channels is not folded either
+    utils.set_random_seed(12)
+    m2 = models.Sequential([layers.Conv2D(4, 3, input_shape=(8, 8, 3)),
+                            layers.BatchNormalization(axis=1)])
+    m2.predict(x, verbose=0)
+    assert [b - a for a, b in m2._infer_plan.spans] == [1, 1]
+    assert m2._infer_plan.fast == [True, False]
+    _equal(m2.predict(x, verbose=0), _walk(m2, x, monkeypatch))
+
+
+def test_folded_plan_rebuilds_when_bn_statistics_or_weights_change(rng, tmp_path, monkeypatch):
+    """The folded copies follow every change: a training step (moving statistics and weights),
+    a training-mode call alone (moving statistics only), set_weights of the BatchNormalization or
+    of the conv, load_weights."""
+    utils.set_random_seed(13)
+    model = _bn_dw()
+    _randomize_bn(model, rng)
+    model.compile(optimizer="sgd", loss="mse")
+    x = _inputs(model, rng, 4)
+    y = rng.normal(size=(4, 5)).astype(np.float32)
+
+    def check(step):
+        before = model.predict(x, verbose=0)
+        plan = model._infer_plan
+        step()
+        after = model.predict(x, verbose=0)
+        assert model._infer_plan is not plan, "the plan was not rebuilt"
+        assert not np.array_equal(after, before)
+        np.testing.assert_allclose(after, _walk(model, x, monkeypatch), rtol=1e-4, atol=1e-4)
+
+    model.save_weights(tmp_path / "w.nncore")
+    check(lambda: model.train_on_batch(x, y))
+    check(lambda: model(x, training=True))  # moving statistics move, no optimizer step
+    bn = model.layers[1]
+    check(lambda: bn.set_weights([w * 1.5 for w in bn.get_weights()]))
+    dw = model.layers[3]
+    check(lambda: dw.set_weights([w + 0.25 for w in dw.get_weights()]))
+    check(lambda: model.load_weights(tmp_path / "w.nncore"))
+
+
+@pytest.mark.parametrize("make", [_cnn, _bn_dw])
+def test_large_batches_run_in_chunks(rng, monkeypatch, make):
+    """A chain runs a large batch CHUNK images at a time (the last chunk takes the remainder):
+    the same bits as the whole batch at once, and (no folding) as the walk."""
+    utils.set_random_seed(8)
+    model = make()
+    x = _inputs(model, rng, 75)
+    whole = model.predict_on_batch(x)  # 75 >= 2 * 16: chunks of 16, 16, 16, 27
+    calls = []
+    with monkeypatch.context() as mp:
+        mp.setattr(inference, "CHUNK", 4)
+        chain = model._infer_plan.chain
+        first = chain[0]
+        chain[0] = lambda h: calls.append(len(h)) or first(h)
+        try:
+            chunked = model.predict_on_batch(x)
+        finally:
+            chain[0] = first
+        mp.setattr(inference, "CHUNK", 1000)
+        single = model.predict_on_batch(x)
+    assert calls == [4] * 17 + [7]
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_array_equal(single, whole)
+    if make is _cnn:
+        np.testing.assert_array_equal(whole, _walk(model, x, monkeypatch, "on_batch"))

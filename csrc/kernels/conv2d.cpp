@@ -22,6 +22,7 @@
 // result is bitwise identical for any thread count. With fewer chunks than threads (batch 1, 2) the
 // chunks run in turn and each sgemm goes parallel.
 #include "kernels/conv2d.hpp"
+#include "kernels/depthwise2d.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -244,6 +245,16 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;
   if (p.n <= 0 || R <= 0 || F <= 0) return;
   const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
+  if (p.c == 1) {
+    // One input channel (a grayscale image's first layer): K = KH*KW is too short for the GEMM
+    // tiles; it is a depthwise convolution with depth multiplier F (w (KH,KW,1,F) is its kernel).
+    Depthwise2dParams d;
+    d.n = p.n, d.h = p.h, d.w = p.w, d.c = 1, d.kh = p.kh, d.kw = p.kw, d.m = F;
+    d.oh = p.oh, d.ow = p.ow, d.sh = p.sh, d.sw = p.sw, d.dh = p.dh, d.dw = p.dw;
+    d.pt = p.pt, d.pl = p.pl, d.act = p.act, d.num_threads = p.num_threads;
+    depthwise2d_forward(y, x, w, b, d);
+    return;
+  }
   const Conv2dKernels& dk = kConv2d.active();
   if (dk.forward) {
     // Direct kernel on x, or on a zero-padded copy when the windows reach into the padding.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core, initializers, regularizers
-from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape
+from .base import Layer, _bump_plans, as_f32, check_initializer, check_regularizer, fmt_shape
 
 _HAS_BN_KERNEL = hasattr(_core, "batchnorm_forward_train")
 
@@ -142,6 +142,7 @@ class BatchNormalization(Layer):
             m = np.float32(self.momentum)
             self.moving_mean[...] = self.moving_mean * m + mean * (np.float32(1) - m)
             self.moving_variance[...] = self.moving_variance * m + var * (np.float32(1) - m)
+            _bump_plans()  # inference plans fold the moving statistics into conv/dense weights
             ctx = ("train", x2, mean, inv, x.shape, a) if need_ctx else None
         else:
             inv = (1.0 / np.sqrt(self.moving_variance.astype(np.float64) + self.epsilon))

@@ -1,0 +1,50 @@
+// DepthwiseConv2D forward on NHWC activations with Keras's kernel layout (inference: the plan in
+// models/inference.py calls it; training keeps the layer's NumPy passes and their backward).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm.hpp"
+
+namespace nncore {
+
+// Geometry of one depthwise convolution; the binding derives oh/ow/pt/pl with conv2d_axis.
+struct Depthwise2dParams {
+  int64_t n, h, w, c;  // input x (N,H,W,C)
+  int64_t kh, kw, m;   // kernel (KH,KW,C,M), M = depth multiplier
+  int64_t oh, ow;      // output y (N,OH,OW,C*M)
+  int64_t sh, sw;      // strides
+  int64_t dh, dw;      // dilation
+  int64_t pt, pl;      // zero padding at the top / left: taps outside x are skipped, never read
+  Act act = Act::none;  // fused activation: relu = max(0, z), NaN kept
+  float cap = 0.0f;     // with has_cap: min(cap, act(z)) after it (ReLU6), NaN kept
+  bool has_cap = false;
+  int num_threads = 0;  // 0: nncore's setting
+};
+
+// x (N,H,W,C), k (KH,KW,C,M), b (C*M,) or null -> y (N,OH,OW,C*M), channel c*M + m:
+// y = cap(act(sum over the taps inside x, row-major, of x * k  +  b)).
+// Each output is summed in the same order whatever the thread count (rows are split, not taps).
+void depthwise2d_forward(float* y, const float* x, const float* k, const float* b,
+                         const Depthwise2dParams& p);
+
+// Plain loops, the readable oracle of the above (same tap order, no FMA contraction guaranteed).
+void depthwise2d_forward_ref(float* y, const float* x, const float* k, const float* b,
+                             const Depthwise2dParams& p);
+
+// One output row (n, oh): the ISA-specific part (depthwise2d_impl.hpp), for depth multiplier 1
+// or one input channel.
+typedef void (*depthwise2d_row_fn)(float* y, const float* x, const float* k, const float* b,
+                                   const Depthwise2dParams& p, int64_t n, int64_t oh);
+
+struct Depthwise2dKernels {
+  depthwise2d_row_fn row;
+  const char* name;
+};
+
+#if defined(NNCORE_X86)
+extern const Depthwise2dKernels kDepthwise2dAvx2;    // depthwise2d_avx2.cpp
+extern const Depthwise2dKernels kDepthwise2dAvx512;  // depthwise2d_avx512.cpp
+#endif
+
+}  // namespace nncore
