@@ -271,7 +271,9 @@ class Trainer:
             out.append(loss.prepare_targets(y))
         return out
 
-    def _loss_grads(self, st, outs, logits, ys, sw, need_grad):
+    def _loss_grads(self, st, outs, logits, ys, sw, need_grad, masks=None):
+        """Per output: the loss (Keras's reduction, with the output's mask when it has one) and
+        its gradient with respect to the output (or its logits when fused)."""
         douts = [None] * len(outs)
         means = []
         total = 0.0
@@ -280,12 +282,18 @@ class Trainer:
                 continue
             s = self._out_slots[k]
             fused = s in logits
-            per, d = loss.compute(logits[s] if fused else outs[k], ys[k], need_grad,
-                                  logits=fused)
-            if sw is not None:
-                per = per * sw
-                if need_grad:
-                    d = d * sw.reshape((-1,) + (1,) * (d.ndim - 1))
+            z = logits[s] if fused else outs[k]
+            got = None
+            if masks and masks[k] is not None:
+                got = loss.compute_masked(z, ys[k], masks[k], sw, need_grad, logits=fused)
+            if got is not None:
+                per, d = got
+            else:
+                per, d = loss.compute(z, ys[k], need_grad, logits=fused)
+                if sw is not None:
+                    per = per * sw
+                    if need_grad:
+                        d = d * sw.reshape((-1,) + (1,) * (d.ndim - 1))
             mean = float(np.mean(per, dtype=np.float64)) if per.size else 0.0
             if need_grad and w != 1.0:
                 d = d * np.float32(w)
@@ -297,9 +305,11 @@ class Trainer:
     def train_step(self, st, xs, ys, sw):
         """One optimizer step on a prepared batch: (loss incl. regularization, per-output losses,
         outputs)."""
+        masks = []
         with _added_losses() as added:  # layers' add_loss values (activity penalties)
-            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
-        douts, means, total = self._loss_grads(st, outs, logits, ys, sw, True)
+            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse,
+                                           out_masks=masks)
+        douts, means, total = self._loss_grads(st, outs, logits, ys, sw, True, masks)
         total += added.total
         self._zero_grads()
         self._backprop(ctxs, douts, st.plan)
@@ -310,7 +320,7 @@ class Trainer:
         self._step_info = (len(xs[0]) if xs else 0, total, means)
         self.apply_gradients(st, self._collect_grads(st))
         _, total, means = self._step_info
-        return total + reg, means, outs
+        return total + reg, means, outs, masks
 
     def _collect_grads(self, st):
         for layer in {id(lay): lay for lay, _ in st.slots}.values():
@@ -338,10 +348,22 @@ class Trainer:
         inference.bump()  # weights changed: inference plans rebuild
 
     def test_step(self, st, xs, ys, sw):
+        masks = []
         with _added_losses() as added:
-            outs, _, logits = self._run(xs, training=False, need_ctx=False, fuse=st.fuse)
-        _, means, total = self._loss_grads(st, outs, logits, ys, sw, False)
-        return total + added.total, means, outs
+            outs, _, logits = self._run(xs, training=False, need_ctx=False, fuse=st.fuse,
+                                        out_masks=masks)
+        _, means, total = self._loss_grads(st, outs, logits, ys, sw, False, masks)
+        return total + added.total, means, outs, masks
+
+    @staticmethod
+    def _update_metrics(metrics, ys, outs, masks):
+        # Keras applies an output's mask to the metrics that average values (its
+        # MeanMetricWrapper family); the others see every entry.
+        for k, m, _ in metrics:
+            if masks and masks[k] is not None:
+                m._update_masked(ys[k], outs[k], masks[k])
+            else:
+                m.update_state(ys[k], outs[k])
 
     def predict_step(self, xs):
         return self._run(xs, training=False, need_ctx=False)[0]
@@ -355,9 +377,11 @@ class Trainer:
         xs = self._prepare_inputs(xs, "gradients")
         ys = self._prepare_targets(ys, st, "gradients")
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
+        masks = []
         with _added_losses() as added:
-            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
-        douts, _, total = self._loss_grads(st, outs, logits, ys, sw, True)
+            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse,
+                                           out_masks=masks)
+        douts, _, total = self._loss_grads(st, outs, logits, ys, sw, True, masks)
         total += added.total
         self._zero_grads()
         self._backprop(ctxs, douts, st.plan)
@@ -539,7 +563,7 @@ class Trainer:
                     xb = [b if b.dtype == dt else np.asarray(b, dt)
                           for b, dt in zip(xb, self._input_dtypes)]
                 m_rows = len(xb[0])
-                loss, means, outs = self.train_step(st, xb, yb, sb)
+                loss, means, outs, masks = self.train_step(st, xb, yb, sb)
                 local_seen += m_rows
                 if dist is not None:
                     if dist.stop_now:  # some rank asked to stop: no rank applied this step
@@ -550,8 +574,7 @@ class Trainer:
                 out_sums = [a * m_rows for a in means] if out_sums is None else [
                     s + a * m_rows for s, a in zip(out_sums, means)]
                 seen += m_rows
-                for k, m, _ in st.metrics:
-                    m.update_state(yb[k], outs[k])
+                self._update_metrics(st.metrics, yb, outs, masks)
                 logs = self._logs(st, loss_sum / seen, [s / seen for s in out_sums])
                 cbl.on_train_batch_end(step, logs)
                 if steps is None or steps < step + 1:
@@ -634,14 +657,13 @@ class Trainer:
             cbl.on_test_batch_begin(step, {})
             xb = self._prepare_inputs(xb, where)
             yb = self._prepare_targets(yb, est, where)
-            loss, means, outs = self.test_step(est, xb, yb, sb)
+            loss, means, outs, masks = self.test_step(est, xb, yb, sb)
             m_rows = len(xb[0])
             loss_sum += loss * m_rows
             out_sums = [a * m_rows for a in means] if out_sums is None else [
                 s + a * m_rows for s, a in zip(out_sums, means)]
             seen += m_rows
-            for k, m, _ in ms:
-                m.update_state(yb[k], outs[k])
+            self._update_metrics(ms, yb, outs, masks)
             logs = self._logs(est, loss_sum / seen, [s / seen for s in out_sums])
             cbl.on_test_batch_end(step, logs)
             if bar is not None:
@@ -790,11 +812,10 @@ class Trainer:
             from .data_adapters import class_weights_to_sample_weights
 
             sw = class_weights_to_sample_weights(class_weight, ys, sw, "train_on_batch")
-        loss, means, outs = self.train_step(st, xs, ys, sw)
+        loss, means, outs, masks = self.train_step(st, xs, ys, sw)
         for _, m, _ in st.metrics:
             m.reset_state()
-        for k, m, _ in st.metrics:
-            m.update_state(ys[k], outs[k])
+        self._update_metrics(st.metrics, ys, outs, masks)
         logs = self._logs(st, loss, means)
         if return_dict:
             return logs
