@@ -231,3 +231,33 @@ def test_masked_reductions_and_bad_mask_shapes():
     np.testing.assert_allclose(per.mean(), (v * mask).sum(), rtol=1e-6)
     with pytest.raises(ValueError, match=r"mean_squared_error.*\(2, 4\).*\(2, 3\)"):
         mse.compute_masked(out, y, np.ones((2, 4), bool), None, False)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("loss", ["MeanSquaredError", "SparseCategoricalCrossentropy"])
+def test_sum_reduction_in_training_matches_keras(loss, masked, rng):
+    # reduction="sum" is the sum of the (masked, weighted) values, in fit as in Keras.
+    require("tensorflow")
+    import keras
+
+    keras.utils.set_random_seed(3)
+    head = (4, "softmax") if loss.startswith("Sparse") else (2, None)
+    if masked:
+        theirs, ours = _model(keras, head), _model(nk, head)
+        x = _ids(rng)
+    else:
+        theirs, ours = (lib.Sequential([lib.Input((5,)), lib.layers.Dense(head[0], head[1])])
+                        for lib in (keras, nk))
+        x = rng.normal(size=(N, 5)).astype(np.float32)
+    ours.set_weights(theirs.get_weights())
+    out_shape = theirs.output_shape[1:-1]
+    y = (rng.integers(0, 4, size=(N,) + out_shape) if loss.startswith("Sparse")
+         else rng.normal(size=(N,) + out_shape + (2,)).astype(np.float32))
+    theirs.compile(keras.optimizers.SGD(0.01), getattr(keras.losses, loss)(reduction="sum"))
+    ours.compile(nk.optimizers.SGD(0.01), getattr(nk.losses, loss)(reduction="sum"))
+    np.testing.assert_allclose(ours.evaluate(x, y, batch_size=4, verbose=0),
+                               theirs.evaluate(x, y, batch_size=4, verbose=0), rtol=2e-5)
+    theirs.train_on_batch(x, y)
+    ours.train_on_batch(x, y)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)

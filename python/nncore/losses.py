@@ -163,6 +163,13 @@ class Loss:
         per = (vw.reshape(n, -1).sum(axis=1) * n if n else np.zeros(0)).astype(np.float32)
         return per, (vjp(w) if need_grad else None)
 
+    def batch_scale(self, out):
+        """What compute's batch mean is multiplied by to give the reduced loss: 1 for the
+        mean reductions, the number of values (out.shape[:-1]) for 'sum'."""
+        if self.reduction != "sum" or out.ndim == 0:
+            return 1
+        return out.size // max(out.shape[-1], 1) if out.ndim > 1 else out.size
+
     def _values_vjp(self, out, y, need_grad, logits):
         """(unreduced values (float64), w -> d sum(w * values) / d out as float32)."""
         vals, d = self._fwd(out, y, need_grad, logits)

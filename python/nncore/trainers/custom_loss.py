@@ -87,6 +87,9 @@ class FunctionLoss(losses_module.Loss):
             raise ValueError(f"loss {self.name!r} does not depend on y_pred: no gradient")
         return per, np.ascontiguousarray(d, dtype=np.float32).reshape(out.shape)
 
+    def batch_scale(self, out):
+        return 1  # compute applies the reduction itself
+
     def _values_vjp(self, out, y, need_grad, logits):
         # The masked reduction (Loss.compute_masked) on the traced function's values.
         y = self._align(y, out)

@@ -290,6 +290,11 @@ class Trainer:
                 per, d = got
             else:
                 per, d = loss.compute(z, ys[k], need_grad, logits=fused)
+                scale = loss.batch_scale(z)
+                if scale != 1:  # reduction 'sum'
+                    per = per * np.float32(scale)
+                    if need_grad:
+                        d = d * np.float32(scale)
                 if sw is not None:
                     per = per * sw
                     if need_grad:
