@@ -151,13 +151,12 @@ _ISSUE11_LAYERS = {
         ("RandomContrast", {"factor", "value_range"}),
         ("RandomBrightness", {"factor", "value_range"}))},
     "CategoryEncoding": LayerSpec({"num_tokens", "output_mode"}, {"sparse": (False,)}),
-    "Discretization": LayerSpec({"bin_boundaries", "output_mode"},
-                                {"num_bins": _ANY, "epsilon": _ANY, "sparse": (False,)}),
+    "Discretization": LayerSpec({"bin_boundaries", "output_mode", "num_bins", "epsilon"},
+                                {"sparse": (False,)}, omit={"trainable"}),
     **{k: LayerSpec({"max_tokens", "num_oov_indices", "mask_token", "oov_token", "vocabulary",
-                     "invert", "output_mode", "vocabulary_dtype"},
-                    {"sparse": (False,), "pad_to_max_tokens": (False,), "idf_weights": _NONE,
-                     "encoding": ("utf-8",), "vocabulary_size": _ANY,
-                     "oov_method": _ANY, "salt": _ANY})  # hashing: only num_oov_indices > 1
+                     "invert", "output_mode", "vocabulary_dtype", "pad_to_max_tokens",
+                     "idf_weights", "oov_method", "salt"},
+                    {"sparse": (False,), "encoding": ("utf-8",), "vocabulary_size": _ANY})
        for k in ("IntegerLookup", "StringLookup")},
 }
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
