@@ -449,3 +449,71 @@ class StringLookup(_Lookup):
 
     def _out_array(self, a):
         return a.astype(str)
+
+
+class Hashing(_NoGrad):
+    """Each value -> a bin in [0, num_bins): FarmHash fingerprint64 of its text mod num_bins
+    (SipHash-2-4 keyed by `salt` when given), as Keras's Hashing (through TensorFlow). Integers
+    are hashed as their decimal text, floats truncated to integers first, booleans as
+    'true' / 'false', strings as UTF-8.
+    With mask_value (and num_bins > 1), that value goes to bin 0 and the others to
+    1 + hash mod (num_bins - 1). output_mode 'int' (int64 bins), 'one_hot', 'multi_hot',
+    'count'. Pure Python per value (a few microseconds each), not a C++ kernel."""
+
+    def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or \
+                num_bins < 1:
+            raise ValueError(f"{self.name}: num_bins must be an int >= 1, got {num_bins!r}")
+        if output_mode not in _MODES or sparse:
+            raise ValueError(f"{self.name}: output_mode must be one of {_MODES} (dense)")
+        if isinstance(mask_value, np.generic):
+            mask_value = mask_value.item()
+        self.num_bins, self.mask_value, self.output_mode = int(num_bins), mask_value, output_mode
+        self.salt = None if salt is None else _salt(salt, self.name)
+
+    def compute_output_shape(self, s):
+        if self.output_mode == "int":
+            return tuple(s)
+        return _encoded_shape(s, self.num_bins, self.output_mode)
+
+    def _bins(self, x):
+        if x.dtype.kind == "f":
+            if not np.all(np.isfinite(x)):
+                raise ValueError(f"{self.name}: inputs must be finite, got NaN or inf")
+            vals = np.trunc(x).astype(np.int64).ravel().tolist()  # tf.cast to int64
+        elif x.dtype.kind == "b":
+            vals = ["true" if v else "false" for v in x.ravel().tolist()]  # tf.as_string
+        elif x.dtype.kind in "iu":
+            vals = x.astype(np.int64).ravel().tolist()
+        elif x.dtype.kind in "USO":
+            vals = x.ravel().tolist()
+            if any(not isinstance(v, (str, bytes)) for v in vals):
+                raise ValueError(f"{self.name}: inputs must be strings or numbers")
+        else:
+            raise ValueError(f"{self.name}: inputs must be strings or numbers, got dtype "
+                             f"{x.dtype}")
+        n = self.num_bins
+        masked = self.mask_value is not None and n > 1
+        out = np.asarray(_hash.buckets(vals, n - 1 if masked else n, self.salt), np.int64)
+        if masked:
+            m = np.asarray([v == self.mask_value for v in x.ravel().tolist()], bool)
+            out = np.where(m, 0, out + 1)
+        return out.reshape(x.shape)
+
+    def forward(self, x, training=False, need_ctx=False):
+        x = np.asarray(x)
+        if self.output_mode == "one_hot" and x.ndim and x.shape[-1] == 1:
+            x = x[..., 0]
+        idx = self._bins(x)
+        if self.output_mode == "int":
+            return idx, None
+        return _encode(idx, self.num_bins, self.output_mode, self.name), None
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(num_bins=self.num_bins, mask_value=self.mask_value,
+                   salt=None if self.salt is None else list(self.salt),
+                   output_mode=self.output_mode, sparse=False)
+        return cfg

@@ -151,6 +151,10 @@ _ISSUE11_LAYERS = {
         ("RandomContrast", {"factor", "value_range"}),
         ("RandomBrightness", {"factor", "value_range"}))},
     "CategoryEncoding": LayerSpec({"num_tokens", "output_mode"}, {"sparse": (False,)}),
+    "Hashing": LayerSpec({"num_bins", "mask_value", "salt", "output_mode"},
+                         {"sparse": (False,)}, to_keras=lambda lay: _hashing_to_keras(lay)),
+    "RandomCrop": LayerSpec({"height", "width", "seed"},
+                            {"data_format": ("channels_last", None)}),
     "Discretization": LayerSpec({"bin_boundaries", "output_mode", "num_bins", "epsilon"},
                                 {"sparse": (False,)}, omit={"trainable"}),
     **{k: LayerSpec({"max_tokens", "num_oov_indices", "mask_token", "oov_token", "vocabulary",
@@ -301,13 +305,24 @@ def _check_module(d, where):
                    "imported from a file")
 
 
-def _dtype_ok(v):
-    if v is None or v == "float32":
+def _dtype_ok(v, names=("float32",)):
+    if v is None or v in names:
         return True
     if isinstance(v, dict):
         return (v.get("class_name") in ("DTypePolicy", "Policy") and isinstance(
-            v.get("config"), dict) and v["config"].get("name") == "float32")
+            v.get("config"), dict) and v["config"].get("name") in names)
     return False
+
+
+# Layers whose integer outputs Keras types by an integer dtype policy (nncore's are int64).
+_INT_OUTPUT = {"Hashing"}
+_INT_DTYPES = ("int32", "int64")
+
+
+def _hashing_to_keras(layer):
+    if layer.output_mode != "int":
+        return {}
+    return {"dtype": {**_POLICY, "config": {"name": "int64"}}}
 
 
 def _init_from_keras(v, where):
@@ -411,7 +426,7 @@ def _layer_from_keras(entry, where, custom_objects):
                 raise _Bad(f"{where}: trainable must be a bool")
             cfg["trainable"] = v
         elif key == "dtype":
-            if not _dtype_ok(v):
+            if not _dtype_ok(v) and not (cls_name in _INT_OUTPUT and _dtype_ok(v, _INT_DTYPES)):
                 raise _Bad(f"{where}: dtype {v!r} is not supported (nncore computes in float32)")
         elif key in ("batch_input_shape", "batch_shape"):
             if v is not None:
