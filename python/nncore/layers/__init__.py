@@ -97,6 +97,7 @@ from .reshaping import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from .text import TextVectorization
 from .wrappers import Bidirectional, TimeDistributed
 
 _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, MaxPooling2D,
@@ -112,7 +113,8 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
             Masking, GroupNormalization, Lambda, ActivityRegularization, RandomFlip,
             RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness,
-            CategoryEncoding, Discretization, IntegerLookup, StringLookup, Hashing, RandomCrop)
+            CategoryEncoding, Discretization, IntegerLookup, StringLookup, Hashing, RandomCrop,
+            TextVectorization)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

@@ -307,19 +307,26 @@ class _Lookup(_NoGrad):
         array (rows are documents) or an iterable of batches."""
         batches = [data] if isinstance(data, np.ndarray) or not hasattr(data, "__iter__") or (
             hasattr(data, "__array__") and not hasattr(data, "as_numpy_iterator")) else data
+
+        def rows():
+            for i, batch in enumerate(batches):
+                if steps is not None and i >= steps:
+                    break
+                b = np.asarray(batch)
+                b = b.reshape(1, -1) if b.ndim <= 1 else b.reshape(b.shape[0], -1)
+                yield from ([self._cast(v) for v in row] for row in b.tolist())
+
+        self._adapt_rows(rows())
+
+    def _adapt_rows(self, rows):
+        """The vocabulary from documents given as lists of tokens (TextVectorization's too)."""
         counts, docs, n_docs = {}, {}, 0
-        for i, batch in enumerate(batches):
-            if steps is not None and i >= steps:
-                break
-            b = np.asarray(batch)
-            b = b.reshape(1, -1) if b.ndim <= 1 else b.reshape(b.shape[0], -1)
-            for row in b.tolist():
-                row = [self._cast(v) for v in row]
-                for v in row:
-                    counts[v] = counts.get(v, 0) + 1
-                for v in set(row):
-                    docs[v] = docs.get(v, 0) + 1
-            n_docs += b.shape[0]
+        for row in rows:
+            for v in row:
+                counts[v] = counts.get(v, 0) + 1
+            for v in set(row):
+                docs[v] = docs.get(v, 0) + 1
+            n_docs += 1
         keep = [(c, v) for v, c in counts.items() if v not in (self.mask_token, self.oov_token)]
         keep.sort(reverse=True)  # count descending, ties by token descending (as Keras 3)
         vocab = [v for _, v in keep]
@@ -369,9 +376,18 @@ class _Lookup(_NoGrad):
         if self.output_mode == "tf_idf" and self.idf_weights is None:
             raise ValueError(f"{self.name}: output_mode='tf_idf' needs adapt() or a vocabulary "
                              "with idf_weights first")
+        idx = self._indices([self._cast(v) for v in x.ravel().tolist()]).reshape(x.shape)
+        if self.output_mode == "int":
+            return idx, None
+        if self.output_mode == "tf_idf":
+            counts = _encode(idx, self._depth(), "count", self.name)
+            return (counts * self.idf_weights[:counts.shape[-1]]).astype(np.float32), None
+        return _encode(idx, self._depth(), self.output_mode, self.name), None
+
+    def _indices(self, flat):
+        """Indices (int64) of a list of (cast) tokens."""
         table = {v: i + len(self._specials()) for i, v in enumerate(self._vocab)}
         start = 1 if self.mask_token is not None else 0
-        flat = [self._cast(v) for v in x.ravel().tolist()]
         idx = np.empty(len(flat), np.int64)
         for i, v in enumerate(flat):
             if self.mask_token is not None and v == self.mask_token:
@@ -384,13 +400,7 @@ class _Lookup(_NoGrad):
                                      "num_oov_indices=0")
                 j = self._oov_index(v, start)
             idx[i] = j
-        idx = idx.reshape(x.shape)
-        if self.output_mode == "int":
-            return idx, None
-        if self.output_mode == "tf_idf":
-            counts = _encode(idx, self._depth(), "count", self.name)
-            return (counts * self.idf_weights[:counts.shape[-1]]).astype(np.float32), None
-        return _encode(idx, self._depth(), self.output_mode, self.name), None
+        return idx
 
     def _out_array(self, a):
         return a
