@@ -103,3 +103,42 @@ def test_text_vectorization_without_keras():
         lay(np.zeros((2,), np.float32))
     with pytest.raises(ValueError, match="tf_idf.*needs adapt"):
         layers.TextVectorization(output_mode="tf_idf")(["a"])
+
+
+def _text_model(K, vocab):
+    tv = K.layers.TextVectorization(vocabulary=vocab, output_sequence_length=6)
+    return K.Sequential([K.Input((1,), dtype="string"), tv, K.layers.Embedding(
+        len(vocab) + 2, 4, mask_zero=True), K.layers.LSTM(3, return_sequences=True),
+        K.layers.Dense(2)])
+
+
+def test_string_input_model_matches_keras_and_saves(tmp_path, rng):
+    require("tensorflow")
+    import keras
+    import nncore as nk
+    import tensorflow as tf
+
+    vocab = ["the", "cat", "sat", "dog", "ran", "on"]
+    theirs, ours = _text_model(keras, vocab), _text_model(nk, vocab)
+    ours.set_weights(theirs.get_weights())
+    x = np.array(["the cat sat", "a dog ran on the mat", "cat", "the the the the the the the",
+                  "", "dog"])[:, None]
+    xt = tf.constant(x)  # Keras takes string tensors
+    y = rng.normal(size=(6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(xt, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    theirs.compile(keras.optimizers.SGD(0.2), "mse")
+    ours.compile(nk.optimizers.SGD(0.2), "mse")
+    # the padded steps are masked out of the loss (Keras 3's masked reduction)
+    np.testing.assert_allclose(ours.train_on_batch(x, y), theirs.train_on_batch(xt, y),
+                               rtol=2e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    ours.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    ours.save(tmp_path / "t.nncore")
+    back = nk.models.load_model(tmp_path / "t.nncore")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), ours.predict(x, verbose=0))
+    with pytest.raises(TypeError, match="takes strings, got dtype float32"):
+        ours.evaluate(np.zeros((6, 1), np.float32), y, verbose=0)
+    with pytest.raises(ValueError, match=r"\(TextVectorization\) needs strings, got float"):
+        ours.predict(np.zeros((2, 1), np.float32), verbose=0)

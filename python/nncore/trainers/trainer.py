@@ -245,6 +245,12 @@ class Trainer:
                     f"{where}: input {self.input_names[k]!r} of model {self.name!r} expects "
                     f"shape {_fmt(t.shape)}, got data of shape {x.shape}")
             dt = self._input_dtypes[k]
+            if dt == "string":  # Input(dtype="string"): text for TextVectorization & co.
+                if x.dtype.kind not in "USO":
+                    raise TypeError(f"{where}: input {self.input_names[k]!r} takes strings, got "
+                                    f"dtype {x.dtype}")
+                out.append(x if x.dtype == object else x.astype(object))
+                continue
             if x.dtype.kind not in "biuf":
                 raise TypeError(f"{where}: input data must be real numbers, got dtype {x.dtype}")
             out.append(x if (x.dtype == dt and x.flags.c_contiguous) else
@@ -565,7 +571,7 @@ class Trainer:
                     xb = self._prepare_inputs(xb, "fit")
                     yb = self._prepare_targets(yb, st, "fit")
                 else:
-                    xb = [b if b.dtype == dt else np.asarray(b, dt)
+                    xb = [b if b.dtype == dt else np.asarray(b, _np_dtype(dt))
                           for b, dt in zip(xb, self._input_dtypes)]
                 m_rows = len(xb[0])
                 loss, means, outs, masks = self.train_step(st, xb, yb, sb)
@@ -725,7 +731,7 @@ class Trainer:
             if spec is None or spec[0] is not self.inputs[0]:
                 t = self.inputs[0]
                 spec = self._predict_spec = (t, len(t.shape), t.shape[1:],
-                                             np.dtype(self._input_dtypes[0]))
+                                             _np_dtype(self._input_dtypes[0]))
             _, ndim, dims, dt = spec
             if x.ndim == ndim and x.dtype.kind in "biuf" and all(
                     w is None or w == d for w, d in zip(dims, x.shape[1:])):
@@ -838,6 +844,10 @@ class Trainer:
         xs, _ = self._inputs_targets(x, None, "predict_on_batch")
         xs = self._prepare_inputs(xs, "predict_on_batch")
         return self._pack_outputs(self.predict_step(xs))
+
+
+def _np_dtype(name):
+    return np.dtype(object) if name == "string" else np.dtype(name)
 
 
 def _validate_now(epoch, freq):
