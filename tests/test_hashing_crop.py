@@ -7,9 +7,9 @@ from __future__ import annotations
 import nncore as nk
 import numpy as np
 import pytest
+from _layer_checks import fd_check
 from conftest import require
 from nncore import layers
-from _layer_checks import fd_check
 
 pytestmark = pytest.mark.filterwarnings(  # Keras 3 saving under numpy 2
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
@@ -40,7 +40,8 @@ def test_hashing_strings_match_keras(kw, rng):
     x[3, 2] = x[7, 0] = "MASK"
     if kw.get("output_mode") == "one_hot":
         x = x[:, :1]
-    np.testing.assert_array_equal(layers.Hashing(**kw)(x), np.asarray(keras.layers.Hashing(**kw)(x)))
+    np.testing.assert_array_equal(layers.Hashing(**kw)(x),
+                                  np.asarray(keras.layers.Hashing(**kw)(x)))
 
 
 @pytest.mark.parametrize("kw", [dict(num_bins=9), dict(num_bins=9, salt=5),

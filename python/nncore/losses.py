@@ -149,7 +149,7 @@ class Loss:
         gives sum(v * m * sw); masked values contribute nothing, gradients included. Per-sample
         weights sw (N,) apply to every step of their sample. Returns (per-sample losses (N,)
         whose batch mean is that loss, d loss / d out or None), as compute does, or None when
-        the values are already reduced over the batch (the mask then changes nothing).""" 
+        the values are already reduced over the batch (the mask then changes nothing)."""
         n = out.shape[0]
         v, vjp = self._values_vjp(out, y, need_grad, logits or self.from_logits)
         if v.ndim == 0 or v.shape[0] != n:

@@ -88,8 +88,9 @@ class Discretization(_NoGrad):
     sorted (float32) and summarised by every step-th value (step = max(n * epsilon, 1)) with
     weight step; summaries are merged by value and compressed to 1 / epsilon points by linear
     interpolation of their cumulative weights; the boundaries are the summary compressed to
-    num_bins points, the last dropped (fewer points than num_bins: the summary's own values). Keras's is itself approximate
-    (epsilon bounds the rank error of a summary point: within about epsilon * n of its target);
+    num_bins points, the last dropped (fewer points than num_bins: the summary's own values).
+    Keras's is itself approximate (epsilon bounds the rank error of a summary point: within
+    about epsilon * n of its target);
     nncore repeats its arithmetic rather than computing exact quantiles."""
 
     def __init__(self, bin_boundaries=None, num_bins=None, epsilon=0.01, output_mode="int",

@@ -11,8 +11,8 @@ output_mode 'int': token indices (0 the padding, 1 OOV), padded with 0 to the lo
 cut / padded to output_sequence_length; 'multi_hot', 'count', 'tf_idf' (counts times the
 inverse document frequencies of adapt, or idf_weights): one float32 row of vocabulary_size
 (max_tokens with pad_to_max_tokens) per string (Keras gives multi_hot and count as int64, as
-its lookups; nncore's lookups give float32 throughout). adapt orders the vocabulary by count, ties by token
-descending (Keras's), max_tokens counting the special tokens. Strings in, no gradient.
+its lookups; nncore's lookups give float32 throughout). adapt orders the vocabulary by count,
+ties by token descending (Keras's), max_tokens counting the special tokens. Strings in, no gradient.
 """
 
 from __future__ import annotations
