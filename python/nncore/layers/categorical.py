@@ -387,7 +387,12 @@ class _Lookup(_NoGrad):
 
     def _indices(self, flat):
         """Indices (int64) of a list of (cast) tokens."""
-        table = {v: i + len(self._specials()) for i, v in enumerate(self._vocab)}
+        cache = getattr(self, "_table_cache", None)  # rebuilt when the vocabulary is replaced
+        if cache is None or cache[0] is not self._vocab or cache[1] != len(self._specials()):
+            n = len(self._specials())
+            cache = (self._vocab, n, {v: i + n for i, v in enumerate(self._vocab)})
+            self._table_cache = cache
+        table = cache[2]
         start = 1 if self.mask_token is not None else 0
         idx = np.empty(len(flat), np.int64)
         for i, v in enumerate(flat):
