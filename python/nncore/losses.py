@@ -9,7 +9,8 @@ weights and reduces them by ``reduction``: ``"sum_over_batch_size"`` (default: s
 values), ``"sum"``, or ``None`` / ``"none"`` (the values themselves).
 
 For training, ``Loss.compute(out, y, need_grad, logits=False)`` gives per-sample losses (N,) and
-the gradient of their batch mean with respect to ``out`` in one call. Cross-entropies on a
+the gradient of their batch mean with respect to ``out`` in one call (times ``batch_scale`` for
+reduction 'sum'); ``compute_masked`` does the same for an output that carries a Keras mask. Cross-entropies on a
 softmax/sigmoid output are computed from the logits (the model fuses the last activation into the
 loss, as Keras does with its ``_keras_logits``), in one C++ pass for softmax.
 
