@@ -73,7 +73,7 @@ def test_affine_resampler_matches_tensorflow(fill, interp, rng):
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="fill_mode must be one of"):
-        layers.RandomRotation(0.1, fill_mode="wrap")
+        layers.RandomRotation(0.1, fill_mode="mirror")
     with pytest.raises(ValueError, match="mode must be"):
         layers.RandomFlip("diagonal")
     with pytest.raises(ValueError, match="factor must be a number or a pair in"):
@@ -118,6 +118,10 @@ KERAS_CASES = [
     ("RandomRotation", dict(factor=0.2)),
     ("RandomRotation", dict(factor=(-0.3, 0.1), fill_mode="nearest")),
     ("RandomRotation", dict(factor=0.5, fill_mode="constant", interpolation="nearest")),
+    ("RandomRotation", dict(factor=0.4, fill_mode="wrap")),
+    ("RandomTranslation", dict(height_factor=0.5, width_factor=0.6, fill_mode="wrap",
+                               interpolation="nearest")),
+    ("RandomZoom", dict(height_factor=(-0.4, 0.6), fill_mode="wrap")),
     ("RandomZoom", dict(height_factor=(-0.4, 0.3))),
     ("RandomZoom", dict(height_factor=0.3, width_factor=(-0.2, 0.5), fill_mode="constant")),
     ("RandomContrast", dict(factor=0.5)),

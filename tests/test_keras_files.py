@@ -440,7 +440,8 @@ def test_keras2_style_legacy_file_loads(rng, tmp_path):
 # stays open for them). The test fails for any other layer without one, and for a listed layer that
 # has gained one (then drop it from this list).
 # Every built-in layer converts (the issue-11 layers: tests/test_keras_files_layers.py).
-NOT_YET_CONVERTED: set = set()
+# TextVectorization: Keras keeps its vocabulary in the .keras zip's assets/, not read yet
+NOT_YET_CONVERTED: set = {"TextVectorization"}
 
 
 def test_every_builtin_layer_is_in_the_keras_table():

@@ -9,7 +9,8 @@ weights and reduces them by ``reduction``: ``"sum_over_batch_size"`` (default: s
 values), ``"sum"``, or ``None`` / ``"none"`` (the values themselves).
 
 For training, ``Loss.compute(out, y, need_grad, logits=False)`` gives per-sample losses (N,) and
-the gradient of their batch mean with respect to ``out`` in one call. Cross-entropies on a
+the gradient of their batch mean with respect to ``out`` in one call (times ``batch_scale`` for
+reduction 'sum'); ``compute_masked`` does the same for an output that carries a Keras mask. Cross-entropies on a
 softmax/sigmoid output are computed from the logits (the model fuses the last activation into the
 loss, as Keras does with its ``_keras_logits``), in one C++ pass for softmax.
 
@@ -68,6 +69,35 @@ def _reduce(values, sample_weight, reduction):
     return total / values.size if values.size else 0.0
 
 
+def mask_weights(mask, shape, reduction, who):
+    """Keras 3's apply_mask: the mask as float64 weights of the values' shape; for the mean
+    reductions valid entries weigh total / valid (so the mean over every entry is the mean over
+    the valid ones), 0 when no entry is valid."""
+    m = _broadcast_weights(np.asarray(mask, bool), shape, who)
+    if reduction in ("sum", None, "none"):
+        return m
+    valid = m.sum()
+    return m * (m.size / valid) if valid else m
+
+
+def _broadcast_weights(w, shape, who):
+    """Weights (a mask or sample weights) over the leading axes of `shape`, or of the same size
+    (values flattened over those axes), as float64 of that shape; a clear error otherwise."""
+    w = np.asarray(w)
+    shape = tuple(shape)
+    if w.shape != shape:
+        if w.ndim and shape and w.size == int(np.prod(shape)):
+            w = w.reshape(shape)
+        else:
+            while w.ndim > len(shape) and w.shape[-1] == 1:
+                w = w[..., 0]
+            if w.shape != shape[:w.ndim]:
+                raise ValueError(f"{who}: the mask or sample weights of shape {w.shape} do not "
+                                 f"fit the loss values of shape {shape}")
+            w = w.reshape(w.shape + (1,) * (len(shape) - w.ndim))
+    return np.broadcast_to(w.astype(np.float64), shape)
+
+
 class Loss:
     name = "loss"
     fusable = None  # the output activation this loss can take logits from
@@ -113,6 +143,45 @@ class Loss:
         if not need_grad:
             return per, None
         return per, (d / max(vals.size, 1)).astype(np.float32).reshape(out.shape)
+
+    def compute_masked(self, out, y, mask, sample_weight, need_grad, logits=False):
+        """Keras 3's loss of an output that carries a mask (Loss.__call__ ->
+        reduce_weighted_values -> apply_mask): with v the unreduced values and m the mask,
+        'sum_over_batch_size' gives sum(v * m * sw) / sum(m) (0 when nothing is valid) and 'sum'
+        gives sum(v * m * sw); masked values contribute nothing, gradients included. Per-sample
+        weights sw (N,) apply to every step of their sample. Returns (per-sample losses (N,)
+        whose batch mean is that loss, d loss / d out or None), as compute does, or None when
+        the values are already reduced over the batch (the mask then changes nothing)."""
+        n = out.shape[0]
+        v, vjp = self._values_vjp(out, y, need_grad, logits or self.from_logits)
+        if v.ndim == 0 or v.shape[0] != n:
+            return None  # values already reduced over the batch: Keras's mask changes nothing
+        w = mask_weights(mask, v.shape, self.reduction, self.name)
+        if sample_weight is not None:
+            w = w * _broadcast_weights(sample_weight, v.shape, self.name)
+        if self.reduction != "sum":
+            w = w / max(v.size, 1)  # the reduction's divisor, folded into the weights
+        vw = v * w
+        per = (vw.reshape(n, -1).sum(axis=1) * n if n else np.zeros(0)).astype(np.float32)
+        return per, (vjp(w) if need_grad else None)
+
+    def batch_scale(self, out):
+        """What compute's batch mean is multiplied by to give the reduced loss: 1 for the
+        mean reductions, the number of values (out.shape[:-1]) for 'sum'."""
+        if self.reduction != "sum" or out.ndim == 0:
+            return 1
+        return out.size // max(out.shape[-1], 1) if out.ndim > 1 else out.size
+
+    def _values_vjp(self, out, y, need_grad, logits):
+        """(unreduced values (float64), w -> d sum(w * values) / d out as float32)."""
+        vals, d = self._fwd(out, y, need_grad, logits)
+        v = np.asarray(vals, np.float64)
+
+        def vjp(w):
+            return (np.asarray(d, np.float64) * w[..., None]).astype(np.float32).reshape(
+                out.shape)
+
+        return v, vjp
 
     def _fwd(self, p, t, need_grad, logits):
         """(values of shape p.shape[:-1], d sum(values) / dp or None), both float64."""

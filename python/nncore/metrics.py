@@ -69,6 +69,11 @@ class Metric(MetricVariables):
         self.update_state(y_true, y_pred, sample_weight)
         return self.result()
 
+    def _update_masked(self, y_true, y_pred, mask):
+        """The trainer's update for an output that carries a Keras mask: as Keras, only the
+        metrics that average per-entry values (its MeanMetricWrapper family) honour it."""
+        self.update_state(y_true, y_pred)
+
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
 
@@ -99,6 +104,13 @@ class _MeanValues(Metric):
 
     def _values(self, y_true, y_pred):
         raise NotImplementedError
+
+    def _update_masked(self, y_true, y_pred, mask):
+        # Keras: the mask becomes 0/1 weights of the values (apply_mask, reduction "sum").
+        v = np.asarray(self._values(np.asarray(y_true), np.asarray(y_pred)), np.float64)
+        w = _losses.mask_weights(mask, v.shape, "sum", self.name)
+        self.total += float((v * w).sum())
+        self.count += float(w.sum())
 
 
 class Mean(Metric):
@@ -252,6 +264,10 @@ class RootMeanSquaredError(MeanSquaredError):
 
     def result(self):
         return math.sqrt(super().result())
+
+    def _update_masked(self, y_true, y_pred, mask):
+        # Keras's RootMeanSquaredError is a Mean of a fresh tensor: the mask does not reach it.
+        self.update_state(y_true, y_pred)
 
 
 class MeanAbsolutePercentageError(_MeanValues):

@@ -6,13 +6,20 @@ from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from .augmentation import (
     RandomBrightness,
     RandomContrast,
+    RandomCrop,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
     RandomZoom,
 )
 from .base import Layer
-from .categorical import CategoryEncoding, Discretization, IntegerLookup, StringLookup
+from .categorical import (
+    CategoryEncoding,
+    Discretization,
+    Hashing,
+    IntegerLookup,
+    StringLookup,
+)
 from .conv import (
     Conv1D,
     Conv2D,
@@ -90,6 +97,7 @@ from .reshaping import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from .text import TextVectorization
 from .wrappers import Bidirectional, TimeDistributed
 
 _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, MaxPooling2D,
@@ -105,7 +113,8 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             Bidirectional, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
             Masking, GroupNormalization, Lambda, ActivityRegularization, RandomFlip,
             RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness,
-            CategoryEncoding, Discretization, IntegerLookup, StringLookup)
+            CategoryEncoding, Discretization, IntegerLookup, StringLookup, Hashing, RandomCrop,
+            TextVectorization)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

@@ -10,7 +10,7 @@ uses them, so a transform can be checked for fixed parameters.
 The geometric layers share one affine resampler with TensorFlow's ImageProjectiveTransformV3
 semantics (what Keras 3 calls): an output pixel (x, y) reads the input at
 ((a0 x + a1 y + a2), (b0 x + b1 y + b2)); fill_mode 'constant' (fill_value outside), 'nearest'
-(clamp), 'reflect' (d c b a | a b c d | d c b a) ('wrap' is refused for now); interpolation
+(clamp), 'reflect' (d c b a | a b c d | d c b a), 'wrap' (TF's periodic rule); interpolation
 'bilinear' or 'nearest'.
 The resampler is NumPy (gather + scatter-add for the backward), not a C++ kernel yet.
 """
@@ -25,7 +25,7 @@ from ..utils.random import get_rng
 from .base import Layer, as_f32, fmt_shape
 from .node import is_symbolic
 
-_FILL = ("constant", "nearest", "reflect")  # Keras's 'wrap' (TF's own period rule): not yet
+_FILL = ("constant", "nearest", "reflect", "wrap")
 _INTERP = ("bilinear", "nearest")
 
 
@@ -37,6 +37,12 @@ def _map_coord(v, n, mode):
         p = 2.0 * n
         v = np.mod(v, p)  # in [0, 2n): the second half is the mirror image
         v = np.where(v >= n, p - v - 1, v)
+    elif mode == "wrap":
+        # TF's rule (not a plain modulo): whole periods of n counted in units of n - 1
+        # (integer truncation), then the clamp below
+        sz = n - 1
+        v = np.where(v < 0, v + n * (np.trunc(-v / sz) + 1),
+                     np.where(v > n - 1, v - n * np.trunc(v / sz), v))
     return np.clip(v, 0, n - 1)
 
 
@@ -404,3 +410,84 @@ class RandomBrightness(_ValueAugment):
         z = x + np.asarray(p["rgb_delta"], np.float32).reshape(-1, 1, 1, 1)
         lo, hi = self.value_range
         return np.clip(z, lo, hi).astype(np.float32), ((z >= lo) & (z <= hi), None, None)
+
+
+def _resize_matrix(n_in, n_out):
+    """(n_out, n_in) weights of tf.image.resize 'bilinear' (half-pixel centers, edges clamped,
+    no antialiasing) along one axis."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    lo = np.floor(src)
+    w = src - lo
+    lo = lo.astype(np.int64)
+    a = np.zeros((n_out, n_in), np.float64)
+    rows = np.arange(n_out)
+    np.add.at(a, (rows, np.clip(lo, 0, n_in - 1)), 1 - w)
+    np.add.at(a, (rows, np.clip(lo + 1, 0, n_in - 1)), w)
+    return a
+
+
+def _window(n, start, size):
+    a = np.zeros((size, n))
+    a[np.arange(size), start + np.arange(size)] = 1.0
+    return a
+
+
+class RandomCrop(_Augment):
+    """Crop images to (height, width). Training, on images larger than that in both
+    dimensions: one random window for the whole batch (Keras 3 draws one offset per call),
+    offsets uniform in [0, H - height] and [0, W - width]. Otherwise (inference, or images not
+    larger): the central window of the target's aspect ratio, resized bilinearly to (height,
+    width) -- Keras's smart_resize, which is what Keras documents. (Keras 3.15's code returns
+    the images unchanged at inference, whatever its output shape says; nncore keeps the
+    documented, shape-consistent behaviour.) Both are linear maps: y = A_h x A_w^T per channel,
+    and the backward is the transposed map."""
+
+    def __init__(self, height, width, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        for n, v in (("height", height), ("width", width)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{self.name}: {n} must be an int >= 1, got {v!r}")
+        self.height, self.width = int(height), int(width)
+
+    def check_input_shape(self, s):
+        super().check_input_shape(s)
+        if s[-3] is None or s[-2] is None:
+            raise ValueError(f"layer {self.name!r} (RandomCrop) needs a known height and width, "
+                             f"got {fmt_shape(s)}")
+
+    def compute_output_shape(self, s):
+        return tuple(s[:-3]) + (self.height, self.width, s[-1])
+
+    def _maps(self, h, w, training, rng):
+        th, tw = self.height, self.width
+        if training and h > th and w > tw:
+            hs = int(rng.integers(0, h - th + 1))
+            ws = int(rng.integers(0, w - tw + 1))
+            return _window(h, hs, th), _window(w, ws, tw)
+        ch = max(min(h, int(float(w * th) / tw)), 1)  # smart_resize's central window
+        cw = max(min(w, int(float(h * tw) / th)), 1)
+        hs, ws = int(float(h - ch) / 2), int(float(w - cw) / 2)
+        return (_resize_matrix(ch, th) @ _window(h, hs, ch),
+                _resize_matrix(cw, tw) @ _window(w, ws, cw))
+
+    def forward(self, x, training=False, need_ctx=False):
+        x = as_f32(x)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"layer {self.name!r} (RandomCrop) needs images (batch, height, "
+                             f"width, channels), got shape {x.shape}")
+        ah, aw = self._maps(x.shape[-3], x.shape[-2], training, self._gen())
+        ah32, aw32 = ah.astype(np.float32), aw.astype(np.float32)
+        y = np.einsum("ih,...hwc,jw->...ijc", ah32, x, aw32, optimize=True)
+        return np.ascontiguousarray(y, np.float32), ((ah32, aw32) if need_ctx else None)
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        if not need_input_grad:
+            return None
+        ah, aw = ctx
+        dx = np.einsum("ih,...ijc,jw->...hwc", ah, as_f32(dy), aw, optimize=True)
+        return np.ascontiguousarray(dx, np.float32)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(height=self.height, width=self.width)
+        return cfg

@@ -44,13 +44,17 @@ class InputLayer(Layer):
         if batch_size is not None:
             batch_size = positive_int(batch_size, "batch_size", self.name)
         self.batch_size = batch_size
-        try:
-            dt = np.dtype("float32" if dtype is None else dtype)
-        except TypeError:
-            raise ValueError(f"Input {self.name!r}: unknown dtype {dtype!r}") from None
-        if dt.kind not in "biuf":
-            raise ValueError(f"Input {self.name!r}: dtype must be numeric, got {dt}")
-        self.dtype = str(dt)
+        if dtype in ("string", "str"):
+            self.dtype = "string"  # Keras's name; the data are kept as Python strings
+        else:
+            try:
+                dt = np.dtype("float32" if dtype is None else dtype)
+            except TypeError:
+                raise ValueError(f"Input {self.name!r}: unknown dtype {dtype!r}") from None
+            if dt.kind not in "biuf":
+                raise ValueError(f"Input {self.name!r}: dtype must be numeric or 'string', "
+                                 f"got {dt}")
+            self.dtype = str(dt)
         self.output_dtype = self.dtype
         self.built = True
         shape = (batch_size,) + tuple(self._input_shape_arg)

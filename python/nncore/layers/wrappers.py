@@ -60,7 +60,9 @@ class _Wrapper(Layer):
 
 class TimeDistributed(_Wrapper):
     """y[:, t] = layer(x[:, t]) for every step t: x (batch, steps, ...) is run as one batch of
-    batch*steps samples."""
+    batch*steps samples. A mask on the input passes through (Keras's supports_masking)."""
+
+    supports_masking = True
 
     def check_input_shape(self, s):
         if len(s) < 3 or s[1] is None:

@@ -203,12 +203,14 @@ class Functional(Model):
         return self._outputs_struct
 
     # ---- running ------------------------------------------------------------------------------
-    def _run(self, xs, training=False, need_ctx=False, fuse=None, keep=()):
+    def _run(self, xs, training=False, need_ctx=False, fuse=None, keep=(), out_masks=None):
         """Flat input values -> (flat output values, per-step contexts, {slot: logits}). The
         values of the slots in `keep` (intermediate tensors) are appended to the outputs.
+        `out_masks` (a list) receives the Keras mask of each output (None where it has none),
+        which the trainer applies to the losses and metrics.
         At inference (no training, no contexts, no fused loss, nothing kept) the compiled plan
         runs (models/inference.py): the same kernels, bitwise the same outputs."""
-        if not training and not need_ctx and fuse is None and not keep:
+        if not training and not need_ctx and fuse is None and not keep and out_masks is None:
             plan = _inference.plan_for(self)
             if plan is not None:
                 return plan.run(xs), None, {}
@@ -247,6 +249,8 @@ class Functional(Model):
                     vals[s] = v
             if need_ctx:
                 ctxs[k] = ctx
+        if out_masks is not None:
+            out_masks[:] = [None if masks is None else masks[s] for s in self._out_slots]
         if keep:
             return [vals[s] for s in self._out_slots] + [vals[s] for s in keep], ctxs, logits
         return [vals[s] for s in self._out_slots], ctxs, logits

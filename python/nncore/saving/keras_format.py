@@ -151,13 +151,16 @@ _ISSUE11_LAYERS = {
         ("RandomContrast", {"factor", "value_range"}),
         ("RandomBrightness", {"factor", "value_range"}))},
     "CategoryEncoding": LayerSpec({"num_tokens", "output_mode"}, {"sparse": (False,)}),
-    "Discretization": LayerSpec({"bin_boundaries", "output_mode"},
-                                {"num_bins": _ANY, "epsilon": _ANY, "sparse": (False,)}),
+    "Hashing": LayerSpec({"num_bins", "mask_value", "salt", "output_mode"},
+                         {"sparse": (False,)}, to_keras=lambda lay: _hashing_to_keras(lay)),
+    "RandomCrop": LayerSpec({"height", "width", "seed"},
+                            {"data_format": ("channels_last", None)}),
+    "Discretization": LayerSpec({"bin_boundaries", "output_mode", "num_bins", "epsilon"},
+                                {"sparse": (False,)}, omit={"trainable"}),
     **{k: LayerSpec({"max_tokens", "num_oov_indices", "mask_token", "oov_token", "vocabulary",
-                     "invert", "output_mode", "vocabulary_dtype"},
-                    {"sparse": (False,), "pad_to_max_tokens": (False,), "idf_weights": _NONE,
-                     "encoding": ("utf-8",), "vocabulary_size": _ANY,
-                     "oov_method": _ANY, "salt": _ANY})  # hashing: only num_oov_indices > 1
+                     "invert", "output_mode", "vocabulary_dtype", "pad_to_max_tokens",
+                     "idf_weights", "oov_method", "salt"},
+                    {"sparse": (False,), "encoding": ("utf-8",), "vocabulary_size": _ANY})
        for k in ("IntegerLookup", "StringLookup")},
 }
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
@@ -301,13 +304,24 @@ def _check_module(d, where):
                    "imported from a file")
 
 
-def _dtype_ok(v):
-    if v is None or v == "float32":
+def _dtype_ok(v, names=("float32",)):
+    if v is None or v in names:
         return True
     if isinstance(v, dict):
         return (v.get("class_name") in ("DTypePolicy", "Policy") and isinstance(
-            v.get("config"), dict) and v["config"].get("name") == "float32")
+            v.get("config"), dict) and v["config"].get("name") in names)
     return False
+
+
+# Layers whose integer outputs Keras types by an integer dtype policy (nncore's are int64).
+_INT_OUTPUT = {"Hashing"}
+_INT_DTYPES = ("int32", "int64")
+
+
+def _hashing_to_keras(layer):
+    if layer.output_mode != "int":
+        return {}
+    return {"dtype": {**_POLICY, "config": {"name": "int64"}}}
 
 
 def _init_from_keras(v, where):
@@ -411,7 +425,7 @@ def _layer_from_keras(entry, where, custom_objects):
                 raise _Bad(f"{where}: trainable must be a bool")
             cfg["trainable"] = v
         elif key == "dtype":
-            if not _dtype_ok(v):
+            if not _dtype_ok(v) and not (cls_name in _INT_OUTPUT and _dtype_ok(v, _INT_DTYPES)):
                 raise _Bad(f"{where}: dtype {v!r} is not supported (nncore computes in float32)")
         elif key in ("batch_input_shape", "batch_shape"):
             if v is not None:

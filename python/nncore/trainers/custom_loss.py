@@ -87,6 +87,25 @@ class FunctionLoss(losses_module.Loss):
             raise ValueError(f"loss {self.name!r} does not depend on y_pred: no gradient")
         return per, np.ascontiguousarray(d, dtype=np.float32).reshape(out.shape)
 
+    def batch_scale(self, out):
+        return 1  # compute applies the reduction itself
+
+    def _values_vjp(self, out, y, need_grad, logits):
+        # The masked reduction (Loss.compute_masked) on the traced function's values.
+        y = self._align(y, out)
+        g = self._graph(y, out)
+        vals, ctxs, _ = g.run([y, out], False, need_grad)
+        v = np.asarray(vals[0], np.float64)
+
+        def vjp(w):
+            dxs = g.backprop(ctxs, [np.ascontiguousarray(w, dtype=np.float32)],
+                             _plan_for_pred(g))
+            if dxs[1] is None:
+                raise ValueError(f"loss {self.name!r} does not depend on y_pred: no gradient")
+            return np.ascontiguousarray(dxs[1], dtype=np.float32).reshape(out.shape)
+
+        return v, vjp
+
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
 

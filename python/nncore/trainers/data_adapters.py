@@ -247,7 +247,9 @@ def make_adapter(x, y, sample_weight, batch_size, steps, shuffle, where, input_n
     xs = align(x, input_names, "inputs", where)
     ys = align(y, output_names, "outputs", where)
     for a in xs + (ys or []):
-        if a.dtype.kind not in "biuf":
+        # strings only as inputs (the model checks that the input takes them)
+        if a.dtype.kind not in "biuf" and not (a.dtype.kind in "USO" and any(
+                a is b for b in xs)):
             raise TypeError(f"{where}: data must be real numeric arrays, got dtype {a.dtype}")
         if a.ndim == 0:
             raise ValueError(f"{where}: data must have a batch axis, got a scalar")

@@ -245,6 +245,12 @@ class Trainer:
                     f"{where}: input {self.input_names[k]!r} of model {self.name!r} expects "
                     f"shape {_fmt(t.shape)}, got data of shape {x.shape}")
             dt = self._input_dtypes[k]
+            if dt == "string":  # Input(dtype="string"): text for TextVectorization & co.
+                if x.dtype.kind not in "USO":
+                    raise TypeError(f"{where}: input {self.input_names[k]!r} takes strings, got "
+                                    f"dtype {x.dtype}")
+                out.append(x if x.dtype == object else x.astype(object))
+                continue
             if x.dtype.kind not in "biuf":
                 raise TypeError(f"{where}: input data must be real numbers, got dtype {x.dtype}")
             out.append(x if (x.dtype == dt and x.flags.c_contiguous) else
@@ -271,7 +277,9 @@ class Trainer:
             out.append(loss.prepare_targets(y))
         return out
 
-    def _loss_grads(self, st, outs, logits, ys, sw, need_grad):
+    def _loss_grads(self, st, outs, logits, ys, sw, need_grad, masks=None):
+        """Per output: the loss (Keras's reduction, with the output's mask when it has one) and
+        its gradient with respect to the output (or its logits when fused)."""
         douts = [None] * len(outs)
         means = []
         total = 0.0
@@ -280,12 +288,23 @@ class Trainer:
                 continue
             s = self._out_slots[k]
             fused = s in logits
-            per, d = loss.compute(logits[s] if fused else outs[k], ys[k], need_grad,
-                                  logits=fused)
-            if sw is not None:
-                per = per * sw
-                if need_grad:
-                    d = d * sw.reshape((-1,) + (1,) * (d.ndim - 1))
+            z = logits[s] if fused else outs[k]
+            got = None
+            if masks and masks[k] is not None:
+                got = loss.compute_masked(z, ys[k], masks[k], sw, need_grad, logits=fused)
+            if got is not None:
+                per, d = got
+            else:
+                per, d = loss.compute(z, ys[k], need_grad, logits=fused)
+                scale = loss.batch_scale(z)
+                if scale != 1:  # reduction 'sum'
+                    per = per * np.float32(scale)
+                    if need_grad:
+                        d = d * np.float32(scale)
+                if sw is not None:
+                    per = per * sw
+                    if need_grad:
+                        d = d * sw.reshape((-1,) + (1,) * (d.ndim - 1))
             mean = float(np.mean(per, dtype=np.float64)) if per.size else 0.0
             if need_grad and w != 1.0:
                 d = d * np.float32(w)
@@ -297,9 +316,11 @@ class Trainer:
     def train_step(self, st, xs, ys, sw):
         """One optimizer step on a prepared batch: (loss incl. regularization, per-output losses,
         outputs)."""
+        masks = []
         with _added_losses() as added:  # layers' add_loss values (activity penalties)
-            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
-        douts, means, total = self._loss_grads(st, outs, logits, ys, sw, True)
+            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse,
+                                           out_masks=masks)
+        douts, means, total = self._loss_grads(st, outs, logits, ys, sw, True, masks)
         total += added.total
         self._zero_grads()
         self._backprop(ctxs, douts, st.plan)
@@ -310,7 +331,7 @@ class Trainer:
         self._step_info = (len(xs[0]) if xs else 0, total, means)
         self.apply_gradients(st, self._collect_grads(st))
         _, total, means = self._step_info
-        return total + reg, means, outs
+        return total + reg, means, outs, masks
 
     def _collect_grads(self, st):
         for layer in {id(lay): lay for lay, _ in st.slots}.values():
@@ -338,10 +359,22 @@ class Trainer:
         inference.bump()  # weights changed: inference plans rebuild
 
     def test_step(self, st, xs, ys, sw):
+        masks = []
         with _added_losses() as added:
-            outs, _, logits = self._run(xs, training=False, need_ctx=False, fuse=st.fuse)
-        _, means, total = self._loss_grads(st, outs, logits, ys, sw, False)
-        return total + added.total, means, outs
+            outs, _, logits = self._run(xs, training=False, need_ctx=False, fuse=st.fuse,
+                                        out_masks=masks)
+        _, means, total = self._loss_grads(st, outs, logits, ys, sw, False, masks)
+        return total + added.total, means, outs, masks
+
+    @staticmethod
+    def _update_metrics(metrics, ys, outs, masks):
+        # Keras applies an output's mask to the metrics that average values (its
+        # MeanMetricWrapper family); the others see every entry.
+        for k, m, _ in metrics:
+            if masks and masks[k] is not None:
+                m._update_masked(ys[k], outs[k], masks[k])
+            else:
+                m.update_state(ys[k], outs[k])
 
     def predict_step(self, xs):
         return self._run(xs, training=False, need_ctx=False)[0]
@@ -355,9 +388,11 @@ class Trainer:
         xs = self._prepare_inputs(xs, "gradients")
         ys = self._prepare_targets(ys, st, "gradients")
         sw = None if sample_weight is None else np.asarray(sample_weight, np.float32)
+        masks = []
         with _added_losses() as added:
-            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse)
-        douts, _, total = self._loss_grads(st, outs, logits, ys, sw, True)
+            outs, ctxs, logits = self._run(xs, training=True, need_ctx=True, fuse=st.fuse,
+                                           out_masks=masks)
+        douts, _, total = self._loss_grads(st, outs, logits, ys, sw, True, masks)
         total += added.total
         self._zero_grads()
         self._backprop(ctxs, douts, st.plan)
@@ -536,10 +571,10 @@ class Trainer:
                     xb = self._prepare_inputs(xb, "fit")
                     yb = self._prepare_targets(yb, st, "fit")
                 else:
-                    xb = [b if b.dtype == dt else np.asarray(b, dt)
+                    xb = [b if b.dtype == dt else np.asarray(b, _np_dtype(dt))
                           for b, dt in zip(xb, self._input_dtypes)]
                 m_rows = len(xb[0])
-                loss, means, outs = self.train_step(st, xb, yb, sb)
+                loss, means, outs, masks = self.train_step(st, xb, yb, sb)
                 local_seen += m_rows
                 if dist is not None:
                     if dist.stop_now:  # some rank asked to stop: no rank applied this step
@@ -550,8 +585,7 @@ class Trainer:
                 out_sums = [a * m_rows for a in means] if out_sums is None else [
                     s + a * m_rows for s, a in zip(out_sums, means)]
                 seen += m_rows
-                for k, m, _ in st.metrics:
-                    m.update_state(yb[k], outs[k])
+                self._update_metrics(st.metrics, yb, outs, masks)
                 logs = self._logs(st, loss_sum / seen, [s / seen for s in out_sums])
                 cbl.on_train_batch_end(step, logs)
                 if steps is None or steps < step + 1:
@@ -634,14 +668,13 @@ class Trainer:
             cbl.on_test_batch_begin(step, {})
             xb = self._prepare_inputs(xb, where)
             yb = self._prepare_targets(yb, est, where)
-            loss, means, outs = self.test_step(est, xb, yb, sb)
+            loss, means, outs, masks = self.test_step(est, xb, yb, sb)
             m_rows = len(xb[0])
             loss_sum += loss * m_rows
             out_sums = [a * m_rows for a in means] if out_sums is None else [
                 s + a * m_rows for s, a in zip(out_sums, means)]
             seen += m_rows
-            for k, m, _ in ms:
-                m.update_state(yb[k], outs[k])
+            self._update_metrics(ms, yb, outs, masks)
             logs = self._logs(est, loss_sum / seen, [s / seen for s in out_sums])
             cbl.on_test_batch_end(step, logs)
             if bar is not None:
@@ -698,7 +731,7 @@ class Trainer:
             if spec is None or spec[0] is not self.inputs[0]:
                 t = self.inputs[0]
                 spec = self._predict_spec = (t, len(t.shape), t.shape[1:],
-                                             np.dtype(self._input_dtypes[0]))
+                                             _np_dtype(self._input_dtypes[0]))
             _, ndim, dims, dt = spec
             if x.ndim == ndim and x.dtype.kind in "biuf" and all(
                     w is None or w == d for w, d in zip(dims, x.shape[1:])):
@@ -790,11 +823,10 @@ class Trainer:
             from .data_adapters import class_weights_to_sample_weights
 
             sw = class_weights_to_sample_weights(class_weight, ys, sw, "train_on_batch")
-        loss, means, outs = self.train_step(st, xs, ys, sw)
+        loss, means, outs, masks = self.train_step(st, xs, ys, sw)
         for _, m, _ in st.metrics:
             m.reset_state()
-        for k, m, _ in st.metrics:
-            m.update_state(ys[k], outs[k])
+        self._update_metrics(st.metrics, ys, outs, masks)
         logs = self._logs(st, loss, means)
         if return_dict:
             return logs
@@ -812,6 +844,10 @@ class Trainer:
         xs, _ = self._inputs_targets(x, None, "predict_on_batch")
         xs = self._prepare_inputs(xs, "predict_on_batch")
         return self._pack_outputs(self.predict_step(xs))
+
+
+def _np_dtype(name):
+    return np.dtype(object) if name == "string" else np.dtype(name)
 
 
 def _validate_now(epoch, freq):

@@ -1,0 +1,215 @@
+"""TextVectorization (Keras 3 names, defaults and TensorFlow's string semantics), in Python.
+
+Per string: standardize ('lower_and_strip_punctuation' (default), 'lower', 'strip_punctuation',
+None), split ('whitespace' (default), 'character', None), ngrams (n -> widths 1..n, or a tuple
+of widths: per row the ngrams of each width in turn, joined by a space), then a StringLookup
+with mask_token '' and one OOV index. As TensorFlow does: 'lower' changes ASCII letters only
+(tf.strings.lower), punctuation is Python's string.punctuation (Keras's regex), whitespace is
+ASCII whitespace (tf.strings.split), characters are Unicode code points.
+
+output_mode 'int': token indices (0 the padding, 1 OOV), padded with 0 to the longest row, or
+cut / padded to output_sequence_length; 'multi_hot', 'count', 'tf_idf' (counts times the
+inverse document frequencies of adapt, or idf_weights): one float32 row of vocabulary_size
+(max_tokens with pad_to_max_tokens) per string (Keras gives multi_hot and count as int64, as
+its lookups; nncore's lookups give float32 throughout). adapt orders the vocabulary by count,
+ties by token descending (Keras's), max_tokens counting the special tokens. Strings in, no gradient.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+import numpy as np
+
+from .base import fmt_shape
+from .categorical import StringLookup, _NoGrad
+
+_STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
+_SPLIT = ("whitespace", "character", None)
+_MODES = ("int", "multi_hot", "count", "tf_idf")
+_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_PUNCT = str.maketrans("", "", string.punctuation)
+_SPACE = re.compile(r"[ \t\n\r\v\f]+")
+
+
+class TextVectorization(_NoGrad):
+    """Strings (batch,) or (batch, 1) -> token indices or per-string vectors; see the module
+    docstring for the exact rules."""
+
+    def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation",
+                 split="whitespace", ngrams=None, output_mode="int", output_sequence_length=None,
+                 pad_to_max_tokens=False, vocabulary=None, idf_weights=None, sparse=False,
+                 ragged=False, encoding="utf-8", **kwargs):
+        kwargs.pop("vocabulary_size", None)  # Keras records them; nncore recomputes
+        kwargs.pop("has_input_vocabulary", None)
+        super().__init__(**kwargs)
+        w = self.name
+        if output_mode == "tf-idf":
+            output_mode = "tf_idf"
+        if standardize not in _STANDARDIZE:
+            raise ValueError(f"{w}: standardize must be one of {_STANDARDIZE} (a callable is "
+                             f"not supported), got {standardize!r}")
+        if split not in _SPLIT:
+            raise ValueError(f"{w}: split must be one of {_SPLIT} (a callable is not "
+                             f"supported), got {split!r}")
+        if output_mode not in _MODES or sparse or ragged:
+            raise ValueError(f"{w}: output_mode must be one of {_MODES} (dense, not ragged)")
+        if encoding != "utf-8":
+            raise ValueError(f"{w}: only encoding='utf-8' is supported")
+        if ngrams is not None and not (
+                isinstance(ngrams, int) and not isinstance(ngrams, bool) and ngrams >= 1 or
+                isinstance(ngrams, (list, tuple)) and ngrams and all(
+                    isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in ngrams)):
+            raise ValueError(f"{w}: ngrams must be None, an int >= 1 or a tuple of them, got "
+                             f"{ngrams!r}")
+        if output_sequence_length is not None:
+            if output_mode != "int":
+                raise ValueError(f"{w}: output_sequence_length is only for output_mode='int'")
+            if isinstance(output_sequence_length, bool) or not isinstance(
+                    output_sequence_length, int) or output_sequence_length < 1:
+                raise ValueError(f"{w}: output_sequence_length must be an int >= 1 or None")
+        self.standardize, self.split, self.output_mode = standardize, split, output_mode
+        self.ngrams = list(ngrams) if isinstance(ngrams, (list, tuple)) else ngrams
+        self._widths = (tuple(range(1, ngrams + 1)) if isinstance(ngrams, int) else
+                        None if ngrams is None else tuple(ngrams))
+        self.output_sequence_length = output_sequence_length
+        self._lookup = StringLookup(max_tokens=max_tokens, vocabulary=vocabulary,
+                                    idf_weights=idf_weights, pad_to_max_tokens=pad_to_max_tokens,
+                                    mask_token="", output_mode=output_mode,
+                                    name=f"{self.name}_lookup")
+
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in inputs):
+            inputs = np.asarray(inputs, dtype=object)  # a list of strings is one input (Keras)
+        return super().__call__(inputs, *args, **kwargs)
+
+    # ---- strings -> tokens ----------------------------------------------------------------
+    def _strings(self, x):
+        x = np.asarray(x, dtype=object) if isinstance(x, (list, tuple)) else np.asarray(x)
+        if x.dtype.kind not in "USO":
+            raise ValueError(f"layer {self.name!r} (TextVectorization) needs strings, got dtype "
+                             f"{x.dtype}")
+        if self.split is not None:
+            if x.ndim == 2 and x.shape[1] == 1:
+                x = x[:, 0]
+            if x.ndim != 1:
+                raise ValueError(f"layer {self.name!r} (TextVectorization) needs strings of "
+                                 f"shape (batch,) or (batch, 1), got {fmt_shape(x.shape)}")
+        out = []
+        for v in x.ravel().tolist():
+            if isinstance(v, bytes):
+                v = v.decode("utf-8")
+            elif not isinstance(v, str):
+                raise ValueError(f"layer {self.name!r} (TextVectorization) needs strings, got "
+                                 f"{type(v).__name__}")
+            out.append(v)
+        return out, x.shape
+
+    def _tokens(self, s):
+        if self.standardize in ("lower", "lower_and_strip_punctuation"):
+            s = s.translate(_LOWER)
+        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+            s = s.translate(_PUNCT)
+        if self.split == "whitespace":
+            toks = [t for t in _SPACE.split(s) if t]
+        elif self.split == "character":
+            toks = list(s)
+        else:
+            toks = [s]
+        if self._widths is not None:
+            toks = [" ".join(toks[i:i + n]) for n in self._widths
+                    for i in range(len(toks) - n + 1)]
+        return toks
+
+    # ---- vocabulary -------------------------------------------------------------------------
+    def adapt(self, data, batch_size=None, steps=None):
+        """The vocabulary (and document frequencies for tf_idf) of the strings in `data`: an
+        array or list of strings, or an iterable of batches of them (a tf.data.Dataset too)."""
+        if isinstance(data, (list, tuple, np.ndarray)) or not hasattr(data, "__iter__") or \
+                hasattr(data, "__array__") and not hasattr(data, "as_numpy_iterator"):
+            batches = [data]
+        else:
+            batches = data
+
+        def rows():
+            for i, batch in enumerate(batches):
+                if steps is not None and i >= steps:
+                    break
+                strings, _ = self._strings(batch)
+                for s in strings:
+                    yield [t for t in self._tokens(s) if t != ""]
+
+        self._lookup._adapt_rows(rows())
+
+    def set_vocabulary(self, vocabulary, idf_weights=None):
+        self._lookup.set_vocabulary(vocabulary, idf_weights)
+
+    def get_vocabulary(self, include_special_tokens=True):
+        return self._lookup.get_vocabulary(include_special_tokens)
+
+    def vocabulary_size(self):
+        return self._lookup.vocabulary_size()
+
+    # ---- running ------------------------------------------------------------------------------
+    def compute_output_shape(self, s):
+        if self.output_mode == "int":
+            if self.split is None:
+                return tuple(s)
+            return (s[0], self.output_sequence_length)
+        return (s[0], self._lookup._depth())
+
+    def forward(self, x, training=False, need_ctx=False):
+        strings, shape = self._strings(x)
+        look = self._lookup
+        if self.output_mode == "tf_idf" and look.idf_weights is None:
+            raise ValueError(f"{self.name}: output_mode='tf_idf' needs adapt() or a vocabulary "
+                             "with idf_weights first")
+        rows = [self._tokens(s) for s in strings]
+        if self.output_mode != "int":
+            depth = look._depth()
+            out = np.zeros((len(rows), depth), np.float32)
+            for r, toks in enumerate(rows):
+                toks = [t for t in toks if t != ""]  # the mask token counts nowhere
+                if toks:
+                    np.add.at(out[r], look._indices(toks), 1.0)
+            if self.output_mode == "multi_hot":
+                out = np.minimum(out, 1.0)
+            elif self.output_mode == "tf_idf":
+                out *= look.idf_weights[:depth]
+            return out, None
+        ids = [look._indices(toks) for toks in rows]
+        if self.split is None:
+            y = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+            y = y.reshape(shape)
+            if self.output_sequence_length is not None:
+                y = _fit_last(y, self.output_sequence_length)
+            return y, None
+        width = self.output_sequence_length
+        if width is None:
+            width = max((len(r) for r in ids), default=0)
+        y = np.zeros((len(ids), width), np.int64)
+        for r, v in enumerate(ids):
+            v = v[:width]
+            y[r, :len(v)] = v
+        return y, None
+
+    def get_config(self):
+        cfg = super().get_config()
+        look = self._lookup
+        idf = look.get_config().get("idf_weights") if self.output_mode == "tf_idf" else None
+        cfg.update(max_tokens=look.max_tokens, standardize=self.standardize, split=self.split,
+                   ngrams=self.ngrams, output_mode=self.output_mode,
+                   output_sequence_length=self.output_sequence_length,
+                   pad_to_max_tokens=look.pad_to_max_tokens, sparse=False, ragged=False,
+                   vocabulary=look.get_vocabulary(include_special_tokens=False) or None,
+                   idf_weights=idf, encoding="utf-8")
+        return cfg
+
+
+def _fit_last(y, n):
+    """Cut or zero-pad the last axis to n."""
+    y = y[..., :n]
+    if y.shape[-1] < n:
+        y = np.concatenate([y, np.zeros(y.shape[:-1] + (n - y.shape[-1],), y.dtype)], -1)
+    return y
