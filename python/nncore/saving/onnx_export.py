@@ -868,7 +868,7 @@ def _discretization(g, layer, xs, node):
     g.dtype[idx] = np.dtype(np.int64)
     if layer.output_mode == "int":
         return [idx]
-    return [_encode(g, idx, layer.num_bins, layer.output_mode, node.flat_inputs[0].shape,
+    return [_encode(g, idx, layer._depth(), layer.output_mode, node.flat_inputs[0].shape,
                     layer.name)]
 
 
