@@ -317,14 +317,22 @@ def _cat_case(kind):
         x = np.array([[0, 1, 2, 3, 4], [4, 4, 0, 1, 2], [3, 2, 1, 0, 0]]) if "invert" in kw \
             else ints
         return nncore.Model(i, L.IntegerLookup(vocabulary=[5, 9, 1 << 40, 7], **kw)(i)), x
-    i = nncore.Input((2,), dtype="int32")  # StringLookup(invert=True)
-    x = np.array([[0, 1], [3, 2], [1, 1]], np.int32)
-    return nncore.Model(i, L.StringLookup(vocabulary=["a", "bé", "c"], invert=True)(i)), x
+    if kind == "str_inv":
+        i = nncore.Input((2,), dtype="int32")  # StringLookup(invert=True)
+        x = np.array([[0, 1], [3, 2], [1, 1]], np.int32)
+        return nncore.Model(i, L.StringLookup(vocabulary=["a", "bé", "c"], invert=True)(i)), x
+    # StringLookup reading a string input (tensor(string) in ONNX): OOV, mask, unicode
+    kw = {"str": {}, "str_mask": {"mask_token": ""}}.get(kind.split(":")[0],
+                                                         {"output_mode": mode})
+    i = nncore.Input((4,), dtype="string")
+    x = np.array([["a", "bé", "zz", ""], ["c", "c", "bé", "q"], ["", "a", "A", "c"]], object)
+    return nncore.Model(i, L.StringLookup(vocabulary=["a", "bé", "c"], **kw)(i)), x
 
 
 _CAT_CASES = ["disc:int", "disc:one_hot", "disc:multi_hot", "disc:count", "disc1:int",
               "disc1:count", "enc:one_hot", "enc:multi_hot", "enc:count", "int", "int_mask",
-              "int_inv", "int_enc:one_hot", "int_enc:multi_hot", "int_enc:count", "str_inv"]
+              "int_inv", "int_enc:one_hot", "int_enc:multi_hot", "int_enc:count", "str_inv",
+              "str", "str_mask", "str_enc:multi_hot", "str_enc:count"]
 
 
 @pytest.mark.parametrize("kind", _CAT_CASES)
@@ -390,11 +398,45 @@ def test_categorical_export_where_nncore_raises(tmp_path):
                                   [[1, 0, 1]])  # 5: counted nowhere (no wrap-around)
 
 
-def test_string_lookup_reading_strings_is_refused(tmp_path):
+def test_string_lookup_reads_only_a_string_input(tmp_path):
     i = nncore.Input((2,))
     m = nncore.Model(i, L.StringLookup(vocabulary=["a", "b"])(i))
-    with pytest.raises(ValueError, match=r"\(StringLookup\): nncore models have no string"):
+    with pytest.raises(ValueError, match=r"\(StringLookup\) reads strings: export it on a "
+                                         r"model Input of dtype 'string'"):
         m.export(tmp_path / "s.onnx", format="onnx")
+
+
+@pytest.mark.parametrize("mode", ["int", "count", "tf_idf"])
+def test_lookup_oov_slots_tf_idf_and_padding_export(mode, tmp_path):
+    """Several OOV slots by floormod (ONNX Mod's integer rule is Python's), tf_idf (counts
+    times the adapted inverse document frequencies), pad_to_max_tokens: ONNX Runtime equals
+    nncore exactly."""
+    i = nncore.Input((5,), dtype="int64")
+    lay = L.IntegerLookup(num_oov_indices=3, mask_token=0, output_mode=mode,
+                          pad_to_max_tokens=mode == "count", max_tokens=12)
+    lay.adapt(np.array([[5, 9, 9, 7, 0], [9, 5, 3, 3, 3]], np.int64))
+    m = nncore.Model(i, lay(i))
+    m.export(tmp_path / "o.onnx", format="onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "o.onnx")), full_check=True)
+    x = np.array([[5, -4, 100, 9, 0], [7, 11, -12, 13, 3], [0, 0, 8, 9, 1 << 40]], np.int64)
+    want, got = _ours(m, [x])[0], _run_ort(tmp_path / "o.onnx", [x])[0]
+    assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+    if mode == "int":  # the slots are really used: unknown tokens land in 1..3
+        assert {1, 2, 3} <= set(np.unique(want[x != 0]).tolist())
+
+
+@pytest.mark.parametrize("case", ["string", "farmhash"])
+def test_hashed_oov_slots_are_not_exported(case, tmp_path):
+    if case == "string":
+        i = nncore.Input((2,), dtype="string")
+        lay = L.StringLookup(vocabulary=["a"], num_oov_indices=2)
+    else:
+        i = nncore.Input((2,), dtype="int64")
+        lay = L.IntegerLookup(vocabulary=[4], num_oov_indices=2, oov_method="farmhash")
+    m = nncore.Model(i, lay(i))
+    with pytest.raises(ValueError, match=r"num_oov_indices=2 has no ONNX export \((string "
+                                         r"tokens are hashed|oov_method='farmhash')"):
+        m.export(tmp_path / "h.onnx", format="onnx")
 
 
 def test_hostile_categorical_graphs_are_refused(tmp_path):
@@ -407,7 +449,7 @@ def test_hostile_categorical_graphs_are_refused(tmp_path):
                       ({"keys_int64s": [4, 4], "values_int64s": [1, 2], "default_int64": 0},
                        "one to one"),
                       ({"keys_strings": ["a"], "values_int64s": [1], "default_int64": 0},
-                       "string")]:
+                       "LabelEncoder of string keys reads a int64 tensor")]:
         node = h.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml", **kw)
         proto = h.make_model(h.make_graph([node], "g", [x], [y]), opset_imports=[
             h.make_opsetid("", 17), h.make_opsetid("ai.onnx.ml", 3)])

@@ -212,7 +212,8 @@ class _Importer:
                 dt = np.dtype(self.onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
             except (KeyError, TypeError):
                 self.bad(f"input {vi.name!r} has an unsupported element type")
-            t = L.Input(shape=tuple(dims[1:]), name=vi.name, dtype=str(dt))
+            dtype = "string" if dt.kind == "O" else str(dt)  # tensor(string): strings
+            t = L.Input(shape=tuple(dims[1:]), name=vi.name, dtype=dtype)
             inputs.append(t)
             self.set(vi.name, "nhwc", t)
         for node in g.node:
@@ -1602,11 +1603,14 @@ def _op_label_encoder(imp, node, a):
     specials, the default the OOV index (-1: num_oov_indices=0)."""
     from . import layers as L
 
-    if "keys_strings" in a:
-        imp.bad("string keys: nncore models have no string inputs (a StringLookup is not "
-                "imported)")
-    _only(imp, a, {"keys_int64s": None, "values_int64s": None, "default_int64": None})
-    keys = [int(k) for k in a.get("keys_int64s", [])]
+    strings = "keys_strings" in a  # a StringLookup's table (the model reads strings)
+    _only(imp, a, {"keys_strings" if strings else "keys_int64s": None, "values_int64s": None,
+                   "default_int64": None})
+    if strings:
+        keys = [k.decode("utf-8") if isinstance(k, bytes) else str(k)
+                for k in a.get("keys_strings", [])]
+    else:
+        keys = [int(k) for k in a.get("keys_int64s", [])]
     vals = [int(v) for v in a.get("values_int64s", [])]
     oov = int(a.get("default_int64", -1))
     if len(keys) != len(vals) or len(set(keys)) != len(keys):
@@ -1618,15 +1622,22 @@ def _op_label_encoder(imp, node, a):
     start = {0: 1, 1: 2, -1: 0}.get(oov)
     if start is None or (oov == 1 and mask is None) or \
             [v for v, _ in pairs] != list(range(start, start + len(pairs))):
-        imp.bad("the table is not an IntegerLookup's (mask token 0, OOV index 0 or 1 or -1, "
-                "then the vocabulary's consecutive indices)")
+        imp.bad(f"the table is not an {'String' if strings else 'Integer'}Lookup's (mask "
+                "token 0, OOV index 0 or 1 or -1, then the vocabulary's consecutive indices)")
     vocab = [k for _, k in pairs]
-    oov_token = -1 if -1 not in keys else min(keys) - 1
     t = imp.tensor(node.input[0])
+    if strings != (t.dtype == "string"):
+        imp.bad(f"a LabelEncoder of {'string' if strings else 'integer'} keys reads a "
+                f"{t.dtype} tensor")
+    if strings:
+        oov_token = "[UNK]" if "[UNK]" not in keys else "[UNK]" + "_" * max(map(len, keys))
+    else:
+        oov_token = -1 if -1 not in keys else min(keys) - 1
     kw = dict(vocabulary=vocab or None, mask_token=mask, oov_token=oov_token,
               num_oov_indices=0 if oov == -1 else 1)
+    cls = L.StringLookup if strings else L.IntegerLookup
     imp.set(node.output[0], "cat", t, made={}, depth=len(vocab) + (oov >= 0),
-            fuse=mask is None, make=lambda mode: L.IntegerLookup(output_mode=mode, **kw))
+            fuse=mask is None, make=lambda mode: cls(output_mode=mode, **kw))
 
 
 def _gather_vocabulary(imp, node, a, table):

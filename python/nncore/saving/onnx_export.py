@@ -885,36 +885,62 @@ def _integer_lookup(g, layer, xs, node):
         g.dtype[y] = np.dtype(np.int64)
         return [y]
     y = _label_encoder(g, layer, ids, [int(v) for v in layer._vocab], "int64")
+    return _lookup_output(g, layer, y, node)
+
+
+def _lookup_output(g, layer, y, node):
+    """A lookup's indices in its output_mode: as they are ('int'), encoded, or tf_idf (the
+    counts times the layer's inverse document frequencies)."""
     if layer.output_mode == "int":
         return [y]
-    return [_encode(g, y, layer.vocabulary_size(), layer.output_mode, node.flat_inputs[0].shape,
-                    layer.name)]
+    depth = layer._depth()
+    mode = "count" if layer.output_mode == "tf_idf" else layer.output_mode
+    out = _encode(g, y, depth, mode, node.flat_inputs[0].shape, layer.name)
+    if layer.output_mode == "tf_idf":
+        idf = np.asarray(layer.idf_weights[:depth], np.float32)
+        out = g.op("Mul", [out, g.const(idf, f"{layer.name}_idf")], layer.name)
+    return [out]
 
 
 def _label_encoder(g, layer, ids, vocab, kind):
     """keys (mask token, vocabulary) -> their indices; anything else -> the OOV index (-1
-    with num_oov_indices=0, where nncore raises)."""
+    with num_oov_indices=0, where nncore raises). Several OOV slots: integers by floormod
+    (Keras's oov_method 'floormod', ONNX Mod's integer rule); hashed slots have no operator."""
     n_sp = len(layer._specials())
+    n_oov = layer.num_oov_indices
+    if n_oov > 1 and (kind != "int64" or layer.oov_method != "floormod"):
+        why = "string tokens are hashed into them" if kind != "int64" else \
+            f"oov_method={layer.oov_method!r} hashes into them"
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): num_oov_indices="
+                         f"{n_oov} has no ONNX export ({why}; ONNX has no such hash)")
     keys = ([layer.mask_token] if layer.mask_token is not None else []) + list(vocab)
     values = ([0] if layer.mask_token is not None else []) + list(range(n_sp, n_sp + len(vocab)))
-    oov = (1 if layer.mask_token is not None else 0) if layer.num_oov_indices else -1
+    start = 1 if layer.mask_token is not None else 0
+    oov = start if n_oov == 1 else -1
     g.ml = True
     y = g.op("LabelEncoder", [ids], layer.name, domain="ai.onnx.ml",
              **{f"keys_{kind}s": keys, "values_int64s": values, "default_int64": oov})
+    if n_oov > 1:
+        slot = g.op("Add", [g.op("Mod", [ids, g.i64([n_oov], f"{layer.name}_n_oov")],
+                                 layer.name),
+                            g.i64([start], f"{layer.name}_oov_start")], layer.name)
+        unknown = g.op("Equal", [y, g.i64([-1], "minus_one")], layer.name)
+        y = g.op("Where", [unknown, slot, y], layer.name)
     g.dtype[y] = np.dtype(np.int64)
     return y
 
 
 def _string_lookup(g, layer, xs, node):
-    """invert=True: indices -> the vocabulary's strings (a Gather from a string constant; the
-    model's output is tensor(string)). A forward StringLookup reads strings, which an nncore
-    model cannot take as input (Input dtypes are numeric): refused."""
-    if not layer.invert:
-        raise ValueError(f"layer {layer.name!r} (StringLookup): nncore models have no string "
-                         "inputs (Input dtypes are numeric), so a StringLookup reading strings "
-                         "has no ONNX export; look the strings up before the model (or export "
-                         "an IntegerLookup of token ids)")
+    """StringLookup: the model's string input (ONNX tensor(string)) through a LabelEncoder of
+    string keys, then the output_mode's encoding; invert=True: indices -> the vocabulary's
+    strings (a Gather from a string constant; the model's output is tensor(string))."""
     x = g.nhwc(xs[0])
+    if not layer.invert:
+        if g.dtype.get(x) is None or g.dtype[x].kind != "O":
+            raise ValueError(f"layer {layer.name!r} (StringLookup) reads strings: export it "
+                             "on a model Input of dtype 'string'")
+        y = _label_encoder(g, layer, x, [str(v) for v in layer._vocab], "string")
+        return _lookup_output(g, layer, y, node)
     ids = x if g.dtype.get(x) == np.int64 else g.op("Cast", [x], layer.name,
                                                     to=g.onnx.TensorProto.INT64)
     vocab = g.const(np.array(layer.get_vocabulary(), dtype=object), f"{layer.name}_vocabulary")
@@ -1044,8 +1070,9 @@ def to_onnx(model):
     for t, name in zip(model.inputs, model.input_names):
         dims = ["batch"] + [d if d is not None else f"{name}_d{i}"
                             for i, d in enumerate(t.shape[1:], 1)]
-        dt = np.dtype(t.dtype)
-        inputs.append(h.make_tensor_value_info(name, h.np_dtype_to_tensor_dtype(dt), dims))
+        dt = np.dtype(object) if t.dtype == "string" else np.dtype(t.dtype)
+        et = onnx.TensorProto.STRING if dt.kind == "O" else h.np_dtype_to_tensor_dtype(dt)
+        inputs.append(h.make_tensor_value_info(name, et, dims))
         if dt != np.float32:  # cast where a float layer reads it (g.as_float)
             g.dtype[name] = dt
         in_vals.append(name)
