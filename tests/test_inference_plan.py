@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import threading
 
+import nncore
 import numpy as np
 import pytest
-
-import nncore
-from nncore import _core, layers, models, utils
-from nncore.models import inference
-
 from conftest import F32_EPS, assert_within_bound, gemm_error_bound, require
+from nncore import _core, layers, models, utils
+from nncore.examples.mnist_cnn import seed_cnn
+from nncore.models import inference
 
 
 def _cnn():
-    return models.Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    return seed_cnn()  # the main job's network
 
 
 def _rnn():
