@@ -42,6 +42,19 @@ std::pair<int64_t, int64_t> axis(int64_t in, int64_t k, int64_t s, int64_t d, bo
   return {out, pad};
 }
 
+// The geometry both parameter sets share (Conv2dParams, Depthwise2dParams): input sizes, kernel
+// extent, strides, dilation, the output size and leading pads of each axis, the fused ReLU.
+template <class P>
+void set_geometry(P& p, const py::array& x, const py::array& k, Pair strides, bool same,
+                  Pair dilation, bool relu) {
+  p.n = x.shape(0), p.h = x.shape(1), p.w = x.shape(2), p.c = x.shape(3);
+  p.kh = k.shape(0), p.kw = k.shape(1);
+  p.sh = strides.first, p.sw = strides.second, p.dh = dilation.first, p.dw = dilation.second;
+  std::tie(p.oh, p.pt) = axis(p.h, p.kh, p.sh, p.dh, same, "height");
+  std::tie(p.ow, p.pl) = axis(p.w, p.kw, p.sw, p.dw, same, "width");
+  p.act = relu ? Act::relu : Act::none;
+}
+
 Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, bool same,
                          Pair dilation, bool relu) {
   if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(3) < 1)
@@ -56,12 +69,8 @@ Conv2dParams make_params(const py::array& x, const py::array& w, Pair strides, b
   if (dilation.first < 1 || dilation.second < 1)
     throw py::value_error("conv2d: dilation_rate must be >= 1");
   Conv2dParams p;
-  p.n = x.shape(0), p.h = x.shape(1), p.w = x.shape(2), p.c = x.shape(3);
-  p.kh = w.shape(0), p.kw = w.shape(1), p.f = w.shape(3);
-  p.sh = strides.first, p.sw = strides.second, p.dh = dilation.first, p.dw = dilation.second;
-  std::tie(p.oh, p.pt) = axis(p.h, p.kh, p.sh, p.dh, same, "height");
-  std::tie(p.ow, p.pl) = axis(p.w, p.kw, p.sw, p.dw, same, "width");
-  p.act = relu ? Act::relu : Act::none;
+  set_geometry(p, x, w, strides, same, dilation, relu);
+  p.f = w.shape(3);
   // Sizes the kernels form: the output and one image's patch matrix.
   const int64_t rows = checked_mul(checked_mul(p.n, p.oh, "output size"), p.ow, "output size");
   checked_mul(checked_mul(rows, p.f, "output size"), 4, "output size");
@@ -162,12 +171,8 @@ py::array_t<float> py_depthwise2d_forward(py::array x, py::array k, py::object b
   if (strides.first < 1 || strides.second < 1 || dilation.first < 1 || dilation.second < 1)
     throw py::value_error("depthwise2d: strides and dilation_rate must be >= 1");
   Depthwise2dParams p;
-  p.n = x.shape(0), p.h = x.shape(1), p.w = x.shape(2), p.c = x.shape(3);
-  p.kh = k.shape(0), p.kw = k.shape(1), p.m = k.shape(3);
-  p.sh = strides.first, p.sw = strides.second, p.dh = dilation.first, p.dw = dilation.second;
-  std::tie(p.oh, p.pt) = axis(p.h, p.kh, p.sh, p.dh, same, "height");
-  std::tie(p.ow, p.pl) = axis(p.w, p.kw, p.sw, p.dw, same, "width");
-  p.act = relu ? Act::relu : Act::none;
+  set_geometry(p, x, k, strides, same, dilation, relu);
+  p.m = k.shape(3);
   if (!cap.is_none()) {
     p.cap = cap.cast<float>();
     p.has_cap = true;
