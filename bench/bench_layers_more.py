@@ -22,7 +22,7 @@ from nncore import layers
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _harness import machine_header, openblas_env_warning  # noqa: E402
-from bench_layers import median_ms  # noqa: E402
+from bench_layers import cell, median_ms  # noqa: E402
 
 
 def _ours(layer, x, training=True):
@@ -113,13 +113,15 @@ def main():
     rows, torch = cases(rng)
     lines = [f"{machine_header()}; nncore {nncore.get_num_threads()} threads, torch "
              f"{torch.__version__} {torch.get_num_threads()} threads", "",
-             "| layer (batch 32) | pass | nncore ms | torch ms | ratio |", "|---|---|---|---|---|"]
+             "| layer (batch 32) | pass | nncore ms, median [q1-q3] | torch ms, median [q1-q3] | ratio |",
+             "|---|---|---|---|---|"]
     for name, ours, x, theirs, xt in rows:
         of, ofb = _ours(ours, x)
         tf_, tfb = _theirs(theirs, xt, grad_input=x.dtype.kind == "f")
         for label, a, b in (("forward", of, tf_), ("fwd+bwd", ofb, tfb)):
             mo, mt = median_ms(a, b, reps=args.reps)
-            lines.append(f"| {name} | {label} | {mo:.3f} | {mt:.3f} | {mo / mt:.2f} |")
+            lines.append(f"| {name} | {label} | {cell(mo)} | {cell(mt)} | "
+                         f"{mo['median'] / mt['median']:.2f} |")
             print(lines[-1], flush=True)
     (HERE / "results_layers_more.md").write_text("\n".join(lines) + "\n")
 
