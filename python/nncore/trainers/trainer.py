@@ -535,19 +535,16 @@ class Trainer:
         if self._initial_epoch is not None:  # a callback resumed training (BackupAndRestore)
             initial_epoch = max(initial_epoch, int(self._initial_epoch))
             self._initial_epoch = None
-        if dist is None:
-            return self._fit_epochs(st, data, val, cbl, bar_steps=steps, epochs=epochs,
-                                    initial_epoch=initial_epoch, verbose=verbose,
-                                    checked=checked, history=history,
-                                    validation_freq=validation_freq, dist=None)
-        initial_epoch = dist.start(st, initial_epoch)  # rank 0's state everywhere
+        if dist is not None:
+            initial_epoch = dist.start(st, initial_epoch)  # rank 0's state everywhere
         try:
             return self._fit_epochs(st, data, val, cbl, bar_steps=steps, epochs=epochs,
                                     initial_epoch=initial_epoch, verbose=verbose,
                                     checked=checked, history=history,
                                     validation_freq=validation_freq, dist=dist)
         finally:
-            dist.end()
+            if dist is not None:
+                dist.end()
 
     def _fit_epochs(self, st, data, val, cbl, bar_steps, epochs, initial_epoch, verbose,
                     checked, history, validation_freq, dist):
