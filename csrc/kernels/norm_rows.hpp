@@ -7,7 +7,8 @@
 //
 // Each function is one thread's share: a block of columns over all rows, or one row. The order of
 // every sum depends only on the data's shape, never on the thread count, so results are bitwise
-// identical for any number of threads. Sums are double. A row sum over many values uses 8 partial
+// identical for any number of threads. Sums are double (a column sum adds groups of kNormGroup rows
+// summed in float); a row sum over many values uses 8 partial
 // sums (value j goes to lane j mod 8) so that it vectorises; the FMA builds fuse multiply-adds, so
 // each ISA has its own bits (all within float32 rounding of the float64 reference).
 #pragma once
@@ -72,29 +73,46 @@ inline double lanes_total(const double* a) {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
+constexpr int64_t kNormGroup = 16;  // rows a column sum adds in float before the double total
+
 // NB > 0: a full block known at compile time (the loops over it unroll into vectors); NB == 0: nb.
+// Each column sum adds kNormGroup rows at a time in float (one vector chain per 8 columns), then
+// that group's sum into the double total: the float work vectorises, the total stays double.
 template <int64_t NB>
 inline void col_moments_t(float* __restrict mean, float* __restrict var, float* __restrict inv,
                           const float* __restrict x, int64_t m, int64_t ld, int64_t nb_rt,
                           float eps) {
   const int64_t nb = NB ? NB : nb_rt;
   double s[kNormColBlock], q[kNormColBlock];
+  float g[kNormColBlock], mu[kNormColBlock];
   for (int64_t j = 0; j < nb; ++j) s[j] = 0.0, q[j] = 0.0;
-  for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * ld;
-    for (int64_t j = 0; j < nb; ++j) s[j] += xr[j];
-  }
-  for (int64_t j = 0; j < nb; ++j) s[j] /= double(m);
-  for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * ld;
-    for (int64_t j = 0; j < nb; ++j) {
-      const double d = xr[j] - s[j];
-      q[j] += d * d;
+  for (int64_t r0 = 0; r0 < m; r0 += kNormGroup) {
+    const int64_t r1 = m - r0 < kNormGroup ? m : r0 + kNormGroup;
+    for (int64_t j = 0; j < nb; ++j) g[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * ld;
+      for (int64_t j = 0; j < nb; ++j) g[j] += xr[j];
     }
+    for (int64_t j = 0; j < nb; ++j) s[j] += g[j];
+  }
+  for (int64_t j = 0; j < nb; ++j) s[j] /= double(m), mu[j] = float(s[j]);
+  // Deviations from the float mean: sum (x - mu')^2 = sum (x - mu)^2 + m (mu - mu')^2, and
+  // (mu - mu')^2 is below float32 rounding of mu squared.
+  for (int64_t r0 = 0; r0 < m; r0 += kNormGroup) {
+    const int64_t r1 = m - r0 < kNormGroup ? m : r0 + kNormGroup;
+    for (int64_t j = 0; j < nb; ++j) g[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * ld;
+      for (int64_t j = 0; j < nb; ++j) {
+        const float d = xr[j] - mu[j];
+        g[j] += d * d;
+      }
+    }
+    for (int64_t j = 0; j < nb; ++j) q[j] += g[j];
   }
   for (int64_t j = 0; j < nb; ++j) {
     const double v = q[j] / double(m);
-    mean[j] = float(s[j]);
+    mean[j] = mu[j];
     var[j] = float(v);
     inv[j] = float(1.0 / __builtin_sqrt(v + double(eps)));
   }
@@ -113,16 +131,22 @@ inline void col_grads_t(float* __restrict dgamma, float* __restrict dbeta,
                         int64_t ld, int64_t nb_rt) {
   const int64_t nb = NB ? NB : nb_rt;
   double sb[kNormColBlock], sg[kNormColBlock];
+  float gb[kNormColBlock], gg[kNormColBlock];
   for (int64_t j = 0; j < nb; ++j) sb[j] = 0.0, sg[j] = 0.0;
-  for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * ld;
-    const float* dr = dy + r * ld;
-    for (int64_t j = 0; j < nb; ++j) {
-      const double mu = RowStats ? mean[r] : mean[j];
-      const double iv = RowStats ? inv[r] : inv[j];
-      sb[j] += dr[j];
-      sg[j] += double(dr[j]) * ((double(xr[j]) - mu) * iv);
+  for (int64_t r0 = 0; r0 < m; r0 += kNormGroup) {  // as col_moments_t: float groups, double total
+    const int64_t r1 = m - r0 < kNormGroup ? m : r0 + kNormGroup;
+    for (int64_t j = 0; j < nb; ++j) gb[j] = 0.0f, gg[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * ld;
+      const float* dr = dy + r * ld;
+      for (int64_t j = 0; j < nb; ++j) {
+        const float mu = RowStats ? mean[r] : mean[j];
+        const float iv = RowStats ? inv[r] : inv[j];
+        gb[j] += dr[j];
+        gg[j] += dr[j] * ((xr[j] - mu) * iv);
+      }
     }
+    for (int64_t j = 0; j < nb; ++j) sb[j] += gb[j], sg[j] += gg[j];
   }
   for (int64_t j = 0; j < nb; ++j) dbeta[j] = float(sb[j]), dgamma[j] = float(sg[j]);
 }
