@@ -7,10 +7,10 @@
 //
 // Each function is one thread's share: a block of columns over all rows, or one row. The order of
 // every sum depends only on the data's shape, never on the thread count, so results are bitwise
-// identical for any number of threads. Sums are double (a column sum adds groups of kNormGroup rows
-// summed in float); a row sum over many values uses 8 partial
-// sums (value j goes to lane j mod 8) so that it vectorises; the FMA builds fuse multiply-adds, so
-// each ISA has its own bits (all within float32 rounding of the float64 reference).
+// identical for any number of threads. Totals are double, of short float groups that vectorise: a
+// column sum adds kNormGroup rows in float per group, a row sum adds 512 values on 4 vector chains
+// per group (row_sum); the FMA builds fuse multiply-adds, so each ISA has its own bits (all within
+// float32 rounding of the float64 reference).
 #pragma once
 
 #include <stdint.h>
