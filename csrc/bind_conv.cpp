@@ -197,6 +197,57 @@ py::array_t<float> py_depthwise2d_forward(py::array x, py::array k, py::object b
   return y;
 }
 
+
+// dy (N,OH,OW,C*M), x (N,H,W,C), k (KH,KW,C,M) -> (dx or None, dk, db or None) of
+// depthwise2d_forward without activation (dy is the gradient of the pre-activation sum).
+py::tuple py_depthwise2d_backward(py::array dy, py::array x, py::array k, Pair strides, bool same,
+                                  Pair dilation, bool need_dx, bool has_bias, bool reference) {
+  const float* xp = require_c(x, "x", 4);
+  const float* kp = require_c(k, "k", 4);
+  const float* dyp = require_c(dy, "dy", 4);
+  if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(3) < 1)
+    throw py::value_error("depthwise2d_backward: x must have H, W, C >= 1, got shape " +
+                          shape_str(x));
+  if (k.shape(0) < 1 || k.shape(1) < 1 || k.shape(3) < 1 || k.shape(2) != x.shape(3))
+    throw py::value_error("depthwise2d_backward: k has shape " + shape_str(k) +
+                          ", which does not fit x " + shape_str(x) +
+                          " (KH, KW, M >= 1, C equal to x's channels)");
+  if (strides.first < 1 || strides.second < 1 || dilation.first < 1 || dilation.second < 1)
+    throw py::value_error("depthwise2d_backward: strides and dilation_rate must be >= 1");
+  Depthwise2dParams p;
+  set_geometry(p, x, k, strides, same, dilation, false);
+  p.m = k.shape(3);
+  const int64_t o = checked_mul(p.c, p.m, "output channels");
+  checked_mul(checked_mul(checked_mul(p.n, p.oh, "output size"), p.ow, "output size"), o,
+              "output size");
+  if (dy.shape(0) != p.n || dy.shape(1) != p.oh || dy.shape(2) != p.ow || dy.shape(3) != o)
+    throw py::value_error("depthwise2d_backward: dy has shape " + shape_str(dy) + " but x " +
+                          shape_str(x) + " and k " + shape_str(k) + " give the output (" +
+                          std::to_string(p.n) + ", " + std::to_string(p.oh) + ", " +
+                          std::to_string(p.ow) + ", " + std::to_string(o) + ")");
+  py::object dx = py::none(), db = py::none();
+  float* dxp = nullptr;
+  float* dbp = nullptr;
+  if (need_dx) {
+    auto a = new_f32({p.n, p.h, p.w, p.c});
+    dxp = a.mutable_data();
+    dx = a;
+  }
+  if (has_bias) {
+    auto a = new_f32({o});
+    dbp = a.mutable_data();
+    db = a;
+  }
+  auto dk = new_f32({p.kh, p.kw, p.c, p.m});
+  float* dkp = dk.mutable_data();
+  {
+    py::gil_scoped_release r;
+    if (reference) depthwise2d_backward_ref(dxp, dkp, dbp, dyp, xp, kp, p);
+    else depthwise2d_backward(dxp, dkp, dbp, dyp, xp, kp, p);
+  }
+  return py::make_tuple(dx, dk, db);
+}
+
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -221,6 +272,10 @@ void bind_conv(py::module_& m) {
         py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
         py::arg("cap") = py::none(), py::arg("reference") = false,
         "y = min(cap, act(depthwise(x, k) + b)); x (N,H,W,C), k (KH,KW,C,M) -> (N,OH,OW,C*M).");
+  m.def("depthwise2d_backward", &py_depthwise2d_backward, py::arg("dy"), py::arg("x"), py::arg("k"),
+        py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("need_dx"),
+        py::arg("has_bias"), py::arg("reference") = false,
+        "(dx or None, dk, db or None) of depthwise2d_forward before its activation.");
 }
 
 }  // namespace nncore::bind

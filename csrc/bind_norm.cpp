@@ -1,4 +1,4 @@
-// _core.batchnorm_* / layernorm_* / embedding_backward: shape checks, outputs, GIL release.
+// _core.batchnorm_* / layernorm_* / embedding_forward / embedding_backward: shape checks, outputs, GIL release.
 #include <pybind11/stl.h>
 
 #include <optional>
@@ -128,6 +128,28 @@ void py_embedding_backward(py::array de, py::array idx, py::array dy, bool accum
   }
 }
 
+// e (V, D), idx (N,) int64 -> y (N, D) = e[idx]; an index outside [0, V) is a ValueError.
+py::array_t<float> py_embedding_forward(py::array e, py::array idx) {
+  const float* ep = require_c(e, "e", 2);
+  const int64_t v = e.shape(0), d = e.shape(1);
+  if (!py::isinstance<py::array_t<int64_t>>(idx) || idx.dtype().kind() != 'i' ||
+      idx.itemsize() != 8 || idx.ndim() != 1 || !(idx.flags() & py::array::c_style))
+    throw py::type_error("embedding_forward: idx must be a C-contiguous 1-D int64 array");
+  const int64_t n = idx.shape(0);
+  const int64_t* ip = static_cast<const int64_t*>(idx.data());
+  for (int64_t i = 0; i < n; ++i)
+    if (ip[i] < 0 || ip[i] >= v)
+      throw py::value_error("embedding_forward: index " + std::to_string(ip[i]) +
+                            " is outside [0, " + std::to_string(v) + ")");
+  auto y = f32({n, d});
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release r;
+    embedding_forward(yp, ep, ip, n, d);
+  }
+  return y;
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -140,6 +162,8 @@ void bind_norm(py::module_& m) {
         py::arg("eps"), "x (M, K) -> (y, mean (M,), inv (M,)): each row normalized");
   m.def("layernorm_backward", &py_ln_backward, py::arg("dy"), py::arg("x"), py::arg("mean"),
         py::arg("inv"), py::arg("gamma"), "-> (dx, dgamma, dbeta)");
+  m.def("embedding_forward", &py_embedding_forward, py::arg("e"), py::arg("idx"),
+        "e (V, D), idx (N,) int64 -> (N, D): the rows e[idx] (a gather, rows split over threads)");
   m.def("embedding_backward", &py_embedding_backward, py::arg("de"), py::arg("idx"),
         py::arg("dy"), py::arg("accumulate"),
         "de (V, D) (+)= scatter-add of dy (N, D) into rows idx (N,) (deterministic)");

@@ -82,6 +82,20 @@ def test_embedding_backward_equals_add_at_bitwise(n, v, d, isa, rng):
     np.testing.assert_array_equal(de, ref)
 
 
+@pytest.mark.parametrize("n,v,d", [(0, 3, 4), (1, 1, 1), (50, 7, 3), (3200, 10000, 128),
+                                   (300, 11, 129)])
+def test_embedding_forward_is_the_gather(n, v, d, threads, rng):
+    """_core.embedding_forward equals np.take bitwise (copies, so also NaN rows), 1 or 2 threads."""
+    e = rng.normal(size=(v, d)).astype(np.float32)
+    e[0, 0] = np.nan
+    idx = rng.integers(0, v, size=n).astype(np.int64)
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        y = _core.embedding_forward(e, idx)
+        assert y.shape == (n, d) and y.dtype == np.float32
+        np.testing.assert_array_equal(y, np.take(e, idx, axis=0))
+
+
 def test_kernels_check_their_inputs():
     x = np.zeros((4, 3), np.float32)
     with pytest.raises(ValueError, match="gamma must have shape"):
@@ -91,6 +105,12 @@ def test_kernels_check_their_inputs():
     with pytest.raises(ValueError, match=r"index 5 is outside \[0, 3\)"):
         _core.embedding_backward(np.zeros((3, 2), np.float32), np.array([0, 5]),
                                  np.zeros((2, 2), np.float32), False)
+    with pytest.raises(ValueError, match=r"index -1 is outside \[0, 3\)"):
+        _core.embedding_forward(np.zeros((3, 2), np.float32), np.array([0, -1]))
+    with pytest.raises(ValueError, match=r"index 3 is outside \[0, 3\)"):
+        _core.embedding_forward(np.zeros((3, 2), np.float32), np.array([3]))
+    with pytest.raises(TypeError, match="int64"):
+        _core.embedding_forward(np.zeros((3, 2), np.float32), np.array([0, 1], np.int32))
     with pytest.raises(TypeError, match="int64"):
         _core.embedding_backward(np.zeros((3, 2), np.float32), np.array([0, 1], np.int32),
                                  np.zeros((2, 2), np.float32), False)

@@ -3,6 +3,7 @@
 // (norm_rows.hpp, one table per ISA). Parallel level: column blocks (batch norm statistics, layer
 // norm dgamma/dbeta, the embedding columns) or rows (the elementwise passes, layer norm rows); no
 // sum is ever split across threads.
+#include <cstring>
 #include <vector>
 
 #include "common/dispatch.hpp"
@@ -99,6 +100,14 @@ void layernorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
   });
   for_col_blocks(n, nt, [&](int64_t b, int64_t nb) {
     k.col_grads_row_stats(dgamma + b, dbeta + b, dy + b, x + b, mean, inv, m, n, nb);
+  });
+}
+
+void embedding_forward(float* y, const float* e, const int64_t* idx, int64_t n, int64_t d) {
+  // A gather: rows split across threads, each row one copy.
+  parallel_for(n, threads_for(double(n) * double(d), 32768.0), 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i)
+      std::memcpy(y + i * d, e + idx[i] * d, static_cast<size_t>(d) * sizeof(float));
   });
 }
 

@@ -1,5 +1,5 @@
-// DepthwiseConv2D forward on NHWC activations with Keras's kernel layout (inference: the plan in
-// models/inference.py calls it; training keeps the layer's NumPy passes and their backward).
+// DepthwiseConv2D forward and backward on NHWC activations with Keras's kernel layout (the layer's
+// forward and backward in training, the inference plan in models/inference.py).
 #pragma once
 
 #include <cstdint>
@@ -37,10 +37,32 @@ void depthwise2d_forward_ref(float* y, const float* x, const float* k, const flo
 typedef void (*depthwise2d_row_fn)(float* y, const float* x, const float* k, const float* b,
                                    const Depthwise2dParams& p, int64_t n, int64_t oh);
 
+// Partial weight and bias gradients of output rows [r0, r1) (r = n*OH + oh), written over
+// part[0, KH*KW*C*M) (as k) and part[KH*KW*C*M, +C*M) (as b): every element is the sum over the
+// rows in order, each row's pixels summed in a fixed pattern (4 interleaved sums, then combined).
+// The ISA part, for depth multiplier 1 or one input channel.
+typedef void (*depthwise2d_kgrad_fn)(float* part, const float* dy, const float* x,
+                                     const Depthwise2dParams& p, int64_t r0, int64_t r1);
+
 struct Depthwise2dKernels {
   depthwise2d_row_fn row;
+  depthwise2d_kgrad_fn kgrad;
   const char* name;
 };
+
+// dy (N,OH,OW,C*M), x (N,H,W,C), k (KH,KW,C,M) -> dx (N,H,W,C) (null: not computed),
+// dk (KH,KW,C,M), db (C*M,) (null: not computed); all written, not accumulated. p as the forward
+// (its act/cap ignored: dy is the gradient of the pre-activation sum).
+// dx: with strides 1 and M = 1 the forward row kernel on dy with the kernel flipped (a pixel's
+// taps in row-major order of the flipped kernel), else per input pixel its taps in row-major
+// order. dk, db: fixed chunks of output rows (from the geometry, not the thread count) summed in
+// chunk order. So any thread count gives the same bits.
+void depthwise2d_backward(float* dx, float* dk, float* db, const float* dy, const float* x,
+                          const float* k, const Depthwise2dParams& p);
+
+// Plain loops, the readable oracle of the above (float64 sums; not the same bits).
+void depthwise2d_backward_ref(float* dx, float* dk, float* db, const float* dy, const float* x,
+                              const float* k, const Depthwise2dParams& p);
 
 #if defined(NNCORE_X86)
 extern const Depthwise2dKernels kDepthwise2dAvx2;    // depthwise2d_avx2.cpp

@@ -33,8 +33,13 @@ void row_avx2(float* y, const float* x, const float* k, const float* b, const De
   dw_row<Avx2>(y, x, k, b, p, n, oh);
 }
 
+void kgrad_avx2(float* part, const float* dy, const float* x, const Depthwise2dParams& p,
+                 int64_t r0, int64_t r1) {
+  dw_kgrad<Avx2>(part, dy, x, p, r0, r1);
+}
+
 }  // namespace
 
-const Depthwise2dKernels kDepthwise2dAvx2 = {row_avx2, "avx2_8x4"};
+const Depthwise2dKernels kDepthwise2dAvx2 = {row_avx2, kgrad_avx2, "avx2_8x4"};
 
 }  // namespace nncore

@@ -38,8 +38,13 @@ void row_avx512(float* y, const float* x, const float* k, const float* b,
   dw_row<Avx512>(y, x, k, b, p, n, oh);
 }
 
+void kgrad_avx512(float* part, const float* dy, const float* x, const Depthwise2dParams& p,
+                 int64_t r0, int64_t r1) {
+  dw_kgrad<Avx512>(part, dy, x, p, r0, r1);
+}
+
 }  // namespace
 
-const Depthwise2dKernels kDepthwise2dAvx512 = {row_avx512, "avx512_16x4"};
+const Depthwise2dKernels kDepthwise2dAvx512 = {row_avx512, kgrad_avx512, "avx512_16x4"};
 
 }  // namespace nncore

@@ -5,10 +5,15 @@
 // fault), loadu(p), storeu(p, v) (whole vectors), bcast(p) (*p in every lane), fma(a, b, c) = a*b + c, add, relu (max(0, r), NaN kept), min_cap(cap, r) (NaN kept),
 // set1, store(mask, p, v).
 //
+// dw_kgrad (the weight and bias gradients) follows the same rule: fixed chunks of rows, a fixed
+// summation pattern inside each (dw_dot).
+//
 // Every output is its taps inside x accumulated in row-major order from zero (one FMA each), then
 // bias, activation, cap: the order is fixed by the geometry alone, so neither the tiling nor the
 // thread split changes a bit.
 #pragma once
+
+#include <algorithm>
 
 #include "kernels/depthwise2d.hpp"
 
@@ -105,14 +110,20 @@ void dw_row_t(float* y, const float* x, const float* k, const float* b, const De
   const int64_t span = (p.kw - 1) * p.dw;  // a pixel's taps cover input columns [iw0, iw0 + span]
   const int64_t O = C * p.m;
   float* yr = y + (n * p.oh + oh) * p.ow * O;
+  // Interior pixels [a, e): every tap inside the row. They go kPT at a time; the last group
+  // ends at e and may overlap the one before it (a pixel computed twice gets the same bits).
+  const int64_t a = p.pl <= 0 ? 0 : (p.pl + p.sw - 1) / p.sw;
+  const int64_t last = p.w - 1 - span + p.pl;  // ow*sw <= last
+  const int64_t e = last < 0 ? 0 : std::min(p.ow, last / p.sw + 1);
   int64_t ow = 0;
   while (ow < p.ow) {
-    const int64_t iw0 = ow * p.sw - p.pl;
-    if (iw0 >= 0 && ow + kPT <= p.ow && (ow + kPT - 1) * p.sw - p.pl + span < p.w) {
-      dw_pixels<V, kPT, kBcast>(yr + ow * O, xn, k, b, p, ih0, iw0, i0, i1, 0, p.kw);
-      ow += kPT;
+    if (ow >= a && e - a >= kPT && ow < e) {
+      const int64_t g = ow + kPT <= e ? ow : e - kPT;
+      dw_pixels<V, kPT, kBcast>(yr + g * O, xn, k, b, p, ih0, g * p.sw - p.pl, i0, i1, 0, p.kw);
+      ow = g + kPT;
       continue;
     }
+    const int64_t iw0 = ow * p.sw - p.pl;
     int64_t j0 = 0, j1 = p.kw;
     while (j0 < j1 && iw0 + j0 * p.dw < 0) ++j0;
     while (j1 > j0 && iw0 + (j1 - 1) * p.dw >= p.w) --j1;
@@ -127,6 +138,113 @@ void dw_row(float* y, const float* x, const float* k, const float* b, const Dept
             int64_t n, int64_t oh) {
   if (p.m == 1) dw_row_t<V, false>(y, x, k, b, p, n, oh);
   else dw_row_t<V, true>(y, x, k, b, p, n, oh);
+}
+
+
+// dst[c0, cend) += sum over pixels ow in [lo, hi) of a(ow) * d(ow), where d(ow) = dyr[ow*O + c]
+// and a(ow) = xr[(ow*sw + off)*C + c] (kBcast: xr[(ow*sw + off)*C], one input channel), or 1 when
+// kOnes (the bias). Pixels go 4 at a time into 4 sums per vector, combined (s0+s1)+(s2+s3), then
+// the tail pixels into s0 first: a fixed pattern set by lo and hi alone.
+template <class V, int NV, bool kFull, bool kBcast, bool kOnes>
+inline void dw_dot(float* dst, const float* dyr, const float* xr, const Depthwise2dParams& p,
+                   int64_t off, int64_t lo, int64_t hi, int64_t c0, int64_t cend) {
+  constexpr int W = V::kWidth;
+  const int64_t C = p.c, O = C * p.m;
+  typename V::mask mk[NV];
+  typename V::vec acc[4][NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) mk[v] = V::lanes(cend - c0 - v * W);
+#pragma GCC unroll 8
+  for (int t = 0; t < 4; ++t)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[t][v] = V::zero();
+  auto step = [&](int t, int64_t ow) {
+    const float* dp = dyr + ow * O + c0;
+    const float* xp = kOnes ? nullptr : xr + (ow * p.sw + off) * C + (kBcast ? 0 : c0);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const typename V::vec dv = kFull ? V::loadu(dp + v * W) : V::load(mk[v], dp + v * W);
+      if (kOnes) {
+        acc[t][v] = V::add(acc[t][v], dv);
+      } else {
+        const typename V::vec xv = kBcast ? V::bcast(xp)
+                                          : (kFull ? V::loadu(xp + v * W) : V::load(mk[v], xp + v * W));
+        acc[t][v] = V::fma(xv, dv, acc[t][v]);
+      }
+    }
+  };
+  int64_t ow = lo;
+  for (; ow + 4 <= hi; ow += 4) {
+    step(0, ow);
+    step(1, ow + 1);
+    step(2, ow + 2);
+    step(3, ow + 3);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v)
+    acc[0][v] = V::add(V::add(acc[0][v], acc[1][v]), V::add(acc[2][v], acc[3][v]));
+  for (; ow < hi; ++ow) step(0, ow);
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    float* d = dst + c0 + v * W;
+    if (kFull) V::storeu(d, V::add(V::loadu(d), acc[0][v]));
+    else V::store(mk[v], d, V::add(V::load(mk[v], d), acc[0][v]));
+  }
+}
+
+template <class V, bool kBcast, bool kOnes>
+inline void dw_dot_all(float* dst, const float* dyr, const float* xr, const Depthwise2dParams& p,
+                       int64_t off, int64_t lo, int64_t hi) {
+  constexpr int W = V::kWidth;
+  const int64_t O = p.c * p.m;
+  int64_t c0 = 0;
+  for (; c0 + 2 * W <= O; c0 += 2 * W)
+    dw_dot<V, 2, true, kBcast, kOnes>(dst, dyr, xr, p, off, lo, hi, c0, c0 + 2 * W);
+  for (; c0 + W <= O; c0 += W)
+    dw_dot<V, 1, true, kBcast, kOnes>(dst, dyr, xr, p, off, lo, hi, c0, c0 + W);
+  if (c0 < O) dw_dot<V, 1, false, kBcast, kOnes>(dst, dyr, xr, p, off, lo, hi, c0, O);
+}
+
+// Output pixels ow whose input column ow*sw + off lies in [0, W): [*lo, *hi).
+inline void dw_col_range(const Depthwise2dParams& p, int64_t off, int64_t* lo, int64_t* hi) {
+  *lo = off >= 0 ? 0 : (-off + p.sw - 1) / p.sw;
+  const int64_t last = p.w - 1 - off;  // ow*sw <= last
+  *hi = last < 0 ? 0 : (last / p.sw + 1 < p.ow ? last / p.sw + 1 : p.ow);
+  if (*hi < *lo) *hi = *lo;
+}
+
+// The partial dk and db of output rows [r0, r1) (see depthwise2d_kgrad_fn).
+template <class V, bool kBcast>
+void dw_kgrad_t(float* part, const float* dy, const float* x, const Depthwise2dParams& p,
+                int64_t r0, int64_t r1) {
+  const int64_t C = p.c, O = C * p.m, taps = p.kh * p.kw;
+  float* pb = part + taps * O;
+  for (int64_t e = 0; e < (taps + 1) * O; ++e) part[e] = 0.0f;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / p.oh, oh = r % p.oh;
+    const float* dyr = dy + r * p.ow * O;
+    const float* xn = x + n * p.h * p.w * C;
+    dw_dot_all<V, kBcast, true>(pb, dyr, nullptr, p, 0, 0, p.ow);
+    const int64_t ih0 = oh * p.sh - p.pt;
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t ih = ih0 + i * p.dh;
+      if (ih < 0 || ih >= p.h) continue;
+      const float* xr = xn + ih * p.w * C;
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t off = j * p.dw - p.pl;
+        int64_t lo, hi;
+        dw_col_range(p, off, &lo, &hi);
+        if (lo < hi) dw_dot_all<V, kBcast, false>(part + (i * p.kw + j) * O, dyr, xr, p, off, lo, hi);
+      }
+    }
+  }
+}
+
+template <class V>
+void dw_kgrad(float* part, const float* dy, const float* x, const Depthwise2dParams& p, int64_t r0,
+              int64_t r1) {
+  if (p.m == 1) dw_kgrad_t<V, false>(part, dy, x, p, r0, r1);
+  else dw_kgrad_t<V, true>(part, dy, x, p, r0, r1);
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ void layernorm_forward(float* y, float* mean, float* inv, const float* x, const 
 void layernorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                         const float* mean, const float* inv, const float* gamma, int64_t m,
                         int64_t k);
+// E (V, D), idx (N,) (each in [0, V), checked by the caller) -> y (N, D): y[i] = E[idx[i]].
+void embedding_forward(float* y, const float* e, const int64_t* idx, int64_t n, int64_t d);
 // dE (V, D) (+)= scatter of dy (N, D) to rows idx (N,) (each in [0, V), checked by the caller).
 void embedding_backward(float* de, const int64_t* idx, const float* dy, int64_t n, int64_t v,
                         int64_t d, bool accumulate);

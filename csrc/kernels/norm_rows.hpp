@@ -7,9 +7,10 @@
 //
 // Each function is one thread's share: a block of columns over all rows, or one row. The order of
 // every sum depends only on the data's shape, never on the thread count, so results are bitwise
-// identical for any number of threads. Sums are double. A row sum over many values uses 8 partial
-// sums (value j goes to lane j mod 8) so that it vectorises; the FMA builds fuse multiply-adds, so
-// each ISA has its own bits (all within float32 rounding of the float64 reference).
+// identical for any number of threads. Totals are double, of short float groups that vectorise: a
+// column sum adds kNormGroup rows in float per group, a row sum adds 512 values on 4 vector chains
+// per group (row_sum); the FMA builds fuse multiply-adds, so each ISA has its own bits (all within
+// float32 rounding of the float64 reference).
 #pragma once
 
 #include <stdint.h>
@@ -72,29 +73,46 @@ inline double lanes_total(const double* a) {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
+constexpr int64_t kNormGroup = 16;  // rows a column sum adds in float before the double total
+
 // NB > 0: a full block known at compile time (the loops over it unroll into vectors); NB == 0: nb.
+// Each column sum adds kNormGroup rows at a time in float (one vector chain per 8 columns), then
+// that group's sum into the double total: the float work vectorises, the total stays double.
 template <int64_t NB>
 inline void col_moments_t(float* __restrict mean, float* __restrict var, float* __restrict inv,
                           const float* __restrict x, int64_t m, int64_t ld, int64_t nb_rt,
                           float eps) {
   const int64_t nb = NB ? NB : nb_rt;
   double s[kNormColBlock], q[kNormColBlock];
+  float g[kNormColBlock], mu[kNormColBlock];
   for (int64_t j = 0; j < nb; ++j) s[j] = 0.0, q[j] = 0.0;
-  for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * ld;
-    for (int64_t j = 0; j < nb; ++j) s[j] += xr[j];
-  }
-  for (int64_t j = 0; j < nb; ++j) s[j] /= double(m);
-  for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * ld;
-    for (int64_t j = 0; j < nb; ++j) {
-      const double d = xr[j] - s[j];
-      q[j] += d * d;
+  for (int64_t r0 = 0; r0 < m; r0 += kNormGroup) {
+    const int64_t r1 = m - r0 < kNormGroup ? m : r0 + kNormGroup;
+    for (int64_t j = 0; j < nb; ++j) g[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * ld;
+      for (int64_t j = 0; j < nb; ++j) g[j] += xr[j];
     }
+    for (int64_t j = 0; j < nb; ++j) s[j] += g[j];
+  }
+  for (int64_t j = 0; j < nb; ++j) s[j] /= double(m), mu[j] = float(s[j]);
+  // Deviations from the float mean: sum (x - mu')^2 = sum (x - mu)^2 + m (mu - mu')^2, and
+  // (mu - mu')^2 is below float32 rounding of mu squared.
+  for (int64_t r0 = 0; r0 < m; r0 += kNormGroup) {
+    const int64_t r1 = m - r0 < kNormGroup ? m : r0 + kNormGroup;
+    for (int64_t j = 0; j < nb; ++j) g[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * ld;
+      for (int64_t j = 0; j < nb; ++j) {
+        const float d = xr[j] - mu[j];
+        g[j] += d * d;
+      }
+    }
+    for (int64_t j = 0; j < nb; ++j) q[j] += g[j];
   }
   for (int64_t j = 0; j < nb; ++j) {
     const double v = q[j] / double(m);
-    mean[j] = float(s[j]);
+    mean[j] = mu[j];
     var[j] = float(v);
     inv[j] = float(1.0 / __builtin_sqrt(v + double(eps)));
   }
@@ -113,16 +131,22 @@ inline void col_grads_t(float* __restrict dgamma, float* __restrict dbeta,
                         int64_t ld, int64_t nb_rt) {
   const int64_t nb = NB ? NB : nb_rt;
   double sb[kNormColBlock], sg[kNormColBlock];
+  float gb[kNormColBlock], gg[kNormColBlock];
   for (int64_t j = 0; j < nb; ++j) sb[j] = 0.0, sg[j] = 0.0;
-  for (int64_t r = 0; r < m; ++r) {
-    const float* xr = x + r * ld;
-    const float* dr = dy + r * ld;
-    for (int64_t j = 0; j < nb; ++j) {
-      const double mu = RowStats ? mean[r] : mean[j];
-      const double iv = RowStats ? inv[r] : inv[j];
-      sb[j] += dr[j];
-      sg[j] += double(dr[j]) * ((double(xr[j]) - mu) * iv);
+  for (int64_t r0 = 0; r0 < m; r0 += kNormGroup) {  // as col_moments_t: float groups, double total
+    const int64_t r1 = m - r0 < kNormGroup ? m : r0 + kNormGroup;
+    for (int64_t j = 0; j < nb; ++j) gb[j] = 0.0f, gg[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * ld;
+      const float* dr = dy + r * ld;
+      for (int64_t j = 0; j < nb; ++j) {
+        const float mu = RowStats ? mean[r] : mean[j];
+        const float iv = RowStats ? inv[r] : inv[j];
+        gb[j] += dr[j];
+        gg[j] += dr[j] * ((xr[j] - mu) * iv);
+      }
     }
+    for (int64_t j = 0; j < nb; ++j) sb[j] += gb[j], sg[j] += gg[j];
   }
   for (int64_t j = 0; j < nb; ++j) dbeta[j] = float(sb[j]), dgamma[j] = float(sg[j]);
 }
@@ -155,30 +179,65 @@ void bn_dx(float* __restrict dx, const float* __restrict dy, const float* __rest
   }
 }
 
+// Row sums on explicit 8-float vectors (GCC/Clang vector extensions: one ymm with AVX2/AVX-512,
+// two xmm in the generic build, where -Wpsabi's note on their ABI does not apply: everything here
+// has internal linkage). Vector v of a row (values 8v .. 8v+7) goes to accumulator v mod 4
+// (4 independent add chains) up to the last multiple of 32 values in a group of kNormGroup * 32;
+// they are combined in a fixed tree ((a0+a1)+(a2+a3)), the group's remaining vectors added in
+// order, and the result into 8 double lanes; the last n mod 8 values are summed in order in
+// float, added after lanes_total. t8(j) is the float vector of terms j .. j+7, t1(j) one term.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v8f __attribute__((vector_size(32)));
+
+inline v8f load8(const float* p) {
+  v8f v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline void store8(float* p, v8f v) { __builtin_memcpy(p, &v, sizeof v); }
+
+template <class F8, class F1>
+inline double row_sum(int64_t n, F8 t8, F1 t1) {
+  constexpr int64_t kSpan = 32 * kNormGroup;
+  double tot[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const int64_t n8 = n - n % 8;
+  int64_t j = 0;
+  while (j < n8) {
+    const int64_t end = n8 - j < kSpan ? n8 : j + kSpan;
+    const v8f zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    v8f a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+    for (; j + 32 <= end; j += 32) {
+      const v8f t0 = t8(j), t1 = t8(j + 8), t2 = t8(j + 16), t3 = t8(j + 24);
+      a0 += t0, a1 += t1, a2 += t2, a3 += t3;
+    }
+    v8f s = (a0 + a1) + (a2 + a3);
+    for (; j + 8 <= end; j += 8) s += t8(j);
+    for (int l = 0; l < kLanes; ++l) tot[l] += double(s[l]);
+  }
+  float t = 0.0f;
+  for (; j < n; ++j) t += t1(j);
+  return lanes_total(tot) + double(t);
+}
+
 template <bool Gamma, bool Beta>
 inline void ln_forward_t(float* __restrict y, float* mean, float* inv, const float* __restrict x,
                          const float* __restrict gamma, const float* __restrict beta, int64_t n,
                          float eps) {
-  double a[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) a[l] += x[j + l];
-  for (int l = 0; j + l < n; ++l) a[l] += x[j + l];
-  const double mu = lanes_total(a) / double(n);
-  for (int l = 0; l < kLanes; ++l) a[l] = 0.0;
-  for (j = 0; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const double d = x[j + l] - mu;
-      a[l] += d * d;
-    }
-  for (int l = 0; j + l < n; ++l) {
-    const double d = x[j + l] - mu;
-    a[l] += d * d;
-  }
-  const float iv = float(1.0 / __builtin_sqrt(lanes_total(a) / double(n) + double(eps)));
+  const double mu = row_sum(n, [&](int64_t j) { return load8(x + j); },
+                            [&](int64_t j) { return x[j]; }) / double(n);
   const float fmu = float(mu);
+  // Deviations from the float mean (see col_moments_t).
+  const double q = row_sum(n, [&](int64_t j) {
+    const v8f d = load8(x + j) - fmu;
+    return d * d;
+  }, [&](int64_t j) {
+    const float d = x[j] - fmu;
+    return d * d;
+  });
+  const float iv = float(1.0 / __builtin_sqrt(q / double(n) + double(eps)));
   *mean = fmu, *inv = iv;
-  for (j = 0; j < n; ++j) {
+  for (int64_t j = 0; j < n; ++j) {
     float v = (x[j] - fmu) * iv;
     if (Gamma) v *= gamma[j];
     if (Beta) v += beta[j];
@@ -197,25 +256,15 @@ void ln_forward(float* y, float* mean, float* inv, const float* x, const float* 
 template <bool Gamma>
 inline void ln_dx_t(float* __restrict dx, const float* __restrict dy, const float* __restrict x,
                     float mean, float inv, const float* __restrict gamma, int64_t n) {
-  double sg[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0}, sgx[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-  const double mu = mean, iv = inv;
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const double g = Gamma ? double(dy[j + l]) * gamma[j + l] : double(dy[j + l]);
-      sg[l] += g;
-      sgx[l] += g * ((double(x[j + l]) - mu) * iv);
-    }
-  for (int l = 0; j + l < n; ++l) {
-    const double g = Gamma ? double(dy[j + l]) * gamma[j + l] : double(dy[j + l]);
-    sg[l] += g;
-    sgx[l] += g * ((double(x[j + l]) - mu) * iv);
-  }
-  const float mg = float(lanes_total(sg) / double(n)), mgx = float(lanes_total(sgx) / double(n));
-  for (j = 0; j < n; ++j) {
-    const float g = Gamma ? dy[j] * gamma[j] : dy[j];
+  auto g8 = [&](int64_t j) { return Gamma ? load8(dy + j) * load8(gamma + j) : load8(dy + j); };
+  auto g1 = [&](int64_t j) { return Gamma ? dy[j] * gamma[j] : dy[j]; };
+  const float mg = float(row_sum(n, g8, g1) / double(n));
+  const float mgx = float(row_sum(n, [&](int64_t j) { return g8(j) * ((load8(x + j) - mean) * inv); },
+                                  [&](int64_t j) { return g1(j) * ((x[j] - mean) * inv); }) /
+                          double(n));
+  for (int64_t j = 0; j < n; ++j) {
     const float xh = (x[j] - mean) * inv;
-    dx[j] = inv * (g - mg - xh * mgx);
+    dx[j] = inv * (g1(j) - mg - xh * mgx);
   }
 }
 

@@ -397,49 +397,17 @@ class Conv2DTranspose(_ConvBase):
         return cfg
 
 
-def _depthwise_taps(x_shape, ks, st, dil, padding):
-    """Padded geometry and the input slice of every kernel tap (i, j)."""
-    n, h, w, c = x_shape
-    oh, pt, pb = _geom_1axis(h, ks[0], st[0], dil[0], padding)
-    ow, pl, pr = _geom_1axis(w, ks[1], st[1], dil[1], padding)
-    taps = []
-    for i in range(ks[0]):
-        for j in range(ks[1]):
-            r0, c0 = i * dil[0], j * dil[1]
-            taps.append((i, j, (slice(None), slice(r0, r0 + (oh - 1) * st[0] + 1, st[0]),
-                                slice(c0, c0 + (ow - 1) * st[1] + 1, st[1]))))
-    return (oh, ow), ((0, 0), (pt, pb), (pl, pr), (0, 0)), taps
-
-
-def depthwise_forward(x, k, st, dil, padding):
-    """x (N, H, W, C), k (KH, KW, C, M) -> y (N, OH, OW, C*M), channel c*M + m."""
-    (oh, ow), pads, taps = _depthwise_taps(x.shape, k.shape[:2], st, dil, padding)
-    xp = np.pad(x, pads) if any(sum(p) for p in pads) else x
-    y = np.zeros((x.shape[0], oh, ow, k.shape[2], k.shape[3]), np.float32)
-    for i, j, sl in taps:
-        y += xp[sl][..., None] * k[i, j]
-    return y.reshape(x.shape[0], oh, ow, -1), xp
-
-
-def depthwise_backward(dy, xp, x_shape, k, st, dil, padding, need_dx):
-    """-> (dx or None, dk)."""
-    _, pads, taps = _depthwise_taps(x_shape, k.shape[:2], st, dil, padding)
-    dy5 = dy.reshape(dy.shape[:3] + k.shape[2:])
-    dk = np.zeros(k.shape, np.float32)
-    dxp = np.zeros(xp.shape, np.float32) if need_dx else None
-    for i, j, sl in taps:
-        dk[i, j] = np.einsum("nhwc,nhwcm->cm", xp[sl], dy5)
-        if need_dx:
-            dxp[sl] += np.einsum("nhwcm,cm->nhwc", dy5, k[i, j])
-    if not need_dx:
-        return None, dk
-    (_, _), (pt, _), (pl, _), _ = pads
-    return np.ascontiguousarray(dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2]]), dk
+def _depthwise_backward(layer, dz, x, need_dx, has_bias):
+    """(dx or None, dk, db or None) of the C++ depthwise kernel, before the activation."""
+    return _core.depthwise2d_backward(dz, x, layer.depthwise_kernel, layer.strides,
+                                      layer.padding == "same", layer.dilation_rate, need_dx,
+                                      has_bias)
 
 
 class DepthwiseConv2D(_ConvBase):
     """Each input channel convolved with its own depth_multiplier filters: depthwise_kernel
-    (KH, KW, C, depth_multiplier) -> C*depth_multiplier channels (NumPy, tap by tap)."""
+    (KH, KW, C, depth_multiplier) -> C*depth_multiplier channels (the C++ depthwise2d kernels:
+    forward with bias and ReLU fused, backward dx, dk and db in one call)."""
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
@@ -483,21 +451,19 @@ class DepthwiseConv2D(_ConvBase):
 
     def forward(self, x, training=False, need_ctx=False, logits=False):
         x = self._check_x(x, self.depthwise_kernel.shape[2])
-        z, xp = depthwise_forward(x, self.depthwise_kernel, self.strides, self.dilation_rate,
-                                  self.padding)
-        if self.use_bias:
-            z += self.bias
-        out, act = self._activate(z, logits)
-        return out, ((xp, x.shape, act) if need_ctx else None)
+        relu = self.activation == "relu" and not logits
+        z = _core.depthwise2d_forward(x, self.depthwise_kernel, self.bias, self.strides,
+                                      self.padding == "same", self.dilation_rate, relu)
+        out, act = self._activate(z, logits, fused_relu=relu)
+        return out, ((x, act) if need_ctx else None)
 
     def backward(self, ctx, dy, need_input_grad=True):
-        xp, shape, act = ctx
+        x, act = ctx
         dz = as_f32(self._activation_grad(act, dy))
-        dx, dk = depthwise_backward(dz, xp, shape, self.depthwise_kernel, self.strides,
-                                    self.dilation_rate, self.padding, need_input_grad)
+        dx, dk, db = _depthwise_backward(self, dz, x, need_input_grad, self.use_bias)
         self._add_grad(0, dk)
         if self.use_bias:
-            self._add_grad(1, dz.sum(axis=(0, 1, 2), dtype=np.float64).astype(np.float32))
+            self._add_grad(1, db)
         return dx
 
     def get_config(self):
@@ -547,20 +513,19 @@ class SeparableConv2D(DepthwiseConv2D):
 
     def forward(self, x, training=False, need_ctx=False, logits=False):
         x = self._check_x(x, self.depthwise_kernel.shape[2])
-        d, xp = depthwise_forward(x, self.depthwise_kernel, self.strides, self.dilation_rate,
-                                  self.padding)
+        d = _core.depthwise2d_forward(x, self.depthwise_kernel, None, self.strides,
+                                      self.padding == "same", self.dilation_rate, False)
         z = _core.conv2d_forward(d, self.pointwise_kernel, self.bias, (1, 1), False, (1, 1),
                                  False, False)
         out, act = self._activate(z, logits)
-        return out, ((xp, x.shape, d, act) if need_ctx else None)
+        return out, ((x, d, act) if need_ctx else None)
 
     def backward(self, ctx, dy, need_input_grad=True):
-        xp, shape, d, act = ctx
+        x, d, act = ctx
         dz = as_f32(self._activation_grad(act, dy))
         dd, dpw, db = _ops.conv2d_backward(dz, d, self.pointwise_kernel, need_dx=True,
                                            has_bias=self.use_bias)
-        dx, dk = depthwise_backward(dd, xp, shape, self.depthwise_kernel, self.strides,
-                                    self.dilation_rate, self.padding, need_input_grad)
+        dx, dk, _ = _depthwise_backward(self, dd, x, need_input_grad, False)
         self._add_grad(0, dk)
         self._add_grad(1, dpw)
         if self.use_bias:

@@ -66,7 +66,7 @@ class Embedding(Layer):
     def compute_mask(self, x, mask=None):
         return None if not self.mask_zero else np.asarray(x) != 0
 
-    def _indices(self, x):
+    def _indices(self, x, check_range=True):
         x = np.asarray(x)
         where = f"layer {self.name!r} (Embedding)"
         if x.dtype.kind == "f":
@@ -76,7 +76,7 @@ class Embedding(Layer):
         elif x.dtype.kind not in "iu":
             raise TypeError(f"{where}: indices must be integers, got dtype {x.dtype} "
                             f"(input shape {x.shape})")
-        if x.size:
+        if x.size and check_range:
             lo, hi = x.min(), x.max()
             if lo < 0 or hi >= self.input_dim:
                 raise ValueError(f"{where}: indices must be in [0, {self.input_dim}) "
@@ -85,9 +85,16 @@ class Embedding(Layer):
         return x.astype(np.intp, copy=False)
 
     def forward(self, x, training=False, need_ctx=False):
-        idx = self._indices(x)
-        y = np.take(self.embeddings, idx, axis=0)
-        return y, (idx if need_ctx else None)
+        # The C++ gather checks the range itself (and a failure reruns the check here for the
+        # message naming the layer); its output comes from the binding's array pool.
+        idx = self._indices(x, check_range=False)
+        flat = np.ascontiguousarray(idx.reshape(-1), np.int64)
+        try:
+            y = _core.embedding_forward(self.embeddings, flat)
+        except ValueError:
+            self._indices(x)
+            raise
+        return y.reshape(idx.shape + (self.output_dim,)), (idx if need_ctx else None)
 
     def backward(self, ctx, dy, need_input_grad=True):
         idx = ctx.reshape(-1)
