@@ -281,9 +281,8 @@ def test_every_builtin_layer_has_an_exporter():
     from nncore.saving.onnx_export import ONNX_EXPORTERS
 
     # Hashing (FarmHash/SipHash of strings and numbers) and TextVectorization (string
-    # standardization and splitting) have no ONNX operators; RandomCrop's inference resize is
-    # not exported yet
-    not_exported = ("InputLayer", "Hashing", "RandomCrop", "TextVectorization")
+    # standardization and splitting) have no ONNX operators
+    not_exported = ("InputLayer", "Hashing", "TextVectorization")
     missing = [c.__name__ for c in _BUILTIN if c.__name__ not in ONNX_EXPORTERS and
                c.__name__ not in not_exported and c.__name__ not in ONNX_NOT_YET]
     assert missing == []
@@ -1013,3 +1012,104 @@ def test_keras_trained_layers_run_in_onnx_runtime_as_in_keras(rng, tmp_path):
     back = nncore.onnx.load(tmp_path / "k.onnx")
     for got, w in zip(_ours(back, xs), want):
         np.testing.assert_allclose(got, w, atol=TOL, rtol=0)
+
+
+# ---- the last small gaps: ReLU options, Softmax / LayerNormalization axes, keepdims, bilinear
+# upsampling, RandomCrop's inference resize ---------------------------------------------------
+_RELU = [dict(negative_slope=0.1), dict(threshold=0.5), dict(max_value=2.0),
+         dict(negative_slope=0.1, threshold=0.5), dict(negative_slope=0.1, max_value=2.0),
+         dict(threshold=0.5, max_value=2.0), dict(negative_slope=0.2, threshold=-0.5,
+                                                  max_value=1.5),
+         dict(negative_slope=0.3, threshold=1.0, max_value=0.5), dict(threshold=-1.0)]
+
+
+@pytest.mark.parametrize("kw", _RELU, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+@pytest.mark.parametrize("after_conv", [False, True])
+def test_relu_options_export_and_import(kw, after_conv, rng, tmp_path):
+    body = [L.Conv2D(3, 1), L.ReLU(**kw), L.MaxPooling2D(1)] if after_conv else [L.ReLU(**kw)]
+    m = models.Sequential([L.Input((5, 6, 3))] + body)
+    _randomise(m, rng)
+    x = (rng.normal(size=(2, 5, 6, 3)) * 2).astype(np.float32)
+    x[0, 0, :3, 0] = [kw.get("threshold", 0.0), kw.get("max_value") or 7.0, -0.0]  # the edges
+    back = _export_check(m, [x], tmp_path)
+    relu = [lay for lay in back.layers if type(lay).__name__ in ("ReLU", "LeakyReLU")]
+    assert len(relu) == 1
+    got = {k: getattr(relu[0], k) for k in kw}
+    assert got == pytest.approx(kw)
+
+
+@pytest.mark.parametrize("axis", [1, 2, -2, 3, -1])
+def test_softmax_on_any_axis(axis, rng, tmp_path):
+    m = models.Sequential([L.Input((4, 5, 3)), L.Softmax(axis=axis)])
+    back = _export_check(m, [rng.normal(size=(2, 4, 5, 3)).astype(np.float32) * 3], tmp_path)
+    assert len(back.layers) == 2  # the input and one softmax
+
+
+def test_softmax_over_several_axes_is_a_clear_error(tmp_path):
+    m = models.Sequential([L.Input((4, 5)), L.Softmax(axis=(1, 2))])
+    with pytest.raises(ValueError, match=r"Softmax.*axis \(1, 2\)|Softmax.*axis \[1, 2\]"):
+        m.export(tmp_path / "m.onnx", format="onnx")
+
+
+@pytest.mark.parametrize("cls,shape", [("GlobalAveragePooling2D", (4, 5, 3)),
+                                       ("GlobalMaxPooling2D", (4, 5, 3)),
+                                       ("GlobalAveragePooling1D", (6, 3)),
+                                       ("GlobalMaxPooling1D", (6, 3))])
+def test_global_pooling_keepdims(cls, shape, rng, tmp_path):
+    i = nncore.Input(shape)
+    h = getattr(L, cls)(keepdims=True)(i)
+    m = nncore.Model(i, L.Dense(2)(h))  # a reader after it: the kept axes are real
+    _randomise(m, rng)
+    back = _export_check(m, [rng.normal(size=(3,) + shape).astype(np.float32)], tmp_path)
+    assert [lay.keepdims for lay in back.layers if type(lay).__name__ == cls] == [True]
+
+
+@pytest.mark.parametrize("axis", [-1, 2, [1, 2], [2, 3], [1, 2, 3], 1, [1, 3], [3, 1]])
+@pytest.mark.parametrize("after_conv", [False, True])
+def test_layer_normalization_on_other_axes(axis, after_conv, rng, tmp_path):
+    body = [L.Conv2D(3, 1)] if after_conv else []
+    m = models.Sequential([L.Input((4, 5, 3))] + body + [L.LayerNormalization(axis=axis),
+                                                         L.Flatten(), L.Dense(2)])
+    _randomise(m, rng)
+    back = _export_check(m, [rng.normal(size=(2, 4, 5, 3)).astype(np.float32)], tmp_path)
+    # the import trains: one SGD step from the same weights gives the same weights
+    x = rng.normal(size=(6, 4, 5, 3)).astype(np.float32)
+    y = rng.normal(size=(6, 2)).astype(np.float32)
+    for mm in (m, back):
+        mm.compile(optimizer="sgd", loss="mse")
+        mm.fit(x, y, epochs=1, batch_size=6, shuffle=False, verbose=0)
+    np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [2, (2, 3), (1, 2), (3, 1)])
+def test_bilinear_upsampling(size, rng, tmp_path):
+    m = models.Sequential([L.Input((4, 5, 3)), L.Conv2D(3, 1),
+                           L.UpSampling2D(size, interpolation="bilinear")])
+    _randomise(m, rng)
+    back = _export_check(m, [rng.normal(size=(2, 4, 5, 3)).astype(np.float32)], tmp_path)
+    assert back.layers[-1].interpolation == "bilinear"
+
+
+def test_bilinear_upsampling_matches_keras(rng, tmp_path):
+    keras = require("keras", minversion="3.0")
+    require("tensorflow")
+    x = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
+    km = keras.Sequential([keras.Input((4, 5, 3)),
+                           keras.layers.UpSampling2D((2, 3), interpolation="bilinear")])
+    m = models.Sequential([L.Input((4, 5, 3)), L.UpSampling2D((2, 3), interpolation="bilinear")])
+    m.export(tmp_path / "m.onnx", format="onnx")
+    np.testing.assert_allclose(_run_ort(tmp_path / "m.onnx", [x])[0],
+                               np.asarray(km.predict(x, verbose=0)), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("hw", [(3, 4), (5, 6), (4, 7), (8, 3), (2, 2), (10, 12), (5, 2)])
+def test_random_crop_exports_its_inference_resize(hw, rng, tmp_path):
+    m = models.Sequential([L.Input((5, 6, 3)), L.Conv2D(3, 1), L.RandomCrop(*hw)])
+    _randomise(m, rng)
+    x = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+    if hw in ((5, 6), (5, 2)):
+        _export_check(m, [x], tmp_path)  # no resize (the identity, or the window alone)
+        return
+    _export_check(m, [x], tmp_path, round_trip=False)
+    with pytest.raises(ValueError, match=r"\(Shape\): operator 'Shape' is not supported"):
+        nncore.onnx.load(tmp_path / "m.onnx")

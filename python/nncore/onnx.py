@@ -92,6 +92,14 @@ class _Importer:
             t = _bidi_layer(self, v, None if v.kind == "bidi_half" else "sum")
             v = _V("nhwc", t[v.extra["half"]] if v.kind == "bidi_half" else t)
             self.vals[name] = v
+        if v.kind in ("nchw", "ncw") and view == "nhwc":
+            # a channels-first value read as a plain tensor (another exporter's layout, or a
+            # transpose nncore's own patterns do not consume): an explicit Permute
+            from . import layers as L
+
+            dims = (3, 1, 2) if v.kind == "nchw" else (2, 1)
+            v = _V("nhwc", self.layer(L.Permute(dims), v.t))
+            self.vals[name] = v
         if v.kind != view:
             self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
@@ -386,9 +394,9 @@ def _binary(cls_name):
             c = imp.const(ins[1], np.float32).astype(np.float64)
             if not np.all(np.isfinite(c)) or (cls_name == "Divide" and np.any(c == 0)):
                 imp.bad("the constant must be finite (and non-zero for Div)")
-            kw = {"Multiply": {"scale": c}, "Add": {"scale": 1.0, "offset": c},
-                  "Subtract": {"scale": 1.0, "offset": -c},
-                  "Divide": {"scale": 1.0 / c}}[cls_name]
+            kw = {"Multiply": lambda: {"scale": c}, "Add": lambda: {"scale": 1.0, "offset": c},
+                  "Subtract": lambda: {"scale": 1.0, "offset": -c},
+                  "Divide": lambda: {"scale": 1.0 / c}}[cls_name]()
             t = imp.tensor(ins[0])
             if c.ndim > len(t.shape):
                 imp.bad("the constant has more axes than the tensor")
@@ -438,10 +446,13 @@ def _act(name):
             return
         if name == "softmax":
             t = imp.tensor(node.input[0])
+            rank = len(t.shape)
             ax = a.get("axis", -1)
-            if ax not in (-1, len(t.shape) - 1):
-                imp.bad("Softmax must act on the last axis")
-            imp.set(node.output[0], "nhwc", imp.layer(L.Activation("softmax"), t))
+            if not -rank < ax < rank or ax % rank == 0:
+                imp.bad(f"Softmax over axis {ax} of a rank-{rank} value (nncore's Softmax "
+                        "takes a non-batch axis)")
+            lay = L.Activation("softmax") if ax % rank == rank - 1 else L.Softmax(axis=ax % rank)
+            imp.set(node.output[0], "nhwc", imp.layer(lay, t))
             return
         if v is not None and v.kind in ("nchw", "ncw"):  # elementwise: keeps the view
             imp.set(node.output[0], v.kind, imp.layer(L.Activation(name), v.t))
@@ -953,7 +964,7 @@ def _reduce_pool(kind):
     def f(imp, node, a):
         from . import layers as L
 
-        _only(imp, a, {"axes": None, "keepdims": (0,)})
+        _only(imp, a, {"axes": None, "keepdims": (0, 1)})
         v = imp.vals.get(node.input[0])
         if v is not None and v.kind == "bidi_bm" and kind == "Average":
             return _bidi_merge(imp, node, v, "ave", axes=a.get("axes", []))
@@ -966,7 +977,8 @@ def _reduce_pool(kind):
         if kind == "Average" and rank == 3 and _mask_source(t) is not None:
             imp.bad("a plain average of a masked tensor (nncore's would skip the masked steps)")
         cls = f"Global{kind}Pooling{rank - 2}D"
-        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(), t))
+        keep = bool(a.get("keepdims", 1))  # ONNX's default keeps them
+        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(keepdims=keep), t))
     return f
 
 
@@ -990,13 +1002,33 @@ def _op_batch_norm(imp, node, a):
 def _op_layer_norm(imp, node, a):
     from . import layers as L
 
-    _only(imp, a, {"axis": (-1,), "epsilon": None, "stash_type": (1,)})
+    _only(imp, a, {"axis": None, "epsilon": None, "stash_type": (1,)})
     if len(node.output) != 1 or len(node.input) != 3:
         imp.bad("only LayerNormalization(X, scale, bias) with one output is supported")
-    t = imp.tensor(node.input[0])
-    ws = [imp.const(x, np.float32) for x in node.input[1:]]
-    lay = L.LayerNormalization(epsilon=float(a.get("epsilon", 1e-5)))
-    imp.set(node.output[0], "nhwc", imp.layer(lay, t, ws))
+    v = imp.vals.get(node.input[0])
+    view = v.kind if v is not None and v.kind in ("nchw", "ncw") else "nhwc"
+    t = imp.tensor(node.input[0], view)
+    rank = len(t.shape)
+    # the value's axis i is the tensor's axis to_t[i] (a channels-first view is a transpose)
+    to_t = {"nchw": [0, 3, 1, 2], "ncw": [0, 2, 1]}.get(view, list(range(rank)))
+    ax = a.get("axis", -1)
+    if not -rank < ax < rank or ax % rank == 0:
+        imp.bad(f"axis {ax} of a rank-{rank} value (nncore normalizes non-batch axes)")
+    v_axes = list(range(ax % rank, rank))  # ONNX: the trailing axes from `axis` on
+    t_axes = [to_t[i] for i in v_axes]
+    axes = sorted(t_axes)
+    order = [t_axes.index(i) for i in axes]
+    shape = tuple(t.shape[to_t[i]] for i in v_axes)
+    ws = []
+    for x in node.input[1:]:
+        w = imp.const(x, np.float32)
+        if w.shape != shape:
+            imp.bad(f"scale/bias {x!r} of shape {w.shape} for normalized axes of shape "
+                    f"{shape} (a broadcast one is not read)")
+        ws.append(np.ascontiguousarray(np.transpose(w, order)))
+    lay = L.LayerNormalization(axis=axes[0] if len(axes) == 1 else axes,
+                               epsilon=float(a.get("epsilon", 1e-5)))
+    imp.set(node.output[0], view, imp.layer(lay, t, ws))
 
 
 def _op_bidi_reduce(mode):
@@ -1139,9 +1171,15 @@ def _op_slice(imp, node, a):
 def _op_resize(imp, node, a):
     from . import layers as L
 
-    _only(imp, a, {"mode": ("nearest", b"nearest"),
-                   "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
-                   "nearest_mode": ("floor", b"floor")})
+    mode = a.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "linear":  # nncore's bilinear UpSampling2D: half-pixel centres, edges clamped
+        _only(imp, a, {"mode": None,
+                       "coordinate_transformation_mode": ("half_pixel", b"half_pixel")})
+    else:
+        _only(imp, a, {"mode": ("nearest", b"nearest"),
+                       "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
+                       "nearest_mode": ("floor", b"floor")})
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Resize")
     if len(node.input) != 3 or (node.input[1] and node.input[1] not in imp.consts):
@@ -1151,7 +1189,10 @@ def _op_resize(imp, node, a):
             any(v != int(v) or v < 1 for v in sc[1:-1]):
         imp.bad(f"scales {sc} are not an integer upsampling of the spatial axes")
     size = [int(v) for v in sc[1:-1]]
-    lay = getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size))
+    if mode == "linear" and n != 2:
+        imp.bad("a linear Resize is read only as a 2-D bilinear upsampling")
+    lay = (L.UpSampling2D(tuple(size), interpolation="bilinear") if mode == "linear" else
+           getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size)))
     imp.set(node.output[0], "nhwc", imp.layer(lay, t))
 
 
@@ -1195,6 +1236,7 @@ class _Motifs:
                 self._embedding_mask(n)
             elif n.op_type == "Where":
                 self._discretization(n)
+                self._relu(n)
             elif n.op_type == "Cast":
                 self._encoding(n)
         for n in nodes:
@@ -1311,6 +1353,45 @@ class _Motifs:
             return
         self._take(where, _motif_discretization, {"x": cd.input[0], "b": b.tolist()},
                    [cd, isnan, un, ge, ci, rs])
+
+    def _scalar(self, name):
+        c = self.imp.consts.get(name)
+        if c is None or c.dtype != np.float32 or c.size != 1 or not np.isfinite(c).all():
+            return None
+        return float(c.reshape(-1)[0])
+
+    def _relu(self, where):
+        """nncore's ReLU with a threshold, a slope and/or a cap: Where(GreaterOrEqual(x, t), x,
+        Mul(Sub(x, t) (or x when t = 0), slope)), then Min(., max_value) when capped."""
+        if len(where.input) != 3 or id(where) in self.absorbed:
+            return
+        ge = self.P(where.input[0], "GreaterOrEqual")
+        mul = self.P(where.input[2], "Mul")
+        if not ge or not mul or len(ge.input) != 2 or len(mul.input) != 2:
+            return
+        x, thr, slope = ge.input[0], self._scalar(ge.input[1]), self._scalar(mul.input[1])
+        if where.input[1] != x or thr is None or slope is None:
+            return
+        own = [ge, mul]
+        if thr != 0.0:
+            sub = self.P(mul.input[0], "Sub")
+            if not sub or list(sub.input) != [x, ge.input[1]]:
+                return
+            own.append(sub)
+        elif mul.input[0] != x:
+            return
+        if not all(self._sole(n.output[0], c) for n, c in
+                   zip(own, [where, where] + ([mul] if thr != 0.0 else []))):
+            return
+        top, anchor = None, where
+        users = self.cons.get(where.output[0], [])
+        if len(users) == 1 and users[0].op_type == "Min" and len(users[0].input) == 2 and \
+                users[0].input[0] == where.output[0] and \
+                self._scalar(users[0].input[1]) is not None:
+            top, anchor = self._scalar(users[0].input[1]), users[0]
+            own.append(where)
+        self._take(anchor, _motif_relu, {"x": x, "negative_slope": slope, "threshold": thr,
+                                         "max_value": top}, own)
 
     def _encoding(self, cast):
         """nncore's one_hot / multi_hot / count: Cast<float>(Equal(Unsqueeze(idx', -1),
@@ -1566,6 +1647,16 @@ def _motif_masking(imp, node, info):
     if not info["and"] and src is not None:
         imp.bad("a Masking of an already masked tensor must combine the two masks")
     imp.set(node.output[0], "nhwc", imp.layer(L.Masking(mask_value=info["mask_value"]), t))
+
+
+def _motif_relu(imp, node, info):
+    from . import layers as L
+
+    v = imp.vals.get(info["x"])
+    view = v.kind if v is not None and v.kind in ("nchw", "ncw") else "nhwc"
+    lay = L.ReLU(negative_slope=info["negative_slope"], threshold=info["threshold"],
+                 max_value=info["max_value"])
+    imp.set(node.output[0], view, imp.layer(lay, imp.tensor(info["x"], view)))
 
 
 def _motif_discretization(imp, node, info):
