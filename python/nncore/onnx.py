@@ -51,6 +51,7 @@ class _Importer:
         self.consts: dict = {}
         self.xconsts: dict = {}  # other dtypes (float64, int32, strings): categorical layers only
         self.vals: dict = {}
+        self._cf: dict = {}  # (value, view) -> the channels-first view made of a plain tensor
         self.node = None
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -92,6 +93,17 @@ class _Importer:
             t = _bidi_layer(self, v, None if v.kind == "bidi_half" else "sum")
             v = _V("nhwc", t[v.extra["half"]] if v.kind == "bidi_half" else t)
             self.vals[name] = v
+        if v.kind == "nhwc" and view in ("nchw", "ncw") and \
+                len(v.t.shape) == (4 if view == "nchw" else 3):
+            # a plain tensor read by a channels-first op (another exporter's NCHW graph): its
+            # channels-last transpose, made once
+            key = (name, view)
+            if key not in self._cf:
+                from . import layers as L
+
+                dims = (2, 3, 1) if view == "nchw" else (2, 1)
+                self._cf[key] = self.layer(L.Permute(dims), v.t)
+            return self._cf[key]
         if v.kind in ("nchw", "ncw") and view == "nhwc":
             # a channels-first value read as a plain tensor (another exporter's layout, or a
             # transpose nncore's own patterns do not consume): an explicit Permute
@@ -430,6 +442,18 @@ def _op_concat(imp, node, a):
     if _bidi_halves(imp, list(node.input)) and int(a["axis"]) == -1:
         return _bidi_merge(imp, node, imp.vals[node.input[0]], "concat")
 
+    if any(imp.vals.get(x) is not None and imp.vals[x].kind == "shape" for x in node.input):
+        dims = []  # a shape being assembled (another exporter's initial RNN state)
+        for x in node.input:
+            v = imp.vals.get(x)
+            if v is not None and v.kind == "shape" and not v.extra["scalar"]:
+                dims += v.extra["dims"]
+            elif x in imp.consts and imp.consts[x].dtype == np.int64 and imp.consts[x].ndim == 1:
+                dims += [int(d) for d in imp.consts[x]]
+            else:
+                imp.bad("a shape is concatenated from shape values and int64 constants only")
+        imp.set(node.output[0], "shape", dims=dims, scalar=False)
+        return
     xs = [imp.tensor(x) for x in node.input]
     imp.set(node.output[0], "nhwc", imp.layer(L.Concatenate(axis=int(a["axis"])), xs))
 
@@ -585,8 +609,8 @@ def _pool(cls_name):
 
         allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None,
                    "ceil_mode": (0,)}
-        if cls_name == "AveragePooling":
-            allowed["count_include_pad"] = (0,)
+        if cls_name == "AveragePooling":  # (the count matters only where there is padding)
+            allowed["count_include_pad"] = (0, 1)
         else:
             allowed["storage_order"] = (0,)
             allowed["dilations"] = ([1, 1], [1])
@@ -600,6 +624,8 @@ def _pool(cls_name):
         if len(s) != n:
             imp.bad("strides do not match kernel_shape")
         pad = _padding(imp, a, t.shape[1:-1], k, s, (1,) * n)
+        if a.get("count_include_pad", 0) and (pad != "valid" or any(a.get("pads", []))):
+            imp.bad("count_include_pad=1 with padding (nncore's average skips the padding)")
         lay = getattr(L, f"{cls_name}{n}D")(pool_size=k, strides=s, padding=pad)
         if len(node.output) > 1 and node.output[1]:
             imp.bad("MaxPool indices are not supported")
@@ -713,6 +739,9 @@ def _op_squeeze(imp, node, a):
 def _op_unsqueeze(imp, node, a):
     v = imp.vals.get(node.input[0])
     axes = imp.const(node.input[1], np.int64).tolist()
+    if v is not None and v.kind == "shape" and v.extra["scalar"] and axes == [0]:
+        imp.set(node.output[0], "shape", dims=v.extra["dims"], scalar=False)
+        return
     if v is not None and v.kind == "dot1" and axes == [1]:
         imp.set(node.output[0], "nhwc", v.t)
         return
@@ -794,8 +823,14 @@ def _rnn_op(kind):
         ins = list(node.input) + [""] * (8 - len(node.input))
         if ins[4] and packed is None:
             imp.bad("sequence_lens is read only as nncore's export of a masked layer")
+        n_dir0 = 2 if a.get("direction", "forward") in ("bidirectional", b"bidirectional") else 1
+        for k in (5, 6):  # zero initial states (as other exporters write them) are no state
+            z = imp.vals.get(ins[k]) if ins[k] else None
+            if z is not None and z.kind == "zeros" and \
+                    z.extra["dims"] == [n_dir0, None, int(a.get("hidden_size", -1))]:
+                ins[k] = ""
         if any(ins[5:]):
-            imp.bad("initial states and peepholes are not supported")
+            imp.bad("initial states (other than zeros) and peepholes are not supported")
         direction = a.get("direction", "forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
         n_dir = 2 if direction == "bidirectional" else 1
@@ -1095,6 +1130,17 @@ def _op_gather(imp, node, a):
                                                                else (1, -2)):
             imp.bad("a bidirectional op's outputs are read only one direction at a time")
         return _bidi_merge(imp, node, v, None, index=int(k))
+    if v is not None and v.kind == "shape":  # one dimension of a Shape
+        _only(imp, a, {"axis": (0,)})
+        k = imp.const(node.input[1], np.int64)
+        dims = v.extra["dims"]
+        if k.shape != () or not -len(dims) <= int(k) < len(dims) or v.extra["scalar"]:
+            imp.bad("a Shape is read one dimension at a time (a scalar index)")
+        imp.set(node.output[0], "shape", dims=[dims[int(k)]], scalar=True)
+        return
+    if v is not None and v.kind == "nhwc" and node.input[1] in imp.consts and \
+            int(a.get("axis", 0)) in (1, -2) and len(v.t.shape) == 3:
+        return _take_step(imp, node, v.t)
     table = imp.consts.get(node.input[0])
     table = imp.xconsts.get(node.input[0]) if table is None else table
     if table is not None and table.ndim == 1 and (table.dtype == np.int64 or
@@ -1108,6 +1154,40 @@ def _op_gather(imp, node, a):
     lay = L.Embedding(w.shape[0], w.shape[1],
                       mask_zero=node.output[0] in imp.motifs.mask_zero)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
+
+
+def _op_shape(imp, node, a):
+    _only(imp, a, {})
+    v = imp.vals.get(node.input[0])
+    if v is None or v.kind != "nhwc":
+        imp.bad("Shape is read only of a plain tensor")
+    imp.set(node.output[0], "shape", dims=[None] + [int(d) for d in v.t.shape[1:]],
+            scalar=False)
+
+
+def _op_constant_of_shape(imp, node, a):
+    _only(imp, a, {"value": None})
+    v = imp.vals.get(node.input[0])
+    val = imp.onnx.numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+    if v is None or v.kind != "shape" or v.extra["scalar"] or val.size != 1 or \
+            val.dtype != np.float32 or float(val.reshape(-1)[0]) != 0.0:
+        imp.bad("ConstantOfShape is read only as float32 zeros of a shape computed from a "
+                "tensor (an RNN's initial state)")
+    imp.set(node.output[0], "zeros", dims=v.extra["dims"])
+
+
+def _take_step(imp, node, t):
+    """x[:, k] of a (batch, steps, features) tensor: the step cut out (Cropping1D) and the
+    steps axis dropped (Reshape)."""
+    from . import layers as L
+
+    k = imp.const(node.input[1], np.int64)
+    steps = t.shape[1]
+    if k.shape != () or steps is None or not -steps <= int(k) < steps:
+        imp.bad("a step of a sequence is read with one constant index of a known length")
+    k = int(k) % steps
+    y = imp.layer(L.Cropping1D((k, steps - 1 - k)), t)
+    imp.set(node.output[0], "nhwc", imp.layer(L.Reshape((t.shape[2],)), y))
 
 
 def _spatial(imp, t, what):
@@ -1147,6 +1227,14 @@ def _op_slice(imp, node, a):
             imp.bad("a reverse-direction sequence is read only reversed along time")
         imp.set(node.output[0], "rnn_seq_tm", v.t)
         return
+    if v is not None and v.kind == "shape" and not v.extra["scalar"]:  # part of a Shape
+        if len(node.input) not in (3, 4, 5) or len(node.input) > 3 and \
+                imp.const(node.input[3], np.int64).tolist() != [0] or len(node.input) == 5 \
+                and imp.const(node.input[4], np.int64).tolist() != [1]:
+            imp.bad("a Shape is sliced only along its one axis, step 1")
+        (b,), (e,) = (imp.const(x, np.int64).reshape(1).tolist() for x in node.input[1:3])
+        imp.set(node.output[0], "shape", dims=v.extra["dims"][b:e], scalar=False)
+        return
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Slice")
     if len(node.input) not in (4, 5):
@@ -1180,6 +1268,8 @@ def _op_resize(imp, node, a):
         _only(imp, a, {"mode": ("nearest", b"nearest"),
                        "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
                        "nearest_mode": ("floor", b"floor")})
+    if len(node.input) == 4 and not node.input[2] and mode == "linear":
+        return _resize_to_size(imp, node)
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Resize")
     if len(node.input) != 3 or (node.input[1] and node.input[1] not in imp.consts):
@@ -1194,6 +1284,38 @@ def _op_resize(imp, node, a):
     lay = (L.UpSampling2D(tuple(size), interpolation="bilinear") if mode == "linear" else
            getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size)))
     imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _resize_to_size(imp, node):
+    """A bilinear Resize to a fixed (height, width), of an image or of its Slice: read only as
+    RandomCrop at inference (its centre window of the target's aspect ratio, then the resize),
+    checked against that rule for the image's size."""
+    from . import layers as L
+    sz = imp.vals.get(node.input[3])
+    x = node.input[0]
+    if node.input[1] or sz is None or sz.kind != "shape" or len(sz.extra["dims"]) != 4 or \
+            sz.extra["dims"][0] is not None or None in sz.extra["dims"][1:]:
+        imp.bad("a Resize to sizes is read only with sizes (batch, height, width, channels) "
+                "computed from its input (RandomCrop's export)")
+    _, th, tw, c = sz.extra["dims"]
+    sl = imp.motifs.prod.get(x)
+    window = None
+    if sl is not None and sl.op_type == "Slice" and len(sl.input) == 4 and \
+            imp.const(sl.input[3], np.int64).tolist() == [1, 2]:
+        window = [imp.const(v, np.int64).tolist() for v in sl.input[1:3]]
+        x = sl.input[0]
+    t = imp.tensor(x)
+    if len(t.shape) != 4 or t.shape[3] != c or None in t.shape[1:3]:
+        imp.bad("the resized value is not a batch of images of known size")
+    h, w = t.shape[1], t.shape[2]
+    ch = max(min(h, int(float(w * th) / tw)), 1)  # RandomCrop's centre window
+    cw = max(min(w, int(float(h * tw) / th)), 1)
+    hs, ws = int(float(h - ch) / 2), int(float(w - cw) / 2)
+    want = [[hs, ws], [hs + ch, ws + cw]] if (ch, cw) != (h, w) else None
+    if window != want:
+        imp.bad(f"a Resize to {th}x{tw} of the window {window} of a {h}x{w} image is not "
+                "RandomCrop's centre window")
+    imp.set(node.output[0], "nhwc", imp.layer(L.RandomCrop(th, tw), t))
 
 
 def _op_prelu(imp, node, a):
@@ -1787,6 +1909,7 @@ _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, (
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
+    "Shape": _op_shape, "ConstantOfShape": _op_constant_of_shape,
     "Add": _binary("Add"), "Sub": _binary("Subtract"), "Mul": _binary("Multiply"),
     "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
     "Div": _binary("Divide"), "Concat": _op_concat,
