@@ -109,3 +109,44 @@ def test_a_nonzero_initial_state_is_refused(tmp_path):
     _export(torch, WithState(), torch.randn(2, 5, 3), tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="ONNX import"):
         nncore.onnx.load(tmp_path / "m.onnx")
+
+
+# ---- tf2onnx (1.17, a test-only package) of Keras 3 models run by TensorFlow ------------------
+def _keras_case(keras, kind):
+    K = keras.layers
+    if kind == "mlp":
+        return keras.Sequential([keras.Input((5,)), K.Dense(8, activation="relu"),
+                                 K.Dense(3, activation="softmax")]), (5,)
+    if kind == "cnn":
+        return keras.Sequential([keras.Input((8, 8, 2)),
+                                 K.Conv2D(4, 3, padding="same", activation="relu"),
+                                 K.MaxPooling2D(2), K.Conv2D(3, 3), K.Flatten(),
+                                 K.Dense(2)]), (8, 8, 2)
+    return keras.Sequential([keras.Input((6, 3)), K.LSTM(4), K.Dense(2)]), (6, 3)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "lstm"])
+def test_tf2onnx_exported_keras_model_predicts_and_trains(kind, tmp_path, rng):
+    tf = require("tensorflow")
+    keras = require("keras", minversion="3.0")
+    tf2onnx = require("tf2onnx")
+    require("onnx")
+    keras.utils.set_random_seed(1)
+    km, shape = _keras_case(keras, kind)
+    for v in km.weights:  # non-zero biases too
+        v.assign(rng.normal(size=tuple(v.shape)).astype(np.float32) * 0.3)
+    spec = (tf.TensorSpec((None,) + shape, tf.float32, name="x"),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tf2onnx.convert.from_function(tf.function(lambda t: km(t)), input_signature=spec,
+                                      opset=17, output_path=str(tmp_path / "m.onnx"))
+    m = nncore.onnx.load(tmp_path / "m.onnx")
+    x = rng.normal(size=(5,) + shape).astype(np.float32)
+    np.testing.assert_allclose(m.predict(x, verbose=0), km.predict(x, verbose=0), atol=TOL,
+                               rtol=0)
+    y = rng.normal(size=km.output_shape[1:]).astype(np.float32)[None].repeat(5, 0)
+    for model, mod in ((km, keras), (m, nncore)):
+        model.compile(optimizer=mod.optimizers.SGD(0.1), loss="mse")
+        model.fit(x, y, epochs=1, batch_size=5, shuffle=False, verbose=0)
+    np.testing.assert_allclose(m.predict(x, verbose=0), km.predict(x, verbose=0), atol=TOL,
+                               rtol=0)

@@ -278,6 +278,11 @@ def _op_identity(imp, node, a):
 
 
 def _op_cast(imp, node, a):
+    v = imp.vals.get(node.input[0])
+    T = imp.onnx.TensorProto
+    if v is not None and v.kind == "shape" and a.get("to") in (T.INT32, T.INT64):
+        imp.vals[node.output[0]] = v  # a shape's integer type does not matter
+        return
     if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
         imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
     v = imp.vals.get(node.input[0])
@@ -448,8 +453,10 @@ def _op_concat(imp, node, a):
             v = imp.vals.get(x)
             if v is not None and v.kind == "shape" and not v.extra["scalar"]:
                 dims += v.extra["dims"]
-            elif x in imp.consts and imp.consts[x].dtype == np.int64 and imp.consts[x].ndim == 1:
-                dims += [int(d) for d in imp.consts[x]]
+            elif imp.consts.get(x, imp.xconsts.get(x)) is not None and \
+                    imp.consts.get(x, imp.xconsts.get(x)).dtype in (np.int64, np.int32) and \
+                    imp.consts.get(x, imp.xconsts.get(x)).ndim == 1:
+                dims += [int(d) for d in imp.consts.get(x, imp.xconsts.get(x))]
             else:
                 imp.bad("a shape is concatenated from shape values and int64 constants only")
         imp.set(node.output[0], "shape", dims=dims, scalar=False)
@@ -645,7 +652,15 @@ def _op_reshape(imp, node, a):
     from . import layers as L
 
     _only(imp, a, {"allowzero": (0,)})
-    shape = imp.const(node.input[1], np.int64)
+    sv = imp.vals.get(node.input[1])
+    if sv is not None and sv.kind == "shape" and not sv.extra["scalar"]:
+        dims = sv.extra["dims"]  # a target computed from a Shape: the batch axis kept
+        if not dims or dims[0] is not None or None in dims[1:]:
+            imp.bad("a computed reshape target must keep the batch axis and nothing else "
+                    "dynamic")
+        shape = np.array([0] + dims[1:], np.int64)
+    else:
+        shape = imp.const(node.input[1], np.int64)
     v = imp.vals.get(node.input[0])
     if v is not None and v.kind == "gn_r":
         if shape.tolist() != [0] + list(v.t.shape[1:]):
@@ -722,8 +737,20 @@ def _td_reshape(imp, node, dims):
             "steps merged) nor the end of a TimeDistributed")
 
 
+def _op_squeeze_step(imp, node, v):
+    from . import layers as L
+
+    t, k = v.t, v.extra["k"]
+    if imp.const(node.input[1], np.int64).tolist() != [0]:
+        imp.bad("one step of a time-major sequence is read with its steps axis squeezed")
+    y = imp.layer(L.Cropping1D((k, t.shape[1] - 1 - k)), t)
+    imp.set(node.output[0], "nhwc", imp.layer(L.Reshape((t.shape[2],)), y))
+
+
 def _op_squeeze(imp, node, a):
     v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "tm_step" and len(node.input) > 1:
+        return _op_squeeze_step(imp, node, v)
     axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
         list(a.get("axes", []))
     if v is not None and v.kind in ("rnn_y", "rnn_yh"):
@@ -741,6 +768,9 @@ def _op_unsqueeze(imp, node, a):
     axes = imp.const(node.input[1], np.int64).tolist()
     if v is not None and v.kind == "shape" and v.extra["scalar"] and axes == [0]:
         imp.set(node.output[0], "shape", dims=v.extra["dims"], scalar=False)
+        return
+    if v is not None and v.kind == "zeros" and axes == [0]:
+        imp.set(node.output[0], "zeros", dims=[1] + v.extra["dims"])
         return
     if v is not None and v.kind == "dot1" and axes == [1]:
         imp.set(node.output[0], "nhwc", v.t)
@@ -1134,9 +1164,11 @@ def _op_gather(imp, node, a):
         _only(imp, a, {"axis": (0,)})
         k = imp.const(node.input[1], np.int64)
         dims = v.extra["dims"]
-        if k.shape != () or not -len(dims) <= int(k) < len(dims) or v.extra["scalar"]:
-            imp.bad("a Shape is read one dimension at a time (a scalar index)")
-        imp.set(node.output[0], "shape", dims=[dims[int(k)]], scalar=True)
+        if k.ndim > 1 or v.extra["scalar"] or \
+                not all(-len(dims) <= int(i) < len(dims) for i in k.reshape(-1)):
+            imp.bad("a Shape's dimensions are read with constant indices")
+        imp.set(node.output[0], "shape", dims=[dims[int(i)] for i in k.reshape(-1)],
+                scalar=k.ndim == 0)
         return
     if v is not None and v.kind == "nhwc" and node.input[1] in imp.consts and \
             int(a.get("axis", 0)) in (1, -2) and len(v.t.shape) == 3:
@@ -1159,10 +1191,17 @@ def _op_gather(imp, node, a):
 def _op_shape(imp, node, a):
     _only(imp, a, {})
     v = imp.vals.get(node.input[0])
-    if v is None or v.kind != "nhwc":
-        imp.bad("Shape is read only of a plain tensor")
-    imp.set(node.output[0], "shape", dims=[None] + [int(d) for d in v.t.shape[1:]],
-            scalar=False)
+    if v is None or v.kind not in ("nhwc", "nchw", "ncw", "tmajor"):
+        imp.bad("Shape is read only of a tensor")
+    t = v.t
+    if v.kind == "nhwc":
+        t = imp.tensor(node.input[0])
+    dims = [None] + [int(d) for d in t.shape[1:]]
+    if v.kind in ("nchw", "ncw"):  # the value is the tensor's channels-first transpose
+        dims = [dims[0], dims[-1]] + dims[1:-1]
+    elif v.kind == "tmajor":  # (steps, batch, features)
+        dims = [dims[1], None, dims[2]]
+    imp.set(node.output[0], "shape", dims=dims, scalar=False)
 
 
 def _op_constant_of_shape(imp, node, a):
@@ -1173,6 +1212,17 @@ def _op_constant_of_shape(imp, node, a):
             val.dtype != np.float32 or float(val.reshape(-1)[0]) != 0.0:
         imp.bad("ConstantOfShape is read only as float32 zeros of a shape computed from a "
                 "tensor (an RNN's initial state)")
+    imp.set(node.output[0], "zeros", dims=v.extra["dims"])
+
+
+def _op_expand(imp, node, a):
+    _only(imp, a, {})
+    c = imp.consts.get(node.input[0])
+    v = imp.vals.get(node.input[1])
+    if c is None or c.dtype != np.float32 or c.size != 1 or float(c.reshape(-1)[0]) != 0.0 \
+            or v is None or v.kind != "shape" or v.extra["scalar"]:
+        imp.bad("Expand is read only as float32 zeros of a shape computed from a tensor (an "
+                "RNN's initial state)")
     imp.set(node.output[0], "zeros", dims=v.extra["dims"])
 
 
@@ -1226,6 +1276,18 @@ def _op_slice(imp, node, a):
                 != [[-1], [-np.iinfo(np.int64).max], [0], [-1]]:
             imp.bad("a reverse-direction sequence is read only reversed along time")
         imp.set(node.output[0], "rnn_seq_tm", v.t)
+        return
+    if v is not None and v.kind == "rnn_seq_tm" and len(node.input) in (4, 5) and \
+            imp.const(node.input[3], np.int64).tolist() == [0] and (
+                len(node.input) == 4 or imp.const(node.input[4], np.int64).tolist() == [1]):
+        # one step of a time-major sequence (another exporter's last output step)
+        steps = v.t.shape[1]
+        (b,), (e,) = (imp.const(x, np.int64).reshape(1).tolist() for x in node.input[1:3])
+        k = b % steps if steps is not None and -steps <= b < steps else None
+        if k is None or min(e, steps) - (k if e >= 0 else k - steps) != 1 and \
+                not (e >= steps and k == steps - 1):
+            imp.bad("a time-major sequence is sliced only to one step")
+        imp.set(node.output[0], "tm_step", v.t, k=k)
         return
     if v is not None and v.kind == "shape" and not v.extra["scalar"]:  # part of a Shape
         if len(node.input) not in (3, 4, 5) or len(node.input) > 3 and \
@@ -1291,6 +1353,7 @@ def _resize_to_size(imp, node):
     RandomCrop at inference (its centre window of the target's aspect ratio, then the resize),
     checked against that rule for the image's size."""
     from . import layers as L
+
     sz = imp.vals.get(node.input[3])
     x = node.input[0]
     if node.input[1] or sz is None or sz.kind != "shape" or len(sz.extra["dims"]) != 4 or \
@@ -1909,7 +1972,7 @@ _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, (
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
-    "Shape": _op_shape, "ConstantOfShape": _op_constant_of_shape,
+    "Shape": _op_shape, "ConstantOfShape": _op_constant_of_shape, "Expand": _op_expand,
     "Add": _binary("Add"), "Sub": _binary("Subtract"), "Mul": _binary("Multiply"),
     "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
     "Div": _binary("Divide"), "Concat": _op_concat,
