@@ -117,6 +117,10 @@ class _Importer:
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
         return v.t
 
+    def fresh_name(self, op_type):
+        self._n_ops = getattr(self, "_n_ops", 0) + 1
+        return f"onnx_{op_type.lower()}_{self._n_ops}"
+
     def layer(self, layer, inputs, weights=None):
         out = layer(inputs)
         if weights is not None:
@@ -425,12 +429,38 @@ def _binary(cls_name):
                     and v0.t is v1.t:
                 imp.set(node.output[0], "l2n", v0.t, axis=v1.extra["axis"])
                 return
-            imp.bad("Div is only read as part of an L2 normalisation")
+        consts = [x for x in ins if x in imp.consts]
+        if cls_name == "Divide" or consts:
+            return _binary_ops(imp, node, cls_name, ins)
         if len(ins) < 2:
             imp.bad("needs at least two inputs")
         xs = [imp.tensor(x) for x in ins]
         imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls_name)(), xs))
     return f
+
+
+def _binary_ops(imp, node, cls_name, ins):
+    """Tensor arithmetic no merge layer or Rescaling covers (a tensor divided by a tensor, a
+    constant minus or over a tensor...): a Lambda of nncore.ops, constants captured."""
+    from . import ops
+
+    if len(ins) != 2 or all(x in imp.consts for x in ins):
+        imp.bad(f"{node.op_type} needs two inputs, at least one a tensor")
+    fn = {"Divide": ops.divide, "Subtract": ops.subtract, "Add": ops.add,
+          "Multiply": ops.multiply, "Maximum": ops.maximum, "Minimum": ops.minimum}.get(cls_name)
+    if fn is None:
+        imp.bad(f"{node.op_type} of these inputs has no nncore equivalent")
+    for k in (0, 1):
+        if ins[k] in imp.consts:
+            c = np.asarray(imp.const(ins[k], np.float32))
+            if not np.all(np.isfinite(c)):
+                imp.bad("the constant must be finite")
+            op = (lambda t, c=c: fn(c, t)) if k == 0 else (lambda t, c=c: fn(t, c))
+            view, y = _ops_lambda(imp, node, op, [ins[1 - k]])
+            break
+    else:
+        view, y = _ops_lambda(imp, node, lambda ts: fn(ts[0], ts[1]), ins)
+    imp.set(node.output[0], view, y)
 
 
 def _bidi_halves(imp, ins):
@@ -804,7 +834,7 @@ def _op_reduce_sum_square(imp, node, a):
 def _op_sqrt(imp, node, a):
     v = imp.vals.get(node.input[0])
     if v is None or v.kind != "maxeps":
-        imp.bad("Sqrt is only read as part of an L2 normalisation")
+        return _unary_ops("sqrt")(imp, node, a)
     imp.set(node.output[0], "norm", v.t, axis=v.extra["axis"])
 
 
@@ -1037,8 +1067,7 @@ def _reduce_pool(kind):
         rank = len(t.shape)
         if len(node.input) > 1 or list(a.get("axes", [])) != list(range(1, rank - 1)) or \
                 rank not in (3, 4):
-            imp.bad(f"{node.op_type} is read only as global pooling over the steps or the "
-                    "spatial axes of a channels-last tensor")
+            return _op_reduce_ops(imp, node, a)
         if kind == "Average" and rank == 3 and _mask_source(t) is not None:
             imp.bad("a plain average of a masked tensor (nncore's would skip the masked steps)")
         cls = f"Global{kind}Pooling{rank - 2}D"
@@ -1100,10 +1129,12 @@ def _op_bidi_reduce(mode):
     """ReduceSum (axes an input) / ReduceProd (axes an attribute): read only as the sum / mul
     merge of a bidirectional op."""
     def f(imp, node, a):
-        _only(imp, a, {"axes": None, "keepdims": (0,)})
         v = imp.vals.get(node.input[0])
         if v is None or v.kind != "bidi_bm":
+            if node.op_type == "ReduceSum":
+                return _op_reduce_ops(imp, node, a)
             imp.bad(f"{node.op_type} is read only as the merge of a bidirectional recurrent op")
+        _only(imp, a, {"axes": None, "keepdims": (0,)})
         axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
             a.get("axes", [])
         _bidi_merge(imp, node, v, mode, axes=axes)
@@ -1224,6 +1255,119 @@ def _op_expand(imp, node, a):
         imp.bad("Expand is read only as float32 zeros of a shape computed from a tensor (an "
                 "RNN's initial state)")
     imp.set(node.output[0], "zeros", dims=v.extra["dims"])
+
+
+# ---- ops that are no nncore layer: a Lambda of nncore.ops (predicts and trains; such a model is
+# saved only to ONNX again, since a Lambda's function is saved by a registered name) ----------
+_UNARY = {"Exp": "exp", "Log": "log", "Abs": "abs", "Neg": "negative", "Reciprocal": None,
+          "Sqrt": "sqrt"}
+
+
+def _ops_lambda(imp, node, fn, xs_names):
+    """A Lambda running fn on the tensors of xs_names (channels-first views kept for a single
+    elementwise input)."""
+    from . import layers as L
+
+    v = imp.vals.get(xs_names[0])
+    view = v.kind if len(xs_names) == 1 and v is not None and v.kind in ("nchw", "ncw") \
+        else "nhwc"
+    ts = [imp.tensor(x, view) for x in xs_names]
+    lay = L.Lambda(fn if len(ts) > 1 else (lambda t: fn(t)), name=imp.fresh_name(node.op_type))
+    return view, imp.layer(lay, ts if len(ts) > 1 else ts[0])
+
+
+def _unary_ops(name):
+    def f(imp, node, a):
+        from . import ops
+
+        _only(imp, a, {})
+        op = (lambda t: ops.divide(1.0, t)) if name is None else getattr(ops, name)
+        view, y = _ops_lambda(imp, node, op, [node.input[0]])
+        imp.set(node.output[0], view, y)
+    return f
+
+
+def _op_pow(imp, node, a):
+    from . import ops
+
+    _only(imp, a, {})
+    if node.input[1] not in imp.consts or imp.consts[node.input[1]].size != 1:
+        imp.bad("Pow is read with a constant scalar exponent")
+    e = float(imp.consts[node.input[1]].reshape(-1)[0])
+    view, y = _ops_lambda(imp, node, lambda t: ops.power(t, e), [node.input[0]])
+    imp.set(node.output[0], view, y)
+
+
+def _op_reduce_ops(imp, node, a):
+    """ReduceMean/Max/Min/Sum over any axes of a channels-last tensor (not a global pooling)."""
+    from . import ops
+
+    _only(imp, a, {"axes": None, "keepdims": (0, 1), "noop_with_empty_axes": (0,)})
+    t = imp.tensor(node.input[0])
+    rank = len(t.shape)
+    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 and \
+        node.input[1] else list(a.get("axes", range(rank)))
+    axes = sorted({int(x) % rank for x in axes})
+    if 0 in axes:
+        imp.bad(f"{node.op_type} over the batch axis (a layer computes per sample)")
+    keep = bool(a.get("keepdims", 1))
+    fn = {"ReduceMean": ops.mean, "ReduceMax": ops.max, "ReduceMin": ops.min,
+          "ReduceSum": ops.sum}[node.op_type]
+    _, y = _ops_lambda(imp, node, lambda x: fn(x, axis=tuple(axes), keepdims=keep),
+                       [node.input[0]])
+    imp.set(node.output[0], "nhwc", y)
+
+
+def _op_nary_ops(name):
+    """Comparisons, logical and/or, Where: a Lambda of nncore.ops over the tensor inputs, the
+    constant ones captured (scalars or arrays)."""
+    def f(imp, node, a):
+        from . import ops
+
+        _only(imp, a, {})
+        fn = getattr(ops, name)
+        ins = list(node.input)
+        tensors = [x for x in ins if x not in imp.consts and x not in imp.xconsts]
+        if not tensors:
+            imp.bad(f"{node.op_type} of constants only")
+        fixed = {k: np.asarray(imp.consts.get(x, imp.xconsts.get(x))) for k, x in
+                 enumerate(ins) if x not in tensors}
+
+        tensors = list(dict.fromkeys(tensors))  # one Lambda input per distinct tensor
+        slot = {k: tensors.index(x) for k, x in enumerate(ins) if k not in fixed}
+
+        def run(ts):
+            ts = ts if isinstance(ts, (list, tuple)) else [ts]
+            return fn(*[fixed[k] if k in fixed else ts[slot[k]] for k in range(len(ins))])
+        view, y = _ops_lambda(imp, node, run, tensors)
+        imp.set(node.output[0], "nhwc" if len(tensors) > 1 else view, y)
+    return f
+
+
+def _op_axis_ops(name):
+    """LogSoftmax / ArgMax / ArgMin along one axis of a channels-last tensor."""
+    def f(imp, node, a):
+        from . import ops
+
+        allowed = {"axis": None} if name == "log_softmax" else \
+            {"axis": None, "keepdims": (0, 1), "select_last_index": (0,)}
+        _only(imp, a, allowed)
+        t = imp.tensor(node.input[0])
+        rank = len(t.shape)
+        ax = int(a.get("axis", -1 if name == "log_softmax" else 0))
+        if not -rank <= ax < rank or ax % rank == 0:
+            imp.bad(f"{node.op_type} over axis {ax} (a layer computes per sample)")
+        ax %= rank
+        if name == "log_softmax":
+            fn = lambda x: ops.log_softmax(x, axis=ax)  # noqa: E731
+        else:
+            keep = bool(a.get("keepdims", 1))
+            op = getattr(ops, name)
+            fn = (lambda x: ops.expand_dims(op(x, axis=ax), ax)) if keep else \
+                (lambda x: op(x, axis=ax))
+        _, y = _ops_lambda(imp, node, fn, [node.input[0]])
+        imp.set(node.output[0], "nhwc", y)
+    return f
 
 
 def _take_step(imp, node, t):
@@ -1973,6 +2117,14 @@ ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
     "Shape": _op_shape, "ConstantOfShape": _op_constant_of_shape, "Expand": _op_expand,
+    **{k: _unary_ops(v) for k, v in _UNARY.items() if k != "Sqrt"}, "Pow": _op_pow,
+    "ReduceMin": _op_reduce_ops,
+    **{k: _op_nary_ops(v) for k, v in (
+        ("Greater", "greater"), ("Less", "less"), ("GreaterOrEqual", "greater_equal"),
+        ("LessOrEqual", "less_equal"), ("Equal", "equal"), ("Where", "where"),
+        ("And", "logical_and"), ("Or", "logical_or"))},
+    "LogSoftmax": _op_axis_ops("log_softmax"), "ArgMax": _op_axis_ops("argmax"),
+    "ArgMin": _op_axis_ops("argmin"),
     "Add": _binary("Add"), "Sub": _binary("Subtract"), "Mul": _binary("Multiply"),
     "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
     "Div": _binary("Divide"), "Concat": _op_concat,
