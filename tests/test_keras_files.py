@@ -13,8 +13,8 @@ import zipfile
 import nncore
 import numpy as np
 import pytest
-from nncore import layers, models, optimizers
 from conftest import require
+from nncore import layers, models, optimizers
 
 h5py = require("h5py")
 tf = require("tensorflow")
@@ -440,8 +440,8 @@ def test_keras2_style_legacy_file_loads(rng, tmp_path):
 # stays open for them). The test fails for any other layer without one, and for a listed layer that
 # has gained one (then drop it from this list).
 # Every built-in layer converts (the issue-11 layers: tests/test_keras_files_layers.py).
-# TextVectorization: Keras keeps its vocabulary in the .keras zip's assets/, not read yet
-NOT_YET_CONVERTED: set = {"TextVectorization"}
+# (TextVectorization joined with its assets/ vocabulary: tests/test_keras_files_vocab.py.)
+NOT_YET_CONVERTED: set = set()
 
 
 def test_every_builtin_layer_is_in_the_keras_table():

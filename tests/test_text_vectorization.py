@@ -144,13 +144,15 @@ def test_string_input_model_matches_keras_and_saves(tmp_path, rng):
         ours.predict(np.zeros((2, 1), np.float32), verbose=0)
 
 
-def test_keras_files_with_text_vectorization_are_refused_by_name(tmp_path):
-    # Keras keeps the vocabulary in the .keras zip's assets/, which nncore does not read yet
+def test_keras_files_with_text_vectorization_round_trip(tmp_path):
+    # The vocabulary goes to the .keras zip's assets/ as Keras 3 writes it (both directions
+    # against Keras: tests/test_keras_files_vocab.py)
     require("h5py")
     import nncore as nk
 
     m = nk.Sequential([nk.Input((1,), dtype="string"),
                        layers.TextVectorization(vocabulary=["a"], output_sequence_length=2)])
-    with pytest.raises(ValueError, match=r"\(TextVectorization\): nncore cannot write this "
-                                         r"layer to a Keras file yet"):
-        m.save(tmp_path / "t.keras")
+    m.save(tmp_path / "t.keras")
+    x = np.array([["a b"], ["b a"]], object)
+    np.testing.assert_array_equal(nk.models.load_model(tmp_path / "t.keras").predict(
+        x, verbose=0), [[2, 1], [1, 2]])

@@ -51,6 +51,7 @@ class _Importer:
         self.consts: dict = {}
         self.xconsts: dict = {}  # other dtypes (float64, int32, strings): categorical layers only
         self.vals: dict = {}
+        self._cf: dict = {}  # (value, view) -> the channels-first view made of a plain tensor
         self.node = None
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -92,10 +93,33 @@ class _Importer:
             t = _bidi_layer(self, v, None if v.kind == "bidi_half" else "sum")
             v = _V("nhwc", t[v.extra["half"]] if v.kind == "bidi_half" else t)
             self.vals[name] = v
+        if v.kind == "nhwc" and view in ("nchw", "ncw") and \
+                len(v.t.shape) == (4 if view == "nchw" else 3):
+            # a plain tensor read by a channels-first op (another exporter's NCHW graph): its
+            # channels-last transpose, made once
+            key = (name, view)
+            if key not in self._cf:
+                from . import layers as L
+
+                dims = (2, 3, 1) if view == "nchw" else (2, 1)
+                self._cf[key] = self.layer(L.Permute(dims), v.t)
+            return self._cf[key]
+        if v.kind in ("nchw", "ncw") and view == "nhwc":
+            # a channels-first value read as a plain tensor (another exporter's layout, or a
+            # transpose nncore's own patterns do not consume): an explicit Permute
+            from . import layers as L
+
+            dims = (3, 1, 2) if v.kind == "nchw" else (2, 1)
+            v = _V("nhwc", self.layer(L.Permute(dims), v.t))
+            self.vals[name] = v
         if v.kind != view:
             self.bad(f"input {name!r} is a {v.kind} value where a {view} one is needed "
                      "(nncore reads channels-last graphs as nncore's exporter writes them)")
         return v.t
+
+    def fresh_name(self, op_type):
+        self._n_ops = getattr(self, "_n_ops", 0) + 1
+        return f"onnx_{op_type.lower()}_{self._n_ops}"
 
     def layer(self, layer, inputs, weights=None):
         out = layer(inputs)
@@ -258,6 +282,11 @@ def _op_identity(imp, node, a):
 
 
 def _op_cast(imp, node, a):
+    v = imp.vals.get(node.input[0])
+    T = imp.onnx.TensorProto
+    if v is not None and v.kind == "shape" and a.get("to") in (T.INT32, T.INT64):
+        imp.vals[node.output[0]] = v  # a shape's integer type does not matter
+        return
     if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
         imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
     v = imp.vals.get(node.input[0])
@@ -386,9 +415,9 @@ def _binary(cls_name):
             c = imp.const(ins[1], np.float32).astype(np.float64)
             if not np.all(np.isfinite(c)) or (cls_name == "Divide" and np.any(c == 0)):
                 imp.bad("the constant must be finite (and non-zero for Div)")
-            kw = {"Multiply": {"scale": c}, "Add": {"scale": 1.0, "offset": c},
-                  "Subtract": {"scale": 1.0, "offset": -c},
-                  "Divide": {"scale": 1.0 / c}}[cls_name]
+            kw = {"Multiply": lambda: {"scale": c}, "Add": lambda: {"scale": 1.0, "offset": c},
+                  "Subtract": lambda: {"scale": 1.0, "offset": -c},
+                  "Divide": lambda: {"scale": 1.0 / c}}[cls_name]()
             t = imp.tensor(ins[0])
             if c.ndim > len(t.shape):
                 imp.bad("the constant has more axes than the tensor")
@@ -400,12 +429,38 @@ def _binary(cls_name):
                     and v0.t is v1.t:
                 imp.set(node.output[0], "l2n", v0.t, axis=v1.extra["axis"])
                 return
-            imp.bad("Div is only read as part of an L2 normalisation")
+        consts = [x for x in ins if x in imp.consts]
+        if cls_name == "Divide" or consts:
+            return _binary_ops(imp, node, cls_name, ins)
         if len(ins) < 2:
             imp.bad("needs at least two inputs")
         xs = [imp.tensor(x) for x in ins]
         imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls_name)(), xs))
     return f
+
+
+def _binary_ops(imp, node, cls_name, ins):
+    """Tensor arithmetic no merge layer or Rescaling covers (a tensor divided by a tensor, a
+    constant minus or over a tensor...): a Lambda of nncore.ops, constants captured."""
+    from . import ops
+
+    if len(ins) != 2 or all(x in imp.consts for x in ins):
+        imp.bad(f"{node.op_type} needs two inputs, at least one a tensor")
+    fn = {"Divide": ops.divide, "Subtract": ops.subtract, "Add": ops.add,
+          "Multiply": ops.multiply, "Maximum": ops.maximum, "Minimum": ops.minimum}.get(cls_name)
+    if fn is None:
+        imp.bad(f"{node.op_type} of these inputs has no nncore equivalent")
+    for k in (0, 1):
+        if ins[k] in imp.consts:
+            c = np.asarray(imp.const(ins[k], np.float32))
+            if not np.all(np.isfinite(c)):
+                imp.bad("the constant must be finite")
+            op = (lambda t, c=c: fn(c, t)) if k == 0 else (lambda t, c=c: fn(t, c))
+            view, y = _ops_lambda(imp, node, op, [ins[1 - k]])
+            break
+    else:
+        view, y = _ops_lambda(imp, node, lambda ts: fn(ts[0], ts[1]), ins)
+    imp.set(node.output[0], view, y)
 
 
 def _bidi_halves(imp, ins):
@@ -422,6 +477,20 @@ def _op_concat(imp, node, a):
     if _bidi_halves(imp, list(node.input)) and int(a["axis"]) == -1:
         return _bidi_merge(imp, node, imp.vals[node.input[0]], "concat")
 
+    if any(imp.vals.get(x) is not None and imp.vals[x].kind == "shape" for x in node.input):
+        dims = []  # a shape being assembled (another exporter's initial RNN state)
+        for x in node.input:
+            v = imp.vals.get(x)
+            if v is not None and v.kind == "shape" and not v.extra["scalar"]:
+                dims += v.extra["dims"]
+            elif imp.consts.get(x, imp.xconsts.get(x)) is not None and \
+                    imp.consts.get(x, imp.xconsts.get(x)).dtype in (np.int64, np.int32) and \
+                    imp.consts.get(x, imp.xconsts.get(x)).ndim == 1:
+                dims += [int(d) for d in imp.consts.get(x, imp.xconsts.get(x))]
+            else:
+                imp.bad("a shape is concatenated from shape values and int64 constants only")
+        imp.set(node.output[0], "shape", dims=dims, scalar=False)
+        return
     xs = [imp.tensor(x) for x in node.input]
     imp.set(node.output[0], "nhwc", imp.layer(L.Concatenate(axis=int(a["axis"])), xs))
 
@@ -438,10 +507,13 @@ def _act(name):
             return
         if name == "softmax":
             t = imp.tensor(node.input[0])
+            rank = len(t.shape)
             ax = a.get("axis", -1)
-            if ax not in (-1, len(t.shape) - 1):
-                imp.bad("Softmax must act on the last axis")
-            imp.set(node.output[0], "nhwc", imp.layer(L.Activation("softmax"), t))
+            if not -rank < ax < rank or ax % rank == 0:
+                imp.bad(f"Softmax over axis {ax} of a rank-{rank} value (nncore's Softmax "
+                        "takes a non-batch axis)")
+            lay = L.Activation("softmax") if ax % rank == rank - 1 else L.Softmax(axis=ax % rank)
+            imp.set(node.output[0], "nhwc", imp.layer(lay, t))
             return
         if v is not None and v.kind in ("nchw", "ncw"):  # elementwise: keeps the view
             imp.set(node.output[0], v.kind, imp.layer(L.Activation(name), v.t))
@@ -574,8 +646,8 @@ def _pool(cls_name):
 
         allowed = {"kernel_shape": None, "strides": None, "pads": None, "auto_pad": None,
                    "ceil_mode": (0,)}
-        if cls_name == "AveragePooling":
-            allowed["count_include_pad"] = (0,)
+        if cls_name == "AveragePooling":  # (the count matters only where there is padding)
+            allowed["count_include_pad"] = (0, 1)
         else:
             allowed["storage_order"] = (0,)
             allowed["dilations"] = ([1, 1], [1])
@@ -589,6 +661,8 @@ def _pool(cls_name):
         if len(s) != n:
             imp.bad("strides do not match kernel_shape")
         pad = _padding(imp, a, t.shape[1:-1], k, s, (1,) * n)
+        if a.get("count_include_pad", 0) and (pad != "valid" or any(a.get("pads", []))):
+            imp.bad("count_include_pad=1 with padding (nncore's average skips the padding)")
         lay = getattr(L, f"{cls_name}{n}D")(pool_size=k, strides=s, padding=pad)
         if len(node.output) > 1 and node.output[1]:
             imp.bad("MaxPool indices are not supported")
@@ -608,7 +682,15 @@ def _op_reshape(imp, node, a):
     from . import layers as L
 
     _only(imp, a, {"allowzero": (0,)})
-    shape = imp.const(node.input[1], np.int64)
+    sv = imp.vals.get(node.input[1])
+    if sv is not None and sv.kind == "shape" and not sv.extra["scalar"]:
+        dims = sv.extra["dims"]  # a target computed from a Shape: the batch axis kept
+        if not dims or dims[0] is not None or None in dims[1:]:
+            imp.bad("a computed reshape target must keep the batch axis and nothing else "
+                    "dynamic")
+        shape = np.array([0] + dims[1:], np.int64)
+    else:
+        shape = imp.const(node.input[1], np.int64)
     v = imp.vals.get(node.input[0])
     if v is not None and v.kind == "gn_r":
         if shape.tolist() != [0] + list(v.t.shape[1:]):
@@ -685,8 +767,20 @@ def _td_reshape(imp, node, dims):
             "steps merged) nor the end of a TimeDistributed")
 
 
+def _op_squeeze_step(imp, node, v):
+    from . import layers as L
+
+    t, k = v.t, v.extra["k"]
+    if imp.const(node.input[1], np.int64).tolist() != [0]:
+        imp.bad("one step of a time-major sequence is read with its steps axis squeezed")
+    y = imp.layer(L.Cropping1D((k, t.shape[1] - 1 - k)), t)
+    imp.set(node.output[0], "nhwc", imp.layer(L.Reshape((t.shape[2],)), y))
+
+
 def _op_squeeze(imp, node, a):
     v = imp.vals.get(node.input[0])
+    if v is not None and v.kind == "tm_step" and len(node.input) > 1:
+        return _op_squeeze_step(imp, node, v)
     axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
         list(a.get("axes", []))
     if v is not None and v.kind in ("rnn_y", "rnn_yh"):
@@ -702,6 +796,12 @@ def _op_squeeze(imp, node, a):
 def _op_unsqueeze(imp, node, a):
     v = imp.vals.get(node.input[0])
     axes = imp.const(node.input[1], np.int64).tolist()
+    if v is not None and v.kind == "shape" and v.extra["scalar"] and axes == [0]:
+        imp.set(node.output[0], "shape", dims=v.extra["dims"], scalar=False)
+        return
+    if v is not None and v.kind == "zeros" and axes == [0]:
+        imp.set(node.output[0], "zeros", dims=[1] + v.extra["dims"])
+        return
     if v is not None and v.kind == "dot1" and axes == [1]:
         imp.set(node.output[0], "nhwc", v.t)
         return
@@ -734,7 +834,7 @@ def _op_reduce_sum_square(imp, node, a):
 def _op_sqrt(imp, node, a):
     v = imp.vals.get(node.input[0])
     if v is None or v.kind != "maxeps":
-        imp.bad("Sqrt is only read as part of an L2 normalisation")
+        return _unary_ops("sqrt")(imp, node, a)
     imp.set(node.output[0], "norm", v.t, axis=v.extra["axis"])
 
 
@@ -783,8 +883,14 @@ def _rnn_op(kind):
         ins = list(node.input) + [""] * (8 - len(node.input))
         if ins[4] and packed is None:
             imp.bad("sequence_lens is read only as nncore's export of a masked layer")
+        n_dir0 = 2 if a.get("direction", "forward") in ("bidirectional", b"bidirectional") else 1
+        for k in (5, 6):  # zero initial states (as other exporters write them) are no state
+            z = imp.vals.get(ins[k]) if ins[k] else None
+            if z is not None and z.kind == "zeros" and \
+                    z.extra["dims"] == [n_dir0, None, int(a.get("hidden_size", -1))]:
+                ins[k] = ""
         if any(ins[5:]):
-            imp.bad("initial states and peepholes are not supported")
+            imp.bad("initial states (other than zeros) and peepholes are not supported")
         direction = a.get("direction", "forward")
         direction = direction.decode() if isinstance(direction, bytes) else direction
         n_dir = 2 if direction == "bidirectional" else 1
@@ -953,7 +1059,7 @@ def _reduce_pool(kind):
     def f(imp, node, a):
         from . import layers as L
 
-        _only(imp, a, {"axes": None, "keepdims": (0,)})
+        _only(imp, a, {"axes": None, "keepdims": (0, 1)})
         v = imp.vals.get(node.input[0])
         if v is not None and v.kind == "bidi_bm" and kind == "Average":
             return _bidi_merge(imp, node, v, "ave", axes=a.get("axes", []))
@@ -961,12 +1067,12 @@ def _reduce_pool(kind):
         rank = len(t.shape)
         if len(node.input) > 1 or list(a.get("axes", [])) != list(range(1, rank - 1)) or \
                 rank not in (3, 4):
-            imp.bad(f"{node.op_type} is read only as global pooling over the steps or the "
-                    "spatial axes of a channels-last tensor")
+            return _op_reduce_ops(imp, node, a)
         if kind == "Average" and rank == 3 and _mask_source(t) is not None:
             imp.bad("a plain average of a masked tensor (nncore's would skip the masked steps)")
         cls = f"Global{kind}Pooling{rank - 2}D"
-        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(), t))
+        keep = bool(a.get("keepdims", 1))  # ONNX's default keeps them
+        imp.set(node.output[0], "nhwc", imp.layer(getattr(L, cls)(keepdims=keep), t))
     return f
 
 
@@ -990,23 +1096,45 @@ def _op_batch_norm(imp, node, a):
 def _op_layer_norm(imp, node, a):
     from . import layers as L
 
-    _only(imp, a, {"axis": (-1,), "epsilon": None, "stash_type": (1,)})
+    _only(imp, a, {"axis": None, "epsilon": None, "stash_type": (1,)})
     if len(node.output) != 1 or len(node.input) != 3:
         imp.bad("only LayerNormalization(X, scale, bias) with one output is supported")
-    t = imp.tensor(node.input[0])
-    ws = [imp.const(x, np.float32) for x in node.input[1:]]
-    lay = L.LayerNormalization(epsilon=float(a.get("epsilon", 1e-5)))
-    imp.set(node.output[0], "nhwc", imp.layer(lay, t, ws))
+    v = imp.vals.get(node.input[0])
+    view = v.kind if v is not None and v.kind in ("nchw", "ncw") else "nhwc"
+    t = imp.tensor(node.input[0], view)
+    rank = len(t.shape)
+    # the value's axis i is the tensor's axis to_t[i] (a channels-first view is a transpose)
+    to_t = {"nchw": [0, 3, 1, 2], "ncw": [0, 2, 1]}.get(view, list(range(rank)))
+    ax = a.get("axis", -1)
+    if not -rank < ax < rank or ax % rank == 0:
+        imp.bad(f"axis {ax} of a rank-{rank} value (nncore normalizes non-batch axes)")
+    v_axes = list(range(ax % rank, rank))  # ONNX: the trailing axes from `axis` on
+    t_axes = [to_t[i] for i in v_axes]
+    axes = sorted(t_axes)
+    order = [t_axes.index(i) for i in axes]
+    shape = tuple(t.shape[to_t[i]] for i in v_axes)
+    ws = []
+    for x in node.input[1:]:
+        w = imp.const(x, np.float32)
+        if w.shape != shape:
+            imp.bad(f"scale/bias {x!r} of shape {w.shape} for normalized axes of shape "
+                    f"{shape} (a broadcast one is not read)")
+        ws.append(np.ascontiguousarray(np.transpose(w, order)))
+    lay = L.LayerNormalization(axis=axes[0] if len(axes) == 1 else axes,
+                               epsilon=float(a.get("epsilon", 1e-5)))
+    imp.set(node.output[0], view, imp.layer(lay, t, ws))
 
 
 def _op_bidi_reduce(mode):
     """ReduceSum (axes an input) / ReduceProd (axes an attribute): read only as the sum / mul
     merge of a bidirectional op."""
     def f(imp, node, a):
-        _only(imp, a, {"axes": None, "keepdims": (0,)})
         v = imp.vals.get(node.input[0])
         if v is None or v.kind != "bidi_bm":
+            if node.op_type == "ReduceSum":
+                return _op_reduce_ops(imp, node, a)
             imp.bad(f"{node.op_type} is read only as the merge of a bidirectional recurrent op")
+        _only(imp, a, {"axes": None, "keepdims": (0,)})
         axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 else \
             a.get("axes", [])
         _bidi_merge(imp, node, v, mode, axes=axes)
@@ -1063,6 +1191,19 @@ def _op_gather(imp, node, a):
                                                                else (1, -2)):
             imp.bad("a bidirectional op's outputs are read only one direction at a time")
         return _bidi_merge(imp, node, v, None, index=int(k))
+    if v is not None and v.kind == "shape":  # one dimension of a Shape
+        _only(imp, a, {"axis": (0,)})
+        k = imp.const(node.input[1], np.int64)
+        dims = v.extra["dims"]
+        if k.ndim > 1 or v.extra["scalar"] or \
+                not all(-len(dims) <= int(i) < len(dims) for i in k.reshape(-1)):
+            imp.bad("a Shape's dimensions are read with constant indices")
+        imp.set(node.output[0], "shape", dims=[dims[int(i)] for i in k.reshape(-1)],
+                scalar=k.ndim == 0)
+        return
+    if v is not None and v.kind == "nhwc" and node.input[1] in imp.consts and \
+            int(a.get("axis", 0)) in (1, -2) and len(v.t.shape) == 3:
+        return _take_step(imp, node, v.t)
     table = imp.consts.get(node.input[0])
     table = imp.xconsts.get(node.input[0]) if table is None else table
     if table is not None and table.ndim == 1 and (table.dtype == np.int64 or
@@ -1076,6 +1217,171 @@ def _op_gather(imp, node, a):
     lay = L.Embedding(w.shape[0], w.shape[1],
                       mask_zero=node.output[0] in imp.motifs.mask_zero)
     imp.set(node.output[0], "nhwc", imp.layer(lay, t, [w]))
+
+
+def _op_shape(imp, node, a):
+    _only(imp, a, {})
+    v = imp.vals.get(node.input[0])
+    if v is None or v.kind not in ("nhwc", "nchw", "ncw", "tmajor"):
+        imp.bad("Shape is read only of a tensor")
+    t = v.t
+    if v.kind == "nhwc":
+        t = imp.tensor(node.input[0])
+    dims = [None] + [int(d) for d in t.shape[1:]]
+    if v.kind in ("nchw", "ncw"):  # the value is the tensor's channels-first transpose
+        dims = [dims[0], dims[-1]] + dims[1:-1]
+    elif v.kind == "tmajor":  # (steps, batch, features)
+        dims = [dims[1], None, dims[2]]
+    imp.set(node.output[0], "shape", dims=dims, scalar=False)
+
+
+def _op_constant_of_shape(imp, node, a):
+    _only(imp, a, {"value": None})
+    v = imp.vals.get(node.input[0])
+    val = imp.onnx.numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+    if v is None or v.kind != "shape" or v.extra["scalar"] or val.size != 1 or \
+            val.dtype != np.float32 or float(val.reshape(-1)[0]) != 0.0:
+        imp.bad("ConstantOfShape is read only as float32 zeros of a shape computed from a "
+                "tensor (an RNN's initial state)")
+    imp.set(node.output[0], "zeros", dims=v.extra["dims"])
+
+
+def _op_expand(imp, node, a):
+    _only(imp, a, {})
+    c = imp.consts.get(node.input[0])
+    v = imp.vals.get(node.input[1])
+    if c is None or c.dtype != np.float32 or c.size != 1 or float(c.reshape(-1)[0]) != 0.0 \
+            or v is None or v.kind != "shape" or v.extra["scalar"]:
+        imp.bad("Expand is read only as float32 zeros of a shape computed from a tensor (an "
+                "RNN's initial state)")
+    imp.set(node.output[0], "zeros", dims=v.extra["dims"])
+
+
+# ---- ops that are no nncore layer: a Lambda of nncore.ops (predicts and trains; such a model is
+# saved only to ONNX again, since a Lambda's function is saved by a registered name) ----------
+_UNARY = {"Exp": "exp", "Log": "log", "Abs": "abs", "Neg": "negative", "Reciprocal": None,
+          "Sqrt": "sqrt"}
+
+
+def _ops_lambda(imp, node, fn, xs_names):
+    """A Lambda running fn on the tensors of xs_names (channels-first views kept for a single
+    elementwise input)."""
+    from . import layers as L
+
+    v = imp.vals.get(xs_names[0])
+    view = v.kind if len(xs_names) == 1 and v is not None and v.kind in ("nchw", "ncw") \
+        else "nhwc"
+    ts = [imp.tensor(x, view) for x in xs_names]
+    lay = L.Lambda(fn if len(ts) > 1 else (lambda t: fn(t)), name=imp.fresh_name(node.op_type))
+    return view, imp.layer(lay, ts if len(ts) > 1 else ts[0])
+
+
+def _unary_ops(name):
+    def f(imp, node, a):
+        from . import ops
+
+        _only(imp, a, {})
+        op = (lambda t: ops.divide(1.0, t)) if name is None else getattr(ops, name)
+        view, y = _ops_lambda(imp, node, op, [node.input[0]])
+        imp.set(node.output[0], view, y)
+    return f
+
+
+def _op_pow(imp, node, a):
+    from . import ops
+
+    _only(imp, a, {})
+    if node.input[1] not in imp.consts or imp.consts[node.input[1]].size != 1:
+        imp.bad("Pow is read with a constant scalar exponent")
+    e = float(imp.consts[node.input[1]].reshape(-1)[0])
+    view, y = _ops_lambda(imp, node, lambda t: ops.power(t, e), [node.input[0]])
+    imp.set(node.output[0], view, y)
+
+
+def _op_reduce_ops(imp, node, a):
+    """ReduceMean/Max/Min/Sum over any axes of a channels-last tensor (not a global pooling)."""
+    from . import ops
+
+    _only(imp, a, {"axes": None, "keepdims": (0, 1), "noop_with_empty_axes": (0,)})
+    t = imp.tensor(node.input[0])
+    rank = len(t.shape)
+    axes = imp.const(node.input[1], np.int64).tolist() if len(node.input) > 1 and \
+        node.input[1] else list(a.get("axes", range(rank)))
+    axes = sorted({int(x) % rank for x in axes})
+    if 0 in axes:
+        imp.bad(f"{node.op_type} over the batch axis (a layer computes per sample)")
+    keep = bool(a.get("keepdims", 1))
+    fn = {"ReduceMean": ops.mean, "ReduceMax": ops.max, "ReduceMin": ops.min,
+          "ReduceSum": ops.sum}[node.op_type]
+    _, y = _ops_lambda(imp, node, lambda x: fn(x, axis=tuple(axes), keepdims=keep),
+                       [node.input[0]])
+    imp.set(node.output[0], "nhwc", y)
+
+
+def _op_nary_ops(name):
+    """Comparisons, logical and/or, Where: a Lambda of nncore.ops over the tensor inputs, the
+    constant ones captured (scalars or arrays)."""
+    def f(imp, node, a):
+        from . import ops
+
+        _only(imp, a, {})
+        fn = getattr(ops, name)
+        ins = list(node.input)
+        tensors = [x for x in ins if x not in imp.consts and x not in imp.xconsts]
+        if not tensors:
+            imp.bad(f"{node.op_type} of constants only")
+        fixed = {k: np.asarray(imp.consts.get(x, imp.xconsts.get(x))) for k, x in
+                 enumerate(ins) if x not in tensors}
+
+        tensors = list(dict.fromkeys(tensors))  # one Lambda input per distinct tensor
+        slot = {k: tensors.index(x) for k, x in enumerate(ins) if k not in fixed}
+
+        def run(ts):
+            ts = ts if isinstance(ts, (list, tuple)) else [ts]
+            return fn(*[fixed[k] if k in fixed else ts[slot[k]] for k in range(len(ins))])
+        view, y = _ops_lambda(imp, node, run, tensors)
+        imp.set(node.output[0], "nhwc" if len(tensors) > 1 else view, y)
+    return f
+
+
+def _op_axis_ops(name):
+    """LogSoftmax / ArgMax / ArgMin along one axis of a channels-last tensor."""
+    def f(imp, node, a):
+        from . import ops
+
+        allowed = {"axis": None} if name == "log_softmax" else \
+            {"axis": None, "keepdims": (0, 1), "select_last_index": (0,)}
+        _only(imp, a, allowed)
+        t = imp.tensor(node.input[0])
+        rank = len(t.shape)
+        ax = int(a.get("axis", -1 if name == "log_softmax" else 0))
+        if not -rank <= ax < rank or ax % rank == 0:
+            imp.bad(f"{node.op_type} over axis {ax} (a layer computes per sample)")
+        ax %= rank
+        if name == "log_softmax":
+            fn = lambda x: ops.log_softmax(x, axis=ax)  # noqa: E731
+        else:
+            keep = bool(a.get("keepdims", 1))
+            op = getattr(ops, name)
+            fn = (lambda x: ops.expand_dims(op(x, axis=ax), ax)) if keep else \
+                (lambda x: op(x, axis=ax))
+        _, y = _ops_lambda(imp, node, fn, [node.input[0]])
+        imp.set(node.output[0], "nhwc", y)
+    return f
+
+
+def _take_step(imp, node, t):
+    """x[:, k] of a (batch, steps, features) tensor: the step cut out (Cropping1D) and the
+    steps axis dropped (Reshape)."""
+    from . import layers as L
+
+    k = imp.const(node.input[1], np.int64)
+    steps = t.shape[1]
+    if k.shape != () or steps is None or not -steps <= int(k) < steps:
+        imp.bad("a step of a sequence is read with one constant index of a known length")
+    k = int(k) % steps
+    y = imp.layer(L.Cropping1D((k, steps - 1 - k)), t)
+    imp.set(node.output[0], "nhwc", imp.layer(L.Reshape((t.shape[2],)), y))
 
 
 def _spatial(imp, t, what):
@@ -1115,6 +1421,26 @@ def _op_slice(imp, node, a):
             imp.bad("a reverse-direction sequence is read only reversed along time")
         imp.set(node.output[0], "rnn_seq_tm", v.t)
         return
+    if v is not None and v.kind == "rnn_seq_tm" and len(node.input) in (4, 5) and \
+            imp.const(node.input[3], np.int64).tolist() == [0] and (
+                len(node.input) == 4 or imp.const(node.input[4], np.int64).tolist() == [1]):
+        # one step of a time-major sequence (another exporter's last output step)
+        steps = v.t.shape[1]
+        (b,), (e,) = (imp.const(x, np.int64).reshape(1).tolist() for x in node.input[1:3])
+        k = b % steps if steps is not None and -steps <= b < steps else None
+        if k is None or min(e, steps) - (k if e >= 0 else k - steps) != 1 and \
+                not (e >= steps and k == steps - 1):
+            imp.bad("a time-major sequence is sliced only to one step")
+        imp.set(node.output[0], "tm_step", v.t, k=k)
+        return
+    if v is not None and v.kind == "shape" and not v.extra["scalar"]:  # part of a Shape
+        if len(node.input) not in (3, 4, 5) or len(node.input) > 3 and \
+                imp.const(node.input[3], np.int64).tolist() != [0] or len(node.input) == 5 \
+                and imp.const(node.input[4], np.int64).tolist() != [1]:
+            imp.bad("a Shape is sliced only along its one axis, step 1")
+        (b,), (e,) = (imp.const(x, np.int64).reshape(1).tolist() for x in node.input[1:3])
+        imp.set(node.output[0], "shape", dims=v.extra["dims"][b:e], scalar=False)
+        return
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Slice")
     if len(node.input) not in (4, 5):
@@ -1139,9 +1465,17 @@ def _op_slice(imp, node, a):
 def _op_resize(imp, node, a):
     from . import layers as L
 
-    _only(imp, a, {"mode": ("nearest", b"nearest"),
-                   "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
-                   "nearest_mode": ("floor", b"floor")})
+    mode = a.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "linear":  # nncore's bilinear UpSampling2D: half-pixel centres, edges clamped
+        _only(imp, a, {"mode": None,
+                       "coordinate_transformation_mode": ("half_pixel", b"half_pixel")})
+    else:
+        _only(imp, a, {"mode": ("nearest", b"nearest"),
+                       "coordinate_transformation_mode": ("asymmetric", b"asymmetric"),
+                       "nearest_mode": ("floor", b"floor")})
+    if len(node.input) == 4 and not node.input[2] and mode == "linear":
+        return _resize_to_size(imp, node)
     t = imp.tensor(node.input[0])
     n = _spatial(imp, t, "Resize")
     if len(node.input) != 3 or (node.input[1] and node.input[1] not in imp.consts):
@@ -1151,8 +1485,44 @@ def _op_resize(imp, node, a):
             any(v != int(v) or v < 1 for v in sc[1:-1]):
         imp.bad(f"scales {sc} are not an integer upsampling of the spatial axes")
     size = [int(v) for v in sc[1:-1]]
-    lay = getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size))
+    if mode == "linear" and n != 2:
+        imp.bad("a linear Resize is read only as a 2-D bilinear upsampling")
+    lay = (L.UpSampling2D(tuple(size), interpolation="bilinear") if mode == "linear" else
+           getattr(L, f"UpSampling{n}D")(size[0] if n == 1 else tuple(size)))
     imp.set(node.output[0], "nhwc", imp.layer(lay, t))
+
+
+def _resize_to_size(imp, node):
+    """A bilinear Resize to a fixed (height, width), of an image or of its Slice: read only as
+    RandomCrop at inference (its centre window of the target's aspect ratio, then the resize),
+    checked against that rule for the image's size."""
+    from . import layers as L
+
+    sz = imp.vals.get(node.input[3])
+    x = node.input[0]
+    if node.input[1] or sz is None or sz.kind != "shape" or len(sz.extra["dims"]) != 4 or \
+            sz.extra["dims"][0] is not None or None in sz.extra["dims"][1:]:
+        imp.bad("a Resize to sizes is read only with sizes (batch, height, width, channels) "
+                "computed from its input (RandomCrop's export)")
+    _, th, tw, c = sz.extra["dims"]
+    sl = imp.motifs.prod.get(x)
+    window = None
+    if sl is not None and sl.op_type == "Slice" and len(sl.input) == 4 and \
+            imp.const(sl.input[3], np.int64).tolist() == [1, 2]:
+        window = [imp.const(v, np.int64).tolist() for v in sl.input[1:3]]
+        x = sl.input[0]
+    t = imp.tensor(x)
+    if len(t.shape) != 4 or t.shape[3] != c or None in t.shape[1:3]:
+        imp.bad("the resized value is not a batch of images of known size")
+    h, w = t.shape[1], t.shape[2]
+    ch = max(min(h, int(float(w * th) / tw)), 1)  # RandomCrop's centre window
+    cw = max(min(w, int(float(h * tw) / th)), 1)
+    hs, ws = int(float(h - ch) / 2), int(float(w - cw) / 2)
+    want = [[hs, ws], [hs + ch, ws + cw]] if (ch, cw) != (h, w) else None
+    if window != want:
+        imp.bad(f"a Resize to {th}x{tw} of the window {window} of a {h}x{w} image is not "
+                "RandomCrop's centre window")
+    imp.set(node.output[0], "nhwc", imp.layer(L.RandomCrop(th, tw), t))
 
 
 def _op_prelu(imp, node, a):
@@ -1195,6 +1565,7 @@ class _Motifs:
                 self._embedding_mask(n)
             elif n.op_type == "Where":
                 self._discretization(n)
+                self._relu(n)
             elif n.op_type == "Cast":
                 self._encoding(n)
         for n in nodes:
@@ -1311,6 +1682,45 @@ class _Motifs:
             return
         self._take(where, _motif_discretization, {"x": cd.input[0], "b": b.tolist()},
                    [cd, isnan, un, ge, ci, rs])
+
+    def _scalar(self, name):
+        c = self.imp.consts.get(name)
+        if c is None or c.dtype != np.float32 or c.size != 1 or not np.isfinite(c).all():
+            return None
+        return float(c.reshape(-1)[0])
+
+    def _relu(self, where):
+        """nncore's ReLU with a threshold, a slope and/or a cap: Where(GreaterOrEqual(x, t), x,
+        Mul(Sub(x, t) (or x when t = 0), slope)), then Min(., max_value) when capped."""
+        if len(where.input) != 3 or id(where) in self.absorbed:
+            return
+        ge = self.P(where.input[0], "GreaterOrEqual")
+        mul = self.P(where.input[2], "Mul")
+        if not ge or not mul or len(ge.input) != 2 or len(mul.input) != 2:
+            return
+        x, thr, slope = ge.input[0], self._scalar(ge.input[1]), self._scalar(mul.input[1])
+        if where.input[1] != x or thr is None or slope is None:
+            return
+        own = [ge, mul]
+        if thr != 0.0:
+            sub = self.P(mul.input[0], "Sub")
+            if not sub or list(sub.input) != [x, ge.input[1]]:
+                return
+            own.append(sub)
+        elif mul.input[0] != x:
+            return
+        if not all(self._sole(n.output[0], c) for n, c in
+                   zip(own, [where, where] + ([mul] if thr != 0.0 else []))):
+            return
+        top, anchor = None, where
+        users = self.cons.get(where.output[0], [])
+        if len(users) == 1 and users[0].op_type == "Min" and len(users[0].input) == 2 and \
+                users[0].input[0] == where.output[0] and \
+                self._scalar(users[0].input[1]) is not None:
+            top, anchor = self._scalar(users[0].input[1]), users[0]
+            own.append(where)
+        self._take(anchor, _motif_relu, {"x": x, "negative_slope": slope, "threshold": thr,
+                                         "max_value": top}, own)
 
     def _encoding(self, cast):
         """nncore's one_hot / multi_hot / count: Cast<float>(Equal(Unsqueeze(idx', -1),
@@ -1568,6 +1978,16 @@ def _motif_masking(imp, node, info):
     imp.set(node.output[0], "nhwc", imp.layer(L.Masking(mask_value=info["mask_value"]), t))
 
 
+def _motif_relu(imp, node, info):
+    from . import layers as L
+
+    v = imp.vals.get(info["x"])
+    view = v.kind if v is not None and v.kind in ("nchw", "ncw") else "nhwc"
+    lay = L.ReLU(negative_slope=info["negative_slope"], threshold=info["threshold"],
+                 max_value=info["max_value"])
+    imp.set(node.output[0], view, imp.layer(lay, imp.tensor(info["x"], view)))
+
+
 def _motif_discretization(imp, node, info):
     from . import layers as L
 
@@ -1696,6 +2116,15 @@ _ARITY = {"Constant": (0, 1, ("value",)), "Gemm": (2, 1, ()), "MatMul": (2, 1, (
 ONNX_IMPORTERS: dict = {
     "Identity": _op_identity, "Cast": _op_cast, "Constant": _op_constant,
     "Transpose": _op_transpose, "Gemm": _op_gemm, "MatMul": _op_matmul,
+    "Shape": _op_shape, "ConstantOfShape": _op_constant_of_shape, "Expand": _op_expand,
+    **{k: _unary_ops(v) for k, v in _UNARY.items() if k != "Sqrt"}, "Pow": _op_pow,
+    "ReduceMin": _op_reduce_ops,
+    **{k: _op_nary_ops(v) for k, v in (
+        ("Greater", "greater"), ("Less", "less"), ("GreaterOrEqual", "greater_equal"),
+        ("LessOrEqual", "less_equal"), ("Equal", "equal"), ("Where", "where"),
+        ("And", "logical_and"), ("Or", "logical_or"))},
+    "LogSoftmax": _op_axis_ops("log_softmax"), "ArgMax": _op_axis_ops("argmax"),
+    "ArgMin": _op_axis_ops("argmin"),
     "Add": _binary("Add"), "Sub": _binary("Subtract"), "Mul": _binary("Multiply"),
     "Mean": _binary("Average"), "Max": _binary("Maximum"), "Min": _binary("Minimum"),
     "Div": _binary("Divide"), "Concat": _op_concat,

@@ -6,7 +6,10 @@ Layouts (learnt from files Keras 3.x writes):
           inside), metadata.json and model.weights.h5, whose datasets sit at
           ``layers/<snake class name, uniquified per container>/vars/<i>`` in Keras's
           ``model.layers`` order (RNNs under ``.../cell/vars``, nested models under
-          ``.../layers/...``, a layer shared by two models only where it is first met).
+          ``.../layers/...``, a layer shared by two models only where it is first met);
+          an adapted lookup's or TextVectorization's vocabulary in
+          ``assets/<that path without /vars>/vocabulary.txt`` (TextVectorization: also under
+          ``<path>/_lookup_layer``), a tf_idf layer's weights as the dataset ``idf_weights``.
   .h5     attributes ``model_config`` (JSON) and ``training_config``; group ``model_weights``
           (or the root, for a weights file) with ``layer_names``, and per layer a group with
           ``weight_names`` listing its datasets in weight order.
@@ -160,8 +163,17 @@ _ISSUE11_LAYERS = {
     **{k: LayerSpec({"max_tokens", "num_oov_indices", "mask_token", "oov_token", "vocabulary",
                      "invert", "output_mode", "vocabulary_dtype", "pad_to_max_tokens",
                      "idf_weights", "oov_method", "salt"},
-                    {"sparse": (False,), "encoding": ("utf-8",), "vocabulary_size": _ANY})
+                    {"sparse": (False,), "encoding": ("utf-8",), "vocabulary_size": _ANY},
+                    to_keras=lambda lay: _vocab_to_keras(lay))
        for k in ("IntegerLookup", "StringLookup")},
+    # Keras's TextVectorization holds a StringLookup as '_lookup_layer': its h5 groups and its
+    # vocabulary asset sit under both the layer's path and '<path>/_lookup_layer'.
+    "TextVectorization": LayerSpec(
+        "max_tokens standardize split ngrams output_mode output_sequence_length "
+        "pad_to_max_tokens vocabulary idf_weights",
+        {"sparse": (False,), "ragged": (False,), "encoding": ("utf-8",),
+         "vocabulary_size": _ANY}, to_keras=lambda lay: _vocab_to_keras(lay),
+        children=lambda tv: [("_lookup_layer", tv._lookup)]),
 }
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
 
@@ -324,6 +336,161 @@ def _hashing_to_keras(layer):
     return {"dtype": {**_POLICY, "config": {"name": "int64"}}}
 
 
+# ---- vocabularies: the .keras zip's assets/ ---------------------------------------------------
+# Keras 3 writes an adapted lookup's vocabulary (special tokens first) to
+# ``assets/<the layer's h5 path without /vars>/vocabulary.txt``, one token a line, and its
+# config's 'vocabulary' is null; a tf_idf layer's weights are the dataset 'idf_weights' of its
+# vars group (special and padding slots included). A vocabulary given in the config is used as is.
+MAX_ASSET_BYTES = 64 << 20
+MAX_VOCAB_TOKENS = 1 << 24
+_writing_keras_zip = threading.local()  # set while save_keras writes: vocabularies go to assets
+
+
+def _lookup_of(layer):
+    """The lookup that holds a vocabulary layer's tokens (itself, or TextVectorization's), or
+    None for any other layer."""
+    from ..layers.categorical import _Lookup
+    from ..layers.text import TextVectorization
+
+    if isinstance(layer, TextVectorization):
+        return layer._lookup
+    return layer if isinstance(layer, _Lookup) else None
+
+
+def _asset_text(look):
+    """The vocabulary file Keras writes for `look`, or None when it must stay in the config:
+    no tokens, or tokens Keras's reader would not give back (it splits the file with
+    str.splitlines, which also breaks at \\r, \\v, \\f, \\x1c-\\x1e, \\x85, \\u2028-9, and drops
+    trailing empty lines, so a last token '' would be lost); or a tf_idf layer padded to
+    max_tokens beyond its tokens (Keras 3.15 refuses its own file then: idf longer than them)."""
+    if not look._vocab:
+        return None
+    if look.output_mode == "tf_idf" and look.pad_to_max_tokens and \
+            look.vocabulary_size() < look.max_tokens:
+        return None
+    toks = [str(v) for v in look.get_vocabulary(include_special_tokens=True)]
+    if toks[-1] == "" or any(f"x{t}x".splitlines() != [f"x{t}x"] for t in toks):
+        return None
+    return "\n".join(toks).encode("utf-8")
+
+
+def _vocab_to_keras(layer):
+    if getattr(_writing_keras_zip, "value", False) and _asset_text(_lookup_of(layer)) is not None:
+        return {"vocabulary": None, "idf_weights": None}  # in assets/ and the weights file
+    return {}
+
+
+def _vocab_units(model, class_names=None):
+    """[(lookup, [asset dirs], [h5 vars groups])] for every vocabulary layer, Keras's paths."""
+    units: dict = {}
+    for gpath, layer, _ in keras_var_paths(model, class_names):
+        look = _lookup_of(layer)
+        if look is None or not gpath.endswith("/vars"):
+            continue
+        u = units.setdefault(id(look), (look, [], []))
+        u[1].append(gpath[:-len("/vars")])
+        u[2].append(gpath)
+    return list(units.values())
+
+
+def _vocab_assets(model):
+    """{zip member: bytes} of the vocabularies save_keras writes."""
+    out = {}
+    for look, dirs, _ in _vocab_units(model):
+        text = _asset_text(look)
+        if text is not None:
+            for d in dirs:
+                out[f"assets/{d}/vocabulary.txt"] = text
+    return out
+
+
+def _idf_value(look):
+    if look.idf_weights is not None:
+        return np.asarray(look.idf_weights, np.float32)
+    return np.zeros(len(look._specials()), np.float32)  # not adapted: Keras's initial value
+
+
+def _parse_vocab(look, raw, member):
+    if len(raw) > MAX_ASSET_BYTES:
+        raise _Bad(f"{member}: larger than {MAX_ASSET_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _Bad(f"{member}: not UTF-8 text ({e})") from None
+    # Keras 3.15: open(path, "r").read().splitlines(), then trailing empty lines dropped.
+    lines = text.splitlines()
+    while lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) > MAX_VOCAB_TOKENS:
+        raise _Bad(f"{member}: more than {MAX_VOCAB_TOKENS} tokens")
+    if look._integer:
+        if not all(re.fullmatch(r"-?[0-9]{1,19}", v) for v in lines):
+            bad = next(v for v in lines if not re.fullmatch(r"-?[0-9]{1,19}", v))
+            raise _Bad(f"{member}: {bad[:40]!r} is not an integer token")
+        lines = [int(v) for v in lines]
+    specials = look._specials()
+    if lines[:len(specials)] == specials:  # Keras's set_vocabulary drops them when they lead
+        lines = lines[len(specials):]
+    return lines
+
+
+def _read_vocab_assets(zf, assets, model, class_names):
+    """Give every lookup whose vocabulary is in assets/ its tokens; every member must belong to
+    a vocabulary layer of the model. True when a vocabulary was set."""
+    units = _vocab_units(model, class_names)
+    known = {f"assets/{d}/vocabulary.txt": look for look, dirs, _ in units for d in dirs}
+    extra = sorted(n for n in assets if n not in known)
+    if extra:
+        raise _Bad(f"unexpected asset(s) {extra[:5]} (nncore reads the vocabulary files of "
+                   "its lookup and TextVectorization layers only)")
+    found = False
+    for look, dirs, _ in units:
+        members = [f"assets/{d}/vocabulary.txt" for d in dirs
+                   if f"assets/{d}/vocabulary.txt" in assets]
+        if not members:
+            continue
+        found = True
+        raws = [zf.read(m) for m in members]
+        if any(r != raws[0] for r in raws[1:]):
+            raise _Bad(f"{members}: the copies of layer {look.name!r}'s vocabulary differ")
+        if look._vocab:
+            raise _Bad(f"{members[0]}: layer {look.name!r} has a vocabulary in its config "
+                       "and another in assets/")
+        tokens = _parse_vocab(look, raws[0], members[0])
+        try:
+            if look.output_mode == "tf_idf":  # the weights come from the h5 file
+                look.set_vocabulary(tokens, np.zeros(len(tokens)))
+                look._input_idf = None
+            else:
+                look.set_vocabulary(tokens)
+        except ValueError as e:
+            raise _Bad(f"{members[0]}: {e}") from None
+    return found
+
+
+def _idf_datasets(units):
+    """{h5 path: lookup} of the idf_weights datasets Keras keeps for tf_idf layers."""
+    return {f"{g}/idf_weights": look for look, _, groups in units
+            if look.output_mode == "tf_idf" for g in groups}
+
+
+def _read_idfs(h5py, datasets, units):
+    staged: dict = {}
+    for p, look in _idf_datasets(units).items():
+        if p not in datasets:
+            raise _Bad(f"missing dataset {p!r} (the tf_idf weights of {look.name!r})")
+        out = np.empty((look._depth(),), np.float32)
+        _read_dataset(h5py, datasets[p], p, out)
+        prev = staged.get(id(look))
+        if prev is not None and not np.array_equal(prev[1], out):
+            raise _Bad(f"{p}: the copies of layer {look.name!r}'s idf weights differ")
+        staged[id(look)] = (look, out)
+    for look, w in staged.values():
+        if look._vocab:  # a layer never adapted keeps needing adapt()
+            look.idf_weights = w
+            look._input_idf = None
+
+
 def _init_from_keras(v, where):
     if v is None or isinstance(v, str):
         return v
@@ -460,7 +627,7 @@ def _input_from_keras(kcfg, where):
             raise _Bad(f"{where}: {flag}=True inputs are not supported")
     bs = kcfg.get("batch_shape", kcfg.get("batch_input_shape"))
     if bs is not None:
-        if not isinstance(bs, list) or len(bs) < 2:
+        if not isinstance(bs, list) or len(bs) < 1:
             raise _Bad(f"{where}: bad batch_shape {bs!r}")
         shape, batch = bs[1:], bs[0]
     else:
@@ -961,7 +1128,10 @@ def _fill_from_keras_h5(h5py, f, model, class_names=None):
     for gpath, layer, ws in plan:
         for i, w in enumerate(ws):
             expected[f"{gpath}/{i}"] = (w, layer)
-    extra = sorted(p for p in datasets if p not in expected and not p.startswith("optimizer/"))
+    units = _vocab_units(model, class_names)
+    idfs = _idf_datasets(units)
+    extra = sorted(p for p in datasets if p not in expected and p not in idfs and
+                   not p.startswith("optimizer/"))
     if extra:
         raise _Bad(f"unexpected dataset(s) {extra[:5]} (not variables of this model)")
     missing = sorted(p for p in expected if p not in datasets)
@@ -975,6 +1145,7 @@ def _fill_from_keras_h5(h5py, f, model, class_names=None):
         s = np.empty(w.shape, np.float32)
         _read_dataset(h5py, datasets[p], p, s)
         staged.append((w, s))
+    _read_idfs(h5py, datasets, units)
     for w, s in staged:
         w[...] = s
 
@@ -1012,6 +1183,8 @@ def _weights_h5_bytes(model, compiled_optimizer=None) -> bytes:
             g.attrs["name"] = layer.name
             for i, w in enumerate(ws):
                 g.create_dataset(str(i), data=_h5_value(w))
+        for p, look in _idf_datasets(_vocab_units(model)).items():
+            f.create_dataset(p, data=_idf_value(look))
         if compiled_optimizer is not None:
             g = f.require_group("optimizer/vars")
             g.attrs["name"] = compiled_optimizer.name
@@ -1220,7 +1393,11 @@ def save_keras(model, filepath, overwrite=True) -> None:
     """model.save('m.keras'): a Keras 3 file (keras.models.load_model reads it)."""
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built; build or fit it before saving")
-    entry = _model_to_keras(model)
+    _writing_keras_zip.value = True
+    try:
+        entry = _model_to_keras(model)
+    finally:
+        _writing_keras_zip.value = False
     entry["build_config"] = entry.get("build_config", {"input_shape": None})
     cc = _keras_compile_config(model)
     if cc is not None:
@@ -1230,7 +1407,8 @@ def save_keras(model, filepath, overwrite=True) -> None:
     data = _zip_bytes({"metadata.json": json.dumps(meta),
                        "config.json": json.dumps(entry),
                        "model.weights.h5": _weights_h5_bytes(
-                           model, model.optimizer if cc is not None else None)})
+                           model, model.optimizer if cc is not None else None),
+                       **_vocab_assets(model)})
     _atomic_write(filepath, data, overwrite)
 
 
@@ -1262,27 +1440,35 @@ def _open_keras_zip(filepath):
     zf = zipfile.ZipFile(io.BytesIO(raw))
     declared = 0
     names = set()
+    assets = set()
     for info in zf.infolist():
         if info.flag_bits & 0x1:
             raise _Bad(f"member {info.filename!r} is encrypted")
         if info.is_dir():
-            if info.filename.rstrip("/") != "assets":
+            if not (info.filename.rstrip("/") == "assets" or info.filename.startswith("assets/")):
                 raise _Bad(f"unexpected directory {info.filename!r}")
             continue
         if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
             raise _Bad(f"member {info.filename!r} is compressed; Keras stores its members and "
                        "compressed members are refused")
         declared += info.file_size
-        names.add(info.filename)
+        if info.filename in names or info.filename in assets:
+            raise _Bad(f"member {info.filename!r} appears twice")
+        if info.filename.startswith("assets/"):
+            if info.file_size > MAX_ASSET_BYTES:
+                raise _Bad(f"member {info.filename!r} is larger than {MAX_ASSET_BYTES} bytes")
+            assets.add(info.filename)  # matched against the model's vocabulary layers later
+        else:
+            names.add(info.filename)
     if declared > size:
         raise _Bad(f"members declare {declared} bytes but the file holds {size}")
     want = {"config.json", "metadata.json", "model.weights.h5"}
     if names - want:
-        raise _Bad(f"unexpected member(s) {sorted(names - want)[:5]} (nncore reads models "
-                   "without assets)")
+        raise _Bad(f"unexpected member(s) {sorted(names - want)[:5]} (a Keras 3 model file "
+                   "holds config.json, metadata.json, model.weights.h5 and assets/)")
     if "config.json" not in names or "model.weights.h5" not in names:
         raise _Bad("config.json or model.weights.h5 is missing: not a Keras 3 model file")
-    return zf, size
+    return zf, assets
 
 
 def _json(raw, what):
@@ -1341,7 +1527,7 @@ def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
     """keras.models.load_model('m.keras') for a file Keras 3 (or nncore) wrote."""
     h5py = _h5py()
     with _errors(filepath, "Keras model file"):
-        zf, _ = _open_keras_zip(filepath)
+        zf, assets = _open_keras_zip(filepath)
         with zf:
             cfg = _json(zf.read("config.json"), "config.json")
             if "metadata.json" in zf.namelist():
@@ -1356,8 +1542,15 @@ def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
                 _custom_names.value = None
                 _keras_orders.value = None
             wdata = zf.read("model.weights.h5")
-        model = _build(entry, max_params, len(wdata), custom_objects)
-        _remember_orders(model, orders)
+            model = _build(entry, max_params, len(wdata), custom_objects)
+            _remember_orders(model, orders)
+            if _read_vocab_assets(zf, assets, model, names):
+                # A vocabulary's size sets the shapes after it (an encoding's width, the Dense
+                # reading it): rebuild the model with the vocabularies in its config.
+                from .serialization import serialize_layer
+
+                model = _build(serialize_layer(model), max_params, len(wdata), custom_objects)
+                _remember_orders(model, orders)
         with _h5_from_bytes(h5py, wdata) as f:
             _fill_from_keras_h5(h5py, f, model, names)
         cc = cfg.get("compile_config")

@@ -647,15 +647,27 @@ def _elementwise(g, x, op_type, base, **attrs):
 
 
 def _relu_layer(g, layer, xs, node):
-    if layer.negative_slope != 0.0 or layer.threshold != 0.0:
-        raise ValueError(f"layer {layer.name!r} (ReLU): negative_slope/threshold have no ONNX "
-                         "export in nncore")
-    if layer.max_value is None:
-        return [_elementwise(g, xs[0], "Relu", layer.name)]
-    lo, hi = g.fresh("lo"), g.fresh("hi")  # Clip's bounds are scalars (0-d)
-    g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
-    g.inits.append(g.onnx.numpy_helper.from_array(np.array(layer.max_value, np.float32), hi))
-    return [g.same_layout(xs[0], g.op("Clip", [xs[0], lo, hi], layer.name))]
+    x = xs[0]
+    slope, thr, top = float(layer.negative_slope), float(layer.threshold), layer.max_value
+    if slope == 0.0 and thr == 0.0 and top is None:
+        return [_elementwise(g, x, "Relu", layer.name)]
+    if thr == 0.0 and top is None:  # Keras: a plain leaky ReLU
+        return [_elementwise(g, x, "LeakyRelu", layer.name, alpha=slope)]
+    if slope == 0.0 and thr == 0.0:
+        lo, hi = g.fresh("lo"), g.fresh("hi")  # Clip's bounds are scalars (0-d)
+        g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
+        g.inits.append(g.onnx.numpy_helper.from_array(np.array(top, np.float32), hi))
+        return [g.same_layout(x, g.op("Clip", [x, lo, hi], layer.name))]
+    # nncore's ReLU (activations.relu_general): x where x >= threshold, else
+    # negative_slope * (x - threshold); then at most max_value.
+    thr_c = g.const(np.array(thr, np.float32), "thr")
+    below = g.op("Mul", [g.op("Sub", [x, thr_c], "shifted") if thr != 0.0 else x,
+                         g.const(np.array(slope, np.float32), "slope")], "below")
+    y = g.op("Where", [g.op("GreaterOrEqual", [x, thr_c], "above"), x, below],
+             layer.name if top is None else "relu")
+    if top is not None:
+        y = g.op("Min", [y, g.const(np.array(top, np.float32), "top")], layer.name)
+    return [g.same_layout(x, y)]
 
 
 def _leaky_relu(g, layer, xs, node):
@@ -667,22 +679,23 @@ def _elu(g, layer, xs, node):
 
 
 def _softmax_layer(g, layer, xs, node):
-    ax = layer.axis if isinstance(layer.axis, int) else None
     rank = len(node.flat_inputs[0].shape)
-    if ax not in (-1, rank - 1):
-        raise ValueError(f"layer {layer.name!r} (Softmax): only the last axis has an ONNX "
-                         "export in nncore")
-    return [g.op("Softmax", [g.nhwc(xs[0])], layer.name, axis=-1)]
+    ax = layer.axis
+    if isinstance(ax, (list, tuple)) and len(ax) == 1:
+        ax = ax[0]
+    if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)) or not -rank < ax < rank \
+            or ax % rank == 0:
+        raise ValueError(f"layer {layer.name!r} (Softmax): axis {layer.axis!r} has no ONNX "
+                         "export (ONNX's Softmax takes one non-batch axis)")
+    ax = int(ax) % rank
+    return [g.op("Softmax", [g.nhwc(xs[0])], layer.name, axis=-1 if ax == rank - 1 else ax)]
 
 
 def _global_pool(op_type):
     def f(g, layer, xs, node):
-        if getattr(layer, "keepdims", False):
-            raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): keepdims=True "
-                             "has no ONNX export in nncore")
         rank = len(node.flat_inputs[0].shape)
         return [g.op(op_type, [g.nhwc(xs[0])], layer.name, axes=list(range(1, rank - 1)),
-                     keepdims=0)]
+                     keepdims=int(bool(getattr(layer, "keepdims", False))))]
     return f
 
 
@@ -705,17 +718,34 @@ def _batch_norm(g, layer, xs, node):
 
 
 def _layer_norm(g, layer, xs, node):
-    rank = len(node.flat_inputs[0].shape)
-    if [a % rank for a in layer.axis] != [rank - 1]:
-        raise ValueError(f"layer {layer.name!r} (LayerNormalization): only the last axis has "
-                         "an ONNX export in nncore")
-    c = node.flat_inputs[0].shape[-1]
-    gamma = layer.gamma if layer.scale else np.ones(c, np.float32)
-    beta = layer.beta if layer.center else np.zeros(c, np.float32)
-    ins = [g.nhwc(xs[0]), g.const(np.asarray(gamma, np.float32), f"{layer.name}_scale"),
-           g.const(np.asarray(beta, np.float32), f"{layer.name}_bias")]
-    return [g.op("LayerNormalization", ins, layer.name, axis=-1,
-                 epsilon=float(layer.epsilon))]
+    """ONNX LayerNormalization normalizes the trailing axes from `axis` on: other axes are
+    moved to the end around it (two Transposes)."""
+    shape = node.flat_inputs[0].shape
+    rank = len(shape)
+    axes = sorted({a % rank for a in layer.axis})
+    if 0 in axes or getattr(layer, "rms_scaling", False):
+        raise ValueError(f"layer {layer.name!r} (LayerNormalization): "
+                         f"{'rms_scaling' if 0 not in axes else 'the batch axis'} has no ONNX "
+                         "export in nncore")
+    nshape = [shape[a] for a in axes]
+
+    def param(w, fill):  # nncore applies gamma/beta flattened over the axes in increasing order
+        return (np.full(nshape, fill, np.float32) if w is None else
+                np.asarray(w, np.float32).reshape(nshape))
+    ins = [param(layer.gamma if layer.scale else None, 1.0),
+           param(layer.beta if layer.center else None, 0.0)]
+    x = g.nhwc(xs[0])
+    trailing = axes == list(range(rank - len(axes), rank))
+    perm = [a for a in range(rank) if a not in axes] + axes
+    if not trailing:
+        x = g.op("Transpose", [x], "ln_in", perm=perm)
+    y = g.op("LayerNormalization", [x, g.const(ins[0], f"{layer.name}_scale"),
+                                    g.const(ins[1], f"{layer.name}_bias")],
+             layer.name if trailing else "ln", axis=-len(axes),
+             epsilon=float(layer.epsilon))
+    if not trailing:
+        y = g.op("Transpose", [y], layer.name, perm=[int(i) for i in np.argsort(perm)])
+    return [y]
 
 
 def _embedding(g, layer, xs, node):
@@ -809,13 +839,42 @@ def _crop(g, layer, xs, node):
 
 
 def _upsample(g, layer, xs, node):
-    if getattr(layer, "interpolation", "nearest") != "nearest":
+    interp = getattr(layer, "interpolation", "nearest")
+    if interp not in ("nearest", "bilinear"):
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): interpolation "
                          f"{layer.interpolation!r} has no ONNX export in nncore")
     size = [layer.size] if isinstance(layer.size, int) else list(layer.size)
     scales = g.const(np.array([1.0] + [float(v) for v in size] + [1.0], np.float32), "scales")
+    if interp == "bilinear":  # half-pixel centres, edges clamped (tf.image.resize's bilinear)
+        return [g.op("Resize", [g.nhwc(xs[0]), "", scales], layer.name, mode="linear",
+                     coordinate_transformation_mode="half_pixel")]
     return [g.op("Resize", [g.nhwc(xs[0]), "", scales], layer.name, mode="nearest",
                  coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+
+
+def _random_crop(g, layer, xs, node):
+    """RandomCrop at inference: the central window of the target's aspect ratio (Slice), resized
+    bilinearly to (height, width) (Resize, half-pixel centres, edges clamped; the output size
+    from the input's batch and channels and the target)."""
+    shape = node.flat_inputs[0].shape
+    if len(shape) != 4:
+        raise ValueError(f"layer {layer.name!r} (RandomCrop): only a batch of images "
+                         "(batch, height, width, channels) has an ONNX export")
+    h, w, c = shape[1], shape[2], shape[3]
+    th, tw = layer.height, layer.width
+    ch = max(min(h, int(float(w * th) / tw)), 1)  # as layers.augmentation.RandomCrop._maps
+    cw = max(min(w, int(float(h * tw) / th)), 1)
+    hs, ws = int(float(h - ch) / 2), int(float(w - cw) / 2)
+    x = g.nhwc(xs[0])
+    if (ch, cw) != (h, w):
+        x = g.op("Slice", [x, g.i64([hs, ws], "starts"), g.i64([hs + ch, ws + cw], "ends"),
+                           g.i64([1, 2], "axes")], "crop")
+    if (ch, cw) == (th, tw):
+        return [g.op("Identity", [x], layer.name)]
+    n = g.op("Slice", [g.op("Shape", [x], "shp"), g.i64([0], "s0"), g.i64([1], "s1")], "batch")
+    sizes = g.op("Concat", [n, g.i64([th, tw, c], "hwc")], "sizes", axis=0)
+    return [g.op("Resize", [x, "", "", sizes], layer.name, mode="linear",
+                 coordinate_transformation_mode="half_pixel")]
 
 
 def _prelu(g, layer, xs, node):
@@ -977,7 +1036,7 @@ ONNX_EXPORTERS: dict = {
     "Rescaling": _rescaling, "Normalization": _normalization, "Permute": _permute,
     "ZeroPadding1D": _zero_pad, "ZeroPadding2D": _zero_pad, "Cropping1D": _crop,
     "Cropping2D": _crop, "UpSampling1D": _upsample, "UpSampling2D": _upsample,
-    "PReLU": _prelu,
+    "PReLU": _prelu, "RandomCrop": _random_crop,
     "Conv1D": _conv, "MaxPooling1D": _pool("MaxPool"), "AveragePooling1D": _pool("AveragePool"),
     "RepeatVector": _repeat_vector, "UnitNormalization": _unit_norm,
     "GroupNormalization": _group_norm, "Conv2DTranspose": _conv_transpose,
