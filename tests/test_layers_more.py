@@ -434,6 +434,18 @@ def test_activation_keras_parity(keras, name, rng):
                                getattr(keras.activations, name)(x).numpy(), rtol=2e-6, atol=2e-6)
 
 
+@pytest.mark.parametrize("kwargs", [dict(threshold=0.5), dict(threshold=0.5, negative_slope=0.2),
+                                    dict(threshold=0.5, negative_slope=0.2, max_value=1.0),
+                                    dict(threshold=0.5, max_value=0.5)])
+def test_relu_at_its_edges_keras_parity(keras, kwargs):
+    # Keras keeps x only above the threshold: at x == threshold it gives 0 (and at the cap the cap)
+    x = np.array([[-1.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5]], np.float32)
+    want = keras.layers.ReLU(**kwargs)(x).numpy()
+    np.testing.assert_array_equal(layers.ReLU(**kwargs)(x), want)
+    np.testing.assert_array_equal(activations.relu(x, **kwargs), want)
+    assert activations.relu(x, **kwargs)[0, 3] == 0.0
+
+
 def test_embedding_keras_parity(keras, rng):
     for kw in (dict(input_dim=9, output_dim=4), dict(input_dim=5, output_dim=3, mask_zero=True)):
         theirs, ours = keras.layers.Embedding(**kw), layers.Embedding(**kw)

@@ -191,7 +191,7 @@ _relu_kernel = _apply("relu")
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    """Keras's relu: x for x >= threshold (capped at max_value), negative_slope * (x - threshold)
+    """Keras's relu: x for x > threshold (capped at max_value), negative_slope * (x - threshold)
     below it."""
     if negative_slope == 0.0 and max_value is None and threshold == 0.0:
         return _relu_kernel(x)
@@ -202,7 +202,7 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
 
 def relu_general(x, negative_slope, max_value, threshold):
     t = x.dtype.type
-    y = np.where(x >= t(threshold), x, t(negative_slope) * (x - t(threshold)))
+    y = np.where(x > t(threshold), x, t(negative_slope) * (x - t(threshold)))
     if max_value is not None:
         y = np.minimum(y, t(max_value))
     return y.astype(x.dtype, copy=False)
@@ -210,7 +210,7 @@ def relu_general(x, negative_slope, max_value, threshold):
 
 def relu_general_grad(dy, x, negative_slope, max_value, threshold):
     t = x.dtype.type
-    d = np.where(x >= t(threshold), t(1), t(negative_slope))
+    d = np.where(x > t(threshold), t(1), t(negative_slope))
     if max_value is not None:
         d = np.where(x >= t(max_value), t(0), d)
     return (dy * d).astype(dy.dtype, copy=False)

@@ -1690,11 +1690,11 @@ class _Motifs:
         return float(c.reshape(-1)[0])
 
     def _relu(self, where):
-        """nncore's ReLU with a threshold, a slope and/or a cap: Where(GreaterOrEqual(x, t), x,
+        """nncore's ReLU with a threshold, a slope and/or a cap: Where(Greater(x, t), x,
         Mul(Sub(x, t) (or x when t = 0), slope)), then Min(., max_value) when capped."""
         if len(where.input) != 3 or id(where) in self.absorbed:
             return
-        ge = self.P(where.input[0], "GreaterOrEqual")
+        ge = self.P(where.input[0], "Greater")
         mul = self.P(where.input[2], "Mul")
         if not ge or not mul or len(ge.input) != 2 or len(mul.input) != 2:
             return

@@ -19,7 +19,8 @@ def _number(v, name, where, lo=None):
 
 
 class ReLU(Layer):
-    """y = min(x, max_value) for x >= threshold, negative_slope * (x - threshold) below."""
+    """y = min(x, max_value) for x > threshold, negative_slope * (x - threshold) at and below it
+    (so 0 at x == threshold, as Keras)."""
 
     supports_masking = True
 

@@ -658,12 +658,12 @@ def _relu_layer(g, layer, xs, node):
         g.inits.append(g.onnx.numpy_helper.from_array(np.array(0.0, np.float32), lo))
         g.inits.append(g.onnx.numpy_helper.from_array(np.array(top, np.float32), hi))
         return [g.same_layout(x, g.op("Clip", [x, lo, hi], layer.name))]
-    # nncore's ReLU (activations.relu_general): x where x >= threshold, else
+    # nncore's ReLU (activations.relu_general): x where x > threshold, else
     # negative_slope * (x - threshold); then at most max_value.
     thr_c = g.const(np.array(thr, np.float32), "thr")
     below = g.op("Mul", [g.op("Sub", [x, thr_c], "shifted") if thr != 0.0 else x,
                          g.const(np.array(slope, np.float32), "slope")], "below")
-    y = g.op("Where", [g.op("GreaterOrEqual", [x, thr_c], "above"), x, below],
+    y = g.op("Where", [g.op("Greater", [x, thr_c], "above"), x, below],
              layer.name if top is None else "relu")
     if top is not None:
         y = g.op("Min", [y, g.const(np.array(top, np.float32), "top")], layer.name)
