@@ -1,0 +1,90 @@
+"""Winograd F(2x2,3x3) vs the direct Conv2D kernel, layer by layer, on this CPU.
+
+    flock /tmp/nncore-bench.lock PYTHONPATH=python python bench/bench_winograd.py [--threads 2]
+
+For each 3x3 stride-1 shape: forward and backward (dx, dW, db) times with the algorithm forced to
+'direct' and to 'winograd' (alternating, medians of --reps calls after warm-up, ms), their ratio,
+and what 'auto' picks (_core.conv2d_uses_winograd). The rule in csrc/kernels/conv2d_winograd.cpp
+was set from this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+import nncore
+from nncore import _core
+from nncore import kernels as ops
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _harness import machine_header  # noqa: E402
+from bench_layers import median_ms  # noqa: E402
+
+# (name, N, H, W, C, F, padding)
+SHAPES = [
+    ("seed conv2", 32, 13, 13, 32, 64, "valid"),
+    ("seed conv3", 32, 5, 5, 64, 64, "valid"),
+    ("seed conv2 b1", 1, 13, 13, 32, 64, "valid"),
+    ("cifar conv2 b32", 32, 15, 15, 32, 64, "valid"),
+    ("cifar conv3 b32", 32, 6, 6, 64, 64, "valid"),
+    ("cifar conv2 b256", 256, 15, 15, 32, 64, "valid"),
+    ("cifar conv3 b256", 256, 6, 6, 64, 64, "valid"),
+    ("same 16x16 32->32", 32, 16, 16, 32, 32, "same"),
+    ("same 8x8 64->128", 32, 8, 8, 64, 128, "same"),
+    ("same 16x16 8->16", 32, 16, 16, 8, 16, "same"),
+    ("same 16x16 16->16", 32, 16, 16, 16, 16, "same"),
+    ("valid 7x7 32->32", 32, 7, 7, 32, 32, "valid"),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=30)
+    args = ap.parse_args()
+    nncore.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"{machine_header()}; nncore {args.threads} threads, ISA {ops.get_isa()}")
+    print()
+    print("| shape | fwd direct | fwd winograd | ratio | fwd+bwd direct | fwd+bwd winograd | ratio"
+          " | auto fwd / dx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for name, n, h, w, c, f, pad in SHAPES:
+        x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, c, f)) / np.sqrt(9 * c)).astype(np.float32)
+        b = np.zeros(f, np.float32)
+        y = ops.conv2d(x, k, b, padding=pad, activation="relu")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+
+        def fwd(algo):
+            def run():
+                _core.set_conv2d_algorithm(algo)
+                ops.conv2d(x, k, b, padding=pad, activation="relu")
+            return run
+
+        def both(algo):
+            def run():
+                _core.set_conv2d_algorithm(algo)
+                yy = ops.conv2d(x, k, b, padding=pad, activation="relu")
+                ops.conv2d_backward(dy, x, k, y=yy, padding=pad, activation="relu")
+            return run
+
+        fd, fw = median_ms(fwd("direct"), fwd("winograd"), reps=args.reps)
+        bd, bw = median_ms(both("direct"), both("winograd"), reps=args.reps)
+        _core.set_conv2d_algorithm("auto")
+        oh, ow = y.shape[1:3]
+        auto_f = _core.conv2d_uses_winograd(n, h, w, c, f, oh, ow)
+        auto_dx = _core.conv2d_uses_winograd(n, oh, ow, f, c, h, w)
+        print(f"| {name} ({n},{h},{w},{c})->{f} {pad} | {fd['median']:.3f} | {fw['median']:.3f} | "
+              f"{fw['median'] / fd['median']:.2f} | {bd['median']:.3f} | {bw['median']:.3f} | "
+              f"{bw['median'] / bd['median']:.2f} | {'W' if auto_f else 'D'} / "
+              f"{'W' if auto_dx else 'D'} |")
+
+
+if __name__ == "__main__":
+    main()
