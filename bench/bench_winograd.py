@@ -79,7 +79,7 @@ def main() -> None:
         _core.set_conv2d_algorithm("auto")
         oh, ow = y.shape[1:3]
         auto_f = _core.conv2d_uses_winograd(n, h, w, c, f, oh, ow)
-        auto_dx = _core.conv2d_uses_winograd(n, oh, ow, f, c, h, w)
+        auto_dx = _core.conv2d_uses_winograd(n, oh, ow, f, c, h, w, dx=True)
         print(f"| {name} ({n},{h},{w},{c})->{f} {pad} | {fd['median']:.3f} | {fw['median']:.3f} | "
               f"{fw['median'] / fd['median']:.2f} | {bd['median']:.3f} | {bw['median']:.3f} | "
               f"{bw['median'] / bd['median']:.2f} | {'W' if auto_f else 'D'} / "

@@ -186,10 +186,13 @@ def test_rule(algo):
         assert not _core.conv2d_uses_winograd(1, 13, 13, 32, 64, 11, 11)
     elif isa == "generic":
         assert not _core.conv2d_uses_winograd(*seed_conv2)
+    # The backward's dx never takes Winograd under 'auto' (measured slower), only when forced.
+    assert not _core.conv2d_uses_winograd(32, 4, 4, 64, 64, 6, 6, dx=True)
     algo("direct")
     assert not _core.conv2d_uses_winograd(*seed_conv2)
     algo("winograd")
     assert _core.conv2d_uses_winograd(1, 3, 3, 1, 1, 1, 1)
+    assert _core.conv2d_uses_winograd(32, 4, 4, 64, 64, 6, 6, dx=True)
     assert _core.get_conv2d_algorithm() == "winograd"
     with pytest.raises(ValueError, match="expected 'auto'"):
         _core.set_conv2d_algorithm("fft")

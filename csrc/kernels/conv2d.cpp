@@ -338,7 +338,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   Conv2dParams qw = p;  // the dx convolution: g (OH, OW, F) -> dx (H, W, C)
   qw.h = p.oh, qw.w = p.ow, qw.c = p.f, qw.f = p.c, qw.oh = p.h, qw.ow = p.w;
   qw.pt = g_top, qw.pl = g_left, qw.act = Act::none;
-  const bool wino_dx = dx && g_top >= 0 && g_left >= 0 && conv2d_use_winograd(qw);
+  const bool wino_dx = dx && g_top >= 0 && g_left >= 0 && conv2d_use_winograd_dx(qw);
   const bool direct_dx = !wino_dx && direct && dx && p.sh == 1 && p.sw == 1 &&
                          2 * p.h * p.w < 3 * R && g_top >= 0 && g_left >= 0 && g_bottom >= 0 &&
                          g_right >= 0;

@@ -123,6 +123,15 @@ bool conv2d_use_winograd(const Conv2dParams& p) {
   return 9.0 * static_cast<double>(p.oh * p.ow) >= 1.75 * 16.0 * static_cast<double>(th * tw);
 }
 
+// dx of a 3x3 layer as Winograd: on Zen 3 (AVX2, 1 and 2 threads, tools as above) the whole
+// backward took 1.13-1.18x as long with it for the 64->64 layer on 6x6 inputs at batch 32 and 256
+// (the one dx shape the forward rule admits in the seed and CIFAR CNNs; 1.1x for the 64->32 dx of
+// the 32->64 layer): the padded 4x4 gradient tiles are mostly zeros and each batch tile is a small
+// call. Kept for forced use (tests, benchmarks) until a shape where it pays is measured.
+bool conv2d_use_winograd_dx(const Conv2dParams& p) {
+  return conv2d_winograd_applies(p) && conv2d_algo() == ConvAlgo::winograd;
+}
+
 int64_t conv2d_winograd_weights_floats(int64_t c, int64_t f) {
   return 16 * packed_floats(active_isa(), c, f);
 }

@@ -52,6 +52,9 @@ ConvAlgo conv2d_algo();
 bool conv2d_winograd_applies(const Conv2dParams& p);
 // The per-shape rule (measured, see conv2d_winograd.cpp), under the current conv2d_algo().
 bool conv2d_use_winograd(const Conv2dParams& p);
+// The same for the backward's dx convolution (p: g (OH, OW, F) -> dx (H, W, C), padded by 2 - pad):
+// only when forced; 'auto' keeps the direct dx (measured slower as Winograd, see the .cpp).
+bool conv2d_use_winograd_dx(const Conv2dParams& p);
 
 // Floats of the transformed, GEMM-packed weights for channels c -> f under the active ISA.
 int64_t conv2d_winograd_weights_floats(int64_t c, int64_t f);
