@@ -64,7 +64,8 @@ void conv2d_winograd_pack(float* dst, const float* w, int64_t c, int64_t f);
 
 // y = act(conv(x, w) + b) by Winograd, w given as conv2d_winograd_pack's output (packed under the
 // ISA active now). Up to nt threads (1: inline, for callers already in a parallel region).
-// May throw std::bad_alloc (scratch), before any output is written.
+// May throw std::bad_alloc (scratch; also a worker's GEMM packing scratch, rethrown after the
+// region, when some blocks of y may already be written: y is then unspecified).
 void conv2d_winograd_forward(float* y, const float* x, const float* packed, const float* b,
                              const Conv2dParams& p, int nt);
 
