@@ -1,6 +1,7 @@
 """Winograd F(2x2,3x3) vs the direct Conv2D kernel, layer by layer, on this CPU.
 
     flock /tmp/nncore-bench.lock PYTHONPATH=python python bench/bench_winograd.py [--threads 2]
+        [--dx-ab]
 
 For each 3x3 stride-1 shape: forward and backward (dx, dW, db) times with the algorithm forced to
 'direct' and to 'winograd' (alternating, medians of --reps calls after warm-up, ms), their ratio,
@@ -42,11 +43,45 @@ SHAPES = [
 ]
 
 
+def dx_ab(threads: int) -> None:
+    import time
+
+    nncore.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    print(f"{machine_header()}; nncore {threads} threads, ISA {ops.get_isa()}")
+    for n in (32, 256):
+        x = rng.standard_normal((n, 6, 6, 64)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, 64, 64)) / 24).astype(np.float32)
+        b = np.zeros(64, np.float32)
+        y = ops.conv2d(x, k, b, activation="relu")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        res = {"direct": [], "winograd": []}
+        for _ in range(15):
+            for algo, t in res.items():
+                _core.set_conv2d_algorithm(algo)
+                ops.conv2d_backward(dy, x, k, y=y, activation="relu")
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    ops.conv2d_backward(dy, x, k, y=y, activation="relu")
+                t.append((time.perf_counter() - t0) / 5)
+        _core.set_conv2d_algorithm("auto")
+        d, w = (float(np.median(v)) * 1e3 for v in res.values())
+        print(f"backward ({n},6,6,64)->64: direct dx {d:.3f} ms, Winograd dx {w:.3f} ms, "
+              f"ratio {w / d:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--dx-ab", action="store_true",
+                    help="instead: the whole backward (dx, dW, db) with the dx forced direct vs "
+                         "Winograd, 15 alternating rounds of 5 calls, for the CIFAR CNN's 64->64 "
+                         "layer at batch 32 and 256")
     args = ap.parse_args()
+    if args.dx_ab:
+        dx_ab(args.threads)
+        return
     nncore.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(f"{machine_header()}; nncore {args.threads} threads, ISA {ops.get_isa()}")
