@@ -5,7 +5,7 @@ tf, nncore, ...). Reports the median milliseconds per sample over the rounds, th
 ratio to TensorFlow and the 1-minute load average sampled around each run.
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
-        PYTHONPATH=python python bench/bench_cifar.py --rounds 3 --steps 30
+        PYTHONPATH=python python bench/bench_cifar.py --rounds 3 --steps 30 [--compare OLD_PYTHONPATH]
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compare", metavar="PYTHONPATH",
+                    help="also time the nncore found on this PYTHONPATH (column nncore-old), "
+                         "alternating with the others")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -88,6 +91,8 @@ def main(argv=None) -> None:
         return
     fws = [f for f in args.frameworks.split(",")
            if f == "nncore" or importlib.util.find_spec({"tf": "tensorflow"}.get(f, f))]
+    if args.compare:
+        fws.insert(1, "nncore-old")
     batches = [int(b) for b in args.batches.split(",")]
     res: dict = {}
     loads = []
@@ -97,9 +102,11 @@ def main(argv=None) -> None:
             steps = max(3, args.steps * 32 // batch) if batch > 32 else args.steps
             for fw in fws:
                 loads.append(os.getloadavg()[0])
-                out = subprocess.run([sys.executable, __file__, "--worker", f"{fw}:{batch}",
+                env = dict(os.environ, PYTHONPATH=args.compare) if fw == "nncore-old" else None
+                run_as = "nncore" if fw == "nncore-old" else fw
+                out = subprocess.run([sys.executable, __file__, "--worker", f"{run_as}:{batch}",
                                       "--steps", str(steps), "--threads", str(args.threads)],
-                                     capture_output=True, text=True, check=True)
+                                     capture_output=True, text=True, check=True, env=env)
                 res.setdefault((fw, batch), []).append(json.loads(out.stdout.splitlines()[-1])["s"])
     print(f"CIFAR-sized CNN, training ms per sample, {args.threads} threads, median of "
           f"{args.rounds} alternating rounds; 1-min load {min(loads):.1f}-{max(loads):.1f}")
@@ -110,6 +117,8 @@ def main(argv=None) -> None:
         cells = [f"{med[fw]:.3f} ({min(res[(fw, batch)]) * 1e3:.3f}-"
                  f"{max(res[(fw, batch)]) * 1e3:.3f})" for fw in fws]
         ratio = f"{med['nncore'] / med['tf']:.2f}" if "tf" in med else "-"
+        if "nncore-old" in med:
+            ratio += f" (old {med['nncore-old'] / med['tf']:.2f})" if "tf" in med else ""
         print(f"| {batch} | " + " | ".join(cells) + f" | {ratio} |")
 
 

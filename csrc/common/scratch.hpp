@@ -36,7 +36,16 @@ class Scratch {
 };
 
 // Named per-thread scratch slots so nested users (conv -> gemm) do not overwrite each other.
-enum class ScratchSlot : int { gemm = 0, conv = 1, pool = 2, rnn = 3, misc = 4, count = 5 };
+enum class ScratchSlot : int {
+  gemm = 0,
+  conv = 1,
+  pool = 2,
+  rnn = 3,
+  misc = 4,
+  winograd = 5,          // the Winograd blocks' transformed tiles (per worker)
+  winograd_weights = 6,  // transformed, packed weights of the call
+  count = 7
+};
 
 inline Scratch& thread_scratch(ScratchSlot slot) {
   thread_local Scratch slots[static_cast<int>(ScratchSlot::count)];

@@ -1,5 +1,7 @@
 // Conv2D forward and backward: direct (implicit-GEMM) kernels on AVX-512 / AVX2, im2col + sgemm on
-// the portable path, over tiles of the batch.
+// the portable path, over tiles of the batch. 3x3 stride-1 layers whose shape passes
+// conv2d_use_winograd run their forward as Winograd F(2x2,3x3) instead (conv2d_winograd.hpp); the
+// backward's dx can run the same way when forced (conv2d_use_winograd_dx).
 //
 // With NHWC and the (KH,KW,C,F) kernel the convolution is the GEMM P @ W, P the patch matrix: one
 // row per output pixel (n, oh, ow), one column per (kh, kw, c), K = KH*KW*C. Its result is the NHWC
@@ -35,6 +37,7 @@
 #include "common/parallel_units.hpp"
 #include "common/scratch.hpp"
 #include "kernels/conv2d_direct.hpp"
+#include "kernels/conv2d_winograd.hpp"
 #include "kernels/conv2d_vector_impl.hpp"
 
 namespace nncore {
@@ -219,22 +222,6 @@ constexpr PerIsa<Conv2dKernels> kConv2d = {&kConv2dGeneric, nullptr, nullptr};
 NNCORE_KERNEL_FAMILY(conv2d_forward, kConv2d, forward_name);
 NNCORE_KERNEL_FAMILY(conv2d_backward, kConv2d, backward_name);
 
-// parallel_units whose body may throw std::bad_alloc (an sgemm packing buffer in a worker thread):
-// the exception is caught inside the region and rethrown after it, never escaping a pool thread.
-template <class F>
-void parallel_units_guarded(int64_t units, int nt, F&& f) {
-  std::atomic<bool> failed{false};
-  parallel_units(units, nt, [&](int tid, int64_t u) {
-    if (failed.load(std::memory_order_relaxed)) return;
-    try {
-      f(tid, u);
-    } catch (...) {
-      failed.store(true);
-    }
-  });
-  if (failed.load()) throw std::bad_alloc();
-}
-
 // Work units per call for dynamic scheduling: enough for balance, few enough to be cheap.
 constexpr int64_t kUnits = 64;
 
@@ -245,6 +232,13 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;
   if (p.n <= 0 || R <= 0 || F <= 0) return;
   const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
+  if (conv2d_use_winograd(p)) {
+    float* const u = thread_scratch(ScratchSlot::winograd_weights)
+                         .floats(conv2d_winograd_weights_floats(p.c, F));
+    conv2d_winograd_pack(u, w, p.c, F);
+    conv2d_winograd_forward(y, x, u, b, p, nt);
+    return;
+  }
   if (p.c == 1) {
     // One input channel (a grayscale image's first layer): K = KH*KW is too short for the GEMM
     // tiles; it is a depthwise convolution with depth multiplier F (w (KH,KW,1,F) is its kernel).
@@ -341,8 +335,15 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t ekh = (p.kh - 1) * p.dh, ekw = (p.kw - 1) * p.dw;
   const int64_t g_top = ekh - p.pt, g_left = ekw - p.pl;
   const int64_t g_bottom = p.h + p.pt - p.oh, g_right = p.w + p.pl - p.ow;
-  const bool direct_dx = direct && dx && p.sh == 1 && p.sw == 1 && 2 * p.h * p.w < 3 * R &&
-                         g_top >= 0 && g_left >= 0 && g_bottom >= 0 && g_right >= 0;
+  // For a 3x3 stride-1 kernel the same convolution may run as Winograd (conv2d_winograd.hpp),
+  // reading g in place (the padding is implicit: pt = g_top, pl = g_left).
+  Conv2dParams qw = p;  // the dx convolution: g (OH, OW, F) -> dx (H, W, C)
+  qw.h = p.oh, qw.w = p.ow, qw.c = p.f, qw.f = p.c, qw.oh = p.h, qw.ow = p.w;
+  qw.pt = g_top, qw.pl = g_left, qw.act = Act::none;
+  const bool wino_dx = dx && g_top >= 0 && g_left >= 0 && conv2d_use_winograd_dx(qw);
+  const bool direct_dx = !wino_dx && direct && dx && p.sh == 1 && p.sw == 1 &&
+                         2 * p.h * p.w < 3 * R && g_top >= 0 && g_left >= 0 && g_bottom >= 0 &&
+                         g_right >= 0;
   Conv2dParams q = p;  // the dx convolution: g padded (GH, GW, F) -> dx (H, W, C)
   q.h = g_top + p.oh + g_bottom, q.w = g_left + p.ow + g_right, q.c = p.f, q.f = p.c;
   q.oh = p.h, q.ow = p.w, q.pt = q.pl = 0;
@@ -353,15 +354,15 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t rows_max = t.nb * R;
   const int64_t p_floats = (pointwise || direct) ? 0 : round_up(rows_max * K, 16);
   const int64_t dp_floats = direct_dx ? round_up(t.nb * q.h * q.w * F, 16)
-                            : (dx && !pointwise) ? round_up(rows_max * K, 16) : 0;
+                            : (dx && !pointwise && !wino_dx) ? round_up(rows_max * K, 16) : 0;
   const int64_t g_floats = (relu && !fused) ? round_up(rows_max * F, 16) : 0;
   const int64_t worker_floats = p_floats + dp_floats + g_floats;
   const int64_t parts = t.chunks > 1 ? t.chunks : 0;
   const int64_t dw_part = round_up(K * F, 16), db_part = round_up(F, 16);
   // The dx GEMM reads Wᵀ (F, K): transposed once here, so its B panels pack by plain row copies
   // instead of a strided transpose per tile.
-  const bool gemm_dx = dx && !direct_dx;
-  const int64_t wflip_floats = (direct_dx || gemm_dx) ? round_up(K * F, 16) : 0;
+  const bool gemm_dx = dx && !direct_dx && !wino_dx;
+  const int64_t wflip_floats = dx ? round_up(K * F, 16) : 0;
   const int64_t xpad_floats = pad_x ? p.n * px.h * px.w * p.c : 0;
   float* const buf = thread_scratch(ScratchSlot::conv)
                          .floats(workers * worker_floats + parts * (dw_part + db_part) +
@@ -375,7 +376,8 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     parallel_for(p.n, nt, 1, [&](int64_t lo, int64_t hi) { pad_input(xpad, x, p, px, lo, hi); });
   // Split over filters: each thread writes whole rows of the transposed kernel.
   const int wt = threads_for(static_cast<double>(K) * F, 2.0e4, p.num_threads);
-  if (direct_dx) {
+  float* wpack = nullptr;  // wino_dx: the flipped kernel, transformed and packed
+  if (direct_dx || wino_dx) {
     parallel_for(F, wt, 1, [&](int64_t f0, int64_t f1) {
       for (int64_t kh = 0; kh < p.kh; ++kh)
         for (int64_t kw = 0; kw < p.kw; ++kw) {
@@ -390,6 +392,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       for (int64_t f = f0; f < f1; ++f)
         for (int64_t k = 0; k < K; ++k) wflip[f * K + k] = w[k * F + f];
     });
+  }
+  if (wino_dx) {
+    wpack = thread_scratch(ScratchSlot::winograd_weights)
+                .floats(conv2d_winograd_weights_floats(F, p.c));
+    conv2d_winograd_pack(wpack, wflip, F, p.c);
   }
 
   auto run_chunk = [&](int64_t chunk, float* ws, int gemm_threads) {
@@ -430,7 +437,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         gw.num_threads = gemm_threads;
         sgemm(dwc, F, a, K, g, F, K, F, rows, gw);
       }
-      if (direct_dx) {
+      if (wino_dx) {
+        Conv2dParams qt = qw;
+        qt.n = n1 - n0;
+        conv2d_winograd_forward(dx + n0 * p.h * p.w * p.c, g, wpack, nullptr, qt, gemm_threads);
+      } else if (direct_dx) {
         Conv2dParams qt = q;
         qt.n = n1 - n0;
         pad_rows(dpm, g, qt.n, p.oh, p.ow, F, g_top, g_bottom, g_left, g_right);

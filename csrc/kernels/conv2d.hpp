@@ -43,7 +43,8 @@ inline bool conv2d_axis(int64_t in, int64_t k, int64_t s, int64_t d, bool same, 
 }
 
 // x (N,H,W,C), w (KH,KW,C,F), b (F,) or null -> y (N,OH,OW,F) = act(conv(x, w) + b)
-// May throw std::bad_alloc (scratch), before any output is written.
+// May throw std::bad_alloc (scratch; on the Winograd and im2col paths also from a worker's GEMM
+// packing scratch, after part of y is written: y is then unspecified).
 void conv2d_forward(float* y, const float* x, const float* w, const float* b,
                     const Conv2dParams& p);
 

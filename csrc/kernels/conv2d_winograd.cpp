@@ -1,0 +1,175 @@
+// Winograd F(2x2, 3x3) Conv2D: the driver (blocks of tiles, GEMMs, threads), the portable
+// transforms and the per-shape rule. The algorithm and its layout: conv2d_winograd.hpp.
+//
+// Per block of tiles (one parallel work unit): input transform into V (16, tb, C), 16
+// sgemm_prepacked M[e] = V[e] @ U[e] on one thread, output transform of M (16, tb, F) into y with
+// bias and activation. tb depends on the shapes and the CPU's L2 size only, so a tile's arithmetic
+// never depends on the thread count or on which thread runs its block.
+#include "kernels/conv2d_winograd.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "common/cpu.hpp"
+#include "common/dispatch.hpp"
+#include "common/parallel.hpp"
+#include "common/parallel_units.hpp"
+#include "common/scratch.hpp"
+#include "kernels/gemm.hpp"
+#include "kernels/conv2d_winograd_impl.hpp"
+
+namespace nncore {
+
+namespace {
+
+struct Scalar {
+  static constexpr int kWidth = 1;
+  using vec = float;
+  using mask = bool;
+  static vec zero() { return 0.0f; }
+  static vec set1(float s) { return s; }
+  static mask lanes(int64_t n) { return n > 0; }
+  static vec load(mask m, const float* p) { return m ? *p : 0.0f; }
+  static void store(mask m, float* p, vec v) {
+    if (m) *p = v;
+  }
+  static vec loadu(const float* p) { return *p; }
+  static void storeu(float* p, vec v) { *p = v; }
+  static vec add(vec a, vec b) { return a + b; }
+  static vec sub(vec a, vec b) { return a - b; }
+  static vec mul(vec a, vec b) { return a * b; }
+  static vec relu(vec r) { return r < 0.0f ? 0.0f : r; }  // NaN kept
+};
+
+void input_generic(float* v, int64_t ve, const float* x, const Conv2dParams& p, int64_t t0,
+                   int64_t count, const float* zeros) {
+  wino_input<Scalar>(v, ve, x, p, t0, count, zeros);
+}
+void output_generic(float* y, const float* m, int64_t me, const float* b, const Conv2dParams& p,
+                    int64_t t0, int64_t count) {
+  wino_output<Scalar>(y, m, me, b, p, t0, count);
+}
+void weights_generic(float* u, const float* w, int64_t c, int64_t f) {
+  wino_weights<Scalar>(u, w, c, f);
+}
+
+const WinogradKernels kWinogradGeneric = {input_generic, output_generic, weights_generic,
+                                          "winograd_f2x3_generic"};
+#if defined(NNCORE_X86)
+constexpr PerIsa<WinogradKernels> kWinograd = {&kWinogradGeneric, &kWinogradAvx2,
+                                               &kWinogradAvx512};
+#else
+constexpr PerIsa<WinogradKernels> kWinograd = {&kWinogradGeneric, nullptr, nullptr};
+#endif
+NNCORE_KERNEL_FAMILY(conv2d_winograd, kWinograd, name);
+
+std::atomic<int> g_algo{static_cast<int>(ConvAlgo::automatic)};
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Floats of one packed U[e] (C x F) under `isa`, rounded to whole cache lines so every U[e] starts
+// 64-byte aligned.
+int64_t packed_floats(Isa isa, int64_t c, int64_t f) {
+  return round_up(sgemm_packed_b_floats(isa, c, f), 16);
+}
+
+// Tiles per block: V and M of the block (16 * tb * (C + F) floats) fill at most half the L2 that
+// CPUID reports; a multiple of the GEMM's row tile, between 2 and 64 row tiles; and at most a
+// quarter of the batch's tiles (rounded up), so 2-4 threads get units to share.
+int64_t block_tiles(const Conv2dParams& p, int64_t tiles, Isa isa) {
+  const int64_t mr = sgemm_blocks(isa).mr;
+  const int64_t per_tile = 16 * (p.c + p.f) * static_cast<int64_t>(sizeof(float));
+  int64_t tb = static_cast<int64_t>(cpu_caches().l2) / 2 / per_tile / mr * mr;
+  tb = std::max<int64_t>(2 * mr, std::min<int64_t>(tb, 64 * mr));
+  tb = std::min(tb, round_up((tiles + 3) / 4, mr));
+  return std::max<int64_t>(1, tb);
+}
+
+}  // namespace
+
+void set_conv2d_algo(ConvAlgo a) { g_algo.store(static_cast<int>(a)); }
+ConvAlgo conv2d_algo() { return static_cast<ConvAlgo>(g_algo.load()); }
+
+bool conv2d_winograd_applies(const Conv2dParams& p) {
+  return p.kh == 3 && p.kw == 3 && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
+         p.oh > 0 && p.ow > 0 && p.c > 0 && p.f > 0;
+}
+
+// The rule, measured on a Zen 3 (AVX2, 8 floats per vector, 512 KB L2; bench/bench_winograd.py,
+// 1 thread, forward and backward, Winograd / direct): wins at 0.74-0.91 for 32->64 channels on
+// 13x13 and 15x15 inputs, 64->64 on 6x6 (also its dx), 64->128 on 8x8 'same' (0.49); losses at
+// 1.1-1.4 for 8->16 and 16->16 channels, 32->32 on a 7x7 input (saving 1.56), 64->64 on 5x5
+// (saving 1.27), the 64->32 dx of the 32->64 layer, and batch 1 (36 tiles: the per-call weight
+// transform and packing are not amortised). So Winograd runs when
+//   - the multiplications it saves, 9 OH OW / (16 TH TW) (a partial last tile row or column costs
+//     a whole tile), reach 1.75;
+//   - the GEMM depth C is at least 4 vectors and its width F at least 8 vectors of the active ISA
+//     (narrower, the transforms and the packing of V cost more than the saved FMAs);
+//   - the batch has at least 128 tiles.
+// Vector width comes from the ISA CPUID selected; on AVX-512 the thresholds scale with it
+// (64 and 128 channels), which was not measured here (no AVX-512 on this machine). The portable ISA
+// keeps im2col + GEMM unless forced (not measured).
+bool conv2d_use_winograd(const Conv2dParams& p) {
+  if (!conv2d_winograd_applies(p)) return false;
+  const ConvAlgo a = conv2d_algo();
+  if (a != ConvAlgo::automatic) return a == ConvAlgo::winograd;
+  const Isa isa = active_isa();
+  if (isa == Isa::generic) return false;
+  const int64_t width = isa == Isa::avx512 ? 16 : 8;
+  if (p.c < 4 * width || p.f < 8 * width) return false;
+  const int64_t th = (p.oh + 1) / 2, tw = (p.ow + 1) / 2;
+  if (p.n * th * tw < 128) return false;
+  return 9.0 * static_cast<double>(p.oh * p.ow) >= 1.75 * 16.0 * static_cast<double>(th * tw);
+}
+
+// dx of a 3x3 layer as Winograd: on Zen 3 (AVX2, 1 and 2 threads, tools as above) the whole
+// backward took 1.13-1.18x as long with it for the 64->64 layer on 6x6 inputs at batch 32 and 256
+// (the one dx shape the forward rule admits in the seed and CIFAR CNNs; 1.1x for the 64->32 dx of
+// the 32->64 layer): the padded 4x4 gradient tiles are mostly zeros and each batch tile is a small
+// call. Kept for forced use (tests, benchmarks) until a shape where it pays is measured.
+bool conv2d_use_winograd_dx(const Conv2dParams& p) {
+  return conv2d_winograd_applies(p) && conv2d_algo() == ConvAlgo::winograd;
+}
+
+int64_t conv2d_winograd_weights_floats(int64_t c, int64_t f) {
+  return 16 * packed_floats(active_isa(), c, f);
+}
+
+void conv2d_winograd_pack(float* dst, const float* w, int64_t c, int64_t f) {
+  const Isa isa = active_isa();
+  float* const u = thread_scratch(ScratchSlot::misc).floats(16 * c * f);
+  kWinograd.get(isa).weights(u, w, c, f);
+  const int64_t pf = packed_floats(isa, c, f);
+  for (int e = 0; e < 16; ++e) sgemm_pack_b(dst + e * pf, isa, u + e * c * f, f, false, c, f);
+}
+
+void conv2d_winograd_forward(float* y, const float* x, const float* packed, const float* b,
+                             const Conv2dParams& p, int nt) {
+  const int64_t tiles = p.n * ((p.oh + 1) / 2) * ((p.ow + 1) / 2);
+  if (tiles <= 0) return;
+  const Isa isa = active_isa();
+  const WinogradKernels& k = kWinograd.get(isa);
+  const int64_t C = p.c, F = p.f;
+  const int64_t tb = block_tiles(p, tiles, isa);
+  const int64_t units = (tiles + tb - 1) / tb;
+  nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, units)));
+  const int64_t vf = round_up(16 * tb * C, 16), mf = round_up(16 * tb * F, 16);
+  const int64_t zf = round_up(C, 16), wf = vf + mf + zf;
+  float* const buf = thread_scratch(ScratchSlot::winograd).floats(nt * wf);
+  for (int i = 0; i < nt; ++i) std::memset(buf + i * wf + vf + mf, 0, sizeof(float) * zf);
+  const int64_t pf = packed_floats(isa, C, F);
+  GemmPackedB u[16];
+  for (int e = 0; e < 16; ++e) u[e] = {packed + e * pf, C, F, isa};
+  parallel_units_guarded(units, nt, [&](int tid, int64_t unit) {
+    float* const v = buf + tid * wf;
+    float* const m = v + vf;
+    const int64_t t0 = unit * tb, count = std::min(tb, tiles - t0);
+    k.input(v, tb * C, x, p, t0, count, m + mf);
+    const GemmParams g;
+    for (int e = 0; e < 16; ++e) sgemm_prepacked(m + e * tb * F, F, v + e * tb * C, C, u[e], count, g);
+    k.output(y, m, tb * F, b, p, t0, count);
+  });
+}
+
+}  // namespace nncore
