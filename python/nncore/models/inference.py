@@ -11,9 +11,8 @@ dropout/noise layers as the identity), the layer's own ``forward`` for every oth
 Most calls are the kernels ``forward`` calls, with the same arguments, so their outputs are
 bitwise those of the walk (tests/test_inference_plan.py); max pooling scans for the values only
 (``_core.maxpool2d_values``). Three kinds of steps differ from the walk in the last bits, within
-the float32 error bound of the float64 result (tested so): DepthwiseConv2D / SeparableConv2D run
-the C++ depthwise kernel (``_core.depthwise2d_forward``; the layers' own forward is NumPy, kept
-for training); global pooling is one pooling window; and a peephole pass fuses
+the float32 error bound of the float64 result (tested so): DepthwiseConv2D / SeparableConv2D
+with a fused step below; global pooling is one pooling window; and a peephole pass fuses
 Conv2D / Dense / DepthwiseConv2D / SeparableConv2D (linear activation) + BatchNormalization on
 the channels + ReLU (max_value: a cap), when each output is read by the next layer only:
 the normalization is folded into scaled copies of the kernel and bias (w * gamma/sqrt(var+eps),
