@@ -1005,6 +1005,26 @@ ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs
                        for k, v in _MASK_EXPORTERS.items()})
 
 
+def _model_outputs_masked(model) -> bool:
+    """Whether some output of a nested model carries a Keras mask (made inside it)."""
+    if not model._makes_mask:
+        return False
+    from ..onnx import _mask_source
+
+    for t in model.outputs:
+        if _mask_source(t) is not None:
+            return True
+        # a chain of mask-passing layers back to a (deeper) nested model that makes a mask
+        while not t.node.is_input and len(t.node.flat_inputs) == 1 and \
+                not getattr(t.node.layer, "_is_model", False) and t.node.layer.supports_masking \
+                and not t.node.layer._consumes_mask:
+            t = t.node.flat_inputs[0]
+        if getattr(t.node.layer, "_is_model", False) and \
+                _model_outputs_masked(t.node.layer):
+            return True
+    return False
+
+
 def _emit(g, model, input_values):
     """The model's nodes; masks travel beside the values as nncore's graph runs them
     (models/functional.py): made by Masking / Embedding(mask_zero), read by the recurrent
@@ -1029,6 +1049,10 @@ def _emit(g, model, input_values):
                              "which nncore does not export to ONNX")
         m_out = [None] * len(outs)
         if getattr(layer, "_is_model", False):
+            if m_in is not None or _model_outputs_masked(layer):
+                raise ValueError(f"model {layer.name!r} used as a layer takes or gives a Keras "
+                                 "mask, which nncore does not export to ONNX across a nested "
+                                 "model's boundary")
             ys = _emit(g, layer, xs)
         elif getattr(layer, "_is_op", False) or cls == "Lambda":
             from .onnx_ops import export_lambda, export_op_node
