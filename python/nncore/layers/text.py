@@ -9,9 +9,10 @@ ASCII whitespace (tf.strings.split), characters are Unicode code points.
 
 output_mode 'int': token indices (0 the padding, 1 OOV), padded with 0 to the longest row, or
 cut / padded to output_sequence_length; 'multi_hot', 'count', 'tf_idf' (counts times the
-inverse document frequencies of adapt, or idf_weights): one float32 row of vocabulary_size
-(max_tokens with pad_to_max_tokens) per string (Keras gives multi_hot and count as int64, as
-its lookups; nncore's lookups give float32 throughout). adapt orders the vocabulary by count,
+inverse document frequencies of adapt, or idf_weights): one row of vocabulary_size
+(max_tokens with pad_to_max_tokens) per string. Output dtypes are Keras's: int64 for int,
+multi_hot and count, float32 for tf_idf (a `dtype=` argument is accepted and, as in Keras,
+changes nothing). adapt orders the vocabulary by count,
 ties by token descending (Keras's), max_tokens counting the special tokens. Strings in, no gradient.
 """
 
@@ -83,6 +84,11 @@ class TextVectorization(_NoGrad):
         if isinstance(inputs, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in inputs):
             inputs = np.asarray(inputs, dtype=object)  # a list of strings is one input (Keras)
         return super().__call__(inputs, *args, **kwargs)
+
+    _any_dtype = True
+
+    def _out_dtype(self):
+        return "float32" if self.output_mode == "tf_idf" else "int64"
 
     # ---- strings -> tokens ----------------------------------------------------------------
     def _strings(self, x):
@@ -177,7 +183,7 @@ class TextVectorization(_NoGrad):
                 out = np.minimum(out, 1.0)
             elif self.output_mode == "tf_idf":
                 out *= look.idf_weights[:depth]
-            return out, None
+            return out.astype(self._out_dtype(), copy=False), None
         ids = [look._indices(toks) for toks in rows]
         if self.split is None:
             y = np.concatenate(ids) if ids else np.zeros(0, np.int64)

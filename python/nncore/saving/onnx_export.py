@@ -847,9 +847,24 @@ def _encode(g, idx, depth, mode, shape, base):
     return g.op("ReduceSum", [hot, g.i64([1], "axes")], base, keepdims=0)
 
 
+def _as_layer_dtype(g, layer, y):
+    """y cast to the layer's output dtype (Keras's: int64 lookup encodings, int32 Discretization
+    indices, a `dtype=` argument) when the graph made it another type."""
+    want = np.dtype(layer.output_dtype)
+    if g.dtype.get(y, np.dtype(np.float32)) == want:
+        return y
+    T = g.onnx.TensorProto
+    to = {np.dtype(np.float32): T.FLOAT, np.dtype(np.float64): T.DOUBLE,
+          np.dtype(np.int32): T.INT32, np.dtype(np.int64): T.INT64}[want]
+    y = g.op("Cast", [y], layer.name, to=to)
+    g.dtype[y] = want
+    return y
+
+
 def _category_encoding(g, layer, xs, node):
-    return [_encode(g, g.nhwc(xs[0]), layer.num_tokens, layer.output_mode,
-                    node.flat_inputs[0].shape, layer.name)]
+    return [_as_layer_dtype(g, layer, _encode(g, g.nhwc(xs[0]), layer.num_tokens,
+                                              layer.output_mode, node.flat_inputs[0].shape,
+                                              layer.name))]
 
 
 def _discretization(g, layer, xs, node):
@@ -867,9 +882,9 @@ def _discretization(g, layer, xs, node):
                layer.name)
     g.dtype[idx] = np.dtype(np.int64)
     if layer.output_mode == "int":
-        return [idx]
-    return [_encode(g, idx, layer._depth(), layer.output_mode, node.flat_inputs[0].shape,
-                    layer.name)]
+        return [_as_layer_dtype(g, layer, idx)]
+    return [_as_layer_dtype(g, layer, _encode(g, idx, layer._depth(), layer.output_mode,
+                                              node.flat_inputs[0].shape, layer.name))]
 
 
 def _integer_lookup(g, layer, xs, node):
@@ -899,7 +914,7 @@ def _lookup_output(g, layer, y, node):
     if layer.output_mode == "tf_idf":
         idf = np.asarray(layer.idf_weights[:depth], np.float32)
         out = g.op("Mul", [out, g.const(idf, f"{layer.name}_idf")], layer.name)
-    return [out]
+    return [_as_layer_dtype(g, layer, out)]
 
 
 def _label_encoder(g, layer, ids, vocab, kind):
