@@ -24,7 +24,8 @@ def _case(lib, layer, mode, dtype):
         return (L.IntegerLookup(vocabulary=[3, 7], output_mode=mode, **idf, **kw),
                 np.array([[3], [7], [9], [3]]))
     if layer == "CategoryEncoding":
-        return L.CategoryEncoding(num_tokens=5, output_mode=mode, **kw), np.array([[1], [4], [1], [0]])
+        return (L.CategoryEncoding(num_tokens=5, output_mode=mode, **kw),
+                np.array([[1], [4], [1], [0]]))
     if layer == "Hashing":
         return L.Hashing(num_bins=5, output_mode=mode, **kw), strings
     if layer == "Discretization":

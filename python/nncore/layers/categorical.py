@@ -535,7 +535,8 @@ class Hashing(_NoGrad):
     'true' / 'false', strings as UTF-8.
     With mask_value (and num_bins > 1), that value goes to bin 0 and the others to
     1 + hash mod (num_bins - 1). output_mode 'int' (int64 bins, or dtype= int32), 'one_hot',
-    'multi_hot', 'count' (float32, or dtype=). Pure Python per value (a few microseconds each), not a C++ kernel."""
+    'multi_hot', 'count' (float32, or dtype=). Pure Python per value (a few microseconds
+    each), not a C++ kernel."""
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False,
                  **kwargs):
