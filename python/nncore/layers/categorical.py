@@ -535,8 +535,8 @@ class Hashing(_NoGrad):
     'true' / 'false', strings as UTF-8.
     With mask_value (and num_bins > 1), that value goes to bin 0 and the others to
     1 + hash mod (num_bins - 1). output_mode 'int' (int64 bins, or dtype= int32), 'one_hot',
-    'multi_hot', 'count' (float32, or dtype=). Pure Python per value (a few microseconds
-    each), not a C++ kernel."""
+    'multi_hot', 'count' (float32, or dtype=). The hashes run in C++ over the batch
+    (_hash.py: csrc/kernels/hash.cpp, with the Python reference twin)."""
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False,
                  **kwargs):
@@ -568,16 +568,19 @@ class Hashing(_NoGrad):
             vals = ["true" if v else "false" for v in x.ravel().tolist()]  # tf.as_string
         elif x.dtype.kind in "iu":
             vals = x.astype(np.int64).ravel().tolist()
-        elif x.dtype.kind in "USO":
+        elif x.dtype.kind in "US":
             vals = x.ravel().tolist()
-            if any(not isinstance(v, (str, bytes)) for v in vals):
+        elif x.dtype.kind == "O":
+            vals = x.ravel().tolist()
+            if not set(map(type, vals)) <= {str, bytes} and \
+                    any(not isinstance(v, (str, bytes)) for v in vals):
                 raise ValueError(f"{self.name}: inputs must be strings or numbers")
         else:
             raise ValueError(f"{self.name}: inputs must be strings or numbers, got dtype "
                              f"{x.dtype}")
         n = self.num_bins
         masked = self.mask_value is not None and n > 1
-        out = np.asarray(_hash.buckets(vals, n - 1 if masked else n, self.salt), np.int64)
+        out = _hash.buckets(vals, n - 1 if masked else n, self.salt)
         if masked:
             m = np.asarray([v == self.mask_value for v in x.ravel().tolist()], bool)
             out = np.where(m, 0, out + 1)
