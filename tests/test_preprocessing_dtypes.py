@@ -118,6 +118,7 @@ def test_dtype_survives_saving(layer, mode, dtype, tmp_path):
                                               ("StringLookup", "count", None),
                                               ("StringLookup", "tf_idf", None)])
 def test_onnx_outputs_have_the_layers_dtype(layer, mode, dtype, tmp_path):
+    require("onnx")  # nncore.onnx.load reads the file with it
     require("onnxruntime")
     import onnxruntime as ort
 
