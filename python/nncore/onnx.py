@@ -281,17 +281,23 @@ def _op_identity(imp, node, a):
     imp.vals[node.output[0]] = imp.vals.get(node.input[0]) or imp.bad("unknown input")
 
 
+_CATEGORICAL = ("CategoryEncoding", "Discretization", "IntegerLookup", "StringLookup")
+
+
 def _op_cast(imp, node, a):
-    v = imp.vals.get(node.input[0])
     T = imp.onnx.TensorProto
+    v = imp.vals.get(node.input[0])
     if v is not None and v.kind == "shape" and a.get("to") in (T.INT32, T.INT64):
         imp.vals[node.output[0]] = v  # a shape's integer type does not matter
         return
-    if a.get("to") not in (imp.onnx.TensorProto.FLOAT, imp.onnx.TensorProto.INT64):
-        imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
-    v = imp.vals.get(node.input[0])
     if v is None:
         imp.bad(f"input {node.input[0]!r} is not a tensor nncore can compute")
+    t = getattr(v, "t", None)
+    made_by = type(t.node.layer).__name__ if getattr(t, "node", None) is not None else None
+    if a.get("to") in (T.INT32, T.DOUBLE) and (v.kind == "cat" or made_by in _CATEGORICAL):
+        pass  # a categorical layer's indices / counts in its output dtype (int32, float64)
+    elif a.get("to") not in (T.FLOAT, T.INT64):
+        imp.bad("only casts to float32 (and int64 indices, read by Gather) are supported")
     imp.vals[node.output[0]] = v  # nncore layers cast their inputs
 
 

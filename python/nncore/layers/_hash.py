@@ -1,11 +1,17 @@
 """The string hashes Keras's hashing layers use (through TensorFlow), written out in Python:
 FarmHash's 64-bit fingerprint (``tf.strings.to_hash_bucket_fast``: fingerprint64(s) mod n) and
 keyed SipHash-2-4 (``tf.strings.to_hash_bucket_strong`` with a 2 x 64-bit key). Bytes are read
-little-endian; all arithmetic is modulo 2**64."""
+little-endian; all arithmetic is modulo 2**64.
+
+``buckets`` runs the C++ kernels (``_core.hash_strings`` / ``hash_ints``, csrc/kernels/hash.cpp)
+over the whole batch; the Python functions here are their reference twin (``buckets_reference``),
+which the tests compare with them bit for bit."""
 
 from __future__ import annotations
 
 import struct
+
+import numpy as np
 
 _M = (1 << 64) - 1
 _K0 = 0xC3A5C85C97CB3127
@@ -193,8 +199,37 @@ def as_bytes(v) -> bytes:
     return str(int(v)).encode("ascii")
 
 
-def buckets(values, num_buckets, salt=None):
-    """Bucket of each value: fingerprint64 (or SipHash-2-4 keyed by salt) mod num_buckets."""
+def buckets_reference(values, num_buckets, salt=None):
+    """Bucket of each value: fingerprint64 (or SipHash-2-4 keyed by salt) mod num_buckets, in
+    Python (the reference twin of ``buckets``)."""
     if salt is None:
         return [fingerprint64(as_bytes(v)) % num_buckets for v in values]
     return [siphash24(salt, as_bytes(v)) % num_buckets for v in values]
+
+
+def hashes(values, salt=None) -> np.ndarray:
+    """The uint64 hash of each value (str, bytes or int, as ``as_bytes`` reads it), by the C++
+    kernels: fingerprint64, or SipHash-2-4 keyed by salt (two ints)."""
+    from .. import _core
+
+    key = None if salt is None else (int(salt[0]) & _M, int(salt[1]) & _M)
+    values = list(values)
+    types = set(map(type, values))
+    if types == {int} and -(1 << 63) <= min(values) and max(values) < 1 << 63:
+        return _core.hash_ints(np.asarray(values, np.int64), key)
+    offsets = np.zeros(len(values) + 1, np.int64)
+    if types == {str}:
+        joined = "".join(values)
+        if joined.isascii():  # one encode, and a character is a byte
+            np.cumsum(np.fromiter(map(len, values), np.int64, len(values)), out=offsets[1:])
+            return _core.hash_strings(np.frombuffer(joined.encode("ascii"), np.uint8), offsets,
+                                      key)
+    data = [as_bytes(v) for v in values]
+    np.cumsum(np.fromiter(map(len, data), np.int64, len(data)), out=offsets[1:])
+    return _core.hash_strings(np.frombuffer(b"".join(data), np.uint8), offsets, key)
+
+
+def buckets(values, num_buckets, salt=None) -> np.ndarray:
+    """Bucket of each value (int64): fingerprint64 (or SipHash-2-4 keyed by salt) mod
+    num_buckets."""
+    return (hashes(values, salt) % np.uint64(num_buckets)).astype(np.int64)

@@ -40,7 +40,57 @@ def _encode(idx, depth, mode, where):
     return np.minimum(out, 1.0) if mode == "multi_hot" else out
 
 
+# Output dtypes, Keras 3.15's (TensorFlow backend) rules:
+# - StringLookup / IntegerLookup / TextVectorization: int64 for int, one_hot, multi_hot and count,
+#   float32 for tf_idf, whatever `dtype=` says (Keras accepts it and ignores it there); an
+#   inverted StringLookup gives strings, an inverted IntegerLookup int64;
+# - CategoryEncoding, and Hashing / Discretization in one_hot / multi_hot / count: `dtype=`
+#   (float32 when not given);
+# - Hashing's int mode: `dtype=` if an integer type, else int64; Discretization's int mode: int32.
+_OUT_DTYPES = ("float32", "float64", "int32", "int64")
+
+
+def _dtype_name(dtype, where, any_dtype=False):
+    """The numpy name of a Keras `dtype=` argument (a string, a numpy dtype or a DTypePolicy
+    entry of a Keras file), or None."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name")
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        raise ValueError(f"{where}: dtype {dtype!r} is not a dtype") from None
+    if not any_dtype and name not in _OUT_DTYPES:
+        raise ValueError(f"{where}: dtype must be one of {_OUT_DTYPES}, got {dtype!r}")
+    return name
+
+
 class _NoGrad(Layer):
+    _any_dtype = False  # the lookups take any dtype= and ignore it (as Keras)
+
+    def __init__(self, dtype=None, **kwargs):
+        super().__init__(**kwargs)
+        self._dtype_arg = _dtype_name(dtype, f"layer {self.name!r} ({type(self).__name__})",
+                                      self._any_dtype)
+
+    def _out_dtype(self):
+        """The dtype of this layer's output (see _OUT_DTYPES' comment)."""
+        return self._dtype_arg or "float32"
+
+    @property
+    def output_dtype(self):
+        return self._out_dtype()
+
+    def _as_out(self, y):
+        return np.asarray(y).astype(self._out_dtype(), copy=False)
+
+    def get_config(self):
+        cfg = super().get_config()
+        if self._dtype_arg is not None:
+            cfg["dtype"] = self._dtype_arg
+        return cfg
+
     def backward(self, ctx, dy, need_input_grad=True):
         return None  # indices and counts: no gradient reaches the input (as Keras)
 
@@ -71,7 +121,7 @@ class CategoryEncoding(_NoGrad):
             if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
                 raise ValueError(f"{self.name}: inputs must be integers")
             x = x.astype(np.int64)
-        return _encode(x, self.num_tokens, self.output_mode, self.name), None
+        return self._as_out(_encode(x, self.num_tokens, self.output_mode, self.name)), None
 
     def get_config(self):
         cfg = super().get_config()
@@ -174,8 +224,12 @@ class Discretization(_NoGrad):
         idx = np.digitize(x, np.asarray(self.bin_boundaries, np.float32),
                           right=False).astype(np.int64)
         if self.output_mode == "int":
-            return idx, None
-        return _encode(idx, len(self.bin_boundaries) + 1, self.output_mode, self.name), None
+            return idx.astype(np.int32), None
+        return self._as_out(_encode(idx, len(self.bin_boundaries) + 1, self.output_mode,
+                                    self.name)), None
+
+    def _out_dtype(self):
+        return "int32" if self.output_mode == "int" else super()._out_dtype()
 
     def get_config(self):
         cfg = super().get_config()
@@ -383,7 +437,14 @@ class _Lookup(_NoGrad):
         if self.output_mode == "tf_idf":
             counts = _encode(idx, self._depth(), "count", self.name)
             return (counts * self.idf_weights[:counts.shape[-1]]).astype(np.float32), None
-        return _encode(idx, self._depth(), self.output_mode, self.name), None
+        return _encode(idx, self._depth(), self.output_mode, self.name).astype(np.int64), None
+
+    _any_dtype = True
+
+    def _out_dtype(self):
+        if self.invert:
+            return "int64" if self._integer else "string"
+        return "float32" if self.output_mode == "tf_idf" else "int64"
 
     def _indices(self, flat):
         """Indices (int64) of a list of (cast) tokens."""
@@ -473,8 +534,9 @@ class Hashing(_NoGrad):
     are hashed as their decimal text, floats truncated to integers first, booleans as
     'true' / 'false', strings as UTF-8.
     With mask_value (and num_bins > 1), that value goes to bin 0 and the others to
-    1 + hash mod (num_bins - 1). output_mode 'int' (int64 bins), 'one_hot', 'multi_hot',
-    'count'. Pure Python per value (a few microseconds each), not a C++ kernel."""
+    1 + hash mod (num_bins - 1). output_mode 'int' (int64 bins, or dtype= int32), 'one_hot',
+    'multi_hot', 'count' (float32, or dtype=). The hashes run in C++ over the batch
+    (_hash.py: csrc/kernels/hash.cpp, with the Python reference twin)."""
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False,
                  **kwargs):
@@ -488,6 +550,9 @@ class Hashing(_NoGrad):
             mask_value = mask_value.item()
         self.num_bins, self.mask_value, self.output_mode = int(num_bins), mask_value, output_mode
         self.salt = None if salt is None else _salt(salt, self.name)
+        if output_mode == "int" and self._dtype_arg not in (None, "int32", "int64"):
+            raise ValueError(f"{self.name}: with output_mode='int' dtype must be an integer "
+                             f"type, 'int32' or 'int64', got {self._dtype_arg!r}")
 
     def compute_output_shape(self, s):
         if self.output_mode == "int":
@@ -503,16 +568,19 @@ class Hashing(_NoGrad):
             vals = ["true" if v else "false" for v in x.ravel().tolist()]  # tf.as_string
         elif x.dtype.kind in "iu":
             vals = x.astype(np.int64).ravel().tolist()
-        elif x.dtype.kind in "USO":
+        elif x.dtype.kind in "US":
             vals = x.ravel().tolist()
-            if any(not isinstance(v, (str, bytes)) for v in vals):
+        elif x.dtype.kind == "O":
+            vals = x.ravel().tolist()
+            if not set(map(type, vals)) <= {str, bytes} and \
+                    any(not isinstance(v, (str, bytes)) for v in vals):
                 raise ValueError(f"{self.name}: inputs must be strings or numbers")
         else:
             raise ValueError(f"{self.name}: inputs must be strings or numbers, got dtype "
                              f"{x.dtype}")
         n = self.num_bins
         masked = self.mask_value is not None and n > 1
-        out = np.asarray(_hash.buckets(vals, n - 1 if masked else n, self.salt), np.int64)
+        out = _hash.buckets(vals, n - 1 if masked else n, self.salt)
         if masked:
             m = np.asarray([v == self.mask_value for v in x.ravel().tolist()], bool)
             out = np.where(m, 0, out + 1)
@@ -524,8 +592,13 @@ class Hashing(_NoGrad):
             x = x[..., 0]
         idx = self._bins(x)
         if self.output_mode == "int":
-            return idx, None
-        return _encode(idx, self.num_bins, self.output_mode, self.name), None
+            return self._as_out(idx), None
+        return self._as_out(_encode(idx, self.num_bins, self.output_mode, self.name)), None
+
+    def _out_dtype(self):
+        if self.output_mode == "int":
+            return self._dtype_arg or "int64"
+        return super()._out_dtype()
 
     def get_config(self):
         cfg = super().get_config()

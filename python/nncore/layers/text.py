@@ -1,7 +1,8 @@
 """TextVectorization (Keras 3 names, defaults and TensorFlow's string semantics), in Python.
 
 Per string: standardize ('lower_and_strip_punctuation' (default), 'lower', 'strip_punctuation',
-None), split ('whitespace' (default), 'character', None), ngrams (n -> widths 1..n, or a tuple
+None, or a callable on the batch, as Keras), split ('whitespace' (default), 'character', None,
+or a callable; a model file names a callable by its registered name only), ngrams (n -> widths 1..n, or a tuple
 of widths: per row the ngrams of each width in turn, joined by a space), then a StringLookup
 with mask_token '' and one OOV index. As TensorFlow does: 'lower' changes ASCII letters only
 (tf.strings.lower), punctuation is Python's string.punctuation (Keras's regex), whitespace is
@@ -9,9 +10,10 @@ ASCII whitespace (tf.strings.split), characters are Unicode code points.
 
 output_mode 'int': token indices (0 the padding, 1 OOV), padded with 0 to the longest row, or
 cut / padded to output_sequence_length; 'multi_hot', 'count', 'tf_idf' (counts times the
-inverse document frequencies of adapt, or idf_weights): one float32 row of vocabulary_size
-(max_tokens with pad_to_max_tokens) per string (Keras gives multi_hot and count as int64, as
-its lookups; nncore's lookups give float32 throughout). adapt orders the vocabulary by count,
+inverse document frequencies of adapt, or idf_weights): one row of vocabulary_size
+(max_tokens with pad_to_max_tokens) per string. Output dtypes are Keras's: int64 for int,
+multi_hot and count, float32 for tf_idf (a `dtype=` argument is accepted and, as in Keras,
+changes nothing). adapt orders the vocabulary by count,
 ties by token descending (Keras's), max_tokens counting the special tokens. Strings in, no gradient.
 """
 
@@ -43,16 +45,19 @@ class TextVectorization(_NoGrad):
                  ragged=False, encoding="utf-8", **kwargs):
         kwargs.pop("vocabulary_size", None)  # Keras records them; nncore recomputes
         kwargs.pop("has_input_vocabulary", None)
+        custom_objects = kwargs.pop("custom_objects", None)
         super().__init__(**kwargs)
         w = self.name
         if output_mode == "tf-idf":
             output_mode = "tf_idf"
-        if standardize not in _STANDARDIZE:
-            raise ValueError(f"{w}: standardize must be one of {_STANDARDIZE} (a callable is "
-                             f"not supported), got {standardize!r}")
-        if split not in _SPLIT:
-            raise ValueError(f"{w}: split must be one of {_SPLIT} (a callable is not "
-                             f"supported), got {split!r}")
+        standardize = _function_arg(standardize, "standardize", custom_objects, w)
+        split = _function_arg(split, "split", custom_objects, w)
+        if not callable(standardize) and standardize not in _STANDARDIZE:
+            raise ValueError(f"{w}: standardize must be one of {_STANDARDIZE} or a callable, "
+                             f"got {standardize!r}")
+        if not callable(split) and split not in _SPLIT:
+            raise ValueError(f"{w}: split must be one of {_SPLIT} or a callable, got "
+                             f"{split!r}")
         if output_mode not in _MODES or sparse or ragged:
             raise ValueError(f"{w}: output_mode must be one of {_MODES} (dense, not ragged)")
         if encoding != "utf-8":
@@ -83,6 +88,12 @@ class TextVectorization(_NoGrad):
         if isinstance(inputs, (list, tuple)) and all(isinstance(v, (str, bytes)) for v in inputs):
             inputs = np.asarray(inputs, dtype=object)  # a list of strings is one input (Keras)
         return super().__call__(inputs, *args, **kwargs)
+
+    _any_dtype = True
+    _from_config_custom_objects = True  # a registered standardize / split function
+
+    def _out_dtype(self):
+        return "float32" if self.output_mode == "tf_idf" else "int64"
 
     # ---- strings -> tokens ----------------------------------------------------------------
     def _strings(self, x):
@@ -117,10 +128,50 @@ class TextVectorization(_NoGrad):
             toks = list(s)
         else:
             toks = [s]
+        return self._ngrams(toks)
+
+    def _ngrams(self, toks):
         if self._widths is not None:
             toks = [" ".join(toks[i:i + n]) for n in self._widths
                     for i in range(len(toks) - n + 1)]
         return toks
+
+    def _rows(self, strings, shape):
+        """Token lists of a batch of strings. A callable standardize / split is Keras's: it
+        gets the whole batch as a NumPy array of Python str (standardize: shaped (batch,)
+        when splitting, else as the input; split: the (batch,) strings) and may return what
+        NumPy reads as strings (an array, a list, a tf.Tensor) / one token list per string
+        (a list of lists, a tf.RaggedTensor)."""
+        std, spl = self.standardize, self.split
+        if not callable(std) and not callable(spl):
+            return [self._tokens(s) for s in strings]
+        if callable(std):
+            arr = np.empty(len(strings), object)
+            arr[:] = strings
+            strings = _text_list(std(arr.reshape(shape)), len(strings), self.name, "standardize")
+        else:
+            strings = [self._tokens_std(s) for s in strings]
+        if callable(spl):
+            arr = np.empty(len(strings), object)
+            arr[:] = strings
+            rows = _token_lists(spl(arr), len(strings), self.name)
+        else:
+            rows = [self._split_one(s) for s in strings]
+        return [self._ngrams(r) for r in rows]
+
+    def _tokens_std(self, s):
+        if self.standardize in ("lower", "lower_and_strip_punctuation"):
+            s = s.translate(_LOWER)
+        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+            s = s.translate(_PUNCT)
+        return s
+
+    def _split_one(self, s):
+        if self.split == "whitespace":
+            return [t for t in _SPACE.split(s) if t]
+        if self.split == "character":
+            return list(s)
+        return [s]
 
     # ---- vocabulary -------------------------------------------------------------------------
     def adapt(self, data, batch_size=None, steps=None):
@@ -136,9 +187,9 @@ class TextVectorization(_NoGrad):
             for i, batch in enumerate(batches):
                 if steps is not None and i >= steps:
                     break
-                strings, _ = self._strings(batch)
-                for s in strings:
-                    yield [t for t in self._tokens(s) if t != ""]
+                strings, shape = self._strings(batch)
+                for toks in self._rows(strings, shape):
+                    yield [t for t in toks if t != ""]
 
         self._lookup._adapt_rows(rows())
 
@@ -165,7 +216,7 @@ class TextVectorization(_NoGrad):
         if self.output_mode == "tf_idf" and look.idf_weights is None:
             raise ValueError(f"{self.name}: output_mode='tf_idf' needs adapt() or a vocabulary "
                              "with idf_weights first")
-        rows = [self._tokens(s) for s in strings]
+        rows = self._rows(strings, shape)
         if self.output_mode != "int":
             depth = look._depth()
             out = np.zeros((len(rows), depth), np.float32)
@@ -177,7 +228,7 @@ class TextVectorization(_NoGrad):
                 out = np.minimum(out, 1.0)
             elif self.output_mode == "tf_idf":
                 out *= look.idf_weights[:depth]
-            return out, None
+            return out.astype(self._out_dtype(), copy=False), None
         ids = [look._indices(toks) for toks in rows]
         if self.split is None:
             y = np.concatenate(ids) if ids else np.zeros(0, np.int64)
@@ -198,13 +249,101 @@ class TextVectorization(_NoGrad):
         cfg = super().get_config()
         look = self._lookup
         idf = look.get_config().get("idf_weights") if self.output_mode == "tf_idf" else None
-        cfg.update(max_tokens=look.max_tokens, standardize=self.standardize, split=self.split,
+        cfg.update(max_tokens=look.max_tokens,
+                   standardize=_function_entry(self.standardize, "standardize", self.name),
+                   split=_function_entry(self.split, "split", self.name),
                    ngrams=self.ngrams, output_mode=self.output_mode,
                    output_sequence_length=self.output_sequence_length,
                    pad_to_max_tokens=look.pad_to_max_tokens, sparse=False, ragged=False,
                    vocabulary=look.get_vocabulary(include_special_tokens=False) or None,
                    idf_weights=idf, encoding="utf-8")
         return cfg
+
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**dict(config, custom_objects=custom_objects))
+
+
+def _function_entry(fn, what, layer):
+    """A callable standardize / split in a config: Keras's entry naming the function by its
+    registered name (a model file never holds code)."""
+    if not callable(fn):
+        return fn
+    name = getattr(fn, "_registered_name", None)
+    if name is None:
+        raise ValueError(
+            f"TextVectorization layer {layer!r}: its {what} function {fn!r} is not registered; "
+            "a model file holds no code, so register it with "
+            "@keras.saving.register_keras_serializable() to save this layer")
+    return {"module": "builtins", "class_name": "function", "config": name,
+            "registered_name": "function"}
+
+
+def _function_arg(v, what, custom_objects, layer):
+    """standardize / split from a config: a built-in name, a callable, or Keras's entry for a
+    registered function, looked up by its name (never code from the file)."""
+    if isinstance(v, dict):
+        from ..saving.registry import get_class
+
+        name = v.get("config")
+        if v.get("class_name") != "function" or not isinstance(name, str):
+            raise ValueError(f"TextVectorization layer {layer!r}: {what} must name a "
+                             f"registered function; the file gives {v!r}, and nncore never "
+                             "loads code from a file")
+        fn = get_class(name, custom_objects)
+        if fn is None or isinstance(fn, type) or not callable(fn):
+            raise ValueError(f"TextVectorization layer {layer!r}: {what} function {name!r} is "
+                             "not registered in this program "
+                             "(keras.saving.register_keras_serializable, or custom_objects=)")
+        return fn
+    if callable(v) and isinstance(v, type):
+        raise ValueError(f"TextVectorization layer {layer!r}: {what} must be a function, got "
+                         f"the class {v!r}")
+    return v
+
+
+def _py_text(v, layer, what):
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, str):
+        return str(v)
+    raise ValueError(f"layer {layer!r} (TextVectorization): the {what} function must give "
+                     f"strings, got {type(v).__name__}")
+
+
+def _as_array(v):
+    if hasattr(v, "numpy") and not isinstance(v, np.ndarray):
+        v = v.numpy()  # a tf.Tensor
+    return v
+
+
+def _text_list(v, n, layer, what):
+    """A standardize function's result -> n Python strings."""
+    v = np.asarray(_as_array(v), dtype=object).ravel()
+    if v.size != n:
+        raise ValueError(f"layer {layer!r} (TextVectorization): the {what} function gave "
+                         f"{v.size} strings for {n}")
+    return [_py_text(s, layer, what) for s in v.tolist()]
+
+
+def _token_lists(v, n, layer):
+    """A split function's result -> n lists of Python strings."""
+    if hasattr(v, "to_list"):
+        v = v.to_list()  # a tf.RaggedTensor
+    v = _as_array(v)
+    if isinstance(v, np.ndarray):
+        if v.ndim != 2 and not (v.ndim == 1 and v.dtype == object):
+            raise ValueError(f"layer {layer!r} (TextVectorization): the split function gave "
+                             f"an array of shape {v.shape}; it must give one token list per "
+                             "string")
+        v = list(v)
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        raise ValueError(f"layer {layer!r} (TextVectorization): the split function must give "
+                         f"{n} token lists (one per string)")
+    return [[_py_text(t, layer, "split") for t in (np.asarray(r, object).ravel().tolist()
+                                                  if not isinstance(r, (str, bytes)) else [r])]
+            for r in v]
 
 
 def _fit_last(y, n):

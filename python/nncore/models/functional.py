@@ -203,14 +203,19 @@ class Functional(Model):
         return self._outputs_struct
 
     # ---- running ------------------------------------------------------------------------------
-    def _run(self, xs, training=False, need_ctx=False, fuse=None, keep=(), out_masks=None):
+    def _run(self, xs, training=False, need_ctx=False, fuse=None, keep=(), out_masks=None,
+             in_masks=None):
         """Flat input values -> (flat output values, per-step contexts, {slot: logits}). The
         values of the slots in `keep` (intermediate tensors) are appended to the outputs.
         `out_masks` (a list) receives the Keras mask of each output (None where it has none),
-        which the trainer applies to the losses and metrics.
+        which the trainer applies to the losses and metrics; `in_masks` (one per input, None
+        for none) are the masks of the inputs when this model is a layer of another one.
         At inference (no training, no contexts, no fused loss, nothing kept) the compiled plan
         runs (models/inference.py): the same kernels, bitwise the same outputs."""
-        if not training and not need_ctx and fuse is None and not keep and out_masks is None:
+        if in_masks is not None and all(m is None for m in in_masks):
+            in_masks = None
+        if not training and not need_ctx and fuse is None and not keep and out_masks is None \
+                and in_masks is None:
             plan = _inference.plan_for(self)
             if plan is not None:
                 return plan.run(xs), None, {}
@@ -220,6 +225,10 @@ class Functional(Model):
         ctxs = [None] * len(self._steps) if need_ctx else None
         logits = {}
         masks = None  # per slot, once a layer has made a mask
+        if in_masks is not None:
+            masks = [None] * self._n_slots
+            for s, m in zip(self._in_slots, in_masks):
+                masks[s] = m
         for k, (layer, ins, outs, single_in, single_out, _) in enumerate(self._steps):
             arg = vals[ins[0]] if single_in else [vals[i] for i in ins]
             m_in = None
@@ -227,6 +236,26 @@ class Functional(Model):
                 m_in = masks[ins[0]] if single_in else [masks[i] for i in ins]
                 if not single_in and all(m is None for m in m_in):
                     m_in = None
+            if getattr(layer, "_is_model", False) and (m_in is not None or layer._makes_mask):
+                # A nested model: masks go in and come out as Keras's tensors carry them
+                # (its inner layers set its outputs' masks; the model itself adds none).
+                y, ctx, m_out = layer._forward_masked(
+                    arg, training, need_ctx, fuse is not None and k in fuse, m_in)
+                if isinstance(y, tuple):
+                    y, logits[outs[0]] = y
+                if m_out is not None:
+                    if masks is None:
+                        masks = [None] * self._n_slots
+                    for s, m in zip(outs, m_out):
+                        masks[s] = m
+                if single_out:
+                    vals[outs[0]] = y
+                else:
+                    for s, v in zip(outs, flatten(y)):
+                        vals[s] = v
+                if need_ctx:
+                    ctxs[k] = ctx
+                continue
             if fuse is not None and k in fuse:
                 (y, z), ctx = layer.forward(arg, training=training, need_ctx=need_ctx,
                                             logits=True)
@@ -412,18 +441,56 @@ class Functional(Model):
         return None
 
     # ---- as a layer inside another model --------------------------------------------------------
-    def forward(self, inputs, training=False, need_ctx=False, logits=False):
+    def forward(self, inputs, training=False, need_ctx=False, logits=False, mask=None):
+        y, ctxs, _ = self._forward_masked(inputs, training, need_ctx, logits, mask)
+        return y, ctxs
+
+    def _forward_masked(self, inputs, training, need_ctx, logits, mask):
+        """forward, also giving the masks of the outputs (a flat list, or None when none has
+        one). `mask`: the input's mask (a list for several inputs), as Keras's Functional.call
+        takes it and sets it on its inputs."""
         xs = flatten(inputs)
         if len(xs) != len(self.inputs):
             raise ValueError(f"model {self.name!r} takes {len(self.inputs)} input(s), got "
                              f"{len(xs)}")
+        in_masks = None
+        if mask is not None:
+            in_masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
+            if len(in_masks) != len(xs):
+                in_masks = None
+        want = in_masks is not None or self._makes_mask
+        out_masks = [] if want else None
         if logits:  # the outer loss takes our output's logits (see _fuse_step)
             s = self._out_slots[0]
             outs, ctxs, zs = self._run(xs, training=training, need_ctx=need_ctx,
-                                       fuse={self._fuse_step(s)})
-            return (outs[0], zs[s]), ctxs
-        outs, ctxs, _ = self._run(xs, training=training, need_ctx=need_ctx)
-        return pack_like(self._outputs_struct, outs), ctxs
+                                       fuse={self._fuse_step(s)}, out_masks=out_masks,
+                                       in_masks=in_masks)
+            y = (outs[0], zs[s])
+        else:
+            outs, ctxs, _ = self._run(xs, training=training, need_ctx=need_ctx,
+                                      out_masks=out_masks, in_masks=in_masks)
+            y = pack_like(self._outputs_struct, outs)
+        if out_masks is not None and all(m is None for m in out_masks):
+            out_masks = None
+        return y, ctxs, out_masks
+
+    @property
+    def _makes_mask(self):
+        """Whether some layer inside makes a Keras mask (Embedding(mask_zero), Masking, a
+        nested model that does): then this model's outputs may carry one."""
+        return any(lay._makes_mask for lay, *_ in getattr(self, "_steps", ()))
+
+    _consumes_mask = True
+
+    def compute_mask(self, inputs, mask=None):
+        """The masks of the outputs for these inputs (Keras's tensors carry them): runs the
+        graph."""
+        xs = [np.asarray(x) for x in flatten(inputs)]
+        _, _, m = self._forward_masked(xs, False, False, False, mask)
+        if m is None:
+            return None
+        return m[0] if len(m) == 1 and not isinstance(self._outputs_struct, (list, dict)) \
+            else m
 
     def backward(self, ctx, dy, need_input_grad=True):
         douts = flatten(dy) if isinstance(self._outputs_struct, (list, dict)) else [dy]
@@ -515,7 +582,8 @@ class Functional(Model):
 for _name in ("_run", "_grad_plan", "_backprop", "input_gradients", "_grad_scratch",
               "tensor_gradients", "_tensor_slot",
               "_struct_shapes", "input_names", "output_names", "input_shape", "output_shape",
-              "input", "output", "forward", "backward", "check_input_shape",
+              "input", "output", "forward", "_forward_masked", "_makes_mask",
+              "_consumes_mask", "compute_mask", "backward", "check_input_shape",
               "compute_output_shape", "_owns", "_ref"):
     if _name not in Model.__dict__:
         setattr(Model, _name, Functional.__dict__[_name])

@@ -906,9 +906,24 @@ def _encode(g, idx, depth, mode, shape, base):
     return g.op("ReduceSum", [hot, g.i64([1], "axes")], base, keepdims=0)
 
 
+def _as_layer_dtype(g, layer, y):
+    """y cast to the layer's output dtype (Keras's: int64 lookup encodings, int32 Discretization
+    indices, a `dtype=` argument) when the graph made it another type."""
+    want = np.dtype(layer.output_dtype)
+    if g.dtype.get(y, np.dtype(np.float32)) == want:
+        return y
+    T = g.onnx.TensorProto
+    to = {np.dtype(np.float32): T.FLOAT, np.dtype(np.float64): T.DOUBLE,
+          np.dtype(np.int32): T.INT32, np.dtype(np.int64): T.INT64}[want]
+    y = g.op("Cast", [y], layer.name, to=to)
+    g.dtype[y] = want
+    return y
+
+
 def _category_encoding(g, layer, xs, node):
-    return [_encode(g, g.nhwc(xs[0]), layer.num_tokens, layer.output_mode,
-                    node.flat_inputs[0].shape, layer.name)]
+    return [_as_layer_dtype(g, layer, _encode(g, g.nhwc(xs[0]), layer.num_tokens,
+                                              layer.output_mode, node.flat_inputs[0].shape,
+                                              layer.name))]
 
 
 def _discretization(g, layer, xs, node):
@@ -926,9 +941,9 @@ def _discretization(g, layer, xs, node):
                layer.name)
     g.dtype[idx] = np.dtype(np.int64)
     if layer.output_mode == "int":
-        return [idx]
-    return [_encode(g, idx, layer._depth(), layer.output_mode, node.flat_inputs[0].shape,
-                    layer.name)]
+        return [_as_layer_dtype(g, layer, idx)]
+    return [_as_layer_dtype(g, layer, _encode(g, idx, layer._depth(), layer.output_mode,
+                                              node.flat_inputs[0].shape, layer.name))]
 
 
 def _integer_lookup(g, layer, xs, node):
@@ -958,7 +973,7 @@ def _lookup_output(g, layer, y, node):
     if layer.output_mode == "tf_idf":
         idf = np.asarray(layer.idf_weights[:depth], np.float32)
         out = g.op("Mul", [out, g.const(idf, f"{layer.name}_idf")], layer.name)
-    return [out]
+    return [_as_layer_dtype(g, layer, out)]
 
 
 def _label_encoder(g, layer, ids, vocab, kind):
@@ -1064,6 +1079,26 @@ ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs
                        for k, v in _MASK_EXPORTERS.items()})
 
 
+def _model_outputs_masked(model) -> bool:
+    """Whether some output of a nested model carries a Keras mask (made inside it)."""
+    if not model._makes_mask:
+        return False
+    from ..onnx import _mask_source
+
+    for t in model.outputs:
+        if _mask_source(t) is not None:
+            return True
+        # a chain of mask-passing layers back to a (deeper) nested model that makes a mask
+        while not t.node.is_input and len(t.node.flat_inputs) == 1 and \
+                not getattr(t.node.layer, "_is_model", False) and t.node.layer.supports_masking \
+                and not t.node.layer._consumes_mask:
+            t = t.node.flat_inputs[0]
+        if getattr(t.node.layer, "_is_model", False) and \
+                _model_outputs_masked(t.node.layer):
+            return True
+    return False
+
+
 def _emit(g, model, input_values):
     """The model's nodes; masks travel beside the values as nncore's graph runs them
     (models/functional.py): made by Masking / Embedding(mask_zero), read by the recurrent
@@ -1088,6 +1123,10 @@ def _emit(g, model, input_values):
                              "which nncore does not export to ONNX")
         m_out = [None] * len(outs)
         if getattr(layer, "_is_model", False):
+            if m_in is not None or _model_outputs_masked(layer):
+                raise ValueError(f"model {layer.name!r} used as a layer takes or gives a Keras "
+                                 "mask, which nncore does not export to ONNX across a nested "
+                                 "model's boundary")
             ys = _emit(g, layer, xs)
         elif getattr(layer, "_is_op", False) or cls == "Lambda":
             from .onnx_ops import export_lambda, export_op_node
