@@ -93,6 +93,19 @@ class _Importer:
             t = _bidi_layer(self, v, None if v.kind == "bidi_half" else "sum")
             v = _V("nhwc", t[v.extra["half"]] if v.kind == "bidi_half" else t)
             self.vals[name] = v
+        if v.kind == "zeros" and view == "nhwc" and v.extra.get("src"):
+            # zeros of a tensor's whole Shape read as a tensor (ops.zeros_like): made so
+            from . import layers as L, ops
+
+            v = _V("nhwc", self.layer(L.Lambda(lambda x: ops.zeros_like(x),
+                                               name=self.fresh_name("ConstantOfShape")),
+                                      self.tensor(v.extra["src"])))
+            self.vals[name] = v
+        if v.kind == "unsq1" and view == "nhwc":  # (batch, F) -> (batch, 1, F) not tiled
+            from . import layers as L
+
+            v = _V("nhwc", self.layer(L.Reshape((1, v.t.shape[1])), v.t))
+            self.vals[name] = v
         if v.kind == "nhwc" and view in ("nchw", "ncw") and \
                 len(v.t.shape) == (4 if view == "nchw" else 3):
             # a plain tensor read by a channels-first op (another exporter's NCHW graph): its
@@ -252,10 +265,12 @@ class _Importer:
                 motif[0](self, node, motif[1])
                 continue
             fn = ONNX_IMPORTERS.get(node.op_type)
-            if fn is None:
-                self.bad(f"operator {node.op_type!r} is not supported by nncore's ONNX import "
-                         f"(it reads {sorted(ONNX_IMPORTERS)})")
             attrs = self.attrs(node)
+            if fn is None:
+                if _generic(self, node, attrs):
+                    continue
+                self.bad(f"operator {node.op_type!r} is not supported by nncore's ONNX import "
+                         f"(it reads {sorted(set(ONNX_IMPORTERS) | set(_GENERIC))})")
             n_in, n_out, required = _ARITY.get(node.op_type, (1, 1, ()))
             if len(node.input) < n_in or len(node.output) < n_out:
                 self.bad(f"needs at least {n_in} input(s) and {n_out} output(s), has "
@@ -263,7 +278,11 @@ class _Importer:
             for name in required:
                 if name not in attrs:
                     self.bad(f"attribute {name!r} is required")
-            fn(self, node, attrs)
+            try:
+                fn(self, node, attrs)
+            except ValueError:  # not one of the patterns the handler reads: exactly, as ops?
+                if not _generic(self, node, attrs):
+                    raise
         self.node = None
         outs = [self.tensor(o.name) for o in g.output]
         if not inputs or not outs:
@@ -1238,7 +1257,7 @@ def _op_shape(imp, node, a):
         dims = [dims[0], dims[-1]] + dims[1:-1]
     elif v.kind == "tmajor":  # (steps, batch, features)
         dims = [dims[1], None, dims[2]]
-    imp.set(node.output[0], "shape", dims=dims, scalar=False)
+    imp.set(node.output[0], "shape", dims=dims, scalar=False, src=node.input[0])
 
 
 def _op_constant_of_shape(imp, node, a):
@@ -1249,7 +1268,7 @@ def _op_constant_of_shape(imp, node, a):
             val.dtype != np.float32 or float(val.reshape(-1)[0]) != 0.0:
         imp.bad("ConstantOfShape is read only as float32 zeros of a shape computed from a "
                 "tensor (an RNN's initial state)")
-    imp.set(node.output[0], "zeros", dims=v.extra["dims"])
+    imp.set(node.output[0], "zeros", dims=v.extra["dims"], src=v.extra.get("src"))
 
 
 def _op_expand(imp, node, a):
@@ -1374,6 +1393,166 @@ def _op_axis_ops(name):
         _, y = _ops_lambda(imp, node, fn, [node.input[0]])
         imp.set(node.output[0], "nhwc", y)
     return f
+
+
+def _generic_fn(imp, node, a, consts, shape):
+    """The function computing `node` exactly as ONNX defines it, with nncore.ops, on the node's
+    tensor inputs (constants captured from `consts`, input index -> array); None when the op or
+    one of its attributes is outside what it knows, or when it would mix the samples of a batch
+    (the tensor input's `shape` has the batch axis first). A list of functions for several
+    outputs."""
+    from . import ops
+
+    op, n_in = node.op_type, len(node.input)
+    shape = list(shape)
+    rank = len(shape)
+
+    def c(k, default=None):
+        return consts.get(k, default) if k < n_in and node.input[k] else default
+
+    def ints(v):
+        return [int(x) for x in np.asarray(v).reshape(-1)]
+
+    if op == "Not" and not a:
+        return lambda x: ops.equal(ops.cast(x, "float32"), 0.0)
+    if op == "Cast" and set(a) == {"to"}:
+        try:
+            dt = np.dtype(imp.onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
+        except (KeyError, TypeError):
+            return None
+        if dt.kind not in "biuf":
+            return None
+        return lambda x: ops.cast(x, dt.name)
+    if op == "Transpose" and set(a) == {"perm"} and list(a["perm"])[:1] == [0]:
+        perm = list(a["perm"])
+        return lambda x: ops.transpose(x, perm)
+    if op in ("Squeeze", "Unsqueeze") and not a and c(1) is not None:
+        axes = ints(c(1))
+        out_rank = rank - len(axes) if op == "Squeeze" else rank + len(axes)
+        if any(k % (rank if op == "Squeeze" else out_rank) == 0 for k in axes):
+            return None  # the batch axis stays first
+        if op == "Squeeze":
+            return lambda x: ops.squeeze(x, axis=tuple(axes))
+
+        def unsqueeze(x):
+            rank = len(x.shape) + len(axes)
+            for ax in sorted(int(k) % rank for k in axes):
+                x = ops.expand_dims(x, ax)
+            return x
+        return unsqueeze
+    if op == "Reshape" and set(a) <= {"allowzero"} and not a.get("allowzero") and \
+            c(1) is not None and rank and None not in shape[1:]:
+        target = ints(c(1))
+        target = [shape[k] if d == 0 and 0 < k < rank else d for k, d in enumerate(target)]
+        rest, per = target[1:], int(np.prod(shape[1:]))
+        if not target or target[0] not in (0, -1) or 0 in rest or rest.count(-1) > \
+                (1 if target[0] == 0 else 0) or -1 not in rest and int(np.prod(rest)) != per:
+            return None  # the batch axis stays first, each sample keeps its values
+        rest = [per // int(np.prod([d for d in rest if d != -1])) if d == -1 else d
+                for d in rest]
+        return lambda x: ops.reshape(x, (-1, *rest))
+    if op == "Slice" and not a and c(1) is not None and c(2) is not None:
+        starts, ends = ints(c(1)), ints(c(2))
+        axes = ints(c(3)) if c(3) is not None else list(range(len(starts)))
+        steps = ints(c(4)) if c(4) is not None else [1] * len(starts)
+        if not len(starts) == len(ends) == len(axes) == len(steps) or 0 in steps or \
+                any(ax % rank == 0 for ax in axes):
+            return None
+        axes = [ax % rank for ax in axes]
+        big = 2 ** 62
+
+        def sl(x):
+            idx = [slice(None)] * len(x.shape)
+            for b, e, ax, st in zip(starts, ends, axes, steps):
+                b = None if (st > 0 and b <= -big) or (st < 0 and b >= big) else b
+                e = None if (st > 0 and e >= big) or (st < 0 and e <= -big) else e
+                idx[ax] = slice(b, e, st)
+            return x[tuple(idx)]
+        return sl
+    if op in ("Gather", "GatherElements") and set(a) <= {"axis"} and c(1) is not None and \
+            np.asarray(c(1)).dtype.kind in "iu":
+        idx, ax = np.asarray(c(1)).astype(np.int64), int(a.get("axis", 0))
+        if ax % rank == 0 or op == "GatherElements" and (idx.ndim != rank or idx.shape[0] != 1):
+            return None
+        if op == "Gather":
+            return lambda x: ops.take(x, idx, axis=ax)
+        return lambda x: ops.take_along_axis(x, idx, axis=ax)
+    if op == "Split" and set(a) <= {"axis", "num_outputs"}:
+        ax, n_out = int(a.get("axis", 0)), len(node.output)
+        if ax % rank == 0:
+            return None
+        sizes = ints(c(1)) if c(1) is not None else None
+
+        def part(k):
+            def f(x):
+                if sizes is not None:
+                    cuts = list(np.cumsum(sizes)[:-1])
+                else:
+                    size = x.shape[ax]
+                    if size is None:
+                        raise ValueError("ONNX Split of an axis of unknown length")
+                    per = -(-size // n_out)
+                    cuts = [per * (i + 1) for i in range(n_out - 1)]
+                return ops.split(x, [int(u) for u in cuts], axis=ax)[k]
+            return f
+        return [part(k) for k in range(n_out)]
+    return None
+
+
+def _generic(imp, node, a):
+    """An op nncore's layer patterns do not read: when all its inputs are plain tensors or
+    constants and `_generic_fn` knows the op, a Lambda of nncore.ops per output (predicts and
+    trains through nncore.ops; saved only to ONNX again, as the other op Lambdas). True if
+    made."""
+    from . import layers as L
+
+    v = imp.vals.get(node.input[0]) if node.input else None
+    if node.op_type == "ConstantOfShape" and v is not None and v.kind == "shape" and \
+            v.extra.get("src") and set(a) <= {"value"}:  # a full-like of the Shape's tensor
+        from . import ops
+
+        val = imp.onnx.numpy_helper.to_array(a["value"]) if "value" in a else \
+            np.zeros(1, np.float32)
+        if val.size != 1 or val.dtype.kind not in "biuf":
+            return False
+        fill, dt = float(val.reshape(-1)[0]), val.dtype.name
+        y = imp.layer(L.Lambda(lambda x: ops.cast(ops.ones_like(x), dt) * np.array(fill, dt),
+                               name=imp.fresh_name(node.op_type)), imp.tensor(v.extra["src"]))
+        imp.set(node.output[0], "nhwc", y)
+        return True
+    consts, tensors = {}, []
+    for k, name in enumerate(node.input):
+        if not name:
+            continue
+        if name in imp.consts:
+            consts[k] = imp.consts[name]
+        elif k == 0 and name in imp.vals:
+            tensors.append(name)
+        else:
+            return False  # a tensor where only a constant is read (shapes, indices...)
+    if len(tensors) != 1:
+        return False
+    try:
+        t = imp.tensor(tensors[0])
+    except ValueError:
+        return False
+    fns = _generic_fn(imp, node, a, consts, t.shape)
+    if fns is None:
+        return False
+    made = []
+    for out, fn in zip(node.output, fns if isinstance(fns, list) else [fns]):
+        try:
+            y = imp.layer(L.Lambda(fn, name=imp.fresh_name(node.op_type)), t)
+        except Exception:  # the op does not apply to this tensor: the pattern's own error
+            return False
+        made.append((out, y))
+    for out, y in made:
+        imp.set(out, "nhwc", y)
+    return True
+
+
+_GENERIC = ("Not", "Cast", "Transpose", "Squeeze", "Unsqueeze", "Reshape", "Slice", "Gather",
+            "GatherElements", "Split")
 
 
 def _take_step(imp, node, t):
