@@ -13,8 +13,6 @@
 // thread split changes a bit.
 #pragma once
 
-#include <algorithm>
-
 #include "kernels/depthwise2d.hpp"
 
 namespace nncore {
@@ -110,20 +108,14 @@ void dw_row_t(float* y, const float* x, const float* k, const float* b, const De
   const int64_t span = (p.kw - 1) * p.dw;  // a pixel's taps cover input columns [iw0, iw0 + span]
   const int64_t O = C * p.m;
   float* yr = y + (n * p.oh + oh) * p.ow * O;
-  // Interior pixels [a, e): every tap inside the row. They go kPT at a time; the last group
-  // ends at e and may overlap the one before it (a pixel computed twice gets the same bits).
-  const int64_t a = p.pl <= 0 ? 0 : (p.pl + p.sw - 1) / p.sw;
-  const int64_t last = p.w - 1 - span + p.pl;  // ow*sw <= last
-  const int64_t e = last < 0 ? 0 : std::min(p.ow, last / p.sw + 1);
   int64_t ow = 0;
   while (ow < p.ow) {
-    if (ow >= a && e - a >= kPT && ow < e) {
-      const int64_t g = ow + kPT <= e ? ow : e - kPT;
-      dw_pixels<V, kPT, kBcast>(yr + g * O, xn, k, b, p, ih0, g * p.sw - p.pl, i0, i1, 0, p.kw);
-      ow = g + kPT;
+    const int64_t iw0 = ow * p.sw - p.pl;
+    if (iw0 >= 0 && ow + kPT <= p.ow && (ow + kPT - 1) * p.sw - p.pl + span < p.w) {
+      dw_pixels<V, kPT, kBcast>(yr + ow * O, xn, k, b, p, ih0, iw0, i0, i1, 0, p.kw);
+      ow += kPT;
       continue;
     }
-    const int64_t iw0 = ow * p.sw - p.pl;
     int64_t j0 = 0, j1 = p.kw;
     while (j0 < j1 && iw0 + j0 * p.dw < 0) ++j0;
     while (j1 > j0 && iw0 + (j1 - 1) * p.dw >= p.w) --j1;
