@@ -216,12 +216,14 @@ def test_nested_masked_models_in_keras_files_both_ways(keras, variant, rng, tmp_
 def test_onnx_export_refuses_masks_across_a_nested_model(variant, tmp_path):
     """The ONNX writer does not carry masks through a nested model's boundary: it refuses,
     rather than writing a graph whose recurrent layers ignore the padding."""
+    require("onnx")
     model, _, _ = _build(nk, variant)
     with pytest.raises(ValueError, match="nested model's boundary"):
         nk.onnx.export(model, tmp_path / "m.onnx")
 
 
 def test_onnx_export_of_a_nested_model_whose_mask_stops_inside_still_works(tmp_path, rng):
+    require("onnx")
     i = nk.Input((7,), dtype="int32")
     inner = nk.Model(i, nk.layers.Dense(2)(nk.layers.LSTM(3)(
         nk.layers.Embedding(9, 4, mask_zero=True)(i))), name="inner")
