@@ -1176,6 +1176,21 @@ def test_an_nchw_graph_input_read_by_a_conv(rng, tmp_path):
     np.testing.assert_allclose(m.predict(x, verbose=0), _run_ort(p, [x])[0], atol=TOL, rtol=0)
 
 
+def _imported_lambdas_train_alike(m, rng, tmp_path):
+    """m exported and read back with at least five of its ops as Lambdas of nncore.ops; one SGD
+    step on each moves both to the same predictions."""
+    _randomise(m, rng)
+    x = rng.normal(size=(6, 4, 5)).astype(np.float32)
+    back = _export_check(m, [x], tmp_path)
+    assert sum(type(lay).__name__ == "Lambda" for lay in back.layers) >= 5
+    y = rng.normal(size=(6, 2)).astype(np.float32)
+    for mm in (m, back):
+        mm.compile(optimizer="sgd", loss="mse")
+        mm.fit(x, y, epochs=1, batch_size=6, shuffle=False, verbose=0)
+    np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), atol=TOL,
+                               rtol=0)
+
+
 def test_lambda_math_ops_are_imported_as_lambdas_that_train(rng, tmp_path):
     """Unary math, a constant power and reductions over any axes (ops that are no nncore layer)
     come back as Lambdas of nncore.ops: same predictions, and one SGD step moves both models to
@@ -1189,17 +1204,7 @@ def test_lambda_math_ops_are_imported_as_lambdas_that_train(rng, tmp_path):
                  ops.sum(t, axis=(1, 2), keepdims=True) * 0.1 - ops.min(t, axis=1,
                                                                          keepdims=True))(h)
     h = L.Lambda(lambda t: ops.max(t, axis=2))(h)
-    m = nncore.Model(i, L.Dense(2)(h))
-    _randomise(m, rng)
-    x = rng.normal(size=(6, 4, 5)).astype(np.float32)
-    back = _export_check(m, [x], tmp_path)
-    assert sum(type(lay).__name__ == "Lambda" for lay in back.layers) >= 5
-    y = rng.normal(size=(6, 2)).astype(np.float32)
-    for mm in (m, back):
-        mm.compile(optimizer="sgd", loss="mse")
-        mm.fit(x, y, epochs=1, batch_size=6, shuffle=False, verbose=0)
-    np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), atol=TOL,
-                               rtol=0)
+    _imported_lambdas_train_alike(nncore.Model(i, L.Dense(2)(h)), rng, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["arith", "unary", "reductions", "keepdims", "where_clip",
@@ -1226,17 +1231,7 @@ def test_shape_and_slice_ops_are_imported_as_lambdas_that_train(rng, tmp_path):
                                      axis=1) + ops.ones_like(t[:, None, :2]))(h)
     h = L.Lambda(lambda t: ops.reshape(ops.transpose(ops.squeeze(ops.expand_dims(t, 1), 1),
                                                      (0, 1, 3, 2)), (-1, 12)))(h)
-    m = nncore.Model(i, L.Dense(2)(h))
-    _randomise(m, rng)
-    x = rng.normal(size=(6, 4, 5)).astype(np.float32)
-    back = _export_check(m, [x], tmp_path)
-    assert sum(type(lay).__name__ == "Lambda" for lay in back.layers) >= 5
-    y = rng.normal(size=(6, 2)).astype(np.float32)
-    for mm in (m, back):
-        mm.compile(optimizer="sgd", loss="mse")
-        mm.fit(x, y, epochs=1, batch_size=6, shuffle=False, verbose=0)
-    np.testing.assert_allclose(back.predict(x, verbose=0), m.predict(x, verbose=0), atol=TOL,
-                               rtol=0)
+    _imported_lambdas_train_alike(nncore.Model(i, L.Dense(2)(h)), rng, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["take"])

@@ -236,6 +236,7 @@ class Functional(Model):
                 m_in = masks[ins[0]] if single_in else [masks[i] for i in ins]
                 if not single_in and all(m is None for m in m_in):
                     m_in = None
+            m_out = None  # the output masks, one per output
             if getattr(layer, "_is_model", False) and (m_in is not None or layer._makes_mask):
                 # A nested model: masks go in and come out as Keras's tensors carry them
                 # (its inner layers set its outputs' masks; the model itself adds none).
@@ -243,34 +244,25 @@ class Functional(Model):
                     arg, training, need_ctx, fuse is not None and k in fuse, m_in)
                 if isinstance(y, tuple):
                     y, logits[outs[0]] = y
-                if m_out is not None:
-                    if masks is None:
-                        masks = [None] * self._n_slots
-                    for s, m in zip(outs, m_out):
-                        masks[s] = m
-                if single_out:
-                    vals[outs[0]] = y
-                else:
-                    for s, v in zip(outs, flatten(y)):
-                        vals[s] = v
-                if need_ctx:
-                    ctxs[k] = ctx
-                continue
-            if fuse is not None and k in fuse:
-                (y, z), ctx = layer.forward(arg, training=training, need_ctx=need_ctx,
-                                            logits=True)
-                logits[outs[0]] = z
-            elif m_in is not None and layer._consumes_mask:
-                y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx, mask=m_in)
             else:
-                y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx)
-            if m_in is not None or layer._makes_mask:
-                m_out = layer.compute_mask(arg, m_in)
-                if m_out is not None:
-                    if masks is None:
-                        masks = [None] * self._n_slots
-                    for s, m in zip(outs, [m_out] if single_out else m_out):
-                        masks[s] = m
+                if fuse is not None and k in fuse:
+                    (y, z), ctx = layer.forward(arg, training=training, need_ctx=need_ctx,
+                                                logits=True)
+                    logits[outs[0]] = z
+                elif m_in is not None and layer._consumes_mask:
+                    y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx,
+                                           mask=m_in)
+                else:
+                    y, ctx = layer.forward(arg, training=training, need_ctx=need_ctx)
+                if m_in is not None or layer._makes_mask:
+                    m_out = layer.compute_mask(arg, m_in)
+                    if m_out is not None and single_out:
+                        m_out = [m_out]
+            if m_out is not None:
+                if masks is None:
+                    masks = [None] * self._n_slots
+                for s, m in zip(outs, m_out):
+                    masks[s] = m
             if single_out:
                 vals[outs[0]] = y
             else:
