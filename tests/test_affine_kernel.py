@@ -161,3 +161,18 @@ def test_matches_keras_ops_image_affine_transform(fill, interp, projective, rng)
             got = _core.affine_transform(x, t.astype(np.float64), fill, interp, 3.5)
             # TF maps coordinates in float32, nncore in float64: values up to 255
             np.testing.assert_allclose(got, want, rtol=0, atol=3e-4 * 255)
+
+
+@pytest.mark.parametrize("fill", A._FILL)
+@pytest.mark.parametrize("interp", A._INTERP)
+def test_exact_halves_and_integers_round_and_floor_as_the_reference(fill, interp, rng):
+    """Shifts of whole and half pixels put every coordinate on a rounding or floor edge
+    (nearest: half away from zero; bilinear: the floor of negative integers)."""
+    x = rng.normal(size=(1, 5, 6, 3))
+    for dx in (0.5, -0.5, 1.5, -1.5, -2.5, 3.0, -3.0, 0.0, 7.5, -8.0, 12.5):
+        for dy in (0.5, -1.5, 2.0, -4.5):
+            t = np.array([[1.0, 0, dx, 0, 1.0, dy, 0, 0]])
+            # the same taps (a wrong one is off by O(1)); the sums' order differs (an ulp)
+            np.testing.assert_allclose(_core.affine_transform(x, t, fill, interp, 0.25),
+                                       _reference(x, t, fill, interp, 0.25), rtol=1e-14,
+                                       atol=1e-14)
