@@ -4,7 +4,9 @@ the same input, side by side (alternating blocks of calls, medians).
     flock /tmp/nncore-bench.lock PYTHONPATH=python python bench/bench_preprocessing.py \
         [--n 4096] [--rounds 5] [--no-tf]
 
-Rows: the Hashing layer's string hashes (FarmHash fingerprint64, and SipHash-2-4 with a salt)
+Rows: the affine image resampler of RandomRotation/Translation/Zoom (a batch of --images
+NHWC images, forward; C++ `_core.affine_transform` against the NumPy path the layers ran before it
+and Keras's `ops.image.affine_transform` on TensorFlow), then the Hashing layer's string hashes (FarmHash fingerprint64, and SipHash-2-4 with a salt)
 and its integer path, as milliseconds per batch of --n values (medians over rounds x samples);
 'C++ / Python' and 'C++ / TF' are ratios of those medians (below 1: the C++ path is faster).
 Writes bench/results_preprocessing.md.
@@ -37,6 +39,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples", type=int, default=5)
     ap.add_argument("--no-tf", action="store_true")
+    ap.add_argument("--images", type=int, default=32)
+    ap.add_argument("--size", type=int, default=64)
     args = ap.parse_args()
     import nncore
     from nncore import layers
@@ -49,6 +53,36 @@ def main():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
         import tensorflow as tf
+
+    from nncore import _core
+    from nncore.layers import augmentation as aug
+
+    arows = []
+    b, n = args.images, args.size
+    x = rng.uniform(0, 255, (b, n, n, 3)).astype(np.float32)
+    rot = layers.RandomRotation(0.2, seed=0)
+    t = np.ascontiguousarray(rot._matrix(rot._draw(np.random.default_rng(1), x.shape), x.shape))
+    for fill, interp in (("reflect", "bilinear"), ("constant", "nearest")):
+        fns = {"numpy": lambda: aug.affine_apply(x, aug.affine_plan(n, n, t, fill, interp), 0.0),
+               "c++": lambda: _core.affine_transform(x, t, fill, interp, 0.0)}
+        if tf is not None:
+            tx, tt = tf.constant(x), tf.constant(t.astype(np.float32))
+            want = np.asarray(keras.ops.image.affine_transform(
+                tx, tt, interpolation=interp, fill_mode=fill))
+            assert np.abs(fns["c++"]() - want).max() < 0.1  # the same images, then time
+            fns["keras"] = lambda: keras.ops.image.affine_transform(
+                tx, tt, interpolation=interp, fill_mode=fill)
+        res = alternate(fns, rounds=args.rounds, samples=args.samples, warmup=1, min_time=0.02)
+        ms = {k: v["median"] * 1e3 for k, v in res.items()}
+        row = [f"rotation, {fill} / {interp}", f"{ms['numpy']:.3f}", f"{ms['c++']:.3f}",
+               f"{ms['keras']:.3f}" if "keras" in ms else "–",
+               f"{ms['c++'] / ms['numpy']:.3f}",
+               f"{ms['c++'] / ms['keras']:.2f}" if "keras" in ms else "–"]
+        arows.append(row)
+        print(" | ".join(row), flush=True)
+    atable = markdown_table([f"{b} images {n}x{n}x3 float32", "NumPy path (ms)",
+                             "nncore C++ (ms)", "Keras/TF (ms)", "C++ / NumPy", "C++ / Keras"],
+                            arows)
 
     rows = []
     cases = [("Hashing strings (fingerprint64)", words, None),
@@ -78,7 +112,8 @@ def main():
     text = (f"# Preprocessing kernels\n\n{machine_header()}, threads "
             f"{nncore.get_num_threads()}, 1-min load at the end {load_1min():.2f}\n\n"
             f"`flock /tmp/nncore-bench.lock PYTHONPATH=python python bench/bench_preprocessing.py"
-            f" --n {args.n} --rounds {args.rounds}`\n\n{table}\n")
+            f" --n {args.n} --rounds {args.rounds} --images {args.images} --size {args.size}`"
+            f"\n\n{atable}\n\n{table}\n")
     (HERE / "results_preprocessing.md").write_text(text)
     print(text)
 

@@ -11,8 +11,12 @@ The geometric layers share one affine resampler with TensorFlow's ImageProjectiv
 semantics (what Keras 3 calls): an output pixel (x, y) reads the input at
 ((a0 x + a1 y + a2), (b0 x + b1 y + b2)); fill_mode 'constant' (fill_value outside), 'nearest'
 (clamp), 'reflect' (d c b a | a b c d | d c b a), 'wrap' (TF's periodic rule); interpolation
-'bilinear' or 'nearest'.
-The resampler is NumPy (gather + scatter-add for the backward), not a C++ kernel yet.
+'bilinear' or 'nearest'. A k = c0 x + c1 y + 1 of 0 reads the fill value, as TF does.
+The resampler is C++ (`_core.affine_transform` / `affine_transform_backward`,
+csrc/kernels/affine.cpp: coordinates and weights in double, parallel over image rows, bitwise
+equal for any thread count); affine_plan / affine_apply / affine_backward below are its NumPy
+twin (the tests compare the two). Only the resampling is C++: the random parameters are drawn
+here, from the layer's generator.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from ..utils.random import get_rng
 from .base import Layer, as_f32, fmt_shape
 from .node import is_symbolic
@@ -52,15 +57,19 @@ def _round_half_away(v):
 
 def affine_plan(h, w, transform, fill_mode="constant", interpolation="bilinear"):
     """transform (B, 8) (TF's [a0 a1 a2 b0 b1 b2 c0 c1], c0 = c1 = 0) -> (idx, wts, fillw):
-    idx (B, H*W, K) int source pixels (-1: outside), wts (B, H*W, K) weights, so that
+    idx (B, H*W, K) int source pixels (-1: outside), wts (B, H*W, K) float64 weights, so that
     y[b, p] = sum_k wts * x[b, idx] (+ fill_value * fillw[b, p] for the outside taps)."""
     t = np.asarray(transform, np.float64).reshape(-1, 8)
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
                          indexing="ij")
     xs, ys = xs.ravel()[None], ys.ravel()[None]
     k = t[:, 6:7] * xs + t[:, 7:8] * ys + 1.0
-    sx = (t[:, 0:1] * xs + t[:, 1:2] * ys + t[:, 2:3]) / k
-    sy = (t[:, 3:4] * xs + t[:, 4:5] * ys + t[:, 5:6]) / k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sx = (t[:, 0:1] * xs + t[:, 1:2] * ys + t[:, 2:3]) / k
+        sy = (t[:, 3:4] * xs + t[:, 4:5] * ys + t[:, 5:6]) / k
+    # k == 0 (an infinite coordinate) reads the fill value, as TF; so does any non-finite one
+    bad = (k == 0) | ~np.isfinite(sx) | ~np.isfinite(sy)
+    sx, sy = np.where(bad, -2.0, sx), np.where(bad, -2.0, sy)
     if fill_mode != "constant":
         sx, sy = _map_coord(sx, w, fill_mode), _map_coord(sy, h, fill_mode)
     if interpolation == "nearest":
@@ -71,6 +80,9 @@ def affine_plan(h, w, transform, fill_mode="constant", interpolation="bilinear")
         fx, fy = sx - x0, sy - y0
         taps = [(y0, x0, (1 - fy) * (1 - fx)), (y0, x0 + 1, (1 - fy) * fx),
                 (y0 + 1, x0, fy * (1 - fx)), (y0 + 1, x0 + 1, fy * fx)]
+    if bad.any():  # one outside tap of weight 1
+        taps = [(np.where(bad, -1.0, ty), tx, np.where(bad, 1.0 if i == 0 else 0.0, wt))
+                for i, (ty, tx, wt) in enumerate(taps)]
     idx, wts = [], []
     fillw = np.zeros_like(sx)
     for ty, tx, wt in taps:
@@ -78,30 +90,32 @@ def affine_plan(h, w, transform, fill_mode="constant", interpolation="bilinear")
         idx.append(np.where(inside, ty * w + tx, -1).astype(np.int64))
         wts.append(np.where(inside, wt, 0.0))
         fillw += np.where(inside, 0.0, wt)
-    return np.stack(idx, -1), np.stack(wts, -1).astype(np.float32), fillw.astype(np.float32)
+    return np.stack(idx, -1), np.stack(wts, -1), fillw
 
 
-def affine_apply(x, plan, fill_value=0.0):
-    """x (B, H, W, C) with a plan from affine_plan -> (B, H, W, C)."""
+def affine_apply(x, plan, fill_value=0.0, dtype=np.float32):
+    """x (B, H, W, C) with a plan from affine_plan -> (B, H, W, C). The NumPy twin of
+    _core.affine_transform (which the layers run); float64 throughout with dtype=np.float64."""
     idx, wts, fillw = plan
     b, h, w, c = x.shape
     flat = x.reshape(b, h * w, c)
     safe = np.maximum(idx, 0)
     rows = np.arange(b)[:, None, None]
-    y = np.einsum("bpk,bpkc->bpc", wts, flat[rows, safe])
+    y = np.einsum("bpk,bpkc->bpc", wts.astype(dtype), flat[rows, safe].astype(dtype))
     if fill_value:
-        y = y + np.float32(fill_value) * fillw[..., None]
-    return y.reshape(b, h, w, c).astype(np.float32)
+        y = y + dtype(fill_value) * fillw.astype(dtype)[..., None]
+    return y.reshape(b, h, w, c).astype(dtype)
 
 
-def affine_backward(dy, plan, shape):
-    """The adjoint of affine_apply: dx (B, H, W, C) = scatter-add of the tap weights."""
+def affine_backward(dy, plan, shape, dtype=np.float32):
+    """The adjoint of affine_apply: dx (B, H, W, C) = scatter-add of the tap weights (the NumPy
+    twin of _core.affine_transform_backward)."""
     idx, wts, _ = plan
     b, h, w, c = shape
-    dflat = dy.reshape(b, h * w, c)
-    dx = np.zeros((b, h * w + 1, c), np.float32)  # row h*w collects the outside taps
+    dflat = dy.reshape(b, h * w, c).astype(dtype)
+    dx = np.zeros((b, h * w + 1, c), dtype)  # row h*w collects the outside taps
     tgt = np.where(idx < 0, h * w, idx)
-    contrib = wts[..., None] * dflat[:, :, None, :]  # (B, P, K, C)
+    contrib = wts.astype(dtype)[..., None] * dflat[:, :, None, :]  # (B, P, K, C)
     for i in range(b):  # np.add.at per image: deterministic, sums repeated sources
         np.add.at(dx[i], tgt[i].ravel(), contrib[i].reshape(-1, c))
     return dx[:, :h * w].reshape(shape)
@@ -248,12 +262,14 @@ class _Affine(_Augment):
         self.fill_value = float(fill_value)
 
     def _apply(self, x, p):
-        plan = affine_plan(x.shape[1], x.shape[2], self._matrix(p, x.shape), self.fill_mode,
-                           self.interpolation)
-        return affine_apply(x, plan, self.fill_value), plan
+        t = np.ascontiguousarray(self._matrix(p, x.shape), np.float64)
+        y = _core.affine_transform(np.ascontiguousarray(x, np.float32), t, self.fill_mode,
+                                   self.interpolation, self.fill_value)
+        return y, t
 
-    def _apply_backward(self, dy, plan, shape):
-        return affine_backward(dy, plan, shape)
+    def _apply_backward(self, dy, t, shape):
+        return _core.affine_transform_backward(np.ascontiguousarray(dy, np.float32), t,
+                                               self.fill_mode, self.interpolation)
 
     def get_config(self):
         cfg = super().get_config()

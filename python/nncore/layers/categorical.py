@@ -43,7 +43,8 @@ def _encode(idx, depth, mode, where):
 # Output dtypes, Keras 3.15's (TensorFlow backend) rules:
 # - StringLookup / IntegerLookup / TextVectorization: int64 for int, one_hot, multi_hot and count,
 #   float32 for tf_idf, whatever `dtype=` says (Keras accepts it and ignores it there); an
-#   inverted StringLookup gives strings, an inverted IntegerLookup int64;
+#   inverted StringLookup gives an object array of UTF-8 bytes (what NumPy makes of a
+#   tf.string tensor), an inverted IntegerLookup int64;
 # - CategoryEncoding, and Hashing / Discretization in one_hot / multi_hot / count: `dtype=`
 #   (float32 when not given);
 # - Hashing's int mode: `dtype=` if an integer type, else int64; Discretization's int mode: int32.
@@ -525,7 +526,11 @@ class StringLookup(_Lookup):
         return None if v is None else str(v)
 
     def _out_array(self, a):
-        return a.astype(str)
+        # Keras 3.15 (TensorFlow) gives a tf.string tensor, which NumPy sees as an object array
+        # of UTF-8 bytes (np.asarray of a direct call, and what predict returns): the same here
+        out = np.empty(a.shape, object)
+        out.ravel()[:] = [v.encode("utf-8") for v in a.ravel().tolist()]
+        return out
 
 
 class Hashing(_NoGrad):

@@ -1079,34 +1079,20 @@ ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs
                        for k, v in _MASK_EXPORTERS.items()})
 
 
-def _model_outputs_masked(model) -> bool:
-    """Whether some output of a nested model carries a Keras mask (made inside it)."""
-    if not model._makes_mask:
-        return False
-    from ..onnx import _mask_source
-
-    for t in model.outputs:
-        if _mask_source(t) is not None:
-            return True
-        # a chain of mask-passing layers back to a (deeper) nested model that makes a mask
-        while not t.node.is_input and len(t.node.flat_inputs) == 1 and \
-                not getattr(t.node.layer, "_is_model", False) and t.node.layer.supports_masking \
-                and not t.node.layer._consumes_mask:
-            t = t.node.flat_inputs[0]
-        if getattr(t.node.layer, "_is_model", False) and \
-                _model_outputs_masked(t.node.layer):
-            return True
-    return False
-
-
-def _emit(g, model, input_values):
+def _emit(g, model, input_values, in_masks=None, out_masks=None):
     """The model's nodes; masks travel beside the values as nncore's graph runs them
     (models/functional.py): made by Masking / Embedding(mask_zero), read by the recurrent
-    layers and GlobalAveragePooling1D, passed on by the layers that support masking."""
+    layers and GlobalAveragePooling1D, passed on by the layers that support masking. A nested
+    model is emitted inline, and masks cross its boundary as Keras's tensors carry them:
+    `in_masks` (one ONNX bool (batch, steps) value or None per input) are its inputs' masks,
+    and `out_masks` (a list) receives its outputs' masks (None where an output has none)."""
     from ..layers.base import Layer
 
     vals = dict(enumerate(input_values))
     masks: dict = {}
+    for i, m in enumerate(in_masks or ()):
+        if m is not None:
+            masks[i] = m
     for layer, ins, outs, single_in, _, node in model._steps:
         xs = [vals[i] for i in ins]
         m_in = masks.get(ins[0]) if single_in else None
@@ -1123,11 +1109,9 @@ def _emit(g, model, input_values):
                              "which nncore does not export to ONNX")
         m_out = [None] * len(outs)
         if getattr(layer, "_is_model", False):
-            if m_in is not None or _model_outputs_masked(layer):
-                raise ValueError(f"model {layer.name!r} used as a layer takes or gives a Keras "
-                                 "mask, which nncore does not export to ONNX across a nested "
-                                 "model's boundary")
-            ys = _emit(g, layer, xs)
+            inner_masks: list = []
+            ys = _emit(g, layer, xs, [m_in] if m_in is not None else None, inner_masks)
+            m_out = inner_masks
         elif getattr(layer, "_is_op", False) or cls == "Lambda":
             from .onnx_ops import export_lambda, export_op_node
 
@@ -1154,6 +1138,8 @@ def _emit(g, model, input_values):
             vals[s] = y
             if m is not None:
                 masks[s] = m
+    if out_masks is not None:
+        out_masks[:] = [masks.get(s) for s in model._out_slots]
     return [vals[s] for s in model._out_slots]
 
 
