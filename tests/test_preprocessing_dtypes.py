@@ -97,6 +97,27 @@ def test_inverted_lookups_give_keras_kinds():
             assert o.dtype == object and o.tolist() == ks.tolist(), (K.__name__, o)
 
 
+@pytest.mark.parametrize("cls,vocab,kw", [
+    ("StringLookup", ["a", "b", "c"], {}),
+    ("StringLookup", ["a", "b", "c"], {"num_oov_indices": 0}),
+    ("StringLookup", ["a", "b", "c"], {"mask_token": ""}),
+    ("StringLookup", ["a", "b"], {"oov_token": "?", "num_oov_indices": 2}),
+    ("IntegerLookup", [5, 6, 7], {}),
+    ("IntegerLookup", [5, 6, 7], {"num_oov_indices": 0}),
+    ("IntegerLookup", [5, 6], {"mask_token": 0, "oov_token": -9})])
+def test_inverted_lookup_out_of_range_reads_the_oov_token_as_keras(cls, vocab, kw):
+    # Keras 3.15: an index past the vocabulary, or a negative one, gives oov_token (also with
+    # num_oov_indices=0, where no OOV slot exists); nncore once raised instead.
+    require("tensorflow")
+    import keras
+
+    ids = np.array([[0, 1, 2], [3, 4, 7], [-1, -5, 100]])
+    k = np.asarray(getattr(keras.layers, cls)(vocabulary=vocab, invert=True, **kw)(ids))
+    n = getattr(nk.layers, cls)(vocabulary=vocab, invert=True, **kw)(ids)
+    assert n.dtype == k.dtype
+    assert n.tolist() == k.tolist()
+
+
 @pytest.mark.parametrize("make", [
     lambda: nk.layers.Hashing(3, dtype="float16"),
     lambda: nk.layers.Hashing(3, dtype="float32"),  # output_mode='int' needs an integer type

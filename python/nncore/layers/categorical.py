@@ -424,11 +424,14 @@ class _Lookup(_NoGrad):
     def forward(self, x, training=False, need_ctx=False):
         x = np.asarray(x)
         if self.invert:
-            vocab = np.asarray(self.get_vocabulary(), dtype=object)
+            # Keras: an index outside the vocabulary (negative ones too) reads the oov_token,
+            # with or without OOV slots; the table gets it as one extra entry at the end.
+            table = self.get_vocabulary()
+            n = len(table)
+            table = np.asarray(table + [self.oov_token], dtype=object)
             idx = x.astype(np.int64)
-            if idx.size and (idx.min() < 0 or idx.max() >= len(vocab)):
-                raise ValueError(f"{self.name}: indices must be in [0, {len(vocab)})")
-            return self._out_array(vocab[idx]), None
+            idx = np.where((idx < 0) | (idx >= n), n, idx)
+            return self._out_array(table[idx]), None
         if self.output_mode == "tf_idf" and self.idf_weights is None:
             raise ValueError(f"{self.name}: output_mode='tf_idf' needs adapt() or a vocabulary "
                              "with idf_weights first")
