@@ -180,6 +180,36 @@ def test_layernorm_against_float64_reference(rng):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_layernorm_trailing_axis_view_matches_transposed_path(rng):
+    """The default axis=-1 reshapes without a copy; normalizing axis 1 of the transposed input
+    goes through the transposing view: both must give the same bits, forward and backward,
+    and match the float64 reference."""
+    x = rng.normal(size=(4, 7, 13)).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    fast = layers.LayerNormalization(gamma_initializer="random_normal",
+                                     beta_initializer="random_normal")
+    slow = layers.LayerNormalization(axis=1)
+    fast._maybe_build((None, 7, 13))
+    slow._maybe_build((None, 13, 7))
+    slow.set_weights(fast.get_weights())
+    xt = np.ascontiguousarray(x.transpose(0, 2, 1))
+    y1, c1 = fast.forward(x, training=True, need_ctx=True)
+    y2, c2 = slow.forward(xt, training=True, need_ctx=True)
+    np.testing.assert_array_equal(y1, y2.transpose(0, 2, 1))
+    fast._zero_grads()
+    slow._zero_grads()
+    dx1 = fast.backward(c1, dy)
+    dx2 = slow.backward(c2, np.ascontiguousarray(dy.transpose(0, 2, 1)))
+    np.testing.assert_array_equal(dx1, dx2.transpose(0, 2, 1))
+    for g1, g2 in zip(fast.grads, slow.grads):
+        np.testing.assert_array_equal(g1, g2)
+    x64 = x.astype(np.float64)
+    g, b = (w.astype(np.float64) for w in fast.get_weights())
+    ref = (x64 - x64.mean(-1, keepdims=True)) / np.sqrt(x64.var(-1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(y1, ref * g + b, rtol=1e-5, atol=1e-5)
+    assert y1.shape == x.shape and y1.flags.c_contiguous
+
+
 def test_layernorm_bad_input():
     with pytest.raises(ValueError, match="cannot normalize over the batch axis"):
         layers.LayerNormalization(axis=0)(nk.Input((3,)))

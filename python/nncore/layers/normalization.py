@@ -233,6 +233,11 @@ class _AxesLayer(Layer):
         return axes
 
     def _view(self, x):
+        """x (C-contiguous float32) -> ((M, K) rows, perm). When the axes are the trailing ones
+        (the default axis=-1) this is a reshape, no copy; the general case transposes."""
+        axis = self.axis
+        if len(axis) == 1 and (axis[0] == -1 or axis[0] == x.ndim - 1) and x.ndim >= 2:
+            return x.reshape(-1, x.shape[-1]), None
         axes = self._axes(x.ndim)
         rest = [d for d in range(x.ndim) if d not in axes]
         perm = rest + axes
@@ -242,6 +247,8 @@ class _AxesLayer(Layer):
 
     @staticmethod
     def _unview(y2, shape, perm):
+        if perm is None:
+            return y2.reshape(shape)
         tshape = [shape[p] for p in perm]
         y = y2.reshape(tshape)
         if perm == list(range(len(shape))):
