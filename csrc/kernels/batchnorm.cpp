@@ -93,13 +93,32 @@ void layernorm_forward(float* y, float* mean, float* inv, const float* x, const 
 void layernorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
                         const float* mean, const float* inv, const float* gamma, int64_t m,
                         int64_t n) {
+  // One pass over dy and x: each group of kNormRowGroup rows makes its rows' dx and its float
+  // partial sums of dbeta/dgamma per column (a group is never split across threads); then each
+  // column adds the groups' partials in group order in double. The same sums, in the same order,
+  // as col_grads_row_stats, so the result does not depend on the thread count.
   const NormRowKernels& k = kNormRows.active();
   const int nt = threads_rows(m, n);
-  for_rows(m, nt, [&](int64_t r) {
-    k.ln_dx(dx + r * n, dy + r * n, x + r * n, mean[r], inv[r], gamma, n);
+  const int64_t groups = (m + kNormRowGroup - 1) / kNormRowGroup;
+  std::vector<float> part(static_cast<size_t>(groups) * 2 * static_cast<size_t>(n), 0.0f);
+  parallel_for(groups, nt, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      float* gb = part.data() + g * 2 * n;
+      float* gg = gb + n;
+      const int64_t r1 = (g + 1) * kNormRowGroup < m ? (g + 1) * kNormRowGroup : m;
+      for (int64_t r = g * kNormRowGroup; r < r1; ++r)
+        k.ln_dx_grads(dx + r * n, gb, gg, dy + r * n, x + r * n, mean[r], inv[r], gamma, n);
+    }
   });
-  for_col_blocks(n, nt, [&](int64_t b, int64_t nb) {
-    k.col_grads_row_stats(dgamma + b, dbeta + b, dy + b, x + b, mean, inv, m, n, nb);
+  parallel_for(n, nt, kNormColBlock, [&](int64_t c0, int64_t c1) {
+    for (int64_t j = c0; j < c1; ++j) {
+      double sb = 0.0, sg = 0.0;
+      for (int64_t g = 0; g < groups; ++g) {
+        sb += part[g * 2 * n + j];
+        sg += part[g * 2 * n + n + j];
+      }
+      dbeta[j] = float(sb), dgamma[j] = float(sg);
+    }
   });
 }
 

@@ -18,6 +18,7 @@
 namespace nncore {
 
 constexpr int64_t kNormColBlock = 16;  // columns per block: one 64-byte line of a row
+constexpr int64_t kNormRowGroup = 16;  // rows a column sum adds in float before its double total
 
 struct NormRowKernels {
   // Columns [0, nb) (nb <= kNormColBlock) of x (m >= 1 rows, leading dimension ld): biased batch
@@ -47,6 +48,11 @@ struct NormRowKernels {
   // mean(g * xhat)) (gamma may be null).
   void (*ln_dx)(float* dx, const float* dy, const float* x, float mean, float inv,
                 const float* gamma, int64_t n);
+  // ln_dx, and the row's terms of the layer norm weight gradients added to n float partials:
+  // gb[j] += dy[j], gg[j] += dy[j] * xhat[j] (the same terms col_grads_row_stats adds), so
+  // dx and dgamma/dbeta take one pass over dy and x.
+  void (*ln_dx_grads)(float* dx, float* gb, float* gg, const float* dy, const float* x,
+                      float mean, float inv, const float* gamma, int64_t n);
   // dst += src, n values, in index order (the embedding gradient's scatter-add).
   void (*add)(float* dst, const float* src, int64_t n);
   const char* name;  // the ISA the file was compiled for
@@ -73,7 +79,7 @@ inline double lanes_total(const double* a) {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
-constexpr int64_t kNormGroup = 16;  // rows a column sum adds in float before the double total
+constexpr int64_t kNormGroup = kNormRowGroup;
 
 // NB > 0: a full block known at compile time (the loops over it unroll into vectors); NB == 0: nb.
 // Each column sum adds kNormGroup rows at a time in float (one vector chain per 8 columns), then
@@ -274,6 +280,16 @@ void ln_dx(float* dx, const float* dy, const float* x, float mean, float inv, co
   else ln_dx_t<false>(dx, dy, x, mean, inv, gamma, n);
 }
 
+void ln_dx_grads(float* __restrict dx, float* __restrict gb, float* __restrict gg,
+                 const float* __restrict dy, const float* __restrict x, float mean, float inv,
+                 const float* gamma, int64_t n) {
+  ln_dx(dx, dy, x, mean, inv, gamma, n);
+  for (int64_t j = 0; j < n; ++j) {
+    gb[j] += dy[j];
+    gg[j] += dy[j] * ((x[j] - mean) * inv);
+  }
+}
+
 void add(float* __restrict dst, const float* __restrict src, int64_t n) {
   for (int64_t j = 0; j < n; ++j) dst[j] += src[j];
 }
@@ -283,7 +299,8 @@ void add(float* __restrict dst, const float* __restrict src, int64_t n) {
 // NNCORE_NORM_ROWS_TABLE names this file's table (kNormRows<Isa>), NNCORE_NORM_ROWS_NAME its ISA.
 const NormRowKernels NNCORE_NORM_ROWS_TABLE = {col_moments, col_grads,  col_grads_row_stats,
                                                scale_shift, bn_dx,      ln_forward,
-                                               ln_dx,       add,        NNCORE_NORM_ROWS_NAME};
+                                               ln_dx,       ln_dx_grads, add,
+                                               NNCORE_NORM_ROWS_NAME};
 
 }  // namespace nncore
 
