@@ -112,12 +112,20 @@ class _Affine:
                     z = conv(d, w, b, (1, 1), False, (1, 1), relu, False)
                     return z if cap is None else np.minimum(z, cap, out=z)
         elif self.kind == "conv":
-            conv = _core.conv2d_forward
             st, same, dil = layer.strides, layer.padding == "same", layer.dilation_rate
+            u = _winograd_weights(layer, w)
+            if u is None:
+                conv = _core.conv2d_forward
 
-            def run(x):
-                z = conv(_as_f32(x), w, b, st, same, dil, relu, False)
-                return z if cap is None else np.minimum(z, cap, out=z)
+                def run(x):
+                    z = conv(_as_f32(x), w, b, st, same, dil, relu, False)
+                    return z if cap is None else np.minimum(z, cap, out=z)
+            else:
+                conv = _core.conv2d_forward_cached
+
+                def run(x):
+                    z = conv(_as_f32(x), w, u, b, st, same, dil, relu)
+                    return z if cap is None else np.minimum(z, cap, out=z)
         else:
             units = layer.units
             sgemm, empty, f32 = _core.sgemm, np.empty, np.float32
@@ -133,6 +141,23 @@ class _Affine:
         if post is None:
             return run
         return lambda x: post(run(x))
+
+
+def _winograd_weights(layer, w):
+    """w's Winograd transform, made once per plan, for a Conv2D that runs as Winograd at some batch
+    size under the current algorithm setting and ISA (the C++ side checks both again per call and
+    falls back to conv2d_forward, the same bits); else None."""
+    if tuple(w.shape[:2]) != (3, 3) or w.shape[2] < 2 or tuple(layer.strides) != (1, 1) \
+            or tuple(layer.dilation_rate) != (1, 1):
+        return None
+    shape = getattr(layer, "_build_shape", None)
+    if shape is not None and len(shape) == 4 and shape[1] and shape[2]:
+        h, wd = int(shape[1]), int(shape[2])
+        (oh, ow), _ = _core.conv2d_geometry((h, wd), (3, 3), (1, 1), layer.padding == "same",
+                                            (1, 1))
+        if not _core.conv2d_uses_winograd(1 << 20, h, wd, w.shape[2], w.shape[3], oh, ow):
+            return None
+    return _core.conv2d_winograd_weights(w)
 
 
 def _affine(layer):
