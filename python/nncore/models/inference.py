@@ -21,7 +21,11 @@ the normalization is folded into scaled copies of the kernel and bias (w * gamma
 The plan is rebuilt when the model or its weights may have changed: it records the global
 generation (``bump()``: set_weights, weight loading, an optimizer step, a BatchNormalization
 training step moving its statistics, a trainable change, a layer (re)build) and the model's graph
-(``_steps``), and a call that finds either changed builds a new plan first. Intermediate arrays
+(``_steps``), and a call that finds either changed builds a new plan first. A 3x3 stride-1
+Conv2D the Winograd rule can take gets its weight transform once per plan
+(``_core.conv2d_winograd_weights``), so no predict call transforms weights, and runs Winograd from
+batch 1 on (the layer's forward needs 128 tiles, paying the transform per call): there the plan
+differs from the walk within the Winograd error bound (tests/test_inference_winograd.py). Intermediate arrays
 come from the kernels' own pooled allocations (common/array_pool.hpp), so a plan holds no
 per-call buffers and several threads may run the same plan at once; building is under a lock and
 publishes the finished plan in one assignment. A chain runs a large batch CHUNK images at a time,
