@@ -2,12 +2,15 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "bind_util.hpp"
 #include "common/array_pool.hpp"
 #include "kernels/conv2d.hpp"
+#include "kernels/conv2d_winograd.hpp"
 #include "kernels/depthwise2d.hpp"
 
 namespace nncore::bind {
@@ -248,6 +251,61 @@ py::tuple py_depthwise2d_backward(py::array dy, py::array x, py::array k, Pair s
   return py::make_tuple(dx, dk, db);
 }
 
+
+// A 3x3 kernel's Winograd transform, made once (the inference plan keeps one per Conv2D layer):
+// immutable after construction, so any number of threads may read it at once.
+struct WinogradWeights {
+  std::unique_ptr<float, decltype(&std::free)> data{nullptr, &std::free};
+  int64_t c = 0, f = 0;
+  Isa isa = Isa::generic;
+};
+
+std::shared_ptr<WinogradWeights> make_winograd_weights(py::array w) {
+  const float* wp = require_c(w, "w", 4);
+  if (w.shape(0) != 3 || w.shape(1) != 3 || w.shape(2) < 1 || w.shape(3) < 1)
+    throw py::value_error("conv2d_winograd_weights: w must be (3, 3, C, F), got shape " +
+                          shape_str(w));
+  auto out = std::make_shared<WinogradWeights>();
+  out->c = w.shape(2), out->f = w.shape(3);
+  {
+    py::gil_scoped_release r;
+    out->isa = active_isa();
+    const int64_t floats = conv2d_winograd_weights_floats(out->c, out->f);
+    const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
+    out->data.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!out->data) throw std::bad_alloc();
+    conv2d_winograd_pack(out->data.get(), wp, out->c, out->f);
+  }
+  return out;
+}
+
+py::array_t<float> py_conv2d_forward_cached(py::array x, py::array w,
+                                            const std::shared_ptr<WinogradWeights>& u,
+                                            py::object b, Pair strides, bool same, Pair dilation,
+                                            bool relu) {
+  const float* xp = require_c(x, "x", 4);
+  const float* wp = require_c(w, "w", 4);
+  Conv2dParams p = make_params(x, w, strides, same, dilation, relu);
+  if (u && (u->c != p.c || u->f != p.f))
+    throw py::value_error("conv2d_forward_cached: the transformed weights are for " +
+                          std::to_string(u->c) + " -> " + std::to_string(u->f) +
+                          " channels, w has shape " + shape_str(w));
+  const float* bp = nullptr;
+  py::array barr;
+  if (!b.is_none()) {
+    barr = b.cast<py::array>();
+    bp = require_c(barr, "b", 1);
+    require_shape(barr, "b", {p.f});
+  }
+  auto y = new_f32({p.n, p.oh, p.ow, p.f});
+  float* yp = y.mutable_data();
+  {
+    py::gil_scoped_release r;
+    conv2d_forward_cached(yp, xp, wp, u ? u->data.get() : nullptr, u ? u->isa : Isa::generic, bp,
+                          p);
+  }
+  return y;
+}
 }  // namespace
 
 void bind_conv(py::module_& m) {
@@ -276,6 +334,21 @@ void bind_conv(py::module_& m) {
         py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("need_dx"),
         py::arg("has_bias"), py::arg("reference") = false,
         "(dx or None, dk, db or None) of depthwise2d_forward before its activation.");
+  py::class_<WinogradWeights, std::shared_ptr<WinogradWeights>>(
+      m, "WinogradWeights", "A 3x3 kernel's Winograd transform (conv2d_winograd_weights).")
+      .def_property_readonly("shape", [](const WinogradWeights& u) {
+        return py::make_tuple(3, 3, u.c, u.f);
+      });
+  m.def("conv2d_winograd_weights", &make_winograd_weights, py::arg("w"),
+        "The Winograd F(2x2,3x3) transform of w (3,3,C,F) float32, packed for the ISA active now, "
+        "for conv2d_forward_cached.");
+  m.def("conv2d_forward_cached", &py_conv2d_forward_cached, py::arg("x"), py::arg("w"),
+        py::arg("u"), py::arg("b"), py::arg("strides"), py::arg("same"), py::arg("dilation"),
+        py::arg("relu"),
+        "conv2d_forward(x, w, b, ...) with w's Winograd transform u (conv2d_winograd_weights(w), "
+        "or None) made once: Winograd on u wherever it applies by the shape rule without its "
+        "minimum batch (the bits of conv2d_forward where that runs Winograd too) under the ISA u "
+        "was made for; otherwise conv2d_forward.");
 }
 
 }  // namespace nncore::bind

@@ -63,9 +63,28 @@ def _equal(a, b):
         np.testing.assert_array_equal(u, v)
 
 
-@pytest.mark.parametrize("make", [_cnn, _rnn, _branches])
+def _cnn3():
+    return seed_cnn(input_shape=(28, 28, 3))  # every Conv2D a GEMM-path one (C > 1)
+
+
+@pytest.fixture
+def conv_algo():
+    """Sets the Conv2D algorithm for a test, restoring 'auto' after it."""
+    yield _core.set_conv2d_algorithm
+    _core.set_conv2d_algorithm("auto")
+
+
+# Both sides on one Conv2D algorithm: under 'auto' the plan, whose Winograd weights are transformed
+# once, runs Winograd from batch 1 on where the walk runs it from 128 tiles on
+# (tests/test_inference_winograd.py bounds that difference). Forced Winograd: the plan on its
+# cached transform, the walk transforming per call, the same bits (the seed CNN's one-channel
+# first layer runs the depthwise kernel in the plan, so the three-channel twin here).
+@pytest.mark.parametrize("make,algo", [(_cnn, "direct"), (_rnn, "direct"), (_branches, "direct"),
+                                       (_cnn3, "winograd"), (_branches, "winograd")],
+                         ids=["cnn", "rnn", "branches", "cnn3-winograd", "branches-winograd"])
 @pytest.mark.parametrize("n", [1, 2, 7, 33])
-def test_plan_bitwise_equals_the_walk(isa, rng, monkeypatch, make, n):
+def test_plan_bitwise_equals_the_walk(isa, rng, monkeypatch, make, n, algo, conv_algo):
+    conv_algo(algo)
     utils.set_random_seed(3)
     model = make()
     x = _inputs(model, rng, n)
@@ -172,8 +191,12 @@ def test_plan_first_build_race_from_many_threads(rng, monkeypatch):
     utils.set_random_seed(6)
     model = _cnn()
     x = _inputs(model, rng, 3)
-    # (batch 1 and 2 take the one-row GEMM kernels: bits differ from batch 3's, so per size)
-    want = {n: _walk(model, x[:n], monkeypatch) for n in (1, 2, 3)}
+    # (batch 1 and 2 take the one-row GEMM kernels: bits differ from batch 3's, so per size; the
+    # plan runs Winograd on cached weights where the walk runs direct: a twin's plan is the truth,
+    # itself equal to the walk under one algorithm, test_plan_bitwise_equals_the_walk)
+    utils.set_random_seed(6)
+    twin = _cnn()
+    want = {n: twin.predict(x[:n], verbose=0) for n in (1, 2, 3)}
     assert getattr(model, "_infer_plan", None) is None
     barrier = threading.Barrier(8)
     got = [None] * 8

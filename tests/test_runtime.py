@@ -238,7 +238,7 @@ def test_core_stub_in_sync():
     if not stub.exists():
         missing("the _core.pyi stub is not installed next to the package")
     tree = ast.parse(stub.read_text())
-    declared = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    declared = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     declared |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
     exported = {n for n in dir(_core) if not n.startswith("__")}
     assert declared == exported

@@ -19,6 +19,7 @@ SIMPLER = [
     (r"collections\.abc\.Sequence\[int\]", "Sequence[int]"),
     (r"numpy\.typing\.NDArray\[numpy\.float32\]", "np.ndarray"),
     (r"numpy\.ndarray", "np.ndarray"),
+    (r"nncore\._core\.", ""),  # the module's own classes, declared in the stub
 ]
 
 
@@ -27,6 +28,9 @@ def main():
              "", "from collections.abc import Sequence", "", "import numpy as np", ""]
     for name in sorted(n for n in dir(_core) if not n.startswith("__")):
         obj = getattr(_core, name)
+        if isinstance(obj, type):  # a class the module defines (opaque to Python code)
+            lines.append(f"class {name}: ...")
+            continue
         if not callable(obj):
             lines.append(f"{name}: {type(obj).__name__}")
             continue

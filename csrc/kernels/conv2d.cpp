@@ -298,6 +298,20 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b,
   });
 }
 
+void conv2d_forward_cached(float* y, const float* x, const float* w, const float* packed,
+                           Isa packed_isa, const float* b, const Conv2dParams& p) {
+  const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;
+  if (p.n <= 0 || R <= 0 || F <= 0) return;
+  if (packed != nullptr && packed_isa == active_isa() && conv2d_use_winograd_cached(p)) {
+    // The call conv2d_forward makes for Winograd, minus the weight transform: the same bits.
+    const int nt = threads_for(2.0 * p.n * R * K * F, kMinFlopsPerThread, p.num_threads);
+    conv2d_winograd_forward(y, x, packed, b, p, nt);
+    return;
+  }
+  conv2d_forward(y, x, w, b, p);
+}
+
+
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, const float* y, const Conv2dParams& p) {
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;

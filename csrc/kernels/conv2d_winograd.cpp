@@ -110,7 +110,10 @@ bool conv2d_winograd_applies(const Conv2dParams& p) {
 // Vector width comes from the ISA CPUID selected; on AVX-512 the thresholds scale with it
 // (64 and 128 channels), which was not measured here (no AVX-512 on this machine). The portable ISA
 // keeps im2col + GEMM unless forced (not measured).
-bool conv2d_use_winograd(const Conv2dParams& p) {
+namespace {
+
+// The rule below with the batch's tile minimum as a parameter.
+bool use_winograd(const Conv2dParams& p, int64_t min_tiles) {
   if (!conv2d_winograd_applies(p)) return false;
   const ConvAlgo a = conv2d_algo();
   if (a != ConvAlgo::automatic) return a == ConvAlgo::winograd;
@@ -119,9 +122,19 @@ bool conv2d_use_winograd(const Conv2dParams& p) {
   const int64_t width = isa == Isa::avx512 ? 16 : 8;
   if (p.c < 4 * width || p.f < 8 * width) return false;
   const int64_t th = (p.oh + 1) / 2, tw = (p.ow + 1) / 2;
-  if (p.n * th * tw < 128) return false;
+  if (p.n * th * tw < min_tiles) return false;
   return 9.0 * static_cast<double>(p.oh * p.ow) >= 1.75 * 16.0 * static_cast<double>(th * tw);
 }
+
+}  // namespace
+
+bool conv2d_use_winograd(const Conv2dParams& p) { return use_winograd(p, 128); }
+
+// With the weights transformed once (the inference plan), the tile minimum, which paid for the
+// per-call weight transform, goes: on Zen 3 (AVX2, 1 thread) the 32->64 layer on a 13x13 input at
+// batch 1 (36 tiles) took 62-72 us as Winograd on cached weights, 76-85 us direct, 119 us as
+// Winograd with the per-call transform (the ~50 us the minimum avoided).
+bool conv2d_use_winograd_cached(const Conv2dParams& p) { return use_winograd(p, 1); }
 
 // dx of a 3x3 layer as Winograd: on Zen 3 (AVX2, 1 and 2 threads, tools as above) the whole
 // backward took 1.13-1.18x as long with it for the 64->64 layer on 6x6 inputs at batch 32 and 256

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "common/cpu.hpp"
 #include "kernels/conv2d.hpp"
 
 namespace nncore {
@@ -52,6 +53,8 @@ ConvAlgo conv2d_algo();
 bool conv2d_winograd_applies(const Conv2dParams& p);
 // The per-shape rule (measured, see conv2d_winograd.cpp), under the current conv2d_algo().
 bool conv2d_use_winograd(const Conv2dParams& p);
+// The rule for conv2d_forward_cached (the weight transform done once): no minimum batch size.
+bool conv2d_use_winograd_cached(const Conv2dParams& p);
 // The same for the backward's dx convolution (p: g (OH, OW, F) -> dx (H, W, C), padded by 2 - pad):
 // only when forced; 'auto' keeps the direct dx (measured slower as Winograd, see the .cpp).
 bool conv2d_use_winograd_dx(const Conv2dParams& p);
@@ -68,5 +71,13 @@ void conv2d_winograd_pack(float* dst, const float* w, int64_t c, int64_t f);
 // region, when some blocks of y may already be written: y is then unspecified).
 void conv2d_winograd_forward(float* y, const float* x, const float* packed, const float* b,
                              const Conv2dParams& p, int nt);
+
+// conv2d_forward with the weights' Winograd transform done once by the caller (the inference
+// plan): packed is conv2d_winograd_pack(w) made while packed_isa was active, or nullptr. Where
+// conv2d_use_winograd_cached holds and packed_isa is still the active ISA, runs Winograd on packed
+// (the same bits as conv2d_forward where that runs Winograd, i.e. from 128 tiles on; fewer tiles
+// run Winograd here but direct there); otherwise conv2d_forward(y, x, w, b, p).
+void conv2d_forward_cached(float* y, const float* x, const float* w, const float* packed,
+                           Isa packed_isa, const float* b, const Conv2dParams& p);
 
 }  // namespace nncore

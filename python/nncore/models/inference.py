@@ -21,7 +21,11 @@ the normalization is folded into scaled copies of the kernel and bias (w * gamma
 The plan is rebuilt when the model or its weights may have changed: it records the global
 generation (``bump()``: set_weights, weight loading, an optimizer step, a BatchNormalization
 training step moving its statistics, a trainable change, a layer (re)build) and the model's graph
-(``_steps``), and a call that finds either changed builds a new plan first. Intermediate arrays
+(``_steps``), and a call that finds either changed builds a new plan first. A 3x3 stride-1
+Conv2D the Winograd rule can take gets its weight transform once per plan
+(``_core.conv2d_winograd_weights``), so no predict call transforms weights, and runs Winograd from
+batch 1 on (the layer's forward needs 128 tiles, paying the transform per call): there the plan
+differs from the walk within the Winograd error bound (tests/test_inference_winograd.py). Intermediate arrays
 come from the kernels' own pooled allocations (common/array_pool.hpp), so a plan holds no
 per-call buffers and several threads may run the same plan at once; building is under a lock and
 publishes the finished plan in one assignment. A chain runs a large batch CHUNK images at a time,
@@ -112,12 +116,20 @@ class _Affine:
                     z = conv(d, w, b, (1, 1), False, (1, 1), relu, False)
                     return z if cap is None else np.minimum(z, cap, out=z)
         elif self.kind == "conv":
-            conv = _core.conv2d_forward
             st, same, dil = layer.strides, layer.padding == "same", layer.dilation_rate
+            u = _winograd_weights(layer, w)
+            if u is None:
+                conv = _core.conv2d_forward
 
-            def run(x):
-                z = conv(_as_f32(x), w, b, st, same, dil, relu, False)
-                return z if cap is None else np.minimum(z, cap, out=z)
+                def run(x):
+                    z = conv(_as_f32(x), w, b, st, same, dil, relu, False)
+                    return z if cap is None else np.minimum(z, cap, out=z)
+            else:
+                conv = _core.conv2d_forward_cached
+
+                def run(x):
+                    z = conv(_as_f32(x), w, u, b, st, same, dil, relu)
+                    return z if cap is None else np.minimum(z, cap, out=z)
         else:
             units = layer.units
             sgemm, empty, f32 = _core.sgemm, np.empty, np.float32
@@ -133,6 +145,23 @@ class _Affine:
         if post is None:
             return run
         return lambda x: post(run(x))
+
+
+def _winograd_weights(layer, w):
+    """w's Winograd transform, made once per plan, for a Conv2D that runs as Winograd at some batch
+    size under the current algorithm setting and ISA (the C++ side checks both again per call and
+    falls back to conv2d_forward, the same bits); else None."""
+    if tuple(w.shape[:2]) != (3, 3) or w.shape[2] < 2 or tuple(layer.strides) != (1, 1) \
+            or tuple(layer.dilation_rate) != (1, 1):
+        return None
+    shape = getattr(layer, "_build_shape", None)
+    if shape is not None and len(shape) == 4 and shape[1] and shape[2]:
+        h, wd = int(shape[1]), int(shape[2])
+        (oh, ow), _ = _core.conv2d_geometry((h, wd), (3, 3), (1, 1), layer.padding == "same",
+                                            (1, 1))
+        if not _core.conv2d_uses_winograd(1 << 20, h, wd, w.shape[2], w.shape[3], oh, ow):
+            return None
+    return _core.conv2d_winograd_weights(w)
 
 
 def _affine(layer):
