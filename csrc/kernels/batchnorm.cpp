@@ -1,8 +1,9 @@
 // Batch and layer normalization, fused forward and backward, and the embedding gradient (see
 // norm.hpp). This file splits the work across threads; the loops themselves are per-ISA
-// (norm_rows.hpp, one table per ISA). Parallel level: column blocks (batch norm statistics, layer
-// norm dgamma/dbeta, the embedding columns) or rows (the elementwise passes, layer norm rows); no
-// sum is ever split across threads.
+// (norm_rows.hpp, one table per ISA). Parallel level: column blocks (batch norm statistics, the
+// embedding columns, the layer norm dgamma/dbeta totals of the row groups' partials), rows (the
+// elementwise passes, layer norm rows) or groups of kNormRowGroup rows (the layer norm backward);
+// no sum is ever split across threads.
 #include <cstring>
 #include <vector>
 
