@@ -1,7 +1,8 @@
 // Conv2D forward and backward: direct (implicit-GEMM) kernels on AVX-512 / AVX2, im2col + sgemm on
 // the portable path, over tiles of the batch. 3x3 stride-1 layers whose shape passes
 // conv2d_use_winograd run their forward as Winograd F(2x2,3x3) instead (conv2d_winograd.hpp); the
-// backward's dx can run the same way when forced (conv2d_use_winograd_dx).
+// backward's dx can run the same way when forced (conv2d_use_winograd_dx), and its dW by the same
+// rule (conv2d_use_winograd_dw, conv2d_winograd_dw) inside the per-chunk dW partials.
 //
 // With NHWC and the (KH,KW,C,F) kernel the convolution is the GEMM P @ W, P the patch matrix: one
 // row per output pixel (n, oh, ow), one column per (kh, kw, c), K = KH*KW*C. Its result is the NHWC
