@@ -1,7 +1,7 @@
 """Winograd F(2x2,3x3) vs the direct Conv2D kernel, layer by layer, on this CPU.
 
     flock /tmp/nncore-bench.lock PYTHONPATH=python python bench/bench_winograd.py [--threads 2]
-        [--dx-ab]
+        [--dx-ab | --dw-ab]
 
 For each 3x3 stride-1 shape: forward and backward (dx, dW, db) times with the algorithm forced to
 'direct' and to 'winograd' (alternating, medians of --reps calls after warm-up, ms), their ratio,
@@ -70,6 +70,36 @@ def dx_ab(threads: int) -> None:
               f"ratio {w / d:.2f}")
 
 
+def dw_ab(threads: int, reps: int) -> None:
+    """The weight gradient alone (need_dx=False: dW and db) with dW direct vs Winograd."""
+    nncore.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    print(f"{machine_header()}; nncore {threads} threads, ISA {ops.get_isa()}")
+    print()
+    print("| shape | dW direct (ms) | dW winograd (ms) | ratio | auto dW |")
+    print("|---|---:|---:|---:|---|")
+    for name, n, h, w, c, f, pad in SHAPES:
+        x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, c, f)) / np.sqrt(9 * c)).astype(np.float32)
+        b = np.zeros(f, np.float32)
+        _core.set_conv2d_algorithm("direct")
+        y = ops.conv2d(x, k, b, padding=pad, activation="relu")
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+
+        def bwd(algo):
+            def run():
+                _core.set_conv2d_algorithm(algo)
+                ops.conv2d_backward(dy, x, k, y=y, padding=pad, activation="relu", need_dx=False)
+            return run
+
+        d, wg = median_ms(bwd("direct"), bwd("winograd"), reps=reps)
+        _core.set_conv2d_algorithm("auto")
+        oh, ow = y.shape[1:3]
+        auto = _core.conv2d_uses_winograd(n, h, w, c, f, oh, ow, dw=True)
+        print(f"| {name} ({n},{h},{w},{c})->{f} {pad} | {d['median']:.3f} | {wg['median']:.3f} | "
+              f"{wg['median'] / d['median']:.2f} | {'W' if auto else 'D'} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -78,7 +108,13 @@ def main() -> None:
                     help="instead: the whole backward (dx, dW, db) with the dx forced direct vs "
                          "Winograd, 15 alternating rounds of 5 calls, for the CIFAR CNN's 64->64 "
                          "layer at batch 32 and 256")
+    ap.add_argument("--dw-ab", action="store_true",
+                    help="instead: the weight gradient alone (need_dx=False), dW forced direct vs "
+                         "Winograd, per shape")
     args = ap.parse_args()
+    if args.dw_ab:
+        dw_ab(args.threads, args.reps)
+        return
     if args.dx_ab:
         dx_ab(args.threads)
         return

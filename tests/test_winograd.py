@@ -1,4 +1,4 @@
-"""Winograd F(2x2,3x3) Conv2D (forward, and dx in the backward) vs a float64 NumPy reference,
+"""Winograd F(2x2,3x3) Conv2D (forward, and dx and dW in the backward) vs a float64 NumPy reference,
 with an error bound derived for the algorithm; odd shapes, every ISA, threads, finite differences,
 and the per-shape rule."""
 
@@ -59,6 +59,36 @@ def winograd_bound(x, w, b, padding):
     return s * (k * U32 / (1 - k * U32))
 
 
+def winograd_dw_bound(x, g, padding):
+    """Worst-case float32 error bound of the Winograd weight gradient, per weight (as above):
+        S = sum_tiles |Gᵀ| [ (|A| |dY| |Aᵀ|) ⊙ (|Bᵀ| |d| |B|) ] |G|
+    with dY a tile's 2x2 output gradient. Longest chain of roundings one weight goes through:
+    2 + 2 in the input transform, 1 + 1 in the gradient transform (each element is at most one
+    addition per stage), 1 for the product, at most T - 1 additions for the sum over the T tiles of
+    the batch (the GEMM's K loop, the blocks, the images' tiles and the chunks' partials are one
+    sequential sum each, together at most T terms), 2 + 2 in the back-transform (the halvings are
+    exact) and 1 when the back-transformed partial is added to the running dW: n = T + 16."""
+    x, g = np.abs(x.astype(np.float64)), np.abs(g.astype(np.float64))
+    n, h, wd, c = x.shape
+    pt = pl = 1 if padding == "same" else 0
+    oh, ow = g.shape[1:3]
+    th, tw = -(-oh // 2), -(-ow // 2)
+    xp = np.zeros((n, 2 * th + 2 + h, 2 * tw + 2 + wd, c))
+    xp[:, pt:pt + h, pl:pl + wd] = x
+    xp = xp[:, :2 * th + 2, :2 * tw + 2]
+    d = np.stack([np.stack([xp[:, a:a + 2 * th:2, bb:bb + 2 * tw:2] for bb in range(4)], 3)
+                  for a in range(4)], 3)
+    v = np.einsum("ia,ntwabc,jb->ntwijc", np.abs(BT), d, np.abs(BT))
+    gp = np.zeros((n, 2 * th, 2 * tw, g.shape[3]))
+    gp[:, :oh, :ow] = g
+    gt = gp.reshape(n, th, 2, tw, 2, -1).transpose(0, 1, 3, 2, 4, 5)  # (n, th, tw, 2, 2, f)
+    mg = np.einsum("ia,ntwabf,jb->ntwijf", np.abs(AT.T), gt, np.abs(AT.T))
+    z = np.einsum("ntwijc,ntwijf->ijcf", v, mg)
+    s = np.einsum("ai,ijcf,bj->abcf", np.abs(G.T), z, np.abs(G.T))
+    k = n * th * tw + 16
+    return s * (k * U32 / (1 - k * U32))
+
+
 # (N, H, W, C, F, padding): odd sizes, channels off every vector width, batch 1, many blocks.
 SHAPES = [
     (1, 5, 5, 3, 2, "valid"),
@@ -112,6 +142,40 @@ def test_backward_dx_within_derived_bound(shape, isa, algo, rng):
     scale = max(1.0, float(np.abs(rdw).max()))
     np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-4 * scale)
     np.testing.assert_allclose(db, rdb, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(rdb).max())))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:5])) + "-" + s[5])
+def test_backward_dw_within_derived_bound(shape, isa, algo, rng):
+    n, h, w_, c, f, padding = shape
+    x, w, b = _data(rng, n, h, w_, c, 3, 3, f)
+    algo("direct")
+    y = ops.conv2d(x, w, b, padding=padding, activation="relu")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    rdx, rdw, rdb = ref_conv_backward(dy, x, w, y, padding=padding)
+    g = (dy * (y > 0)).astype(np.float32)
+    bound = winograd_dw_bound(x, g, padding)
+    algo("winograd")
+    for need_dx in (False, True):
+        dx, dw, db = ops.conv2d_backward(dy, x, w, y=y, padding=padding, activation="relu",
+                                         need_dx=need_dx)
+        err = np.abs(dw - rdw)
+        assert np.all(err <= bound), float((err / bound).max())
+        # The worst case is loose; the measured error stays near the direct kernel's tolerance.
+        scale = max(1.0, float(np.abs(rdw).max()))
+        np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(db, rdb, rtol=1e-4,
+                                   atol=1e-4 * max(1.0, float(np.abs(rdb).max())))
+
+
+def test_winograd_dw_is_a_different_algorithm(algo, rng):
+    x, w, b = _data(rng, 4, 13, 13, 32, 3, 3, 64)
+    dy = rng.standard_normal((4, 11, 11, 64)).astype(np.float32)
+    algo("direct")
+    _, dwd, _ = ops.conv2d_backward(dy, x, w, need_dx=False)
+    algo("winograd")
+    _, dww, _ = ops.conv2d_backward(dy, x, w, need_dx=False)
+    assert not np.array_equal(dwd, dww)
+    np.testing.assert_allclose(dww, dwd, rtol=1e-4, atol=1e-4 * float(np.abs(dwd).max()))
 
 
 def test_winograd_is_a_different_algorithm(algo, rng):
@@ -188,11 +252,16 @@ def test_rule(algo):
         assert not _core.conv2d_uses_winograd(*seed_conv2)
     # The backward's dx never takes Winograd under 'auto' (measured slower), only when forced.
     assert not _core.conv2d_uses_winograd(32, 4, 4, 64, 64, 6, 6, dx=True)
+    # dW follows the forward's rule (measured on Zen 3, conv2d_winograd.cpp).
+    for shape in (seed_conv2, (32, 6, 6, 64, 64, 4, 4), (32, 5, 5, 64, 64, 3, 3),
+                  (1, 13, 13, 32, 64, 11, 11), (32, 16, 16, 16, 16, 16, 16)):
+        assert _core.conv2d_uses_winograd(*shape, dw=True) == _core.conv2d_uses_winograd(*shape)
     algo("direct")
     assert not _core.conv2d_uses_winograd(*seed_conv2)
     algo("winograd")
     assert _core.conv2d_uses_winograd(1, 3, 3, 1, 1, 1, 1)
     assert _core.conv2d_uses_winograd(32, 4, 4, 64, 64, 6, 6, dx=True)
+    assert _core.conv2d_uses_winograd(1, 5, 5, 3, 2, 3, 3, dw=True)
     assert _core.get_conv2d_algorithm() == "winograd"
     with pytest.raises(ValueError, match="expected 'auto'"):
         _core.set_conv2d_algorithm("fft")

@@ -36,6 +36,12 @@ struct WinogradKernels {
   // u[e * C * F + c * F + f] = (G g Gᵀ)[e] for g = w[:, :, c, f], w (3,3,C,F).
   void (*weights)(float* u, const float* w, int64_t c, int64_t f);
   const char* name;
+  // Backward (weight gradient), see conv2d_winograd_impl.hpp: mg = A dY Aᵀ of tiles
+  // [t0, t0 + count) of g (N, OH, OW, F), laid out as input's v with F channels; and
+  // dw (+)= Gᵀ Z G for z (16, C, F).
+  void (*grad)(float* mg, int64_t me, const float* g, const Conv2dParams& p, int64_t t0,
+               int64_t count);
+  void (*dw_back)(float* dw, const float* z, int64_t c, int64_t f, bool accumulate);
 };
 
 #if defined(NNCORE_X86)
@@ -58,6 +64,8 @@ bool conv2d_use_winograd_cached(const Conv2dParams& p);
 // The same for the backward's dx convolution (p: g (OH, OW, F) -> dx (H, W, C), padded by 2 - pad):
 // only when forced; 'auto' keeps the direct dx (measured slower as Winograd, see the .cpp).
 bool conv2d_use_winograd_dx(const Conv2dParams& p);
+// The same for the backward's weight gradient (p: the layer's own geometry).
+bool conv2d_use_winograd_dw(const Conv2dParams& p);
 
 // Floats of the transformed, GEMM-packed weights for channels c -> f under the active ISA.
 int64_t conv2d_winograd_weights_floats(int64_t c, int64_t f);
@@ -79,5 +87,13 @@ void conv2d_winograd_forward(float* y, const float* x, const float* packed, cons
 // run Winograd here but direct there); otherwise conv2d_forward(y, x, w, b, p).
 void conv2d_forward_cached(float* y, const float* x, const float* w, const float* packed,
                            Isa packed_isa, const float* b, const Conv2dParams& p);
+
+// dw (3,3,C,F) (+)= the weight gradient of images [0, p.n) by Winograd: x (N, H, W, C) and
+// g (N, OH, OW, F) the (already activation-masked) output gradient. Single-threaded (the caller's
+// parallel units own disjoint dW partials). Summation order: blocks of tiles in order (the block
+// size depends on the shapes and the CPU's L2 only), the GEMM's fixed K order inside a block.
+// May throw std::bad_alloc (scratch).
+void conv2d_winograd_dw(float* dw, bool accumulate, const float* x, const float* g,
+                        const Conv2dParams& p);
 
 }  // namespace nncore

@@ -38,8 +38,17 @@ void output_avx2(float* y, const float* m, int64_t me, const float* b, const Con
 }
 void weights_avx2(float* u, const float* w, int64_t c, int64_t f) { wino_weights<Avx2>(u, w, c, f); }
 
+void grad_avx2(float* mg, int64_t me, const float* g, const Conv2dParams& p, int64_t t0,
+               int64_t count) {
+  wino_grad<Avx2>(mg, me, g, p, t0, count);
+}
+void dw_back_avx2(float* dw, const float* z, int64_t c, int64_t f, bool accumulate) {
+  wino_dw_back<Avx2>(dw, z, c, f, accumulate);
+}
+
 }  // namespace
 
-const WinogradKernels kWinogradAvx2 = {input_avx2, output_avx2, weights_avx2, "winograd_f2x3_avx2"};
+const WinogradKernels kWinogradAvx2 = {input_avx2, output_avx2, weights_avx2, "winograd_f2x3_avx2",
+                                       grad_avx2,  dw_back_avx2};
 
 }  // namespace nncore

@@ -43,9 +43,17 @@ void weights_avx512(float* u, const float* w, int64_t c, int64_t f) {
   wino_weights<Avx512>(u, w, c, f);
 }
 
+void grad_avx512(float* mg, int64_t me, const float* g, const Conv2dParams& p, int64_t t0,
+               int64_t count) {
+  wino_grad<Avx512>(mg, me, g, p, t0, count);
+}
+void dw_back_avx512(float* dw, const float* z, int64_t c, int64_t f, bool accumulate) {
+  wino_dw_back<Avx512>(dw, z, c, f, accumulate);
+}
+
 }  // namespace
 
 const WinogradKernels kWinogradAvx512 = {input_avx512, output_avx512, weights_avx512,
-                                         "winograd_f2x3_avx512"};
+                                         "winograd_f2x3_avx512", grad_avx512, dw_back_avx512};
 
 }  // namespace nncore

@@ -152,5 +152,96 @@ void wino_weights(float* u, const float* w, int64_t C, int64_t F) {
   }
 }
 
+// The weight gradient's transforms (backward only). Since Y = Aᵀ (U ⊙ V) A and U = G g Gᵀ, the
+// gradient of a 3x3 kernel is dg = sum over tiles Gᵀ [ (A dY Aᵀ) ⊙ V ] G: the input transform is
+// the forward's, these are the other two.
+//
+// mg[e * me + i * F + f] = (A dY Aᵀ)[e] of tile t0 + i, where dY is the tile's 2x2 output
+// gradient (pixels outside g read as 0), g (N, OH, OW, F).
+template <class V>
+void wino_grad(float* mg, int64_t me, const float* g, const Conv2dParams& p, int64_t t0,
+               int64_t count) {
+  using vec = typename V::vec;
+  constexpr int W = V::kWidth;
+  const int64_t F = p.f, th_n = (p.oh + 1) / 2, tw_n = (p.ow + 1) / 2;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t t = t0 + i, n = t / (th_n * tw_n), r = t % (th_n * tw_n);
+    const int64_t oh0 = 2 * (r / tw_n), ow0 = 2 * (r % tw_n);
+    const bool row1 = oh0 + 1 < p.oh, col1 = ow0 + 1 < p.ow;
+    const float* g00 = g + ((n * p.oh + oh0) * p.ow + ow0) * F;
+    const float* const src[4] = {g00, col1 ? g00 + F : nullptr, row1 ? g00 + p.ow * F : nullptr,
+                                 row1 && col1 ? g00 + (p.ow + 1) * F : nullptr};
+    float* out = mg + i * F;
+    for (int64_t f = 0; f < F; f += W) {
+      const bool full = f + W <= F;
+      const typename V::mask m = V::lanes(F - f);
+      vec d[4];
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k)
+        d[k] = !src[k] ? V::zero() : full ? V::loadu(src[k] + f) : V::load(m, src[k] + f);
+      // A = [1 0; 1 1; 1 -1; 0 -1]: tmp = A dY (4x2), then tmp Aᵀ (4x4).
+      const vec z = V::zero();
+      vec tmp[8];
+#pragma GCC unroll 2
+      for (int b = 0; b < 2; ++b) {
+        tmp[0 * 2 + b] = d[b];
+        tmp[1 * 2 + b] = V::add(d[b], d[2 + b]);
+        tmp[2 * 2 + b] = V::sub(d[b], d[2 + b]);
+        tmp[3 * 2 + b] = V::sub(z, d[2 + b]);
+      }
+#pragma GCC unroll 4
+      for (int a = 0; a < 4; ++a) {
+        const vec q0 = tmp[a * 2], q1 = tmp[a * 2 + 1];
+        const vec r4[4] = {q0, V::add(q0, q1), V::sub(q0, q1), V::sub(z, q1)};
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; ++b) {
+          float* dst = out + (a * 4 + b) * me + f;
+          if (full) V::storeu(dst, r4[b]);
+          else V::store(m, dst, r4[b]);
+        }
+      }
+    }
+  }
+}
+
+// dw (3,3,C,F) = Gᵀ Z G (accumulate: +=) for z[e * C * F + c * F + f], the transformed gradient
+// summed over the tiles. Gᵀ = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1].
+template <class V>
+void wino_dw_back(float* dw, const float* z, int64_t C, int64_t F, bool accumulate) {
+  using vec = typename V::vec;
+  constexpr int W = V::kWidth;
+  const vec half = V::set1(0.5f);
+  const int64_t plane = C * F;
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t f = 0; f < F; f += W) {
+      const typename V::mask m = V::lanes(F - f);
+      const float* in = z + c * F + f;
+      vec s[16], tmp[12];
+#pragma GCC unroll 16
+      for (int k = 0; k < 16; ++k) s[k] = V::load(m, in + k * plane);
+      // tmp = Gᵀ Z (3x4), then tmp G (3x3).
+#pragma GCC unroll 4
+      for (int b = 0; b < 4; ++b) {
+        const vec h = V::mul(V::add(s[1 * 4 + b], s[2 * 4 + b]), half);
+        tmp[0 * 4 + b] = V::add(s[0 * 4 + b], h);
+        tmp[1 * 4 + b] = V::mul(V::sub(s[1 * 4 + b], s[2 * 4 + b]), half);
+        tmp[2 * 4 + b] = V::add(h, s[3 * 4 + b]);
+      }
+      float* out = dw + c * F + f;
+#pragma GCC unroll 3
+      for (int a = 0; a < 3; ++a) {
+        const vec* q = tmp + a * 4;
+        const vec h = V::mul(V::add(q[1], q[2]), half);
+        const vec r3[3] = {V::add(q[0], h), V::mul(V::sub(q[1], q[2]), half), V::add(h, q[3])};
+#pragma GCC unroll 3
+        for (int b = 0; b < 3; ++b) {
+          float* dst = out + (a * 3 + b) * plane;
+          V::store(m, dst, accumulate ? V::add(V::load(m, dst), r3[b]) : r3[b]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nncore
