@@ -104,13 +104,8 @@ py::array_t<float> py_conv2d_forward(py::array x, py::array w, py::object b, Pai
   const float* xp = require_c(x, "x", 4);
   const float* wp = require_c(w, "w", 4);
   Conv2dParams p = make_params(x, w, strides, same, dilation, relu);
-  const float* bp = nullptr;
   py::array barr;
-  if (!b.is_none()) {
-    barr = b.cast<py::array>();
-    bp = require_c(barr, "b", 1);
-    require_shape(barr, "b", {p.f});
-  }
+  const float* bp = optional(b, "b", {p.f}, &barr);
   auto y = new_f32({p.n, p.oh, p.ow, p.f});
   float* yp = y.mutable_data();
   {
@@ -183,13 +178,8 @@ py::array_t<float> py_depthwise2d_forward(py::array x, py::array k, py::object b
   const int64_t o = checked_mul(p.c, p.m, "output channels");
   const int64_t rows = checked_mul(checked_mul(p.n, p.oh, "output size"), p.ow, "output size");
   checked_mul(checked_mul(rows, o, "output size"), 4, "output size");
-  const float* bp = nullptr;
   py::array barr;
-  if (!b.is_none()) {
-    barr = b.cast<py::array>();
-    bp = require_c(barr, "b", 1);
-    require_shape(barr, "b", {o});
-  }
+  const float* bp = optional(b, "b", {o}, &barr);
   auto y = new_f32({p.n, p.oh, p.ow, o});
   float* yp = y.mutable_data();
   {
@@ -290,13 +280,8 @@ py::array_t<float> py_conv2d_forward_cached(py::array x, py::array w,
     throw py::value_error("conv2d_forward_cached: the transformed weights are for " +
                           std::to_string(u->c) + " -> " + std::to_string(u->f) +
                           " channels, w has shape " + shape_str(w));
-  const float* bp = nullptr;
   py::array barr;
-  if (!b.is_none()) {
-    barr = b.cast<py::array>();
-    bp = require_c(barr, "b", 1);
-    require_shape(barr, "b", {p.f});
-  }
+  const float* bp = optional(b, "b", {p.f}, &barr);
   auto y = new_f32({p.n, p.oh, p.ow, p.f});
   float* yp = y.mutable_data();
   {

@@ -33,14 +33,6 @@ py::array_t<float> empty(std::initializer_list<int64_t> shape) {
 
 float* data(py::array_t<float>& a) { return a.mutable_data(); }
 
-const float* optional(const py::object& o, const char* name, std::vector<int64_t> shape,
-                      py::array* keep) {
-  if (o.is_none()) return nullptr;
-  *keep = o.cast<py::array>();
-  const float* ptr = require_c(*keep, name, static_cast<int>(shape.size()));
-  require_shape(*keep, name, shape);
-  return ptr;
-}
 
 // A workspace array handed in for reuse (checked: float32, C-contiguous, writable, exact shape), or
 // a new one when none is given.

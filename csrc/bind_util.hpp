@@ -53,6 +53,17 @@ inline void require_shape(const py::array& a, const char* name, const std::vecto
   }
 }
 
+// An optional float32 C-contiguous array of exactly `shape`: None -> nullptr; else its data, the
+// array kept alive in *keep for as long as the pointer is used.
+inline const float* optional(const py::object& o, const char* name, std::vector<int64_t> shape,
+                             py::array* keep) {
+  if (o.is_none()) return nullptr;
+  *keep = o.cast<py::array>();
+  const float* ptr = require_c(*keep, name, static_cast<int>(shape.size()));
+  require_shape(*keep, name, shape);
+  return ptr;
+}
+
 // A 2-D float32 view with unit stride along one axis: rows x cols, leading dimension ld, and
 // whether it is stored transposed (column-major), so transposed views need no copy.
 struct Matrix {
