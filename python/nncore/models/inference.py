@@ -119,17 +119,15 @@ class _Affine:
             st, same, dil = layer.strides, layer.padding == "same", layer.dilation_rate
             u = _winograd_weights(layer, w)
             if u is None:
-                conv = _core.conv2d_forward
-
-                def run(x):
-                    z = conv(_as_f32(x), w, b, st, same, dil, relu, False)
-                    return z if cap is None else np.minimum(z, cap, out=z)
+                def conv(x):
+                    return _core.conv2d_forward(x, w, b, st, same, dil, relu, False)
             else:
-                conv = _core.conv2d_forward_cached
+                def conv(x):
+                    return _core.conv2d_forward_cached(x, w, u, b, st, same, dil, relu)
 
-                def run(x):
-                    z = conv(_as_f32(x), w, u, b, st, same, dil, relu)
-                    return z if cap is None else np.minimum(z, cap, out=z)
+            def run(x):
+                z = conv(_as_f32(x))
+                return z if cap is None else np.minimum(z, cap, out=z)
         else:
             units = layer.units
             sgemm, empty, f32 = _core.sgemm, np.empty, np.float32
