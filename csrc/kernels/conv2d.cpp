@@ -312,7 +312,6 @@ void conv2d_forward_cached(float* y, const float* x, const float* w, const float
   conv2d_forward(y, x, w, b, p);
 }
 
-
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x,
                      const float* w, const float* y, const Conv2dParams& p) {
   const int64_t R = p.oh * p.ow, K = p.kh * p.kw * p.c, F = p.f;

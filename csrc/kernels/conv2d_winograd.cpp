@@ -159,13 +159,8 @@ bool conv2d_use_winograd_dx(const Conv2dParams& p) {
 // 13x13 and 15x15 inputs at batch 32, 0.70 at batch 256, 0.63-0.70 for 64->64 on 6x6, 0.65 for
 // 64->128 on 8x8 'same'; 1.1 for 64->64 on 5x5 (saving 1.27), 1.0-1.1 for 32->32, 1.4 for 32->32
 // on 7x7, 1.9-2.3 for 8->16 and 16->16 channels, 1.0 at batch 1: the same boundaries as the
-// forward's, so the same rule.
-bool conv2d_use_winograd_dw(const Conv2dParams& p) {
-  if (!conv2d_winograd_applies(p)) return false;
-  const ConvAlgo a = conv2d_algo();
-  if (a != ConvAlgo::automatic) return a == ConvAlgo::winograd;
-  return conv2d_use_winograd(p);
-}
+// forward's, so the same rule (forced 'winograd' / 'direct' included).
+bool conv2d_use_winograd_dw(const Conv2dParams& p) { return conv2d_use_winograd(p); }
 
 int64_t conv2d_winograd_weights_floats(int64_t c, int64_t f) {
   return 16 * packed_floats(active_isa(), c, f);
