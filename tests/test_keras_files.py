@@ -507,6 +507,81 @@ def test_registered_custom_layers_both_ways(rng, tmp_path):
                                ours.predict(x, verbose=0), atol=TOL, rtol=0)
 
 
+def _ops_dense_classes():
+    """The same user layer written in each library's ops, registered with neither: two unnamed
+    weights (Keras names them variable, variable_1), a config entry of its own."""
+    from nncore import ops
+
+    def make(base, o):
+        class OpsDense(base):
+            def __init__(self, units, **kw):
+                super().__init__(**kw)
+                self.units = units
+
+            def build(self, s):
+                self.w = self.add_weight(shape=(s[-1], self.units), initializer="random_normal")
+                self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+
+            def call(self, x):
+                return o.tanh(o.matmul(x, self.w) + self.b)
+
+            def get_config(self):
+                return {**super().get_config(), "units": self.units}
+
+        return OpsDense
+
+    return make(layers.Layer, ops), make(KL.Layer, keras.ops)
+
+
+def test_unregistered_custom_layer_both_ways(rng, tmp_path):
+    """As in Keras: a model with an unregistered custom layer saves (.keras and legacy .h5); it
+    loads only when the caller names the class (custom_objects= or a custom_object_scope)."""
+    Ours, Theirs = _ops_dense_classes()
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    mine = models.Sequential([nncore.Input((4,)), Ours(3, name="od"), layers.Dense(2)])
+    mine.layers[0].b[...] = rng.normal(size=3)
+    for ext in ("keras", "h5"):
+        mine.save(tmp_path / f"n.{ext}")
+        with pytest.raises(ValueError, match="OpsDense"):
+            models.load_model(tmp_path / f"n.{ext}")
+        back = models.load_model(tmp_path / f"n.{ext}", custom_objects={"OpsDense": Ours})
+        np.testing.assert_array_equal(back.predict(x, verbose=0), mine.predict(x, verbose=0))
+        with nncore.saving.custom_object_scope({"OpsDense": Ours}):
+            back = models.load_model(tmp_path / f"n.{ext}")
+        np.testing.assert_array_equal(back.predict(x, verbose=0), mine.predict(x, verbose=0))
+        theirs = keras.models.load_model(tmp_path / f"n.{ext}", custom_objects={"OpsDense": Theirs})
+        np.testing.assert_allclose(_pred(theirs, x), mine.predict(x, verbose=0), atol=TOL, rtol=0)
+    # Keras's own file of the same model reads back the same way, weights by position.
+    km = keras.Sequential([keras.Input((4,)), Theirs(3, name="od"), KL.Dense(2)])
+    km.layers[0].b.assign(rng.normal(size=3).astype(np.float32))
+    for ext in ("keras", "h5"):
+        km.save(tmp_path / f"k.{ext}")
+        entry = None
+        if ext == "keras":
+            entry = json.loads(_members(tmp_path / "k.keras")["config.json"])["config"]["layers"][1]
+            assert entry["registered_name"] == entry["class_name"] == "OpsDense"
+        ours = models.load_model(tmp_path / f"k.{ext}", custom_objects={"OpsDense": Ours})
+        np.testing.assert_allclose(ours.predict(x, verbose=0), _pred(km, x), atol=TOL, rtol=0)
+
+
+def test_nncore_layer_without_keras_converter_refused(tmp_path):
+    """A layer of nncore's own that Keras has no class for is refused by name, not written."""
+    from nncore.layers.base import Layer
+
+    class Internal(Layer):
+        def compute_output_shape(self, s):
+            return s
+
+        def forward(self, x, training=False, need_ctx=False):
+            return np.asarray(x, np.float32), None
+
+    Internal.__module__ = "nncore.layers.internal_test"
+    m = models.Sequential([nncore.Input((4,)), Internal(name="inner")])
+    with pytest.raises(ValueError, match="inner.*converter"):
+        m.save(tmp_path / "i.keras")
+    assert not (tmp_path / "i.keras").exists()
+
+
 def test_sequential_built_without_input_layer(rng, tmp_path):
     km = keras.Sequential([KL.Dense(3, activation="relu"), KL.Dense(2)])
     x = rng.normal(size=(4, 5)).astype(np.float32)

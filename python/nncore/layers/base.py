@@ -284,7 +284,13 @@ class Layer:
             raise ValueError(f"layer {self.name!r}: initializer gave shape {arr.shape}, "
                              f"expected {shape}")
         self._weights.append(arr)
-        self._weight_names.append(f"{self.name}/{name or 'variable'}")
+        if name is None:  # Keras's auto names: variable, variable_1, ... (unique in the layer)
+            taken = set(self._weight_names)
+            name, k = "variable", 0
+            while f"{self.name}/{name}" in taken:
+                k += 1
+                name = f"variable_{k}"
+        self._weight_names.append(f"{self.name}/{name}")
         self._weight_trainable.append(bool(trainable))
         self._regularizers.append(reg)
         self.grads.append(np.zeros(shape, np.float32))

@@ -538,7 +538,7 @@ def _arg_from_keras(key, v, where):
 # ---- Keras config -> nncore config ------------------------------------------------------------
 def _layer_from_keras(entry, where, custom_objects):
     """nncore's {'class_name', 'config'} entry for a Keras layer entry (models recursively)."""
-    from .registry import get_class
+    from .registry import get_class, user_class
 
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str) or \
             not isinstance(entry.get("config"), dict):
@@ -552,10 +552,12 @@ def _layer_from_keras(entry, where, custom_objects):
         raise _Bad(f"{where}: Lambda layers hold Python code, which nncore never runs; "
                    "rewrite the Lambda as a registered layer, or register its function "
                    "(keras.saving.register_keras_serializable) so the file names it")
-    # A custom class: only one registered with nncore (by the name Keras recorded).
-    if isinstance(reg, str) and reg != cls_name and reg not in _MODELS:
-        cls = get_class(reg, custom_objects)
-        if cls is None:
+    # A custom class: one registered with nncore by the name Keras recorded, or one Keras wrote
+    # unregistered (registered_name = its class name) that the caller passes by that name in
+    # custom_objects or a custom_object_scope.
+    unregistered = reg == cls_name and user_class(cls_name, custom_objects) is not None
+    if isinstance(reg, str) and reg not in _MODELS and (reg != cls_name or unregistered):
+        if get_class(reg, custom_objects) is None:
             raise _Bad(f"{where}: custom object {reg!r} is not registered with nncore "
                        "(keras.saving.register_keras_serializable or custom_objects=)")
         cfg = dict(kcfg)
@@ -578,8 +580,7 @@ def _layer_from_keras(entry, where, custom_objects):
     if cls_name == "InputLayer":
         return {"class_name": "InputLayer", "config": _input_from_keras(kcfg, where)}
     if spec is None:
-        if get_class(cls_name, custom_objects) is not None and custom_objects and \
-                cls_name in custom_objects:
+        if user_class(cls_name, custom_objects) is not None:
             return {"class_name": cls_name, "config": dict(kcfg)}
         raise _Bad(f"{where}: nncore has no layer {cls_name!r} (it reads "
                    f"{sorted(KERAS_LAYERS)})")
@@ -880,12 +881,17 @@ def _layer_to_keras(layer):
                 "registered_name": None}
     spec = KERAS_LAYERS.get(cls_name)
     reg = registered_name(type(layer))
-    if reg != cls_name or spec is None:  # a registered custom class: its own config
-        if ">" not in reg:
+    if reg != cls_name or spec is None:  # a user's class: its own config
+        module = type(layer).__module__
+        if ">" in reg:
+            entry = {"module": module, "class_name": _keras_class_name(layer),
+                     "config": layer.get_config(), "registered_name": reg}
+        elif module == "nncore" or module.startswith("nncore."):
             raise ValueError(f"layer {layer.name!r} ({cls_name}): nncore cannot write this "
                              "layer to a Keras file yet (its converter has no entry for it)")
-        entry = {"module": type(layer).__module__, "class_name": _keras_class_name(layer),
-                 "config": layer.get_config(), "registered_name": reg}
+        else:  # unregistered, as Keras writes it: loading needs custom_objects={name: class}
+            entry = {"module": None, "class_name": cls_name, "config": layer.get_config(),
+                     "registered_name": cls_name}
         if layer.built and layer._build_shape is not None:
             entry["build_config"] = {"input_shape": _build_shape(layer._build_shape)}
         return entry

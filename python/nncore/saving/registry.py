@@ -78,15 +78,24 @@ def get_class(name, custom_objects=None):
     """The class a file names, or None when it is neither built in nor registered."""
     if not isinstance(name, str):
         return None
+    cls = user_class(name, custom_objects)
+    if cls is not None:
+        return cls
+    if name in _CUSTOM:
+        return _CUSTOM[name]
+    _ensure_builtins()
+    return _BUILTIN.get(name)
+
+
+def user_class(name, custom_objects=None):
+    """The class the caller supplies under `name` (custom_objects or an enclosing
+    custom_object_scope), or None: how a file may name an unregistered custom class."""
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     for scope in reversed(getattr(_scope, "stack", None) or []):
         if name in scope:
             return scope[name]
-    if name in _CUSTOM:
-        return _CUSTOM[name]
-    _ensure_builtins()
-    return _BUILTIN.get(name)
+    return None
 
 
 def get_registered_object(name, custom_objects=None):
