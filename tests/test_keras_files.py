@@ -564,6 +564,110 @@ def test_unregistered_custom_layer_both_ways(rng, tmp_path):
         np.testing.assert_allclose(ours.predict(x, verbose=0), _pred(km, x), atol=TOL, rtol=0)
 
 
+def _subclassed_models():
+    """The same subclassed model in each library: constructor arguments only (no get_config),
+    layers held as attributes, a list of layers and a user layer holding a layer."""
+    from nncore import ops
+
+    def make(lib, L, o):
+        class Block(L.Layer):
+            def __init__(self, units=4, **kw):
+                super().__init__(**kw)
+                self.inner = L.Dense(units)
+
+            def build(self, s):
+                self.scale = self.add_weight(shape=(s[-1],), initializer="ones")
+
+            def call(self, x):
+                return o.tanh(self.inner(x * self.scale))
+
+        class Net(lib.Model):
+            def __init__(self, units=16, depth=2, **kw):
+                super().__init__(**kw)
+                self.stem = L.Dense(units, activation="relu")
+                self.blocks = [L.Dense(8) for _ in range(depth)]
+                self.head = Block(3)
+
+            def call(self, x, training=False):
+                x = self.stem(x)
+                for b in self.blocks:
+                    x = b(x)
+                return self.head(x)
+
+        return Net, Block
+
+    return make(nncore, layers, ops), make(keras, KL, keras.ops)
+
+
+def test_subclassed_model_both_ways(rng, tmp_path):
+    """Keras 3 saves a subclassed model as its class, constructor config and build shape, with
+    variables under its attribute names; nncore writes and reads the same, optimizer state
+    included, and refuses the legacy .h5 as Keras does."""
+    (Net, Block), (KNet, KBlock) = _subclassed_models()
+    x = rng.normal(size=(6, 5)).astype(np.float32)
+    y = rng.normal(size=(6, 3)).astype(np.float32)
+    ours = {"Net": Net, "Block": Block}
+    theirs = {"Net": KNet, "Block": KBlock}
+    mine = Net(units=12, depth=3)
+    mine.compile(optimizer="adam", loss="mse")
+    mine.fit(x, y, epochs=2, batch_size=3, verbose=0)
+    assert mine.get_config() == {"name": mine.name, "trainable": True, "units": 12, "depth": 3}
+    for ext in ("keras", "nncore"):
+        mine.save(tmp_path / f"n.{ext}")
+        with pytest.raises(ValueError, match="Net"):
+            models.load_model(tmp_path / f"n.{ext}")
+        back = models.load_model(tmp_path / f"n.{ext}", custom_objects=ours)
+        assert type(back) is Net and back.get_config() == mine.get_config()
+        np.testing.assert_array_equal(back.predict(x, verbose=0), mine.predict(x, verbose=0))
+        # training resumes where it stopped: one more step on both, the same weights
+        back.fit(x, y, epochs=1, batch_size=6, verbose=0, shuffle=False)
+        twin = models.load_model(tmp_path / f"n.{ext}", custom_objects=ours)
+        twin.fit(x, y, epochs=1, batch_size=6, verbose=0, shuffle=False)
+        for a, b in zip(back.get_weights(), twin.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    paths = set()
+    with zipfile.ZipFile(tmp_path / "n.keras") as z, h5py.File(
+            io.BytesIO(z.read("model.weights.h5"))) as f:
+        f.visititems(lambda n, o: paths.add(n) if isinstance(o, h5py.Dataset) else None)
+    # attributes in natural order, `layers` among them: stem is first met in model.layers
+    assert paths == {f"{g}/vars/{i}" for g in ("layers/dense", "blocks/dense", "blocks/dense_1",
+                                               "blocks/dense_2", "head/inner") for i in (0, 1)
+                     } | {"head/vars/0"} | {p for p in paths if p.startswith("optimizer/")}
+    k = keras.models.load_model(tmp_path / "n.keras", custom_objects=theirs)
+    np.testing.assert_allclose(_pred(k, x), mine.predict(x, verbose=0), atol=TOL, rtol=0)
+    with pytest.raises(ValueError, match="subclassed"):
+        mine.save(tmp_path / "n.h5")
+    assert not (tmp_path / "n.h5").exists()
+    # Keras's own file of the subclassed model (Keras 3.15's auto config of a Model records the
+    # constructor's defaults, not the values passed: built with the defaults here)
+    km = KNet()
+    km.compile(optimizer="adam", loss="mse")
+    km.fit(x, y, epochs=1, batch_size=3, verbose=0)
+    km.save(tmp_path / "k.keras")
+    got = models.load_model(tmp_path / "k.keras", custom_objects=ours)
+    np.testing.assert_allclose(got.predict(x, verbose=0), _pred(km, x), atol=TOL, rtol=0)
+    assert got.optimizer.iterations == 2
+
+
+def test_user_layer_without_get_config(tmp_path):
+    """Keras's auto config: a user's layer whose constructor takes plain values saves without
+    get_config; one given a non-plain value must define get_config, and says so."""
+    (_, Block), (_, KBlock) = _subclassed_models()
+    m = models.Sequential([nncore.Input((5,)), Block(7, name="blk")])
+    assert m.layers[0].get_config() == {"name": "blk", "trainable": True, "units": 7}
+    m.layers[0].scale[...] = np.arange(5)
+    m.save(tmp_path / "b.keras")
+    back = models.load_model(tmp_path / "b.keras", custom_objects={"Block": Block})
+    x = np.ones((2, 5), np.float32)
+    np.testing.assert_array_equal(back.predict(x, verbose=0), m.predict(x, verbose=0))
+    # its own variable and its Dense's sit where Keras puts them: Keras reads the same model
+    k = keras.models.load_model(tmp_path / "b.keras", custom_objects={"Block": KBlock})
+    np.testing.assert_allclose(_pred(k, x), m.predict(x, verbose=0), atol=TOL, rtol=0)
+    odd = Block(np.int32(3))  # a NumPy scalar is not a plain value (Keras: the same)
+    with pytest.raises(NotImplementedError, match="get_config"):
+        odd.get_config()
+
+
 def test_nncore_layer_without_keras_converter_refused(tmp_path):
     """A layer of nncore's own that Keras has no class for is refused by name, not written."""
     from nncore.layers.base import Layer

@@ -132,9 +132,43 @@ def copy_checked(weights, own, names, count_message) -> None:
     for cur, new in zip(own, arrs):
         np.copyto(cur, new, casting="unsafe")
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _auto_config(cls, args, kwargs):
+    """Keras's auto config of a user's class: its constructor's arguments, by name, when every
+    one is a plain value (str, number, bool, None, or lists/tuples/dicts of them); else None."""
+    import inspect
+
+    try:
+        spec = inspect.getfullargspec(cls.__init__)
+    except TypeError:
+        return None
+    names = spec.args[1:]
+    if len(args) > len(names):
+        return None  # a *args constructor: nothing names the extra values
+
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return all(plain(x) for x in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and plain(x) for k, x in v.items())
+        return isinstance(v, _PLAIN)
+
+    cfg = dict(kwargs)
+    cfg.update(zip(names, args))
+    return cfg if plain(cfg) else None
+
+
 class Layer:
     """Base class of every layer. Built-in layers define weight_specs (or build),
     compute_output_shape, forward and backward."""
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        if not cls.__module__.startswith("nncore."):  # a user's class: remember its arguments
+            object.__setattr__(self, "_auto_config", _auto_config(cls, args, kwargs))
+        return self
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None,
                  dtype=None, input_dim=None, batch_size=None, **kwargs):
@@ -535,7 +569,25 @@ class Layer:
         cfg = {"name": self.name, "trainable": self.trainable}
         if self._input_shape_arg is not None:
             cfg["input_shape"] = list(self._input_shape_arg)
+        if type(self).get_config is Layer.get_config and "_auto_config" in self.__dict__:
+            cfg = self._auto_get_config(cfg)
         return cfg
+
+    def _auto_get_config(self, base):
+        """A user's class without get_config: Keras's auto config (its constructor's
+        arguments), with the base keys its constructor accepts."""
+        import inspect
+
+        auto = self.__dict__["_auto_config"]
+        if auto is None:
+            raise NotImplementedError(
+                f"layer {self.name!r} ({type(self).__name__}) was created with argument values "
+                "that are not plain (str, number, bool, None or lists/dicts of them), so it "
+                "must define get_config() (and from_config() if needed) to be saved")
+        spec = inspect.getfullargspec(type(self).__init__)
+        if spec.varkw is None:
+            base = {k: v for k, v in base.items() if k in spec.args[1:] + spec.kwonlyargs}
+        return {**base, **auto}
 
     @classmethod
     def from_config(cls, config: dict):

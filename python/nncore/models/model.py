@@ -23,7 +23,7 @@ class Model(Trainer, Layer):
             from .functional import Functional
 
             return Functional.__new__(Functional)
-        return super().__new__(cls)
+        return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, name=None, trainable=True, **kwargs):
         if args:
@@ -77,10 +77,27 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        # keras.Model.from_config(functional_config) builds a Functional, as in Keras.
+        # keras.Model.from_config(functional_config) builds a Functional, as in Keras; a
+        # subclassed model is its constructor called on its config (built later, from the
+        # file's build_config).
         from .functional import Functional
 
-        return Functional.from_config(config, custom_objects=custom_objects)
+        if not cls._is_subclassed():
+            return Functional.from_config(config, custom_objects=custom_objects)
+        try:
+            return cls(**config)
+        except TypeError as e:
+            raise TypeError(f"cannot make a {cls.__name__} from its config {sorted(config)}: "
+                            f"{e}. Its get_config() must return the constructor's arguments "
+                            "(the default), or it must define from_config()") from None
+
+    def _build_config(self):
+        """{'input_shape': ...} for a built subclassed model (Keras's build_config), or None."""
+        if not (self._is_subclassed() and self.built):
+            return None
+        shapes = [[None if d is None else int(d) for d in t.shape] for t in self.inputs]
+        return {"input_shape": shapes[0] if len(shapes) == 1 and not isinstance(
+            self._inputs_struct, list) else shapes}
 
     # ---- structure ----------------------------------------------------------------------------
     @property

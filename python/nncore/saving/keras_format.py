@@ -571,7 +571,10 @@ def _layer_from_keras(entry, where, custom_objects):
         names = getattr(_custom_names, "value", None)
         if names is not None and isinstance(cfg.get("name"), str):
             names[cfg["name"]] = cls_name  # Keras's h5 group is named after its class
-        return {"class_name": reg, "config": cfg}
+        out = {"class_name": reg, "config": cfg}
+        if "build_config" in entry:
+            out["build_config"] = entry["build_config"]
+        return out
     _check_module(entry, where)
     if cls_name in _MODELS:
         return _model_from_keras(cls_name, kcfg, where, custom_objects)
@@ -842,7 +845,14 @@ def _implicit_masks(layers, where):
 
 def model_entry_from_keras(kentry, custom_objects=None):
     """nncore's {'class_name', 'config'} for a Keras model config (as config.json holds it)."""
+    from .registry import get_class
+
     cls_name = kentry.get("class_name") if isinstance(kentry, dict) else None
+    reg = kentry.get("registered_name") if isinstance(kentry, dict) else None
+    if isinstance(cls_name, str) and cls_name not in _MODELS and isinstance(reg, str) and \
+            getattr(get_class(reg, custom_objects), "_is_model", False):
+        # a subclassed model the caller names: its constructor's config and a build shape
+        return _layer_from_keras(kentry, "model config", custom_objects)
     if not isinstance(cls_name, str) or cls_name not in _MODELS:
         raise _Bad("the file does not hold a Sequential or Functional model "
                    f"(class {cls_name!r})")
@@ -928,6 +938,7 @@ def _build_shape(s):
 
 def _model_to_keras(model):
     from ..models.sequential import Sequential
+    from .registry import registered_name
 
     if isinstance(model, Sequential):
         layers = []
@@ -943,6 +954,15 @@ def _model_to_keras(model):
                 model._input_layer._input_shape_arg)
             cfg["build_input_shape"] = shape
             entry["build_config"] = {"input_shape": shape}
+        return entry
+    if model._is_subclassed():  # its class and constructor arguments, built from a shape
+        reg = registered_name(type(model))
+        entry = {"module": type(model).__module__ if ">" in reg else None,
+                 "class_name": _keras_class_name(model), "config": model.get_config(),
+                 "registered_name": reg}
+        build = model._build_config()
+        if build is not None:
+            entry["build_config"] = build
         return entry
     ncfg = model.get_config()  # Keras-shaped graph; tensors get their shapes below
     shapes = {}
@@ -1006,14 +1026,75 @@ def keras_var_paths(model, class_names=None):
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
-            if getattr(layer, "_is_model", False):
-                out.append((f"{path}/vars", layer, []))
-                walk(layer, f"{path}/layers")
-                continue
-            _layer_groups(layer, path, out)
+            _groups_of(layer, path, out, seen, walk)
 
-    walk(model, "layers")
+    if getattr(model, "_is_subclassed", lambda: False)():
+        _user_groups(model, "", out, seen, walk)  # Keras walks its attributes
+    else:
+        walk(model, "layers")
     return out
+
+
+def _groups_of(layer, path, out, seen, walk):
+    """One layer's h5 groups at path: a Sequential/Functional's own (empty) group and its
+    layers', a user's class by its attributes, a built-in layer by its spec."""
+    if getattr(layer, "_is_model", False) and not layer._is_subclassed():
+        out.append((f"{path}/vars", layer, []))
+        walk(layer, f"{path}/layers")
+    elif getattr(layer, "_is_model", False) or type(layer).__name__ not in KERAS_LAYERS:
+        _user_groups(layer, path, out, seen, walk)
+    else:
+        _layer_groups(layer, path, out)
+
+
+def _natural_key(s):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def _held_layers(obj):
+    """[(attribute, layer or [layers])] a user's layer or subclassed model holds, in Keras's
+    order (attribute names naturally sorted), as Keras 3's saver walks them."""
+    from ..layers.base import _INTERNAL_ATTRS, Layer
+
+    items = []
+    for k, v in vars(obj).items():
+        if k in _INTERNAL_ATTRS:
+            continue
+        if isinstance(v, Layer):
+            items.append((k, v))
+        elif isinstance(v, (list, tuple, dict)):
+            held = [x for x in (v.values() if isinstance(v, dict) else v) if isinstance(x, Layer)]
+            if held:
+                items.append((k, held))
+    if getattr(obj, "_is_model", False):
+        items.append(("layers", list(obj.layers)))  # a model's `layers` is walked too
+    return sorted(items, key=lambda kv: _natural_key(kv[0]))
+
+
+def _user_groups(obj, path, out, seen, walk):
+    """A user's layer or subclassed model as Keras 3 saves it: its own variables at
+    <path>/vars, then each attribute holding a layer at <path>/<attribute>, a list of layers
+    at <path>/<attribute>/<snake class name>[_k]; a layer met a second time is skipped."""
+    def join(*parts):
+        return "/".join(p for p in parts if p)
+
+    if path:
+        out.append((join(path, "vars"), obj, list(obj._weights)))
+
+    def visit(layer, lpath):
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            _groups_of(layer, lpath, out, seen, walk)
+
+    for attr, held in _held_layers(obj):
+        if not isinstance(held, list):
+            visit(held, join(path, attr))
+            continue
+        used: dict = {}
+        for layer in held:
+            base = snake_case(type(layer).__name__)
+            used[base] = used.get(base, -1) + 1
+            visit(layer, join(path, attr, base if used[base] == 0 else f"{base}_{used[base]}"))
 
 
 def keras_layer_order(model):
@@ -1798,6 +1879,10 @@ def save_h5(model, filepath, overwrite=True, weights_only=False) -> None:
     h5py = _h5py()
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built; nothing to save")
+    if not weights_only and model._is_subclassed():
+        raise ValueError(f"model {model.name!r} ({type(model).__name__}): a subclassed model "
+                         "cannot be saved to the legacy .h5 format, which holds only Sequential "
+                         "and Functional models (as in Keras); save it as .keras or save_weights")
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         if weights_only:

@@ -15,7 +15,27 @@ MAX_FAN_IN = 1024
 
 
 def serialize_layer(layer) -> dict:
-    return {"class_name": registered_name(type(layer)), "config": layer.get_config()}
+    entry = {"class_name": registered_name(type(layer)), "config": layer.get_config()}
+    build = getattr(layer, "_build_config", None)
+    build = build() if build is not None else None
+    if build is not None:  # a subclassed model: the input shape its graph is traced for
+        entry["build_config"] = build
+    return entry
+
+
+def _build_shapes(build, where):
+    """The input shape(s) of a file's build_config, checked: [dims] or [[dims], ...]."""
+    from ..layers.base import shape_tuple
+
+    shape = build.get("input_shape") if isinstance(build, dict) else None
+    multi = isinstance(shape, list) and bool(shape) and all(isinstance(s, list) for s in shape)
+    shapes = shape if multi else [shape]
+    if not isinstance(shape, list) or not 0 < len(shapes) <= 1024 or not all(
+            isinstance(s, list) and len(s) >= 2 for s in shapes):
+        raise ValueError(f"{where}: build_config must be {{'input_shape': [batch, dims...]}} or "
+                         "a list of such shapes")
+    out = [(None,) + shape_tuple(s[1:], "input_shape", where, allow_none=True) for s in shapes]
+    return out if multi else out[0]
 
 
 def _check_entry(entry, where):
@@ -39,7 +59,11 @@ def deserialize_layer(entry, custom_objects=None, where="model config"):
     try:
         # models rebuild their layers through us; a Lambda looks its function up
         if getattr(cls, "_is_model", False) or getattr(cls, "_from_config_custom_objects", False):
-            return cls.from_config(cfg, custom_objects=custom_objects)
+            obj = cls.from_config(cfg, custom_objects=custom_objects)
+            if "build_config" in entry and getattr(obj, "_is_model", False) and \
+                    obj._is_subclassed() and not obj.built:
+                obj.build(_build_shapes(entry["build_config"], where))
+            return obj
         return cls.from_config(cfg)
     except TypeError as e:
         raise ValueError(f"{where}: layer {cfg.get('name', name)!r} ({name}): {e}") from None
