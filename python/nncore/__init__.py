@@ -17,7 +17,7 @@ __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
 _SUBMODULES = {
     "ops", "layers", "models", "losses", "optimizers", "regularizers", "initializers",
     "activations", "metrics", "callbacks", "datasets", "utils", "backend", "saving", "trainers",
-    "preprocessing", "onnx", "kernels", "distributed", "explain", "wrappers", "plot",
+    "preprocessing", "onnx", "kernels", "distributed", "explain", "wrappers", "plot", "config",
 }
 # `import nncore as keras`: keras.Input, keras.Model, keras.Sequential... load on first use.
 _ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),

@@ -405,6 +405,14 @@ class Layer:
     def variables(self) -> list:
         return self.weights
 
+    @property
+    def trainable_variables(self) -> list:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list:
+        return self.non_trainable_weights
+
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
 
