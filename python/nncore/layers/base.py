@@ -83,6 +83,20 @@ def shape_tuple(v, name: str, where: str, allow_none=False) -> tuple:
     return tuple(None if (d is None and allow_none) else positive_int(d, name, where) for d in v)
 
 
+def check_dynamic_shape(layer, shape) -> None:
+    """For a layer built on a shape with unknown (None) axes: check an actual input's shape as
+    the graph checked the symbolic one (too small for a 'valid' kernel, ...), so the error names
+    the layer and the shape instead of coming from a kernel."""
+    built = layer._build_shape
+    if built is not None and not isinstance(built, list) and None in tuple(built)[1:]:
+        layer.check_input_shape((None,) + tuple(shape[1:]))
+
+
+def _known_positive(dims) -> bool:
+    """No known output axis is empty (None: unknown until the data comes)."""
+    return all(d is None or d > 0 for d in dims)
+
+
 def as_f32(x):
     """x as a C-contiguous float32 array (no copy when it already is one)."""
     if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:

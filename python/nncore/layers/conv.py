@@ -9,7 +9,9 @@ from .. import kernels as _ops
 from .base import (
     ActivationMixin,
     Layer,
+    _known_positive,
     as_f32,
+    check_dynamic_shape,
     check_initializer,
     check_regularizer,
     fmt_shape,
@@ -21,6 +23,8 @@ from .base import (
 def conv_out_dim(n, k, s, d, padding):
     """Output length of one axis, from the one geometry function the kernels use (C++);
     0 when the dilated kernel does not fit a 'valid' input."""
+    if n is None:
+        return None  # an axis of unknown length (a variable-length sequence or image)
     try:
         return _core.conv2d_geometry((n, 1), (k, 1), (s, 1), padding == "same", (d, 1))[0][0]
     except ValueError:
@@ -67,7 +71,7 @@ class _ConvBase(ActivationMixin, Layer):
         self.bias_regularizer = check_regularizer(bias_regularizer)
 
     def _need4(self, s):
-        if len(s) != 4 or any(d is None for d in s[1:]):
+        if len(s) != 4 or s[3] is None:
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) needs input (batch, "
                              f"height, width, channels), got {fmt_shape(s)}")
 
@@ -76,6 +80,7 @@ class _ConvBase(ActivationMixin, Layer):
         if x.ndim != 4 or x.shape[3] != c:
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) expects input (batch, "
                              f"height, width, {c}), got shape {x.shape}")
+        check_dynamic_shape(self, x.shape)
         return x
 
     def _kernel_args(self, filters, kernel_initializer, kernel_regularizer):
@@ -114,14 +119,13 @@ class Conv2D(_ConvBase):
                              f"{self.groups}")
 
     def check_input_shape(self, s):
-        if len(s) != 4 or any(d is None for d in s[1:]):
+        if len(s) != 4 or s[3] is None:
             raise ValueError(f"layer {self.name!r} (Conv2D) needs input (batch, height, width, "
                              f"channels), got {fmt_shape(s)}")
         if s[3] % self.groups:
             raise ValueError(f"layer {self.name!r} (Conv2D): {s[3]} input channels of "
                              f"{fmt_shape(s)} are not a multiple of groups {self.groups}")
-        oh, ow = self._out_hw(s)
-        if oh <= 0 or ow <= 0:
+        if not _known_positive(self._out_hw(s)):
             raise ValueError(f"layer {self.name!r} (Conv2D): input {fmt_shape(s)} is smaller than "
                              f"the kernel {self.kernel_size} (dilation {self.dilation_rate}) with "
                              f"padding='valid'")
@@ -156,6 +160,7 @@ class Conv2D(_ConvBase):
 
     def forward(self, x, training=False, need_ctx=False, logits=False):
         x = as_f32(x)
+        check_dynamic_shape(self, x.shape)
         relu = self.activation == "relu" and not logits
         if self.groups > 1:  # one conv per group on the same kernels
             parts = [_core.conv2d_forward(np.ascontiguousarray(x[..., ci]),
@@ -232,14 +237,14 @@ class Conv1D(_ConvBase):
 
     def _out_len(self, n):
         pad = "same" if self.padding == "same" else "valid"
-        return conv_out_dim(n + self._causal_pad(), self.kernel_size[0], self.strides[0],
+        return None if n is None else conv_out_dim(n + self._causal_pad(), self.kernel_size[0], self.strides[0],
                             self.dilation_rate[0], pad)
 
     def check_input_shape(self, s):
-        if len(s) != 3 or any(d is None for d in s[1:]):
+        if len(s) != 3 or s[2] is None:
             raise ValueError(f"layer {self.name!r} (Conv1D) needs input (batch, steps, channels), "
                              f"got {fmt_shape(s)}")
-        if self._out_len(s[1]) <= 0:
+        if not _known_positive([self._out_len(s[1])]):
             raise ValueError(f"layer {self.name!r} (Conv1D): input {fmt_shape(s)} is shorter than "
                              f"the kernel {self.kernel_size[0]} (dilation "
                              f"{self.dilation_rate[0]}) with padding='valid'")
@@ -267,6 +272,7 @@ class Conv1D(_ConvBase):
         if x.ndim != 3 or x.shape[2] != self.kernel.shape[1]:
             raise ValueError(f"layer {self.name!r} (Conv1D) expects input (batch, steps, "
                              f"{self.kernel.shape[1]}), got {x.shape}")
+        check_dynamic_shape(self, x.shape)
         pad = self._causal_pad()
         if pad:
             x = np.pad(x, ((0, 0), (pad, 0), (0, 0)))
@@ -342,7 +348,8 @@ class Conv2DTranspose(_ConvBase):
         for i in range(2):
             k = self.dilation_rate[i] * (self.kernel_size[i] - 1) + 1
             st = self.strides[i]
-            out.append(s[1 + i] * st + (max(k - st, 0) if self.padding == "valid" else 0))
+            out.append(None if s[1 + i] is None else
+                       s[1 + i] * st + (max(k - st, 0) if self.padding == "valid" else 0))
         return tuple(out)
 
     def check_input_shape(self, s):
@@ -421,12 +428,13 @@ class DepthwiseConv2D(_ConvBase):
         self.depthwise_regularizer = check_regularizer(depthwise_regularizer)
 
     def _out_hw(self, s):
-        return tuple(_geom_1axis(s[1 + i], self.kernel_size[i], self.strides[i],
+        return tuple(None if s[1 + i] is None else
+                     _geom_1axis(s[1 + i], self.kernel_size[i], self.strides[i],
                                  self.dilation_rate[i], self.padding)[0] for i in range(2))
 
     def check_input_shape(self, s):
         self._need4(s)
-        if min(self._out_hw(s)) <= 0:
+        if not _known_positive(self._out_hw(s)):
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}): input {fmt_shape(s)} "
                              f"is smaller than the kernel {self.kernel_size} (dilation "
                              f"{self.dilation_rate}) with padding='valid'")

@@ -7,13 +7,15 @@ import numpy as np
 
 from .. import _core
 from .. import kernels as _ops
-from .base import Layer, as_f32, fmt_shape, int_tuple
+from .base import Layer, _known_positive, as_f32, check_dynamic_shape, fmt_shape, int_tuple
 from .conv import check_data_format, check_padding
 
 
 def pool_out_dim(n, k, s, padding):
     """Output length of one axis, from the one geometry function the kernels use (C++);
     0 when the window does not fit a 'valid' input."""
+    if n is None:
+        return None  # an axis of unknown length
     try:
         return _core.pool2d_geometry((n, 1), (k, 1), (s, 1), padding == "same")[0][0]
     except ValueError:
@@ -37,11 +39,10 @@ class _Pool2D(Layer):
                      for i in range(2))
 
     def check_input_shape(self, s):
-        if len(s) != 4 or any(d is None for d in s[1:]):
+        if len(s) != 4 or s[3] is None:
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) needs input (batch, "
                              f"height, width, channels), got {fmt_shape(s)}")
-        oh, ow = self._out_hw(s)
-        if oh <= 0 or ow <= 0:
+        if not _known_positive(self._out_hw(s)):
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}): input {fmt_shape(s)} "
                              f"is smaller than pool_size {self.pool_size}")
 
@@ -60,6 +61,7 @@ class MaxPooling2D(_Pool2D):
 
     def forward(self, x, training=False, need_ctx=False):
         x = as_f32(x)
+        check_dynamic_shape(self, x.shape)
         y, argmax = _core.maxpool2d_forward(x, self.pool_size, self.strides, self.padding == "same")
         return y, ((argmax, x.shape) if need_ctx else None)
 
@@ -74,6 +76,7 @@ class AveragePooling2D(_Pool2D):
 
     def forward(self, x, training=False, need_ctx=False):
         x = as_f32(x)
+        check_dynamic_shape(self, x.shape)
         y = _ops.avg_pool2d(x, self.pool_size, self.strides, self.padding)
         return y, (x.shape if need_ctx else None)
 
@@ -100,10 +103,10 @@ class _Pool1D(Layer):
         return pool_out_dim(n, self.pool_size[0], self.strides[0], self.padding)
 
     def check_input_shape(self, s):
-        if len(s) != 3 or any(d is None for d in s[1:]):
+        if len(s) != 3 or s[2] is None:
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) needs input (batch, "
                              f"steps, channels), got {fmt_shape(s)}")
-        if self._out_len(s[1]) <= 0:
+        if not _known_positive([self._out_len(s[1])]):
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}): input {fmt_shape(s)} "
                              f"is shorter than pool_size {self.pool_size[0]}")
 
@@ -115,6 +118,7 @@ class _Pool1D(Layer):
         if x.ndim != 3:
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) expects input (batch, "
                              f"steps, channels), got shape {x.shape}")
+        check_dynamic_shape(self, x.shape)
         y, ctx = self._forward2d(x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]),
                                                 need_ctx)
         return y.reshape(y.shape[0], y.shape[2], y.shape[3]), ctx

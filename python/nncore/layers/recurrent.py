@@ -59,7 +59,7 @@ class _RNN(Layer):
         self.bias_regularizer = check_regularizer(bias_regularizer)
 
     def check_input_shape(self, s):
-        if len(s) != 3 or s[2] is None or s[1] is None:
+        if len(s) != 3 or s[2] is None:
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) needs input (batch, "
                              f"timesteps, features), got {fmt_shape(s)}")
 

@@ -65,9 +65,9 @@ class TimeDistributed(_Wrapper):
     supports_masking = True
 
     def check_input_shape(self, s):
-        if len(s) < 3 or s[1] is None:
+        if len(s) < 3:
             raise ValueError(f"layer {self.name!r} (TimeDistributed) needs input (batch, steps, "
-                             f"...) with known steps, got {fmt_shape(s)}")
+                             f"...), got {fmt_shape(s)}")
 
     def build(self, input_shape):
         inner = (None,) + tuple(input_shape[2:])

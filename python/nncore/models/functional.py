@@ -218,7 +218,14 @@ class Functional(Model):
                 and in_masks is None:
             plan = _inference.plan_for(self)
             if plan is not None:
-                return plan.run(xs), None, {}
+                try:
+                    return plan.run(xs), None, {}
+                except ValueError:
+                    if not self._dynamic_shapes():
+                        raise
+                    # an input the plan's kernels refuse (too small for a 'valid' kernel on
+                    # an axis of unknown length): the layer-by-layer run below raises the
+                    # error naming the layer, or computes what the layers can
         vals = [None] * self._n_slots
         for s, x in zip(self._in_slots, xs):
             vals[s] = x
@@ -466,6 +473,10 @@ class Functional(Model):
             out_masks = None
         return y, ctxs, out_masks
 
+    def _dynamic_shapes(self) -> bool:
+        """Whether an input has an axis of unknown length besides the batch."""
+        return any(None in tuple(t.shape)[1:] for t in self.inputs)
+
     @property
     def _makes_mask(self):
         """Whether some layer inside makes a Keras mask (Embedding(mask_zero), Masking, a
@@ -576,7 +587,7 @@ for _name in ("_run", "_grad_plan", "_backprop", "input_gradients", "_grad_scrat
               "_struct_shapes", "input_names", "output_names", "input_shape", "output_shape",
               "input", "output", "forward", "_forward_masked", "_makes_mask",
               "_consumes_mask", "compute_mask", "backward", "check_input_shape",
-              "compute_output_shape", "_owns", "_ref"):
+              "compute_output_shape", "_owns", "_ref", "_dynamic_shapes"):
     if _name not in Model.__dict__:
         setattr(Model, _name, Functional.__dict__[_name])
 del _name

@@ -158,6 +158,10 @@ def _dense(g, layer, xs, node):
 
 
 def _same_pads(in_hw, k, s, d):
+    """TF's 'same' pads (the odd pixel after) for known sizes; None when an axis has unknown
+    length, where ONNX's auto_pad SAME_UPPER computes the same split at run time."""
+    if any(n is None for n in in_hw):
+        return None
     pads_b, pads_a = [], []
     for n, kk, ss, dd in zip(in_hw, k, s, d):
         out = -(-n // ss)
@@ -165,6 +169,11 @@ def _same_pads(in_hw, k, s, d):
         pads_b.append(total // 2)
         pads_a.append(total - total // 2)
     return pads_b + pads_a
+
+
+def _pads(pads):
+    """A node's padding attribute: explicit pads, or SAME_UPPER for axes of unknown length."""
+    return {"auto_pad": "SAME_UPPER"} if pads is None else {"pads": pads}
 
 
 def _conv_pads(layer, spatial, k, s, d):
@@ -188,7 +197,8 @@ def _conv(g, layer, xs, node):
     ins = [x, w] + ([g.const(layer.bias, f"{layer.name}_bias")] if layer.use_bias else [])
     k, s, d = list(layer.kernel_size), list(layer.strides), list(layer.dilation_rate)
     y = g.op("Conv", ins, layer.name, kernel_shape=k, strides=s, dilations=d,
-             pads=_conv_pads(layer, shp[1:-1], k, s, d), group=int(getattr(layer, "groups", 1)))
+             **_pads(_conv_pads(layer, shp[1:-1], k, s, d)),
+             group=int(getattr(layer, "groups", 1)))
     g.layout[y] = "NCHW" if rank == 4 else "NCW"
     return [_activation(g, y, layer.activation, keep_layout=True)]
 
@@ -205,7 +215,7 @@ def _pool(op_type):
                 if layer.padding == "same" else [0] * (2 * (rank - 2)))
         extra = {"count_include_pad": 0} if op_type == "AveragePool" else {}
         y = g.op(op_type, [x], layer.name, kernel_shape=list(layer.pool_size),
-                 strides=list(layer.strides), pads=pads, **extra)
+                 strides=list(layer.strides), **_pads(pads), **extra)
         g.layout[y] = "NCHW" if rank == 4 else "NCW"
         return [y]
     return f
@@ -460,8 +470,17 @@ class _Compacted:
         return g.op("Mul", [_gather_steps(g, y_bm, before), self._keep3()], "masked_seq")
 
 
-def _steps_of(node):
-    return int(node.flat_inputs[0].shape[1])
+def _steps_of(node, unknown=None):
+    """The input's number of steps; `unknown` (e.g. -1 for a Reshape) when it has none, or a
+    ValueError naming the layer where the graph needs the number itself."""
+    steps = node.flat_inputs[0].shape[1]
+    if steps is None:
+        if unknown is None:
+            raise ValueError(f"layer {node.layer.name!r} ({type(node.layer).__name__}): ONNX "
+                             "export of masks over sequences of unknown length is not "
+                             "supported; give the model's Input a fixed number of steps")
+        return unknown
+    return int(steps)
 
 
 def _rnn_layer(g, layer, xs, node, mask=None):
@@ -521,7 +540,7 @@ def _bidirectional(g, layer, xs, node, mask=None):
     op_type = _RNN_OPS[name]
     x = g.nhwc(xs[0])
     seq = layer.return_sequences
-    u, steps = f.units, _steps_of(node)
+    u, steps = f.units, _steps_of(node, unknown=-1 if mask is None else None)
     if mask is None:
         y, yh = _rnn_node(g, g.op("Transpose", [x], "time_major", perm=[1, 0, 2]), [f, b],
                           op_type, "bidirectional", None, layer.name, 2)
@@ -638,8 +657,13 @@ def _time_distributed(g, layer, xs, node):
     if len(ys) != 1:
         raise ValueError(f"layer {layer.name!r} (TimeDistributed): the inner layer must have "
                          "one output")
-    return [g.op("Reshape", [g.nhwc(ys[0]), g.i64([-1, shp[1]] + list(out_shape[2:]),
-                                                   "shape")], layer.name)]
+    if shp[1] is not None:
+        back = g.i64([-1, shp[1]] + list(out_shape[2:]), "shape")
+    else:  # steps of unknown length: (B, T) read from the input at run time
+        bt = g.op("Slice", [g.op("Shape", [g.nhwc(xs[0])], "shp"), g.i64([0], "s0"),
+                            g.i64([2], "s2")], "batch_steps")
+        back = g.op("Concat", [bt, g.i64(list(out_shape[2:]), "rest")], "shape", axis=0)
+    return [g.op("Reshape", [g.nhwc(ys[0]), back], layer.name)]
 
 
 def _elementwise(g, x, op_type, base, **attrs):
@@ -768,7 +792,7 @@ def _depthwise_conv(g, layer, xs, node, bias=True):
     pads = (_same_pads(shp[1:3], layer.kernel_size, layer.strides, layer.dilation_rate)
             if layer.padding == "same" else [0, 0, 0, 0])
     y = g.op("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
-             strides=list(layer.strides), dilations=list(layer.dilation_rate), pads=pads,
+             strides=list(layer.strides), dilations=list(layer.dilation_rate), **_pads(pads),
              group=int(c))
     g.layout[y] = "NCHW"
     return y
