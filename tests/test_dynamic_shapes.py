@@ -18,6 +18,7 @@ def _text(lib, L, steps=None):
     x = L.Conv1D(10, 5, padding="valid", activation="relu", strides=2)(x)
     x = L.Conv1D(8, 3, padding="causal", activation="relu")(x)
     x = L.MaxPooling1D(2)(x)
+    x = L.Cropping1D((1, 1))(L.UpSampling1D(2)(L.ZeroPadding1D(1)(x)))
     x = L.GlobalMaxPooling1D()(x)
     return lib.Model(inp, L.Dense(1, activation="sigmoid")(x))
 
@@ -30,6 +31,8 @@ def _fcn(lib, L, hw=(None, None)):
     y = L.SeparableConv2D(5, 3, strides=2, padding="same")(y)
     y = L.Conv2DTranspose(4, 3, strides=2)(y)
     y = L.AveragePooling2D(2, padding="same")(y)
+    y = L.UpSampling2D(interpolation="bilinear")(L.ZeroPadding2D(1)(y))
+    y = L.Cropping2D(((1, 0), (0, 2)))(y)
     y = L.GlobalAveragePooling2D()(y)
     return lib.Model(inp, L.Dense(2)(y))
 

@@ -10,9 +10,14 @@ from .conv import check_data_format
 
 
 def _need_rank(layer, s, rank, what):
-    if len(s) != rank or any(d is None for d in s[1:]):
+    """The rank, and a known channel axis (the others may be None: unknown until the data)."""
+    if len(s) != rank or s[-1] is None:
         raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) needs input ({what}), "
                          f"got {fmt_shape(s)}")
+
+
+def _scaled(n, f):
+    return None if n is None else f(n)
 
 
 def _check_rank(layer, x, rank, what):
@@ -121,7 +126,7 @@ class UpSampling1D(Layer):
         _need_rank(self, s, 3, "batch, steps, channels")
 
     def compute_output_shape(self, s):
-        return (s[0], s[1] * self.size, s[2])
+        return (s[0], _scaled(s[1], lambda n: n * self.size), s[2])
 
     def forward(self, x, training=False, need_ctx=False):
         x = as_f32(x)
@@ -157,7 +162,8 @@ class UpSampling2D(Layer):
         _need_rank(self, s, 4, "batch, height, width, channels")
 
     def compute_output_shape(self, s):
-        return (s[0], s[1] * self.size[0], s[2] * self.size[1], s[3])
+        return (s[0], _scaled(s[1], lambda n: n * self.size[0]),
+                _scaled(s[2], lambda n: n * self.size[1]), s[3])
 
     def forward(self, x, training=False, need_ctx=False):
         x = as_f32(x)
@@ -231,7 +237,8 @@ class _Pad(Layer):
                                                        "height, width") + ", channels")
 
     def compute_output_shape(self, s):
-        return (s[0],) + tuple(s[i + 1] + sum(p) for i, p in enumerate(self.padding)) + (s[-1],)
+        return (s[0],) + tuple(_scaled(s[i + 1], lambda n, p=p: n + sum(p))
+                               for i, p in enumerate(self.padding)) + (s[-1],)
 
     def forward(self, x, training=False, need_ctx=False):
         x = as_f32(x)
@@ -278,12 +285,13 @@ class _Crop(Layer):
         _need_rank(self, s, self._n + 2, "batch, " + ("steps" if self._n == 1 else
                                                        "height, width") + ", channels")
         for i, (a, b) in enumerate(self.cropping):
-            if a + b >= s[i + 1]:
+            if s[i + 1] is not None and a + b >= s[i + 1]:
                 raise ValueError(f"layer {self.name!r} ({type(self).__name__}): cropping "
                                  f"{self.cropping} leaves nothing of input {fmt_shape(s)}")
 
     def compute_output_shape(self, s):
-        return (s[0],) + tuple(s[i + 1] - sum(c) for i, c in enumerate(self.cropping)) + (s[-1],)
+        return (s[0],) + tuple(_scaled(s[i + 1], lambda n, c=c: n - sum(c))
+                               for i, c in enumerate(self.cropping)) + (s[-1],)
 
     def forward(self, x, training=False, need_ctx=False):
         x = as_f32(x)

@@ -855,7 +855,9 @@ def _crop(g, layer, xs, node):
     shape = node.flat_inputs[0].shape
     pairs = [tuple(int(v) for v in p) for p in layer.cropping]
     starts = [b for b, _ in pairs]
-    ends = [shape[1 + i] - a for i, (_, a) in enumerate(pairs)]
+    # an axis of unknown length is cut from its end (a negative end; none to cut: to the end)
+    ends = [(-a if a else _BIG) if shape[1 + i] is None else shape[1 + i] - a
+            for i, (_, a) in enumerate(pairs)]
     axes = list(range(1, 1 + len(pairs)))
     ins = [g.nhwc(xs[0])] + [g.const(np.array(v, np.int64), n) for n, v in
                              (("starts", starts), ("ends", ends), ("axes", axes))]
