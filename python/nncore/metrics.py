@@ -658,12 +658,140 @@ class F1Score(FBetaScore):
         return cfg
 
 
+class Accuracy(_MeanValues):
+    """mean(y_true == y_pred): exact matches (labels against predicted labels)."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(name, dtype)
+
+    def _values(self, y_true, y_pred):
+        return _same_rank(y_true, y_pred).reshape(y_pred.shape) == y_pred
+
+
+def _loss_metric(loss_cls, default_name, doc, **defaults):
+    """A metric class averaging one of nncore's losses per sample (Keras's metric twins of
+    hinge, KL divergence, Poisson, ...)."""
+    def __init__(self, name=default_name, dtype=None, **kwargs):
+        _LossMetric.__init__(self, name, dtype, **{**defaults, **kwargs})
+
+    cls = type(loss_cls.__name__ if not default_name.endswith("error") else "LogCoshError",
+               (_LossMetric,), {"_loss": loss_cls, "__init__": __init__, "__doc__": doc})
+    cls.__module__ = __name__
+    return cls
+
+
+Hinge = _loss_metric(_losses.Hinge, "hinge", "The mean of losses.hinge.")
+SquaredHinge = _loss_metric(_losses.SquaredHinge, "squared_hinge",
+                            "The mean of losses.squared_hinge.")
+CategoricalHinge = _loss_metric(_losses.CategoricalHinge, "categorical_hinge",
+                                "The mean of losses.categorical_hinge.")
+KLDivergence = _loss_metric(_losses.KLDivergence, "kl_divergence",
+                            "The mean of losses.kl_divergence.")
+Poisson = _loss_metric(_losses.Poisson, "poisson", "The mean of losses.poisson.")
+LogCoshError = _loss_metric(_losses.LogCosh, "logcosh", "The mean of losses.log_cosh.")
+
+
+class CosineSimilarity(_MeanValues):
+    """mean of the cosine similarity of t and p along `axis` (Keras's metric: +1 for the same
+    direction; the loss is its negative)."""
+
+    def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
+        self.axis = axis
+        super().__init__(name, dtype)
+
+    def _values(self, y_true, y_pred):
+        return -np.asarray(_losses.cosine_similarity(y_true, y_pred, axis=self.axis))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+# ---- Keras's metric functions: per-sample values (keras.metrics.binary_accuracy, ...) --------
+def _per_sample(values):
+    """The metric's values as float32 (Keras 3: per element for binary_accuracy, per sample
+    for the others), before any averaging."""
+    def fn(y_true, y_pred, **kwargs):
+        return np.asarray(values(np.asarray(y_true), np.asarray(y_pred), **kwargs), np.float32)
+    return fn
+
+
+binary_accuracy = _per_sample(lambda t, p, threshold=0.5: BinaryAccuracy(
+    threshold=threshold)._values(t, p))
+categorical_accuracy = _per_sample(lambda t, p: CategoricalAccuracy()._values(t, p))
+sparse_categorical_accuracy = _per_sample(lambda t, p: SparseCategoricalAccuracy()._values(t, p))
+top_k_categorical_accuracy = _per_sample(lambda t, p, k=5: TopKCategoricalAccuracy(
+    k)._values(t, p))
+sparse_top_k_categorical_accuracy = _per_sample(
+    lambda t, p, k=5: SparseTopKCategoricalAccuracy(k)._values(t, p))
+for _n in ("binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+           "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy"):
+    globals()[_n].__name__ = globals()[_n].__qualname__ = _n
+del _n
+# the losses, by the names keras.metrics gives them
+mean_squared_error = _losses.mean_squared_error
+mean_absolute_error = _losses.mean_absolute_error
+mean_absolute_percentage_error = _losses.mean_absolute_percentage_error
+mean_squared_logarithmic_error = _losses.mean_squared_logarithmic_error
+binary_crossentropy = _losses.binary_crossentropy
+categorical_crossentropy = _losses.categorical_crossentropy
+sparse_categorical_crossentropy = _losses.sparse_categorical_crossentropy
+binary_focal_crossentropy = _losses.binary_focal_crossentropy
+categorical_focal_crossentropy = _losses.categorical_focal_crossentropy
+hinge, squared_hinge, categorical_hinge = _losses.hinge, _losses.squared_hinge, \
+    _losses.categorical_hinge
+kl_divergence, poisson, log_cosh, huber = _losses.kl_divergence, _losses.poisson, \
+    _losses.log_cosh, _losses.huber
+_FUNCTIONS = {n: globals()[n] for n in (
+    "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "mean_squared_error",
+    "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy", "categorical_focal_crossentropy", "hinge", "squared_hinge",
+    "categorical_hinge", "kl_divergence", "poisson", "log_cosh", "huber")}
+
+
+def function_name(fn) -> str:
+    """The name a compile config records for a function metric: a metric function's own name,
+    or a user's function by its registered name (its __name__ if unregistered)."""
+    from .saving.registry import registered_name
+
+    name = registered_name(fn) if not isinstance(fn, type) else None
+    if not name or not name.replace(">", "").replace("_", "").isalnum():
+        raise ValueError(f"metric {fn!r} has no name a file can record: define it with def "
+                         "(a lambda cannot be saved), or use a Metric subclass")
+    return name
+
+
+def resolve_saved(name):
+    """A metric name read from a file, for compile: a user's function is looked up now (the
+    caller's custom_objects scope is open while a file loads, not later when metrics are made)."""
+    if not isinstance(name, str) or name.lower() in ("accuracy", "acc") or name in _REGISTRY \
+            or name in _FUNCTIONS:
+        return name
+    fn = _named_function(name)
+    return name if fn is None else fn
+
+
+def _named_function(name):
+    """The metric function a name stands for: one of Keras's, else a user's function passed in
+    custom_objects / a custom_object_scope or registered with register_keras_serializable."""
+    from .saving.registry import get_class
+
+    fn = _FUNCTIONS.get(name)
+    if fn is None:
+        obj = get_class(name)
+        fn = obj if callable(obj) and not isinstance(obj, type) else None
+    return fn
+
+
 _CLASSES = (SparseCategoricalAccuracy, CategoricalAccuracy, BinaryAccuracy,
             TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanAbsoluteError,
             MeanSquaredError, RootMeanSquaredError, MeanAbsolutePercentageError,
             MeanSquaredLogarithmicError, R2Score, CategoricalCrossentropy,
             SparseCategoricalCrossentropy, BinaryCrossentropy, TruePositives, FalsePositives,
-            TrueNegatives, FalseNegatives, Precision, Recall, AUC, F1Score, FBetaScore)
+            TrueNegatives, FalseNegatives, Precision, Recall, AUC, F1Score, FBetaScore,
+            Accuracy, Hinge, SquaredHinge, CategoricalHinge, KLDivergence, Poisson,
+            LogCoshError, CosineSimilarity)
 _REGISTRY = {_snake(c.__name__): c for c in _CLASSES}
 _REGISTRY.update({c.__name__: c for c in _CLASSES})
 _REGISTRY.update({
@@ -691,6 +819,11 @@ def get(identifier, y_true_shape, y_pred_shape) -> Metric:
     """
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if callable(identifier) and not isinstance(identifier, str):
+        # a function of (y_true, y_pred): its weighted mean, under its own name (Keras)
+        return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
     if not isinstance(identifier, str):
         raise ValueError(f"unknown metric {identifier!r}")
     if identifier.lower() in ("accuracy", "acc"):
@@ -706,8 +839,12 @@ def get(identifier, y_true_shape, y_pred_shape) -> Metric:
         return cls(name=identifier)
     if identifier in _REGISTRY:
         return _REGISTRY[identifier](name=identifier)
+    fn = _named_function(identifier)
+    if fn is not None:
+        return MeanMetricWrapper(fn, name=identifier.split(">")[-1])
     raise ValueError(f"unknown metric {identifier!r}; expected 'accuracy' or one of "
-                     f"{sorted(k for k in _REGISTRY if k.islower())}")
+                     f"{sorted(k for k in _REGISTRY if k.islower())} (a function of yours: "
+                     "pass it in custom_objects= or register it)")
 
 
 def serialize(metric: Metric) -> dict:

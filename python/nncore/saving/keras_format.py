@@ -39,6 +39,8 @@ import zipfile
 
 import numpy as np
 
+from .registry import custom_object_scope
+
 H5PY_HINT = ('reading or writing Keras files (.keras, .h5) needs h5py: '
              'pip install "nncore[keras]"')
 MAX_CONFIG_BYTES = 16 << 20
@@ -1642,7 +1644,8 @@ def load_keras(filepath, custom_objects=None, compile=True, max_params=1 << 28):
             _fill_from_keras_h5(h5py, f, model, names)
         cc = cfg.get("compile_config")
         if compile and cc is not None:
-            compile_from_keras(model, cc)
+            with custom_object_scope(custom_objects or {}):  # a user's metric functions
+                compile_from_keras(model, cc)
             if model.compiled:
                 with _h5_from_bytes(h5py, wdata) as f:
                     _load_optimizer_state(h5py, f, model)
@@ -1751,7 +1754,7 @@ def _metric_from_keras(m):
     from .. import metrics
 
     if m is None or isinstance(m, str):
-        return m
+        return metrics.resolve_saved(m)
     if isinstance(m, list):
         return [_metric_from_keras(x) for x in m]
     if isinstance(m, dict) and "class_name" not in m:
@@ -1868,7 +1871,8 @@ def load_h5(filepath, custom_objects=None, compile=True, max_params=1 << 28):
             _fill_legacy(h5py, f["model_weights"], model)
             tc = _attr_text(f.attrs, "training_config")
             if compile and tc is not None:
-                compile_from_keras(model, _json(tc, "training_config"))
+                with custom_object_scope(custom_objects or {}):  # a user's metric functions
+                    compile_from_keras(model, _json(tc, "training_config"))
                 if model.compiled:
                     _load_legacy_optimizer(h5py, f, model)
     return model

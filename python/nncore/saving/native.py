@@ -27,6 +27,7 @@ import zlib
 import numpy as np
 
 from . import files
+from .registry import custom_object_scope
 
 FORMAT = "nncore.Model"
 VERSION = 2
@@ -89,6 +90,10 @@ def _compile_config(model):
         if isinstance(m, metrics.Metric):
             cfg = m.get_config() if hasattr(m, "get_config") else {"name": m.name}
             return {"class_name": type(m).__name__, "config": cfg}
+        if callable(m) and not isinstance(m, type):
+            return metrics.function_name(m)  # read back by name (custom_objects for a user's)
+        if isinstance(m, type) and issubclass(m, metrics.Metric):
+            return {"class_name": m.__name__, "config": m().get_config()}
         raise ValueError(f"cannot save metric {m!r}")
 
     spec = model._compile_spec
@@ -390,7 +395,8 @@ def load_model(filepath, custom_objects=None, compile=True, max_params=MAX_TOTAL
             _fill_weights(zf, model)
             ccfg = cfg["compile"]
             if compile and ccfg is not None:
-                _compile_from(model, ccfg, cfg["format"] == OLD_FORMAT)
+                with custom_object_scope(custom_objects or {}):  # a user's metric functions
+                    _compile_from(model, ccfg, cfg["format"] == OLD_FORMAT)
                 if n_state:
                     _read_optimizer_state(zf, model, n_state)
     except (FileNotFoundError, IsADirectoryError):
@@ -426,7 +432,7 @@ def _compile_from(model, ccfg, old):
 
     def de_metric(m):
         if isinstance(m, str):
-            return m
+            return metrics.resolve_saved(m)
         if isinstance(m, list):
             return [de_metric(x) for x in m]
         if isinstance(m, dict) and set(m) == {"class_name", "config"}:
