@@ -66,7 +66,8 @@ class MaxPooling2D(_Pool2D):
     def backward(self, ctx, dy, need_input_grad=True):
         if not need_input_grad:
             return None
-        return _ops.max_pool2d_backward(dy, ctx[0], ctx[1])
+        return _ops.max_pool2d_backward(dy, ctx[0], ctx[1], self.pool_size, self.strides,
+                                        self.padding)
 
 
 class AveragePooling2D(_Pool2D):
@@ -143,7 +144,8 @@ class MaxPooling1D(_Pool1D):
         return y, ((argmax, x4.shape) if need_ctx else None)
 
     def _backward2d(self, ctx, dy4):
-        return _ops.max_pool2d_backward(dy4, ctx[0], ctx[1])
+        return _ops.max_pool2d_backward(dy4, ctx[0], ctx[1], (1, self.pool_size[0]),
+                                        (1, self.strides[0]), self.padding)
 
 
 class AveragePooling1D(_Pool1D):
