@@ -79,7 +79,8 @@ py::tuple py_maxpool2d_forward(py::array x, Pair pool, Pair strides, bool same) 
 }
 
 py::array_t<float> py_maxpool2d_backward(py::array dy, py::array argmax,
-                                         std::vector<int64_t> input_shape) {
+                                         std::vector<int64_t> input_shape, py::object pool,
+                                         py::object strides, bool same) {
   const float* dyp = require_c(dy, "dy", 4);
   if (!py::isinstance<py::array_t<int32_t>>(argmax) || argmax.dtype().kind() != 'i' ||
       argmax.itemsize() != 4)
@@ -94,13 +95,25 @@ py::array_t<float> py_maxpool2d_backward(py::array dy, py::array argmax,
     throw py::value_error("max_pool2d_backward: dy has shape " + shape_str(dy) +
                           ", which does not match input_shape's batch and channels");
   require_shape(argmax, "argmax", shape_of(dy));
+  // With the forward's geometry (pool, strides, same), the one-pass path for disjoint windows.
+  const bool windows = !pool.is_none();
+  if (windows) {
+    const Pair pl = pool.cast<Pair>();
+    const Pool2dParams q =
+        make_params(input_shape, pl, strides.is_none() ? pl : strides.cast<Pair>(), same);
+    if (q.oh != p.oh || q.ow != p.ow)
+      throw py::value_error("max_pool2d_backward: dy has shape " + shape_str(dy) +
+                            ", which is not the output of this pooling of input_shape");
+    p = q;
+  }
   const int32_t* ap = static_cast<const int32_t*>(argmax.data());
   auto dx = new_f32(input_shape);
   float* dxp = dx.mutable_data();
   bool ok;
   {
     py::gil_scoped_release r;
-    ok = maxpool2d_backward(dxp, dyp, ap, p);
+    ok = windows ? maxpool2d_backward_windows(dxp, dyp, ap, p)
+                 : maxpool2d_backward(dxp, dyp, ap, p);
   }
   if (!ok)
     throw py::value_error("max_pool2d_backward: argmax holds an index outside [0, H*W) = [0, " +
@@ -152,7 +165,10 @@ void bind_pool(py::module_& m) {
         py::arg("strides"), py::arg("same"),
         "y of max pooling without the argmax (inference), bitwise the y of maxpool2d_forward.");
   m.def("maxpool2d_backward", &py_maxpool2d_backward, py::arg("dy"), py::arg("argmax"),
-        py::arg("input_shape"), "dx of max pooling: dy routed to argmax.");
+        py::arg("input_shape"), py::arg("pool") = py::none(), py::arg("strides") = py::none(),
+        py::arg("same") = false,
+        "dx of max pooling: dy routed to argmax. With the forward's pool (strides, same), "
+        "disjoint windows are written in one pass (the same dx).");
   m.def("avgpool2d_forward", &py_avgpool2d_forward, py::arg("x"), py::arg("pool"),
         py::arg("strides"), py::arg("same"), "Average pooling over the valid cells, NHWC.");
   m.def("avgpool2d_backward", &py_avgpool2d_backward, py::arg("dy"), py::arg("input_shape"),

@@ -115,6 +115,51 @@ def test_max_pool_matches_reference(case, isa, rng):
     np.testing.assert_allclose(dx, ref_max_pool_backward(dy, ram, x.shape), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("case", CASES + [
+    (3, 11, 11, 64, (2, 2), None, "valid"),   # the MNIST CNN's second pool: a row/column unused
+    (2, 10, 13, 9, (2, 3), (3, 4), "same"),   # gaps between windows, padding, C not a vector
+    (2, 7, 5, 3, (1, 1), None, "valid"),      # 1x1: every cell its own window
+], ids=_ids)
+def test_max_pool_backward_with_geometry(case, isa, threads, rng):
+    """The backward given the forward's geometry (one pass for disjoint windows): the float64
+    reference, and bit for bit the general scatter, with 1 and 2 threads; signed zeros too."""
+    n, h, w, c, pool, strides, padding = case
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    y, am = ops.max_pool2d(x, pool, strides, padding)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy.reshape(-1)[::7] = -0.0  # the general path's 0 + (-0.0) is +0.0
+    general = ops.max_pool2d_backward(dy, am, x.shape)
+    want = ref_max_pool_backward(dy, am, x.shape).astype(np.float32)
+    for nt in (1, 2):
+        nncore.set_num_threads(nt)
+        dx = ops.max_pool2d_backward(dy, am, x.shape, pool, strides, padding)
+        np.testing.assert_array_equal(dx.view(np.uint32), general.view(np.uint32))
+        st = strides or pool
+        if st[0] >= pool[0] and st[1] >= pool[1]:  # disjoint: each dx is one dy or zero, exact
+            np.testing.assert_array_equal(dx, want)
+        else:  # overlapping windows sum in float32
+            np.testing.assert_allclose(dx, want, rtol=1e-6, atol=1e-6)
+
+
+def test_max_pool_backward_geometry_argmax_outside_its_window(rng):
+    """An argmax (from elsewhere) inside the input but not in its own window: the image runs the
+    general scatter, so the result is still dy added at each argmax; out of range still raises."""
+    x = rng.standard_normal((3, 6, 6, 5)).astype(np.float32)
+    y, am = ops.max_pool2d(x, 2)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    am = am.copy()
+    am[1, 0, 0, 2] = 35   # another window's cell (also collects that window's own dy there)
+    am[1, 2, 1, 4] = 0
+    dx = ops.max_pool2d_backward(dy, am, x.shape, 2)
+    np.testing.assert_array_equal(dx, ops.max_pool2d_backward(dy, am, x.shape))
+    np.testing.assert_allclose(dx, ref_max_pool_backward(dy, am, x.shape), rtol=1e-6, atol=1e-7)
+    am[2, 1, 1, 0] = 36
+    with pytest.raises(ValueError, match="outside"):
+        ops.max_pool2d_backward(dy, am, x.shape, 2)
+    with pytest.raises(ValueError, match="not the output"):
+        ops.max_pool2d_backward(dy, am, x.shape, 3)
+
+
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_avg_pool_matches_reference(case, isa, rng):
     n, h, w, c, pool, strides, padding = case
@@ -202,8 +247,12 @@ def test_one_vs_two_threads_bitwise(threads, rng):
         y, am = ops.max_pool2d(x, 3, 2, "same")
         ya = ops.avg_pool2d(x, 3, 2, "same")
         dy = np.ones_like(y)
+        y2, am2 = ops.max_pool2d(x, 2)  # disjoint windows: the one-pass backward
+        dy2 = np.arange(y2.size, dtype=np.float32).reshape(y2.shape)
         results.append((y, am, ya, ops.max_pool2d_backward(dy, am, x.shape),
-                        ops.avg_pool2d_backward(dy, x.shape, 3, 2, "same")))
+                        ops.avg_pool2d_backward(dy, x.shape, 3, 2, "same"),
+                        ops.max_pool2d_backward(dy, am, x.shape, 3, 2, "same"),
+                        ops.max_pool2d_backward(dy2, am2, x.shape, 2)))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
 

@@ -131,6 +131,91 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
   });
 }
 
+namespace {
+
+// One image of maxpool2d_backward_windows: dx written in one pass, window by window, each cell
+// dx = (argmax == cell) ? 0 + dy : 0 (the general path's 0 + dy, so -0.0 stays +0.0 as there),
+// cells outside every window zeroed. Returns false when some argmax is not inside its own window
+// (each output's argmax matches at most one of its window's cells, so fewer than outs * C matches
+// means some did not); the caller then redoes the image the general way.
+bool maxpool_backward_image_windows(float* __restrict dxn, const float* __restrict dyn,
+                                    const int32_t* __restrict an, const Pool2dParams& p) {
+  const int64_t C = p.c, W = p.w;
+  int64_t matches = 0;
+  int64_t row_done = 0;  // dx rows [0, row_done) written
+  for (int64_t oh = 0; oh < p.oh; ++oh) {
+    const Window rows = window(p, oh, 0);
+    if (rows.h0 > row_done)
+      std::memset(dxn + row_done * W * C, 0, sizeof(float) * (rows.h0 - row_done) * W * C);
+    for (int64_t ih = rows.h0; ih < rows.h1; ++ih) {
+      float* const dr = dxn + ih * W * C;
+      int64_t col_done = 0;
+      for (int64_t ow = 0; ow < p.ow; ++ow) {
+        const Window win = window(p, oh, ow);
+        if (win.w0 > col_done)
+          std::memset(dr + col_done * C, 0, sizeof(float) * (win.w0 - col_done) * C);
+        const float* const g = dyn + (oh * p.ow + ow) * C;
+        const int32_t* const a = an + (oh * p.ow + ow) * C;
+        for (int64_t iw = win.w0; iw < win.w1; ++iw) {
+          const int32_t cell = static_cast<int32_t>(ih * W + iw);
+          float* const d = dr + iw * C;
+          int64_t c = 0;
+#if defined(__SSE2__)
+          // SSE2 by hand (baseline on x86-64): the compiler left the select and count scalar.
+          const __m128i cellv = _mm_set1_epi32(cell);
+          const __m128 zero = _mm_setzero_ps();
+          __m128i hits = _mm_setzero_si128();
+          for (; c + 4 <= C; c += 4) {
+            const __m128i m = _mm_cmpeq_epi32(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + c)), cellv);
+            const __m128 v = _mm_add_ps(zero, _mm_loadu_ps(g + c));
+            _mm_storeu_ps(d + c, _mm_and_ps(_mm_castsi128_ps(m), v));
+            hits = _mm_sub_epi32(hits, m);  // m is -1 where it matches
+          }
+          alignas(16) int32_t h4[4];
+          _mm_store_si128(reinterpret_cast<__m128i*>(h4), hits);
+          matches += static_cast<int64_t>(h4[0]) + h4[1] + h4[2] + h4[3];
+#endif
+          for (; c < C; ++c) {
+            const bool m = a[c] == cell;
+            d[c] = m ? 0.0f + g[c] : 0.0f;
+            matches += m;
+          }
+        }
+        col_done = std::max(col_done, win.w1);
+      }
+      if (col_done < W) std::memset(dr + col_done * C, 0, sizeof(float) * (W - col_done) * C);
+    }
+    row_done = std::max(row_done, rows.h1);
+  }
+  if (row_done < p.h)
+    std::memset(dxn + row_done * W * C, 0, sizeof(float) * (p.h - row_done) * W * C);
+  return matches == p.oh * p.ow * C;
+}
+
+// The general path's work for one image: zeros, then every dy added at its argmax cell.
+bool maxpool_backward_image_scatter(float* dxn, const float* dyn, const int32_t* an,
+                                    const Pool2dParams& p) {
+  const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
+  std::memset(dxn, 0, sizeof(float) * plane * C);
+  bool good = true;
+  for (int64_t o = 0; o < outs; ++o) {
+    const float* g = dyn + o * C;
+    const int32_t* a = an + o * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t cell = a[c];
+      if (cell < 0 || cell >= plane) {
+        good = false;
+        continue;
+      }
+      dxn[cell * C + c] += g[c];
+    }
+  }
+  return good;
+}
+
+}  // namespace
+
 bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dParams& p) {
   const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
   if (p.n == 0) return true;  // empty batch
@@ -139,26 +224,33 @@ bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
   std::atomic<bool> ok{true};
   const int64_t unit = unit_size(p.n, 1, kUnits);
   parallel_units((p.n + unit - 1) / unit, nt, [&](int, int64_t u) {
-    bool good = true;
+    for (int64_t n = u * unit; n < std::min(p.n, (u + 1) * unit); ++n)
+      if (!maxpool_backward_image_scatter(dx + n * plane * C, dy + n * outs * C,
+                                          argmax + n * outs * C, p))
+        ok.store(false);
+  });
+  return ok.load();
+}
+
+bool maxpool2d_backward_windows(float* dx, const float* dy, const int32_t* argmax,
+                                const Pool2dParams& p) {
+  // Overlapping windows (a cell may collect several dy): the general scatter.
+  if (p.sh < p.ph || p.sw < p.pw) return maxpool2d_backward(dx, dy, argmax, p);
+  const int64_t C = p.c, plane = p.h * p.w, outs = p.oh * p.ow;
+  if (p.n == 0) return true;
+  const int nt = threads_for(static_cast<double>(p.n) * (outs + plane) * C, kMinWorkPerThread,
+                             p.num_threads);
+  std::atomic<bool> ok{true};
+  const int64_t unit = unit_size(p.n, 1, kUnits);
+  parallel_units((p.n + unit - 1) / unit, nt, [&](int, int64_t u) {
     for (int64_t n = u * unit; n < std::min(p.n, (u + 1) * unit); ++n) {
       float* dxn = dx + n * plane * C;
-      std::memset(dxn, 0, sizeof(float) * plane * C);
       const float* dyn = dy + n * outs * C;
       const int32_t* an = argmax + n * outs * C;
-      for (int64_t o = 0; o < outs; ++o) {
-        const float* g = dyn + o * C;
-        const int32_t* a = an + o * C;
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t cell = a[c];
-          if (cell < 0 || cell >= plane) {
-            good = false;
-            continue;
-          }
-          dxn[cell * C + c] += g[c];
-        }
-      }
+      if (!maxpool_backward_image_windows(dxn, dyn, an, p) &&
+          !maxpool_backward_image_scatter(dxn, dyn, an, p))
+        ok.store(false);
     }
-    if (!good) ok.store(false);
   });
   return ok.load();
 }

@@ -43,6 +43,13 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dPa
 // outside [0, H*W).
 bool maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dParams& p);
 
+// maxpool2d_backward with the pooling's whole geometry in p (pool, strides, padding as the forward
+// that made argmax): the same dx, bit for bit. Windows that do not overlap (strides >= pool) are
+// written in one pass, each cell dy or zero, instead of zeroing dx and scattering dy into it; an
+// image whose argmax do not all lie in their own windows runs the general scatter.
+bool maxpool2d_backward_windows(float* dx, const float* dy, const int32_t* argmax,
+                                const Pool2dParams& p);
+
 // x (N,H,W,C) -> y (N,OH,OW,C) = mean over the window's cells inside the input.
 void avgpool2d_forward(float* y, const float* x, const Pool2dParams& p);
 

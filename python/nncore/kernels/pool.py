@@ -65,10 +65,18 @@ def max_pool2d(x, pool_size, strides=None, padding="valid"):
     return tuple(_core.maxpool2d_forward(x, pool, st, same))
 
 
-def max_pool2d_backward(dy, argmax, input_shape):
-    """dx (input_shape) with dx[n, argmax[n,i,j,c], c] += dy[n,i,j,c] for every output cell."""
+def max_pool2d_backward(dy, argmax, input_shape, pool_size=None, strides=None, padding="valid"):
+    """dx (input_shape) with dx[n, argmax[n,i,j,c], c] += dy[n,i,j,c] for every output cell.
+
+    pool_size (with strides and padding, as the max_pool2d call that made argmax) is optional:
+    given, dy must have that pooling's output shape, and disjoint windows (strides >= pool_size)
+    write dx in one pass instead of zeroing it and adding dy in; the result is the same."""
     where = "max_pool2d_backward"
     shape = _input_shape(input_shape, where)
+    geometry = ()
+    if pool_size is not None:
+        pool, st, same, _ = _geometry(shape[1:3], pool_size, strides, padding, where)
+        geometry = (pool, st, same)
     dy = _f32(dy, "dy", 4, where)
     argmax = np.asarray(argmax)
     if argmax.dtype != np.int32:
@@ -79,7 +87,7 @@ def max_pool2d_backward(dy, argmax, input_shape):
     if dy.shape[0] != shape[0] or dy.shape[3] != shape[3]:
         raise ValueError(f"{where}: dy has shape {dy.shape}, which does not match input_shape "
                          f"{shape} in batch or channels")
-    return _core.maxpool2d_backward(dy, np.ascontiguousarray(argmax), list(shape))
+    return _core.maxpool2d_backward(dy, np.ascontiguousarray(argmax), list(shape), *geometry)
 
 
 def avg_pool2d(x, pool_size, strides=None, padding="valid"):

@@ -68,7 +68,11 @@ class MaxPooling2D(_Pool2D):
     def backward(self, ctx, dy, need_input_grad=True):
         if not need_input_grad:
             return None
-        return _ops.max_pool2d_backward(dy, ctx[0], ctx[1])
+        # The layer's own (checked) geometry straight to the kernel, as forward does: disjoint
+        # windows then write dx in one pass.
+        return _core.maxpool2d_backward(np.ascontiguousarray(dy, np.float32), ctx[0],
+                                        list(ctx[1]), self.pool_size, self.strides,
+                                        self.padding == "same")
 
 
 class AveragePooling2D(_Pool2D):
@@ -147,7 +151,9 @@ class MaxPooling1D(_Pool1D):
         return y, ((argmax, x4.shape) if need_ctx else None)
 
     def _backward2d(self, ctx, dy4):
-        return _ops.max_pool2d_backward(dy4, ctx[0], ctx[1])
+        return _core.maxpool2d_backward(np.ascontiguousarray(dy4), ctx[0], list(ctx[1]),
+                                        (1, self.pool_size[0]),
+                                        (1, self.strides[0]), self.padding == "same")
 
 
 class AveragePooling1D(_Pool1D):

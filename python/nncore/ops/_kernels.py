@@ -77,8 +77,9 @@ def max_pool(x, pool_size, strides, padding):
     return _pool.max_pool2d(x, pool_size, strides, padding)
 
 
-def max_pool_backward(dy, argmax, input_shape):
-    return _pool.max_pool2d_backward(np.ascontiguousarray(dy, _F32), argmax, input_shape)
+def max_pool_backward(dy, argmax, input_shape, pool_size=None, strides=None, padding="valid"):
+    return _pool.max_pool2d_backward(np.ascontiguousarray(dy, _F32), argmax, input_shape,
+                                     pool_size, strides, padding)
 
 
 def avg_pool(x, pool_size, strides, padding):

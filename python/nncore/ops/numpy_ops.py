@@ -876,7 +876,7 @@ def _max_pool_f(x, pool_size, strides, padding):
 
 
 def _max_pool_b(dy, y, v, s, n, pool_size, strides, padding):
-    return [_kernels.max_pool_backward(dy, s, np.shape(v[0]))]
+    return [_kernels.max_pool_backward(dy, s, np.shape(v[0]), pool_size, strides, padding)]
 
 
 def _avg_pool_f(x, pool_size, strides, padding):
