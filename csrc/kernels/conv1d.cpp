@@ -4,6 +4,7 @@
 // Measured on Zen 3 (AVX2, 2 threads), the benchmark's layer 128 -> 128, K = 5, (32, 100, 128):
 // see conv1d_winograd_pays for the rule.
 #include "kernels/conv1d.hpp"
+#include "kernels/conv1d_transforms.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <mutex>
 
 #include "common/cpu.hpp"
+#include "common/dispatch.hpp"
 #include "common/parallel.hpp"
 #include "common/parallel_units.hpp"
 #include "common/scratch.hpp"
@@ -19,7 +21,7 @@ namespace nncore {
 
 namespace {
 
-constexpr int kPts = 8;  // points per tile: m + K - 1
+constexpr int kPts = kConv1dPoints;
 constexpr double kMinFlopsPerThread = 1.0e6;
 // Floats of one block's V and M together: 256 KB, so both stay in a 512 KB L2 with the packed U
 // panel streaming through.
@@ -30,12 +32,6 @@ constexpr int64_t kBlockBudget = 1 << 16;
 // coefficients at the points (the ∞ row picks the leading coefficient) and V (n x n) the same for
 // the degree n-1 product, linear convolution is s = V⁻¹ [(G g) ⊙ (A h)]; correlation, its transpose
 // in h, is y = Aᵀ [(G g) ⊙ (V⁻ᵀ d)], so Bᵀ = V⁻ᵀ. V is inverted once in double.
-struct Transform {
-  int m = 0, r = 0;
-  float bt[kPts][kPts] = {};           // V = Bᵀ d
-  float g[kPts][kConv1dMaxK] = {};     // U = G g
-  float at[kPts][kPts] = {};           // y = Aᵀ M (rows [0, m))
-};
 
 double power(double p, int j) {
   double v = 1.0;
@@ -43,10 +39,10 @@ double power(double p, int j) {
   return v;
 }
 
-Transform make_transform(int r) {
+Conv1dTransform make_transform(int r) {
   static const double pts[kPts - 1] = {0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5};
   const int n = kPts, m = n - r + 1;
-  Transform t;
+  Conv1dTransform t;
   t.m = m, t.r = r;
   // Gauss-Jordan on [V | I] with partial pivoting.
   double a[kPts][2 * kPts] = {};
@@ -81,8 +77,8 @@ Transform make_transform(int r) {
   return t;
 }
 
-const Transform& transform_for(int64_t k) {
-  static Transform table[kConv1dMaxK + 1];
+const Conv1dTransform& transform_for(int64_t k) {
+  static Conv1dTransform table[kConv1dMaxK + 1];
   static std::once_flag once;
   std::call_once(once, [] {
     for (int r = static_cast<int>(kConv1dMinK); r <= kConv1dMaxK; ++r) table[r] = make_transform(r);
@@ -92,15 +88,15 @@ const Transform& transform_for(int64_t k) {
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// out[c] = Σ_q coef[q] * rows[q][c] over the rows that exist and the non-zero coefficients, in q
-// order (zeros when none).
-inline void combine(float* __restrict out, const float* const* rows, const float* coef, int count,
+// out[c] = Σ_q coef[q] * rows[q][c] over the non-zero coefficients, in q order (the weight
+// transform; zeros when none).
+inline void combine_taps(float* __restrict out, const float* const* rows, const float* coef, int count,
                     int64_t len) {
   bool first = true;
   for (int q = 0; q < count; ++q) {
     const float a = coef[q];
     const float* __restrict s = rows[q];
-    if (a == 0.0f || s == nullptr) continue;
+    if (a == 0.0f) continue;
     if (first) {
       for (int64_t c = 0; c < len; ++c) out[c] = a * s[c];
       first = false;
@@ -111,46 +107,13 @@ inline void combine(float* __restrict out, const float* const* rows, const float
   if (first) std::memset(out, 0, sizeof(float) * len);
 }
 
-struct Tiles {
-  int64_t m, per_sample, total;  // tile width, tiles per sample, tiles in the batch
-};
-
-// v[e * ve + i * C + c] = (Bᵀ d)[e] of tile t0 + i; tile (s, j) reads rows j*m - pl + [0, 8) of
-// sample s, zero outside [0, L).
-void input_block(float* v, int64_t ve, const float* x, const Conv1dParams& p, const Transform& tr,
-                 const Tiles& tl, int64_t t0, int64_t count) {
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t s = (t0 + i) / tl.per_sample, j = (t0 + i) % tl.per_sample;
-    const int64_t start = j * tl.m - p.pl;
-    const float* rows[kPts];
-    for (int q = 0; q < kPts; ++q) {
-      const int64_t pos = start + q;
-      rows[q] = pos >= 0 && pos < p.l ? x + (s * p.l + pos) * p.c : nullptr;
-    }
-    for (int e = 0; e < kPts; ++e) combine(v + e * ve + i * p.c, rows, tr.bt[e], kPts, p.c);
-  }
-}
-
-// y rows of tiles [t0, t0 + count) = act(Aᵀ M + b), mb[e * me + i * F + f].
-void output_block(float* y, const float* mb, int64_t me, const float* b, const Conv1dParams& p,
-                  const Transform& tr, const Tiles& tl, int64_t t0, int64_t count) {
-  const int64_t F = p.f;
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t s = (t0 + i) / tl.per_sample, j = (t0 + i) % tl.per_sample;
-    const float* rows[kPts];
-    for (int e = 0; e < kPts; ++e) rows[e] = mb + e * me + i * F;
-    for (int64_t o = 0; o < tl.m; ++o) {
-      const int64_t t = j * tl.m + o;
-      if (t >= p.ol) break;
-      float* __restrict yr = y + (s * p.ol + t) * F;
-      combine(yr, rows, tr.at[o], kPts, F);
-      if (b)
-        for (int64_t f = 0; f < F; ++f) yr[f] += b[f];
-      if (p.act == Act::relu)
-        for (int64_t f = 0; f < F; ++f) yr[f] = yr[f] > 0.0f ? yr[f] : 0.0f;
-    }
-  }
-}
+// Portable table: the transforms at baseline flags.
+#if defined(NNCORE_X86)
+constexpr PerIsa<Conv1dKernels> kConv1d = {&kConv1dGeneric, &kConv1dAvx2, &kConv1dAvx512};
+#else
+constexpr PerIsa<Conv1dKernels> kConv1d = {&kConv1dGeneric, nullptr, nullptr};
+#endif
+NNCORE_KERNEL_FAMILY(conv1d_winograd, kConv1d, name);
 
 }  // namespace
 
@@ -164,8 +127,9 @@ void conv1d_winograd_forward(float* y, const float* x, const float* w, const flo
                              const Conv1dParams& p) {
   const int64_t C = p.c, F = p.f;
   if (p.n <= 0 || p.ol <= 0 || F <= 0) return;
-  const Transform& tr = transform_for(p.k);
-  Tiles tl;
+  const Conv1dTransform& tr = transform_for(p.k);
+  const Conv1dKernels& kr = kConv1d.active();
+  Conv1dTiles tl;
   tl.m = tr.m;
   tl.per_sample = (p.ol + tl.m - 1) / tl.m;
   tl.total = p.n * tl.per_sample;
@@ -181,7 +145,7 @@ void conv1d_winograd_forward(float* y, const float* x, const float* w, const flo
     float* u = utmp + e * C * F;
     const float* wk[kConv1dMaxK];
     for (int64_t k = 0; k < p.k; ++k) wk[k] = w + k * C * F;
-    combine(u, wk, tr.g[e], static_cast<int>(p.k), C * F);
+    combine_taps(u, wk, tr.g[e], static_cast<int>(p.k), C * F);
     pk[e] = sgemm_pack_b(upack + e * ustride, isa, u, F, false, C, F);
   });
 
@@ -192,16 +156,19 @@ void conv1d_winograd_forward(float* y, const float* x, const float* w, const flo
   const int64_t units = (tl.total + tb - 1) / tb;
   const int64_t ve = tb * C, me = tb * F, block = round_up(kPts * (ve + me), 16);
   const int workers = static_cast<int>(std::min<int64_t>(nt, units));
-  float* const ws = thread_scratch(ScratchSlot::winograd).floats(workers * block);
+  // Per worker: its V and M blocks; then C zeros (the rows outside x).
+  float* const ws = thread_scratch(ScratchSlot::winograd).floats(workers * block + C);
+  float* const zeros = ws + workers * block;
+  std::memset(zeros, 0, sizeof(float) * C);
   GemmParams g;  // beta 0: M is written, never read
   parallel_units_guarded(units, workers, [&](int tid, int64_t u) {
     float* vb = ws + tid * block;
     float* mb = vb + kPts * ve;
     const int64_t t0 = u * tb, count = std::min(tb, tl.total - t0);
-    input_block(vb, ve, x, p, tr, tl, t0, count);
+    kr.input(vb, ve, x, p, tr, tl, t0, count, zeros);
     // M[e] (count, F) = V[e] (count, C) @ U[e] (C, F)
     for (int e = 0; e < kPts; ++e) sgemm_prepacked(mb + e * me, F, vb + e * ve, C, pk[e], count, g);
-    output_block(y, mb, me, b, p, tr, tl, t0, count);
+    kr.output(y, mb, me, b, p, tr, tl, t0, count);
   });
 }
 
