@@ -154,7 +154,9 @@ def test_rule():
     assert not _core.conv1d_uses_winograd(1, 128, 128)
     assert not _core.conv1d_uses_winograd(8, 128, 128)
     assert not _core.conv1d_uses_winograd(5, 8, 128)
-    assert not _core.conv1d_uses_winograd(5, 128, 3)
+    assert not _core.conv1d_uses_winograd(5, 128, 16)
+    assert not _core.conv1d_uses_winograd(3, 32, 32)
+    assert _core.conv1d_uses_winograd(5, 16, 128)
 
 
 # ---- the layer -----------------------------------------------------------------------------------
@@ -162,21 +164,22 @@ def test_rule():
 def test_layer_takes_the_path(rng):
     """A stride-1 layer on a shape of the rule runs conv1d_forward (the same bits); a strided one
     keeps the Conv2D kernels (its ctx holds the (N, 1, L, C) view)."""
-    x = rng.normal(size=(3, 20, 16)).astype(np.float32)
-    lay = layers.Conv1D(24, 5, padding="causal", activation="relu")
+    x = rng.normal(size=(3, 20, 32)).astype(np.float32)
+    lay = layers.Conv1D(64, 5, padding="causal", activation="relu")
     y, ctx = run_layer(lay, x)
     assert ctx[0].ndim == 3
     np.testing.assert_array_equal(y, _core.conv1d_forward(x, lay.kernel, lay.bias, "causal", True))
-    strided = layers.Conv1D(24, 5, strides=2, padding="same")
+    strided = layers.Conv1D(64, 5, strides=2, padding="same")
     _, ctx = run_layer(strided, x)
     assert ctx[0].ndim == 4
 
 
+# Shapes of the rule (C = 32, F >= 64), so these run the Conv1D kernels (checked).
 LAYER_CASES = [
-    dict(filters=17, kernel_size=5, padding="same", activation="relu"),
-    dict(filters=16, kernel_size=3, padding="causal", activation="tanh"),
-    dict(filters=19, kernel_size=7, padding="valid", use_bias=False),
-    dict(filters=16, kernel_size=4, padding="same", activation="gelu"),
+    dict(filters=65, kernel_size=5, padding="same", activation="relu"),
+    dict(filters=64, kernel_size=3, padding="causal", activation="tanh"),
+    dict(filters=67, kernel_size=7, padding="valid", use_bias=False),
+    dict(filters=64, kernel_size=4, padding="same", activation="gelu"),
 ]
 LAYER_IDS = [f"{kw['padding']}-K{kw['kernel_size']}" for kw in LAYER_CASES]
 
@@ -186,7 +189,8 @@ def test_layer_finite_differences(kwargs, rng):
     # Seeded weights: the relu case's kinks then lie where they lie on every run.
     lay = layers.Conv1D(**kwargs, kernel_initializer=initializers.GlorotUniform(seed=3),
                         bias_initializer=initializers.RandomNormal(stddev=0.5, seed=4))
-    x = rng.normal(size=(2, 9, 16)).astype(np.float32)
+    x = rng.normal(size=(2, 9, 32)).astype(np.float32)
+    assert run_layer(lay, x)[1][0].ndim == 3  # the Conv1D kernels' ctx
     fd_check(lay, x, rng, max_entries=30)
 
 
@@ -195,16 +199,18 @@ def test_layer_keras_parity(kwargs, rng):
     require("tensorflow")
     import keras
 
-    x = rng.normal(size=(3, 13, 18)).astype(np.float32)
+    x = rng.normal(size=(3, 13, 32)).astype(np.float32)
     theirs = keras.layers.Conv1D(**kwargs)
     theirs(x)
     theirs.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in theirs.get_weights()])
-    keras_parity(layers.Conv1D(**kwargs), theirs, x, rng, rtol=1e-4, atol=1e-4)
+    ours = layers.Conv1D(**kwargs)
+    keras_parity(ours, theirs, x, rng, rtol=1e-4, atol=1e-4)
+    assert run_layer(ours, x)[1][0].ndim == 3
 
 
 def test_layer_short_input_names_the_layer():
-    lay = layers.Conv1D(16, 5, name="c1")
-    lay._maybe_build((None, 9, 16))  # a later call may be shorter
-    with pytest.raises(ValueError, match=r"'c1' \(Conv1D\): input \(2, 3, 16\) is shorter than "
+    lay = layers.Conv1D(64, 5, name="c1")
+    lay._maybe_build((None, 9, 32))  # a later call may be shorter
+    with pytest.raises(ValueError, match=r"'c1' \(Conv1D\): input \(2, 3, 32\) is shorter than "
                                          r"the kernel 5"):
-        lay.forward(np.zeros((2, 3, 16), np.float32))
+        lay.forward(np.zeros((2, 3, 32), np.float32))

@@ -1,8 +1,6 @@
 // Conv1D forward (Winograd F(m, K)), input gradient (the same forward on dz) and weight gradient
 // (one GEMM on the padded batch); the formulas and the parallel level are in conv1d.hpp.
-//
-// Measured on Zen 3 (AVX2, 2 threads), the benchmark's layer 128 -> 128, K = 5, (32, 100, 128):
-// see conv1d_winograd_pays for the rule.
+// Where it pays is conv1d_winograd_pays (measured shapes listed there).
 #include "kernels/conv1d.hpp"
 #include "kernels/conv1d_transforms.hpp"
 
@@ -118,9 +116,12 @@ NNCORE_KERNEL_FAMILY(conv1d_winograd, kConv1d, name);
 }  // namespace
 
 bool conv1d_winograd_pays(int64_t k, int64_t c, int64_t f) {
-  // The GEMMs have K = C and N = F: below 16 of either the micro-kernel's tiles are mostly empty
-  // and the Conv2D kernels' single K*C-deep GEMM wins.
-  return k >= kConv1dMinK && k <= kConv1dMaxK && c >= 16 && f >= 16;
+  // The GEMMs have K = C and N = F, short ones: measured against the Conv2D kernels (Zen 3, AVX2,
+  // 2 threads, batch 32, L 100, 'same'; new / old time, forward and backward): K 3..7 at C = F = 16
+  // 1.3-1.9 and 1.4-2.3; K 3, 32 -> 32 0.94, 1.17; K 3, 64 -> 64 0.71, 0.79; K 5, 16 -> 128
+  // 0.54, 0.97; K 5, 128 -> 16 1.12, 1.03; K 5, 64 -> 12 1.17, 1.26; K 2, 3, 7 at 128 -> 128
+  // 0.52-0.76, 0.51-0.72; K 5, 256 -> 256 0.26, 0.37.
+  return k >= kConv1dMinK && k <= kConv1dMaxK && c >= 16 && f >= 32 && c * f >= 2048;
 }
 
 void conv1d_winograd_forward(float* y, const float* x, const float* w, const float* b,

@@ -213,8 +213,8 @@ class Conv2D(_ConvBase):
 class Conv1D(_ConvBase):
     """y = activation(conv1d(x, kernel) + bias), x (N, L, C), kernel (K, Cin, F).
     padding 'valid', 'same' or 'causal' (left-padded by dilation_rate*(K-1), so output t sees
-    inputs <= t only). Stride 1, undilated, with kernel size 2..7 and C, F >= 16
-    (_core.conv1d_uses_winograd): its own kernels, a 1-D Winograd forward and input gradient and a
+    inputs <= t only). Stride 1, undilated, kernel size 2..7 and channels where it pays
+    (_core.conv1d_uses_winograd: C >= 16, F >= 32, C*F >= 2048): its own kernels, a 1-D Winograd forward and input gradient and a
     weight gradient as one GEMM on the padded batch (csrc/kernels/conv1d.hpp). Otherwise the Conv2D
     kernels with x viewed as (N, 1, L, C): exact, since a height-1 kernel on a height-1 input needs
     no padding along that axis."""
