@@ -214,3 +214,49 @@ def test_layer_short_input_names_the_layer():
     with pytest.raises(ValueError, match=r"'c1' \(Conv1D\): input \(2, 3, 32\) is shorter than "
                                          r"the kernel 5"):
         lay.forward(np.zeros((2, 3, 32), np.float32))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid", "causal"])
+def test_layer_torch_parity(padding, rng):
+    """Output, input gradient and weight gradients of sum(R * y) against torch.nn.functional
+    .conv1d (NCL, kernel (F, C, K); 'causal' as a left zero pad of K - 1)."""
+    torch = require("torch")
+    k = 5
+    x = rng.normal(size=(4, 21, 48)).astype(np.float32)
+    lay = layers.Conv1D(80, k, padding=padding)
+    y, ctx = run_layer(lay, x)
+    assert ctx[0].ndim == 3
+    r = rng.normal(size=y.shape).astype(np.float32)
+    lay._zero_grads()
+    dx = lay.backward(ctx, r)
+    lay._finish_grads()
+    xt = torch.tensor(x.transpose(0, 2, 1), dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(lay.kernel.transpose(2, 1, 0), dtype=torch.float64, requires_grad=True)
+    bt = torch.tensor(lay.bias, dtype=torch.float64, requires_grad=True)
+    xin = torch.nn.functional.pad(xt, (k - 1, 0)) if padding == "causal" else xt
+    mode = "valid" if padding == "causal" else padding
+    yt = torch.nn.functional.conv1d(xin, wt, bt, padding=mode)
+    (yt * torch.tensor(r.transpose(0, 2, 1), dtype=torch.float64)).sum().backward()
+    close(y, yt.detach().numpy().transpose(0, 2, 1), "y")
+    close(dx, xt.grad.numpy().transpose(0, 2, 1), "dx")
+    close(lay.grads[0], wt.grad.numpy().transpose(2, 1, 0), "dkernel")
+    close(lay.grads[1], bt.grad.numpy(), "dbias")
+
+
+def test_model_fit_predict_save(tmp_path, rng):
+    """A model with the Conv1D kernels trains, predicts the walk's bits, and reloads."""
+    inp = nncore.Input((30, 32))
+    h = layers.Conv1D(64, 5, padding="causal", activation="relu")(inp)
+    h = layers.Conv1D(64, 3, padding="same")(h)
+    out = layers.Dense(1)(layers.GlobalAveragePooling1D()(h))
+    model = nncore.Model(inp, out)
+    model.compile(optimizer="adam", loss="mse")
+    x = rng.normal(size=(64, 30, 32)).astype(np.float32)
+    y = x[:, :, :4].mean(axis=(1, 2))[:, None]
+    hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    p = model.predict(x, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = nncore.models.load_model(path)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), p)
