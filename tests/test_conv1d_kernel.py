@@ -3,9 +3,14 @@ gradient and the padded-batch GEMM weight gradient, against a float64 NumPy refe
 shapes under every ISA here; 1/2/3 threads bitwise equal; the layer's routing, finite differences
 through the layer and Keras parity on the shapes that take this path; bad-input messages.
 
-Tolerance: the float64 reference's error scale is max|y| (inputs and weights standard normal);
-measured errors on these shapes are below 1e-6 of it, the tests allow 2e-5 (Winograd's transforms
-on the points 0, ±1, ±2, ±1/2 amplify rounding by a bounded, shape-independent factor)."""
+Error bound (test_against_float64). In float32, V = Bᵀd sums 8 products, U = Gg K products,
+M = Σ_c U V C products, y = AᵀM + b 9 terms; with every transform coefficient rounded once to
+float32 as well, each output errs by at most gamma_{C+K+20} · S, with
+S = |Aᵀ| Σ_c (|G||g|)(|Bᵀ||d|) + |b| (the same algorithm on absolute values, in float64);
+(C + K + 20) · eps covers that. dx is the same algorithm on dz with the flipped, transposed
+kernel (C -> F). dW is one GEMM over the padded rows (zero rows add nothing): the GEMM bound of
+conftest; db a sum of N·OL rows. Elsewhere (layer, Keras, PyTorch) the tolerance is TOL of
+max|ref|: measured errors are below 1e-6 of it."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import nncore
 import numpy as np
 import pytest
 from _layer_checks import fd_check, keras_parity, run_layer
-from conftest import require
+from conftest import F32_EPS, assert_within_bound, gemm_error_bound, require
 from nncore import _core, initializers, layers
 
 TOL = 2e-5
@@ -41,6 +46,34 @@ def reference(x, w, b, dz, padding, relu):
     dx = np.zeros_like(x)
     dx[:, :hi - lo] = dxp[:, lo:hi]
     return y, dx, dw, g.sum((0, 1))
+
+
+def toom_cook(k):
+    """(Bᵀ, G, Aᵀ) of F(9 - k, k) on the points 0, 1, -1, 2, -2, 1/2, -1/2, ∞ (float64)."""
+    n, m = 8, 9 - k
+    pts = np.array([0, 1, -1, 2, -2, 0.5, -0.5][:n - 1])
+
+    def evaluation(cols):  # rows: the finite points' powers, then ∞ (the leading coefficient)
+        e = np.vander(pts, cols, increasing=True)
+        return np.vstack([e, np.eye(cols)[-1]])
+
+    return np.linalg.inv(evaluation(n)).T, evaluation(k), evaluation(m).T
+
+
+def winograd_magnitude(x, w, pl, ol):
+    """S of the bound: the Winograd algorithm of conv1d.hpp run on |x|, |w| and |transforms|."""
+    bt, g, at = (np.abs(t) for t in toom_cook(w.shape[0]))
+    n, length, _ = x.shape
+    m = at.shape[0]
+    tiles = -(-ol // m)
+    xp = np.zeros((n, tiles * m + 7, x.shape[2]))
+    lo, hi = pl, min(xp.shape[1], pl + length)
+    xp[:, lo:hi] = np.abs(x[:, :hi - lo])
+    d = np.stack([xp[:, q:q + tiles * m:m] for q in range(8)], axis=2)  # (n, tiles, 8, C)
+    v = np.einsum("eq,ntqc->ntec", bt, d)
+    u = np.einsum("ek,kcf->ecf", g, np.abs(w.astype(np.float64)))
+    y = np.einsum("oe,ntef->ntof", at, np.einsum("ntec,ecf->ntef", v, u))
+    return y.reshape(n, tiles * m, -1)[:, :ol]
 
 
 def close(got, want, what):
@@ -78,12 +111,24 @@ def test_against_float64(isa, shape, relu, bias, rng):
     y = _core.conv1d_forward(x, w, b, padding, relu)
     dz = rng.normal(size=y.shape).astype(np.float32)
     yr, dxr, dwr, dbr = reference(x, w, b, dz, padding, relu)
-    close(y, yr, "y")
+    pl = {"same": (k - 1) // 2, "causal": k - 1, "valid": 0}[padding]
+    ol = y.shape[1]
+    mag = winograd_magnitude(x, w, pl, ol) + (np.abs(b) if bias else 0)
+    assert_within_bound(y, yr, (c + k + 20) * F32_EPS * mag)
     dx, dw, db = _core.conv1d_backward(dz, x, w, y if relu else None, padding, relu, True, bias)
-    close(dx, dxr, "dx")
-    close(dw, dwr, "dw")
-    if bias:
-        close(db, dbr, "db")
+    g = dz * (yr > 0) if relu else dz
+    wflip = w[::-1].transpose(0, 2, 1)
+    assert_within_bound(dx, dxr, (f + k + 20) * F32_EPS * winograd_magnitude(g, wflip, k - 1 - pl,
+                                                                             length))
+    # dW (K*C, F) = Pᵀ g over the padded rows (P's row t: the K*C window starting at row t).
+    xp = np.zeros((n, ol + k - 1, c), np.float32)
+    lo, hi = pl, min(ol + k - 1, pl + length)
+    xp[:, lo:hi] = x[:, :hi - lo]
+    patches = np.stack([xp[:, j:j + ol] for j in range(k)], axis=2).reshape(n * ol, k * c)
+    assert_within_bound(dw.reshape(k * c, f), dwr.reshape(k * c, f),
+                        gemm_error_bound(patches.T, g.reshape(n * ol, f)))
+    if bias:  # a sum of the N*OL rows in order
+        assert_within_bound(db, dbr, (n * ol + 2) * F32_EPS * np.abs(g).sum((0, 1)))
     else:
         assert db is None
     dx2, dw2, _ = _core.conv1d_backward(dz, x, w, y if relu else None, padding, relu, False, bias)
