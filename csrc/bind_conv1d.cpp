@@ -105,7 +105,8 @@ void bind_conv1d(py::module_& m) {
         "w (K,C,F) float32 C-contiguous, 2 <= K <= 7, padding 'valid', 'same' or 'causal'.");
   m.def("conv1d_backward", &py_conv1d_backward, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("y"), py::arg("padding"), py::arg("relu"), py::arg("need_dx"),
-        py::arg("has_bias"), "(dx or None, dw, db or None) of conv1d_forward; relu masks dy by y > 0.");
+        py::arg("has_bias"),
+        "(dx or None, dw, db or None) of conv1d_forward; relu masks dy by y > 0.");
   m.def("conv1d_uses_winograd", &conv1d_winograd_pays, py::arg("k"), py::arg("c"), py::arg("f"),
         "Whether a stride-1 undilated Conv1D with kernel size k, c input and f output channels "
         "runs on conv1d_forward / conv1d_backward (else on the Conv2D kernels with H = 1).");

@@ -88,8 +88,8 @@ inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // out[c] = Σ_q coef[q] * rows[q][c] over the non-zero coefficients, in q order (the weight
 // transform; zeros when none).
-inline void combine_taps(float* __restrict out, const float* const* rows, const float* coef, int count,
-                    int64_t len) {
+inline void combine_taps(float* __restrict out, const float* const* rows, const float* coef,
+                         int count, int64_t len) {
   bool first = true;
   for (int q = 0; q < count; ++q) {
     const float a = coef[q];
@@ -105,7 +105,7 @@ inline void combine_taps(float* __restrict out, const float* const* rows, const 
   if (first) std::memset(out, 0, sizeof(float) * len);
 }
 
-// Portable table: the transforms at baseline flags.
+// The transforms per ISA (conv1d_transforms.hpp); the portable table is conv1d_generic.cpp.
 #if defined(NNCORE_X86)
 constexpr PerIsa<Conv1dKernels> kConv1d = {&kConv1dGeneric, &kConv1dAvx2, &kConv1dAvx512};
 #else
