@@ -2,11 +2,12 @@
 forward+backward, side by side in one run (alternating blocks of calls).
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-        PYTHONPATH=python python bench/bench_layers_more.py [--reps 30]
+        PYTHONPATH=python python bench/bench_layers_more.py [--reps 30] [--only Conv1D]
 
 Times are medians in milliseconds; ratio = nncore / PyTorch (below 1.0: nncore is faster).
 PyTorch runs its native layouts (NCL / NCHW for convolutions, channels-first batch norm on
-(N, C, H, W)); nncore runs channels last. Writes bench/results_layers_more.md.
+(N, C, H, W)); nncore runs channels last. Writes bench/results_layers_more.md (the full table
+only: --only NAME runs the rows whose name contains NAME and writes nothing).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def cases(rng):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--only", default=None, help="run only the rows whose name contains this")
     args = ap.parse_args()
     openblas_env_warning()
     rng = np.random.default_rng(0)
@@ -115,6 +117,8 @@ def main():
              f"{torch.__version__} {torch.get_num_threads()} threads", "",
              "| layer (batch 32) | pass | nncore ms, median [q1-q3] | torch ms, median [q1-q3] | ratio |",
              "|---|---|---|---|---|"]
+    if args.only is not None:
+        rows = [r for r in rows if args.only in r[0]]
     for name, ours, x, theirs, xt in rows:
         of, ofb = _ours(ours, x)
         tf_, tfb = _theirs(theirs, xt, grad_input=x.dtype.kind == "f")
@@ -123,7 +127,8 @@ def main():
             lines.append(f"| {name} | {label} | {cell(mo)} | {cell(mt)} | "
                          f"{mo['median'] / mt['median']:.2f} |")
             print(lines[-1], flush=True)
-    (HERE / "results_layers_more.md").write_text("\n".join(lines) + "\n")
+    if args.only is None:
+        (HERE / "results_layers_more.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,4 +3,4 @@
 // bind_runtime comes first: it refuses a mistyped NNCORE_ISA before anything else is registered.
 #pragma once
 
-#define NNCORE_BINDINGS(X) X(runtime) X(gemm) X(train) X(conv) X(pool) X(rnn) X(norm) X(winograd) X(hash) X(affine)
+#define NNCORE_BINDINGS(X) X(runtime) X(gemm) X(train) X(conv) X(pool) X(rnn) X(norm) X(winograd) X(hash) X(affine) X(conv1d)

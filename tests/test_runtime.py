@@ -99,7 +99,8 @@ def test_unsupported_isa_rejected():
 
 # Families with code per ISA (average pooling is baseline code on every ISA).
 PER_ISA_FAMILIES = ["gemm", "conv2d_forward", "conv2d_backward", "depthwise2d", "maxpool2d",
-                    "rnn_cells", "batchnorm", "layernorm", "embedding_backward", "conv2d_winograd"]
+                    "rnn_cells", "batchnorm", "layernorm", "embedding_backward", "conv2d_winograd",
+                    "conv1d_winograd"]
 
 
 def test_dispatch_tables_name_a_kernel_per_isa():

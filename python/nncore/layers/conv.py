@@ -218,8 +218,11 @@ class Conv2D(_ConvBase):
 class Conv1D(_ConvBase):
     """y = activation(conv1d(x, kernel) + bias), x (N, L, C), kernel (K, Cin, F).
     padding 'valid', 'same' or 'causal' (left-padded by dilation_rate*(K-1), so output t sees
-    inputs <= t only). Runs on the Conv2D kernels with x viewed as (N, 1, L, C): exact, since a
-    height-1 kernel on a height-1 input needs no padding along that axis."""
+    inputs <= t only). Stride 1, undilated, kernel size 2..7 and channels where it pays
+    (_core.conv1d_uses_winograd: C >= 16, F >= 32, C*F >= 2048): its own kernels, a 1-D Winograd forward and input gradient and a
+    weight gradient as one GEMM on the padded batch (csrc/kernels/conv1d.hpp). Otherwise the Conv2D
+    kernels with x viewed as (N, 1, L, C): exact, since a height-1 kernel on a height-1 input needs
+    no padding along that axis."""
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
@@ -273,20 +276,38 @@ class Conv1D(_ConvBase):
             raise ValueError(f"layer {self.name!r} (Conv1D) expects input (batch, steps, "
                              f"{self.kernel.shape[1]}), got {x.shape}")
         check_dynamic_shape(self, x.shape)
+        relu = self.activation == "relu" and not logits
+        if self._own_kernel():
+            z = _core.conv1d_forward(x, self.kernel, self.bias, self.padding, relu)
+            out, act = self._activate(z, logits, fused_relu=relu)
+            return out, ((x, act) if need_ctx else None)
         pad = self._causal_pad()
         if pad:
             x = np.pad(x, ((0, 0), (pad, 0), (0, 0)))
         x4 = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
         k4 = self.kernel.reshape((1,) + self.kernel.shape)
-        relu = self.activation == "relu" and not logits
         z = _core.conv2d_forward(x4, k4, self.bias, (1, self.strides[0]),
                                  self.padding == "same", (1, self.dilation_rate[0]), relu, False)
         z = z.reshape(z.shape[0], z.shape[2], z.shape[3])
         out, act = self._activate(z, logits, fused_relu=relu)
         return out, ((x4, act) if need_ctx else None)
 
+    def _own_kernel(self):
+        k, c, f = self.kernel.shape
+        return (self.strides[0] == 1 and self.dilation_rate[0] == 1
+                and _core.conv1d_uses_winograd(k, c, f))
+
     def backward(self, ctx, dy, need_input_grad=True):
         x4, act = ctx
+        if x4.ndim == 3:  # forward ran on the Conv1D kernels
+            relu = self.activation == "relu" and not act[1]
+            dz = as_f32(dy if relu else self._activation_grad(act, dy))
+            dx, dw, db = _core.conv1d_backward(dz, x4, self.kernel, act[0] if relu else None,
+                                               self.padding, relu, need_input_grad, self.use_bias)
+            self._add_grad(0, dw)
+            if self.use_bias:
+                self._add_grad(1, db)
+            return dx
         if self.activation == "relu" and not act[1]:
             dz, y, a = dy, act[0], "relu"
             y = y.reshape(y.shape[0], 1, y.shape[1], y.shape[2])
