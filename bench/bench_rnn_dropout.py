@@ -4,7 +4,7 @@ replaced (the same layer forced onto it) vs TensorFlow Keras (GradientTape, trai
 alternating rounds in one process.
 
     flock /tmp/nncore-bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-        PYTHONPATH=python python bench/bench_rnn_dropout.py [--rounds 7] [--no-tf]
+        PYTHONPATH=python python bench/bench_rnn_dropout.py [--rounds 7] [--no-tf] [--threads N]
 
 Prints medians in milliseconds. PyTorch's LSTM has no recurrent dropout, so it is not compared.
 """
@@ -32,7 +32,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-tf", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="nncore and TF threads (0: default)")
     a = ap.parse_args()
+    if a.threads:
+        nncore.set_num_threads(a.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 50, 64)).astype(np.float32)
     dy = rng.standard_normal((32, 64)).astype(np.float32)
@@ -51,6 +54,9 @@ def main():
     if not a.no_tf:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
+        if a.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(a.threads)
         import keras
         tl = keras.layers.LSTM(64, recurrent_dropout=0.2, seed=1)
         tl(x[:1])
