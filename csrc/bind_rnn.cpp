@@ -1,4 +1,5 @@
-// _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences.
+// _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences, with
+// Keras's per-gate dropout masks optionally.
 // Every shape is checked here (again after nncore.ops.rnn): no call can read or write out of bounds.
 #include <algorithm>
 #include <initializer_list>
@@ -78,7 +79,8 @@ void require_disjoint(const std::vector<Span>& written, const std::vector<Span>&
 
 py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array recurrent_kernel,
                          py::object bias, py::object h0, py::object c0, bool return_sequences,
-                         bool training, py::object workspace) {
+                         bool training, py::object workspace, py::object in_masks,
+                         py::object rec_masks) {
   const RnnCell cell = cell_from(cell_id);
   const float* xp = require_c(x, "x", 3);
   const float* wp = require_c(kernel, "kernel", 2);
@@ -101,6 +103,10 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   const bool lstm = cell == RnnCell::lstm;
   if (!lstm && !c0.is_none()) throw py::value_error("rnn: c0 is only for LSTM");
   const float* cp = optional(c0, "c0", {B, U}, &keep_c);
+  py::array keep_in, keep_rec;
+  RnnDropout drop;
+  drop.in = optional(in_masks, "in_masks", {rnn_gates(cell), B, F}, &keep_in);
+  drop.rec = optional(rec_masks, "rec_masks", {rnn_gates(cell), B, U}, &keep_rec);
 
   // Workspace (xt, gates, hs, cs, aux), see kernels/rnn.hpp; the caller may pass the arrays of an
   // earlier call to reuse (fresh pages cost more than these kernels at small sizes).
@@ -137,6 +143,8 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   if (bp) read.push_back(span_of(keep_b, "bias"));
   if (hp) read.push_back(span_of(keep_h, "h0"));
   if (cp) read.push_back(span_of(keep_c, "c0"));
+  if (drop.in) read.push_back(span_of(keep_in, "in_masks"));
+  if (drop.rec) read.push_back(span_of(keep_rec, "rec_masks"));
   require_disjoint(written, read);
   RnnShape s{B, T, F, U};
   RnnParams p;
@@ -147,7 +155,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   if (B == 0) return py::make_tuple(out, py::make_tuple(xt, gates, hs, cs, aux));  // empty batch
   {
     py::gil_scoped_release release;
-    rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p);
+    rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p, drop);
   }
   return py::make_tuple(out, py::make_tuple(xt, gates, hs, cs, aux));
 }
@@ -155,7 +163,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
 py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array kernel,
                           py::array recurrent_kernel, py::array gates, py::array hs, py::object cs,
                           py::object aux, bool return_sequences, bool has_bias,
-                          py::object dc_last) {
+                          py::object dc_last, py::object in_masks, py::object rec_masks) {
   const RnnCell cell = cell_from(cell_id);
   const float* xtp = require_c(xt, "xt", 3);
   const float* wp = require_c(kernel, "kernel", 2);
@@ -190,6 +198,10 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   py::array keep_dcl;
   if (!lstm && !dc_last.is_none()) throw py::value_error("rnn backward: dc_last is only for LSTM");
   const float* dclp = optional(dc_last, "dc_last", {B, U}, &keep_dcl);
+  py::array keep_in, keep_rec;
+  RnnDropout drop;
+  drop.in = optional(in_masks, "in_masks", {rnn_gates(cell), B, F}, &keep_in);
+  drop.rec = optional(rec_masks, "rec_masks", {rnn_gates(cell), B, U}, &keep_rec);
   auto dx = empty({B, T, F});
   auto dh0 = empty({B, U});
   auto dw = empty({F, G});
@@ -221,7 +233,8 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   }
   {
     py::gil_scoped_release release;
-    rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, dclp, xtp, wp, up, gp, hsp, csp, auxp, s, p);
+    rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, dclp, xtp, wp, up, gp, hsp, csp, auxp, s, p,
+                 drop);
   }
   return py::make_tuple(dx, dh0, dc0, dw, du, db);
 }
@@ -239,11 +252,14 @@ void bind_rnn(py::module_& m) {
   m.def("rnn_forward", &rnn_forward_py, py::arg("cell"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         py::arg("return_sequences"), py::arg("training"), py::arg("workspace") = py::none(),
-        "Whole-sequence recurrent forward -> (out, (xt, gates, hs, cs, aux)); use nncore.ops.rnn.");
+        py::arg("in_masks") = py::none(), py::arg("rec_masks") = py::none(),
+        "Whole-sequence recurrent forward -> (out, (xt, gates, hs, cs, aux)); in_masks (g,B,F) / "
+        "rec_masks (g,B,U): Keras's per-gate dropout masks, fixed over time; use nncore.ops.rnn.");
   m.def("rnn_backward", &rnn_backward_py, py::arg("cell"), py::arg("dout"), py::arg("xt"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"), py::arg("hs"),
         py::arg("cs"), py::arg("aux"), py::arg("return_sequences"), py::arg("has_bias"),
-        py::arg("dc_last") = py::none(),
+        py::arg("dc_last") = py::none(), py::arg("in_masks") = py::none(),
+        py::arg("rec_masks") = py::none(),
         "Backward through time -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).");
 }
 

@@ -12,6 +12,11 @@
 // the pre-activation gradient dZ_t and one GEMM dh_{t-1} = dZ_t Uᵀ; afterwards dW = Xᵀ dZ,
 // dU = Hprevᵀ dZ and dX = dZ Wᵀ are single GEMMs over all T*B rows, db a column sum in row order.
 // U (forward) and Uᵀ (backward) are packed for the GEMM micro-kernel once per call.
+// Dropout (RnnDropout, Keras's per-gate cell): with recurrent masks each step runs one GEMM per gate
+// on h_{t-1} * rec[k] against that gate's block U_k (packed separately), and the backward's
+// dh_{t-1} sums the gates' (dZr_k U_kᵀ) * rec[k] in gate order; input masks turn the projection,
+// dW and dX into one GEMM per gate on the masked inputs. Masks are fixed over time, so they cost
+// only elementwise passes and narrower GEMMs, never a Python step.
 //
 // Parallel level: each time loop is one parallel region, each thread owning a contiguous range of
 // batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
@@ -96,28 +101,69 @@ void column_sum(float* out, const float* a, int64_t rows, int64_t cols) {
   });
 }
 
+// Floats of a packed (K,N) operand rounded up to whole cache lines (packs laid side by side stay
+// 64-byte aligned).
+int64_t packed_floats(Isa isa, int64_t k, int64_t n) {
+  return (sgemm_packed_b_floats(isa, k, n) + 15) / 16 * 16;
+}
+
+// dst (T*B, C) = src (T*B, C) * mask (B, C) broadcast over the T time steps.
+void mask_rows(float* dst, const float* src, const float* mask, int64_t T, int64_t B, int64_t C) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < B; ++b) {
+      const float* sr = src + (t * B + b) * C;
+      const float* mr = mask + b * C;
+      float* dr = dst + (t * B + b) * C;
+      for (int64_t j = 0; j < C; ++j) dr[j] = sr[j] * mr[j];
+    }
+}
+
 }  // namespace
 
 void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, float* aux,
                  const float* x, const float* w, const float* u, const float* b, const float* h0,
-                 const float* c0, const RnnShape& s, const RnnParams& p) {
+                 const float* c0, const RnnShape& s, const RnnParams& p,
+                 const RnnDropout& drop) {
   const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
-  const int64_t G = rnn_gates(p.cell) * U;
+  const int64_t ng = rnn_gates(p.cell);
+  const int64_t G = ng * U;
   const int64_t BU = B * U, BG = B * G;
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
-  // Scratch: U packed once for the per-step GEMMs, then (GRU) rec (B,G) = h_{t-1} U + b1.
+  const float* const rmask = drop.rec;
+  // Scratch: U packed once for the per-step GEMMs (with recurrent dropout: each gate's block U_k
+  // packed on its own), then (GRU) rec (B,G) = h_{t-1} U + b1, (recurrent dropout) hm (B,U) the
+  // masked h_{t-1}, (input dropout) xm (T,B,F) the masked inputs of one gate.
   const Isa isa = active_isa();
-  const int64_t npack = sgemm_packed_b_floats(isa, U, G);
-  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + (gru ? BG : 0));
+  const int64_t npack = rmask ? ng * packed_floats(isa, U, U) : packed_floats(isa, U, G);
+  const int64_t nrec = gru ? BG : 0, nhm = rmask ? BU : 0, nxm = drop.in ? T * B * F : 0;
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nrec + nhm + nxm);
   float* const rec = buf + npack;
-  const GemmPackedB up = sgemm_pack_b(buf, isa, u, G, false, U, G);
+  float* const hm = rec + nrec;
+  float* const xm = hm + nhm;
+  GemmPackedB up[4];
+  if (rmask) {
+    for (int64_t q = 0; q < ng; ++q)
+      up[q] = sgemm_pack_b(buf + q * packed_floats(isa, U, U), isa, u + q * U, G, false, U, U);
+  } else {
+    up[0] = sgemm_pack_b(buf, isa, u, G, false, U, G);
+  }
 
-  // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only)
+  // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only); with input dropout
+  // gate by gate, gates[:, k] = (xt * in[k]) @ w_k + b_k
   to_time_major(xt, x, B, T, F);
-  GemmParams proj;
-  proj.bias = b;
-  sgemm(gates, G, xt, F, w, G, T * B, G, F, proj);
+  if (drop.in) {
+    for (int64_t q = 0; q < ng; ++q) {
+      mask_rows(xm, xt, drop.in + q * B * F, T, B, F);
+      GemmParams proj;
+      proj.bias = b ? b + q * U : nullptr;
+      sgemm(gates + q * U, G, xm, F, w + q * U, G, T * B, U, F, proj);
+    }
+  } else {
+    GemmParams proj;
+    proj.bias = b;
+    sgemm(gates, G, xt, F, w, G, T * B, G, F, proj);
+  }
 
   if (h0) std::memcpy(hs, h0, sizeof(float) * BU);
   else std::memset(hs, 0, sizeof(float) * BU);
@@ -134,13 +180,29 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
       const float* h_prev = hs + prev * BU + lo * U;
       float* h_cur = hs + cur * BU + lo * U;
       float* g = gates + t * BG + lo * G;
-      GemmParams rp;
-      if (gru) {  // rec = h_prev U + b1
-        rp.bias = b ? b + G : nullptr;
-        sgemm_prepacked(rec + lo * G, G, h_prev, U, up, m, rp);
-      } else {  // g += h_prev U
-        rp.beta = 1.0f;
-        sgemm_prepacked(g, G, h_prev, U, up, m, rp);
+      if (rmask) {  // gate by gate, the recurrent term reads h_prev * rec[k]
+        float* hmr = hm + lo * U;
+        for (int64_t q = 0; q < ng; ++q) {
+          const float* mk = rmask + (q * B + lo) * U;
+          for (int64_t e = 0; e < m * U; ++e) hmr[e] = h_prev[e] * mk[e];
+          GemmParams rp;
+          if (gru) {  // rec_k = hm U_k + b1_k
+            rp.bias = b ? b + G + q * U : nullptr;
+            sgemm_prepacked(rec + lo * G + q * U, G, hmr, U, up[q], m, rp);
+          } else {  // g_k += hm U_k
+            rp.beta = 1.0f;
+            sgemm_prepacked(g + q * U, G, hmr, U, up[q], m, rp);
+          }
+        }
+      } else {
+        GemmParams rp;
+        if (gru) {  // rec = h_prev U + b1
+          rp.bias = b ? b + G : nullptr;
+          sgemm_prepacked(rec + lo * G, G, h_prev, U, up[0], m, rp);
+        } else {  // g += h_prev U
+          rp.beta = 1.0f;
+          sgemm_prepacked(g, G, h_prev, U, up[0], m, rp);
+        }
       }
       float* tsave = p.training && aux ? aux + t * BU + lo * U : nullptr;
       for (int64_t i = 0; i < m; ++i) {
@@ -168,23 +230,43 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
 void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float* db,
                   const float* dout, const float* dc_last, const float* xt, const float* w,
                   const float* u, const float* gates, const float* hs, const float* cs,
-                  const float* aux, const RnnShape& s, const RnnParams& p) {
+                  const float* aux, const RnnShape& s, const RnnParams& p,
+                  const RnnDropout& drop) {
   const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
-  const int64_t G = rnn_gates(p.cell) * U;
+  const int64_t ng = rnn_gates(p.cell);
+  const int64_t G = ng * U;
   const int64_t BU = B * U, BG = B * G;
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
   const bool relu = p.cell == RnnCell::simple_relu;
+  const float* const rmask = drop.rec;
 
-  // Scratch: dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F), Uᵀ packed once for the
-  // per-step GEMMs.
+  // Scratch: Uᵀ packed once for the per-step GEMMs (recurrent dropout: each U_kᵀ on its own),
+  // dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F); with recurrent dropout tmp (B,U)
+  // for one gate's dZr_k U_kᵀ and hm (T,B,U) the masked states of one gate; with input dropout
+  // xm (T,B,F) the masked inputs of one gate and dxk (T,B,F) one gate's dZ_k W_kᵀ.
   const Isa isa = active_isa();
   const size_t nz = static_cast<size_t>(T * BG) * (gru ? 2 : 1);
-  const size_t npack = static_cast<size_t>(sgemm_packed_b_floats(isa, G, U));
-  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + T * B * F);
-  const GemmPackedB ut = sgemm_pack_b(buf, isa, u, G, true, G, U);
+  const size_t npack = static_cast<size_t>(rmask ? ng * packed_floats(isa, U, U)
+                                                 : packed_floats(isa, G, U));
+  const size_t nx = static_cast<size_t>(T * B * F);
+  const size_t ntmp = rmask ? static_cast<size_t>(BU) : 0;
+  const size_t nhm = rmask ? static_cast<size_t>(T * BU) : 0;
+  const size_t nxm = drop.in ? 2 * nx : 0;
+  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + nx + ntmp + nhm + nxm);
+  GemmPackedB ut[4];
+  if (rmask) {
+    for (int64_t q = 0; q < ng; ++q)
+      ut[q] = sgemm_pack_b(buf + q * packed_floats(isa, U, U), isa, u + q * U, G, true, U, U);
+  } else {
+    ut[0] = sgemm_pack_b(buf, isa, u, G, true, G, U);
+  }
   float* const dz = buf + npack;
   float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
   float* const dxt = dz + nz;
+  float* const tmp = dxt + nx;
+  float* const hm = tmp + ntmp;
+  float* const xm = hm + nhm;
+  float* const dxk = xm + (drop.in ? nx : 0);
 
   // dh0 / dc0 double as the running dh_t / dc_t buffers; they end as the initial-state gradients.
   float* const dh = dh0;
@@ -216,9 +298,22 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
           k.simple_bwd(dzt + i * G, dht + i * U, dy, hs + (t + 1) * BU + row * U, U, relu);
       }
       // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part z * dh already in dh)
-      GemmParams rp;
-      rp.beta = gru ? 1.0f : 0.0f;
-      sgemm_prepacked(dht, U, dzrt, G, ut, m, rp);
+      if (rmask) {  // dh_{t-1} = sum_k (dZr_k U_kᵀ) * rec[k], gates in order
+        float* tr = tmp + lo * U;
+        for (int64_t q = 0; q < ng; ++q) {
+          GemmParams rp;
+          sgemm_prepacked(tr, U, dzrt + q * U, G, ut[q], m, rp);
+          const float* mk = rmask + (q * B + lo) * U;
+          if (q == 0 && !gru)
+            for (int64_t e = 0; e < m * U; ++e) dht[e] = tr[e] * mk[e];
+          else
+            for (int64_t e = 0; e < m * U; ++e) dht[e] += tr[e] * mk[e];
+        }
+      } else {
+        GemmParams rp;
+        rp.beta = gru ? 1.0f : 0.0f;
+        sgemm_prepacked(dht, U, dzrt, G, ut[0], m, rp);
+      }
     }
   });
   if (!ok) throw std::bad_alloc();
@@ -226,15 +321,46 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   // Weight gradients over all T*B rows at once.
   GemmParams tp;
   tp.trans_a = true;
-  sgemm(dw, G, xt, F, dz, G, F, G, T * B, tp);   // dW = Xᵀ dZx
-  sgemm(du, G, hs, U, dzr, G, U, G, T * B, tp);  // dU = Hprevᵀ dZr  (hs[0:T] = h_{-1}..h_{T-2})
+  if (drop.in) {  // dW_k = (X * in[k])ᵀ dZx_k
+    for (int64_t q = 0; q < ng; ++q) {
+      mask_rows(xm, xt, drop.in + q * B * F, T, B, F);
+      sgemm(dw + q * U, G, xm, F, dz + q * U, G, F, U, T * B, tp);
+    }
+  } else {
+    sgemm(dw, G, xt, F, dz, G, F, G, T * B, tp);  // dW = Xᵀ dZx
+  }
+  if (rmask) {  // dU_k = (Hprev * rec[k])ᵀ dZr_k
+    for (int64_t q = 0; q < ng; ++q) {
+      mask_rows(hm, hs, rmask + q * BU, T, B, U);
+      sgemm(du + q * U, G, hm, U, dzr + q * U, G, U, U, T * B, tp);
+    }
+  } else {
+    sgemm(du, G, hs, U, dzr, G, U, G, T * B, tp);  // dU = Hprevᵀ dZr  (hs[0:T] = h_{-1}..h_{T-2})
+  }
   if (db) {
     column_sum(db, dz, T * B, G);
     if (gru) column_sum(db + G, dzr, T * B, G);
   }
   GemmParams xp;
   xp.trans_b = true;
-  sgemm(dxt, F, dz, G, w, G, T * B, F, G, xp);  // dX = dZx Wᵀ
+  if (drop.in) {  // dX = sum_k (dZx_k W_kᵀ) * in[k], gates in order
+    for (int64_t q = 0; q < ng; ++q) {
+      sgemm(dxk, F, dz + q * U, G, w + q * U, G, T * B, F, U, xp);
+      const float* mk = drop.in + q * B * F;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t bb = 0; bb < B; ++bb) {
+          const float* src = dxk + (t * B + bb) * F;
+          const float* mr = mk + bb * F;
+          float* dst = dxt + (t * B + bb) * F;
+          if (q == 0)
+            for (int64_t j = 0; j < F; ++j) dst[j] = src[j] * mr[j];
+          else
+            for (int64_t j = 0; j < F; ++j) dst[j] += src[j] * mr[j];
+        }
+    }
+  } else {
+    sgemm(dxt, F, dz, G, w, G, T * B, F, G, xp);  // dX = dZx Wᵀ
+  }
   to_batch_major(dx, dxt, B, T, F);
 }
 

@@ -23,6 +23,18 @@ struct RnnParams {
   bool training = true;  // false: state slots are reused (2 of them), nothing for backward is kept
 };
 
+// Keras 3's dropout inside the time loop (its per-gate cell, `implementation=1`), masks fixed over
+// the time steps of a call, already scaled (kept entries 1/(1-rate), dropped 0); g = gates:
+//   in  (g,B,F) or null: gate k projects (x_t * in[k]) W_k
+//   rec (g,B,U) or null: gate k's recurrent term is (h_{t-1} * rec[k]) U_k (GRU: + b1_k); the
+//                        state update (LSTM c, GRU z*h_{t-1}) uses the unmasked h_{t-1}.
+// The backward takes the same masks: dW_k, dU_k read the masked x / h, dx and dh_{t-1} are
+// multiplied by them.
+struct RnnDropout {
+  const float* in = nullptr;
+  const float* rec = nullptr;
+};
+
 // Workspace, all time-major so each step is one contiguous (B, .) block:
 //   xt    (T,B,F)   x transposed to time-major
 //   gates (T,B,G)   x W + b, then in place the activated gates (LSTM i,f,c,o; GRU z,r,hh)
@@ -36,7 +48,8 @@ struct RnnParams {
 // May throw std::bad_alloc (scratch) before any work starts; nothing else.
 void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, float* aux,
                  const float* x, const float* w, const float* u, const float* b, const float* h0,
-                 const float* c0, const RnnShape& s, const RnnParams& p);
+                 const float* c0, const RnnShape& s, const RnnParams& p,
+                 const RnnDropout& drop = RnnDropout());
 
 // dout like out, dc_last (B,U) the gradient of the final LSTM cell state c_T (LSTM return_state)
 // or null (zeros; always null for other cells), the forward's workspace (training)
@@ -45,6 +58,7 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
 void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float* db,
                   const float* dout, const float* dc_last, const float* xt, const float* w, const float* u,
                   const float* gates, const float* hs, const float* cs, const float* aux,
-                  const RnnShape& s, const RnnParams& p);
+                  const RnnShape& s, const RnnParams& p,
+                  const RnnDropout& drop = RnnDropout());
 
 }  // namespace nncore

@@ -16,6 +16,11 @@ one C++ call too; it reads kernel and recurrent_kernel from the cache by referen
 weights only after the backward. Missing initial states are zeros; bias=None means no bias (its
 gradient is None).
 Results are bitwise identical for any thread count.
+
+Dropout inside the time loop (Keras 3's per-gate cell): in_masks (gates, B, F) and rec_masks
+(gates, B, U), already scaled (kept entries 1/(1-rate)), fixed over the time steps; gate k projects
+(x_t * in_masks[k]) W_k and adds (h_{t-1} * rec_masks[k]) U_k, while the state update uses the
+unmasked h_{t-1} / c_{t-1}. The cache keeps the masks for the backward.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class RnnCache:
     """What a recurrent backward needs from its forward (time-major arrays). Treat as opaque."""
 
     __slots__ = ("cell", "name", "kernel", "recurrent_kernel", "has_bias", "return_sequences",
-                 "out_shape", "key", "workspace")
+                 "out_shape", "key", "workspace", "in_masks", "rec_masks")
 
     def __repr__(self) -> str:
         return f"RnnCache({self.name}, out_shape={self.out_shape})"
@@ -82,8 +87,22 @@ class RnnCache:
             pass
 
 
+def _check_masks(cell, name, in_masks, rec_masks, batch, features, units):
+    out = []
+    for mname, m, width in (("in_masks", in_masks, features), ("rec_masks", rec_masks, units)):
+        if m is not None:
+            m = as_f32(m, mname, ndim=3, where=name)
+            want = (_GATES[cell], batch, width)
+            if m.shape != want:
+                raise ValueError(f"{name}: {mname} must have shape (gates, batch, "
+                                 f"{'features' if width == features else 'units'}) = {want}, "
+                                 f"got {m.shape}")
+        out.append(m)
+    return out
+
+
 def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_sequences, training,
-             want_c=False):
+             want_c=False, in_masks=None, rec_masks=None):
     x = as_f32(x, "x", ndim=3, where=name)
     kernel = as_f32(kernel, "kernel", ndim=2, where=name)
     recurrent_kernel = as_f32(recurrent_kernel, "recurrent_kernel", ndim=2, where=name)
@@ -113,11 +132,12 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
                 raise ValueError(f"{name}: {sname} must have shape (batch, units) = "
                                  f"{(batch, units)}, got {s.shape}")
         states.append(s)
+    in_masks, rec_masks = _check_masks(cell, name, in_masks, rec_masks, batch, features, units)
     training = bool(training)
     key = (cell, batch, steps, features, units, training)
     out, workspace = _core.rnn_forward(
         cell, x, kernel, recurrent_kernel, bias, states[0], states[1], bool(return_sequences),
-        training, _pool_take(key))
+        training, _pool_take(key), in_masks, rec_masks)
     if want_c:  # final cell state: cs[T] when training, the ping-pong slot T % 2 otherwise
         cs = workspace[3]
         c_last = cs[steps if training else steps % 2].copy()
@@ -130,6 +150,7 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
     cache.has_bias, cache.return_sequences = bias is not None, bool(return_sequences)
     cache.out_shape = out.shape
     cache.key, cache.workspace = key, workspace
+    cache.in_masks, cache.rec_masks = in_masks, rec_masks
     return (out, c_last, cache) if want_c else (out, cache)
 
 
@@ -147,13 +168,13 @@ def _backward(dout, cache, name, cells, dc_last=None):
             raise ValueError(f"{name}_backward: dc_last must have shape (batch, units) = "
                              f"{cache.workspace[2].shape[1:]}, got {dc_last.shape}")
     xt, gates, hs, cs, aux = cache.workspace
-    extra = () if dc_last is None else (dc_last,)
     return _core.rnn_backward(cache.cell, dout, xt, cache.kernel, cache.recurrent_kernel, gates, hs,
-                              cs, aux, cache.return_sequences, cache.has_bias, *extra)
+                              cs, aux, cache.return_sequences, cache.has_bias, dc_last,
+                              cache.in_masks, cache.rec_masks)
 
 
 def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
-               return_sequences=False, training=True):
+               return_sequences=False, training=True, in_masks=None, rec_masks=None):
     """SimpleRNN: h_t = act(x_t W + h_{t-1} U + b), act 'tanh' (default) or 'relu'.
 
     x (B,T,F), kernel W (F,U), recurrent_kernel U (U,U), bias (U,) or None, h0 (B,U) or None.
@@ -163,7 +184,7 @@ def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
         raise ValueError(f"simple_rnn: activation must be 'tanh' or 'relu', got {activation!r}")
     cell = _SIMPLE_TANH if activation == "tanh" else _SIMPLE_RELU
     return _forward(cell, "simple_rnn", x, kernel, recurrent_kernel, bias, h0, None,
-                    return_sequences, training)
+                    return_sequences, training, in_masks=in_masks, rec_masks=rec_masks)
 
 
 def simple_rnn_backward(dout, cache):
@@ -174,7 +195,7 @@ def simple_rnn_backward(dout, cache):
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, return_sequences=False,
-         training=True, return_cell_state=False):
+         training=True, return_cell_state=False, in_masks=None, rec_masks=None):
     """LSTM (Keras gate order i, f, c, o; sigmoid gates, tanh activation).
 
     x (B,T,F), kernel (F,4U), recurrent_kernel (U,4U), bias (4U,) or None, h0/c0 (B,U) or None.
@@ -182,7 +203,7 @@ def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, return_sequence
     with return_cell_state=True (out, c_T, cache), c_T (B,U) the final cell state.
     """
     return _forward(_LSTM, "lstm", x, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
-                    training, return_cell_state)
+                    training, return_cell_state, in_masks, rec_masks)
 
 
 def lstm_backward(dout, cache, dc_last=None):
@@ -191,14 +212,15 @@ def lstm_backward(dout, cache, dc_last=None):
     return tuple(_backward(dout, cache, "lstm", (_LSTM,), dc_last))
 
 
-def gru(x, kernel, recurrent_kernel, bias, h0=None, *, return_sequences=False, training=True):
+def gru(x, kernel, recurrent_kernel, bias, h0=None, *, return_sequences=False, training=True,
+        in_masks=None, rec_masks=None):
     """GRU, Keras reset_after=True (gate order z, r, h; bias rows: input, recurrent).
 
     x (B,T,F), kernel (F,3U), recurrent_kernel (U,3U), bias (2,3U) or None, h0 (B,U) or None.
     Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
     """
     return _forward(_GRU, "gru", x, kernel, recurrent_kernel, bias, h0, None, return_sequences,
-                    training)
+                    training, in_masks=in_masks, rec_masks=rec_masks)
 
 
 def gru_backward(dout, cache):

@@ -1,5 +1,6 @@
 """Recurrent time loops in NumPy: the path taken when the C++ loops cannot express the step
-(they have no mask, no per-step recurrent dropout and only GRU reset_after=True):
+(they have no mask and only GRU reset_after=True), and the reference twin of the C++ loops'
+dropout (run in float64 by the tests: the loops compute in the dtype of x, float32 in the layers):
 
 - a mask (batch, steps): as Keras, at a masked step the state is carried over unchanged
   (h_t = h_{t-1}, c_t = c_{t-1}), so with return_sequences the step repeats the previous output,
@@ -34,14 +35,15 @@ def forward(cell, x, mask, kernel, rkernel, bias, activation="tanh", in_masks=No
     b, t, _ = x.shape
     u = rkernel.shape[0]
     g = _GATES[cell]
-    h = np.zeros((b, u), np.float32)
-    c = np.zeros((b, u), np.float32)
-    hs = np.empty((b, t, u), np.float32)
+    dt = x.dtype
+    h = np.zeros((b, u), dt)
+    c = np.zeros((b, u), dt)
+    hs = np.empty((b, t, u), dt)
     steps = []
     br = None
     if cell == "gru" and reset_after:
         bi = bias[0] if bias is not None else 0
-        br = bias[1] if bias is not None else np.zeros(3 * u, np.float32)
+        br = bias[1] if bias is not None else np.zeros(3 * u, dt)
     else:
         bi = bias if bias is not None else 0
     if in_masks is None:
@@ -85,16 +87,16 @@ def forward(cell, x, mask, kernel, rkernel, bias, activation="tanh", in_masks=No
             hn = z * h + (1 - z) * hh
             steps.append((h, hk, z, r, hh, rh))
         if mask is None:
-            h = hn.astype(np.float32)
+            h = hn.astype(dt)
             if cell == "lstm":
                 c = cn
         else:
             m = mask[:, s, None]
-            h = np.where(m, hn, h).astype(np.float32)
+            h = np.where(m, hn, h).astype(dt)
             if cell == "lstm":
                 c = np.where(m, cn, c)
         hs[:, s] = h
-    c_last = c.astype(np.float32) if cell == "lstm" else None
+    c_last = c.astype(dt) if cell == "lstm" else None
     return hs, c_last, (cell, x, mask, steps, activation, in_masks, rec_masks, reset_after)
 
 
@@ -105,13 +107,14 @@ def backward(cache, dhs, kernel, rkernel, has_bias, dc_last=None):
     b, t, _ = x.shape
     u = rkernel.shape[0]
     g = _GATES[cell]
+    dt = x.dtype
     uk = _blocks(rkernel, g)
-    dxw = np.zeros((b, t, kernel.shape[1]), np.float32)
+    dxw = np.zeros((b, t, kernel.shape[1]), dt)
     drk = np.zeros_like(rkernel)
     drb = _blocks(drk, g)  # views: per-gate blocks of drk
-    dbr = np.zeros(kernel.shape[1], np.float32)
-    dh = np.zeros((b, u), np.float32)
-    dc = np.zeros((b, u), np.float32) if dc_last is None else np.array(dc_last, np.float32)
+    dbr = np.zeros(kernel.shape[1], dt)
+    dh = np.zeros((b, u), dt)
+    dc = np.zeros((b, u), dt) if dc_last is None else np.array(dc_last, dt)
 
     def rec_back(dgates, hp, hk, nblocks):
         """Gradients through rec = [h*r_k @ U_k] for the first nblocks gates -> d h_{t-1}."""
@@ -126,7 +129,7 @@ def backward(cache, dhs, kernel, rkernel, has_bias, dc_last=None):
         return out
 
     for s in range(t - 1, -1, -1):
-        m = np.float32(1) if mask is None else mask[:, s, None].astype(np.float32)
+        m = dt.type(1) if mask is None else mask[:, s, None].astype(dt)
         dh = dh + dhs[:, s]
         dhn = dh * m  # only an unmasked step's new state carries gradient into the cell
         keep = dh * (1 - m)
@@ -177,5 +180,5 @@ def backward(cache, dhs, kernel, rkernel, has_bias, dc_last=None):
     if has_bias:
         dbi = dxw2.sum(axis=0)
         db = np.stack([dbi, dbr]) if cell == "gru" and reset_after else dbi
-        db = db.astype(np.float32)
-    return (np.asarray(dx, np.float32), dk.astype(np.float32), drk.astype(np.float32), db)
+        db = db.astype(dt)
+    return (np.asarray(dx, dt), dk.astype(dt), drk.astype(dt), db)

@@ -86,7 +86,7 @@ class _RNN(Layer):
         self.kernel, self.recurrent_kernel = self.weights[0], self.weights[1]
         self.bias = self.weights[2] if self.use_bias else None
 
-    def _run(self, x, training):
+    def _run(self, x, training, in_masks=None, rec_masks=None):
         raise NotImplementedError
 
     _consumes_mask = True
@@ -128,14 +128,14 @@ class _RNN(Layer):
         if self.go_backwards:  # the sequence is read from its end; outputs stay in that order
             x = np.ascontiguousarray(x[:, ::-1])
             mask = None if mask is None else mask[:, ::-1]
-        if mask is not None or in_masks is not None or rec_masks is not None or not self._fast:
+        if mask is not None or not self._fast:
             hs, c_last, cache = _masked.forward(
                 self._cell, x, mask, self.kernel, self.recurrent_kernel, self.bias,
                 self.activation, in_masks, rec_masks, self._reset_after)
             out = hs if self.return_sequences else np.ascontiguousarray(hs[:, -1])
             kind = "loop"
         else:
-            out, c_last, cache = self._run(x, need_ctx)
+            out, c_last, cache = self._run(x, need_ctx, in_masks, rec_masks)
             kind = "fast"
         ctx = (kind, cache, out.shape, din) if need_ctx else None
         if self.return_state:  # the h state is the last output; LSTM adds its cell state
@@ -201,10 +201,11 @@ class SimpleRNN(_RNN):
 
     _cell = "simple"
 
-    def _run(self, x, training):
+    def _run(self, x, training, in_masks=None, rec_masks=None):
         out, cache = _ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
                                      activation=self.activation,
-                                     return_sequences=self.return_sequences, training=training)
+                                     return_sequences=self.return_sequences, training=training,
+                                     in_masks=in_masks, rec_masks=rec_masks)
         return out, None, cache
 
     def _backward(self, dy, cache, dc):
@@ -237,10 +238,10 @@ class LSTM(_RNN):
 
         return forget_one
 
-    def _run(self, x, training):
+    def _run(self, x, training, in_masks=None, rec_masks=None):
         return _ops.lstm(x, self.kernel, self.recurrent_kernel, self.bias,
                          return_sequences=self.return_sequences, training=training,
-                         return_cell_state=True)
+                         return_cell_state=True, in_masks=in_masks, rec_masks=rec_masks)
 
     def _backward(self, dy, cache, dc):
         return _ops.lstm_backward(dy, cache, dc_last=dc)
@@ -273,9 +274,10 @@ class GRU(_RNN):
     def _bias_shape(self):
         return (2, 3 * self.units) if self._reset_after else (3 * self.units,)
 
-    def _run(self, x, training):
+    def _run(self, x, training, in_masks=None, rec_masks=None):
         out, cache = _ops.gru(x, self.kernel, self.recurrent_kernel, self.bias,
-                              return_sequences=self.return_sequences, training=training)
+                              return_sequences=self.return_sequences, training=training,
+                              in_masks=in_masks, rec_masks=rec_masks)
         return out, None, cache
 
     def _backward(self, dy, cache, dc):
