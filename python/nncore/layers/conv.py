@@ -275,7 +275,10 @@ class Conv1D(_ConvBase):
         if x.ndim != 3 or x.shape[2] != self.kernel.shape[1]:
             raise ValueError(f"layer {self.name!r} (Conv1D) expects input (batch, steps, "
                              f"{self.kernel.shape[1]}), got {x.shape}")
-        check_dynamic_shape(self, x.shape)
+        if self._out_len(x.shape[1]) <= 0:  # (any call: its length may differ from the build's)
+            raise ValueError(f"layer {self.name!r} (Conv1D): input {x.shape} is shorter than "
+                             f"the kernel {self.kernel_size[0]} (dilation "
+                             f"{self.dilation_rate[0]}) with padding='valid'")
         relu = self.activation == "relu" and not logits
         if self._own_kernel():
             z = _core.conv1d_forward(x, self.kernel, self.bias, self.padding, relu)
