@@ -133,19 +133,10 @@ py::tuple py_conv2d_backward(py::array dy, py::array x, py::array w, py::object 
     require_shape(yarr, "y", {p.n, p.oh, p.ow, p.f});
   }
   auto dw = new_f32({p.kh, p.kw, p.c, p.f});
-  py::object dx = py::none(), db = py::none();
-  float* dxp = nullptr;
-  float* dbp = nullptr;
-  if (need_dx) {
-    auto a = new_f32({p.n, p.h, p.w, p.c});
-    dxp = a.mutable_data();
-    dx = a;
-  }
-  if (has_bias) {
-    auto a = new_f32({p.f});
-    dbp = a.mutable_data();
-    db = a;
-  }
+  float* dxp;
+  float* dbp;
+  py::object dx = optional_out(need_dx, {p.n, p.h, p.w, p.c}, &dxp);
+  py::object db = optional_out(has_bias, {p.f}, &dbp);
   float* dwp = dw.mutable_data();
   {
     py::gil_scoped_release r;

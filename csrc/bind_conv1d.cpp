@@ -75,19 +75,10 @@ py::tuple py_conv1d_backward(py::array dz, py::array x, py::array w, py::object 
   const float* yp = optional(y, "y", {p.n, p.ol, p.f}, &yarr);
   if (relu && yp == nullptr) throw py::value_error("conv1d_backward: relu=True needs y");
   auto dw = new_f32({p.k, p.c, p.f});
-  py::object dx = py::none(), db = py::none();
-  float* dxp = nullptr;
-  float* dbp = nullptr;
-  if (need_dx) {
-    auto a = new_f32({p.n, p.l, p.c});
-    dxp = a.mutable_data();
-    dx = a;
-  }
-  if (has_bias) {
-    auto a = new_f32({p.f});
-    dbp = a.mutable_data();
-    db = a;
-  }
+  float* dxp;
+  float* dbp;
+  py::object dx = optional_out(need_dx, {p.n, p.l, p.c}, &dxp);
+  py::object db = optional_out(has_bias, {p.f}, &dbp);
   float* dwp = dw.mutable_data();
   {
     py::gil_scoped_release r;

@@ -8,7 +8,10 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "common/array_pool.hpp"
 
 namespace nncore::bind {
 
@@ -62,6 +65,18 @@ inline const float* optional(const py::object& o, const char* name, std::vector<
   const float* ptr = require_c(*keep, name, static_cast<int>(shape.size()));
   require_shape(*keep, name, shape);
   return ptr;
+}
+
+// An output a call may skip (a backward's dx or db): a new float32 array of `shape` from the
+// array pool, its data in *ptr, when wanted; else None and *ptr = nullptr.
+inline py::object optional_out(bool want, const std::vector<int64_t>& shape, float** ptr) {
+  if (!want) {
+    *ptr = nullptr;
+    return py::none();
+  }
+  auto a = pooled_array<float>(shape);
+  *ptr = a.mutable_data();
+  return std::move(a);
 }
 
 // A 2-D float32 view with unit stride along one axis: rows x cols, leading dimension ld, and

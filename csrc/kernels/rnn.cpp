@@ -107,6 +107,21 @@ int64_t packed_floats(Isa isa, int64_t k, int64_t n) {
   return (sgemm_packed_b_floats(isa, k, n) + 15) / 16 * 16;
 }
 
+// The recurrent kernel u (U, G = ng*U) packed into buf for h·U (transposed: for dZ·Uᵀ): whole,
+// or with recurrent dropout one (U, U) block per gate (each gate's h is masked differently).
+void pack_recurrent(GemmPackedB* out, float* buf, Isa isa, const float* u, int64_t U,
+                    int64_t ng, bool transposed, bool per_gate) {
+  const int64_t G = ng * U;
+  if (per_gate) {
+    for (int64_t q = 0; q < ng; ++q)
+      out[q] = sgemm_pack_b(buf + q * packed_floats(isa, U, U), isa, u + q * U, G, transposed, U,
+                            U);
+  } else {
+    out[0] = transposed ? sgemm_pack_b(buf, isa, u, G, true, G, U)
+                        : sgemm_pack_b(buf, isa, u, G, false, U, G);
+  }
+}
+
 // dst (T*B, C) = src (T*B, C) * mask (B, C) broadcast over the T time steps.
 void mask_rows(float* dst, const float* src, const float* mask, int64_t T, int64_t B, int64_t C) {
   for (int64_t t = 0; t < T; ++t)
@@ -142,12 +157,7 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
   float* const hm = rec + nrec;
   float* const xm = hm + nhm;
   GemmPackedB up[4];
-  if (rmask) {
-    for (int64_t q = 0; q < ng; ++q)
-      up[q] = sgemm_pack_b(buf + q * packed_floats(isa, U, U), isa, u + q * U, G, false, U, U);
-  } else {
-    up[0] = sgemm_pack_b(buf, isa, u, G, false, U, G);
-  }
+  pack_recurrent(up, buf, isa, u, U, ng, false, rmask != nullptr);
 
   // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only); with input dropout
   // gate by gate, gates[:, k] = (xt * in[k]) @ w_k + b_k
@@ -254,12 +264,7 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   const size_t nxm = drop.in ? 2 * nx : 0;
   float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + nx + ntmp + nhm + nxm);
   GemmPackedB ut[4];
-  if (rmask) {
-    for (int64_t q = 0; q < ng; ++q)
-      ut[q] = sgemm_pack_b(buf + q * packed_floats(isa, U, U), isa, u + q * U, G, true, U, U);
-  } else {
-    ut[0] = sgemm_pack_b(buf, isa, u, G, true, G, U);
-  }
+  pack_recurrent(ut, buf, isa, u, U, ng, true, rmask != nullptr);
   float* const dz = buf + npack;
   float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
   float* const dxt = dz + nz;
