@@ -14,5 +14,15 @@ from .numpy_ops import (  # noqa: F401
     sigmoid, size, softmax, split, sqrt, square, squeeze, stack, std, stop_gradient, subtract,
     sum, take, take_along_axis, tanh, transpose, true_divide, var, where, zeros, zeros_like,
 )
+from .more_ops import (  # noqa: F401
+    all, any, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, argsort, array,
+    broadcast_to, ceil, copy, cos, cosh, count_nonzero, cumprod, cumsum, diag, elu, empty, erf,
+    exp2, expm1, eye, flip, floor, floor_divide, full_like, gelu, hard_sigmoid, hard_silu,
+    hard_swish, hstack, hypot, identity, isfinite, isinf, isnan, leaky_relu, linspace, log10,
+    log2, log_sigmoid, logaddexp, logical_not, logical_xor, logsumexp, meshgrid, mod, moments,
+    moveaxis, nan_to_num, norm, normalize, outer, pad, prod, ravel, reciprocal, relu6, repeat,
+    roll, round, rsqrt, select, selu, sign, silu, sin, sinh, slice, softplus, softsign, sort,
+    swapaxes, swish, tan, tensordot, tile, top_k, tril, triu, trunc, unstack, vstack,
+)
 
 __all__ = [n for n in dir() if not n.startswith("_")]
