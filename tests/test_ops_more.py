@@ -201,6 +201,37 @@ CASES = [(n, getattr(ops, n), ref, [x], True) for n, ref, x in DIFF_UNARY] + [
     ("unstack", lambda x: ops.unstack(x, axis=1)[2], lambda x: x[:, 2], [_a(3, 5)], True),
     ("meshgrid", lambda a, b: ops.multiply(ops.meshgrid(a, b)[0], ops.meshgrid(a, b)[1]),
      lambda a, b: np.meshgrid(a, b)[0] * np.meshgrid(a, b)[1], [_a(3), _a(5)], True),
+    ("celu", lambda x: ops.celu(x, alpha=0.7),
+     lambda x: np.where(x > 0, x, 0.7 * np.expm1(x / 0.7)), [3 * _away(*S)], True),
+    ("glu", ops.glu, lambda x: x[:, :3] * _sig(x[:, 3:]), [_a(3, 6)], True),
+    ("diagonal", lambda x: ops.diagonal(x, 1, 0, 2), lambda x: np.diagonal(x, 1, 0, 2),
+     [_a(3, 2, 5)], True),
+    ("trace", lambda x: ops.trace(x, -1, 1, 2), lambda x: np.trace(x, -1, 1, 2),
+     [_a(2, 5, 3)], True),
+    ("trace_2d", lambda x: ops.trace(x, 1), lambda x: np.trace(x, 1), [_a(4, 5)], True),
+    ("average", lambda x, w: ops.average(x, axis=1, weights=w),
+     lambda x, w: np.average(x, axis=1, weights=w), [_a(3, 5), _a(5, lo=0.5, hi=1.5)], True),
+    ("average_plain", lambda x: ops.average(x, axis=0), lambda x: np.average(x, axis=0),
+     [_a(3, 5)], True),
+    ("bce", lambda t, p: ops.binary_crossentropy(t, p),
+     lambda t, p: -(t * np.log(p) + (1 - t) * np.log(1 - p)),
+     [_a(3, 5, lo=0, hi=1), _a(3, 5, lo=0.05, hi=0.95)], True),
+    ("bce_logits", lambda t, p: ops.binary_crossentropy(t, p, from_logits=True),
+     lambda t, p: -(t * np.log(_sig(p)) + (1 - t) * np.log(1 - _sig(p))),
+     [_a(3, 5, lo=0, hi=1), 3 * _a(3, 5)], True),
+    ("cce", lambda t, p: ops.categorical_crossentropy(t, p),
+     lambda t, p: -np.sum(t * np.log(p / p.sum(-1, keepdims=True)), -1),
+     [_a(3, 5, lo=0, hi=1), _a(3, 5, lo=0.1, hi=1)], True),
+    ("cce_logits", lambda t, p: ops.categorical_crossentropy(t, p, from_logits=True, axis=0),
+     lambda t, p: -np.sum(t * (p - np.log(np.sum(np.exp(p), 0, keepdims=True))), 0),
+     [_a(3, 5, lo=0, hi=1), 2 * _a(3, 5)], True),
+    ("scce_logits", lambda p: ops.sparse_categorical_crossentropy(
+        np.array([4, 0, 2]), p, from_logits=True),
+     lambda p: -(p - np.log(np.sum(np.exp(p), -1, keepdims=True)))[np.arange(3), [4, 0, 2]],
+     [2 * _a(3, 5)], True),
+    ("isclose", lambda a, b: ops.isclose(a, ops.add(a, b)),
+     lambda a, b: np.isclose(a, a + b), [_a(*S), 1e-5 * np.where(_a(*S) > 0, 1.0, 1e-4)],
+     False),
     # no gradient: integer / boolean results, piecewise-constant functions
     ("sign", ops.sign, np.sign, [_a(*S)], False),
     ("floor", ops.floor, np.floor, [3 * _a(*S)], False),
@@ -303,9 +334,10 @@ def test_shape_dims_feed_fills_and_reshape():
         int(d)
 
 
-# TensorFlow's pad has no edge / wrap modes, and refuses this symmetric case: Keras on its
-# TensorFlow backend cannot compute them (NumPy above is the reference).
-_KERAS_SKIP = {"pad_edge", "pad_wrap", "pad_symmetric"}
+# TensorFlow's pad has no edge / wrap modes and refuses this symmetric case, and Keras's trace
+# on the TensorFlow backend fails for axes other than (0, 1): Keras cannot compute these here
+# (NumPy above is the reference).
+_KERAS_SKIP = {"pad_edge", "pad_wrap", "pad_symmetric", "trace"}
 
 
 KERAS_CASES = [c for c in CASES if c[0] not in _KERAS_SKIP]
@@ -399,3 +431,17 @@ def test_saved_model_with_new_ops_reloads(tmp_path):
         numpy_ops.op_by_name("not_an_op")
     for name in ("sin", "gelu", "pad", "tensordot", "top_k", "random_draw", "random_dropout"):
         assert numpy_ops.op_by_name(name, 2 if name == "top_k" else 1).name == name
+
+
+def test_symbolic_unknown_batch_top_k_unstack_diag():
+    inp = keras.Input((4, 5))
+    vals, idx = ops.top_k(inp, 2)
+    parts = ops.unstack(inp, axis=1)
+    assert len(parts) == 4 and parts[0].shape == (None, 5)
+    assert vals.shape == (None, 4, 2) and idx.dtype == "int32"
+    out = ops.concatenate([vals, parts[3][:, None, :2] + ops.zeros((ops.shape(inp)[0], 1, 2))],
+                          axis=1)
+    model = keras.Model(inp, out)
+    x = RNG.normal(size=(3, 4, 5)).astype(np.float32)
+    want = np.concatenate([-np.sort(-x, -1)[..., :2], x[:, 3:4, :2]], axis=1)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-6)

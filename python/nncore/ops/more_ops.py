@@ -14,6 +14,7 @@ import math as _math
 
 import numpy as np
 
+from ..layers.node import KerasTensor
 from . import numpy_ops as _np_ops
 from ._graph import Op, apply
 from .numpy_ops import _axis_arg, _expand, _norm_axes, _reshape_b, _shape_arg, _std_dtype
@@ -479,6 +480,103 @@ def moments(x, axes, keepdims=False, synchronized=False):
             _np_ops.var(x, axis=axes, keepdims=keepdims))
 
 
+def celu(x, alpha=1.0):
+    alpha = float(alpha)
+    # the negative branch on min(x, 0): no overflow (and no NaN gradient) where it is not taken
+    neg = _np_ops.multiply(expm1(_np_ops.divide(_np_ops.minimum(x, 0.0), alpha)), alpha)
+    return _np_ops.where(_np_ops.greater(x, 0.0), x, neg)
+
+
+def glu(x, axis=-1):
+    a, b = _np_ops.split(x, 2, axis=axis)
+    return _np_ops.multiply(a, _np_ops.sigmoid(b))
+
+
+def _eps():
+    from ..backend import epsilon as _e
+
+    return _e()
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Elementwise, as Keras's ops.binary_crossentropy (no reduction)."""
+    if from_logits:  # max(x, 0) - x z + log(1 + exp(-|x|))
+        return _np_ops.subtract(softplus(output), _np_ops.multiply(target, output))
+    e = _eps()
+    out = _np_ops.clip(output, e, 1.0 - e)
+    return _np_ops.negative(_np_ops.add(
+        _np_ops.multiply(target, _np_ops.log(out)),
+        _np_ops.multiply(_np_ops.subtract(1.0, target), _np_ops.log(
+            _np_ops.subtract(1.0, out)))))
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    if from_logits:
+        logp = _np_ops.log_softmax(output, axis=axis)
+    else:
+        e = _eps()
+        out = _np_ops.divide(output, _np_ops.sum(output, axis=axis, keepdims=True))
+        logp = _np_ops.log(_np_ops.clip(out, e, 1.0 - e))
+    return _np_ops.negative(_np_ops.sum(_np_ops.multiply(target, logp), axis=axis))
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    n = _shape(output)[axis]
+    if n is None:
+        raise ValueError("sparse_categorical_crossentropy: the class axis size is unknown")
+    if len(_shape(target)) == len(_shape(output)) and _shape(target)[-1] == 1:
+        target = _np_ops.squeeze(target, axis=-1)
+    return categorical_crossentropy(_np_ops.one_hot(target, n, axis=axis), output,
+                                    from_logits=from_logits, axis=axis)
+
+
+def _diagonal_b(dy, y, v, s, n, offset=0, axis1=0, axis2=1):
+    x = np.asarray(v[0])
+    g = np.zeros(x.shape, dy.dtype)
+    gv = np.moveaxis(g, (axis1, axis2), (-2, -1))  # a view: writes land in g
+    r, c = _diag_index(gv.shape[-2:], offset)
+    gv[..., r, c] = dy
+    return [g]
+
+
+_DIAGONAL = Op("diagonal", _plain(lambda x, offset=0, axis1=0, axis2=1: np.array(np.diagonal(
+    x, offset, axis1, axis2))), _diagonal_b)
+
+
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    return apply(_DIAGONAL, [x], {"offset": int(offset), "axis1": int(axis1),
+                                  "axis2": int(axis2)})
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    return _np_ops.sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+_ISCLOSE = Op("isclose", _plain(lambda a, b, rtol=1e-5, atol=1e-8, equal_nan=False: np.isclose(
+    a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
+def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    return apply(_ISCLOSE, [x1, x2], {"rtol": float(rtol), "atol": float(atol),
+                                      "equal_nan": bool(equal_nan)})
+
+
+def average(x, axis=None, weights=None):
+    if weights is None:
+        return _np_ops.mean(x, axis=axis)
+    nd = len(_shape(x))
+    wnd = len(_shape(weights))
+    if wnd == 1 and nd > 1:
+        if axis is None:
+            raise ValueError("average: 1-D weights need an axis")
+        shp = [1] * nd
+        shp[axis % nd] = -1
+        weights = _np_ops.reshape(weights, tuple(shp))
+    return _np_ops.divide(_np_ops.sum(_np_ops.multiply(x, weights), axis=axis),
+                          _np_ops.sum(_np_ops.multiply(_np_ops.ones_like(x), weights),
+                                      axis=axis))
+
+
 # ---- shapes, indexing, rearrangement ------------------------------------------------------------
 def _tile_b(dy, y, v, s, n, repeats):
     x = np.asarray(v[0])
@@ -559,7 +657,7 @@ def pad(x, pad_width, mode="constant", constant_values=None):
     if constant_values is not None and mode != "constant":
         raise ValueError("pad: constant_values is only valid with mode='constant'")
     pw = np.asarray(pad_width, dtype=np.intp)
-    nd = len(shape(x))
+    nd = len(_shape(x))
     pw = np.broadcast_to(pw, (nd, 2))
     return apply(_PAD, [x], {"pad_width": tuple(tuple(int(a) for a in r) for r in pw),
                              "mode": mode,
@@ -638,8 +736,8 @@ _DIAG = Op("diag", _plain(lambda x, k=0: np.diag(x, k)), _diag_b)
 
 
 def diag(x, k=0):
-    if len(shape(x)) not in (1, 2):
-        raise ValueError(f"diag: input must be 1-D or 2-D, got rank {len(shape(x))}")
+    if len(_shape(x)) not in (1, 2):
+        raise ValueError(f"diag: input must be 1-D or 2-D, got rank {len(_shape(x))}")
     return apply(_DIAG, [x], {"k": int(k)})
 
 
@@ -739,7 +837,7 @@ _TOP_K = Op("top_k", _top_k_f, _top_k_b, nout=2)
 def top_k(x, k, sorted=True):  # noqa: A002
     """(values, indices) of the k largest entries along the last axis."""
     k = int(k)
-    last = shape(x)[-1]
+    last = _shape(x)[-1]
     if last is not None and not 0 <= k <= last:
         raise ValueError(f"top_k: k={k} is outside [0, {last}]")
     out = apply(_TOP_K, [x], {"k": k, "sorted": bool(sorted)})
@@ -836,16 +934,16 @@ def meshgrid(*x, indexing="xy"):
 
 
 def vstack(xs):
-    xs = [x if len(shape(x)) >= 2 else _np_ops.reshape(x, (1, -1)) for x in xs]
+    xs = [x if len(_shape(x)) >= 2 else _np_ops.reshape(x, (1, -1)) for x in xs]
     return _np_ops.concatenate(xs, axis=0)
 
 
 def hstack(xs):
-    return _np_ops.concatenate(list(xs), axis=0 if len(shape(xs[0])) == 1 else 1)
+    return _np_ops.concatenate(list(xs), axis=0 if len(_shape(xs[0])) == 1 else 1)
 
 
 def unstack(x, num=None, axis=0):
-    n = shape(x)[axis]
+    n = _shape(x)[axis]
     if n is None:
         if num is None:
             raise ValueError("unstack: the axis size is unknown; pass num")
@@ -885,8 +983,9 @@ def array(x, dtype=None):
     return _np_ops.convert_to_tensor(x, dtype=dtype)
 
 
-def shape(x):
-    return _np_ops.shape(x)
+def _shape(x):
+    """The static shape (None for an unknown size)."""
+    return tuple(x.shape) if isinstance(x, KerasTensor) else np.shape(x)
 
 
 # ---- the op table -------------------------------------------------------------------------------
