@@ -232,6 +232,47 @@ CASES = [(n, getattr(ops, n), ref, [x], True) for n, ref, x in DIFF_UNARY] + [
     ("isclose", lambda a, b: ops.isclose(a, ops.add(a, b)),
      lambda a, b: np.isclose(a, a + b), [_a(*S), 1e-5 * np.where(_a(*S) > 0, 1.0, 1e-4)],
      False),
+    ("cbrt", ops.cbrt, np.cbrt, [_away(*S)], True),
+    ("deg2rad", ops.deg2rad, np.deg2rad, [90 * _a(*S)], True),
+    ("rad2deg", ops.rad2deg, np.rad2deg, [_a(*S)], True),
+    ("fabs", ops.fabs, np.fabs, [_away(*S)], True),
+    ("erfc", ops.erfc, lambda x: 1 - _erf(x), [_a(*S, lo=-2, hi=2)], True),
+    ("hard_tanh", ops.hard_tanh, lambda x: np.clip(x, -1, 1), [2 * _away(*S) + 0.05], True),
+    ("tanh_shrink", ops.tanh_shrink, lambda x: x - np.tanh(x), [2 * _a(*S)], True),
+    ("sparse_sigmoid", ops.sparse_sigmoid, lambda x: np.clip((x + 1) / 2, 0, 1),
+     [2 * _away(*S) + 0.05], True),
+    ("sparse_plus", ops.sparse_plus,
+     lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4)),
+     [2 * _away(*S) + 0.05], True),
+    ("soft_shrink", lambda x: ops.soft_shrink(x, 0.3),
+     lambda x: np.sign(x) * np.maximum(np.abs(x) - 0.3, 0), [_away(*S) + 0.05], True),
+    ("hard_shrink", ops.hard_shrink, lambda x: np.where(np.abs(x) > 0.5, x, 0),
+     [_away(*S) + 0.05], True),
+    ("squareplus", lambda x: ops.squareplus(x, 2), lambda x: (x + np.sqrt(x * x + 2)) / 2,
+     [3 * _a(*S)], True),
+    ("threshold", lambda x: ops.threshold(x, 0.4, -3.0), lambda x: np.where(x > 0.4, x, -3.0),
+     [_away(*S) + 0.05], True),
+    ("logaddexp2", ops.logaddexp2, np.logaddexp2, [_a(3, 5), _a(5)], True),
+    ("fmod", ops.fmod, np.fmod, [3 * _a(3, 5), _a(5, lo=0.7, hi=1.3)], True),
+    ("divide_no_nan", ops.divide_no_nan,
+     lambda a, b: np.where(b == 0, 0, a / np.where(b == 0, 1, b)),
+     [_a(3, 5), np.where(np.arange(5) % 2 == 0, 0.0, _a(5, lo=0.5, hi=1.5))], False),
+    ("divide_no_nan_nonzero", ops.divide_no_nan, np.divide, [_a(3, 5), _a(5, lo=0.5, hi=1.5)],
+     True),
+    ("rot90", lambda x: ops.rot90(x, 3, (1, 2)), lambda x: np.rot90(x, 3, (1, 2)),
+     [_a(3, 2, 5)], True),
+    ("fliplr", ops.fliplr, np.fliplr, [_a(3, 5)], True),
+    ("flipud", ops.flipud, np.flipud, [_a(3, 5)], True),
+    ("diff", lambda x: ops.diff(x, 2, axis=0), lambda x: np.diff(x, 2, axis=0), [_a(5, 3)],
+     True),
+    ("inner", ops.inner, np.inner, [_a(3, 5), _a(2, 5)], True),
+    ("vdot", ops.vdot, np.vdot, [_a(3, 5), _a(3, 5)], True),
+    ("heaviside", ops.heaviside, np.heaviside, [np.round(_a(*S)), _a(5)], False),
+    ("signbit", ops.signbit, np.signbit, [_a(*S)], False),
+    ("isposinf", ops.isposinf, np.isposinf, [_SPECIAL], False),
+    ("isneginf", ops.isneginf, np.isneginf, [_SPECIAL], False),
+    ("empty_like_shape", lambda x: ops.empty_like(x) * 0.0, lambda x: np.zeros_like(x),
+     [_a(*S)], False),
     # no gradient: integer / boolean results, piecewise-constant functions
     ("sign", ops.sign, np.sign, [_a(*S)], False),
     ("floor", ops.floor, np.floor, [3 * _a(*S)], False),
@@ -307,12 +348,26 @@ def test_no_gradient_ops_pass_none():
         assert dxs[0] is None, name
 
 
+def test_divide_no_nan_gradient_is_zero_where_the_divisor_is():
+    a, b = _a(3, 5), np.where(np.arange(5) % 2 == 0, 0.0, _a(5, lo=0.5, hi=1.5))
+    y, (da, db), r = _vjp(ops.divide_no_nan, [a, b])
+    zero = b == 0
+    assert np.all(da[:, zero] == 0) and np.all(db[zero] == 0)
+    bn = b[~zero]
+    np.testing.assert_allclose(da[:, ~zero], r[:, ~zero] / bn, rtol=1e-12)
+    np.testing.assert_allclose(db[~zero], np.sum(-r[:, ~zero] * a[:, ~zero] / bn ** 2, 0),
+                               rtol=1e-12)
+
+
 def test_creation_ops():
     np.testing.assert_array_equal(ops.eye(3, 4, k=1), np.eye(3, 4, 1, dtype=np.float32))
     assert ops.eye(2).dtype == np.float32
     np.testing.assert_array_equal(ops.identity(3), np.identity(3, np.float32))
     np.testing.assert_allclose(ops.linspace(0, 1, 7), np.linspace(0, 1, 7), rtol=1e-7)
     assert ops.empty((2, 3)).shape == (2, 3)
+    np.testing.assert_array_equal(ops.tri(3, 4, k=1), np.tri(3, 4, 1, dtype=np.float32))
+    np.testing.assert_allclose(ops.logspace(0, 2, 5, base=2), np.logspace(0, 2, 5, base=2),
+                               rtol=1e-6)
     np.testing.assert_array_equal(ops.array([1.5, 2]), np.array([1.5, 2], np.float32))
     assert ops.array([1, 2]).dtype == np.int32
     a, b = ops.meshgrid(np.arange(3), np.arange(2), indexing="ij")

@@ -129,6 +129,31 @@ _UNARY = {
                   lambda dy, y, x: dy * (_hard_sigmoid(x) + x * (_in_open(x, -3, 3) / 6))),
     "log_sigmoid": (lambda x: -_softplus(-x), lambda dy, y, x: dy * _sig(-x)),
     "copy": (lambda x: np.array(x, copy=True), lambda dy, y, x: dy),
+    "cbrt": (np.cbrt, lambda dy, y, x: dy / (3 * y * y)),
+    "deg2rad": (np.deg2rad, lambda dy, y, x: dy * np.asarray(_math.pi / 180, dy.dtype)),
+    "rad2deg": (np.rad2deg, lambda dy, y, x: dy * np.asarray(180 / _math.pi, dy.dtype)),
+    "fabs": (np.fabs, lambda dy, y, x: dy * np.sign(x)),
+    "erfc": (lambda x: 1 - _erf(x), lambda dy, y, x: -dy * (2 / _math.sqrt(_math.pi)) *
+             np.exp(-x * x)),
+    "hard_tanh": (lambda x: np.clip(x, -1, 1), lambda dy, y, x: dy * _in_open(x, -1, 1)),
+    "tanh_shrink": (lambda x: x - np.tanh(x), lambda dy, y, x: dy * np.tanh(x) ** 2),
+    "sparse_sigmoid": (lambda x: np.clip(0.5 * (x + 1), 0, 1),
+                       lambda dy, y, x: dy * (0.5 * _in_open(x, -1, 1))),
+    "sparse_plus": (lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4)),
+                    lambda dy, y, x: dy * np.where(x <= -1, 0, np.where(x >= 1, 1,
+                                                                         (x + 1) / 2))),
+    "soft_shrink": (lambda x, threshold=0.5: np.where(x > threshold, x - threshold, np.where(
+        x < -threshold, x + threshold, 0)),
+        lambda dy, y, x, threshold=0.5: dy * (np.abs(x) > threshold)),
+    "hard_shrink": (lambda x, threshold=0.5: np.where(np.abs(x) > threshold, x, 0),
+                    lambda dy, y, x, threshold=0.5: dy * (np.abs(x) > threshold)),
+    "squareplus": (lambda x, b=4: (x + np.sqrt(x * x + b)) / 2,
+                   lambda dy, y, x, b=4: dy * 0.5 * (1 + x / np.sqrt(x * x + b))),
+    "threshold": (lambda x, threshold, default_value: np.where(x > threshold, x,
+                                                               default_value),
+                  lambda dy, y, x, threshold, default_value: dy * (x > threshold)),
+    "signbit": (np.signbit, None), "isposinf": (np.isposinf, None),
+    "isneginf": (np.isneginf, None),
     # piecewise constant: Keras's gradient is zero (none here)
     "sign": (np.sign, None), "floor": (np.floor, None), "ceil": (np.ceil, None),
     "trunc": (np.trunc, None),
@@ -138,7 +163,8 @@ _UNARY = {
     "isinf": (np.isinf, None), "isfinite": (np.isfinite, None),
 }
 # ops whose integer input keeps its dtype (the others compute in float)
-_KEEP_INT = {"sign", "floor", "ceil", "trunc", "round", "copy", "logical_not", "isnan",
+_KEEP_INT = {"signbit", "isposinf", "isneginf", "hard_tanh", "sign",
+             "floor", "ceil", "trunc", "round", "copy", "logical_not", "isnan",
              "isinf", "isfinite", "relu6", "leaky_relu"}
 
 
@@ -201,6 +227,34 @@ def logical_not(x): return _u("logical_not", x)  # noqa: E704
 def isnan(x): return _u("isnan", x)  # noqa: E704
 def isinf(x): return _u("isinf", x)  # noqa: E704
 def isfinite(x): return _u("isfinite", x)  # noqa: E704
+def cbrt(x): return _u("cbrt", x)  # noqa: E704
+def deg2rad(x): return _u("deg2rad", x)  # noqa: E704
+def rad2deg(x): return _u("rad2deg", x)  # noqa: E704
+def fabs(x): return _u("fabs", x)  # noqa: E704
+def erfc(x): return _u("erfc", x)  # noqa: E704
+def hard_tanh(x): return _u("hard_tanh", x)  # noqa: E704
+def tanh_shrink(x): return _u("tanh_shrink", x)  # noqa: E704
+def sparse_sigmoid(x): return _u("sparse_sigmoid", x)  # noqa: E704
+def sparse_plus(x): return _u("sparse_plus", x)  # noqa: E704
+def signbit(x): return _u("signbit", x)  # noqa: E704
+def isposinf(x): return _u("isposinf", x)  # noqa: E704
+def isneginf(x): return _u("isneginf", x)  # noqa: E704
+
+
+def soft_shrink(x, threshold=0.5):
+    return _u("soft_shrink", x, threshold=float(threshold))
+
+
+def hard_shrink(x, threshold=0.5):
+    return _u("hard_shrink", x, threshold=float(threshold))
+
+
+def squareplus(x, b=4):
+    return _u("squareplus", x, b=float(b))
+
+
+def threshold(x, threshold, default_value):
+    return _u("threshold", x, threshold=float(threshold), default_value=float(default_value))
 
 
 def gelu(x, approximate=True):
@@ -258,6 +312,29 @@ def _hypot_b(dy, y, v, s, n):
     return [dy * a / y if n[0] else None, dy * b / y if n[1] else None]
 
 
+def _logaddexp2_b(dy, y, v, s, n):
+    a, b = v
+    return [dy * np.exp2(a - y) if n[0] else None, dy * np.exp2(b - y) if n[1] else None]
+
+
+def _fmod_b(dy, y, v, s, n):
+    a, b = v
+    return [dy if n[0] else None, -dy * np.trunc(a / b) if n[1] else None]
+
+
+def _div_no_nan(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    zero = b == 0
+    return np.where(zero, 0, a / np.where(zero, 1, b))
+
+
+def _div_no_nan_b(dy, y, v, s, n):
+    a, b = v
+    nz = np.asarray(b) != 0
+    bs = np.where(nz, b, 1)
+    return [dy * nz / bs if n[0] else None, -dy * nz * y / bs if n[1] else None]
+
+
 def _binary(name, fn, bwd):
     def f(a, b):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -277,6 +354,10 @@ _BINARY_OPS = {op.name: op for op in (
     _binary("hypot", _float2(np.hypot), _hypot_b),
     _binary("floor_divide", np.floor_divide, None),
     _binary("logical_xor", np.logical_xor, None),
+    _binary("logaddexp2", _float2(np.logaddexp2), _logaddexp2_b),
+    _binary("fmod", np.fmod, _fmod_b),
+    _binary("divide_no_nan", _float2(_div_no_nan), _div_no_nan_b),
+    _binary("heaviside", np.heaviside, None),
 )}
 
 
@@ -286,6 +367,10 @@ def mod(x1, x2): return apply(_BINARY_OPS["mod"], [x1, x2])  # noqa: E704
 def hypot(x1, x2): return apply(_BINARY_OPS["hypot"], [x1, x2])  # noqa: E704
 def floor_divide(x1, x2): return apply(_BINARY_OPS["floor_divide"], [x1, x2])  # noqa: E704
 def logical_xor(x1, x2): return apply(_BINARY_OPS["logical_xor"], [x1, x2])  # noqa: E704
+def logaddexp2(x1, x2): return apply(_BINARY_OPS["logaddexp2"], [x1, x2])  # noqa: E704
+def fmod(x1, x2): return apply(_BINARY_OPS["fmod"], [x1, x2])  # noqa: E704
+def divide_no_nan(x1, x2): return apply(_BINARY_OPS["divide_no_nan"], [x1, x2])  # noqa: E704
+def heaviside(x1, x2): return apply(_BINARY_OPS["heaviside"], [x1, x2])  # noqa: E704
 
 
 # ---- reductions ---------------------------------------------------------------------------------
@@ -708,6 +793,44 @@ def ravel(x):
     return apply(_RAVEL, [x])
 
 
+_ROT90 = Op("rot90", _plain(lambda x, k=1, axes=(0, 1): np.rot90(x, k, axes)),
+            lambda dy, y, v, s, n, k=1, axes=(0, 1): [np.rot90(dy, -k, axes)])
+
+
+def rot90(array, k=1, axes=(0, 1)):
+    return apply(_ROT90, [array], {"k": int(k), "axes": _int_or_tuple(axes)})
+
+
+def fliplr(x):
+    return flip(x, axis=1)
+
+
+def flipud(x):
+    return flip(x, axis=0)
+
+
+def diff(a, n=1, axis=-1):
+    nd = len(_shape(a))
+    ax = axis % nd
+    for _ in range(int(n)):
+        hi = tuple(_builtins.slice(1, None) if i == ax else _builtins.slice(None)
+                   for i in range(nd))
+        lo = tuple(_builtins.slice(None, -1) if i == ax else _builtins.slice(None)
+                   for i in range(nd))
+        a = _np_ops.subtract(_np_ops.getitem(a, hi), _np_ops.getitem(a, lo))
+    return a
+
+
+def inner(x1, x2):
+    if len(_shape(x1)) == 0 or len(_shape(x2)) == 0:
+        return _np_ops.multiply(x1, x2)
+    return tensordot(x1, x2, axes=((-1,), (-1,)))
+
+
+def vdot(x1, x2):
+    return _np_ops.sum(_np_ops.multiply(ravel(x1), ravel(x2)))
+
+
 def tril(x, k=0):
     return apply(_TRIL, [x], {"k": int(k)})
 
@@ -968,6 +1091,19 @@ def eye(N, M=None, k=0, dtype=None):
 
 def identity(n, dtype=None):
     return np.identity(int(n), dtype=_std_dtype(dtype))
+
+
+def tri(N, M=None, k=0, dtype=None):
+    return np.tri(int(N), None if M is None else int(M), int(k), dtype=_std_dtype(dtype))
+
+
+def logspace(start, stop, num=50, endpoint=True, base=10, dtype=None, axis=0):
+    return np.logspace(start, stop, int(num), endpoint=endpoint, base=base,
+                       dtype=_std_dtype(dtype), axis=axis)
+
+
+def empty_like(x, dtype=None):
+    return full_like(x, 0, dtype=dtype)
 
 
 def empty(shape, dtype=None):
