@@ -500,3 +500,31 @@ def test_symbolic_unknown_batch_top_k_unstack_diag():
     x = RNG.normal(size=(3, 4, 5)).astype(np.float32)
     want = np.concatenate([-np.sort(-x, -1)[..., :2], x[:, 3:4, :2]], axis=1)
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-6)
+
+
+# Arguments of older core ops that differ from Keras's (extra nncore arguments or defaults).
+_SIGNATURE_EXCEPTIONS = {"amax", "amin", "arange", "convert_to_tensor", "einsum"}
+
+
+def test_signatures_match_keras():
+    require("keras")
+    require("tensorflow")
+    import inspect
+
+    import keras as K
+
+    import nncore.random as nrandom
+
+    def params(fn):
+        return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    checked = 0
+    for mod, kmod in ((ops, K.ops), (nrandom, K.random)):
+        for name in mod.__all__:
+            fn = getattr(mod, name)
+            if isinstance(fn, type) or not callable(fn) or not hasattr(kmod, name) or \
+                    name in _SIGNATURE_EXCEPTIONS:
+                continue
+            assert params(fn) == params(getattr(kmod, name)), name
+            checked += 1
+    assert checked > 180
