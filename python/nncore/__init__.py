@@ -18,6 +18,7 @@ _SUBMODULES = {
     "ops", "layers", "models", "losses", "optimizers", "regularizers", "initializers",
     "activations", "metrics", "callbacks", "datasets", "utils", "backend", "saving", "trainers",
     "preprocessing", "onnx", "kernels", "distributed", "explain", "wrappers", "plot", "config",
+    "random",
 }
 # `import nncore as keras`: keras.Input, keras.Model, keras.Sequential... load on first use.
 _ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),

@@ -249,23 +249,32 @@ def _probe_value(t, fill):
     return np.zeros(shape, dt)
 
 
+def _probe_run(op, spec, static, tensors, fill):
+    vals = []
+    for kind, p in spec:
+        if kind == _TENSOR:
+            vals.append(_probe_value(tensors[p], fill))
+        elif kind == _CONST:
+            vals.append(p)
+        else:
+            vals.append(p[0]._weights[p[1]])
+    with np.errstate(all="ignore"):
+        y, _ = op.fwd(*vals, **static)
+    return y
+
+
 def _infer(op, spec, static, tensors):
     """Output shape(s) and dtype(s) by running the op on small probe values; an axis whose size
     follows the unknown (None) input sizes stays None."""
     has_none = any(d is None for t in tensors for d in t.shape)
     outs = []
-    for fill in ((2, 3) if has_none else (1,)):
-        vals = []
-        for kind, p in spec:
-            if kind == _TENSOR:
-                vals.append(_probe_value(tensors[p], fill))
-            elif kind == _CONST:
-                vals.append(p)
-            else:
-                vals.append(p[0]._weights[p[1]])
-        with np.errstate(all="ignore"):
-            y, _ = op.fwd(*vals, **static)
-        outs.append(y)
+    probing = getattr(_tls, "probing", False)
+    _tls.probing = True  # random ops draw from no generator while shapes are inferred
+    try:
+        for fill in ((2, 3) if has_none else (1,)):
+            outs.append(_probe_run(op, spec, static, tensors, fill))
+    finally:
+        _tls.probing = probing
     res = []
     for k in range(op.nout if op.nout != 1 else 1):
         ys = [o if op.nout == 1 else o[k] for o in outs]
@@ -334,6 +343,10 @@ def _encode(v):
             raise ValueError(f"an op's constant of shape {v.shape} is too large to save in a "
                              "config; make it a layer weight")
         return {"array": v.tolist(), "dtype": str(v.dtype), "shape": list(v.shape)}
+    from .random_ops import SeedGenerator
+
+    if isinstance(v, SeedGenerator):  # a random op's generator: its seed and draws so far
+        return {"seed_generator": [int(v.state[0]), int(v.state[1])]}
     if isinstance(v, (tuple, list)):
         return {"tuple": [_encode(x) for x in v]} if isinstance(v, tuple) else [
             _encode(x) for x in v]
@@ -354,6 +367,17 @@ def _decode(v, tuples=False):
             if a.size > _MAX_CONST or list(a.shape) != list(v.get("shape", a.shape)):
                 raise ValueError("op constant does not match its declared shape")
             return a
+        if "seed_generator" in v:
+            from .random_ops import SeedGenerator
+
+            st = v["seed_generator"]
+            if not (isinstance(st, list) and len(st) == 2 and all(
+                    isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 2 ** 62
+                    for a in st)):
+                raise ValueError(f"bad seed generator state {st!r}")
+            gen = SeedGenerator(st[0])
+            gen.state[1] = st[1]
+            return gen
         if "tuple" in v and isinstance(v["tuple"], list):
             return tuple(_decode(x, tuples) for x in v["tuple"])
         raise ValueError(f"bad op argument {v!r}")
@@ -455,7 +479,7 @@ def _traced(layer, fn, sym, training, kwargs=None):
     """fn(sym, training=...) inside a trace frame: (output structure, frame)."""
     params: dict = {}
     _all_params(layer, params, set())
-    frame = {"params": params, "losses": [], "names": {}}
+    frame = {"params": params, "losses": [], "names": {}, "inputs": flatten(sym)}
     stack = getattr(_tls, "trace", None)
     if stack is None:
         stack = _tls.trace = []

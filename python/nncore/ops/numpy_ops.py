@@ -545,7 +545,7 @@ _SQUEEZE = _op("squeeze", _plain(lambda x, axis=None: np.squeeze(x, axis)), _res
 def reshape(x, newshape):
     if isinstance(newshape, int):
         newshape = (newshape,)
-    newshape = tuple(-1 if d is None else int(d) for d in newshape)
+    newshape = tuple(-1 if d is None or _is_dim(d) else int(d) for d in newshape)
     if isinstance(x, KerasTensor) and x.shape and x.shape[0] is None and newshape and \
             newshape[0] != -1 and -1 not in newshape:
         pass  # a fixed leading size on a symbolic batch: numpy checks it when the model runs
@@ -785,16 +785,35 @@ def _shape_arg(shape):
     return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
 
 
+def _is_dim(d):
+    from .random_ops import Dim
+
+    return isinstance(d, Dim)
+
+
+def _dyn_fill(shape, value, dtype):
+    """A fill whose shape holds a size known only when the graph runs (ops.shape(x)[0]), or
+    None when the shape is concrete."""
+    from . import random_ops
+
+    if random_ops.has_dim(shape):
+        return random_ops.fill(shape, value, str(np.dtype(_std_dtype(dtype))))
+    return None
+
+
 def zeros(shape, dtype=None):
-    return np.zeros(_shape_arg(shape), _std_dtype(dtype))
+    d = _dyn_fill(shape, 0, dtype)
+    return d if d is not None else np.zeros(_shape_arg(shape), _std_dtype(dtype))
 
 
 def ones(shape, dtype=None):
-    return np.ones(_shape_arg(shape), _std_dtype(dtype))
+    d = _dyn_fill(shape, 1, dtype)
+    return d if d is not None else np.ones(_shape_arg(shape), _std_dtype(dtype))
 
 
 def full(shape, fill_value, dtype=None):
-    return np.full(_shape_arg(shape), fill_value, _std_dtype(dtype))
+    d = _dyn_fill(shape, fill_value, dtype)
+    return d if d is not None else np.full(_shape_arg(shape), fill_value, _std_dtype(dtype))
 
 
 def arange(start, stop=None, step=1, dtype=None):
@@ -825,11 +844,17 @@ def convert_to_numpy(x):
 
 
 def shape(x):
-    return tuple(x.shape) if isinstance(x, KerasTensor) else np.shape(x)
+    """The shape; of a symbolic tensor, an unknown size (the batch) is a `Dim` that equals None
+    and that shape-taking ops (keras.random.*, zeros/ones/full, reshape) read when they run."""
+    if isinstance(x, KerasTensor):
+        from .random_ops import Dim
+
+        return tuple(Dim(x, i) if d is None else d for i, d in enumerate(x.shape))
+    return np.shape(x)
 
 
 def ndim(x):
-    return len(shape(x))
+    return len(x.shape) if isinstance(x, KerasTensor) else np.ndim(x)
 
 
 def size(x):
@@ -914,7 +939,13 @@ def op_by_name(name, nout=1):
         if isinstance(nout, bool) or not isinstance(nout, int) or not 1 <= nout <= 1 << 16:
             raise ValueError(f"split: bad output count {nout!r}")
         return _split_op(nout)
-    table = _OP_TABLE
+    from . import more_ops, random_ops
+
+    if name in more_ops.MULTI_OUTPUT:
+        if isinstance(nout, bool) or not isinstance(nout, int) or not 1 <= nout <= 64:
+            raise ValueError(f"{name}: bad output count {nout!r}")
+        return more_ops.MULTI_OUTPUT[name](nout)
+    table = dict(_OP_TABLE, **more_ops.MORE_OPS, **random_ops.RANDOM_OPS)
     if not isinstance(name, str) or name not in table:
         raise ValueError(f"unknown op {name!r} in the model config")
     return table[name]
