@@ -393,3 +393,131 @@ def test_keras_files_and_onnx_refuse_clearly(tmp_path):
     with pytest.raises(ValueError, match="MultiHeadAttention"):
         model.export(os.fspath(tmp_path / "m.onnx"), format="onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ---- Attention (Luong) ------------------------------------------------------------------------
+
+def ref_attention(q, v, k, qm, vm, causal, mode, scale, c):
+    k = v if k is None else k
+    if mode == "dot":
+        s = scale * np.einsum("bqd,bvd->bqv", q, k)
+    else:
+        s = c * np.tanh(scale * (q[:, :, None] + k[:, None])).sum(-1)
+    sm = np.ones(s.shape, bool)
+    if vm is not None:
+        sm &= vm[:, None, :]
+    if causal:
+        sm &= np.tri(s.shape[1], s.shape[2], dtype=bool)[None]
+    s = np.where(sm, s, s - 1e9)
+    w = np.exp(s - s.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    out = w @ v
+    if qm is not None:
+        out = np.where(qm[..., None], out, 0.0)
+    return out, w
+
+
+ATT_CASES = [dict(), dict(use_scale=True), dict(score_mode="concat"),
+             dict(score_mode="concat", use_scale=True)]
+
+
+@pytest.mark.parametrize("cfg", ATT_CASES, ids=[str(i) for i in range(len(ATT_CASES))])
+@pytest.mark.parametrize("variant", ["plain", "masked_key_causal_scores"])
+def test_attention_reference_and_finite_differences(cfg, variant, rng):
+    att = layers.Attention(**cfg)
+    fancy = variant != "plain"
+    q = rng.normal(size=(2, 3, 4))
+    v = rng.normal(size=(2, 5, 3 if fancy else 4))  # with a key: value features differ
+    k = rng.normal(size=(2, 5, 4)) if fancy else None
+    qm = np.array([[1, 1, 0], [1, 0, 1]], bool) if fancy else None
+    vm = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], bool) if fancy else None
+    parts = [a.astype(np.float32) for a in ([q, v] + ([k] if fancy else []))]
+    att(parts)
+    for i, w in enumerate(att._weights):
+        w[...] = 1.3 + 0.2 * i  # away from 1 so the weight gradients are not trivial
+    att._call_sig = (fancy, fancy)
+    out, ctx = att.forward(parts, need_ctx=True, mask=[qm, vm] if fancy else None)
+    y, p = out if fancy else (out, None)
+    ws = [float(w) for w in att._weights]
+    scale = ws[0] if cfg.get("use_scale") else 1.0
+    c = ws[-1] if cfg.get("score_mode") == "concat" else 1.0
+
+    def ref(xs, scale=scale, c=c):
+        return ref_attention(xs[0], xs[1], xs[2] if fancy else None, qm, vm, fancy,
+                             cfg.get("score_mode", "dot"), scale, c)
+
+    xs = [a.astype(np.float64) for a in parts]
+    yr, pr = ref(xs)
+    np.testing.assert_allclose(y, yr, rtol=1e-5, atol=2e-6)
+    if fancy:
+        np.testing.assert_allclose(p, pr, rtol=1e-5, atol=1e-7)
+    r = rng.normal(size=y.shape)
+    rp = rng.normal(size=(2, 3, 5))
+    att._zero_grads()
+    dx = att.backward(ctx, [r.astype(np.float32), rp.astype(np.float32)] if fancy
+                      else r.astype(np.float32))
+    att._finish_grads()
+
+    def obj(xs_, **kw):
+        a, b = ref(xs_, **kw)
+        return np.sum(a * r) + (np.sum(b * rp) if fancy else 0.0)
+
+    for i in range(len(xs)):
+        num = _fd_grad(lambda a: obj(xs[:i] + [a] + xs[i + 1:]), xs[i])
+        np.testing.assert_allclose(dx[i], num, rtol=2e-4, atol=2e-5, err_msg=f"input {i}")
+    if cfg.get("use_scale"):
+        num = (obj(xs, scale=scale + 1e-6) - obj(xs, scale=scale - 1e-6)) / 2e-6
+        np.testing.assert_allclose(att.grads[0], num, rtol=2e-4, atol=2e-5)
+    if cfg.get("score_mode") == "concat":
+        num = (obj(xs, c=c + 1e-6) - obj(xs, c=c - 1e-6)) / 2e-6
+        np.testing.assert_allclose(att.grads[-1], num, rtol=2e-4, atol=2e-5)
+
+
+def _att_model(K, mode="dot", causal=False):
+    ids = K.Input((6,), dtype="int32")
+    e = K.layers.Embedding(15, 4, mask_zero=True)(ids)
+    a = K.layers.Attention(use_scale=True, score_mode=mode)([e, e], use_causal_mask=causal)
+    h = K.layers.GlobalAveragePooling1D()(K.layers.Add()([e, a]))
+    return K.Model(ids, K.layers.Dense(2, activation="softmax")(h))
+
+
+@pytest.mark.parametrize("mode,causal", [("dot", False), ("concat", True)])
+def test_attention_matches_keras(mode, causal, rng, tmp_path):
+    tk = _keras()
+    q = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    v = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    qm = np.array([[1, 1, 0], [1, 0, 1]], bool)
+    vm = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], bool)
+    ours, theirs = layers.Attention(score_mode=mode), tk.layers.Attention(score_mode=mode)
+    for kw in (dict(), dict(mask=[qm, vm]), dict(use_causal_mask=True, mask=[qm, vm])):
+        y1, p1 = ours([q, v], return_attention_scores=True, **kw)
+        y2, p2 = theirs([q, v], return_attention_scores=True, **kw)
+        np.testing.assert_allclose(y1, np.asarray(y2), rtol=1e-5, atol=1e-6, err_msg=str(kw))
+        np.testing.assert_allclose(p1, np.asarray(p2), rtol=1e-5, atol=1e-6, err_msg=str(kw))
+    m1, m2 = _att_model(nk, mode, causal), _att_model(tk, mode, causal)
+    m2.set_weights(m1.get_weights())
+    x = _ids(rng, n=16, t=6, vocab=15)
+    y = rng.integers(0, 2, size=16)
+    np.testing.assert_allclose(m1.predict(x, verbose=0), m2.predict(x, verbose=0), rtol=1e-5,
+                               atol=1e-6)
+    for m, K in ((m1, nk), (m2, tk)):
+        m.compile(optimizer=K.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    h1 = m1.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    h2 = m2.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(h1["loss"], h2["loss"], rtol=1e-4)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+    path = os.fspath(tmp_path / "att.nncore")
+    m1.save(path)
+    np.testing.assert_array_equal(nk.models.load_model(path).predict(x, verbose=0),
+                                  m1.predict(x, verbose=0))
+
+
+def test_attention_bad_inputs():
+    with pytest.raises(ValueError, match="score_mode"):
+        layers.Attention(score_mode="add")
+    with pytest.raises(ValueError, match=r"'a1'.*list"):
+        layers.Attention(name="a1")(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"'a2'.*\(2, 3, 4\).*\(2, 5, 3\)"):
+        layers.Attention(name="a2")([np.zeros((2, 3, 4)), np.zeros((2, 5, 3)),
+                                     np.zeros((2, 5, 3))])

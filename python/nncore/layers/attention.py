@@ -433,3 +433,204 @@ class MultiHeadAttention(Layer):
         if self._call_sig is not None and any(self._call_sig):
             cfg["call_args"] = self._sig_dict(self._call_sig)
         return cfg
+
+
+class Attention(Layer):
+    """Keras's Attention (Luong) on [query (B,Tq,D), value (B,Tv,Dv), key (B,Tv,D)]:
+    scores 'dot' = scale * q k^T, 'concat' = c * sum_d tanh(scale * (q_i + k_j)) (scale and c
+    are weights when use_scale / score_mode='concat', else 1); masked scores (value's mask,
+    causal) get -1e9 added; W = softmax(scores); out = dropout(W) @ value, zero at masked
+    queries. ``att([q, v], return_attention_scores=False, use_causal_mask=False)``."""
+
+    supports_masking = True
+    _consumes_mask = True
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None,
+                 call_args=None, **kwargs):
+        super().__init__(**kwargs)
+        if score_mode not in ("dot", "concat"):
+            raise ValueError(f"{self.name}: score_mode must be 'dot' or 'concat', got "
+                             f"{score_mode!r}")
+        if isinstance(dropout, (bool, np.bool_)) or not isinstance(
+                dropout, (int, float, np.integer, np.floating)) or not 0 <= dropout < 1:
+            raise ValueError(f"{self.name}: dropout must be a number in [0, 1), got {dropout!r}")
+        if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(
+                seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"{self.name}: seed must be an int >= 0 or None, got {seed!r}")
+        self.use_scale = bool(use_scale)
+        self.score_mode = score_mode
+        self.dropout = float(dropout)
+        self.seed = None if seed is None else int(seed)
+        self._rng = None if seed is None else np.random.default_rng(self.seed)
+        self._call_sig = (False, False)  # (return_attention_scores, use_causal_mask)
+        self._loaded_sig = False
+        if call_args is not None:
+            # From a file: the graph rebuild calls the layer on [query, value] with no flags.
+            self._loaded_sig = True
+            if not isinstance(call_args, dict) or set(call_args) - {
+                    "return_attention_scores", "use_causal_mask"}:
+                raise ValueError(f"{self.name}: bad call_args {call_args!r}")
+            self._call_sig = (bool(call_args.get("return_attention_scores", False)),
+                              bool(call_args.get("use_causal_mask", False)))
+
+    def __call__(self, inputs, mask=None, training=None, return_attention_scores=False,
+                 use_causal_mask=False):
+        sig = (bool(return_attention_scores), bool(use_causal_mask))
+        if not isinstance(inputs, (list, tuple)) or not 2 <= len(inputs) <= 3:
+            raise ValueError(f"layer {self.name!r} (Attention) must be called on a list "
+                             "[query, value] or [query, value, key]")
+        if is_symbolic(list(inputs)):
+            if self._loaded_sig and not self._inbound_nodes and sig == (False, False):
+                sig = self._call_sig
+            if self._inbound_nodes and self._call_sig != sig:
+                raise ValueError(f"layer {self.name!r} (Attention): every call in a graph must "
+                                 "pass the same return_attention_scores/use_causal_mask")
+            self._call_sig = sig
+            return Layer.__call__(self, list(inputs))
+        arrays = [np.asarray(x) for x in inputs]
+        self._maybe_build([tuple(a.shape) for a in arrays])
+        masks = None if mask is None else list(mask)
+        out, _ = self._forward_sig(arrays, sig, bool(training), False, masks)
+        return out
+
+    def check_input_shape(self, input_shape):
+        where = f"layer {self.name!r} (Attention)"
+        if not isinstance(input_shape, list) or not 2 <= len(input_shape) <= 3:
+            raise ValueError(f"{where} takes [query, value] or [query, value, key]")
+        q, v = input_shape[0], input_shape[1]
+        k = input_shape[2] if len(input_shape) > 2 else v
+        for nm, s in (("query", q), ("value", v), ("key", k)):
+            if len(s) != 3:
+                raise ValueError(f"{where}: {nm} must have shape (batch, steps, features), got "
+                                 f"{fmt_shape(s)}")
+        if q[-1] != k[-1] or k[1] != v[1]:
+            raise ValueError(f"{where}: query {fmt_shape(q)} and key {fmt_shape(k)} must have "
+                             f"the same features, key and value {fmt_shape(v)} the same steps")
+
+    def weight_specs(self, input_shape):
+        specs = []
+        if self.use_scale:
+            specs.append(("scale", (), "ones", None))
+        if self.score_mode == "concat":
+            specs.append(("concat_score_weight", (), "ones", None))
+        return specs
+
+    def compute_output_shape(self, input_shape):
+        q, v = input_shape[0], input_shape[1]
+        out = tuple(q[:-1]) + (v[-1],)
+        if self._call_sig[0]:
+            k = input_shape[2] if len(input_shape) > 2 else v
+            return [out, tuple(q[:-1]) + (k[1],)]
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        qm = mask[0] if isinstance(mask, (list, tuple)) and mask else None
+        if self._call_sig[0]:
+            return None if qm is None else [qm, None]
+        return qm
+
+    def forward(self, inputs, training=False, need_ctx=False, mask=None):
+        return self._forward_sig(inputs, self._call_sig, training, need_ctx,
+                                 None if mask is None else list(mask))
+
+    def _forward_sig(self, parts, sig, training, need_ctx, masks):
+        q, v = as_f32(parts[0]), as_f32(parts[1])
+        k = as_f32(parts[2]) if len(parts) > 2 else v
+        self.check_input_shape([tuple(q.shape), tuple(v.shape), tuple(k.shape)])
+        b, tq, tv = q.shape[0], q.shape[1], v.shape[1]
+        i = 0
+        scale = None
+        if self.use_scale:
+            scale, i = self._weights[0], 1
+        u = t = None
+        if self.score_mode == "dot":
+            scores = _bmm(q, k, trans_b=True)            # (B, Tq, Tv)
+            if scale is not None:
+                scores *= scale
+        else:
+            u = q[:, :, None, :] + k[:, None, :, :]      # (B, Tq, Tv, D)
+            t = np.tanh(u * scale if scale is not None else u)
+            scores = self._weights[i] * t.sum(axis=-1)
+        qm = vm = None
+        if masks is not None:
+            qm = masks[0] if len(masks) > 0 else None
+            vm = masks[1] if len(masks) > 1 else None
+        sm = None if vm is None else np.asarray(vm, bool).reshape(b, 1, tv)
+        if sig[1]:
+            c = np.tri(tq, tv, dtype=bool)[None]
+            sm = c if sm is None else sm & c
+        if sm is not None:
+            scores = np.where(sm, scores, scores - np.float32(1e9))
+        w = scores - scores.max(axis=-1, keepdims=True)
+        np.exp(w, out=w)
+        w /= w.sum(axis=-1, keepdims=True)
+        w = w.astype(np.float32, copy=False)
+        keep = None
+        wd = w
+        if training and self.dropout > 0.0:
+            rng = self._rng if self._rng is not None else get_rng()
+            keep = (rng.random(w.shape, dtype=np.float32) >= np.float32(self.dropout)).astype(
+                np.float32) * np.float32(1.0 / (1.0 - self.dropout))
+            wd = w * keep
+        out = _bmm(np.ascontiguousarray(wd), v)          # (B, Tq, Dv)
+        qmb = None
+        if qm is not None:
+            qmb = np.asarray(qm, bool).reshape(b, tq, 1)
+            out = np.where(qmb, out, np.float32(0.0))
+        ctx = (sig, q, k, v, len(parts) > 2, w, keep, wd, u, t, qmb) if need_ctx else None
+        if sig[0]:
+            return [out, w], ctx
+        return out, ctx
+
+    def backward(self, ctx, dy, need_input_grad=True):
+        sig, q, k, v, has_key, w, keep, wd, u, t, qmb = ctx
+        dscores = None
+        if sig[0]:
+            dy, dscores = dy
+        if dy is None:
+            dy = np.zeros((w.shape[0], w.shape[1], v.shape[2]), np.float32)
+        dy = np.ascontiguousarray(dy, dtype=np.float32)
+        if qmb is not None:
+            dy = np.where(qmb, dy, np.float32(0.0))
+        dv = _bmm(np.ascontiguousarray(wd), dy, trans_a=True)   # (B, Tv, Dv)
+        dw = _bmm(dy, v, trans_b=True)                          # (B, Tq, Tv)
+        if keep is not None:
+            dw *= keep
+        if dscores is not None:
+            dw += np.asarray(dscores, np.float32)
+        ds = w * (dw - (w * dw).sum(axis=-1, keepdims=True))
+        i = 0
+        scale = None
+        if self.use_scale:
+            scale, i = self._weights[0], 1
+        if self.score_mode == "dot":
+            if scale is not None:
+                qk = _bmm(q, k, trans_b=True)
+                self._add_grad(0, np.asarray(np.sum(ds * qk, dtype=np.float64), np.float32))
+                ds = ds * scale
+            dq = _bmm(np.ascontiguousarray(ds), k)
+            dk = _bmm(np.ascontiguousarray(ds), q, trans_a=True)
+        else:
+            c = self._weights[i]
+            self._add_grad(i, np.asarray(np.sum(ds * t.sum(axis=-1), dtype=np.float64),
+                                         np.float32))
+            du = (ds * c)[..., None] * (1.0 - t * t)             # d of tanh's argument
+            if scale is not None:
+                self._add_grad(0, np.asarray(np.sum(du * u, dtype=np.float64), np.float32))
+                du = du * scale
+            dq = du.sum(axis=2)
+            dk = du.sum(axis=1)
+        if not need_input_grad:
+            return None
+        if has_key:
+            return [dq, dv, dk]
+        return [dq, dv + dk]
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(use_scale=self.use_scale, score_mode=self.score_mode, dropout=self.dropout,
+                   seed=self.seed)
+        if any(self._call_sig):
+            cfg["call_args"] = {"return_attention_scores": self._call_sig[0],
+                                "use_causal_mask": self._call_sig[1]}
+        return cfg
