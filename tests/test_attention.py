@@ -141,12 +141,12 @@ def test_backward_matches_finite_differences(cfg, kind, rng):
         return val + (np.sum(pr * rp) if scores else 0.0)
 
     for i in range(len(xs)):
-        num = _fd_grad(lambda a: objective(ws, xs[:i] + [a] + xs[i + 1:]), xs[i])
+        num = _fd_grad(lambda a, i=i: objective(ws, xs[:i] + [a] + xs[i + 1:]), xs[i])
         np.testing.assert_allclose(dx[i], num, rtol=2e-4, atol=2e-5, err_msg=f"input {i}")
     if mask is not None:
         assert dx[-1] is None  # the attention mask has no gradient
     for i in range(len(ws)):
-        num = _fd_grad(lambda a: objective(ws[:i] + [a] + ws[i + 1:], xs), ws[i])
+        num = _fd_grad(lambda a, i=i: objective(ws[:i] + [a] + ws[i + 1:], xs), ws[i])
         np.testing.assert_allclose(mha.grads[i], num, rtol=2e-4, atol=2e-5,
                                    err_msg=f"weight {i} ({mha._weight_names[i]})")
 
@@ -463,7 +463,7 @@ def test_attention_reference_and_finite_differences(cfg, variant, rng):
         return np.sum(a * r) + (np.sum(b * rp) if fancy else 0.0)
 
     for i in range(len(xs)):
-        num = _fd_grad(lambda a: obj(xs[:i] + [a] + xs[i + 1:]), xs[i])
+        num = _fd_grad(lambda a, i=i: obj(xs[:i] + [a] + xs[i + 1:]), xs[i])
         np.testing.assert_allclose(dx[i], num, rtol=2e-4, atol=2e-5, err_msg=f"input {i}")
     if cfg.get("use_scale"):
         num = (obj(xs, scale=scale + 1e-6) - obj(xs, scale=scale - 1e-6)) / 2e-6
@@ -521,3 +521,24 @@ def test_attention_bad_inputs():
     with pytest.raises(ValueError, match=r"'a2'.*\(2, 3, 4\).*\(2, 5, 3\)"):
         layers.Attention(name="a2")([np.zeros((2, 3, 4)), np.zeros((2, 5, 3)),
                                      np.zeros((2, 5, 3))])
+
+
+def test_attention_threads_bitwise_and_files_refused(rng, threads, tmp_path):
+    att = layers.Attention(use_scale=True)
+    q = rng.normal(size=(3, 17, 24)).astype(np.float32)
+    v = rng.normal(size=(3, 13, 24)).astype(np.float32)
+    att([q, v])
+    att._call_sig = (True, True)
+    res = []
+    for nt in (1, 2):
+        nk.set_num_threads(nt)
+        (y, p), ctx = att.forward([q, v], need_ctx=True)
+        att._zero_grads()
+        dx = att.backward(ctx, [np.ones_like(y), np.ones_like(p)])
+        att._finish_grads()
+        res.append([y, p] + dx + [g.copy() for g in att.grads])
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+    model = _att_model(nk)
+    with pytest.raises(ValueError, match="Attention.*Keras file"):
+        model.save(os.fspath(tmp_path / "a.keras"))

@@ -1,4 +1,5 @@
-"""Attention: MultiHeadAttention (Keras's, dot-product attention over the sequence axis).
+"""Attention layers: MultiHeadAttention (Keras's dot-product attention over the sequence axis)
+and Attention (Luong, after it).
 
 Shapes (B batch, T query length, S key/value length, H heads, Dk key_dim, Dv value_dim):
   Q = (query @ Wq + bq) / sqrt(Dk)   (B,T,H,Dk)     Wq (Eq, H, Dk) as Keras's query/kernel
@@ -10,8 +11,9 @@ Shapes (B batch, T query length, S key/value length, H heads, Dk key_dim, Dv val
 The mask (B,T,S) is Keras's: the query's Keras mask on t, the value's (and key's) on s, the
 attention_mask and the causal mask, and-ed. A query row with every position masked gives P = 0
 when the scores are returned or dropped out (Keras's Softmax layer) and 1/S otherwise (Keras's
-fused dot_product_attention path), as Keras. The projections are one GEMM each; the score and mixing products are one GEMM
-per (batch, head) on nncore's kernel, so the results do not depend on the thread count.
+fused dot_product_attention path), as Keras. The projections are one GEMM each; the score and
+mixing products are one GEMM per (batch, head) on nncore's kernel, so the results do not depend
+on the thread count.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ _NEG = np.float32(-1e9)  # Keras's large negative number for float32 masked scor
 
 
 def _bmm(a, b, trans_a=False, trans_b=False):
-    """Batched op(a) @ op(b) over the leading axis: a (N, m, k), b (N, k, n) float32 C-contiguous."""
+    """Batched op(a) @ op(b) over the leading axis: a (N, m, k), b (N, k, n), float32
+    C-contiguous."""
     m = a.shape[2] if trans_a else a.shape[1]
     n = b.shape[1] if trans_b else b.shape[2]
     out = np.empty((a.shape[0], m, n), np.float32)
