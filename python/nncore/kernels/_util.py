@@ -16,7 +16,9 @@ def as_f32(x, name: str, *, ndim: int | None = None, where: str = "") -> np.ndar
         raise TypeError(f"{prefix}{name} must be a real numeric array, got dtype {arr.dtype}")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{prefix}{name} must be {ndim}-D, got shape {arr.shape}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    # ascontiguousarray makes a 0-d array 1-d: a scalar weight (Attention's scale) keeps ().
+    return out.reshape(()) if arr.ndim == 0 else out
 
 
 def check_out(out, shape: tuple, name: str = "out", where: str = "") -> np.ndarray:

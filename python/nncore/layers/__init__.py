@@ -3,6 +3,7 @@ set of types a model file may name."""
 
 from ..saving.registry import register
 from .activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from .attention import Attention, MultiHeadAttention
 from .augmentation import (
     RandomBrightness,
     RandomContrast,
@@ -114,7 +115,7 @@ _BUILTIN = (InputLayer, Dense, Flatten, Reshape, Dropout, Activation, Conv2D, Ma
             Masking, GroupNormalization, Lambda, ActivityRegularization, RandomFlip,
             RandomTranslation, RandomRotation, RandomZoom, RandomContrast, RandomBrightness,
             CategoryEncoding, Discretization, IntegerLookup, StringLookup, Hashing, RandomCrop,
-            TextVectorization)
+            TextVectorization, MultiHeadAttention, Attention)
 for _cls in _BUILTIN:
     register(_cls)
 LAYER_REGISTRY = {cls.__name__: cls for cls in _BUILTIN}

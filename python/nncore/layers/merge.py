@@ -73,7 +73,20 @@ class _Merge(Layer):
         return xs
 
 
-class Add(_Merge):
+class _Elementwise(_Merge):
+    """Keras's Merge.compute_mask: the elementwise merges pass on the AND of their inputs' masks
+    (a residual Add after an Embedding(mask_zero=True) keeps the padding mask)."""
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None or not isinstance(mask, (list, tuple)):
+            return None
+        ms = [np.asarray(m, bool) for m in mask if m is not None]
+        if not ms:
+            return None
+        return ms[0] if len(ms) == 1 else np.logical_and.reduce(np.broadcast_arrays(*ms))
+
+
+class Add(_Elementwise):
     """y = x_1 + x_2 + ... + x_n."""
 
     def forward(self, inputs, training=False, need_ctx=False):
@@ -87,7 +100,7 @@ class Add(_Merge):
         return [_unbroadcast(dy, s) for s in ctx] if need_input_grad else None
 
 
-class Subtract(_Merge):
+class Subtract(_Elementwise):
     """y = x_1 - x_2 (exactly two inputs)."""
 
     def check_input_shape(self, shapes):
@@ -105,7 +118,7 @@ class Subtract(_Merge):
         return [_unbroadcast(dy, ctx[0]), _unbroadcast(-dy, ctx[1])]
 
 
-class Multiply(_Merge):
+class Multiply(_Elementwise):
     """y = x_1 * x_2 * ... * x_n (elementwise)."""
 
     def forward(self, inputs, training=False, need_ctx=False):
@@ -128,7 +141,7 @@ class Multiply(_Merge):
         return out
 
 
-class Average(_Merge):
+class Average(_Elementwise):
     """y = (x_1 + ... + x_n) / n."""
 
     def forward(self, inputs, training=False, need_ctx=False):
@@ -146,7 +159,7 @@ class Average(_Merge):
         return [_unbroadcast(g, s) for s in ctx]
 
 
-class _Extremum(_Merge):
+class _Extremum(_Elementwise):
     _pick = None  # np.greater for Maximum
 
     def forward(self, inputs, training=False, need_ctx=False):
