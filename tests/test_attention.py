@@ -383,6 +383,7 @@ def test_bad_inputs_name_layer_and_shapes(rng):
 
 def test_keras_files_and_onnx_refuse_clearly(tmp_path):
     """Not written yet: a clear error naming the layer, never a file Keras cannot read."""
+    require("h5py")  # (without it, saving a Keras file fails earlier, for want of h5py)
     model = _masked_model(nk)
     for name in ("m.keras", "m.h5"):
         with pytest.raises(ValueError, match="'multi_head_attention.*MultiHeadAttention.*Keras "

@@ -301,7 +301,7 @@ def test_model_fit_predict_save(tmp_path, rng):
     hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
     p = model.predict(x, verbose=0)
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.nncore"  # nncore's own format: no optional package needed
     model.save(path)
     again = nncore.models.load_model(path)
     np.testing.assert_array_equal(again.predict(x, verbose=0), p)
