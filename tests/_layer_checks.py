@@ -95,3 +95,22 @@ def keras_parity(ours, theirs, x, rng, training=False, rtol=1e-5, atol=1e-5, gra
         np.testing.assert_allclose(a, tf.convert_to_tensor(b).numpy(), rtol=rtol, atol=atol,
                                    err_msg=f"{ours.name} weight grads")
     return y
+
+
+def fd_sum_grads(fn, arrays, r, eps=1e-6):
+    """Central differences of sum(fn(*arrays) * r) with respect to each array (float64), the
+    arrays perturbed in place and restored."""
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a, dtype=np.float64)
+        flat = a.reshape(-1)
+        for i in range(flat.size):
+            old = flat[i]
+            flat[i] = old + eps
+            up = np.sum(np.asarray(fn(*arrays), np.float64) * r)
+            flat[i] = old - eps
+            down = np.sum(np.asarray(fn(*arrays), np.float64) * r)
+            flat[i] = old
+            g.reshape(-1)[i] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads

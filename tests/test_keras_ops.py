@@ -9,6 +9,7 @@ import pytest
 import nncore as keras
 from nncore import ops
 from nncore.ops._graph import Graph
+from _layer_checks import fd_sum_grads
 
 RNG = np.random.default_rng(0)
 
@@ -46,21 +47,7 @@ def _vjp(fn, arrays, r=None):
     return y, dxs, r
 
 
-def _fd(fn, arrays, r, eps=1e-6):
-    grads = []
-    for k, a in enumerate(arrays):
-        g = np.zeros_like(a, dtype=np.float64)
-        flat = a.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = np.sum(np.asarray(fn(*arrays), np.float64) * r)
-            flat[i] = old - eps
-            down = np.sum(np.asarray(fn(*arrays), np.float64) * r)
-            flat[i] = old
-            g.reshape(-1)[i] = (up - down) / (2 * eps)
-        grads.append(g)
-    return grads
+_fd = fd_sum_grads
 
 
 # (id, ops function, numpy reference, inputs)

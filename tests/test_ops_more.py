@@ -12,6 +12,7 @@ import pytest
 import nncore as keras
 from nncore import ops
 from nncore.ops._graph import Graph
+from _layer_checks import fd_sum_grads
 from conftest import require
 
 RNG = np.random.default_rng(7)
@@ -46,21 +47,7 @@ def _vjp(fn, arrays):
     return y, [np.zeros_like(a) if d is None else d for a, d in zip(arrays, dxs)], r
 
 
-def _fd(fn, arrays, r, eps=1e-6):
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        flat = a.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + eps
-            up = np.sum(np.asarray(fn(*arrays), np.float64) * r)
-            flat[i] = old - eps
-            down = np.sum(np.asarray(fn(*arrays), np.float64) * r)
-            flat[i] = old
-            g.reshape(-1)[i] = (up - down) / (2 * eps)
-        grads.append(g)
-    return grads
+_fd = fd_sum_grads
 
 
 _erf = np.vectorize(math.erf)
