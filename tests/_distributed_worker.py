@@ -101,7 +101,10 @@ def main():
             rec.update({f"{cfg}/init{i}": w.copy() for i, w in enumerate(model.get_weights())})
             # partial: a last global batch of 7 rows (3 on rank 0, 4 on rank 1)
             x, y = data(kind, a.batch * s * a.steps + (7 if "partial" in flags else 0))
-            cbs = []
+            # the weights after every step, for the step-by-step comparison of SGD runs
+            cbs = [keras.callbacks.LambdaCallback(
+                on_train_batch_end=lambda b, logs, m=model, c=cfg: rec.update(
+                    {f"{c}/step{b}/w{i}": w.copy() for i, w in enumerate(m.get_weights())}))]
             if "stop" in flags:  # rank 1 alone asks to stop at the end of batch 1
                 cbs.append(keras.callbacks.LambdaCallback(
                     on_train_batch_end=lambda b, logs, m=model: setattr(

@@ -152,7 +152,7 @@ def _norm_outputs(rng):
 
 def test_every_isa_runs_its_own_norm_kernels(rng):
     # The dispatch table follows set_isa: each ISA names its own kernel, and the FMA builds round
-    # differently from the portable one, so each forced ISA gives its own bits (all close).
+    # differently from the portable one (all close).
     from nncore import kernels as ops
     before = ops.get_isa()
     names, results = {}, {}
@@ -170,4 +170,7 @@ def test_every_isa_runs_its_own_norm_kernels(rng):
     for first, second in zip(isas, isas[1:]):
         for r0, r1 in zip(results[first], results[second]):
             np.testing.assert_allclose(r0, r1, rtol=1e-4, atol=1e-4)
-        assert any(not np.array_equal(r0, r1) for r0, r1 in zip(results[first], results[second]))
+    # the FMA builds round apart from the portable one (two FMA builds may agree bit for bit:
+    # these kernels sum in the same order at every vector width)
+    for isa in isas[1:]:
+        assert any(not np.array_equal(r0, r1) for r0, r1 in zip(results["generic"], results[isa]))

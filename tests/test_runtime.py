@@ -117,7 +117,8 @@ def test_dispatch_tables_name_a_kernel_per_isa():
 
 def test_forcing_an_isa_changes_the_kernel_that_runs(rng):
     # The names follow set_isa, and so do the results: the FMA kernels round differently from the
-    # portable ones, so each forced ISA gives its own bits (all close to the reference).
+    # portable ones, and the AVX2 and AVX-512 GEMMs use other blockings, so each forced ISA gives
+    # bits of its own (all close to the reference).
     a = rng.standard_normal((64, 300), dtype=np.float32)
     b = rng.standard_normal((300, 48), dtype=np.float32)
     x = rng.standard_normal((2, 10, 10, 8), dtype=np.float32)
@@ -145,8 +146,11 @@ def test_forcing_an_isa_changes_the_kernel_that_runs(rng):
             assert names[first][family] != names[second][family]
         y0, y1 = results[first][1], results[second][1]
         np.testing.assert_allclose(y0, y1, rtol=1e-4, atol=1e-4)
-        for r0, r1 in zip(results[first], results[second]):
-            assert not np.array_equal(r0, r1), (first, second)
+        same = [np.array_equal(r0, r1) for r0, r1 in zip(results[first], results[second])]
+        if first == "generic":  # FMA against separate multiply and add: every result differs
+            assert not any(same), (first, second, same)
+        else:  # two FMA paths may sum a convolution in the same order; their GEMMs block apart
+            assert not all(same), (first, second, same)
 
 
 def test_show_config(capsys):
