@@ -68,9 +68,9 @@ def test_auto_runs_winograd_from_batch_1_on_cached_weights(n, isa, algo, rng):
     algo("winograd")
     wino = _per_call(x, w, b, "valid", True)
     algo("auto")
-    # On AVX2 the rule takes it (AVX-512 needs 64 input channels, the portable ISA never)
+    # On the FMA ISAs the rule takes it, on the portable one never
     pays = _core.conv2d_uses_winograd(1 << 20, 13, 13, 32, 64, 11, 11)
-    assert pays == (isa == "avx2")
+    assert pays == (isa in ("avx2", "avx512"))
     np.testing.assert_array_equal(y, wino if pays else direct)
     if pays and n < 4:
         assert not np.array_equal(y, direct)
@@ -155,8 +155,8 @@ def test_plan_caches_the_transform_and_rebuilds_it(isa, algo, rng, monkeypatch):
     monkeypatch.setattr(_core, "conv2d_winograd_weights", lambda w: made.append(w) or real(w))
     y = model.predict(x, verbose=0)
     n_built = len(made)
-    # conv2 (32->64 on 13x13) is the one layer Winograd pays for, on AVX2 (the rule above)
-    assert n_built == (1 if isa == "avx2" else 0)
+    # conv2 (32->64 on 13x13) is the one layer Winograd pays for, on the FMA ISAs (the rule above)
+    assert n_built == (1 if isa in ("avx2", "avx512") else 0)
     for _ in range(3):
         np.testing.assert_array_equal(model.predict(x, verbose=0), y)
     assert len(made) == n_built

@@ -239,23 +239,30 @@ def test_rule(algo):
     algo("auto")
     isa = ops.get_isa()
     seed_conv2 = (32, 13, 13, 32, 64, 11, 11)
-    if isa == "avx2":
-        # As measured on Zen 3 (conv2d_winograd.cpp): the seed CNN's conv2 forward and the CIFAR
-        # CNN's 64->64 layer; not conv3 (saving 1.27), the 64->32 dx, narrow layers, batch 1.
+    if isa in ("avx2", "avx512"):
+        # As measured on Zen 3 and Zen 5 (conv2d_winograd.cpp): the seed CNN's conv2 forward and
+        # the CIFAR CNN's 64->64 layer; not conv3 (saving 1.27), the 64->32 dx, narrow layers,
+        # batch 1.
         assert _core.conv2d_uses_winograd(*seed_conv2)
         assert _core.conv2d_uses_winograd(32, 6, 6, 64, 64, 4, 4)
         assert not _core.conv2d_uses_winograd(32, 5, 5, 64, 64, 3, 3)
         assert not _core.conv2d_uses_winograd(32, 11, 11, 64, 32, 13, 13)
         assert not _core.conv2d_uses_winograd(32, 16, 16, 16, 16, 16, 16)
+        assert not _core.conv2d_uses_winograd(32, 16, 16, 16, 64, 16, 16)
         assert not _core.conv2d_uses_winograd(1, 13, 13, 32, 64, 11, 11)
-    elif isa == "generic":
+    else:
         assert not _core.conv2d_uses_winograd(*seed_conv2)
     # The backward's dx never takes Winograd under 'auto' (measured slower), only when forced.
     assert not _core.conv2d_uses_winograd(32, 4, 4, 64, 64, 6, 6, dx=True)
-    # dW follows the forward's rule (measured on Zen 3, conv2d_winograd.cpp).
+    # dW follows the forward's rule (measured on Zen 3), on AVX-512 from 64 input channels only
+    # (measured on Zen 5, conv2d_winograd.cpp).
     for shape in (seed_conv2, (32, 6, 6, 64, 64, 4, 4), (32, 5, 5, 64, 64, 3, 3),
                   (1, 13, 13, 32, 64, 11, 11), (32, 16, 16, 16, 16, 16, 16)):
-        assert _core.conv2d_uses_winograd(*shape, dw=True) == _core.conv2d_uses_winograd(*shape)
+        want = _core.conv2d_uses_winograd(*shape) and (isa != "avx512" or shape[3] >= 64)
+        assert _core.conv2d_uses_winograd(*shape, dw=True) == want, shape
+    if isa == "avx512":
+        assert not _core.conv2d_uses_winograd(*seed_conv2, dw=True)
+        assert _core.conv2d_uses_winograd(32, 6, 6, 64, 64, 4, 4, dw=True)
     algo("direct")
     assert not _core.conv2d_uses_winograd(*seed_conv2)
     algo("winograd")

@@ -116,9 +116,13 @@ bool conv2d_winograd_applies(const Conv2dParams& p) {
 //   - the GEMM depth C is at least 4 vectors and its width F at least 8 vectors of the active ISA
 //     (narrower, the transforms and the packing of V cost more than the saved FMAs);
 //   - the batch has at least 128 tiles.
-// Vector width comes from the ISA CPUID selected; on AVX-512 the thresholds scale with it
-// (64 and 128 channels), which was not measured here (no AVX-512 on this machine). The portable ISA
-// keeps im2col + GEMM unless forced (not measured).
+// On a Zen 5 (AVX-512 on 512-bit units, 16 floats per vector, 1 MB L2; the same benchmark,
+// 1 thread, 2026-12-02) the forward's boundaries are the same in channels, not in vectors: wins at
+// 0.67-0.78 for 32->64 on 13x13 and 15x15 inputs at batch 32 (0.68-0.73 at batch 16-17 with the
+// plan's cached weights, 0.95 at batch 1), 0.56-0.76 for 64->64 on 6x6 and 64->128 on 8x8;
+// losses for 8->16 and 16->16 (1.2-2.3), 64->64 on 5x5 (1.3) and 32->32 on 7x7 (1.0). So the
+// thresholds are C >= 32 and F >= 64 channels on every FMA ISA (on AVX-512: 2 and 4 vectors). The
+// portable ISA keeps im2col + GEMM unless forced (not measured).
 namespace {
 
 // The rule below with the batch's tile minimum as a parameter.
@@ -126,10 +130,8 @@ bool use_winograd(const Conv2dParams& p, int64_t min_tiles) {
   if (!conv2d_winograd_applies(p)) return false;
   const ConvAlgo a = conv2d_algo();
   if (a != ConvAlgo::automatic) return a == ConvAlgo::winograd;
-  const Isa isa = active_isa();
-  if (isa == Isa::generic) return false;
-  const int64_t width = isa == Isa::avx512 ? 16 : 8;
-  if (p.c < 4 * width || p.f < 8 * width) return false;
+  if (active_isa() == Isa::generic) return false;
+  if (p.c < 32 || p.f < 64) return false;
   const int64_t th = (p.oh + 1) / 2, tw = (p.ow + 1) / 2;
   if (p.n * th * tw < min_tiles) return false;
   return 9.0 * static_cast<double>(p.oh * p.ow) >= 1.75 * 16.0 * static_cast<double>(th * tw);
@@ -159,8 +161,14 @@ bool conv2d_use_winograd_dx(const Conv2dParams& p) {
 // 13x13 and 15x15 inputs at batch 32, 0.70 at batch 256, 0.63-0.70 for 64->64 on 6x6, 0.65 for
 // 64->128 on 8x8 'same'; 1.1 for 64->64 on 5x5 (saving 1.27), 1.0-1.1 for 32->32, 1.4 for 32->32
 // on 7x7, 1.9-2.3 for 8->16 and 16->16 channels, 1.0 at batch 1: the same boundaries as the
-// forward's, so the same rule (forced 'winograd' / 'direct' included).
-bool conv2d_use_winograd_dw(const Conv2dParams& p) { return conv2d_use_winograd(p); }
+// forward's, so the same rule (forced 'winograd' / 'direct' included). On a Zen 5 (AVX-512, 1
+// thread, the same benchmark, 2026-12-02) the direct dW is relatively faster: Winograd loses at
+// 1.07-1.27 for the 32->64 layers on 13x13 and 15x15 inputs and wins only from 64 input channels
+// (0.86-0.94 for 64->64 on 6x6, 0.84 for 64->128 on 8x8), so on AVX-512 it also needs C >= 64.
+bool conv2d_use_winograd_dw(const Conv2dParams& p) {
+  if (!conv2d_use_winograd(p)) return false;
+  return conv2d_algo() != ConvAlgo::automatic || active_isa() != Isa::avx512 || p.c >= 64;
+}
 
 int64_t conv2d_winograd_weights_floats(int64_t c, int64_t f) {
   return 16 * packed_floats(active_isa(), c, f);
