@@ -279,3 +279,91 @@ def test_mask_operation_other_than_merges_refused(tmp_path):
     _edit_keras_config(src, dst, edit)
     with pytest.raises(ValueError, match=r"'logical_or\w*' \(LogicalOr\) is not supported"):
         nk.models.load_model(dst)
+
+
+# ---- ONNX ------------------------------------------------------------------------------------
+
+def _ort_session(model, path):
+    require("onnx")
+    ort = require("onnxruntime")
+    model.export(os.fspath(path), format="onnx")
+    return ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
+
+
+def _ort_matches(sess, model, xs):
+    xs = xs if isinstance(xs, list) else [xs]
+    got = sess.run(None, {i.name: x for i, x in zip(sess.get_inputs(), xs)})
+    ref = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    ref = ref if isinstance(ref, list) else [ref]
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("causal,scores", MASKED, ids=["plain", "causal", "causal_scores"])
+def test_onnx_masked_mha_matches_ort(causal, scores, rng, tmp_path):
+    """Embedding(mask_zero) -> MHA -> Add -> LayerNormalization -> GlobalAveragePooling1D: the
+    padding mask travels through the attention and the Add into the pooling."""
+    model = _masked_model(nk, causal=causal, scores=scores)
+    _randomize(model, rng)
+    sess = _ort_session(model, tmp_path / "m.onnx")
+    for n in (1, 12):
+        x = _ids(rng, n=n)
+        x[0, 3:] = 0
+        if n > 1:
+            x[1, :] = 0  # every position masked: uniform rows, or zero scores
+        _ort_matches(sess, model, x)
+
+
+def test_onnx_key_attention_mask_and_luong_matches_ort(rng, tmp_path):
+    model = _cross(nk)
+    _randomize(model, rng)
+    sess = _ort_session(model, tmp_path / "c.onnx")
+    for n in (1, 5):
+        _ort_matches(sess, model, _cross_data(rng, n))
+
+
+@pytest.mark.parametrize("mode,causal", [("dot", False), ("concat", True)])
+def test_onnx_luong_attention_with_masks_matches_ort(mode, causal, rng, tmp_path):
+    model = _att_model(nk, mode, causal)
+    _randomize(model, rng)
+    sess = _ort_session(model, tmp_path / "a.onnx")
+    for n in (2, 16):
+        _ort_matches(sess, model, _ids(rng, n=n, t=6, vocab=15))
+
+
+def _dynamic(K, kind):
+    ids = K.Input((None,), dtype="int32")
+    e = K.layers.Embedding(20, 8, mask_zero=True)(ids)
+    if kind == "luong":
+        a = K.layers.Attention(use_scale=True, score_mode="concat")([e, e], use_causal_mask=True)
+        extra = None
+    else:
+        a, extra = K.layers.MultiHeadAttention(2, 4, value_dim=3)(
+            e, e, use_causal_mask=kind == "causal", return_attention_scores=True)
+    h = K.layers.LayerNormalization()(K.layers.Add()([e, a]))
+    out = K.layers.Dense(3)(K.layers.GlobalAveragePooling1D()(h))
+    return K.Model(ids, [out, h] if extra is None else [out, h, extra])
+
+
+@pytest.mark.parametrize("kind", ["plain", "causal", "luong"])
+def test_onnx_dynamic_sequence_length(kind, rng, tmp_path):
+    """Input((None,)): the graph takes its lengths (and the causal triangle) at run time."""
+    model = _dynamic(nk, kind)
+    _randomize(model, rng)
+    sess = _ort_session(model, tmp_path / "d.onnx")
+    assert isinstance(sess.get_inputs()[0].shape[1], str)  # a named dynamic axis
+    for n, t in ((3, 5), (6, 9)):
+        _ort_matches(sess, model, _ids(rng, n=n, t=t))
+
+
+def test_onnx_import_of_attention_is_a_clear_error(rng, tmp_path):
+    """nncore's importer reads layer patterns with constant weights; an attention's products
+    of two computed values are not one of them: a ValueError naming the node."""
+    model = _masked_model(nk)
+    _randomize(model, rng)
+    _ort_session(model, tmp_path / "m.onnx")
+    import nncore.onnx
+
+    with pytest.raises(ValueError, match=r"ONNX import: .*MatMul.*must be a constant"):
+        nncore.onnx.load(tmp_path / "m.onnx")
