@@ -367,3 +367,29 @@ def test_onnx_import_of_attention_is_a_clear_error(rng, tmp_path):
 
     with pytest.raises(ValueError, match=r"ONNX import: .*MatMul.*must be a constant"):
         nncore.onnx.load(tmp_path / "m.onnx")
+
+
+@pytest.mark.filterwarnings("ignore:`build\\(\\)` was called on layer:UserWarning")
+def test_transformer_block_custom_layer_keras_file_both_ways(rng, tmp_path):
+    """A user's layer holding a MultiHeadAttention: its groups under <block>/att/..."""
+    tk = _keras()
+    from test_attention import _block_class
+
+    ours_cls, theirs_cls = _block_class(nk), _block_class(tk)
+
+    def build(K, cls):
+        inp = K.Input((6, 8))
+        h = cls(8, 2, 16)(inp)
+        return K.Model(inp, K.layers.Dense(2)(K.layers.GlobalAveragePooling1D()(h)))
+
+    x = rng.normal(size=(4, 6, 8)).astype(np.float32)
+    theirs = build(tk, theirs_cls)
+    p = os.fspath(tmp_path / "t.keras")
+    theirs.save(p)
+    ours = nk.models.load_model(p, custom_objects={"TransformerBlock": ours_cls})
+    _close(ours.predict(x, verbose=0), theirs.predict(x, verbose=0))
+    p2 = os.fspath(tmp_path / "o.keras")
+    ours.save(p2)
+    again = tk.models.load_model(p2, custom_objects={"TransformerBlock": theirs_cls})
+    _close(ours.predict(x, verbose=0), again.predict(x, verbose=0))
+    assert _h5_paths(p) == _h5_paths(p2)

@@ -1016,7 +1016,7 @@ def _implicit_masks(layers, where):
         if e.get("class_name") == "ConvertToTensor":
             if set(cfg) - {"name", "dtype", "sparse", "ragged"} or \
                     cfg.get("dtype") not in (None, "bool") or \
-                    cfg.get("sparse") not in (None, False) or cfg.get("ragged") not in (None, False):
+                    any(cfg.get(k) not in (None, False) for k in ("sparse", "ragged")):
                 return False
             got = op_input(e, 0)
             return got is not None and got[0][0] in found
