@@ -1,6 +1,7 @@
 """MultiHeadAttention: forward against a float64 NumPy reference, backward against central
 differences of that reference, Keras parity on identical weights (eager, functional with
-Embedding masks, a traced TransformerBlock, training steps), 1 vs 2 threads, saving, bad input."""
+Embedding masks, a traced TransformerBlock, training steps), 1 vs 2 threads, nncore's own file,
+bad input. Keras files and ONNX: tests/test_attention_files.py."""
 
 from __future__ import annotations
 
@@ -381,21 +382,6 @@ def test_bad_inputs_name_layer_and_shapes(rng):
         layers.MultiHeadAttention(2, 2, name="att4")(x, nk.Input((6,)))
 
 
-def test_keras_files_and_onnx_refuse_clearly(tmp_path):
-    """Not written yet: a clear error naming the layer, never a file Keras cannot read."""
-    require("h5py")  # (without it, saving a Keras file fails earlier, for want of h5py)
-    model = _masked_model(nk)
-    for name in ("m.keras", "m.h5"):
-        with pytest.raises(ValueError, match="'multi_head_attention.*MultiHeadAttention.*Keras "
-                                             "file"):
-            model.save(os.fspath(tmp_path / name))
-        assert not (tmp_path / name).exists()
-    require("onnx")
-    with pytest.raises(ValueError, match="MultiHeadAttention"):
-        model.export(os.fspath(tmp_path / "m.onnx"), format="onnx")
-    assert not (tmp_path / "m.onnx").exists()
-
-
 # ---- Attention (Luong) ------------------------------------------------------------------------
 
 def ref_attention(q, v, k, qm, vm, causal, mode, scale, c):
@@ -524,7 +510,7 @@ def test_attention_bad_inputs():
                                      np.zeros((2, 5, 3))])
 
 
-def test_attention_threads_bitwise_and_files_refused(rng, threads, tmp_path):
+def test_attention_threads_bitwise(rng, threads):
     att = layers.Attention(use_scale=True)
     q = rng.normal(size=(3, 17, 24)).astype(np.float32)
     v = rng.normal(size=(3, 13, 24)).astype(np.float32)
@@ -540,6 +526,3 @@ def test_attention_threads_bitwise_and_files_refused(rng, threads, tmp_path):
         res.append([y, p] + dx + [g.copy() for g in att.grads])
     for a, b in zip(*res):
         np.testing.assert_array_equal(a, b)
-    model = _att_model(nk)
-    with pytest.raises(ValueError, match="Attention.*Keras file"):
-        model.save(os.fspath(tmp_path / "a.keras"))

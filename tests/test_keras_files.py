@@ -441,18 +441,12 @@ def test_keras2_style_legacy_file_loads(rng, tmp_path):
 # has gained one (then drop it from this list).
 # Every built-in layer converts (the issue-11 layers: tests/test_keras_files_layers.py).
 # (TextVectorization joined with its assets/ vocabulary: tests/test_keras_files_vocab.py.)
-# MultiHeadAttention and Attention (new): no converter yet; saving refuses them with a
-# ValueError naming the layer (tests/test_attention.py).
-NOT_YET_CONVERTED: set = {"MultiHeadAttention", "Attention"}
-
-
 def test_every_builtin_layer_is_in_the_keras_table():
     from nncore.layers import _BUILTIN
     from nncore.saving.keras_format import KERAS_LAYERS
 
     assert [c.__name__ for c in _BUILTIN if c.__name__ not in KERAS_LAYERS and
-            c.__name__ != "InputLayer" and c.__name__ not in NOT_YET_CONVERTED] == []
-    assert sorted(NOT_YET_CONVERTED & set(KERAS_LAYERS)) == []
+            c.__name__ != "InputLayer"] == []
 
 
 def _scale_classes():

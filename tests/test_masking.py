@@ -165,3 +165,36 @@ def test_masking_round_trips(tmp_path, rng):
     model.save(tmp_path / "m.nncore")
     loaded = nk.models.load_model(tmp_path / "m.nncore")
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _two_masks_model(K, vocab=9, t=6):
+    a, b = K.Input((t,), dtype="int32"), K.Input((t,), dtype="int32")
+    ea = K.layers.Embedding(vocab, 3, mask_zero=True, name="ea")(a)
+    eb = K.layers.Embedding(vocab, 3, mask_zero=True, name="eb")(b)
+    eu = K.layers.Embedding(vocab, 3, name="eu")(b)  # no mask
+    h = K.layers.Add()([ea, eb])
+    g = K.layers.Add()([ea, eu])  # one input without a mask: no mask
+    pool = K.layers.GlobalAveragePooling1D()
+    return K.Model([a, b], [pool(h), K.layers.GlobalAveragePooling1D()(g)])
+
+
+def test_elementwise_merge_masks_are_keras_or(rng):
+    """Keras's Merge.compute_mask: the OR of the inputs' masks, none when one input has none."""
+    add = layers.Add()
+    m1 = np.array([[1, 0, 0, 1]], bool)
+    m2 = np.array([[1, 1, 0, 0]], bool)
+    xs = [np.zeros((1, 4, 2), np.float32)] * 2
+    np.testing.assert_array_equal(add.compute_mask(xs, [m1, m2]), m1 | m2)
+    assert add.compute_mask(xs, [m1, None]) is None
+    x = [rng.integers(0, 9, size=(8, 6)).astype(np.int32) for _ in range(2)]
+    x[0][:, 3:] = 0
+    x[1][:, :2] = 0
+    ours = _two_masks_model(nk)
+    require("tensorflow")
+    import keras as tk
+
+    theirs = _two_masks_model(tk)
+    for name in ("ea", "eb", "eu"):
+        theirs.get_layer(name).set_weights(ours.get_layer(name).get_weights())
+    for a, b in zip(ours.predict(x, verbose=0), theirs.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -273,9 +273,7 @@ def test_instance_norm_that_is_not_a_group_norm_is_refused(tmp_path):
 
 # Every builtin layer has an ONNX exporter now (issue 14); a layer added without one fails the
 # test below unless it is named here (with the reason it is not exported yet).
-# MultiHeadAttention and Attention (new): their export is not written; export refuses them with
-# a ValueError naming the layer (tests/test_attention.py).
-ONNX_NOT_YET: set = {"MultiHeadAttention", "Attention"}
+ONNX_NOT_YET: set = set()
 
 
 def test_every_builtin_layer_has_an_exporter():

@@ -74,16 +74,15 @@ class _Merge(Layer):
 
 
 class _Elementwise(_Merge):
-    """Keras's Merge.compute_mask: the elementwise merges pass on the AND of their inputs' masks
-    (a residual Add after an Embedding(mask_zero=True) keeps the padding mask)."""
+    """Keras's Merge.compute_mask: the elementwise merges pass on the OR of their inputs' masks,
+    and no mask when one input has none (a residual Add after an Embedding(mask_zero=True) and a
+    layer keeping its mask keeps the padding mask)."""
 
     def compute_mask(self, inputs, mask=None):
-        if mask is None or not isinstance(mask, (list, tuple)):
+        if mask is None or not isinstance(mask, (list, tuple)) or any(m is None for m in mask):
             return None
-        ms = [np.asarray(m, bool) for m in mask if m is not None]
-        if not ms:
-            return None
-        return ms[0] if len(ms) == 1 else np.logical_and.reduce(np.broadcast_arrays(*ms))
+        ms = [np.asarray(m, bool) for m in mask]
+        return ms[0] if len(ms) == 1 else np.logical_or.reduce(np.broadcast_arrays(*ms))
 
 
 class Add(_Elementwise):

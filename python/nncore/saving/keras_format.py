@@ -81,7 +81,8 @@ class LayerSpec:
     to_keras: extra Keras config from an nncore layer (the args are written from get_config)."""
 
     def __init__(self, args=(), fixed=None, vars="vars", to_keras=None, from_keras=None,
-                 nested=(), children=None, keras_vars=None, var_names=None, omit=()):
+                 nested=(), children=None, keras_vars=None, var_names=None, omit=(),
+                 node_from_keras=None, node_to_keras=None, groups=None, build_config=None):
         self.omit = frozenset(omit)  # base keys Keras's class does not take (SpatialDropout)
         self.args = frozenset(args.split() if isinstance(args, str) else args)
         self.fixed = dict(fixed or {})
@@ -95,7 +96,16 @@ class LayerSpec:
         # keras_vars(layer) -> the layer's variables as Keras stores them (arrays, or _COUNT for
         # a variable Keras keeps and nncore does not); var_names: Keras's short variable names.
         self.keras_vars = keras_vars
-        self.var_names = var_names
+        self.var_names = var_names  # a tuple, or a function of the layer
+        # Layers called with arguments beyond one tensor (or list): node_from_keras(args,
+        # kwargs, where) -> (tensor references, the layer's call_args) reads a Keras 3 node,
+        # node_to_keras(layer, tensors) -> {"args", "kwargs"} writes one. groups(layer) ->
+        # [(h5 sub-group, Keras's name for it, variables)] for a layer whose variables Keras
+        # keeps in inner layers' groups; build_config(layer) -> Keras's build_config.
+        self.node_from_keras = node_from_keras
+        self.node_to_keras = node_to_keras
+        self.groups = groups
+        self.build_config = build_config
 
 
 class _Count:
@@ -292,6 +302,136 @@ KERAS_LAYERS.update({
     "Bidirectional": LayerSpec("merge_mode", nested=("layer", "backward_layer"), to_keras=_bidi,
                                children=lambda w: [("forward_layer", w.forward_layer),
                                                    ("backward_layer", w.backward_layer)]),
+})
+# ---- attention: call arguments in the node, MultiHeadAttention's inner-layer groups -----------
+# Keras 3 records mha(query, value, key=..., attention_mask=..., use_causal_mask=...,
+# return_attention_scores=...) as a node {"args": [query, value], "kwargs": {...}} and
+# att([q, v, k], use_causal_mask=..., return_attention_scores=...) as {"args": [[q, v, k]],
+# "kwargs": {...}}; nncore keeps those flags as the layer's call_args and its node's inputs are
+# [query, value, (key), (attention_mask)] (or [q, v, (k)]).
+_MHA_SUBS = (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
+             ("attention_output", "output_dense"))
+_FLAGS = ("use_causal_mask", "return_attention_scores")
+
+
+def _flag(kwargs, key, where):
+    v = kwargs.get(key, False)
+    if not isinstance(v, bool):
+        raise _Bad(f"{where}: {key} must be a bool in the node, got {v!r}")
+    return v
+
+
+def _no_training(kwargs, where):
+    if kwargs.get("training") not in (None, False):
+        raise _Bad(f"{where}: call argument training={kwargs['training']!r} is not supported "
+                   "by nncore")
+
+
+def _mha_node_from_keras(args, kwargs, where):
+    names = ("query", "value", "key")
+    if not 2 <= len(args) <= 3:
+        raise _Bad(f"{where}: MultiHeadAttention is called as mha(query, value, key=None, ...); "
+                   f"the node has {len(args)} positional argument(s)")
+    call = dict(zip(names, args))
+    for k, v in kwargs.items():
+        if k in call:
+            raise _Bad(f"{where}: {k} is given twice in the node")
+        if k in ("key", "attention_mask"):
+            if v is not None:
+                call[k] = v
+        elif k in ("query_mask", "value_mask", "key_mask"):
+            if v is not None:
+                raise _Bad(f"{where}: {k} passed explicitly is not supported; nncore takes the "
+                           "query's, value's and key's masks from the layers that make them "
+                           "(Embedding(mask_zero=True), Masking)")
+        elif k not in _FLAGS + ("training",):
+            raise _Bad(f"{where}: call argument {k!r} is not known to nncore's "
+                       "MultiHeadAttention")
+    _no_training(kwargs, where)
+    refs = [_tensor_ref(call[k], where) for k in ("query", "value", "key", "attention_mask")
+            if k in call]
+    return refs, {"key": "key" in call, "attention_mask": "attention_mask" in call,
+                  **{f: _flag(kwargs, f, where) for f in _FLAGS}}
+
+
+def _att_node_from_keras(args, kwargs, where):
+    if len(args) != 1 or not isinstance(args[0], list) or not 2 <= len(args[0]) <= 3:
+        raise _Bad(f"{where}: Attention is called on one list [query, value] or [query, value, "
+                   f"key], got {args!r:.200}")
+    for k in kwargs:
+        if k not in _FLAGS + ("training",):  # 'mask' was checked by the caller
+            raise _Bad(f"{where}: call argument {k!r} is not known to nncore's Attention")
+    _no_training(kwargs, where)
+    return ([_tensor_ref(t, where) for t in args[0]],
+            {f: _flag(kwargs, f, where) for f in _FLAGS})
+
+
+def _mha_sig(layer, n_inputs):
+    return layer._call_sig or (n_inputs > 2, False, False, False)
+
+
+def _mha_node_to_keras(layer, ts):
+    sig = _mha_sig(layer, len(ts))
+    kw = {}
+    if sig[0]:
+        kw["key"] = ts[2]
+    if sig[1]:
+        kw["attention_mask"] = ts[2 + sig[0]]
+    for f, on in zip(("use_causal_mask", "return_attention_scores"), sig[2:]):
+        if on:
+            kw[f] = True
+    return {"args": ts[:2], "kwargs": kw}
+
+
+def _att_node_to_keras(layer, ts):
+    ret, causal = layer._call_sig
+    kw = {}
+    if causal:
+        kw["use_causal_mask"] = True
+    if ret:
+        kw["return_attention_scores"] = True
+    return {"args": [ts], "kwargs": kw}
+
+
+def _mha_groups(layer):
+    """Keras 3 keeps MultiHeadAttention's variables in its inner EinsumDense layers' groups
+    (query_dense, key_dense, value_dense, output_dense: kernel, then bias), next to the empty
+    groups of its Softmax and Dropout."""
+    per = 2 if layer.use_bias else 1
+    ws = list(layer.weights)
+    out = [(sub, name, ws[i * per:(i + 1) * per]) for i, (name, sub) in enumerate(_MHA_SUBS)]
+    return out + [("_softmax", "softmax", []), ("_dropout_layer", "dropout", [])]
+
+
+def _mha_var_names(layer):
+    return [f"{name}/{v}" for name, _ in _MHA_SUBS
+            for v in (("kernel", "bias") if layer.use_bias else ("kernel",))]
+
+
+def _mha_build_config(layer):
+    """Keras's MultiHeadAttention builds from {'shapes_dict': {query_shape, value_shape,
+    key_shape (when a key is passed)}}."""
+    shapes = list(layer._build_shape)
+    q, v, k = layer._split_shapes(shapes)
+    d = {"query_shape": _shape_list(q), "value_shape": _shape_list(v)}
+    if _mha_sig(layer, len(shapes))[0] or tuple(k) != tuple(v):
+        d["key_shape"] = _shape_list(k)
+    return {"shapes_dict": d}
+
+
+_MHA_AXES = (None, [1], [-2], 1, -2)  # the sequence axis of (batch, seq, features)
+KERAS_LAYERS.update({
+    "MultiHeadAttention": LayerSpec(
+        "num_heads key_dim value_dim dropout use_bias output_shape seed kernel_initializer "
+        "bias_initializer kernel_regularizer bias_regularizer",
+        {**_CONSTRAINTS, "use_gate": (False,), "attention_axes": _MHA_AXES,
+         "sliding_window": _NONE, "flash_attention": _ANY},
+        to_keras=lambda lay: {"use_gate": False, "attention_axes": [1], "sliding_window": None,
+                              **{k: None for k in _CONSTRAINTS}},
+        node_from_keras=_mha_node_from_keras, node_to_keras=_mha_node_to_keras,
+        groups=_mha_groups, var_names=_mha_var_names, build_config=_mha_build_config),
+    "Attention": LayerSpec("use_scale score_mode dropout seed",
+                           node_from_keras=_att_node_from_keras, node_to_keras=_att_node_to_keras),
 })
 # Keras aliases that name the same nncore class.
 _ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
@@ -665,12 +805,17 @@ def _tensor_ref(t, where):
 _NODE_KWARGS = {"mask": (None,), "training": (None, False)}
 
 
-def _node_from_keras(node, where, implicit_masks=frozenset()):
+def _node_from_keras(node, where, implicit_masks=frozenset(), spec=None):
+    """nncore's node {'args': refs, 'list': bool} for a Keras node; for a layer whose spec reads
+    call arguments, also 'call_args' (the flags the node passes)."""
     if isinstance(node, dict):  # Keras 3: {"args": [x], "kwargs": {...}}
         args, kwargs = node.get("args"), node.get("kwargs", {})
-        if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict):
+        hook = spec.node_from_keras if spec is not None else None
+        if not isinstance(args, list) or (len(args) != 1 and hook is None) or \
+                not isinstance(kwargs, dict):
             raise _Bad(f"{where}: a node must call the layer on one tensor or one list of "
                        f"tensors, got {node!r:.200}")
+        rest = {}
         for k, v in kwargs.items():
             if k == "mask" and v is not None:
                 # Keras 3 records the mask a layer received as a tensor of its graph; nncore
@@ -683,8 +828,14 @@ def _node_from_keras(node, where, implicit_masks=frozenset()):
                                    "is passed explicitly; nncore only propagates the masks of "
                                    "Embedding(mask_zero=True) and Masking")
                 continue
+            if hook is not None:
+                rest[k] = v
+                continue
             if k not in _NODE_KWARGS or v not in _NODE_KWARGS[k]:
                 raise _Bad(f"{where}: call argument {k}={v!r} is not supported by nncore")
+        if hook is not None:
+            refs, call_args = hook(args, rest, where)
+            return {"args": refs, "list": True, "call_args": call_args}
         x = args[0]
         if isinstance(x, list):
             return {"args": [_tensor_ref(t, where) for t in x], "list": True}
@@ -740,8 +891,16 @@ def _model_from_keras(cls_name, kcfg, where, custom_objects):
         if not isinstance(nodes, list):
             raise _Bad(f"{where}: inbound_nodes must be a list")
         ne["name"] = e.get("name", e["config"].get("name"))
-        ne["inbound_nodes"] = [_node_from_keras(n, f"{where}, layer {ne['name']!r}", masks)
-                               for n in nodes]
+        spec = KERAS_LAYERS.get(ne["class_name"])
+        lw = f"{where}, layer {ne['name']!r}"
+        ne["inbound_nodes"] = [_node_from_keras(n, lw, masks, spec) for n in nodes]
+        calls = [n.pop("call_args") for n in ne["inbound_nodes"] if "call_args" in n]
+        if calls:
+            if any(c != calls[0] for c in calls[1:]):
+                raise _Bad(f"{lw}: its calls pass different arguments ({calls[0]} and "
+                           f"{next(c for c in calls if c != calls[0])}); nncore calls a "
+                           f"{ne['class_name']} the same way at every node")
+            ne["config"]["call_args"] = calls[0]
         out.append(ne)
     for ne in out:
         for n in ne["inbound_nodes"]:
@@ -773,15 +932,19 @@ _OPS_MODULE = "keras.src.ops.numpy"
 
 
 def _is_op(e):
-    """A Keras 3 operation entry (the legacy h5 drops the module): only the two mask ops."""
-    return e.get("class_name") in ("NotEqual", "Any") and e.get("module") in (_OPS_MODULE, None)
+    """A Keras 3 operation entry (the legacy h5 drops the module): only the mask ops."""
+    cls = e.get("class_name")
+    if cls == "ConvertToTensor":  # Attention's compute_mask passes on its query's mask so
+        return e.get("module") in ("keras.src.ops.core", None)
+    return cls in ("NotEqual", "Any", "LogicalOr") and e.get("module") in (_OPS_MODULE, None)
 
 
 def _implicit_masks(layers, where):
     """The names of the operation entries of a Keras 3 functional config that compute the mask
     of an Embedding(mask_zero=True) (not_equal(ids, 0)) or of a Masking layer
-    (any(not_equal(x, value), axis=-1)), from that layer's own input. Any other operation
-    entry is refused."""
+    (any(not_equal(x, value), axis=-1)), from that layer's own input, and the logical_or of
+    such masks that Keras's elementwise merges (Add, ...) pass on. Any other operation entry is
+    refused."""
     by_name = {e.get("name"): e for e in layers}
 
     def op_input(e, n_extra):
@@ -815,8 +978,10 @@ def _implicit_masks(layers, where):
         if inp is not None:
             consumers.setdefault(tuple(inp), []).append((e.get("class_name"), e["config"]))
     found = set()
+    ors = [e for e in layers if _is_op(e) and e.get("class_name") in ("LogicalOr",
+                                                                       "ConvertToTensor")]
     for e in layers:
-        if not _is_op(e):
+        if not _is_op(e) or e in ors:
             continue
         name, cls, cfg = e.get("name"), e.get("class_name"), e.get("config")
         ok = False
@@ -842,6 +1007,38 @@ def _implicit_masks(layers, where):
                        "Keras operations only as the masks of Embedding(mask_zero=True) and "
                        "Masking")
         found.add(name)
+    # logical_or(a, b) of accepted masks (in any order: a merge of merges), and
+    # convert_to_tensor(mask) (Attention's output mask is its query's).
+    def or_ok(e):
+        cfg = e.get("config")
+        if not isinstance(cfg, dict):
+            return False
+        if e.get("class_name") == "ConvertToTensor":
+            if set(cfg) - {"name", "dtype", "sparse", "ragged"} or \
+                    cfg.get("dtype") not in (None, "bool") or \
+                    any(cfg.get(k) not in (None, False) for k in ("sparse", "ragged")):
+                return False
+            got = op_input(e, 0)
+            return got is not None and got[0][0] in found
+        got = op_input(e, 1) if set(cfg) <= {"name"} else None
+        if got is None:
+            return False
+        try:
+            second = _tensor_ref(got[1][0], where)
+        except _Bad:
+            return False
+        return got[0][0] in found and second[0] in found
+
+    while ors:
+        ready = [e for e in ors if or_ok(e)]
+        if not ready:
+            raise _Bad(f"{where}: operation {ors[0].get('name')!r} "
+                       f"({ors[0].get('class_name')}) is not supported: nncore reads it only "
+                       "on Embedding/Masking masks, as Keras's merge and attention layers pass "
+                       "them on")
+        for e in ready:
+            found.add(e.get("name"))
+            ors.remove(e)
     return frozenset(found)
 
 
@@ -928,7 +1125,8 @@ def _layer_to_keras(layer):
     entry = {"module": "keras.layers", "class_name": cls_name, "config": cfg,
              "registered_name": None}
     if layer.built and layer._build_shape is not None and layer.weights:
-        entry["build_config"] = {"input_shape": _build_shape(layer._build_shape)}
+        entry["build_config"] = spec.build_config(layer) if spec.build_config is not None \
+            else {"input_shape": _build_shape(layer._build_shape)}
     return entry
 
 
@@ -986,8 +1184,13 @@ def _model_to_keras(model):
         ke = _layer_to_keras(by_name[e["name"]])
         ke["name"] = e["name"]
         nodes = []
+        spec = KERAS_LAYERS.get(type(by_name[e["name"]]).__name__)
+        hook = spec.node_to_keras if spec is not None else None
         for n in e["inbound_nodes"]:
             ts = [ktensor(r) for r in n["args"]]
+            if hook is not None:
+                nodes.append(hook(by_name[e["name"]], ts))
+                continue
             nodes.append({"args": [ts if n["list"] else ts[0]], "kwargs": {}})
         ke["inbound_nodes"] = nodes
         layers.append(ke)
@@ -1131,10 +1334,22 @@ def _layer_groups(layer, path, out):
         for sub, inner in spec.children(layer):
             _layer_groups(inner, f"{path}/{sub}", out)
         return
+    if spec is not None and spec.groups is not None:
+        out.append((f"{path}/vars", layer, []))
+        for sub, name, ws in spec.groups(layer):
+            out.append((f"{path}/{sub}/vars", _Inner(name, layer), ws))
+        return
     vdir = spec.vars if spec is not None else "vars"
     if vdir != "vars":
         out.append((f"{path}/vars", layer, []))
     out.append((f"{path}/{vdir}", layer, keras_layer_vars(layer)))
+
+
+class _Inner:
+    """The h5 group of one of a layer's inner Keras layers (its name, the layer holding it)."""
+
+    def __init__(self, name, owner):
+        self.name, self.owner = name, owner
 
 
 def keras_layer_vars(layer):
@@ -1155,7 +1370,9 @@ def _keras_var_names(layer):
     if spec is not None and spec.children is not None:
         return [f"{inner.name}/{n}" for _, inner in spec.children(layer)
                 for n in _keras_var_names(inner)]
-    if spec is not None and spec.var_names is not None:
+    if spec is not None and callable(spec.var_names):
+        names = spec.var_names(layer)
+    elif spec is not None and spec.var_names is not None:
         names = list(spec.var_names[:len(keras_layer_vars(layer))])
     else:
         names = [n.rsplit("/", 1)[-1] for n in layer._weight_names]

@@ -1094,6 +1094,161 @@ def _lambda(g, layer, xs, node):
 
     return export_lambda(g, layer, xs, node, len(xs) == 1, _emit)
 
+# ---- attention ---------------------------------------------------------------------------------
+# MultiHeadAttention and Attention as MatMul / Reshape / Transpose / Softmax, shapes taken at run
+# time (Reshape's 0 keeps an axis), so the batch and sequence lengths may be unknown. The masks
+# are nncore's (layers/attention.py): the query's (B, T), the value's (and key's) (B, S), the
+# attention_mask input and the causal lower triangle, and-ed into a bool (B, T, S) value; masked
+# logits become Keras's -1e9 through Where (MHA) or get it subtracted (Attention).
+_NEG = np.float32(-1e9)
+
+
+def _causal(g, q, v, node, i_q=0, i_v=1):
+    """The (T, S) lower-triangular bool mask: a constant when both lengths are known, else
+    Trilu of a ConstantOfShape (T, S) of ones."""
+    t, s = node.flat_inputs[i_q].shape[1], node.flat_inputs[i_v].shape[1]
+    if t is not None and s is not None:
+        return g.const(np.tri(t, s, dtype=bool), "causal")
+    dims = g.op("Concat", [g.op("Slice", [g.op("Shape", [x]), g.i64([1]), g.i64([2])])
+                           for x in (q, v)], "ts", axis=0)
+    ones = g.op("ConstantOfShape", [dims], "ones",
+                value=g.onnx.numpy_helper.from_array(np.ones(1, np.float32)))
+    return g.op("Cast", [g.op("Trilu", [ones], "tri", upper=0)], "causal",
+                to=g.onnx.TensorProto.BOOL)
+
+
+def _and(g, a, b):
+    return b if a is None else g.op("And", [a, b], "mask")
+
+
+def _step_mask(g, m, axis):
+    """A (B, L) mask as (B, L, 1) (axis 2: the query's) or (B, 1, L) (axis 1: the value's)."""
+    return g.op("Unsqueeze", [m, g.i64([axis], "axes")], "mask")
+
+
+def _heads_of(g, x, w, b, heads, dim, perm, scale=None, base="proj"):
+    """x (B, L, E) @ W (E, H, D) + b -> (B, L, H, D) transposed by perm."""
+    y = g.op("MatMul", [x, g.const(np.ascontiguousarray(w.reshape(w.shape[0], -1)),
+                                   f"{base}_kernel")], base)
+    if b is not None:
+        y = g.op("Add", [y, g.const(np.ascontiguousarray(b.reshape(-1)), f"{base}_bias")], base)
+    if scale is not None:
+        y = g.op("Mul", [y, g.const(np.array(scale, np.float32), "scale")], base)
+    y = g.op("Reshape", [y, g.i64([0, 0, heads, dim], "shape")], base)
+    return g.op("Transpose", [y], base, perm=perm)
+
+
+def _mha_masked(g, layer, xs, node, masks=None):
+    """MultiHeadAttention: Q (B,H,T,Dk) @ K^T (B,H,Dk,S) -> Where(mask, ., -1e9) -> Softmax
+    (rows with every position masked: zero when the scores are returned, uniform otherwise, as
+    nncore and Keras) @ V (B,H,S,Dv) -> (B,T,H*Dv) @ Wo + bo."""
+    sig = layer._call_sig or (len(xs) > 2, False, False, False)
+    xs = [g.nhwc(x) for x in xs]
+    q, v = xs[0], xs[1]
+    k = xs[2] if sig[0] else v
+    h, dk, dv = layer.num_heads, layer.key_dim, layer.value_dim
+    ws = list(layer.weights)
+    per = 2 if layer.use_bias else 1
+    wq, wk, wv, wo = (ws[i * per] for i in range(4))
+    bq, bk, bv, bo = ((ws[i * per + 1] for i in range(4)) if layer.use_bias else [None] * 4)
+    n = layer.name
+    qh = _heads_of(g, q, wq, bq, h, dk, [0, 2, 1, 3], layer._scale, f"{n}_query")
+    kt = _heads_of(g, k, wk, bk, h, dk, [0, 2, 3, 1], None, f"{n}_key")
+    vh = _heads_of(g, v, wv, bv, h, dv, [0, 2, 1, 3], None, f"{n}_value")
+    logits = g.op("MatMul", [qh, kt], f"{n}_logits")                    # (B, H, T, S)
+    m = None
+    masks = list(masks or [])
+    if masks and masks[0] is not None:
+        m = _step_mask(g, masks[0], 2)
+    for i in (1, 2 if sig[0] else None):
+        if i is not None and len(masks) > i and masks[i] is not None:
+            m = _and(g, m, _step_mask(g, masks[i], 1))
+    if sig[2]:
+        m = _and(g, m, _causal(g, q, v, node))
+    if sig[1]:
+        m = _and(g, m, g.op("Cast", [xs[2 + sig[0]]], "attention_mask",
+                            to=g.onnx.TensorProto.BOOL))
+    m4 = None
+    if m is not None:
+        m4 = g.op("Unsqueeze", [m, g.i64([1], "axes")], "mask")         # (B, 1, T, S)
+        logits = g.op("Where", [m4, logits, g.const(_NEG, "neg")], f"{n}_logits")
+    p = g.op("Softmax", [logits], f"{n}_scores", axis=-1)
+    if m4 is not None and sig[3]:
+        p = g.op("Mul", [p, g.op("Cast", [m4], "maskf", to=g.onnx.TensorProto.FLOAT)],
+                 f"{n}_scores")
+    o = g.op("MatMul", [p, vh], f"{n}_mix")                              # (B, H, T, Dv)
+    o = g.op("Reshape", [g.op("Transpose", [o], f"{n}_mix", perm=[0, 2, 1, 3]),
+                         g.i64([0, 0, h * dv], "shape")], f"{n}_mix")
+    od = tuple(wo.shape[2:])
+    y = g.op("MatMul", [o, g.const(np.ascontiguousarray(wo.reshape(h * dv, -1)),
+                                   f"{n}_out_kernel")], n)
+    if bo is not None:
+        y = g.op("Add", [y, g.const(np.ascontiguousarray(bo.reshape(-1)), f"{n}_out_bias")], n)
+    if len(od) > 1:
+        y = g.op("Reshape", [y, g.i64([0, 0] + list(od), "shape")], n)
+    qm = masks[0] if masks else None
+    if sig[3]:
+        return [y, p], [qm, None]
+    return [y], [qm]
+
+
+def _luong_masked(g, layer, xs, node, masks=None):
+    """Attention: scores (dot: scale * q k^T; concat: c * sum tanh(scale * (q_i + k_j))), the
+    value's mask and the causal mask subtract 1e9, Softmax, @ value, zero at masked queries."""
+    ret, causal = layer._call_sig
+    xs = [g.nhwc(x) for x in xs]
+    q, v = xs[0], xs[1]
+    k = xs[2] if len(xs) > 2 else v
+    n = layer.name
+    ws = list(layer.weights)
+    scale = g.const(np.asarray(ws[0], np.float32), f"{n}_scale") if layer.use_scale else None
+    if layer.score_mode == "dot":
+        scores = g.op("MatMul", [q, g.op("Transpose", [k], f"{n}_kt", perm=[0, 2, 1])],
+                      f"{n}_scores")
+        if scale is not None:
+            scores = g.op("Mul", [scores, scale], f"{n}_scores")
+    else:
+        u = g.op("Add", [g.op("Unsqueeze", [q, g.i64([2], "axes")], f"{n}_q"),
+                         g.op("Unsqueeze", [k, g.i64([1], "axes")], f"{n}_k")], f"{n}_u")
+        if scale is not None:
+            u = g.op("Mul", [u, scale], f"{n}_u")
+        t = g.op("ReduceSum", [g.op("Tanh", [u], f"{n}_t"), g.i64([-1], "axes")], f"{n}_t",
+                 keepdims=0)
+        c = g.const(np.asarray(ws[-1], np.float32), f"{n}_concat_score_weight")
+        scores = g.op("Mul", [t, c], f"{n}_scores")
+    masks = list(masks or [])
+    qm = masks[0] if masks else None
+    vm = masks[1] if len(masks) > 1 else None
+    sm = None if vm is None else _step_mask(g, vm, 1)
+    if causal:
+        sm = _and(g, sm, _causal(g, q, v, node))
+    if sm is not None:
+        scores = g.op("Where", [sm, scores, g.op("Sub", [scores, g.const(-_NEG, "big")])],
+                      f"{n}_scores")
+    w = g.op("Softmax", [scores], f"{n}_weights", axis=-1)
+    out = g.op("MatMul", [w, v], n)
+    if qm is not None:
+        out = g.op("Where", [_step_mask(g, qm, 2), out, g.const(np.float32(0.0), "zero")], n)
+    if ret:
+        return [out, w], [qm, None]
+    return [out], [qm]
+
+
+def _merge_masked(cls):
+    """An elementwise merge: its values as without masks, and Keras's mask: the OR of its
+    inputs' masks, none when one input has none."""
+    def f(g, layer, xs, node, masks=None):
+        ys = ONNX_EXPORTERS[cls](g, layer, xs, node)
+        masks = list(masks or [])
+        if not masks or any(m is None for m in masks):
+            return ys, [None]
+        m = masks[0]
+        for x in masks[1:]:
+            m = g.op("Or", [m, x], "mask")
+        return ys, [m]
+    return f
+
+
 # Layers that read or make a mask: fn(builder, layer, inputs, node, mask=None) ->
 # (outputs, output masks). A mask is an ONNX bool (batch, steps) value beside the tensor.
 _MASK_EXPORTERS: dict = {
@@ -1101,8 +1256,18 @@ _MASK_EXPORTERS: dict = {
     "Bidirectional": _bidirectional, "Masking": _masking, "Embedding": _embedding_masked,
     "GlobalAveragePooling1D": _global_avg_masked,
 }
+# Layers of several inputs that read or pass on their masks: fn(builder, layer, inputs, node,
+# masks=[one per input, None where none]) -> (outputs, output masks).
+_MULTI_MASK_EXPORTERS: dict = {
+    "MultiHeadAttention": _mha_masked, "Attention": _luong_masked,
+    **{k: _merge_masked(k) for k in ("Add", "Subtract", "Multiply", "Average", "Maximum",
+                                     "Minimum")},
+}
 ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs, node)[0])(v)
                        for k, v in _MASK_EXPORTERS.items()})
+ONNX_EXPORTERS.update({k: (lambda fn: lambda g, layer, xs, node: fn(g, layer, xs, node)[0])(v)
+                       for k, v in _MULTI_MASK_EXPORTERS.items()
+                       if k in ("MultiHeadAttention", "Attention")})
 
 
 def _emit(g, model, input_values, in_masks=None, out_masks=None):
@@ -1129,6 +1294,14 @@ def _emit(g, model, input_values, in_masks=None, out_masks=None):
                 xs = [g.as_float(x) for x in xs]
             except ValueError as e:
                 raise ValueError(f"layer {layer.name!r} ({cls}): {e}") from None
+        if not single_in and cls in _MULTI_MASK_EXPORTERS:
+            ys, m_out = _MULTI_MASK_EXPORTERS[cls](g, layer, xs, node,
+                                                   masks=[masks.get(i) for i in ins])
+            for s, y, m in zip(outs, ys, m_out):
+                vals[s] = y
+                if m is not None:
+                    masks[s] = m
+            continue
         if not single_in and any(masks.get(i) is not None for i in ins) and (
                 layer._consumes_mask or type(layer).compute_mask is not Layer.compute_mask):
             raise ValueError(f"layer {layer.name!r} ({cls}) reads masks on several inputs, "
