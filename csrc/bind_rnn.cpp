@@ -1,5 +1,5 @@
 // _core.rnn_forward / _core.rnn_backward: SimpleRNN, LSTM and GRU over whole sequences, with
-// Keras's per-gate dropout masks optionally.
+// Keras's per-gate dropout masks and its step mask optionally.
 // Every shape is checked here (again after nncore.ops.rnn): no call can read or write out of bounds.
 #include <algorithm>
 #include <initializer_list>
@@ -14,10 +14,25 @@ namespace nncore::bind {
 namespace {
 
 RnnCell cell_from(int cell) {
-  if (cell < 0 || cell > 3)
+  if (cell < 0 || cell > 4)
     throw py::value_error("rnn: unknown cell " + std::to_string(cell) +
-                          " (0 simple tanh, 1 simple relu, 2 lstm, 3 gru)");
+                          " (0 simple tanh, 1 simple relu, 2 lstm, 3 gru, 4 gru reset_before)");
   return static_cast<RnnCell>(cell);
+}
+
+// The optional step mask: None -> nullptr; else a C-contiguous (B, T) array of bool or uint8 (one
+// byte per step, nonzero = the step runs), kept alive in *keep.
+const uint8_t* step_mask(const py::object& o, int64_t B, int64_t T, py::array* keep) {
+  if (o.is_none()) return nullptr;
+  *keep = o.cast<py::array>();
+  const char kind = keep->dtype().kind();
+  if (keep->itemsize() != 1 || (kind != 'b' && kind != 'u'))
+    throw py::type_error("rnn: mask must be a bool or uint8 array, got dtype " +
+                         std::string(py::str(keep->dtype())));
+  if (!(keep->flags() & py::array::c_style))
+    throw py::value_error("rnn: mask must be C-contiguous");
+  require_shape(*keep, "mask", {B, T});
+  return static_cast<const uint8_t*>(keep->data());
 }
 
 // a * b, or ValueError when the product of sizes gets absurd (keeps every index in int64 range).
@@ -80,7 +95,7 @@ void require_disjoint(const std::vector<Span>& written, const std::vector<Span>&
 py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array recurrent_kernel,
                          py::object bias, py::object h0, py::object c0, bool return_sequences,
                          bool training, py::object workspace, py::object in_masks,
-                         py::object rec_masks) {
+                         py::object rec_masks, py::object mask) {
   const RnnCell cell = cell_from(cell_id);
   const float* xp = require_c(x, "x", 3);
   const float* wp = require_c(kernel, "kernel", 2);
@@ -99,6 +114,8 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   const float* bp = optional(bias, "bias",
                              cell == RnnCell::gru ? std::vector<int64_t>{2, G}
                                                   : std::vector<int64_t>{G}, &keep_b);
+  py::array keep_m;
+  const uint8_t* mp = step_mask(mask, B, T, &keep_m);
   const float* hp = optional(h0, "h0", {B, U}, &keep_h);
   const bool lstm = cell == RnnCell::lstm;
   if (!lstm && !c0.is_none()) throw py::value_error("rnn: c0 is only for LSTM");
@@ -129,7 +146,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
     csp = data(a);
     cs = a;
   }
-  if (training && (lstm || cell == RnnCell::gru)) {
+  if (training && (lstm || rnn_is_gru(cell))) {
     auto a = reuse_or_new(ws[4], "workspace aux", {T, B, U});
     auxp = data(a);
     aux = a;
@@ -145,6 +162,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   if (cp) read.push_back(span_of(keep_c, "c0"));
   if (drop.in) read.push_back(span_of(keep_in, "in_masks"));
   if (drop.rec) read.push_back(span_of(keep_rec, "rec_masks"));
+  if (mp) read.push_back(span_of(keep_m, "mask"));
   require_disjoint(written, read);
   RnnShape s{B, T, F, U};
   RnnParams p;
@@ -155,7 +173,7 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
   if (B == 0) return py::make_tuple(out, py::make_tuple(xt, gates, hs, cs, aux));  // empty batch
   {
     py::gil_scoped_release release;
-    rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p, drop);
+    rnn_forward(op, xtp, gp, hsp, csp, auxp, xp, wp, up, bp, hp, cp, s, p, drop, mp);
   }
   return py::make_tuple(out, py::make_tuple(xt, gates, hs, cs, aux));
 }
@@ -163,7 +181,8 @@ py::tuple rnn_forward_py(int cell_id, py::array x, py::array kernel, py::array r
 py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array kernel,
                           py::array recurrent_kernel, py::array gates, py::array hs, py::object cs,
                           py::object aux, bool return_sequences, bool has_bias,
-                          py::object dc_last, py::object in_masks, py::object rec_masks) {
+                          py::object dc_last, py::object in_masks, py::object rec_masks,
+                          py::object mask) {
   const RnnCell cell = cell_from(cell_id);
   const float* xtp = require_c(xt, "xt", 3);
   const float* wp = require_c(kernel, "kernel", 2);
@@ -183,7 +202,7 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   require_shape(gates, "gates", {T, B, G});
   const float* hsp = require_c(hs, "hs", 3);
   require_shape(hs, "hs", {T + 1, B, U});
-  const bool lstm = cell == RnnCell::lstm, gru = cell == RnnCell::gru;
+  const bool lstm = cell == RnnCell::lstm, gru = rnn_is_gru(cell);
   py::array keep_c, keep_a;
   const float* csp = nullptr;
   const float* auxp = nullptr;
@@ -202,6 +221,8 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   RnnDropout drop;
   drop.in = optional(in_masks, "in_masks", {rnn_gates(cell), B, F}, &keep_in);
   drop.rec = optional(rec_masks, "rec_masks", {rnn_gates(cell), B, U}, &keep_rec);
+  py::array keep_m;
+  const uint8_t* mp = step_mask(mask, B, T, &keep_m);
   auto dx = empty({B, T, F});
   auto dh0 = empty({B, U});
   auto dw = empty({F, G});
@@ -214,8 +235,9 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
     dc0p = data(a);
     dc0 = a;
   }
+  const bool two_bias = cell == RnnCell::gru;
   if (has_bias) {
-    auto a = gru ? empty({2, G}) : empty({G});
+    auto a = two_bias ? empty({2, G}) : empty({G});
     dbp = data(a);
     db = a;
   }
@@ -228,13 +250,13 @@ py::tuple rnn_backward_py(int cell_id, py::array dout, py::array xt, py::array k
   if (B == 0) {  // empty batch: the weight gradients are sums over no rows
     std::fill(dwp, dwp + F * G, 0.0f);
     std::fill(dup, dup + U * G, 0.0f);
-    if (dbp) std::fill(dbp, dbp + (gru ? 2 * G : G), 0.0f);
+    if (dbp) std::fill(dbp, dbp + (two_bias ? 2 * G : G), 0.0f);
     return py::make_tuple(dx, dh0, dc0, dw, du, db);
   }
   {
     py::gil_scoped_release release;
     rnn_backward(dxp, dh0p, dc0p, dwp, dup, dbp, dp, dclp, xtp, wp, up, gp, hsp, csp, auxp, s, p,
-                 drop);
+                 drop, mp);
   }
   return py::make_tuple(dx, dh0, dc0, dw, du, db);
 }
@@ -248,18 +270,21 @@ void bind_rnn(py::module_& m) {
   cells["simple_relu"] = static_cast<int>(RnnCell::simple_relu);
   cells["lstm"] = static_cast<int>(RnnCell::lstm);
   cells["gru"] = static_cast<int>(RnnCell::gru);
+  cells["gru_reset_before"] = static_cast<int>(RnnCell::gru_reset_before);
   m.attr("rnn_cell_codes") = cells;
   m.def("rnn_forward", &rnn_forward_py, py::arg("cell"), py::arg("x"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("h0"), py::arg("c0"),
         py::arg("return_sequences"), py::arg("training"), py::arg("workspace") = py::none(),
         py::arg("in_masks") = py::none(), py::arg("rec_masks") = py::none(),
+        py::arg("mask") = py::none(),
         "Whole-sequence recurrent forward -> (out, (xt, gates, hs, cs, aux)); in_masks (g,B,F) / "
-        "rec_masks (g,B,U): Keras's per-gate dropout masks, fixed over time; use nncore.ops.rnn.");
+        "rec_masks (g,B,U): Keras's per-gate dropout masks, fixed over time; mask (B,T) bool: "
+        "Keras's step mask (masked steps carry the state over); use nncore.kernels.rnn.");
   m.def("rnn_backward", &rnn_backward_py, py::arg("cell"), py::arg("dout"), py::arg("xt"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("gates"), py::arg("hs"),
         py::arg("cs"), py::arg("aux"), py::arg("return_sequences"), py::arg("has_bias"),
         py::arg("dc_last") = py::none(), py::arg("in_masks") = py::none(),
-        py::arg("rec_masks") = py::none(),
+        py::arg("rec_masks") = py::none(), py::arg("mask") = py::none(),
         "Backward through time -> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias).");
 }
 

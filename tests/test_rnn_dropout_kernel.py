@@ -227,7 +227,7 @@ def test_bidirectional_recurrent_dropout_trains_through_the_c_loop(rng):
 
 
 def test_mask_and_recurrent_dropout_together(rng):
-    """mask_zero plus recurrent dropout (the NumPy loop): padded steps carry the state over and the
+    """mask_zero plus recurrent dropout (the C++ loop): padded steps carry the state over and the
     gradient stays finite and zero for the padded inputs."""
     emb = layers.Embedding(10, 3, mask_zero=True)
     lstm = layers.LSTM(4, recurrent_dropout=0.3, return_sequences=True, seed=1)

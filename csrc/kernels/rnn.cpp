@@ -5,6 +5,9 @@
 //   GRU       (reset_after) [xz xr xh] = x_t W + b0;  [rz rr rh] = h_{t-1} U + b1
 //             z = sigmoid(xz+rz); r = sigmoid(xr+rr); hh = tanh(xh + r*rh)
 //             h_t = z*h_{t-1} + (1-z)*hh
+//             (reset_before, Keras reset_after=False) [xz xr xh] = x_t W + b;
+//             z = sigmoid(xz + h_{t-1} U_z); r = sigmoid(xr + h_{t-1} U_r);
+//             hh = tanh(xh + (r*h_{t-1}) U_h); h_t as above
 //
 // Forward: one GEMM projects every time step (x W + b, time-major) before the loop; each step is
 // then one small GEMM (h_{t-1} U, accumulated onto its projection block) and one fused elementwise
@@ -17,6 +20,15 @@
 // dh_{t-1} sums the gates' (dZr_k U_kᵀ) * rec[k] in gate order; input masks turn the projection,
 // dW and dX into one GEMM per gate on the masked inputs. Masks are fixed over time, so they cost
 // only elementwise passes and narrower GEMMs, never a Python step.
+// GRU reset_before needs r before its candidate's GEMM, so each step is two GEMMs ([U_z U_r],
+// then U_h on r*h_{t-1}) around the two halves of its elementwise pass, and the backward likewise
+// (dq = dZ_h U_hᵀ first, then dZ_r and dh_{t-1} += [dZ_z dZ_r] [U_z U_r]ᵀ); dU_h reads r*h_{t-1},
+// kept in aux.
+// Step mask (Keras masking): a per-row select in each step. A masked row skips the elementwise
+// pass and copies h_{t-1} (and c_{t-1}) forward; in the backward its dZ row is zero and the
+// dh (+ dout) it received is restored into dh_{t-1} after the step's GEMM (dc is left as is). The
+// GEMMs still run over all rows of a thread's range (rows are independent in them), so the mask
+// costs only these copies; with a null mask the loops take no extra step.
 //
 // Parallel level: each time loop is one parallel region, each thread owning a contiguous range of
 // batch rows (rows of a recurrence are independent: no barrier inside the loop) and calling
@@ -107,18 +119,45 @@ int64_t packed_floats(Isa isa, int64_t k, int64_t n) {
   return (sgemm_packed_b_floats(isa, k, n) + 15) / 16 * 16;
 }
 
-// The recurrent kernel u (U, G = ng*U) packed into buf for h·U (transposed: for dZ·Uᵀ): whole,
-// or with recurrent dropout one (U, U) block per gate (each gate's h is masked differently).
-void pack_recurrent(GemmPackedB* out, float* buf, Isa isa, const float* u, int64_t U,
-                    int64_t ng, bool transposed, bool per_gate) {
-  const int64_t G = ng * U;
+// The recurrent kernel u (U, G) as the column blocks the per-step GEMMs use: whole; with
+// recurrent dropout one (U, U) block per gate (each gate's h is masked differently); GRU
+// reset_before without it [U_z U_r] (U, 2U) and U_h (the candidate's GEMM comes after r).
+struct RecBlocks {
+  int n = 0;
+  int64_t col[4] = {0, 0, 0, 0}, width[4] = {0, 0, 0, 0};
+};
+
+RecBlocks rec_blocks(RnnCell cell, int64_t U, bool per_gate) {
+  const int64_t ng = rnn_gates(cell);
+  RecBlocks r;
   if (per_gate) {
-    for (int64_t q = 0; q < ng; ++q)
-      out[q] = sgemm_pack_b(buf + q * packed_floats(isa, U, U), isa, u + q * U, G, transposed, U,
-                            U);
+    r.n = static_cast<int>(ng);
+    for (int q = 0; q < r.n; ++q) r.col[q] = q * U, r.width[q] = U;
+  } else if (cell == RnnCell::gru_reset_before) {
+    r.n = 2;
+    r.col[1] = 2 * U, r.width[0] = 2 * U, r.width[1] = U;
   } else {
-    out[0] = transposed ? sgemm_pack_b(buf, isa, u, G, true, G, U)
-                        : sgemm_pack_b(buf, isa, u, G, false, U, G);
+    r.n = 1;
+    r.width[0] = ng * U;
+  }
+  return r;
+}
+
+// Floats of the blocks packed for h·U_block, or transposed for dZ_block·U_blockᵀ.
+int64_t rec_pack_floats(Isa isa, const RecBlocks& r, int64_t U, bool transposed) {
+  int64_t n = 0;
+  for (int q = 0; q < r.n; ++q)
+    n += transposed ? packed_floats(isa, r.width[q], U) : packed_floats(isa, U, r.width[q]);
+  return n;
+}
+
+void pack_recurrent(GemmPackedB* out, float* buf, Isa isa, const float* u, int64_t U, int64_t G,
+                    const RecBlocks& r, bool transposed) {
+  for (int q = 0; q < r.n; ++q) {
+    const int64_t w = r.width[q];
+    out[q] = transposed ? sgemm_pack_b(buf, isa, u + r.col[q], G, true, w, U)
+                        : sgemm_pack_b(buf, isa, u + r.col[q], G, false, U, w);
+    buf += transposed ? packed_floats(isa, w, U) : packed_floats(isa, U, w);
   }
 }
 
@@ -138,29 +177,37 @@ void mask_rows(float* dst, const float* src, const float* mask, int64_t T, int64
 void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, float* aux,
                  const float* x, const float* w, const float* u, const float* b, const float* h0,
                  const float* c0, const RnnShape& s, const RnnParams& p,
-                 const RnnDropout& drop) {
+                 const RnnDropout& drop, const uint8_t* mask) {
   const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
   const int64_t ng = rnn_gates(p.cell);
   const int64_t G = ng * U;
   const int64_t BU = B * U, BG = B * G;
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
+  const bool gru0 = p.cell == RnnCell::gru_reset_before;
   const bool relu = p.cell == RnnCell::simple_relu;
   const float* const rmask = drop.rec;
-  // Scratch: U packed once for the per-step GEMMs (with recurrent dropout: each gate's block U_k
-  // packed on its own), then (GRU) rec (B,G) = h_{t-1} U + b1, (recurrent dropout) hm (B,U) the
-  // masked h_{t-1}, (input dropout) xm (T,B,F) the masked inputs of one gate.
+  // Scratch: U packed once for the per-step GEMMs (rec_blocks), then (GRU) rec (B,G) =
+  // h_{t-1} U + b1, (recurrent dropout) hm (B,U) the masked h_{t-1}, (input dropout) xm (T,B,F)
+  // the masked inputs of one gate, (GRU reset_before at inference) rhs (B,U) = r * h_{t-1}.
   const Isa isa = active_isa();
-  const int64_t npack = rmask ? ng * packed_floats(isa, U, U) : packed_floats(isa, U, G);
+  const RecBlocks blocks = rec_blocks(p.cell, U, rmask != nullptr);
+  const int64_t npack = rec_pack_floats(isa, blocks, U, false);
   const int64_t nrec = gru ? BG : 0, nhm = rmask ? BU : 0, nxm = drop.in ? T * B * F : 0;
-  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nrec + nhm + nxm);
+  const bool keep_rh = p.training && aux;
+  const int64_t nrh = gru0 && !keep_rh ? BU : 0;
+  float* const buf =
+      thread_scratch(ScratchSlot::rnn).floats(npack + nrec + nhm + nxm + nrh);
   float* const rec = buf + npack;
   float* const hm = rec + nrec;
   float* const xm = hm + nhm;
+  float* const rhs = xm + nxm;
   GemmPackedB up[4];
-  pack_recurrent(up, buf, isa, u, U, ng, false, rmask != nullptr);
+  pack_recurrent(up, buf, isa, u, U, G, blocks, false);
+  // Blocks before the cell's elementwise pass; GRU reset_before's last block (U_h) runs after r.
+  const int nfirst = gru0 ? blocks.n - 1 : blocks.n;
 
-  // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU: input bias row b0 only); with input dropout
-  // gate by gate, gates[:, k] = (xt * in[k]) @ w_k + b_k
+  // gates (T*B, G) = xt (T*B, F) @ w + b   (GRU reset_after: input bias row b0 only); with input
+  // dropout gate by gate, gates[:, k] = (xt * in[k]) @ w_k + b_k
   to_time_major(xt, x, B, T, F);
   if (drop.in) {
     for (int64_t q = 0; q < ng; ++q) {
@@ -185,46 +232,65 @@ void rnn_forward(float* out, float* xt, float* gates, float* hs, float* cs, floa
   const RnnRowKernels& k = row_kernels();
   const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
     const int64_t m = hi - lo;
+    const uint8_t* const mrow = mask ? mask + lo * T : nullptr;  // row lo+i, step t: mrow[i*T+t]
     for (int64_t t = 0; t < T; ++t) {
       const int64_t prev = p.training ? t : t % 2, cur = p.training ? t + 1 : (t + 1) % 2;
       const float* h_prev = hs + prev * BU + lo * U;
       float* h_cur = hs + cur * BU + lo * U;
       float* g = gates + t * BG + lo * G;
-      if (rmask) {  // gate by gate, the recurrent term reads h_prev * rec[k]
-        float* hmr = hm + lo * U;
-        for (int64_t q = 0; q < ng; ++q) {
+      // The recurrent GEMMs before the elementwise pass: g += h_prev U (GRU reset_after:
+      // rec = h_prev U + b1); with recurrent dropout gate by gate on h_prev * rec[k].
+      for (int q = 0; q < nfirst; ++q) {
+        const int64_t col = blocks.col[q];
+        const float* a = h_prev;
+        if (rmask) {
+          float* hmr = hm + lo * U;
           const float* mk = rmask + (q * B + lo) * U;
           for (int64_t e = 0; e < m * U; ++e) hmr[e] = h_prev[e] * mk[e];
-          GemmParams rp;
-          if (gru) {  // rec_k = hm U_k + b1_k
-            rp.bias = b ? b + G + q * U : nullptr;
-            sgemm_prepacked(rec + lo * G + q * U, G, hmr, U, up[q], m, rp);
-          } else {  // g_k += hm U_k
-            rp.beta = 1.0f;
-            sgemm_prepacked(g + q * U, G, hmr, U, up[q], m, rp);
-          }
+          a = hmr;
         }
-      } else {
         GemmParams rp;
-        if (gru) {  // rec = h_prev U + b1
-          rp.bias = b ? b + G : nullptr;
-          sgemm_prepacked(rec + lo * G, G, h_prev, U, up[0], m, rp);
-        } else {  // g += h_prev U
+        if (gru) {
+          rp.bias = b ? b + G + col : nullptr;
+          sgemm_prepacked(rec + lo * G + col, G, a, U, up[q], m, rp);
+        } else {
           rp.beta = 1.0f;
-          sgemm_prepacked(g, G, h_prev, U, up[0], m, rp);
+          sgemm_prepacked(g + col, G, a, U, up[q], m, rp);
         }
       }
-      float* tsave = p.training && aux ? aux + t * BU + lo * U : nullptr;
+      float* tsave = keep_rh ? aux + t * BU + lo * U : nullptr;
+      if (gru0) {  // z, r; rh = r * h_prev (* rec[2]); then g_h += rh U_h
+        float* rhr = keep_rh ? tsave : rhs + lo * U;
+        const float* hm2 = rmask ? rmask + (2 * B + lo) * U : nullptr;
+        for (int64_t i = 0; i < m; ++i) {
+          if (mrow && !mrow[i * T + t])  // skipped step: zeros, as the dU GEMM reads every row
+            std::memset(rhr + i * U, 0, sizeof(float) * U);
+          else
+            k.gru0_reset_fwd(g + i * G, rhr + i * U, h_prev + i * U, hm2 ? hm2 + i * U : nullptr,
+                             U);
+        }
+        GemmParams rp;
+        rp.beta = 1.0f;
+        sgemm_prepacked(g + 2 * U, G, rhr, U, up[blocks.n - 1], m, rp);
+      }
       for (int64_t i = 0; i < m; ++i) {
         float* hi_row = h_cur + i * U;
-        if (lstm)
+        if (mrow && !mrow[i * T + t]) {  // masked step: the state carries over
+          std::memcpy(hi_row, h_prev + i * U, sizeof(float) * U);
+          if (lstm)
+            std::memcpy(cs + cur * BU + (lo + i) * U, cs + prev * BU + (lo + i) * U,
+                        sizeof(float) * U);
+        } else if (lstm) {
           k.lstm_fwd(g + i * G, cs + cur * BU + (lo + i) * U, hi_row,
                      tsave ? tsave + i * U : nullptr, cs + prev * BU + (lo + i) * U, U);
-        else if (gru)
+        } else if (gru) {
           k.gru_fwd(g + i * G, hi_row, tsave ? tsave + i * U : nullptr, rec + (lo + i) * G,
                     h_prev + i * U, U);
-        else
+        } else if (gru0) {
+          k.gru0_fwd(g + i * G, hi_row, h_prev + i * U, U);
+        } else {
           k.simple_fwd(hi_row, g + i * G, U, relu);
+        }
         if (p.return_sequences)
           std::memcpy(out + ((lo + i) * T + t) * U, hi_row, sizeof(float) * U);
       }
@@ -241,30 +307,36 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
                   const float* dout, const float* dc_last, const float* xt, const float* w,
                   const float* u, const float* gates, const float* hs, const float* cs,
                   const float* aux, const RnnShape& s, const RnnParams& p,
-                  const RnnDropout& drop) {
+                  const RnnDropout& drop, const uint8_t* mask) {
   const int64_t B = s.batch, T = s.steps, F = s.features, U = s.units;
   const int64_t ng = rnn_gates(p.cell);
   const int64_t G = ng * U;
   const int64_t BU = B * U, BG = B * G;
   const bool gru = p.cell == RnnCell::gru, lstm = p.cell == RnnCell::lstm;
+  const bool gru0 = p.cell == RnnCell::gru_reset_before;
   const bool relu = p.cell == RnnCell::simple_relu;
   const float* const rmask = drop.rec;
 
-  // Scratch: Uᵀ packed once for the per-step GEMMs (recurrent dropout: each U_kᵀ on its own),
-  // dz (T,B,G) [GRU: input-side then recurrent-side], dxt (T,B,F); with recurrent dropout tmp (B,U)
-  // for one gate's dZr_k U_kᵀ and hm (T,B,U) the masked states of one gate; with input dropout
-  // xm (T,B,F) the masked inputs of one gate and dxk (T,B,F) one gate's dZ_k W_kᵀ.
+  // Scratch: Uᵀ packed once for the per-step GEMMs (rec_blocks), dz (T,B,G) [GRU reset_after:
+  // input-side then recurrent-side], dxt (T,B,F); with recurrent dropout tmp (B,U) for one gate's
+  // dZr_k U_kᵀ and hm (T,B,U) the masked states of one gate; with input dropout xm (T,B,F) the
+  // masked inputs of one gate and dxk (T,B,F) one gate's dZ_k W_kᵀ; with a step mask carry (B,U)
+  // the gradients masked steps pass through; GRU reset_before dq (B,U) = dZ_h U_hᵀ.
   const Isa isa = active_isa();
+  const RecBlocks blocks = rec_blocks(p.cell, U, rmask != nullptr);
+  const int nfirst = gru0 ? blocks.n - 1 : blocks.n;
   const size_t nz = static_cast<size_t>(T * BG) * (gru ? 2 : 1);
-  const size_t npack = static_cast<size_t>(rmask ? ng * packed_floats(isa, U, U)
-                                                 : packed_floats(isa, G, U));
+  const size_t npack = static_cast<size_t>(rec_pack_floats(isa, blocks, U, true));
   const size_t nx = static_cast<size_t>(T * B * F);
   const size_t ntmp = rmask ? static_cast<size_t>(BU) : 0;
   const size_t nhm = rmask ? static_cast<size_t>(T * BU) : 0;
   const size_t nxm = drop.in ? 2 * nx : 0;
-  float* const buf = thread_scratch(ScratchSlot::rnn).floats(npack + nz + nx + ntmp + nhm + nxm);
+  const size_t ncarry = mask ? static_cast<size_t>(BU) : 0;
+  const size_t ndq = gru0 ? static_cast<size_t>(BU) : 0;
+  float* const buf = thread_scratch(ScratchSlot::rnn)
+                         .floats(npack + nz + nx + ntmp + nhm + nxm + ncarry + ndq);
   GemmPackedB ut[4];
-  pack_recurrent(ut, buf, isa, u, U, ng, true, rmask != nullptr);
+  pack_recurrent(ut, buf, isa, u, U, G, blocks, true);
   float* const dz = buf + npack;
   float* const dzr = gru ? dz + T * BG : dz;  // the recurrent-side gradient
   float* const dxt = dz + nz;
@@ -272,6 +344,8 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   float* const hm = tmp + ntmp;
   float* const xm = hm + nhm;
   float* const dxk = xm + (drop.in ? nx : 0);
+  float* const carry = xm + nxm;
+  float* const dq = carry + ncarry;
 
   // dh0 / dc0 double as the running dh_t / dc_t buffers; they end as the initial-state gradients.
   float* const dh = dh0;
@@ -282,6 +356,7 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   const RnnRowKernels& k = row_kernels();
   const bool ok = batch_parallel(B, U, G, [&](int64_t lo, int64_t hi) {
     const int64_t m = hi - lo;
+    const uint8_t* const mrow = mask ? mask + lo * T : nullptr;  // row lo+i, step t: mrow[i*T+t]
     for (int64_t t = T - 1; t >= 0; --t) {
       const float* g = gates + t * BG + lo * G;
       float* dzt = dz + t * BG + lo * G;
@@ -293,37 +368,64 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
         const float* dy = !has_dy              ? nullptr
                           : p.return_sequences ? dout + (row * T + t) * U
                                                : dout + row * U;
-        if (lstm)
+        if (mrow && !mrow[i * T + t]) {  // masked step: no gradient into it, dh (and dc) pass
+          std::memset(dzt + i * G, 0, sizeof(float) * G);
+          if (gru) std::memset(dzrt + i * G, 0, sizeof(float) * G);
+          float* cr = carry + row * U;
+          const float* dr = dht + i * U;
+          if (dy)
+            for (int64_t j = 0; j < U; ++j) cr[j] = dr[j] + dy[j];
+          else
+            std::memcpy(cr, dr, sizeof(float) * U);
+        } else if (lstm) {
           k.lstm_bwd(dzt + i * G, dc0 + row * U, dht + i * U, dy, g + i * G,
                      cs + t * BU + row * U, aux + t * BU + row * U, U);
-        else if (gru)
+        } else if (gru) {
           k.gru_bwd(dzt + i * G, dzrt + i * G, dht + i * U, dy, g + i * G,
                     aux + t * BU + row * U, hs + t * BU + row * U, U);
-        else
+        } else if (gru0) {
+          k.gru0_bwd_out(dzt + i * G, dht + i * U, dy, g + i * G, hs + t * BU + row * U, U);
+        } else {
           k.simple_bwd(dzt + i * G, dht + i * U, dy, hs + (t + 1) * BU + row * U, U, relu);
+        }
       }
-      // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part z * dh already in dh)
+      if (gru0) {  // dq = dZ_h U_hᵀ -> dZ_r and dh += dq * r (* rec[2])
+        float* dqr = dq + lo * U;
+        GemmParams rp;
+        sgemm_prepacked(dqr, U, dzt + 2 * U, G, ut[blocks.n - 1], m, rp);
+        const float* hm2 = rmask ? rmask + (2 * B + lo) * U : nullptr;
+        for (int64_t i = 0; i < m; ++i) {
+          if (mrow && !mrow[i * T + t]) continue;  // its dZ row stays zero
+          k.gru0_bwd_reset(dzt + i * G, dht + i * U, dqr + i * U, g + i * G,
+                           hs + t * BU + (lo + i) * U, hm2 ? hm2 + i * U : nullptr, U);
+        }
+      }
+      // dh_{t-1} = dZr_t Uᵀ   (GRU: added to the direct part already in dh)
       if (rmask) {  // dh_{t-1} = sum_k (dZr_k U_kᵀ) * rec[k], gates in order
         float* tr = tmp + lo * U;
-        for (int64_t q = 0; q < ng; ++q) {
+        for (int q = 0; q < nfirst; ++q) {
           GemmParams rp;
           sgemm_prepacked(tr, U, dzrt + q * U, G, ut[q], m, rp);
           const float* mk = rmask + (q * B + lo) * U;
-          if (q == 0 && !gru)
+          if (q == 0 && !gru && !gru0)
             for (int64_t e = 0; e < m * U; ++e) dht[e] = tr[e] * mk[e];
           else
             for (int64_t e = 0; e < m * U; ++e) dht[e] += tr[e] * mk[e];
         }
       } else {
         GemmParams rp;
-        rp.beta = gru ? 1.0f : 0.0f;
+        rp.beta = gru || gru0 ? 1.0f : 0.0f;
         sgemm_prepacked(dht, U, dzrt, G, ut[0], m, rp);
       }
+      if (mrow)  // the masked rows' dh_{t-1} is the gradient they passed through
+        for (int64_t i = 0; i < m; ++i)
+          if (!mrow[i * T + t])
+            std::memcpy(dht + i * U, carry + (lo + i) * U, sizeof(float) * U);
     }
   });
   if (!ok) throw std::bad_alloc();
 
-  // Weight gradients over all T*B rows at once.
+  // Weight gradients over all T*B rows at once (masked steps' dZ rows are zeros).
   GemmParams tp;
   tp.trans_a = true;
   if (drop.in) {  // dW_k = (X * in[k])ᵀ dZx_k
@@ -334,14 +436,17 @@ void rnn_backward(float* dx, float* dh0, float* dc0, float* dw, float* du, float
   } else {
     sgemm(dw, G, xt, F, dz, G, F, G, T * B, tp);  // dW = Xᵀ dZx
   }
+  // dU = Hprevᵀ dZr (hs[0:T] = h_{-1}..h_{T-2}); GRU reset_before: its U_h block from aux = r*h
+  const int64_t nhprev = gru0 ? 2 : ng;  // gates whose recurrent term reads h_{t-1}
   if (rmask) {  // dU_k = (Hprev * rec[k])ᵀ dZr_k
-    for (int64_t q = 0; q < ng; ++q) {
+    for (int64_t q = 0; q < nhprev; ++q) {
       mask_rows(hm, hs, rmask + q * BU, T, B, U);
       sgemm(du + q * U, G, hm, U, dzr + q * U, G, U, U, T * B, tp);
     }
   } else {
-    sgemm(du, G, hs, U, dzr, G, U, G, T * B, tp);  // dU = Hprevᵀ dZr  (hs[0:T] = h_{-1}..h_{T-2})
+    sgemm(du, G, hs, U, dzr, G, U, nhprev * U, T * B, tp);
   }
+  if (gru0) sgemm(du + 2 * U, G, aux, U, dz + 2 * U, G, U, U, T * B, tp);
   if (db) {
     column_sum(db, dz, T * B, G);
     if (gru) column_sum(db + G, dzr, T * B, G);

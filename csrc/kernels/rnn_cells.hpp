@@ -26,6 +26,17 @@ struct RnnRowKernels {
   // [z r hh], rh, h_prev -> dzx (3U) input side, dzr (3U) recurrent side; dh <- z * (dh + dy)
   void (*gru_bwd)(float* dzx, float* dzr, float* dh, const float* dy, const float* g,
                   const float* rh, const float* h_prev, int64_t n);
+  // GRU reset_after=False, the step's two halves around the GEMM rh U_h:
+  // g (3U) = [xz+hz, xr+hr, .] -> z, r in place; rh = r * (h_prev * hm), hm (U) or null (ones)
+  void (*gru0_reset_fwd)(float* g, float* rh, const float* h_prev, const float* hm, int64_t n);
+  // g[2U:] = xh + rh U_h -> hh in place; h = z*h_prev + (1-z)*hh
+  void (*gru0_fwd)(float* g, float* h, const float* h_prev, int64_t n);
+  // d = dh + dy -> dz[0:U] = dz_z, dz[2U:] = dz_h (the candidate's pre-activation); dh <- z * d
+  void (*gru0_bwd_out)(float* dz, float* dh, const float* dy, const float* g, const float* h_prev,
+                       int64_t n);
+  // dq = dz_h U_hᵀ (U) -> dz[U:2U] = dz_r; dh += dq * r * hm (hm null: ones)
+  void (*gru0_bwd_reset)(float* dz, float* dh, const float* dq, const float* g,
+                         const float* h_prev, const float* hm, int64_t n);
   const char* name;  // the ISA the file was compiled for
 };
 
@@ -235,11 +246,86 @@ void gru_bwd_row(float* dzx, float* dzr, float* dh, const float* dy, const float
   else gru_bwd_row_t<false>(dzx, dzr, dh, dy, g, rh, h_prev, n);
 }
 
+// ---- GRU reset_after=False: hh = tanh(xh + (r * h_prev) U_h), the GEMM between the two halves
+
+template <bool kMask>
+void gru0_reset_fwd_row_t(float* __restrict g, float* __restrict rh,
+                          const float* __restrict h_prev, const float* __restrict hm, int64_t n) {
+  float* gz = g;
+  float* gr = g + n;
+  for (int64_t j = 0; j < n; ++j) {
+    const float z = sigmoid_fast(gz[j]);
+    const float r = sigmoid_fast(gr[j]);
+    const float hin = kMask ? h_prev[j] * hm[j] : h_prev[j];
+    gz[j] = z;
+    gr[j] = r;
+    rh[j] = r * hin;
+  }
+}
+
+void gru0_reset_fwd_row(float* g, float* rh, const float* h_prev, const float* hm, int64_t n) {
+  if (hm) gru0_reset_fwd_row_t<true>(g, rh, h_prev, hm, n);
+  else gru0_reset_fwd_row_t<false>(g, rh, h_prev, hm, n);
+}
+
+void gru0_fwd_row(float* __restrict g, float* __restrict h, const float* __restrict h_prev,
+                  int64_t n) {
+  const float* gz = g;
+  float* gh = g + 2 * n;
+  for (int64_t j = 0; j < n; ++j) {
+    const float z = gz[j];
+    const float hh = tanh_fast(gh[j]);
+    gh[j] = hh;
+    h[j] = z * h_prev[j] + (1.0f - z) * hh;
+  }
+}
+
+template <bool kDy>
+void gru0_bwd_out_row_t(float* __restrict dz, float* __restrict dh, const float* __restrict dy,
+                        const float* __restrict g, const float* __restrict h_prev, int64_t n) {
+  const float* gz = g;
+  const float* gh = g + 2 * n;
+  for (int64_t j = 0; j < n; ++j) {
+    const float d = kDy ? dh[j] + dy[j] : dh[j];
+    const float z = gz[j], hh = gh[j];
+    dz[j] = d * (h_prev[j] - hh) * z * (1.0f - z);
+    dz[2 * n + j] = d * (1.0f - z) * (1.0f - hh * hh);
+    dh[j] = d * z;
+  }
+}
+
+void gru0_bwd_out_row(float* dz, float* dh, const float* dy, const float* g, const float* h_prev,
+                      int64_t n) {
+  if (dy) gru0_bwd_out_row_t<true>(dz, dh, dy, g, h_prev, n);
+  else gru0_bwd_out_row_t<false>(dz, dh, dy, g, h_prev, n);
+}
+
+template <bool kMask>
+void gru0_bwd_reset_row_t(float* __restrict dz, float* __restrict dh, const float* __restrict dq,
+                          const float* __restrict g, const float* __restrict h_prev,
+                          const float* __restrict hm, int64_t n) {
+  const float* gr = g + n;
+  for (int64_t j = 0; j < n; ++j) {
+    const float r = gr[j];
+    const float hin = kMask ? h_prev[j] * hm[j] : h_prev[j];
+    dz[n + j] = dq[j] * hin * r * (1.0f - r);
+    dh[j] += kMask ? dq[j] * r * hm[j] : dq[j] * r;
+  }
+}
+
+void gru0_bwd_reset_row(float* dz, float* dh, const float* dq, const float* g, const float* h_prev,
+                        const float* hm, int64_t n) {
+  if (hm) gru0_bwd_reset_row_t<true>(dz, dh, dq, g, h_prev, hm, n);
+  else gru0_bwd_reset_row_t<false>(dz, dh, dq, g, h_prev, hm, n);
+}
+
 }  // namespace
 
 // NNCORE_RNN_CELLS_TABLE names this file's table (kRnnCells<Isa>), NNCORE_RNN_CELLS_NAME its ISA.
 const RnnRowKernels NNCORE_RNN_CELLS_TABLE = {simple_fwd_row, lstm_fwd_row, gru_fwd_row,
                                               simple_bwd_row, lstm_bwd_row, gru_bwd_row,
+                                              gru0_reset_fwd_row, gru0_fwd_row,
+                                              gru0_bwd_out_row, gru0_bwd_reset_row,
                                               NNCORE_RNN_CELLS_NAME};
 }  // namespace nncore
 

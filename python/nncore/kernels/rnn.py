@@ -8,6 +8,8 @@ Keras parametrisation; inputs are (batch, timesteps, features), float32. With G 
 - GRU (Keras reset_after=True): [xz xr xh] = x_t W + b[0]; [rz rr rh] = h_{t-1} U + b[1];
   z = sigmoid(xz+rz), r = sigmoid(xr+rr), hh = tanh(xh + r*rh), h_t = z*h_{t-1} + (1-z)*hh;
   W (F,3U), U (U,3U), b (2,3U).
+  reset_after=False: [xz xr xh] = x_t W + b; z = sigmoid(xz + h_{t-1} U_z),
+  r = sigmoid(xr + h_{t-1} U_r), hh = tanh(xh + (r*h_{t-1}) U_h); b (3U,).
 
 Each forward is one C++ call (the time loop runs in C++ with the GIL released) and returns
 (out, cache): out is h_T (B,U), or every h_t (B,T,U) with return_sequences=True; cache is an opaque
@@ -21,9 +23,17 @@ Dropout inside the time loop (Keras 3's per-gate cell): in_masks (gates, B, F) a
 (gates, B, U), already scaled (kept entries 1/(1-rate)), fixed over the time steps; gate k projects
 (x_t * in_masks[k]) W_k and adds (h_{t-1} * rec_masks[k]) U_k, while the state update uses the
 unmasked h_{t-1} / c_{t-1}. The cache keeps the masks for the backward.
+
+Keras's step mask: mask (B,T) bool (Embedding(mask_zero=True), Masking). At a step whose entry is
+False the row's state is carried over (h_t = h_{t-1}, LSTM c_t = c_{t-1}), so with
+return_sequences the step's output repeats the carried state (h0 for leading masked steps), and
+the step gets no gradient: dh (and dc) pass through it to t-1, and it adds nothing to dx, dW, dU
+or db.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from .. import _core
 from ._util import as_f32
@@ -31,9 +41,10 @@ from ._util import as_f32
 __all__ = ["simple_rnn", "simple_rnn_backward", "lstm", "lstm_backward", "gru", "gru_backward"]
 
 _CELLS = _core.rnn_cell_codes  # defined once, in the C++ enum
-_SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU = (
-    _CELLS["simple_tanh"], _CELLS["simple_relu"], _CELLS["lstm"], _CELLS["gru"])
-_GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3}
+_SIMPLE_TANH, _SIMPLE_RELU, _LSTM, _GRU, _GRU0 = (
+    _CELLS["simple_tanh"], _CELLS["simple_relu"], _CELLS["lstm"], _CELLS["gru"],
+    _CELLS["gru_reset_before"])
+_GATES = {_SIMPLE_TANH: 1, _SIMPLE_RELU: 1, _LSTM: 4, _GRU: 3, _GRU0: 3}
 
 
 # Workspace reuse. A forward's workspace (a few MB for typical layers) is written once and read
@@ -75,7 +86,7 @@ class RnnCache:
     """What a recurrent backward needs from its forward (time-major arrays). Treat as opaque."""
 
     __slots__ = ("cell", "name", "kernel", "recurrent_kernel", "has_bias", "return_sequences",
-                 "out_shape", "key", "workspace", "in_masks", "rec_masks")
+                 "out_shape", "key", "workspace", "in_masks", "rec_masks", "mask")
 
     def __repr__(self) -> str:
         return f"RnnCache({self.name}, out_shape={self.out_shape})"
@@ -101,8 +112,26 @@ def _check_masks(cell, name, in_masks, rec_masks, batch, features, units):
     return out
 
 
+def _check_step_mask(name, mask, batch, steps):
+    """The step mask as a C-contiguous bool (B,T) array, or None when absent or all True."""
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        if m.dtype.kind not in "iu":
+            raise TypeError(f"{name}: mask must be a boolean (batch, timesteps) array, got dtype "
+                            f"{m.dtype}")
+        m = m != 0
+    if m.shape != (batch, steps):
+        raise ValueError(f"{name}: mask must have shape (batch, timesteps) = {(batch, steps)}, "
+                         f"got {m.shape}")
+    if m.all():
+        return None
+    return np.ascontiguousarray(m)
+
+
 def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_sequences, training,
-             want_c=False, in_masks=None, rec_masks=None):
+             want_c=False, in_masks=None, rec_masks=None, mask=None):
     x = as_f32(x, "x", ndim=3, where=name)
     kernel = as_f32(kernel, "kernel", ndim=2, where=name)
     recurrent_kernel = as_f32(recurrent_kernel, "recurrent_kernel", ndim=2, where=name)
@@ -133,11 +162,12 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
                                  f"{(batch, units)}, got {s.shape}")
         states.append(s)
     in_masks, rec_masks = _check_masks(cell, name, in_masks, rec_masks, batch, features, units)
+    mask = _check_step_mask(name, mask, batch, steps)
     training = bool(training)
     key = (cell, batch, steps, features, units, training)
     out, workspace = _core.rnn_forward(
         cell, x, kernel, recurrent_kernel, bias, states[0], states[1], bool(return_sequences),
-        training, _pool_take(key), in_masks, rec_masks)
+        training, _pool_take(key), in_masks, rec_masks, mask)
     if want_c:  # final cell state: cs[T] when training, the ping-pong slot T % 2 otherwise
         cs = workspace[3]
         c_last = cs[steps if training else steps % 2].copy()
@@ -150,7 +180,7 @@ def _forward(cell, name, x, kernel, recurrent_kernel, bias, h0, c0, return_seque
     cache.has_bias, cache.return_sequences = bias is not None, bool(return_sequences)
     cache.out_shape = out.shape
     cache.key, cache.workspace = key, workspace
-    cache.in_masks, cache.rec_masks = in_masks, rec_masks
+    cache.in_masks, cache.rec_masks, cache.mask = in_masks, rec_masks, mask
     return (out, c_last, cache) if want_c else (out, cache)
 
 
@@ -170,21 +200,22 @@ def _backward(dout, cache, name, cells, dc_last=None):
     xt, gates, hs, cs, aux = cache.workspace
     return _core.rnn_backward(cache.cell, dout, xt, cache.kernel, cache.recurrent_kernel, gates, hs,
                               cs, aux, cache.return_sequences, cache.has_bias, dc_last,
-                              cache.in_masks, cache.rec_masks)
+                              cache.in_masks, cache.rec_masks, cache.mask)
 
 
 def simple_rnn(x, kernel, recurrent_kernel, bias, h0=None, *, activation="tanh",
-               return_sequences=False, training=True, in_masks=None, rec_masks=None):
+               return_sequences=False, training=True, in_masks=None, rec_masks=None, mask=None):
     """SimpleRNN: h_t = act(x_t W + h_{t-1} U + b), act 'tanh' (default) or 'relu'.
 
-    x (B,T,F), kernel W (F,U), recurrent_kernel U (U,U), bias (U,) or None, h0 (B,U) or None.
+    x (B,T,F), kernel W (F,U), recurrent_kernel U (U,U), bias (U,) or None, h0 (B,U) or None,
+    mask (B,T) bool or None (Keras's step mask).
     Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
     """
     if activation not in ("tanh", "relu"):
         raise ValueError(f"simple_rnn: activation must be 'tanh' or 'relu', got {activation!r}")
     cell = _SIMPLE_TANH if activation == "tanh" else _SIMPLE_RELU
     return _forward(cell, "simple_rnn", x, kernel, recurrent_kernel, bias, h0, None,
-                    return_sequences, training, in_masks=in_masks, rec_masks=rec_masks)
+                    return_sequences, training, in_masks=in_masks, rec_masks=rec_masks, mask=mask)
 
 
 def simple_rnn_backward(dout, cache):
@@ -195,15 +226,16 @@ def simple_rnn_backward(dout, cache):
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0=None, c0=None, *, return_sequences=False,
-         training=True, return_cell_state=False, in_masks=None, rec_masks=None):
+         training=True, return_cell_state=False, in_masks=None, rec_masks=None, mask=None):
     """LSTM (Keras gate order i, f, c, o; sigmoid gates, tanh activation).
 
-    x (B,T,F), kernel (F,4U), recurrent_kernel (U,4U), bias (4U,) or None, h0/c0 (B,U) or None.
+    x (B,T,F), kernel (F,4U), recurrent_kernel (U,4U), bias (4U,) or None, h0/c0 (B,U) or None,
+    mask (B,T) bool or None (Keras's step mask).
     Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True;
     with return_cell_state=True (out, c_T, cache), c_T (B,U) the final cell state.
     """
     return _forward(_LSTM, "lstm", x, kernel, recurrent_kernel, bias, h0, c0, return_sequences,
-                    training, return_cell_state, in_masks, rec_masks)
+                    training, return_cell_state, in_masks, rec_masks, mask)
 
 
 def lstm_backward(dout, cache, dc_last=None):
@@ -213,17 +245,22 @@ def lstm_backward(dout, cache, dc_last=None):
 
 
 def gru(x, kernel, recurrent_kernel, bias, h0=None, *, return_sequences=False, training=True,
-        in_masks=None, rec_masks=None):
-    """GRU, Keras reset_after=True (gate order z, r, h; bias rows: input, recurrent).
+        in_masks=None, rec_masks=None, mask=None, reset_after=True):
+    """GRU, Keras's gate order z, r, h. reset_after=True: bias (2,3U) (rows: input, recurrent),
+    hh = tanh(x W_h + b0_h + r * (h U_h + b1_h)); reset_after=False: bias (3U,),
+    hh = tanh(x W_h + b_h + (r * h) U_h).
 
-    x (B,T,F), kernel (F,3U), recurrent_kernel (U,3U), bias (2,3U) or None, h0 (B,U) or None.
+    x (B,T,F), kernel (F,3U), recurrent_kernel (U,3U), bias or None, h0 (B,U) or None,
+    mask (B,T) bool or None (Keras's step mask).
     Returns (out, cache): out (B,U) = h_T, or (B,T,U) with return_sequences=True.
     """
-    return _forward(_GRU, "gru", x, kernel, recurrent_kernel, bias, h0, None, return_sequences,
-                    training, in_masks=in_masks, rec_masks=rec_masks)
+    cell = _GRU if reset_after else _GRU0
+    return _forward(cell, "gru", x, kernel, recurrent_kernel, bias, h0, None, return_sequences,
+                    training, in_masks=in_masks, rec_masks=rec_masks, mask=mask)
 
 
 def gru_backward(dout, cache):
-    """Gradients of gru -> (dx, dh0, dkernel, drecurrent_kernel, dbias); dbias is (2,3U)."""
-    dx, dh0, _, dw, du, db = _backward(dout, cache, "gru", (_GRU,))
+    """Gradients of gru -> (dx, dh0, dkernel, drecurrent_kernel, dbias); dbias is shaped like
+    bias ((2,3U) with reset_after=True, else (3U,))."""
+    dx, dh0, _, dw, du, db = _backward(dout, cache, "gru", (_GRU, _GRU0))
     return dx, dh0, dw, du, db

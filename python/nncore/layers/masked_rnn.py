@@ -1,6 +1,6 @@
-"""Recurrent time loops in NumPy: the path taken when the C++ loops cannot express the step
-(they have no mask and only GRU reset_after=True), and the reference twin of the C++ loops'
-dropout (run in float64 by the tests: the loops compute in the dtype of x, float32 in the layers):
+"""Recurrent time loops in NumPy: the reference twin of the C++ loops (nncore.kernels.rnn), run in
+float64 by the tests (the loops compute in the dtype of x), and the layers' loop when their
+`_fast` flag is cleared. What it covers beyond the plain cells:
 
 - a mask (batch, steps): as Keras, at a masked step the state is carried over unchanged
   (h_t = h_{t-1}, c_t = c_{t-1}), so with return_sequences the step repeats the previous output,

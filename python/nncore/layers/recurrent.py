@@ -1,6 +1,9 @@
-"""SimpleRNN, LSTM (gates i, f, c, o) and GRU (z, r, h; reset_after=True), Keras weight layouts.
+"""SimpleRNN, LSTM (gates i, f, c, o) and GRU (z, r, h; reset_after True or False), Keras weight
+layouts.
 
-The time loop runs in C++ (nncore.ops.simple_rnn / lstm / gru and their backward).
+The time loop runs in C++ (nncore.kernels.simple_rnn / lstm / gru and their backward), masks
+(Embedding(mask_zero=True), Masking), dropout and GRU reset_after=False included. The NumPy loop of
+masked_rnn.py is its reference twin; a layer takes it only when `_fast` is cleared (the tests).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape
 class _RNN(Layer):
     _gates = 1
     _n_states = 1  # states returned with return_state (LSTM: h and c)
-    _fast = True  # the C++ time loop can run this configuration
+    _fast = True  # run the C++ time loop (False: the NumPy reference loop, for the tests)
     _reset_after = True
     _class = ""
 
@@ -86,7 +89,7 @@ class _RNN(Layer):
         self.kernel, self.recurrent_kernel = self.weights[0], self.weights[1]
         self.bias = self.weights[2] if self.use_bias else None
 
-    def _run(self, x, training, in_masks=None, rec_masks=None):
+    def _run(self, x, training, in_masks=None, rec_masks=None, mask=None):
         raise NotImplementedError
 
     _consumes_mask = True
@@ -128,14 +131,14 @@ class _RNN(Layer):
         if self.go_backwards:  # the sequence is read from its end; outputs stay in that order
             x = np.ascontiguousarray(x[:, ::-1])
             mask = None if mask is None else mask[:, ::-1]
-        if mask is not None or not self._fast:
+        if not self._fast:
             hs, c_last, cache = _masked.forward(
                 self._cell, x, mask, self.kernel, self.recurrent_kernel, self.bias,
                 self.activation, in_masks, rec_masks, self._reset_after)
             out = hs if self.return_sequences else np.ascontiguousarray(hs[:, -1])
             kind = "loop"
         else:
-            out, c_last, cache = self._run(x, need_ctx, in_masks, rec_masks)
+            out, c_last, cache = self._run(x, need_ctx, in_masks, rec_masks, mask)
             kind = "fast"
         ctx = (kind, cache, out.shape, din) if need_ctx else None
         if self.return_state:  # the h state is the last output; LSTM adds its cell state
@@ -201,11 +204,11 @@ class SimpleRNN(_RNN):
 
     _cell = "simple"
 
-    def _run(self, x, training, in_masks=None, rec_masks=None):
+    def _run(self, x, training, in_masks=None, rec_masks=None, mask=None):
         out, cache = _ops.simple_rnn(x, self.kernel, self.recurrent_kernel, self.bias,
                                      activation=self.activation,
                                      return_sequences=self.return_sequences, training=training,
-                                     in_masks=in_masks, rec_masks=rec_masks)
+                                     in_masks=in_masks, rec_masks=rec_masks, mask=mask)
         return out, None, cache
 
     def _backward(self, dy, cache, dc):
@@ -238,10 +241,11 @@ class LSTM(_RNN):
 
         return forget_one
 
-    def _run(self, x, training, in_masks=None, rec_masks=None):
+    def _run(self, x, training, in_masks=None, rec_masks=None, mask=None):
         return _ops.lstm(x, self.kernel, self.recurrent_kernel, self.bias,
                          return_sequences=self.return_sequences, training=training,
-                         return_cell_state=True, in_masks=in_masks, rec_masks=rec_masks)
+                         return_cell_state=True, in_masks=in_masks, rec_masks=rec_masks,
+                         mask=mask)
 
     def _backward(self, dy, cache, dc):
         return _ops.lstm_backward(dy, cache, dc_last=dc)
@@ -253,9 +257,9 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Keras GRU, gates z, r, h. reset_after=True (C++ loop): bias (2, 3*units) (input,
-    recurrent), hh = tanh(x W_h + b0_h + r * (h U_h + b1_h)); reset_after=False (NumPy loop):
-    bias (3*units,), hh = tanh(x W_h + b_h + (r * h) U_h)."""
+    """Keras GRU, gates z, r, h. reset_after=True: bias (2, 3*units) (input, recurrent),
+    hh = tanh(x W_h + b0_h + r * (h U_h + b1_h)); reset_after=False: bias (3*units,),
+    hh = tanh(x W_h + b_h + (r * h) U_h)."""
 
     _gates = 3
     _cell = "gru"
@@ -265,7 +269,7 @@ class GRU(_RNN):
         if recurrent_activation != "sigmoid":
             raise ValueError("GRU: only recurrent_activation='sigmoid' is supported")
         super().__init__(units, activation=activation, **kwargs)
-        self._reset_after = self._fast = bool(reset_after)
+        self._reset_after = bool(reset_after)
 
     @property
     def reset_after(self):
@@ -274,10 +278,11 @@ class GRU(_RNN):
     def _bias_shape(self):
         return (2, 3 * self.units) if self._reset_after else (3 * self.units,)
 
-    def _run(self, x, training, in_masks=None, rec_masks=None):
+    def _run(self, x, training, in_masks=None, rec_masks=None, mask=None):
         out, cache = _ops.gru(x, self.kernel, self.recurrent_kernel, self.bias,
                               return_sequences=self.return_sequences, training=training,
-                              in_masks=in_masks, rec_masks=rec_masks)
+                              in_masks=in_masks, rec_masks=rec_masks, mask=mask,
+                              reset_after=self._reset_after)
         return out, None, cache
 
     def _backward(self, dy, cache, dc):
