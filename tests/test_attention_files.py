@@ -169,6 +169,16 @@ def _block(K):
     return K.Model(inp, out)
 
 
+def _weight_index(model, cls, k):
+    """Index in model.get_weights() of weight k of the first layer of type cls."""
+    offset = 0
+    for layer in model.layers:
+        if isinstance(layer, cls):
+            return offset + k
+        offset += len(layer.get_weights())
+    raise AssertionError(f"no {cls.__name__} in the model")
+
+
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
 def test_optimizer_state_round_trip(ext, rng, tmp_path):
     """Adam trained in Keras, resumed in nncore (and back): the same slots, and one more epoch
@@ -192,8 +202,16 @@ def test_optimizer_state_round_trip(ext, rng, tmp_path):
         np.testing.assert_array_equal(a, b)
     for m in (ours, theirs):
         m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+    # The key projection's bias adds q . b_k to all of a query's scores alike, which the softmax
+    # cancels: its gradient is zero but for rounding, and Adam scales that noise up to steps of
+    # about the learning rate, in each framework its own: the two may part by up to the learning
+    # rate per step of the extra epoch on each side (2 steps).
+    skip = _weight_index(ours, nk.layers.MultiHeadAttention, 3)
+    for i, (a, b) in enumerate(zip(ours.get_weights(), theirs.get_weights())):
+        if i == skip:
+            assert np.abs(a - b).max() <= 2 * 2 * 0.01, np.abs(a - b).max()
+        else:
+            np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
     # and nncore's state read by Keras
     p2 = os.fspath(tmp_path / f"ours{ext}")
     ours.save(p2)
