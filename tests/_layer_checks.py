@@ -114,3 +114,25 @@ def fd_sum_grads(fn, arrays, r, eps=1e-6):
             g.reshape(-1)[i] = (up - down) / (2 * eps)
         grads.append(g)
     return grads
+
+
+def rnn_twin(cell, x, w, u, b, seq, mask, in_masks, rec_masks, dout):
+    """The NumPy recurrent loop (nncore.layers.masked_rnn) in float64, the reference of the C++
+    loops: cell 'simple_tanh' / 'simple_relu' / 'lstm' / 'gru' / 'gru_reset_before', mask (B,T) or
+    None, dropout masks or None, dout the gradient of the output (all steps if seq, else the last)
+    -> (out, dx, dw, du, db)."""
+    from nncore.layers import masked_rnn
+
+    x, w, u, b, im, rm = [None if a is None else np.float64(a)
+                          for a in (x, w, u, b, in_masks, rec_masks)]
+    name = "simple" if cell.startswith("simple") else "gru" if cell.startswith("gru") else cell
+    act = "relu" if cell == "simple_relu" else "tanh"
+    hs, _, cache = masked_rnn.forward(name, x, mask, w, u, b, act, im, rm,
+                                      cell != "gru_reset_before")
+    dhs = np.zeros_like(hs)
+    if seq:
+        dhs[:] = dout
+    else:
+        dhs[:, -1] = dout
+    dx, dw, du, db = masked_rnn.backward(cache, dhs, w, u, True)
+    return (hs if seq else hs[:, -1]), dx, dw, du, db

@@ -11,7 +11,7 @@ import pytest
 import nncore
 from nncore import kernels as ops
 from nncore import layers
-from nncore.layers import masked_rnn
+from _layer_checks import rnn_twin
 
 CELLS = ["simple_tanh", "simple_relu", "lstm", "gru"]
 GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3}
@@ -59,22 +59,6 @@ def run_backward(cell, dout, cache):
     return dx, dw, du, db
 
 
-def twin(cell, x, w, u, b, seq, in_masks, rec_masks, dout):
-    """The NumPy loop in float64: (out, dx, dw, du, db)."""
-    f64 = [None if a is None else np.float64(a) for a in (x, w, u, b, in_masks, rec_masks)]
-    x, w, u, b, im, rm = f64
-    name = "simple" if cell.startswith("simple") else cell
-    act = "relu" if cell == "simple_relu" else "tanh"
-    hs, _, cache = masked_rnn.forward(name, x, None, w, u, b, act, im, rm, True)
-    dhs = np.zeros_like(hs)
-    if seq:
-        dhs[:] = dout
-    else:
-        dhs[:, -1] = dout
-    dx, dw, du, db = masked_rnn.backward(cache, dhs, w, u, True)
-    return (hs if seq else hs[:, -1]), dx, dw, du, db
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("use_in,use_rec", MASKS)
 @pytest.mark.parametrize("seq", [False, True])
@@ -85,7 +69,7 @@ def test_matches_float64_numpy_loop(cell, use_in, use_rec, seq, rng, isa):
     out, cache = run(cell, x, w, u, b, seq, im, rm)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     got = (out, *run_backward(cell, dout, cache))
-    want = twin(cell, x, w, u, b, seq, im, rm, dout)
+    want = rnn_twin(cell, x, w, u, b, seq, None, im, rm, dout)
     for name, g, r in zip(("out", "dx", "dw", "du", "db"), got, want):
         assert g.dtype == np.float32 and g.shape == r.shape, name
         np.testing.assert_allclose(g, r, rtol=2e-4, atol=2e-5, err_msg=name)
@@ -102,7 +86,7 @@ def test_masks_deeper_than_gemm_blocks(cell, rng, isa):
     out, cache = run(cell, x, w, u, b, True, im, rm)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     got = (out, *run_backward(cell, dout, cache))
-    want = twin(cell, x, w, u, b, True, im, rm, dout)
+    want = rnn_twin(cell, x, w, u, b, True, None, im, rm, dout)
     for name, g, r in zip(("out", "dx", "dw", "du", "db"), got, want):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-4, err_msg=name)
 

@@ -14,8 +14,8 @@ import nncore
 from nncore import _core
 from nncore import kernels as ops
 from nncore import layers
-from nncore.layers import masked_rnn
 
+from _layer_checks import rnn_twin
 from conftest import require
 
 CELLS = ["simple_tanh", "simple_relu", "lstm", "gru", "gru_reset_before"]
@@ -75,22 +75,6 @@ def run_backward(cell, dout, cache):
     return dx, dh0, dw, du, db
 
 
-def twin(cell, x, w, u, b, seq, mask, in_masks, rec_masks, dout):
-    """The NumPy loop in float64: (out, dx, dw, du, db)."""
-    x, w, u, b, im, rm = [None if a is None else np.float64(a)
-                          for a in (x, w, u, b, in_masks, rec_masks)]
-    name = "simple" if cell.startswith("simple") else "gru" if cell.startswith("gru") else cell
-    act = "relu" if cell == "simple_relu" else "tanh"
-    hs, _, cache = masked_rnn.forward(name, x, mask, w, u, b, act, im, rm, cell != "gru_reset_before")
-    dhs = np.zeros_like(hs)
-    if seq:
-        dhs[:] = dout
-    else:
-        dhs[:, -1] = dout
-    dx, dw, du, db = masked_rnn.backward(cache, dhs, w, u, True)
-    return (hs if seq else hs[:, -1]), dx, dw, du, db
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("drop", DROP)
 @pytest.mark.parametrize("seq", [False, True])
@@ -102,7 +86,7 @@ def test_masked_matches_float64_numpy_loop(cell, drop, seq, rng, isa):
     out, cache = run(cell, x, w, u, b, seq, mask, im, rm)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     dx, _, dw, du, db = run_backward(cell, dout, cache)
-    want = twin(cell, x, w, u, b, seq, mask, im, rm, dout)
+    want = rnn_twin(cell, x, w, u, b, seq, mask, im, rm, dout)
     for name, g, r in zip(("out", "dx", "dw", "du", "db"), (out, dx, dw, du, db), want):
         assert g.dtype == np.float32 and g.shape == r.shape, name
         np.testing.assert_allclose(g, r, rtol=2e-4, atol=2e-5, err_msg=name)
@@ -205,7 +189,7 @@ def test_deeper_than_gemm_blocks(cell, rng, isa):
     out, cache = run(cell, x, w, u, b, True, mask)
     dout = rng.standard_normal(out.shape).astype(np.float32)
     dx, _, dw, du, db = run_backward(cell, dout, cache)
-    want = twin(cell, x, w, u, b, True, mask, None, None, dout)
+    want = rnn_twin(cell, x, w, u, b, True, mask, None, None, dout)
     for name, g, r in zip(("out", "dx", "dw", "du", "db"), (out, dx, dw, du, db), want):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-4, err_msg=name)
 
