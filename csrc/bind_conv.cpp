@@ -146,10 +146,11 @@ py::tuple py_conv2d_backward(py::array dy, py::array x, py::array w, py::object 
   return py::make_tuple(dx, dw, db);
 }
 
-// x (N,H,W,C), k (KH,KW,C,M), b (C*M,) or None -> y (N,OH,OW,C*M); cap: min(cap, .) last.
+// x (N,H,W,C), k (KH,KW,C,M), b (C*M,) or None -> y (N,OH,OW,C*M); cap: min(cap, .) last;
+// maxpool2: then a 2x2 stride-2 'valid' max pooling in the same pass -> (N,OH/2,OW/2,C*M).
 py::array_t<float> py_depthwise2d_forward(py::array x, py::array k, py::object b, Pair strides,
                                           bool same, Pair dilation, bool relu, py::object cap,
-                                          bool reference) {
+                                          bool reference, bool maxpool2) {
   const float* xp = require_c(x, "x", 4);
   const float* kp = require_c(k, "k", 4);
   if (x.shape(1) < 1 || x.shape(2) < 1 || x.shape(3) < 1)
@@ -171,6 +172,20 @@ py::array_t<float> py_depthwise2d_forward(py::array x, py::array k, py::object b
   checked_mul(checked_mul(rows, o, "output size"), 4, "output size");
   py::array barr;
   const float* bp = optional(b, "b", {o}, &barr);
+  if (maxpool2) {
+    if (reference)
+      throw py::value_error("depthwise2d: maxpool2 has no reference path (pool the reference)");
+    if (p.oh < 2 || p.ow < 2)
+      throw py::value_error("depthwise2d: maxpool2 needs an output of at least 2x2, got " +
+                            std::to_string(p.oh) + "x" + std::to_string(p.ow));
+    auto y = new_f32({p.n, p.oh / 2, p.ow / 2, o});
+    float* yp = y.mutable_data();
+    {
+      py::gil_scoped_release r;
+      depthwise2d_forward_maxpool2(yp, xp, kp, bp, p);
+    }
+    return y;
+  }
   auto y = new_f32({p.n, p.oh, p.ow, o});
   float* yp = y.mutable_data();
   {
@@ -304,8 +319,9 @@ void bind_conv(py::module_& m) {
         "(dx or None, dw, db or None) of conv2d_forward; relu masks dy by y > 0.");
   m.def("depthwise2d_forward", &py_depthwise2d_forward, py::arg("x"), py::arg("k"), py::arg("b"),
         py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("relu"),
-        py::arg("cap") = py::none(), py::arg("reference") = false,
-        "y = min(cap, act(depthwise(x, k) + b)); x (N,H,W,C), k (KH,KW,C,M) -> (N,OH,OW,C*M).");
+        py::arg("cap") = py::none(), py::arg("reference") = false, py::arg("maxpool2") = false,
+        "y = min(cap, act(depthwise(x, k) + b)); x (N,H,W,C), k (KH,KW,C,M) -> (N,OH,OW,C*M); "
+        "maxpool2: then MaxPooling2D(2) 'valid' in the same pass -> (N,OH/2,OW/2,C*M).");
   m.def("depthwise2d_backward", &py_depthwise2d_backward, py::arg("dy"), py::arg("x"), py::arg("k"),
         py::arg("strides"), py::arg("same"), py::arg("dilation"), py::arg("need_dx"),
         py::arg("has_bias"), py::arg("reference") = false,

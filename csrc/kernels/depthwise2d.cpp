@@ -14,6 +14,7 @@
 #include "common/parallel.hpp"
 #include "common/parallel_units.hpp"
 #include "common/scratch.hpp"
+#include "kernels/pool2d_kernels.hpp"
 
 namespace nncore {
 
@@ -45,7 +46,7 @@ void row_generic(float* y, const float* x, const float* k, const float* b,
     int64_t j0 = 0, j1 = p.kw;
     while (j0 < j1 && iw0 + j0 * p.dw < 0) ++j0;
     while (j1 > j0 && iw0 + (j1 - 1) * p.dw >= p.w) --j1;
-    float* yo = y + ((n * p.oh + oh) * p.ow + ow) * O;
+    float* yo = y + ow * O;
     for (int64_t o0 = 0; o0 < O; o0 += kBlock) {
       const int64_t nb = std::min(kBlock, O - o0);
       for (int64_t o = 0; o < nb; ++o) acc[o] = 0.0f;
@@ -169,7 +170,31 @@ void depthwise2d_forward(float* y, const float* x, const float* k, const float* 
   const int64_t unit = unit_size(rows, 1, kUnits);
   parallel_units((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
     for (int64_t r = u * unit; r < std::min(rows, (u + 1) * unit); ++r)
-      row(y, x, k, b, p, r / p.oh, r % p.oh);
+      row(y + r * p.ow * p.c * p.m, x, k, b, p, r / p.oh, r % p.oh);
+  });
+}
+
+void depthwise2d_forward_maxpool2(float* y, const float* x, const float* k, const float* b,
+                                  const Depthwise2dParams& p) {
+  const int64_t ph = p.oh / 2, pw = p.ow / 2, O = p.c * p.m, rows = p.n * ph;
+  if (rows == 0 || pw == 0) return;
+  const int nt = threads_for(static_cast<double>(rows) * 2 * p.ow * O * p.kh * p.kw,
+                             kMinWorkPerThread, p.num_threads);
+  const depthwise2d_row_fn row = p.m == 1 || p.c == 1 ? kDepthwise2d.active().row : row_generic;
+  const window_max_fn wmax = active_window_max_values();
+  const int64_t unit = unit_size(rows, 1, kUnits);
+  // A worker's scratch may fail to grow (std::bad_alloc): caught in the region, rethrown after.
+  parallel_units_guarded((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
+    // Two convolution rows (2, OW, O): a small image the window scan reads as it reads x.
+    float* const s = thread_scratch(ScratchSlot::misc).floats(static_cast<size_t>(2 * p.ow * O));
+    for (int64_t r = u * unit; r < std::min(rows, (u + 1) * unit); ++r) {
+      const int64_t n = r / ph, q = r % ph;
+      row(s, x, k, b, p, n, 2 * q);
+      row(s + p.ow * O, x, k, b, p, n, 2 * q + 1);
+      float* yr = y + r * pw * O;
+      for (int64_t j = 0; j < pw; ++j)
+        wmax(yr + j * O, nullptr, s, PoolWindow{0, 2, 2 * j, 2 * j + 2}, p.ow, O);
+    }
   });
 }
 

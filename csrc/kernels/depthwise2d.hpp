@@ -28,12 +28,21 @@ struct Depthwise2dParams {
 void depthwise2d_forward(float* y, const float* x, const float* k, const float* b,
                          const Depthwise2dParams& p);
 
+// The forward followed by a 2x2 max pooling of stride 2 ('valid'), in one pass (the inference
+// plan's Conv2D / DepthwiseConv2D + MaxPooling2D(2)): y (N, OH/2, OW/2, C*M). Per pooled row the two
+// convolution rows go to a thread's scratch through the forward's own row kernel, then the pooling
+// layer's value scan (pool2d_kernels.hpp) takes each window: bitwise the forward, then
+// maxpool2d_forward without argmax. Any thread count gives the same bits. May throw
+// std::bad_alloc (a worker's scratch), after the region.
+void depthwise2d_forward_maxpool2(float* y, const float* x, const float* k, const float* b,
+                                  const Depthwise2dParams& p);
+
 // Plain loops, the readable oracle of the above (same tap order, no FMA contraction guaranteed).
 void depthwise2d_forward_ref(float* y, const float* x, const float* k, const float* b,
                              const Depthwise2dParams& p);
 
-// One output row (n, oh): the ISA-specific part (depthwise2d_impl.hpp), for depth multiplier 1
-// or one input channel.
+// One output row (n, oh), written at y (its OW*C*M floats): the ISA-specific part
+// (depthwise2d_impl.hpp), for depth multiplier 1 or one input channel.
 typedef void (*depthwise2d_row_fn)(float* y, const float* x, const float* k, const float* b,
                                    const Depthwise2dParams& p, int64_t n, int64_t oh);
 

@@ -107,7 +107,7 @@ void dw_row_t(float* y, const float* x, const float* k, const float* b, const De
   while (i1 > i0 && ih0 + (i1 - 1) * p.dh >= p.h) --i1;
   const int64_t span = (p.kw - 1) * p.dw;  // a pixel's taps cover input columns [iw0, iw0 + span]
   const int64_t O = C * p.m;
-  float* yr = y + (n * p.oh + oh) * p.ow * O;
+  float* const yr = y;  // the caller's output row (n, oh)
   int64_t ow = 0;
   while (ow < p.ow) {
     const int64_t iw0 = ow * p.sw - p.pl;

@@ -108,6 +108,8 @@ NNCORE_KERNEL_FAMILY(avgpool2d, kPool2d, avg_name);
 
 }  // namespace
 
+window_max_fn active_window_max_values() { return kPool2d.active().window_max_values; }
+
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dParams& p) {
   const int64_t C = p.c;
   if (p.n * p.oh == 0) return;  // empty batch: nothing to write

@@ -27,6 +27,10 @@ struct Pool2dKernels {
   const char* avg_name;
 };
 
+// The active ISA's value-only scan (window_max_values; pool2d.cpp), for kernels that pool what
+// they just computed (depthwise2d_forward_maxpool2) with the pooling layer's own bits.
+window_max_fn active_window_max_values();
+
 #if defined(NNCORE_X86)
 extern const Pool2dKernels kPool2dAvx2;    // pool2d_avx2.cpp
 extern const Pool2dKernels kPool2dAvx512;  // pool2d_avx512.cpp

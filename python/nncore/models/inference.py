@@ -16,7 +16,10 @@ with a fused step below; global pooling is one pooling window; and a peephole pa
 Conv2D / Dense / DepthwiseConv2D / SeparableConv2D (linear activation) + BatchNormalization on
 the channels + ReLU (max_value: a cap), when each output is read by the next layer only:
 the normalization is folded into scaled copies of the kernel and bias (w * gamma/sqrt(var+eps),
-(b - mean) * gamma/sqrt(var+eps) + beta, in float64 then float32) and the ReLU into the kernel.
+(b - mean) * gamma/sqrt(var+eps) + beta, in float64 then float32) and the ReLU into the kernel. A
+depthwise-kernel step (DepthwiseConv2D, or Conv2D on one input channel) read only by a
+MaxPooling2D(2) 'valid' pools in the same pass (``depthwise2d_forward(..., maxpool2=True)``: the
+forward's rows, then the pooling layer's value scan, so the same bits as the two steps).
 
 The plan is rebuilt when the model or its weights may have changed: it records the global
 generation (``bump()``: set_weights, weight loading, an optimizer step, a BatchNormalization
@@ -78,14 +81,14 @@ class _Affine:
     b (scaled copies: the layer's own arrays are never written) and fuse a following ReLU
     (with max_value: a cap) into the kernel call."""
 
-    __slots__ = ("kind", "layer", "w", "b", "act", "relu", "cap", "folded")
+    __slots__ = ("kind", "layer", "w", "b", "act", "relu", "cap", "folded", "pool2")
 
     def __init__(self, kind, layer, w, b):
         self.kind, self.layer, self.w, self.b = kind, layer, w, b
         self.act = layer.activation
         self.relu = self.act == "relu"
         self.act = "linear" if self.relu else self.act
-        self.cap, self.folded = None, False
+        self.cap, self.folded, self.pool2 = None, False, False
 
     def fold(self, scale, shift):
         """w, b <- w * scale, b * scale + shift over the output channels (float64, then float32)."""
@@ -106,8 +109,10 @@ class _Affine:
             dw = _core.depthwise2d_forward
             st, same, dil = layer.strides, layer.padding == "same", layer.dilation_rate
             if self.kind == "dw":
+                pool2 = self.pool2
+
                 def run(x):
-                    return dw(_as_f32(x), w, b, st, same, dil, relu, cap)
+                    return dw(_as_f32(x), w, b, st, same, dil, relu, cap, False, pool2)
             else:
                 dk, conv = layer.depthwise_kernel, _core.conv2d_forward
 
@@ -197,6 +202,15 @@ def _bn_scale_shift(layer):
     if layer.beta is not None:
         shift = shift + layer.beta
     return scale, shift
+
+
+def _is_maxpool2(layer):
+    """True for MaxPooling2D(pool_size=2, strides=2, padding='valid') on channels_last."""
+    from ..layers.pooling import MaxPooling2D
+
+    return (type(layer) is MaxPooling2D and tuple(layer.pool_size) == (2, 2)
+            and tuple(layer.strides) == (2, 2) and layer.padding == "valid"
+            and getattr(layer, "data_format", "channels_last") == "channels_last")
 
 
 def _relu_cap(layer):
@@ -413,6 +427,11 @@ class InferencePlan:
             if rc is not None:
                 aff.relu, aff.cap = rc
                 k, outs = k + 1, nxt[1]
+                nxt = sole_reader(k)
+        # then a 2x2 stride-2 'valid' max pooling, pooled in the depthwise kernel's pass
+        if nxt is not None and aff.kind == "dw" and aff.act == "linear" and _is_maxpool2(nxt[0]):
+            aff.pool2 = True
+            k, outs = k + 1, nxt[1]
         return k, outs
 
     def run(self, xs):
