@@ -92,8 +92,8 @@ inline void dw_pixels(float* yo, const float* xn, const float* k, const float* b
 
 // y row (n, oh): every output pixel, every channel; depth multiplier 1 (kBcast false), or one
 // input channel broadcast to all M outputs (kBcast: also a Conv2D with one input channel). Pixels
-// whose taps all lie inside the row go kPT at a time; the others (at the borders) one by one,
-// their outside taps skipped.
+// whose taps all lie inside the row go kPT at a time, then 2 at a time; the others (at the
+// borders) one by one, their outside taps skipped.
 template <class V, bool kBcast>
 void dw_row_t(float* y, const float* x, const float* k, const float* b, const Depthwise2dParams& p,
             int64_t n, int64_t oh) {
@@ -114,6 +114,13 @@ void dw_row_t(float* y, const float* x, const float* k, const float* b, const De
     if (iw0 >= 0 && ow + kPT <= p.ow && (ow + kPT - 1) * p.sw - p.pl + span < p.w) {
       dw_pixels<V, kPT, kBcast>(yr + ow * O, xn, k, b, p, ih0, iw0, i0, i1, 0, p.kw);
       ow += kPT;
+      continue;
+    }
+    // Two pixels with all their taps inside (the end of a 'valid' row): half a tile, not two
+    // single pixels, whose one chain of FMAs per vector waits on the FMA latency.
+    if (iw0 >= 0 && ow + 2 <= p.ow && (ow + 1) * p.sw - p.pl + span < p.w) {
+      dw_pixels<V, 2, kBcast>(yr + ow * O, xn, k, b, p, ih0, iw0, i0, i1, 0, p.kw);
+      ow += 2;
       continue;
     }
     int64_t j0 = 0, j1 = p.kw;
