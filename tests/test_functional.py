@@ -580,6 +580,56 @@ def test_summary_of_a_graph(lib, capsys):
     assert "Total params: 122" in out
 
 
+def _summary_model(lib):
+    inner = lib.Sequential([lib.Input((8,)), lib.layers.Dense(4, name="inner_dense"),
+                            lib.layers.BatchNormalization(name="inner_bn")], name="block")
+    inp = lib.Input((8,), name="x")
+    h = lib.layers.Dense(8, name="a_rather_long_layer_name_for_the_widths")(inp)
+    out = lib.layers.Dense(2, name="head")(lib.layers.Dropout(0.1, name="drop")(inner(h)))
+    model = lib.Model(inp, out, name="summ")
+    model.get_layer("a_rather_long_layer_name_for_the_widths").trainable = False
+    return model
+
+
+def _summary_rows(lib, model, **kw):
+    """{layer name: the summary line naming it} (Keras's rich table or nncore's text)."""
+    lines = []  # wide enough that Keras's table wraps no name
+    model.summary(print_fn=lambda s, *a, **k: lines.extend(str(s).splitlines()), line_length=200,
+                  **kw)
+    names = ("x", "a_rather_long_layer_name_for_the_widths", "block", "inner_dense", "inner_bn",
+             "drop", "head")
+    return {n: ln for ln in lines for n in names if re.search(rf"(^|[\s│└]){n} \(", ln)}
+
+
+def test_summary_options_as_keras(lib, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # Keras's rich console crops its table to the terminal
+    model = _summary_model(lib)
+    rows = _summary_rows(lib, model, show_trainable=True, expand_nested=True)
+    assert set(rows) == {"x", "a_rather_long_layer_name_for_the_widths", "block", "inner_dense",
+                         "inner_bn", "drop", "head"}
+    mark = {n: re.findall(r"(?<![\w(])([YN-])(?![\w)])", ln)[-1] for n, ln in rows.items()}
+    assert mark == {"x": "-", "a_rather_long_layer_name_for_the_widths": "N", "block": "Y",
+                    "inner_dense": "Y", "inner_bn": "Y", "drop": "-", "head": "Y"}
+    # without expand_nested the nested model's layers are not listed
+    assert set(_summary_rows(lib, model)) == {"x", "a_rather_long_layer_name_for_the_widths",
+                                              "block", "drop", "head"}
+    # layer_range: from the first name matching to the last matching, both included
+    assert set(_summary_rows(lib, model, layer_range=["a_rather", "drop"])) == {
+        "a_rather_long_layer_name_for_the_widths", "block", "drop"}
+    with pytest.raises(ValueError):
+        model.summary(layer_range=["nothing_like_this", "head"])
+
+
+def test_summary_columns_fit_long_names():
+    import nncore
+
+    lines = []
+    _summary_model(nncore).summary(print_fn=lines.append)
+    row = next(ln for ln in lines if "a_rather_long_layer_name_for_the_widths" in ln)
+    header = next(ln for ln in lines if "Output Shape" in ln)
+    assert row.index("(None, 8)") == header.index("Output Shape")
+
+
 # ---- fit logs and callbacks -------------------------------------------------------------------
 def test_multi_output_fit_logs_each_output(lib):
     rng = np.random.default_rng(6)

@@ -193,25 +193,68 @@ class Model(Trainer, Layer):
     # ---- summary ------------------------------------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None) -> None:
+        """Keras's model summary as plain text: a row per layer (name, type, output shape,
+        parameters; with show_trainable a Y / N / - column, with expand_nested the layers of
+        nested models indented under theirs), layer_range=[first, last] the rows from the first
+        layer whose name matches `first` (re.match) to the last matching `last`, both inclusive;
+        then the parameter totals. Columns widen to fit their longest entry."""
+        import re
+
         if not self.built:
             raise ValueError(f"model {self.name!r} has not been built yet: give the first layer "
                              "an input_shape, call build(input_shape), or fit it on data first")
         out = print_fn or print
-        w = [33, 26, 12]
+        layers = self._summary_layers()
+        lo, hi = 0, len(layers)
+        if layer_range is not None:
+            if len(layer_range) != 2 or not all(isinstance(r, str) for r in layer_range):
+                raise ValueError("summary: layer_range must be a list or tuple of 2 strings (the "
+                                 f"first and last layer names), got {layer_range!r}")
+            first = [i for i, la in enumerate(layers) if re.match(layer_range[0], la.name)]
+            last = [i for i, la in enumerate(layers) if re.match(layer_range[1], la.name)]
+            if not first or not last:
+                raise ValueError("summary: layer_range does not match the layer names of model "
+                                 f"{self.name!r}: {layer_range!r}")
+            lo, hi = ((min(last), max(first) + 1) if min(first) > max(last)
+                      else (min(first), max(last) + 1))
+
+        def rows(layer, level):
+            prefix = "   " * level + "└ " if level else ""
+            shape = layer.output_shape
+            cells = [f" {prefix}{layer.name} ({type(layer).__name__})",
+                     fmt_shape(shape) if isinstance(shape, tuple) else str(shape),
+                     f"{layer.count_params():,}"]
+            if show_trainable:
+                cells.append(("Y" if layer.trainable else "N") if layer.weights else "-")
+            yield cells
+            if expand_nested and getattr(layer, "layers", None):
+                for inner in layer.layers:
+                    yield from rows(inner, level + 1)
+
+        table = [cells for layer in layers[lo:hi] for cells in rows(layer, 0)]
+        header = [" Layer (type)", "Output Shape", "Param #"] + (
+            ["Trainable"] if show_trainable else [])
+        w = [33, 26, 12] + ([11] if show_trainable else [])
         if line_length:
-            w[0] = max(20, line_length - w[1] - w[2])
+            w[0] = max(20, line_length - sum(w[1:]))
+        for r in [header] + table:  # widen a column to its longest entry (plus a space)
+            for k, cell in enumerate(r):
+                w[k] = max(w[k], len(cell) + (1 if k in (0, 1) else 2))
         total = sum(w)
+
+        def line(cells):
+            text = f"{cells[0]:<{w[0]}}{cells[1]:<{w[1]}}{cells[2]:>{w[2]}}"
+            if show_trainable:
+                text += f"{cells[3]:^{w[3]}}"
+            return text
+
         out(f'Model: "{self.name}"')
         out("_" * total)
-        out(f"{' Layer (type)':<{w[0]}}{'Output Shape':<{w[1]}}{'Param #':>{w[2]}}")
+        out(line(header))
         out("=" * total)
-        rows = self._summary_layers()
-        for i, layer in enumerate(rows):
-            name = f" {layer.name} ({type(layer).__name__})"
-            shape = layer.output_shape
-            shape_s = fmt_shape(shape) if isinstance(shape, tuple) else str(shape)
-            out(f"{name:<{w[0]}}{shape_s:<{w[1]}}{layer.count_params():>{w[2]},}")
-            if i != len(rows) - 1:
+        for i, cells in enumerate(table):
+            out(line(cells))
+            if i != len(table) - 1:
                 out("_" * total)
         out("=" * total)
         trainable = int(sum(x.size for x in self.trainable_weights))
