@@ -147,7 +147,7 @@ void dx_row_generic(float* dx, const float* dy, const float* k, const Depthwise2
   }
 }
 
-const Depthwise2dKernels kDepthwise2dGeneric = {row_generic, kgrad_generic, "generic"};
+const Depthwise2dKernels kDepthwise2dGeneric = {row_generic, kgrad_generic, nullptr, "generic"};
 #if defined(NNCORE_X86)
 constexpr PerIsa<Depthwise2dKernels> kDepthwise2d = {&kDepthwise2dGeneric, &kDepthwise2dAvx2,
                                                      &kDepthwise2dAvx512};
@@ -182,6 +182,7 @@ void depthwise2d_forward_maxpool2(float* y, const float* x, const float* k, cons
                              kMinWorkPerThread, p.num_threads);
   const depthwise2d_row_fn row = p.m == 1 || p.c == 1 ? kDepthwise2d.active().row : row_generic;
   const window_max_fn wmax = active_window_max_values();
+  const depthwise2d_pool2_fn pool2 = kDepthwise2d.active().pool2;
   const int64_t unit = unit_size(rows, 1, kUnits);
   // A worker's scratch may fail to grow (std::bad_alloc): caught in the region, rethrown after.
   parallel_units_guarded((rows + unit - 1) / unit, nt, [&](int, int64_t u) {
@@ -192,8 +193,12 @@ void depthwise2d_forward_maxpool2(float* y, const float* x, const float* k, cons
       row(s, x, k, b, p, n, 2 * q);
       row(s + p.ow * O, x, k, b, p, n, 2 * q + 1);
       float* yr = y + r * pw * O;
-      for (int64_t j = 0; j < pw; ++j)
-        wmax(yr + j * O, nullptr, s, PoolWindow{0, 2, 2 * j, 2 * j + 2}, p.ow, O);
+      if (pool2) {
+        pool2(yr, s, p.ow, O, pw);
+      } else {
+        for (int64_t j = 0; j < pw; ++j)
+          wmax(yr + j * O, nullptr, s, PoolWindow{0, 2, 2 * j, 2 * j + 2}, p.ow, O);
+      }
     }
   });
 }

@@ -53,9 +53,15 @@ typedef void (*depthwise2d_row_fn)(float* y, const float* x, const float* k, con
 typedef void (*depthwise2d_kgrad_fn)(float* part, const float* dy, const float* x,
                                      const Depthwise2dParams& p, int64_t r0, int64_t r1);
 
+// y (PW, O) = the 2x2 stride-2 max pooling of two rows s (2, OW, O) (OW >= 2*PW): each window's
+// cells scanned row-major as the pooling layer's value scan does (pool2d_kernels.hpp), so the same
+// bits, NaN included. Null for the portable ISA (the scan itself runs there).
+typedef void (*depthwise2d_pool2_fn)(float* y, const float* s, int64_t ow, int64_t o, int64_t pw);
+
 struct Depthwise2dKernels {
   depthwise2d_row_fn row;
   depthwise2d_kgrad_fn kgrad;
+  depthwise2d_pool2_fn pool2;
   const char* name;
 };
 

@@ -26,6 +26,13 @@ struct Avx2 {
   static vec relu(vec r) { return _mm256_max_ps(_mm256_setzero_ps(), r); }
   static vec min_cap(vec cap, vec r) { return _mm256_min_ps(cap, r); }
   static void store(mask m, float* p, vec v) { _mm256_maskstore_ps(p, m, v); }
+  // The max pooling scan's step (pool2d_avx2.cpp): v replaces best where best is a number and
+  // v is not <= best (so a NaN wins and then stays).
+  using cmpmask = __m256;
+  static cmpmask take(vec v, vec best) {
+    return _mm256_and_ps(_mm256_cmp_ps(v, best, _CMP_NLE_UQ), _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+  }
+  static vec select(cmpmask m, vec v, vec best) { return _mm256_blendv_ps(best, v, m); }
 };
 
 void row_avx2(float* y, const float* x, const float* k, const float* b, const Depthwise2dParams& p,
@@ -38,8 +45,12 @@ void kgrad_avx2(float* part, const float* dy, const float* x, const Depthwise2dP
   dw_kgrad<Avx2>(part, dy, x, p, r0, r1);
 }
 
+void pool2_avx2(float* y, const float* s, int64_t ow, int64_t o, int64_t pw) {
+  dw_pool2_row<Avx2>(y, s, ow, o, pw);
+}
+
 }  // namespace
 
-const Depthwise2dKernels kDepthwise2dAvx2 = {row_avx2, kgrad_avx2, "avx2_8x4"};
+const Depthwise2dKernels kDepthwise2dAvx2 = {row_avx2, kgrad_avx2, pool2_avx2, "avx2_8x4"};
 
 }  // namespace nncore

@@ -31,6 +31,14 @@ struct Avx512 {
   static vec relu(vec r) { return _mm512_max_ps(_mm512_setzero_ps(), r); }
   static vec min_cap(vec cap, vec r) { return _mm512_min_ps(cap, r); }
   static void store(mask m, float* p, vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  // The max pooling scan's step (pool2d_avx512.cpp): v replaces best where best is a number and
+  // v is not <= best (so a NaN wins and then stays).
+  using cmpmask = __mmask16;
+  static cmpmask take(vec v, vec best) {
+    return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(best, best, _CMP_ORD_Q), v, best,
+                                   _CMP_NLE_UQ);
+  }
+  static vec select(cmpmask m, vec v, vec best) { return _mm512_mask_mov_ps(best, m, v); }
 };
 
 void row_avx512(float* y, const float* x, const float* k, const float* b,
@@ -43,8 +51,13 @@ void kgrad_avx512(float* part, const float* dy, const float* x, const Depthwise2
   dw_kgrad<Avx512>(part, dy, x, p, r0, r1);
 }
 
+void pool2_avx512(float* y, const float* s, int64_t ow, int64_t o, int64_t pw) {
+  dw_pool2_row<Avx512>(y, s, ow, o, pw);
+}
+
 }  // namespace
 
-const Depthwise2dKernels kDepthwise2dAvx512 = {row_avx512, kgrad_avx512, "avx512_16x4"};
+const Depthwise2dKernels kDepthwise2dAvx512 = {row_avx512, kgrad_avx512, pool2_avx512,
+                                               "avx512_16x4"};
 
 }  // namespace nncore

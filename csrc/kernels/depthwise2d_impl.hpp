@@ -3,7 +3,8 @@
 //
 // V provides: kWidth, vec, mask, zero(), lanes(n), load(mask, p) (masked-off lanes read as 0, never
 // fault), loadu(p), storeu(p, v) (whole vectors), bcast(p) (*p in every lane), fma(a, b, c) = a*b + c, add, relu (max(0, r), NaN kept), min_cap(cap, r) (NaN kept),
-// set1, store(mask, p, v).
+// set1, store(mask, p, v); for dw_pool2_row cmpmask, take(v, best), select(m, v, best) (the max
+// pooling scan's step).
 //
 // dw_kgrad (the weight and bias gradients) follows the same rule: fixed chunks of rows, a fixed
 // summation pattern inside each (dw_dot).
@@ -128,6 +129,39 @@ void dw_row_t(float* y, const float* x, const float* k, const float* b, const De
     while (j1 > j0 && iw0 + (j1 - 1) * p.dw >= p.w) --j1;
     dw_pixels<V, 1, kBcast>(yr + ow * O, xn, k, b, p, ih0, iw0, i0, i1, j0, j1);
     ++ow;
+  }
+}
+
+// y (PW, O): the 2x2 stride-2 max pooling of the two rows s (2, OW, O), each window's cells in
+// row-major order with the pooling scan's step (V::take / V::select), so its bits.
+template <class V>
+void dw_pool2_row(float* y, const float* s, int64_t ow, int64_t O, int64_t pw) {
+  constexpr int W = V::kWidth;
+  const float* const r1 = s + ow * O;
+  for (int64_t j = 0; j < pw; ++j) {
+    const float* cells[4] = {s + 2 * j * O, s + (2 * j + 1) * O, r1 + 2 * j * O,
+                             r1 + (2 * j + 1) * O};
+    float* yo = y + j * O;
+    int64_t c = 0;
+    for (; c + W <= O; c += W) {
+      typename V::vec best = V::loadu(cells[0] + c);
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; ++t) {
+        const typename V::vec v = V::loadu(cells[t] + c);
+        best = V::select(V::take(v, best), v, best);
+      }
+      V::storeu(yo + c, best);
+    }
+    if (c < O) {
+      const typename V::mask m = V::lanes(O - c);
+      typename V::vec best = V::load(m, cells[0] + c);
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; ++t) {
+        const typename V::vec v = V::load(m, cells[t] + c);
+        best = V::select(V::take(v, best), v, best);
+      }
+      V::store(m, yo + c, best);
+    }
   }
 }
 
