@@ -71,7 +71,15 @@ def _activation_call(act):
     if act in activations.KERNEL_NAMES:
         from ..kernels import train as _train
 
-        return lambda z: _train.activation(z, act, out=z)
+        # the kernel that _train.activation(z, act, out=z) calls, without its argument checks:
+        # z is a step's own fresh float32 C-contiguous output
+        code, fwd = _train._act_code(act), _core.activation_forward
+
+        def call(z):
+            fwd(z, z, code)
+            return z
+
+        return call
     return lambda z: activations.forward(act, z)
 
 
