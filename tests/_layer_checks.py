@@ -136,3 +136,17 @@ def rnn_twin(cell, x, w, u, b, seq, mask, in_masks, rec_masks, dout):
         dhs[:, -1] = dout
     dx, dw, du, db = masked_rnn.backward(cache, dhs, w, u, True)
     return (hs if seq else hs[:, -1]), dx, dw, du, db
+
+
+RNN_GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
+
+
+def rnn_inputs(cell, rng, bsz, steps, feat, units, scale=0.6):
+    """Float32 x (B,T,F), kernel (F,G), recurrent kernel (U,G) and bias (GRU reset_after: (2,G))
+    for a recurrent kernel test, scaled so the states stay away from saturation."""
+    g = RNN_GATES[cell] * units
+    x = rng.standard_normal((bsz, steps, feat)).astype(np.float32)
+    w = (rng.standard_normal((feat, g)) * scale / np.sqrt(feat)).astype(np.float32)
+    u = (rng.standard_normal((units, g)) * scale / np.sqrt(units)).astype(np.float32)
+    b = (rng.standard_normal((2, g) if cell == "gru" else (g,)) * 0.3).astype(np.float32)
+    return x, w, u, b

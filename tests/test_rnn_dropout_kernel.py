@@ -11,22 +11,12 @@ import pytest
 import nncore
 from nncore import kernels as ops
 from nncore import layers
-from _layer_checks import rnn_twin
+from _layer_checks import RNN_GATES, rnn_inputs, rnn_twin
 
 CELLS = ["simple_tanh", "simple_relu", "lstm", "gru"]
-GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3}
 # (input masks, recurrent masks): the layers pass per-gate input masks only with recurrent dropout,
 # but the kernel takes either alone.
 MASKS = [(False, True), (True, True), (True, False)]
-
-
-def make(cell, rng, bsz, steps, feat, units, scale=0.6):
-    g = GATES[cell] * units
-    x = rng.standard_normal((bsz, steps, feat)).astype(np.float32)
-    w = (rng.standard_normal((feat, g)) * scale / np.sqrt(feat)).astype(np.float32)
-    u = (rng.standard_normal((units, g)) * scale / np.sqrt(units)).astype(np.float32)
-    b = (rng.standard_normal((2, g) if cell == "gru" else (g,)) * 0.3).astype(np.float32)
-    return x, w, u, b
 
 
 def drop_masks(rng, rate, shape):
@@ -35,7 +25,7 @@ def drop_masks(rng, rate, shape):
 
 
 def masks_for(cell, rng, bsz, feat, units, use_in, use_rec):
-    g = GATES[cell]
+    g = RNN_GATES[cell]
     return (drop_masks(rng, 0.3, (g, bsz, feat)) if use_in else None,
             drop_masks(rng, 0.4, (g, bsz, units)) if use_rec else None)
 
@@ -64,7 +54,7 @@ def run_backward(cell, dout, cache):
 @pytest.mark.parametrize("seq", [False, True])
 def test_matches_float64_numpy_loop(cell, use_in, use_rec, seq, rng, isa):
     bsz, steps, feat, units = 5, 7, 3, 13  # odd sizes: partial micro-tiles everywhere
-    x, w, u, b = make(cell, rng, bsz, steps, feat, units)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, steps, feat, units)
     im, rm = masks_for(cell, rng, bsz, feat, units, use_in, use_rec)
     out, cache = run(cell, x, w, u, b, seq, im, rm)
     dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -81,7 +71,7 @@ def test_matches_float64_numpy_loop(cell, use_in, use_rec, seq, rng, isa):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_masks_deeper_than_gemm_blocks(cell, rng, isa):
     """Units and features past the GEMM's K block: the per-gate packed blocks of U."""
-    x, w, u, b = make(cell, rng, 6, 4, 300, 272)
+    x, w, u, b = rnn_inputs(cell, rng, 6, 4, 300, 272)
     im, rm = masks_for(cell, rng, 6, 300, 272, True, True)
     out, cache = run(cell, x, w, u, b, True, im, rm)
     dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -94,7 +84,7 @@ def test_masks_deeper_than_gemm_blocks(cell, rng, isa):
 @pytest.mark.parametrize("cell", CELLS)
 def test_finite_differences_with_fixed_masks(cell, rng):
     bsz, steps, feat, units = 3, 5, 3, 4
-    x, w, u, b = make(cell, rng, bsz, steps, feat, units, scale=1.0)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, steps, feat, units, scale=1.0)
     im, rm = masks_for(cell, rng, bsz, feat, units, True, True)
     out, cache = run(cell, x, w, u, b, True, im, rm)
     wts = rng.standard_normal(out.shape)
@@ -118,7 +108,7 @@ def test_finite_differences_with_fixed_masks(cell, rng):
 @pytest.mark.parametrize("cell", CELLS)
 def test_one_vs_two_threads_bitwise(cell, rng, threads, isa):
     bsz, units = 37, 80  # large enough that the recurrence runs on two threads (test_rnn.py)
-    x, w, u, b = make(cell, rng, bsz, 9, 11, units)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, 9, 11, units)
     im, rm = masks_for(cell, rng, bsz, 11, units, True, True)
     h0 = rng.standard_normal((bsz, units)).astype(np.float32)
     results = []
@@ -132,7 +122,7 @@ def test_one_vs_two_threads_bitwise(cell, rng, threads, isa):
 
 
 def test_bad_mask_shapes_are_clear_errors(rng):
-    x, w, u, b = make("lstm", rng, 2, 3, 4, 5)
+    x, w, u, b = rnn_inputs("lstm", rng, 2, 3, 4, 5)
     with pytest.raises(ValueError, match="rec_masks must have shape"):
         ops.lstm(x, w, u, b, rec_masks=np.ones((1, 2, 5), np.float32))
     with pytest.raises(ValueError, match="in_masks must have shape"):

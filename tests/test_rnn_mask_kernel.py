@@ -15,21 +15,11 @@ from nncore import _core
 from nncore import kernels as ops
 from nncore import layers
 
-from _layer_checks import rnn_twin
+from _layer_checks import RNN_GATES, rnn_inputs, rnn_twin
 from conftest import require
 
 CELLS = ["simple_tanh", "simple_relu", "lstm", "gru", "gru_reset_before"]
-GATES = {"simple_tanh": 1, "simple_relu": 1, "lstm": 4, "gru": 3, "gru_reset_before": 3}
 DROP = ["none", "rec", "in_rec"]
-
-
-def make(cell, rng, bsz, steps, feat, units, scale=0.6):
-    g = GATES[cell] * units
-    x = rng.standard_normal((bsz, steps, feat)).astype(np.float32)
-    w = (rng.standard_normal((feat, g)) * scale / np.sqrt(feat)).astype(np.float32)
-    u = (rng.standard_normal((units, g)) * scale / np.sqrt(units)).astype(np.float32)
-    b = (rng.standard_normal((2, g) if cell == "gru" else (g,)) * 0.3).astype(np.float32)
-    return x, w, u, b
 
 
 def step_mask(rng, bsz, steps):
@@ -45,7 +35,7 @@ def step_mask(rng, bsz, steps):
 
 
 def drop_masks(cell, rng, kind, bsz, feat, units):
-    g = GATES[cell]
+    g = RNN_GATES[cell]
     im = rm = None
     if kind == "in_rec":
         im = ((rng.random((g, bsz, feat)) >= 0.3) / 0.7).astype(np.float32)
@@ -80,7 +70,7 @@ def run_backward(cell, dout, cache):
 @pytest.mark.parametrize("seq", [False, True])
 def test_masked_matches_float64_numpy_loop(cell, drop, seq, rng, isa):
     bsz, steps, feat, units = 7, 9, 3, 13  # odd sizes: partial micro-tiles everywhere
-    x, w, u, b = make(cell, rng, bsz, steps, feat, units)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, steps, feat, units)
     mask = step_mask(rng, bsz, steps)
     im, rm = drop_masks(cell, rng, drop, bsz, feat, units)
     out, cache = run(cell, x, w, u, b, seq, mask, im, rm)
@@ -111,7 +101,7 @@ def test_masked_row_equals_its_unmasked_steps_alone(cell, drop, rng):
     initial states equal the unmasked kernel run on that row's unmasked steps alone; the weight
     gradients are the sums over rows; the masked steps' dx is zero."""
     bsz, steps, feat, units = 5, 8, 4, 6
-    x, w, u, b = make(cell, rng, bsz, steps, feat, units)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, steps, feat, units)
     mask = step_mask(rng, bsz, steps)
     mask[3, 5] = True  # one live step in the otherwise all-masked row
     _, rm = drop_masks(cell, rng, drop, bsz, feat, units)
@@ -157,7 +147,7 @@ def test_masked_row_equals_its_unmasked_steps_alone(cell, drop, rng):
 @pytest.mark.parametrize("drop", ["none", "in_rec"])
 def test_masked_finite_differences(cell, drop, rng):
     bsz, steps, feat, units = 5, 6, 3, 4
-    x, w, u, b = make(cell, rng, bsz, steps, feat, units, scale=1.0)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, steps, feat, units, scale=1.0)
     mask = step_mask(rng, bsz, steps)
     im, rm = drop_masks(cell, rng, drop, bsz, feat, units)
     h0 = rng.standard_normal((bsz, units)).astype(np.float32)
@@ -184,7 +174,7 @@ def test_masked_finite_differences(cell, drop, rng):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "gru_reset_before"])
 def test_deeper_than_gemm_blocks(cell, rng, isa):
     """Units and features past the GEMM's K block: GRU reset_before's (U, 2U) and U_h packs."""
-    x, w, u, b = make(cell, rng, 6, 4, 300, 272)
+    x, w, u, b = rnn_inputs(cell, rng, 6, 4, 300, 272)
     mask = step_mask(rng, 6, 4)
     out, cache = run(cell, x, w, u, b, True, mask)
     dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -198,7 +188,7 @@ def test_deeper_than_gemm_blocks(cell, rng, isa):
 @pytest.mark.parametrize("drop", ["none", "in_rec"])
 def test_one_vs_two_threads_bitwise(cell, drop, rng, threads, isa):
     bsz, units = 37, 80  # large enough that the recurrence runs on two threads (test_rnn.py)
-    x, w, u, b = make(cell, rng, bsz, 9, 11, units)
+    x, w, u, b = rnn_inputs(cell, rng, bsz, 9, 11, units)
     mask = step_mask(rng, bsz, 9)
     im, rm = drop_masks(cell, rng, drop, bsz, 11, units)
     h0 = rng.standard_normal((bsz, units)).astype(np.float32)
@@ -217,7 +207,7 @@ def test_one_vs_two_threads_bitwise(cell, drop, rng, threads, isa):
 @pytest.mark.parametrize("seq", [False, True])
 def test_inference_equals_training_forward(cell, seq, rng):
     """training=False keeps two state slots (ping-pong): same outputs, LSTM same final c."""
-    x, w, u, b = make(cell, rng, 6, 7, 3, 5)
+    x, w, u, b = rnn_inputs(cell, rng, 6, 7, 3, 5)
     mask = step_mask(rng, 6, 7)
     if cell == "lstm":
         a, ca, _ = ops.lstm(x, w, u, b, return_sequences=seq, mask=mask, return_cell_state=True)
@@ -232,7 +222,7 @@ def test_inference_equals_training_forward(cell, seq, rng):
 
 
 def test_all_true_mask_is_the_unmasked_loop_and_masks_of_any_int_dtype(rng):
-    x, w, u, b = make("gru", rng, 6, 5, 3, 6)
+    x, w, u, b = rnn_inputs("gru", rng, 6, 5, 3, 6)
     plain = ops.gru(x, w, u, b)[0]
     np.testing.assert_array_equal(ops.gru(x, w, u, b, mask=np.ones((6, 5), bool))[0], plain)
     mask = step_mask(rng, 6, 5)
@@ -242,7 +232,7 @@ def test_all_true_mask_is_the_unmasked_loop_and_masks_of_any_int_dtype(rng):
 
 
 def test_empty_batch_with_mask(rng):
-    x, w, u, b = make("lstm", rng, 0, 5, 3, 4)
+    x, w, u, b = rnn_inputs("lstm", rng, 0, 5, 3, 4)
     out, cache = ops.lstm(x, w, u, b, return_sequences=True, mask=np.zeros((0, 5), bool))
     assert out.shape == (0, 5, 4)
     dx, dh0, dc0, dw, du, db = ops.lstm_backward(out, cache)
@@ -250,7 +240,7 @@ def test_empty_batch_with_mask(rng):
 
 
 def test_bad_masks_and_biases_are_clear_errors(rng):
-    x, w, u, b = make("lstm", rng, 2, 3, 4, 5)
+    x, w, u, b = rnn_inputs("lstm", rng, 2, 3, 4, 5)
     with pytest.raises(ValueError, match=r"lstm: mask must have shape \(batch, timesteps\)"):
         ops.lstm(x, w, u, b, mask=np.ones((2, 4), bool))
     with pytest.raises(TypeError, match="lstm: mask must be a boolean"):
@@ -264,7 +254,7 @@ def test_bad_masks_and_biases_are_clear_errors(rng):
     with pytest.raises(ValueError, match="mask must be C-contiguous"):
         _core.rnn_forward(code, x, w, u, b, None, None, False, True,
                           mask=np.ones((2, 6), bool)[:, ::2])
-    xg, wg, ug, bg = make("gru", rng, 2, 3, 4, 5)
+    xg, wg, ug, bg = rnn_inputs("gru", rng, 2, 3, 4, 5)
     with pytest.raises(ValueError, match=r"gru: bias must have shape \(15,\)"):
         ops.gru(xg, wg, ug, bg, reset_after=False)
     with pytest.raises(ValueError, match=r"gru: bias must have shape \(2, 15\)"):
