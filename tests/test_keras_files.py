@@ -266,8 +266,13 @@ _CONFIG_EDITS = {
     "unregistered custom": (lambda c: _first_dense(c).update(registered_name="Custom>Evil"),
                             "not registered"),
     "unknown argument": (lambda c: _first_dense(c)["config"].update(evil=1), "evil"),
-    "constraint": (lambda c: _first_dense(c)["config"].update(kernel_constraint={
-        "module": "keras.constraints", "class_name": "NonNeg", "config": {}}), "constraint"),
+    "unknown constraint": (lambda c: _first_dense(c)["config"].update(kernel_constraint={
+        "module": "keras.constraints", "class_name": "Evil", "config": {}}), "constraint"),
+    "constraint module elsewhere": (lambda c: _first_dense(c)["config"].update(
+        kernel_constraint={"module": "os", "class_name": "NonNeg", "config": {}}), "module"),
+    "bad constraint config": (lambda c: _first_dense(c)["config"].update(kernel_constraint={
+        "module": "keras.constraints", "class_name": "MaxNorm", "config": {"evil": 1}}),
+        "constraint"),
     "mixed precision": (lambda c: _first_dense(c)["config"].update(dtype={
         "module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_float16"}}),
         "dtype"),

@@ -15,7 +15,7 @@ __version__: str = _core.__version__  # defined once, in pyproject.toml
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
 
 _SUBMODULES = {
-    "ops", "layers", "models", "losses", "optimizers", "regularizers", "initializers",
+    "ops", "layers", "models", "losses", "optimizers", "regularizers", "constraints", "initializers",
     "activations", "metrics", "callbacks", "datasets", "utils", "backend", "saving", "trainers",
     "preprocessing", "onnx", "kernels", "distributed", "explain", "wrappers", "plot", "config",
     "random",

@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from .node import KerasTensor, Node, flatten, fmt_shape, is_symbolic, pack_like, shapes_of
 
 __all__ = ["Layer", "ActivationMixin", "fmt_shape"]
@@ -305,6 +305,9 @@ class Layer:
             wname, shape, init, reg = spec[:4]
             trainable = spec[4] if len(spec) > 4 else True
             self.add_weight(shape=shape, initializer=init, regularizer=reg, trainable=trainable,
+                            constraint=getattr(self, _CONSTRAINT_ARG.get(wname,
+                                                                         f"{wname}_constraint"),
+                                               None),
                             name=wname)
 
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
@@ -321,6 +324,7 @@ class Layer:
         else:
             init = initializers.get("glorot_uniform" if initializer is None else initializer)
         reg = regularizers.get(regularizer)
+        con = check_constraint(constraint, f"layer {self.name!r}", "constraint")
         check_load_budget(self, shape)
         if _allocating():
             arr = np.asarray(init(shape), dtype=np.float32, order="C")  # keeps 0-d shapes
@@ -341,6 +345,8 @@ class Layer:
         self._weight_names.append(f"{self.name}/{name}")
         self._weight_trainable.append(bool(trainable))
         self._regularizers.append(reg)
+        if con is not None and trainable:  # Keras constrains trainable weights only
+            constraints._attach(arr, con)
         self.grads.append(np.zeros(shape, np.float32))
         self._fresh.append(True)
         return arr
@@ -730,6 +736,21 @@ Layer.build = _wrap_build(Layer.build)
 
 def check_regularizer(v):
     return regularizers.get(v)
+
+
+# The constructor argument holding the constraint of a weight_specs weight, where it is not
+# '<weight name>_constraint' (Keras's names).
+_CONSTRAINT_ARG = {"recurrent_kernel": "recurrent_constraint",
+                   "depthwise_kernel": "depthwise_constraint",
+                   "pointwise_kernel": "pointwise_constraint"}
+
+
+def check_constraint(v, where="layer", name="constraint"):
+    """A constraint argument (None, a name, a dict, a Constraint or a callable), checked."""
+    try:
+        return constraints.get(v)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where}: invalid {name} {v!r}: {e}") from None
 
 
 def check_initializer(v):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, activations, initializers, regularizers
+from .. import _core, activations, constraints, initializers, regularizers
 from .. import kernels as _ops
 from .base import (
     ActivationMixin,
@@ -13,6 +13,7 @@ from .base import (
     as_f32,
     check_dynamic_shape,
     check_initializer,
+    check_constraint,
     check_regularizer,
     fmt_shape,
     int_tuple,
@@ -88,10 +89,17 @@ class _ConvBase(ActivationMixin, Layer):
         self.kernel_initializer = check_initializer(kernel_initializer)
         self.kernel_regularizer = check_regularizer(kernel_regularizer)
 
+    def _constraint_args(self, kernel_constraint, bias_constraint):
+        where = f"layer {self.name!r} ({type(self).__name__})"
+        self.kernel_constraint = check_constraint(kernel_constraint, where, "kernel_constraint")
+        self.bias_constraint = check_constraint(bias_constraint, where, "bias_constraint")
+
     def _kernel_cfg(self):
         return dict(filters=self.filters,
                     kernel_initializer=initializers.serialize(self.kernel_initializer),
-                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer))
+                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                    kernel_constraint=constraints.serialize(self.kernel_constraint),
+                    bias_constraint=constraints.serialize(self.bias_constraint))
 
     def _geom_cfg(self):
         return dict(kernel_size=list(self.kernel_size), strides=list(self.strides),
@@ -108,9 +116,11 @@ class Conv2D(_ConvBase):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self._kernel_args(filters, kernel_initializer, kernel_regularizer)
+        self._constraint_args(kernel_constraint, bias_constraint)
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
                             activation, use_bias, bias_initializer, bias_regularizer)
         self.groups = positive_int(groups, "groups", self.name)
@@ -227,9 +237,11 @@ class Conv1D(_ConvBase):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self._kernel_args(filters, kernel_initializer, kernel_regularizer)
+        self._constraint_args(kernel_constraint, bias_constraint)
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
                             activation, use_bias, bias_initializer, bias_regularizer, rank=1)
         if groups != 1:
@@ -359,9 +371,11 @@ class Conv2DTranspose(_ConvBase):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self._kernel_args(filters, kernel_initializer, kernel_regularizer)
+        self._constraint_args(kernel_constraint, bias_constraint)
         if output_padding is not None:
             raise ValueError(f"{self.name}: output_padding is not supported")
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,

@@ -17,6 +17,7 @@ from .base import (
     Node,
     as_f32,
     check_initializer,
+    check_constraint,
     check_regularizer,
     fmt_shape,
     positive_int,
@@ -90,7 +91,7 @@ class Dense(ActivationMixin, Layer):
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 **kwargs):
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int(units, "units", self.name)
         self.activation = activations.get(activation)
@@ -99,6 +100,9 @@ class Dense(ActivationMixin, Layer):
         self.bias_initializer = check_initializer(bias_initializer)
         self.kernel_regularizer = check_regularizer(kernel_regularizer)
         self.bias_regularizer = check_regularizer(bias_regularizer)
+        where = f"layer {self.name!r} (Dense)"
+        self.kernel_constraint = check_constraint(kernel_constraint, where, "kernel_constraint")
+        self.bias_constraint = check_constraint(bias_constraint, where, "bias_constraint")
 
     def check_input_shape(self, input_shape):
         if len(input_shape) < 2 or input_shape[-1] is None:
@@ -148,14 +152,16 @@ class Dense(ActivationMixin, Layer):
         return dx.reshape(in_shape)
 
     def get_config(self):
-        from .. import initializers, regularizers
+        from .. import constraints, initializers, regularizers
 
         cfg = super().get_config()
         cfg.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
                    kernel_initializer=initializers.serialize(self.kernel_initializer),
                    bias_initializer=initializers.serialize(self.bias_initializer),
                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
-                   bias_regularizer=regularizers.serialize(self.bias_regularizer))
+                   bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                   kernel_constraint=constraints.serialize(self.kernel_constraint),
+                   bias_constraint=constraints.serialize(self.bias_constraint))
         return cfg
 
 

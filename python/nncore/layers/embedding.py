@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, initializers, regularizers
-from .base import Layer, check_initializer, check_regularizer, fmt_shape, positive_int
+from .. import _core, constraints, initializers, regularizers
+from .base import Layer, check_constraint, check_initializer, check_regularizer, fmt_shape, positive_int
 
 
 def embedding_scatter_add(de, idx, dy2, accumulate):
@@ -34,8 +34,10 @@ class Embedding(Layer):
         w = self.name
         self.input_dim = positive_int(input_dim, "input_dim", w)
         self.output_dim = positive_int(output_dim, "output_dim", w)
-        if embeddings_constraint is not None or lora_rank is not None:
-            raise ValueError(f"{w}: embeddings_constraint and lora_rank are not supported")
+        if lora_rank is not None:
+            raise ValueError(f"{w}: lora_rank is not supported")
+        self.embeddings_constraint = check_constraint(
+            embeddings_constraint, f"layer {w!r} (Embedding)", "embeddings_constraint")
         self.embeddings_initializer = check_initializer(embeddings_initializer)
         self.embeddings_regularizer = check_regularizer(embeddings_regularizer)
         self.mask_zero = bool(mask_zero)
@@ -108,5 +110,6 @@ class Embedding(Layer):
         cfg.update(input_dim=self.input_dim, output_dim=self.output_dim,
                    embeddings_initializer=initializers.serialize(self.embeddings_initializer),
                    embeddings_regularizer=regularizers.serialize(self.embeddings_regularizer),
+                   embeddings_constraint=constraints.serialize(self.embeddings_constraint),
                    mask_zero=self.mask_zero)
         return cfg

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import constraints, initializers, regularizers
 from .. import kernels as _ops
 from ..utils.random import get_rng
 from . import masked_rnn as _masked
-from .base import Layer, as_f32, check_initializer, check_regularizer, fmt_shape, positive_int
+from .base import Layer, as_f32, check_constraint, check_initializer, check_regularizer, fmt_shape, positive_int
 
 
 class _RNN(Layer):
@@ -29,7 +29,8 @@ class _RNN(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
-                 unroll=False, seed=None, **kwargs):
+                 unroll=False, seed=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         w = self.name
         self.units = positive_int(units, "units", w)
@@ -60,6 +61,11 @@ class _RNN(Layer):
         self.kernel_regularizer = check_regularizer(kernel_regularizer)
         self.recurrent_regularizer = check_regularizer(recurrent_regularizer)
         self.bias_regularizer = check_regularizer(bias_regularizer)
+        where = f"layer {w!r} ({type(self).__name__})"
+        self.kernel_constraint = check_constraint(kernel_constraint, where, "kernel_constraint")
+        self.recurrent_constraint = check_constraint(recurrent_constraint, where,
+                                                     "recurrent_constraint")
+        self.bias_constraint = check_constraint(bias_constraint, where, "bias_constraint")
 
     def check_input_shape(self, s):
         if len(s) != 3 or s[2] is None:
@@ -193,7 +199,10 @@ class _RNN(Layer):
                    bias_initializer=initializers.serialize(self.bias_initializer),
                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
                    recurrent_regularizer=regularizers.serialize(self.recurrent_regularizer),
-                   bias_regularizer=regularizers.serialize(self.bias_regularizer))
+                   bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                   kernel_constraint=constraints.serialize(self.kernel_constraint),
+                   recurrent_constraint=constraints.serialize(self.recurrent_constraint),
+                   bias_constraint=constraints.serialize(self.bias_constraint))
         if self._gates == 1:
             cfg["activation"] = self.activation
         return cfg

@@ -23,6 +23,11 @@ The options every optimizer takes, as Keras's base optimizer:
 
 ``get_state(params)`` / ``set_state(params, arrays)`` save and restore the whole optimizer state
 (step count, slots, EMA) in a fixed order, so training resumes exactly.
+
+A weight made with a constraint (``kernel_constraint=...``, ``add_weight(constraint=...)``) is
+projected, ``w <- constraint(w)`` in place, at the end of every ``apply`` that updates it (after
+the EMA step), as Keras 3's ``BaseOptimizer.apply``: in ``fit``, ``train_on_batch`` and custom
+loops alike.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import weakref
 import numpy as np
 
 from .. import _core
+from .. import constraints as _constraints
 from .._entries import from_entry
 from ..kernels import train as _train
 from . import schedules
@@ -263,6 +269,12 @@ class Optimizer:
                 ema += (_f32(1) - m) * w
                 if overwrite:
                     w[...] = ema
+        # Keras 3 (BaseOptimizer.apply): each updated weight that carries a constraint is
+        # projected right after the update, w <- constraint(w), in place.
+        for w in params:
+            c = _constraints.constraint_of(w)
+            if c is not None:
+                _constraints._apply(w, c)
         self.iterations += 1
 
     def _update(self, w, g, slots, l1, l2, wd_lr):

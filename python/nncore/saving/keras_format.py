@@ -121,10 +121,13 @@ _NONE = (None,)
 _WEIGHTED = {"kernel_initializer", "bias_initializer", "kernel_regularizer", "bias_regularizer"}
 _CONSTRAINTS = {"activity_regularizer": _NONE, "kernel_constraint": _NONE,
                 "bias_constraint": _NONE}
+# Weight constraints nncore applies (written and read as {"module": "keras.constraints", ...}).
+_WCON = {"kernel_constraint", "bias_constraint"}
+_NO_ACT_REG = {"activity_regularizer": _NONE}
 _RNN_ARGS = {"units", "activation", "use_bias", "return_sequences", "recurrent_initializer",
              "recurrent_regularizer", "dropout", "recurrent_dropout", "seed", "go_backwards",
-             "return_state"} | _WEIGHTED
-_RNN_FIXED = {**_CONSTRAINTS, "recurrent_constraint": _NONE, "stateful": (False,),
+             "return_state", "recurrent_constraint"} | _WEIGHTED | _WCON
+_RNN_FIXED = {**_NO_ACT_REG, "stateful": (False,),
               "unroll": _ANY, "zero_output_for_mask": _ANY, "implementation": _ANY,
               "time_major": (False,), "use_cudnn": _ANY}
 _MERGE = LayerSpec()
@@ -190,12 +193,12 @@ _ISSUE11_LAYERS = {
 _BASE_FIXED = {"autocast": _ANY, "activity_regularizer": _NONE}
 
 KERAS_LAYERS: dict = {
-    "Dense": LayerSpec({"units", "activation", "use_bias"} | _WEIGHTED,
-                       {**_CONSTRAINTS, "quantization_config": _NONE, "lora_rank": _NONE,
+    "Dense": LayerSpec({"units", "activation", "use_bias"} | _WEIGHTED | _WCON,
+                       {**_NO_ACT_REG, "quantization_config": _NONE, "lora_rank": _NONE,
                         "lora_alpha": _ANY}),
     "Conv2D": LayerSpec({"filters", "kernel_size", "strides", "padding", "dilation_rate",
-                         "activation", "use_bias", "data_format"} | _WEIGHTED,
-                        {**_CONSTRAINTS, "groups": (1,), "lora_rank": _NONE, "lora_alpha": _ANY}),
+                         "activation", "use_bias", "data_format"} | _WEIGHTED | _WCON,
+                        {**_NO_ACT_REG, "groups": (1,), "lora_rank": _NONE, "lora_alpha": _ANY}),
     "MaxPooling2D": LayerSpec({"pool_size", "strides", "padding"},
                               {"data_format": ("channels_last", None)}),
     "AveragePooling2D": LayerSpec({"pool_size", "strides", "padding"},
@@ -241,9 +244,11 @@ _GPOOL = LayerSpec("data_format keepdims")
 _NOARGS = LayerSpec()
 _DW = "depthwise_initializer depthwise_regularizer depth_multiplier"
 KERAS_LAYERS.update({
-    "Conv1D": LayerSpec(_CONV_ARGS + " data_format", {**_CONSTRAINTS, **_LORA, "groups": (1,)}),
-    "Conv2DTranspose": LayerSpec(_CONV_ARGS + " output_padding data_format",
-                                 {**_CONSTRAINTS, **_LORA}),
+    "Conv1D": LayerSpec(_CONV_ARGS + " data_format kernel_constraint bias_constraint",
+                        {**_NO_ACT_REG, **_LORA, "groups": (1,)}),
+    "Conv2DTranspose": LayerSpec(
+        _CONV_ARGS + " output_padding data_format kernel_constraint bias_constraint",
+        {**_NO_ACT_REG, **_LORA}),
     "DepthwiseConv2D": LayerSpec(
         "kernel_size strides padding dilation_rate activation use_bias bias_initializer "
         "bias_regularizer data_format " + _DW,
@@ -258,8 +263,8 @@ KERAS_LAYERS.update({
     "GlobalAveragePooling1D": _GPOOL, "GlobalAveragePooling2D": _GPOOL,
     "GlobalMaxPooling1D": _GPOOL, "GlobalMaxPooling2D": _GPOOL,
     "Embedding": LayerSpec("input_dim output_dim embeddings_initializer embeddings_regularizer "
-                           "mask_zero", {"activity_regularizer": _NONE,
-                                         "embeddings_constraint": _NONE, "input_length": _ANY,
+                           "mask_zero embeddings_constraint",
+                           {"activity_regularizer": _NONE, "input_length": _ANY,
                                          "quantization_config": _NONE, **_LORA}),
     "BatchNormalization": LayerSpec(
         "axis momentum epsilon center scale beta_initializer gamma_initializer "
@@ -446,7 +451,7 @@ _MODELS = ("Functional", "Sequential", "Model")
 _KERAS_MODULES = {"keras", "keras.layers", "keras.models", "keras.src.models.functional",
                   "keras.src.models.sequential", "keras.src.models.model", "keras.initializers",
                   "keras.regularizers", "keras.optimizers", "keras.losses", "keras.metrics",
-                  "keras.activations", None}
+                  "keras.activations", "keras.constraints", None}
 _INIT_EXTRA = {"input_axes": _NONE, "output_axes": _NONE}  # Keras 3.1x VarianceScaling keys
 
 
@@ -664,7 +669,28 @@ def _reg_from_keras(v, where):
     return {"class_name": v.get("class_name"), "config": v.get("config", {})}
 
 
+def _con_from_keras(v, where):
+    if v is None:
+        return None
+    from .. import constraints
+
+    if isinstance(v, str):
+        if v not in constraints._NAMES:
+            raise _Bad(f"{where}: constraint {v!r} is not available in nncore")
+        return v
+    if not isinstance(v, dict):
+        raise _Bad(f"{where}: bad constraint {v!r}")
+    _check_module(v, where)
+    cls = v.get("class_name")
+    if not isinstance(cls, str) or cls not in constraints._CLASSES:
+        raise _Bad(f"{where}: constraint {cls!r} is not available in nncore "
+                   f"(nncore has {sorted(constraints._CLASSES)})")
+    return {"class_name": cls, "config": v.get("config", {})}
+
+
 def _arg_from_keras(key, v, where):
+    if key.endswith("_constraint"):
+        return _con_from_keras(v, f"{where}, {key}")
     if key.endswith("_initializer"):
         return _init_from_keras(v, f"{where}, {key}")
     if key.endswith("_regularizer"):
@@ -1114,6 +1140,8 @@ def _layer_to_keras(layer):
             v = _keras_obj("keras.initializers", v)
         elif key.endswith("_regularizer"):
             v = _keras_obj("keras.regularizers", v)
+        elif key.endswith("_constraint"):
+            v = _keras_obj("keras.constraints", v)
         cfg[key] = v
     if spec.to_keras is not None:
         cfg.update(spec.to_keras(layer))
