@@ -330,6 +330,24 @@ def test_other_layers_take_and_apply_constraints():
         assert type(cls.from_config(cfg).kernel_constraint) is constraints.UnitNorm
 
 
+@pytest.mark.parametrize("cls", ["BatchNormalization", "LayerNormalization",
+                                 "GroupNormalization"])
+def test_normalization_gamma_beta_constraints(cls):
+    kw = {"groups": 2} if cls == "GroupNormalization" else {}
+    lay = getattr(layers, cls)(gamma_constraint=constraints.MaxNorm(0.5),
+                               beta_constraint="non_neg", **kw)
+    rng = np.random.default_rng(7)
+    _one_step(lay, rng.standard_normal((8, 4)).astype(np.float32),
+              np.full((8, 4), -3.0, np.float32))
+    assert np.linalg.norm(lay.gamma) <= 0.5 * (1 + 1e-6) and lay.beta.min() == 0.0
+    cfg = lay.get_config()
+    assert cfg["beta_constraint"] == {"class_name": "NonNeg", "config": {}}
+    back = type(lay).from_config(cfg)
+    assert back.gamma_constraint.get_config() == {"max_value": 0.5, "axis": 0}
+    with pytest.raises(ValueError, match=rf"layer 'n1' \({cls}\): invalid gamma_constraint"):
+        getattr(layers, cls)(gamma_constraint="nope", name="n1", **kw)
+
+
 def test_threads_bitwise_equal():
     rng = np.random.default_rng(5)
     x, y = _data(rng, n=64, d=33, u=17)
@@ -383,7 +401,7 @@ def test_round_trip_files(tmp_path, ext):
     _check_loaded(back)
 
 
-# TensorFlow 2.21's tensors predate NumPy 2's __array__(copy=) protocol: Keras's own h5 writer warns.
+# TensorFlow 2.21's tensors predate NumPy 2's __array__(copy=) protocol: Keras's h5 writer warns.
 @pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 def test_keras_file_entry_and_keras_written_file(tmp_path):

@@ -15,10 +15,10 @@ __version__: str = _core.__version__  # defined once, in pyproject.toml
 __all__ = ["__version__", "get_num_threads", "set_num_threads", "show_config"]
 
 _SUBMODULES = {
-    "ops", "layers", "models", "losses", "optimizers", "regularizers", "constraints", "initializers",
-    "activations", "metrics", "callbacks", "datasets", "utils", "backend", "saving", "trainers",
-    "preprocessing", "onnx", "kernels", "distributed", "explain", "wrappers", "plot", "config",
-    "random",
+    "ops", "layers", "models", "losses", "optimizers", "regularizers", "constraints",
+    "initializers", "activations", "metrics", "callbacks", "datasets", "utils", "backend",
+    "saving", "trainers", "preprocessing", "onnx", "kernels", "distributed", "explain",
+    "wrappers", "plot", "config", "random",
 }
 # `import nncore as keras`: keras.Input, keras.Model, keras.Sequential... load on first use.
 _ATTRS = {"Input": ("layers", "Input"), "Model": ("models", "Model"),

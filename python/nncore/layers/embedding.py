@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core, constraints, initializers, regularizers
-from .base import Layer, check_constraint, check_initializer, check_regularizer, fmt_shape, positive_int
+from .base import (Layer, check_constraint, check_initializer, check_regularizer, fmt_shape,
+                   positive_int)
 
 
 def embedding_scatter_add(de, idx, dy2, accumulate):

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core, initializers, regularizers
-from .base import Layer, _bump_plans, as_f32, check_initializer, check_regularizer, fmt_shape
+from .. import _core, constraints, initializers, regularizers
+from .base import (Layer, _bump_plans, as_f32, check_constraint, check_initializer,
+                   check_regularizer, fmt_shape)
 
 _HAS_BN_KERNEL = hasattr(_core, "batchnorm_forward_train")
 
@@ -80,8 +81,9 @@ class BatchNormalization(Layer):
         self.epsilon = float(epsilon)
         if not self.epsilon > 0:
             raise ValueError(f"{w}: epsilon must be > 0, got {epsilon!r}")
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise ValueError(f"{w}: constraints are not supported")
+        where = f"layer {self.name!r} ({type(self).__name__})"
+        self.beta_constraint = check_constraint(beta_constraint, where, "beta_constraint")
+        self.gamma_constraint = check_constraint(gamma_constraint, where, "gamma_constraint")
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = check_initializer(beta_initializer)
         self.gamma_initializer = check_initializer(gamma_initializer)
@@ -188,6 +190,8 @@ class BatchNormalization(Layer):
                        self.moving_variance_initializer),
                    beta_regularizer=regularizers.serialize(self.beta_regularizer),
                    gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+                   beta_constraint=constraints.serialize(self.beta_constraint),
+                   gamma_constraint=constraints.serialize(self.gamma_constraint),
                    synchronized=self.synchronized)
         return cfg
 
@@ -290,8 +294,9 @@ class LayerNormalization(_AxesLayer):
         self.epsilon = float(epsilon)
         if rms_scaling:
             raise ValueError(f"{w}: rms_scaling=True is not supported")
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise ValueError(f"{w}: constraints are not supported")
+        where = f"layer {self.name!r} ({type(self).__name__})"
+        self.beta_constraint = check_constraint(beta_constraint, where, "beta_constraint")
+        self.gamma_constraint = check_constraint(gamma_constraint, where, "gamma_constraint")
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = check_initializer(beta_initializer)
         self.gamma_initializer = check_initializer(gamma_initializer)
@@ -351,7 +356,9 @@ class LayerNormalization(_AxesLayer):
                    beta_initializer=initializers.serialize(self.beta_initializer),
                    gamma_initializer=initializers.serialize(self.gamma_initializer),
                    beta_regularizer=regularizers.serialize(self.beta_regularizer),
-                   gamma_regularizer=regularizers.serialize(self.gamma_regularizer))
+                   gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+                   beta_constraint=constraints.serialize(self.beta_constraint),
+                   gamma_constraint=constraints.serialize(self.gamma_constraint))
         return cfg
 
 
@@ -407,8 +414,9 @@ class GroupNormalization(Layer):
             raise ValueError(f"{w}: groups must be a positive int, got {groups!r}")
         if axis != -1:
             raise ValueError(f"{w}: only axis=-1 (channels last) is supported")
-        if beta_constraint is not None or gamma_constraint is not None:
-            raise ValueError(f"{w}: constraints are not supported")
+        where = f"layer {self.name!r} ({type(self).__name__})"
+        self.beta_constraint = check_constraint(beta_constraint, where, "beta_constraint")
+        self.gamma_constraint = check_constraint(gamma_constraint, where, "gamma_constraint")
         self.groups, self.axis, self.epsilon = int(groups), -1, float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer = check_initializer(beta_initializer)
@@ -486,5 +494,7 @@ class GroupNormalization(Layer):
                    beta_initializer=initializers.serialize(self.beta_initializer),
                    gamma_initializer=initializers.serialize(self.gamma_initializer),
                    beta_regularizer=regularizers.serialize(self.beta_regularizer),
-                   gamma_regularizer=regularizers.serialize(self.gamma_regularizer))
+                   gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+                   beta_constraint=constraints.serialize(self.beta_constraint),
+                   gamma_constraint=constraints.serialize(self.gamma_constraint))
         return cfg

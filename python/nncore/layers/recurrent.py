@@ -14,7 +14,8 @@ from .. import constraints, initializers, regularizers
 from .. import kernels as _ops
 from ..utils.random import get_rng
 from . import masked_rnn as _masked
-from .base import Layer, as_f32, check_constraint, check_initializer, check_regularizer, fmt_shape, positive_int
+from .base import (Layer, as_f32, check_constraint, check_initializer, check_regularizer,
+                   fmt_shape, positive_int)
 
 
 class _RNN(Layer):

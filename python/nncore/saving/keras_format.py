@@ -238,7 +238,6 @@ _CL = {"data_format": ("channels_last", None)}
 _LORA = {"lora_rank": _NONE, "lora_alpha": _ANY}
 _CONV_ARGS = "filters kernel_size strides padding dilation_rate activation use_bias " \
     "kernel_initializer bias_initializer kernel_regularizer bias_regularizer"
-_GB = {"beta_constraint": _NONE, "gamma_constraint": _NONE}
 _POOL1 = LayerSpec("pool_size strides padding", _CL)
 _GPOOL = LayerSpec("data_format keepdims")
 _NOARGS = LayerSpec()
@@ -265,18 +264,18 @@ KERAS_LAYERS.update({
     "Embedding": LayerSpec("input_dim output_dim embeddings_initializer embeddings_regularizer "
                            "mask_zero embeddings_constraint",
                            {"activity_regularizer": _NONE, "input_length": _ANY,
-                                         "quantization_config": _NONE, **_LORA}),
+                            "quantization_config": _NONE, **_LORA}),
     "BatchNormalization": LayerSpec(
         "axis momentum epsilon center scale beta_initializer gamma_initializer "
         "moving_mean_initializer moving_variance_initializer beta_regularizer gamma_regularizer "
-        "synchronized", {**_GB, "renorm": (False,), "renorm_clipping": _NONE,
-                         "renorm_momentum": _ANY}),
+        "synchronized beta_constraint gamma_constraint",
+        {"renorm": (False,), "renorm_clipping": _NONE, "renorm_momentum": _ANY}),
     "LayerNormalization": LayerSpec(
         "axis epsilon center scale rms_scaling beta_initializer gamma_initializer "
-        "beta_regularizer gamma_regularizer", _GB),
+        "beta_regularizer gamma_regularizer beta_constraint gamma_constraint"),
     "GroupNormalization": LayerSpec(
         "groups axis epsilon center scale beta_initializer gamma_initializer beta_regularizer "
-        "gamma_regularizer", _GB),
+        "gamma_regularizer beta_constraint gamma_constraint"),
     "UnitNormalization": LayerSpec("axis"),
     "ReLU": LayerSpec("max_value negative_slope threshold"),
     "LeakyReLU": LayerSpec("negative_slope"),
