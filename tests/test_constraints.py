@@ -348,6 +348,31 @@ def test_normalization_gamma_beta_constraints(cls):
         getattr(layers, cls)(gamma_constraint="nope", name="n1", **kw)
 
 
+def test_copies_and_pickles_keep_constraining():
+    import copy
+    import pickle
+
+    m = keras.Sequential([keras.Input((4,)), layers.Dense(3, kernel_constraint="non_neg")])
+    for m2 in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        m2.compile(optimizers.SGD(1.0), "mse")
+        m2.train_on_batch(np.ones((2, 4), np.float32), np.full((2, 3), -10.0, np.float32))
+        assert m2.layers[0].kernel.min() == 0.0
+        assert type(m2.layers[0].kernel_constraint) is constraints.NonNeg
+
+
+def test_wrapped_layer_keeps_its_constraints():
+    inner = layers.LSTM(3, kernel_constraint=constraints.MaxNorm(0.2), return_sequences=True)
+    bi = layers.Bidirectional(inner)
+    rng = np.random.default_rng(8)
+    _one_step(bi, rng.standard_normal((2, 4, 5)).astype(np.float32),
+              np.full((2, 4, 6), 3.0, np.float32))
+    kernels = [w for w, n in zip(bi.weights, bi._all_weight_names())
+               if n.endswith("/kernel") and "recurrent" not in n]
+    assert len(kernels) == 2
+    for k in kernels:
+        assert np.all(np.linalg.norm(k, axis=0) <= 0.2 * (1 + 1e-6))
+
+
 def test_threads_bitwise_equal():
     rng = np.random.default_rng(5)
     x, y = _data(rng, n=64, d=33, u=17)

@@ -38,7 +38,8 @@ _limits = threading.local()
 
 # Attributes of the base class itself (never nested layers).
 _INTERNAL_ATTRS = frozenset({
-    "_weights", "_weight_names", "_weight_trainable", "_regularizers", "grads", "_fresh",
+    "_weights", "_weight_names", "_weight_trainable", "_regularizers", "_constraints", "grads",
+    "_fresh",
     "_inbound_nodes", "_traces", "_layers", "_build_shape", "_out_shape", "_input_shape_arg",
     "_steps", "_consumers", "_in_slots", "_out_slots", "inputs", "outputs",
     "_inputs_struct", "_outputs_struct", "_input_dtypes", "_gradient_hooks", "_compile_spec",
@@ -216,6 +217,7 @@ class Layer:
         self._weight_names: list = []
         self._weight_trainable: list = []
         self._regularizers: list = []
+        self._constraints: list = []  # per weight: its constraint (trainable weights), or None
         self.grads: list = []
         self._fresh: list = []       # per weight: no gradient added since _zero_grads
         self._inbound_nodes: list = []
@@ -270,6 +272,13 @@ class Layer:
         from ..ops._graph import add_loss
 
         add_loss(self, loss)
+
+    def __setstate__(self, state):
+        # A copied or unpickled layer has new weight arrays: attach their constraints again.
+        self.__dict__.update(state)
+        for w, c in zip(self.__dict__.get("_weights", ()), self.__dict__.get("_constraints", ())):
+            if c is not None:
+                constraints._attach(w, c)
 
     def __setattr__(self, name, value):
         # Keras tracks layers set as attributes; remember whether this layer may hold any, so
@@ -345,7 +354,10 @@ class Layer:
         self._weight_names.append(f"{self.name}/{name}")
         self._weight_trainable.append(bool(trainable))
         self._regularizers.append(reg)
-        if con is not None and trainable:  # Keras constrains trainable weights only
+        if not trainable:
+            con = None  # Keras constrains trainable weights only
+        self._constraints.append(con)
+        if con is not None:
             constraints._attach(arr, con)
         self.grads.append(np.zeros(shape, np.float32))
         self._fresh.append(True)
@@ -371,6 +383,7 @@ class Layer:
             except BaseException:
                 del self._weights[n_before:], self._weight_names[n_before:]
                 del self._weight_trainable[n_before:], self._regularizers[n_before:]
+                del self._constraints[n_before:]
                 del self.grads[n_before:], self._fresh[n_before:]
                 self.built = False
                 raise

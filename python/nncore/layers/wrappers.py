@@ -28,6 +28,7 @@ class _Wrapper(Layer):
         self._weight_names.extend(f"{self.name}/{n}" for n in inner._weight_names)
         self._weight_trainable.extend(inner._weight_trainable)
         self._regularizers.extend(inner._regularizers)
+        self._constraints.extend(inner._constraints)
         self.grads.extend(np.zeros_like(w) for w in inner._weights)
         self._fresh.extend(True for _ in inner._weights)
 
