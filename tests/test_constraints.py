@@ -348,6 +348,29 @@ def test_normalization_gamma_beta_constraints(cls):
         getattr(layers, cls)(gamma_constraint="nope", name="n1", **kw)
 
 
+def test_depthwise_and_separable_constraints(tmp_path):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    dw = layers.DepthwiseConv2D(3, depth_multiplier=2, bias_constraint="non_neg",
+                                depthwise_constraint=constraints.MaxNorm(0.1, [0, 1]))
+    _one_step(dw, x, np.full((2, 4, 4, 6), -5.0, np.float32))
+    assert np.all(_norm64(dw.depthwise_kernel, [0, 1]) <= 0.1 * (1 + 1e-6))
+    assert dw.bias.min() == 0.0
+    sep = layers.SeparableConv2D(4, 3, depthwise_constraint="non_neg",
+                                 pointwise_constraint=constraints.UnitNorm([0, 1, 2]),
+                                 bias_constraint="non_neg")
+    m = _one_step(sep, x, np.full((2, 4, 4, 4), -5.0, np.float32))
+    assert sep.depthwise_kernel.min() >= 0 and sep.bias.min() == 0.0
+    np.testing.assert_allclose(_norm64(sep.pointwise_kernel, [0, 1, 2]), 1, rtol=1e-6)
+    m.save(tmp_path / "sep.keras")
+    back = keras.models.load_model(tmp_path / "sep.keras").layers[0]
+    assert type(back.depthwise_constraint) is constraints.NonNeg
+    assert back.pointwise_constraint.get_config() == {"axis": [0, 1, 2]}
+    assert type(back.bias_constraint) is constraints.NonNeg
+    with pytest.raises(ValueError, match=r"layer 's1' \(SeparableConv2D\): invalid pointwise"):
+        layers.SeparableConv2D(2, 3, pointwise_constraint=7, name="s1")
+
+
 def test_copies_and_pickles_keep_constraining():
     import copy
     import pickle

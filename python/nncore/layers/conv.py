@@ -457,13 +457,18 @@ class DepthwiseConv2D(_ConvBase):
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", bias_initializer="zeros",
-                 depthwise_regularizer=None, bias_regularizer=None, **kwargs):
+                 depthwise_regularizer=None, bias_regularizer=None, depthwise_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", self.name)
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate,
                             activation, use_bias, bias_initializer, bias_regularizer)
         self.depthwise_initializer = check_initializer(depthwise_initializer)
         self.depthwise_regularizer = check_regularizer(depthwise_regularizer)
+        where = f"layer {self.name!r} ({type(self).__name__})"
+        self.depthwise_constraint = check_constraint(depthwise_constraint, where,
+                                                     "depthwise_constraint")
+        self.bias_constraint = check_constraint(bias_constraint, where, "bias_constraint")
 
     def _out_hw(self, s):
         return tuple(None if s[1 + i] is None else
@@ -516,7 +521,9 @@ class DepthwiseConv2D(_ConvBase):
         cfg = super().get_config()
         cfg.update(depth_multiplier=self.depth_multiplier, **self._geom_cfg(),
                    depthwise_initializer=initializers.serialize(self.depthwise_initializer),
-                   depthwise_regularizer=regularizers.serialize(self.depthwise_regularizer))
+                   depthwise_regularizer=regularizers.serialize(self.depthwise_regularizer),
+                   depthwise_constraint=constraints.serialize(self.depthwise_constraint),
+                   bias_constraint=constraints.serialize(self.bias_constraint))
         return cfg
 
 
@@ -528,17 +535,22 @@ class SeparableConv2D(DepthwiseConv2D):
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None,
-                 pointwise_regularizer=None, bias_regularizer=None, **kwargs):
+                 pointwise_regularizer=None, bias_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(kernel_size, strides=strides, padding=padding,
                          depth_multiplier=depth_multiplier, data_format=data_format,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
                          depthwise_initializer=depthwise_initializer,
                          bias_initializer=bias_initializer,
                          depthwise_regularizer=depthwise_regularizer,
-                         bias_regularizer=bias_regularizer, **kwargs)
+                         bias_regularizer=bias_regularizer,
+                         depthwise_constraint=depthwise_constraint,
+                         bias_constraint=bias_constraint, **kwargs)
         self.filters = positive_int(filters, "filters", self.name)
         self.pointwise_initializer = check_initializer(pointwise_initializer)
         self.pointwise_regularizer = check_regularizer(pointwise_regularizer)
+        self.pointwise_constraint = check_constraint(
+            pointwise_constraint, f"layer {self.name!r} (SeparableConv2D)", "pointwise_constraint")
 
     def _out_channels(self, c):
         return self.filters
@@ -582,7 +594,8 @@ class SeparableConv2D(DepthwiseConv2D):
         cfg = super().get_config()
         cfg.update(filters=self.filters,
                    pointwise_initializer=initializers.serialize(self.pointwise_initializer),
-                   pointwise_regularizer=regularizers.serialize(self.pointwise_regularizer))
+                   pointwise_regularizer=regularizers.serialize(self.pointwise_regularizer),
+                   pointwise_constraint=constraints.serialize(self.pointwise_constraint))
         return cfg
 
 

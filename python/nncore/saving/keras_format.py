@@ -250,14 +250,12 @@ KERAS_LAYERS.update({
         {**_NO_ACT_REG, **_LORA}),
     "DepthwiseConv2D": LayerSpec(
         "kernel_size strides padding dilation_rate activation use_bias bias_initializer "
-        "bias_regularizer data_format " + _DW,
-        {"activity_regularizer": _NONE, "depthwise_constraint": _NONE, "bias_constraint": _NONE,
-         **_LORA}, var_names=("kernel", "bias")),
+        "bias_regularizer data_format depthwise_constraint bias_constraint " + _DW,
+        {"activity_regularizer": _NONE, **_LORA}, var_names=("kernel", "bias")),
     "SeparableConv2D": LayerSpec(
         _CONV_ARGS.replace("kernel_initializer", "").replace("kernel_regularizer", "") +
-        " data_format pointwise_initializer pointwise_regularizer " + _DW,
-        {"activity_regularizer": _NONE, "depthwise_constraint": _NONE,
-         "pointwise_constraint": _NONE, "bias_constraint": _NONE}),
+        " data_format pointwise_initializer pointwise_regularizer depthwise_constraint "
+        "pointwise_constraint bias_constraint " + _DW, {"activity_regularizer": _NONE}),
     "MaxPooling1D": _POOL1, "AveragePooling1D": _POOL1,
     "GlobalAveragePooling1D": _GPOOL, "GlobalAveragePooling2D": _GPOOL,
     "GlobalMaxPooling1D": _GPOOL, "GlobalMaxPooling2D": _GPOOL,
