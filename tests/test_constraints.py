@@ -259,7 +259,7 @@ def test_non_trainable_weights_are_not_constrained():
     assert np.all(m.layers[0].a >= 0) and m.layers[0].a.min() == 0.0
 
 
-def test_user_constraint_subclass():
+def test_user_constraint_subclass(tmp_path):
     class Clip(constraints.Constraint):
         def __init__(self, c=0.1):
             self.c = c
@@ -270,6 +270,7 @@ def test_user_constraint_subclass():
         def get_config(self):
             return {"c": self.c}
 
+    keras.saving.register_keras_serializable("ConstrTest")(Clip)
     lay = layers.Dense(3, kernel_constraint=Clip(0.05))
     m = keras.Sequential([keras.Input((4,)), lay])
     m.compile(optimizers.SGD(0.5), "mse")
@@ -280,6 +281,12 @@ def test_user_constraint_subclass():
     assert d["config"] == {"c": 0.2}
     back = constraints.deserialize(d, custom_objects={d["class_name"]: Clip})
     assert isinstance(back, Clip) and back.c == 0.2
+    # nncore's own format keeps a registered user constraint; a Keras file cannot name it.
+    m.save(tmp_path / "clip.nnc")
+    again = keras.models.load_model(tmp_path / "clip.nnc").layers[0].kernel_constraint
+    assert isinstance(again, Clip) and again.c == 0.05
+    with pytest.raises(ValueError, match=r"kernel_constraint 'ConstrTest>Clip' is not one of "):
+        m.save(tmp_path / "clip.keras")
 
 
 def _one_step(layer, x, y, loss="mse"):

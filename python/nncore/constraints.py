@@ -198,10 +198,11 @@ def deserialize(d, custom_objects=None):
     table = dict(_CLASSES)
     name = d.get("class_name") if isinstance(d, dict) else None
     if isinstance(name, str) and name not in table:
-        from .saving.registry import user_class
+        from .saving.registry import get_class
 
-        cls = user_class(name, custom_objects)
-        if cls is not None:
+        # A user's Constraint subclass: registered, or passed in custom_objects / a scope.
+        cls = get_class(name, custom_objects)
+        if inspect.isclass(cls) and issubclass(cls, Constraint):
             table[name] = cls
     return from_entry(d, table, "constraint", errors=(TypeError, ValueError))
 

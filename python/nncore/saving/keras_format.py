@@ -1138,6 +1138,13 @@ def _layer_to_keras(layer):
         elif key.endswith("_regularizer"):
             v = _keras_obj("keras.regularizers", v)
         elif key.endswith("_constraint"):
+            from .. import constraints
+
+            if isinstance(v, dict) and v.get("class_name") not in constraints._CLASSES:
+                raise ValueError(f"layer {layer.name!r} ({cls_name}): {key} "
+                                 f"{v.get('class_name')!r} is not one of Keras's constraints; "
+                                 "nncore writes only those to Keras files (save in nncore's "
+                                 "own format instead)")
             v = _keras_obj("keras.constraints", v)
         cfg[key] = v
     if spec.to_keras is not None:
