@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import pathlib
+import sys
 
 import numpy as np
 
 import nncore
 from nncore import layers
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _harness import alternate  # noqa: E402
 
 B, T, VOCAB, DIM, UNITS = 32, 50, 1000, 64, 64
 
@@ -84,22 +88,12 @@ def main():
             km = model(kind, True, keras)
             km.set_weights(fast.get_weights())
             runs[f"{kind}: TF Keras 3, masked"] = lambda m=km: m.train_on_batch(tok, y)
-    for f in runs.values():  # warm up
-        f()
-        f()
-    times = {k: [] for k in runs}
-    for _ in range(a.rounds):
-        for k, f in runs.items():
-            t0 = time.perf_counter()
-            for _ in range(a.reps):
-                f()
-            times[k].append((time.perf_counter() - t0) / a.reps * 1e3)
+    res = alternate(runs, rounds=a.rounds, samples=a.reps, warmup=1)
     print(f"threads={nncore.get_num_threads()} load={os.getloadavg()[0]:.2f}")
-    for k, v in times.items():
-        base = np.median(times[k.split(":")[0] + ": C++ loop, masked"])
-        print(f"{k:42s} {np.median(v):8.2f} ms   x{np.median(v) / base:5.2f} of the masked "
+    for k, r in res.items():
+        base = res[k.split(":")[0] + ": C++ loop, masked"]["median"]
+        print(f"{k:42s} {r['median'] * 1e3:8.2f} ms   x{r['median'] / base:5.2f} of the masked "
               f"C++ loop")
-
 
 if __name__ == "__main__":
     main()
